@@ -1,0 +1,1 @@
+"""Alerting: routing, channels, alert lifecycle (ack, escalate, close), live feed."""

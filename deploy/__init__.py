@@ -1,0 +1,1 @@
+"""Local real stack (Kafka, Mosquitto, InfluxDB), configs, example registries, docker-compose."""

@@ -1,0 +1,1 @@
+"""The MQTT -> Kafka ingest bridge: validate, batch, dead-letter, spool."""

@@ -1,0 +1,1 @@
+"""Wire formats: the only contract between components (gateway JSON, Kafka batch codec, transitions)."""

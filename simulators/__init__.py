@@ -1,0 +1,1 @@
+"""Plant simulators, scenarios, load generator and the end-to-end benchmark."""
