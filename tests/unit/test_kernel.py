@@ -60,3 +60,18 @@ def test_transition_id_is_deterministic_and_distinguishes_levels() -> None:
 def test_transition_decode_errors_are_clear(raw: bytes) -> None:
     with pytest.raises(TransitionDecodeError):
         Transition.from_bytes(raw)
+
+
+def test_readings_of_converts_to_wire_dtypes() -> None:
+    from riskwatch.wire.readings import Readings
+
+    r = Readings.of([1, 2], [0.5, 1.5], [10, 11])
+    assert len(r) == 2
+    assert (r.sensor.dtype.name, r.value.dtype.name, r.ts.dtype.name, r.quality.dtype.name) == (
+        "int32",
+        "float64",
+        "float64",
+        "uint8",
+    )
+    assert r.quality.tolist() == [0, 0]
+    assert len(Readings.empty()) == 0
