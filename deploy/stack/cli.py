@@ -43,6 +43,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     status = sub.add_parser("status", help="show each service's address, pid and readiness")
     status.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("provision", help="only fetch the Kafka jars and build InfluxDB into the per-user cache")
+    accounts = sub.add_parser(
+        "accounts",
+        help="write Mosquitto passwd + ACL for a registry's gateways (for docker-compose deployers)",
+    )
+    accounts.add_argument("--registry", type=Path, required=True, help="site registry YAML")
+    accounts.add_argument("--out", type=Path, required=True, help="folder for passwd, acl and passwords.json")
     info = sub.add_parser("info", help="print connection details (addresses, credentials) as JSON")
     info.add_argument("--gateways", action="store_true", help="include gateway MQTT passwords")
 
@@ -60,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "up":
         return _up(home, args)
+    if args.action == "accounts":
+        return _accounts(args.registry, args.out)
     stack = Stack(home)
     if args.action == "down":
         for name, stopped in stack.down():
@@ -112,4 +120,26 @@ def _up(home: Path, args: argparse.Namespace) -> int:
     for s in stack.status():
         print(f"{s.name:<10} {s.address:<22} pid {s.pid}  {'ready' if s.ready else 'NOT READY: ' + s.detail}")
     print(f"stack: data and logs under {home}; 'riskwatch stack info' shows credentials")
+    return 0
+
+
+def _accounts(registry_path: Path, out: Path) -> int:
+    """Fresh random passwords per gateway; the plaintext goes only to a 0600 file for the plant IT staff."""
+    import secrets
+
+    from deploy.stack.mosquitto import write_auth_files
+    from riskwatch.registry import load_registry
+
+    registry = load_registry(registry_path)
+    gateways = {
+        gw.id: {"site": gw.site, "password": secrets.token_urlsafe(12)} for gw in registry.gateways.values()
+    }
+    bridge_password = secrets.token_urlsafe(18)
+    write_auth_files(out, bridge_password, gateways)
+    plain = out / "passwords.json"
+    plain.write_bytes(
+        orjson.dumps({"bridge": bridge_password, "gateways": gateways}, option=orjson.OPT_INDENT_2)
+    )
+    plain.chmod(0o600)
+    print(f"wrote {out / 'passwd'}, {out / 'acl'} and {plain} for {len(gateways)} gateways")
     return 0
