@@ -43,6 +43,7 @@ class WorkerSettings:
     snapshot_every_s: float = 5.0
     history_limit_points: int = 0  # 0: ten minutes of aggregates at full rate (10 x sensors) + transitions
     commit_every: int = 10_000
+    session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
     stream_buffer_maxsize: int = 4096
     loglevel: str = "warning"
 
@@ -123,6 +124,8 @@ def build_app(
         topic_partitions=settings.partitions,
         table_standby_replicas=0,
         broker_commit_every=settings.commit_every,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         web_enabled=settings.web_port > 0,
         web_bind=settings.web_host,
