@@ -86,6 +86,10 @@ class WorkerContext:
         )
         limit = settings.history_limit_points or 10 * len(sensors) + 100_000
         self.history = HistoryWriter(sink, tags, limit, hooks=metrics)
+        # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
+        # nothing loads a site from the table while Faust is still restoring it after a rebalance.
+        self.owned: set[int] = set()
+        self.ready = False
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset evaluated
         self.sites_by_partition: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}
         for site in registry.sites:

@@ -188,3 +188,34 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+
+def drain(bootstrap: str, names: list[str], quiet_s: float, timeout: float) -> list[Transition]:
+    """All records of `names` from the start, once none has arrived for `quiet_s` seconds."""
+    consumer = KafkaConsumer(
+        *names, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=250
+    )
+    out: list[Transition] = []
+    last = time.time()
+    end = time.time() + timeout
+    try:
+        while time.time() < end and time.time() - last < quiet_s:
+            for record in consumer:
+                out.append(Transition.from_bytes(record.value))
+                last = time.time()
+    finally:
+        consumer.close()
+    return out
+
+
+def metric(port: int, name: str) -> float | None:
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None

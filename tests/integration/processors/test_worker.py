@@ -15,6 +15,7 @@ from tests.integration.processors.harness import (
     STALE_S,
     WorkerProcess,
     batch,
+    metric,
     produce,
     read_raw,
     read_transitions,
@@ -134,5 +135,45 @@ def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_pa
         stale = read_transitions(stack.kafka_bootstrap, topics.alarms, sent + 60, want=1)
         assert [(t.entity, t.new) for t in stale] == [("S3-G1", "stale")], worker.output()
         assert stale[0].at >= sent + STALE_S - 0.01
+    finally:
+        worker.stop()
+
+
+def test_influxdb_outage_loses_no_transition_from_history(stack, topics: Topics, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from deploy.stack import Stack
+
+    reg_path, reg = write_registry(tmp_path, stale_s=3600)
+    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1", influx=True)
+    services = Stack(stack.home)
+    now = time.time()
+    try:
+        time.sleep(5)
+        services.stop_service("influxdb")
+        try:
+            produce(
+                stack.kafka_bootstrap,
+                topics.telemetry,
+                [(f"S{n}".encode(), batch(reg, f"S{n}", {f"S{n}-G1": 30.0 + 10 * n}, now)) for n in range(6)],
+            )
+            # The stream goes on while InfluxDB is down.
+            sent = read_transitions(stack.kafka_bootstrap, topics.alarms, time.time() + 60, want=6)
+            assert len(sent) == 6, worker.output()
+            time.sleep(3)  # a few failed write attempts
+        finally:
+            services.start_service("influxdb")
+        want = {t.id for t in sent}
+        got = wait_for(
+            lambda: (
+                want
+                <= {
+                    r[1]
+                    for r in influx_query(stack, f"SELECT id FROM transition WHERE time > {int(now - 60)}s")
+                }
+            ),
+            timeout=60,
+        )
+        assert got, worker.output()
+        assert metric(worker.metrics_port, "riskwatch_history_write_retries_total") >= 1
+        assert metric(worker.metrics_port, "riskwatch_history_points_dropped_total") == 0
     finally:
         worker.stop()
