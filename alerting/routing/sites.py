@@ -1,0 +1,34 @@
+"""Site facts for routing and messages: from the site registry when given, else the routes file labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from alerting.config import SiteLabels
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFacts:
+    site: str
+    name: str
+    region: str
+    industry: str
+
+
+SiteLookup = Callable[[str], SiteFacts | None]
+
+
+class SiteDirectory:
+    """Looks a site up in the registry first, then the `sites:` labels; falls back to the bare id."""
+
+    def __init__(self, labels: Mapping[str, SiteLabels], registry: SiteLookup | None = None) -> None:
+        self._labels, self._registry = dict(labels), registry
+
+    def facts(self, site: str, region: str = "") -> SiteFacts:
+        if self._registry is not None and (found := self._registry(site)) is not None:
+            return found
+        label = self._labels.get(site)
+        if label is None:
+            return SiteFacts(site, site, region, "")
+        return SiteFacts(site, label.name or site, label.region or region, label.industry)
