@@ -24,3 +24,9 @@ def channel_module(type_name: str) -> ModuleType:
     if type_name not in CHANNEL_TYPES:
         raise KeyError(f"unknown channel type {type_name!r}; known: {', '.join(sorted(CHANNEL_TYPES))}")
     return importlib.import_module(CHANNEL_TYPES[type_name])
+
+
+def build_channel(name: str, settings: object, secret: str | None) -> object:
+    """Instantiate a configured channel (an `alerting.channels.base.Channel`)."""
+    module = channel_module(settings.type)  # type: ignore[attr-defined]
+    return module.Channel(name, settings, secret)
