@@ -153,7 +153,7 @@ class _SmtpHandler:
     def __init__(self, owner: SmtpReceiver) -> None:
         self.owner = owner
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.owner.script:
             return self.owner.script.pop(0)
         mail = message_from_bytes(envelope.content, policy=policy.default)
