@@ -32,3 +32,16 @@ class SiteDirectory:
         if label is None:
             return SiteFacts(site, site, region, "")
         return SiteFacts(site, label.name or site, label.region or region, label.industry)
+
+
+def registry_lookup(path: str) -> SiteLookup:
+    """Site facts from the site registry file (riskwatch.registry, imported only when asked for)."""
+    from riskwatch.registry import load_registry
+
+    registry = load_registry(path)
+
+    def lookup(site: str) -> SiteFacts | None:
+        found = registry.sites.get(site)
+        return None if found is None else SiteFacts(found.id, found.name, found.region, found.industry)
+
+    return lookup
