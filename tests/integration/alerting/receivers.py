@@ -97,8 +97,6 @@ class HttpReceiver:
     async def _handle(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         raw = await request.read()
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
         body = orjson.loads(raw) if raw else None
         secret = self.secrets.get(kind)
         query = dict(request.query)
@@ -117,6 +115,8 @@ class HttpReceiver:
             status, answer = script.pop(0) if script else (200, None)
             if status == 200:  # only accepted requests count as received
                 self.received.append(Received(kind, key, body, dict(request.headers), query, ok, time.time()))
+        if self.delay_s:  # a slow receiver: lets a test kill the sender while a request is in flight
+            await asyncio.sleep(self.delay_s)
         if answer is None:
             answer = {"dingtalk": {"errcode": 0, "errmsg": "ok"}, "wecom": {"errcode": 0, "errmsg": "ok"},
                       "feishu": {"code": 0, "msg": "success"}}.get(kind, {"ok": True})  # fmt: skip
