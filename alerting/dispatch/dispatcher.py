@@ -61,7 +61,7 @@ class Dispatcher:
         messages = suppressed = 0
         for channel, batch in ready.items():
             limit = self._limits.get(channel)
-            if limit is not None and limit.available(now) == 0:
+            if limit is not None and (limit.available(now) == 0 or not limit.flood_pace_ok(now)):
                 continue  # wait for the window to slide; intents stay pending, nothing is lost
             with self.store.transaction():
                 kept = []
@@ -102,6 +102,8 @@ class Dispatcher:
             return 0
         limit = self._limits.get(channel)
         room = len(batch) if limit is None else limit.available(now)
+        if limit is not None and room <= limit.limit // 2:
+            room = 1  # flood: one paced digest at a time
         # Within budget: one message per group. Over budget: everything ready in one digest.
         messages = batch if len(batch) <= room else [[i for group in batch for i in group]]
         for intents in messages:
