@@ -109,9 +109,14 @@ class AlertingService:
                     for record in records:
                         self._ingest(manager, store, record.topic, record.value)
                 if batches:
-                    # The store committed every change above (fsync): only now may Kafka forget them.
-                    await consumer.commit()
                     wake.set()
+                    try:
+                        # The store committed every change above (fsync): only now may Kafka forget them.
+                        await consumer.commit()
+                    except KafkaError as exc:
+                        # Not committed means replayed later; the store de-duplicates by transition id.
+                        log.warning("offset commit failed, records will be replayed: %r", exc)
+                        await asyncio.sleep(1.0)
         finally:
             await consumer.stop()
 

@@ -13,6 +13,8 @@ from alerting.routing.sites import SiteDirectory
 from alerting.routing.tree import Facts, build_tree, match_routes
 from riskwatch.errors import RiskwatchError
 from riskwatch.levels import Colour
+from riskwatch.topics import Topics
+from riskwatch.wire.transitions import Cause, EntityType, Transition, transition_id
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +28,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     test.add_argument("--at", default="", help="ISO time, e.g. 2026-11-23T22:00+08:00 (default: now)")
     check = sub.add_parser("check", help="load the routing YAML and report the first problem")
     check.add_argument("--config", required=True)
+    fire = sub.add_parser("fire", help="publish a test warning on {prefix}.warnings to see an alert arrive")
+    fire.add_argument("--kafka", required=True, help="Kafka bootstrap HOST:PORT")
+    fire.add_argument("--topic-prefix", default="rw")
+    fire.add_argument("--site", required=True)
+    fire.add_argument("--level", required=True, help="red, orange, yellow, blue, or normal to clear it")
+    fire.add_argument("--region", default="")
+    fire.add_argument("--unit", default="", help="a unit id: fire a unit warning instead of a site warning")
 
 
 def _when(text: str) -> float:
@@ -79,7 +88,38 @@ def _escalation(cfg, name: str | None, colour: Colour, at: float) -> str:  # typ
     return f"{name}: " + " -> ".join(steps) + (f" (x{policy.loops + 1})" if policy.loops else "")
 
 
+def manual_warning(site: str, level: str, region: str, unit: str, at: float) -> Transition:
+    """A warning transition marked as a manual test in its cause."""
+    colour = Colour.parse(level)
+    entity_type: EntityType = "unit" if unit else "site"
+    entity = unit or site
+    return Transition(
+        id=transition_id("warning", entity_type, entity, colour.label, at), kind="warning",
+        entity_type=entity_type, entity=entity, old="normal" if colour else "red", new=colour.label, at=at,
+        cause=Cause("manual_test", (), "手动测试预警 / manual test"), site=site, region=region, unit=unit,
+    )  # fmt: skip
+
+
+def _fire(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer  # only this subcommand needs a broker client
+
+    try:
+        transition = manual_warning(args.site, args.level, args.region, args.unit, time.time())
+    except ValueError as exc:
+        raise RiskwatchError(str(exc)) from None
+    topic = Topics(args.topic_prefix).warnings
+    producer = KafkaProducer(bootstrap_servers=args.kafka, acks="all")
+    try:
+        producer.send(topic, transition.to_bytes(), key=transition.key).get(timeout=30)
+    finally:
+        producer.close()
+    print(f"published {transition.new} warning for {transition.entity_type} {transition.entity} on {topic}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "fire":
+        return _fire(args)
     if args.action == "check":
         cfg = load_config(args.config)
         print(f"{args.config}: ok ({len(cfg.receivers)} receivers, {len(cfg.channels)} channels)")
