@@ -103,27 +103,30 @@ def _readings(
         sensor, value, ts, quality = sensor[keep], value[keep], ts[keep], quality[keep]
     if sensor.size == 0:
         return 0
-    order = np.argsort(sensor, kind="stable")
-    ss = sensor[order]
-    first = np.empty(ss.size, bool)
-    first[0] = True
-    np.not_equal(ss[1:], ss[:-1], out=first[1:])
-    if np.count_nonzero(first) == first.size:  # the common case: one reading per sensor in this batch
-        rounds = [order]
-    else:
+    ss = np.sort(sensor)
+    if np.count_nonzero(ss[1:] == ss[:-1]) == 0:  # the common case: one reading per sensor, batch order
+        rounds: list[Arr | None] = [None]
+    else:  # the k-th reading of every sensor goes in round k, keeping each sensor's batch order
+        order = np.argsort(sensor, kind="stable")
+        ss = sensor[order]
         pos = np.arange(ss.size)
+        first = np.empty(ss.size, bool)
+        first[0] = True
+        np.not_equal(ss[1:], ss[:-1], out=first[1:])
         rank = pos - np.maximum.accumulate(np.where(first, pos, 0))
         rounds = [order[rank == k] for k in range(int(rank.max()) + 1)]
     out_of_order = 0
     watch = [state.watch]
     for r in rounds:
-        idx = sensor[r].astype(np.intp)
-        rts = ts[r]
+        if r is None:
+            idx, rts, rv, rq = sensor.astype(np.intp), ts, value, quality
+        else:
+            idx, rts, rv, rq = sensor[r].astype(np.intp), ts[r], value[r], quality[r]
         fresh = ~(rts < s["last_ts"][idx])
         if np.count_nonzero(fresh) != fresh.size:
             out_of_order += int(np.count_nonzero(~fresh))
-            r, idx, rts = r[fresh], idx[fresh], rts[fresh]
-        left = apply_round(model, s, idx, value[r], rts, quality[r], em)
+            idx, rts, rv, rq = idx[fresh], rts[fresh], rv[fresh], rq[fresh]
+        left = apply_round(model, s, idx, rv, rts, rq, em)
         if left.size:
             watch.append(left.astype(np.int32))
             state.watch_due = min(state.watch_due, float(timer_due(model, s, left).min()))

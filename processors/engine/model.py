@@ -129,6 +129,36 @@ class EngineModel:
         return None
 
 
+def keep_band(
+    model: EngineModel, idx: npt.NDArray[np.integer], codes: npt.NDArray[np.integer]
+) -> tuple[F64, F64]:
+    """Open interval (lo, hi) of good readings that leave each sensor at `codes`: inside it nothing moves.
+
+    Exactly the values for which the level rule (set points crossed, deadband hold) gives the same code
+    and the value is in range; inclusive ends are turned into open ones with nextafter. FAULT and STALE
+    have an empty band (any good reading moves them).
+    """
+    codes = codes.astype(np.int64)
+    k = np.clip(np.abs(codes), 1, 4) - 1  # column of the current level (0 for normal, unused)
+    nxt = np.minimum(k + 1, 3)
+    rows = np.asarray(idx)
+    h, lo_pts = model.high[rows], model.low[rows]
+    held_hi = model.holds[rows, k]  # H_k - deadband
+    held_lo = -model.holds[rows, 4 + k]  # L_k + deadband
+    above_h = np.where(k + 1 <= 3, h[np.arange(rows.size), nxt], np.inf)
+    below_l = np.where(k + 1 <= 3, lo_pts[np.arange(rows.size), nxt], -np.inf)
+    rl = np.nextafter(model.range_low[rows], -np.inf)
+    rh = np.nextafter(model.range_high[rows], np.inf)
+    first_h, first_l = h[:, 0], lo_pts[:, 0]
+    lo = np.where(codes == 0, first_l, np.where(codes > 0, np.nextafter(held_hi, -np.inf), below_l))
+    hi = np.where(
+        codes == 0, first_h, np.where(codes > 0, above_h, np.minimum(np.nextafter(held_lo, np.inf), first_h))
+    )
+    lo, hi = np.maximum(lo, rl), np.minimum(hi, rh)
+    faulty = np.abs(codes) > 4
+    return np.where(faulty, np.inf, lo), np.where(faulty, -np.inf, hi)
+
+
 def _backfill(values: list[float | None], fill: float) -> list[float]:
     """Undefined lower levels take the next defined threshold, so 'levels crossed' is a plain count."""
     out = [fill] * 4

@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from processors.engine.model import CHATTER_WINDOW_S, CODE_OFFSET, FAULT, STALE, STATE_LUT, EngineModel
+from processors.engine.model import (
+    CHATTER_WINDOW_S,
+    CODE_OFFSET,
+    FAULT,
+    STALE,
+    STATE_LUT,
+    EngineModel,
+    keep_band,
+)
 
 # Reasons recorded with a sensor transition (Cause.rule).
 SET_POINT, FAULT_REASON, STALE_REASON, GATEWAY_OFFLINE, CHATTERING, CHATTERING_CLEARED = range(6)
@@ -93,6 +101,7 @@ def change(
     code[idx] = new
     s["cand"][idx] = new
     s["since"][idx] = at
+    s["keep_lo"][idx], s["keep_hi"][idx] = keep_band(model, idx, new)
     chat_before = s["chat"][idx] != 0
     label = old_state != new_state
     # Chattering counts on/off changes (into or out of NORMAL), not escalations such as L1 -> L2.
@@ -211,15 +220,14 @@ def advance(model: EngineModel, s: dict[str, Arr], idx: Arr, t: Arr, em: Emits) 
             end_chatter(model, s, idx[last], ch[last], em)
 
 
-def target_codes(model: EngineModel, idx: Arr, v: Arr, q: Arr, code: Arr) -> Arr:
+def target_codes(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, q: Arr, code: Arr) -> Arr:
     """The level each reading asks for (before delays), given the sensor's current debounced code."""
-    # Fast path: a good reading a deadband clear of the first high and low set points is level 0 whatever
-    # the current level (hysteresis cannot hold it), which is nearly every reading.
-    quiet = (v < model.quiet_below[idx]) & (v > model.quiet_above[idx]) & (q == 0)
-    target = np.zeros(idx.size, np.int8)
-    if np.count_nonzero(quiet) == quiet.size:
+    # Fast path: a good reading inside its sensor's keep band leaves the code as it is; nearly all do.
+    keep = (v > s["keep_lo"][idx]) & (v < s["keep_hi"][idx]) & (q == 0)
+    target = code.copy()
+    if np.count_nonzero(keep) == keep.size:
         return target
-    rest = np.flatnonzero(~quiet)
+    rest = np.flatnonzero(~keep)
     i, vr, cr = idx[rest], v[rest], code[rest]
     k = rest.size
     # High and low sides at once: columns 0-3 are v >= high set points, 4-7 are -v >= -(low set points).
@@ -253,7 +261,7 @@ def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr
     s["last_ts"][idx] = ts
     s["last_value"][idx] = v
     code = s["code"][idx]
-    target = target_codes(model, idx, v, q, code)
+    target = target_codes(model, s, idx, v, q, code)
     moving = target != code
     busy: list[Arr] = []
     if n_need:  # only a sensor that was busy can hold a candidate this reading withdraws

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from processors.engine.model import EngineModel
+from processors.engine.model import EngineModel, keep_band
 
 _MAGIC = b"RWENGINE1\n"
 
@@ -29,6 +29,8 @@ SENSOR_ARRAYS: dict[str, type] = {
     "chat": np.int8,  # 1 while chattering
     "t1": np.float64,  # times of the last two alarm-state changes, for chattering detection
     "t2": np.float64,
+    "keep_lo": np.float64,  # open interval of good values that leave `code` unchanged (model.keep_band)
+    "keep_hi": np.float64,
 }
 UNIT_ARRAYS: dict[str, type] = {
     "colour": np.int8,  # Colour value
@@ -72,6 +74,7 @@ class EngineState:
             sensor[k][:] = -np.inf
         sensor["last_ts"][:] = np.nan if now is None else now
         sensor["last_value"][:] = np.nan
+        sensor["keep_lo"][:], sensor["keep_hi"][:] = keep_band(model, np.arange(n), sensor["code"])
         if now is not None:
             sensor["since"][:] = now
             sensor["usince"][:] = now
