@@ -30,7 +30,7 @@ class Cut(NamedTuple, Generic[T]):
 class _Open(Generic[T]):
     since: float
     parts: list[Readings] = field(default_factory=list)
-    sources: list[tuple[str, int]] = field(default_factory=list)
+    sources: list[tuple[str, int, int]] = field(default_factory=list)
     tokens: list[T] = field(default_factory=list)
     count: int = 0
 
@@ -53,7 +53,7 @@ class SiteBatcher(Generic[T]):
         if batch is None:
             batch = self._open[site] = _Open(now)
         batch.parts.append(readings)
-        batch.sources.append((gateway, seq))
+        batch.sources.append((gateway, seq, len(readings)))
         batch.tokens.append(token)
         batch.count += len(readings)
         return self._cut(site) if batch.count >= self.max_readings else None

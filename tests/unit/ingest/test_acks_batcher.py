@@ -39,7 +39,7 @@ def test_batches_cut_by_size_and_by_linger_per_site() -> None:
     cut = batcher.add("A", "gw-1", 2, r2, "m3", now=0.02)
     assert cut is not None and cut.key == b"A" and cut.tokens == ["m1", "m3"] and cut.readings == 4
     batch = decode(cut.value)
-    assert batch.sources == (Source("gw-1", 1), Source("gw-1", 2))
+    assert batch.sources == (Source("gw-1", 1, 2), Source("gw-1", 2, 2))
     np.testing.assert_array_equal(batch.readings.sensor, [0, 1, 0, 1])
     assert batch.sensor_ids == {0: "a", 1: "b"}
     assert batcher.due(now=0.05) == []
