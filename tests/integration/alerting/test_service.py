@@ -183,3 +183,34 @@ def test_bad_records_are_kept_with_a_reason_and_do_not_stop_the_service(
     with sqlite3.connect(service.db) as db:
         reasons = [r[0] for r in db.execute("SELECT reason FROM rejected ORDER BY id")]
     assert len(reasons) == 2 and "malformed transition record" in reasons[0]
+
+
+def test_kafka_outage_delays_the_audit_trail_but_loses_nothing(
+    tmp_path: Path, stack: Any, topics: Topics, receivers: tuple[HttpReceiver, SmtpReceiver]
+) -> None:
+    from deploy.stack import Stack
+
+    http, smtp = receivers
+    service = start(tmp_path, stack, topics, http, smtp, escalation=None)
+    try:
+        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes()])
+        wait_for(lambda: http.records("hook"), 30, "the first alert")
+        [alert] = service.api("GET", "/api/alerts", "view-token")[1]["alerts"]
+        local = Stack(stack.home)
+        local.stop_service("kafka")
+        try:
+            # The duty officer keeps working while Kafka is away: the store has it, the topic gets it later.
+            status, _ = service.api(
+                "POST", f"/api/alerts/{alert['id']}/ack", "duty-token", {"note": "已签收"}
+            )
+            assert status == 200
+            time.sleep(2)
+        finally:
+            local.start_service("kafka")
+        produce(stack.kafka_bootstrap, topics.warnings, [red("S2").to_bytes()], [b"S2"])
+        wait_for(lambda: any(r.body["alert_ids"] != [alert["id"]] for r in http.records("hook")), 90, "S2")
+        audit = read_audit(stack.kafka_bootstrap, topics.alerts,
+                           lambda evs: any(e["type"] == "acknowledged" for e in evs), timeout=60)  # fmt: skip
+        assert [e["actor"] for e in audit if e["type"] == "acknowledged"] == ["zhang"]
+    finally:
+        service.stop()
