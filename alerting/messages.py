@@ -75,18 +75,20 @@ def _single(alert: Alert, reason: str, sites: SiteDirectory, language: str, link
     site = sites.facts(alert.site, alert.region)
     colour = _colour_name(alert.colour, language)
     what = _REASON[language].get(reason, reason)
-    where = " ".join(x for x in (site.name, alert.unit) if x)
+    unit_name = sites.unit_name(alert.unit)
+    where = " ".join(x for x in (site.name, unit_name) if x)
+    unit = "-" if not alert.unit else unit_name if unit_name == alert.unit else f"{unit_name}（{alert.unit}）"
     values = _values(alert, language)
     if language == "zh":
         title = f"【{colour}预警】{where}" if alert.colour != "normal" else f"【已恢复】{where}"
-        rows = [("企业", f"{site.name}（{alert.site}）"), ("单元", alert.unit or "-"),
+        rows = [("企业", f"{site.name}（{alert.site}）"), ("单元", unit),
                 ("对象", f"{alert.entity_type} {alert.entity}"), ("级别", f"{colour}（{what}）"),
                 ("原因", _cause(alert)), ("时间", _time(alert.event_at or alert.updated_at)),
                 ("状态", alert.state.value)]  # fmt: skip
         label_values, ack = "测点", "确认处置"
     else:
         title = f"[{colour} warning] {where}" if alert.colour != "normal" else f"[cleared] {where}"
-        rows = [("Site", f"{site.name} ({alert.site})"), ("Unit", alert.unit or "-"),
+        rows = [("Site", f"{site.name} ({alert.site})"), ("Unit", unit.replace("（", " (").replace("）", ")")),
                 ("Entity", f"{alert.entity_type} {alert.entity}"), ("Level", f"{colour} ({what})"),
                 ("Cause", _cause(alert)), ("Time", _time(alert.event_at or alert.updated_at) + " CST"),
                 ("State", alert.state.value)]  # fmt: skip
@@ -116,7 +118,7 @@ def render(items: Sequence[tuple[Alert, str]], sites: SiteDirectory, language: s
         site = sites.facts(alert.site, alert.region)
         link = ack_link(ack_url, alert)
         line = (
-            f"{_colour_name(alert.colour, language)} {site.name} {alert.unit or alert.entity} "
+            f"{_colour_name(alert.colour, language)} {site.name} {sites.unit_name(alert.unit) or alert.entity} "
             f"{_REASON[language].get(reason, reason)} {_time(alert.event_at or alert.updated_at)[11:]} "
             f"{_cause(alert)}"
         )

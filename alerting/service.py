@@ -22,7 +22,7 @@ from alerting.config import RoutingConfig, Secrets
 from alerting.dispatch.dispatcher import Dispatcher
 from alerting.dispatch.outbox import Deliverer
 from alerting.lifecycle.manager import AlertManager
-from alerting.routing.sites import SiteDirectory, SiteLookup
+from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
@@ -48,11 +48,12 @@ class AlertingService:
         cfg: RoutingConfig,
         secrets: Secrets,
         sites: SiteLookup | None = None,
+        units: UnitLookup | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options, self.cfg, self.secrets, self.clock = options, cfg, secrets, clock
         self.topics = Topics(options.topic_prefix)
-        self.directory = SiteDirectory(cfg.sites, sites)
+        self.directory = SiteDirectory(cfg.sites, sites, units)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then finish the current step and shut down cleanly."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -76,15 +77,27 @@ def explain(
     if not routes:
         lines.append("no route matches: no alert would be opened")
         return lines
-    lines.append(f"{'ROUTE':<28} {'RECEIVER':<18} {'ON CALL':<28} {'CHANNELS':<28} ESCALATION")
+    rows = [("ROUTE", "RECEIVER", "ON CALL", "CHANNELS", "ESCALATION")]
     for route in routes:
         who = recipients(cfg, route.receiver, at)
         people = ", ".join(f"{p.name}" for _, p in who.people) or "(nobody on call!)"
+        rows.append((route.name, route.receiver, people, ", ".join(who.channels),
+                     _escalation(cfg, route.escalation, colour, at)))  # fmt: skip
+    widths = [max(_width(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
         lines.append(
-            f"{route.name:<28} {route.receiver:<18} {people:<28} {', '.join(who.channels):<28} "
-            f"{_escalation(cfg, route.escalation, colour, at)}"
+            "  ".join(_pad(cell, w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
         )
     return lines
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
 
 
 def _escalation(cfg, name: str | None, colour: Colour, at: float) -> str:  # type: ignore[no-untyped-def]
@@ -133,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         print(f"{args.config}: ok ({len(cfg.receivers)} receivers, {len(cfg.channels)} channels)")
         return 0
-    registry = registry_lookup(args.registry) if args.registry else None
+    registry = registry_lookup(args.registry)[0] if args.registry else None
     lines = explain(args.config, args.site, args.level, args.region, args.industry, _when(args.at), registry)
     for line in lines:
         print(line)

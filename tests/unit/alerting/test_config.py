@@ -15,8 +15,8 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "examples" / "routes.
 
 def test_example_routes_file_loads() -> None:
     cfg = load_config(EXAMPLE)
-    assert cfg.channels["hz-dingtalk"].effective_rate() == 20
-    assert cfg.channels["hz-feishu"].effective_rate() == 100
+    assert cfg.channels["dy-dingtalk"].effective_rate() == 20
+    assert cfg.channels["dy-feishu"].effective_rate() == 100
     assert cfg.defaults.language == "zh"
 
 
