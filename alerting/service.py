@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from alerting.api.app import build_app, serve
 from alerting.api.auth import TokenAuth
@@ -22,6 +23,7 @@ from alerting.config import RoutingConfig, Secrets
 from alerting.dispatch.dispatcher import Dispatcher
 from alerting.dispatch.outbox import Deliverer
 from alerting.lifecycle.manager import AlertManager
+from alerting.metrics import AlertingMetrics
 from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
 from riskwatch.topics import Topics
@@ -50,8 +52,10 @@ class AlertingService:
         sites: SiteLookup | None = None,
         units: UnitLookup | None = None,
         clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.options, self.cfg, self.secrets, self.clock = options, cfg, secrets, clock
+        self.metrics = AlertingMetrics(registry if registry is not None else CollectorRegistry())
         self.topics = Topics(options.topic_prefix)
         self.directory = SiteDirectory(cfg.sites, sites, units)
 
@@ -71,8 +75,8 @@ class AlertingService:
             name: build_channel(name, settings, self.secrets.get(f"channels.{name}"))
             for name, settings in self.cfg.channels.items()
         }
-        deliverer = Deliverer(store, channels, self.cfg.defaults)  # type: ignore[arg-type]
-        app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub)
+        deliverer = Deliverer(store, channels, self.cfg.defaults, self.metrics)  # type: ignore[arg-type]
+        app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub, self.metrics)
         runner = await serve(app, self.options.http_host, self.options.http_port)
         log.info("alerting API on http://%s:%d", self.options.http_host, self.options.http_port)
         tasks = [
@@ -123,8 +127,10 @@ class AlertingService:
 
     def _ingest(self, manager: AlertManager, store: Store, topic: str, raw: bytes | None) -> None:
         try:
-            manager.handle(Transition.from_bytes(raw or b""))
+            applied = manager.handle(Transition.from_bytes(raw or b""))
+            self.metrics.transitions.labels("applied" if applied else "duplicate").inc()
         except (TransitionDecodeError, ValueError, TypeError) as exc:
+            self.metrics.transitions.labels("rejected").inc()
             log.warning("rejected a record on %s: %s", topic, exc)
             with store.transaction():
                 store.reject(topic, str(exc), raw or b"", self.clock())

@@ -15,6 +15,7 @@ from alerting.channels.base import Channel, Outcome, SendResult
 from alerting.config import Defaults
 from alerting.lifecycle.machine import SYSTEM
 from alerting.lifecycle.model import AlertEvent
+from alerting.metrics import AlertingMetrics
 from alerting.store import OutboxRow, Store
 
 
@@ -31,8 +32,14 @@ def backoff(attempts: int, initial: float, cap: float) -> float:
 
 
 class Deliverer:
-    def __init__(self, store: Store, channels: Mapping[str, Channel], defaults: Defaults) -> None:
-        self.store, self.channels, self.defaults = store, dict(channels), defaults
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        defaults: Defaults,
+        metrics: AlertingMetrics | None = None,
+    ) -> None:
+        self.store, self.channels, self.defaults, self.metrics = store, dict(channels), defaults, metrics
 
     async def step(self, now: float) -> Delivered:
         """Send every due message; channels in parallel, each channel's messages in order."""
@@ -62,6 +69,8 @@ class Deliverer:
 
     def _settle(self, row: OutboxRow, result: SendResult, now: float) -> Outcome:
         message, attempts = row.message, row.attempts + 1
+        if self.metrics is not None:
+            self.metrics.notifications.labels(message.channel, result.outcome.value).inc()
         detail = {"channel": message.channel, "key": message.key, "attempts": attempts}
         outcome = result.outcome
         if outcome is Outcome.RETRYABLE and attempts >= self.defaults.max_attempts:

@@ -250,6 +250,9 @@ class Store:
         rows = self._db.execute("SELECT status, count(*) FROM outbox GROUP BY status")
         return {status: int(n) for status, n in rows}
 
+    def open_alert_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM alerts WHERE open = 1").fetchone()[0])
+
     def sends_since(self, channel: str, since: float) -> list[float]:
         """Creation times of a channel's messages since `since`: seeds rate limiters after a restart."""
         rows = self._db.execute(

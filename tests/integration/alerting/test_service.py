@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,11 @@ def test_bad_records_are_kept_with_a_reason_and_do_not_stop_the_service(
     try:
         produce(stack.kafka_bootstrap, topics.warnings, [b"not json", b'{"v": 1}', red("S1").to_bytes()])
         wait_for(lambda: http.records("hook"), 30, "the good record after two bad ones")
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.api_port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        assert 'riskwatch_alerting_transitions_total{result="rejected"} 2.0' in metrics
+        assert 'riskwatch_alerting_transitions_total{result="applied"} 1.0' in metrics
+        assert "riskwatch_alerting_open_alerts 1.0" in metrics
     finally:
         service.stop()
     with sqlite3.connect(service.db) as db:

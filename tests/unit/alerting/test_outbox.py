@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from alerting.channels.base import Message, SendResult
 from alerting.dispatch.dispatcher import Dispatcher
 from alerting.dispatch.outbox import Deliverer, backoff
 from alerting.lifecycle.manager import AlertManager
+from alerting.metrics import AlertingMetrics
 from alerting.routing.sites import SiteDirectory
 from alerting.store import Store
 from tests.unit.alerting.conftest import FakeClock, make_config, warning
@@ -34,12 +37,9 @@ def pipeline(tmp: Path, clock: FakeClock, answers: list[SendResult], extra: str 
     directory = SiteDirectory(cfg.sites)
     manager = AlertManager(store, cfg, directory, clock)
     channel = ScriptedChannel("hook", answers)
-    return (
-        manager,
-        Dispatcher(store, cfg, directory, clock()),
-        Deliverer(store, {"hook": channel}, cfg.defaults),
-        channel,
-    )
+    metrics = AlertingMetrics(CollectorRegistry())
+    deliverer = Deliverer(store, {"hook": channel}, cfg.defaults, metrics)  # type: ignore[dict-item]
+    return manager, Dispatcher(store, cfg, directory, clock()), deliverer, channel
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
@@ -62,6 +62,9 @@ def test_retryable_failures_back_off_then_deliver_once(tmp_path: Path, clock: Fa
     alert_id = manager.store.list_alerts()[0].id
     assert [e.type for e in manager.store.events_for(alert_id)] == ["opened", "notified"]
     assert manager.store.outbox_status() == {"delivered": 1}
+    sample = deliverer.metrics.registry.get_sample_value
+    assert sample("riskwatch_alerting_notifications_total", {"channel": "hook", "outcome": "retryable"}) == 2
+    assert sample("riskwatch_alerting_notifications_total", {"channel": "hook", "outcome": "ok"}) == 1
 
 
 def test_permanent_error_and_exhausted_retries_are_audited_as_failed(
