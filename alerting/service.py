@@ -110,9 +110,10 @@ class AlertingService:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                for records in batches.values():
-                    for record in records:
-                        self._ingest(manager, store, record.topic, record.value)
+                with store.transaction():  # one commit (fsync) per batch, each record a savepoint
+                    for records in batches.values():
+                        for record in records:
+                            self._ingest(manager, store, record.topic, record.value)
                 if batches:
                     wake.set()
                     try:

@@ -86,20 +86,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Nested calls join the outer transaction; the outermost commits (fsync) or rolls back."""
-        if self._depth == 0:
-            self._db.execute("BEGIN IMMEDIATE")
+        """The outermost call commits (one fsync) or rolls back; a nested call is a savepoint, so a
+        failing inner step is undone alone and a batch of steps still costs one commit."""
+        depth = self._depth
+        self._db.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
         self._depth += 1
         try:
             yield
         except BaseException:
             self._depth -= 1
-            if self._depth == 0:
+            if depth == 0:
                 self._db.execute("ROLLBACK")
+            else:
+                self._db.execute(f"ROLLBACK TO sp{depth}")
+                self._db.execute(f"RELEASE sp{depth}")
             raise
         self._depth -= 1
-        if self._depth == 0:
-            self._db.execute("COMMIT")
+        self._db.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
 
     # -- de-duplication of inputs
     def seen(self, transition_id: str) -> bool:
