@@ -67,6 +67,13 @@ def _cause(alert: Alert) -> str:
     return f"{text}（{rule}）" if text and rule else text or rule or "-"
 
 
+def _entity(alert: Alert, language: str) -> str:
+    """Region roll-ups have no site: name the region instead."""
+    if alert.entity_type == "region":
+        return f"区域 {alert.entity}" if language == "zh" else f"region {alert.entity}"
+    return f"{alert.entity_type} {alert.entity}"
+
+
 def ack_link(template: str, alert: Alert) -> str:
     return template.format(alert_id=alert.id, site=alert.site)
 
@@ -76,7 +83,7 @@ def _single(alert: Alert, reason: str, sites: SiteDirectory, language: str, link
     colour = _colour_name(alert.colour, language)
     what = _REASON[language].get(reason, reason)
     unit_name = sites.unit_name(alert.unit)
-    where = " ".join(x for x in (site.name, unit_name) if x)
+    where = " ".join(x for x in (site.name, unit_name) if x) or _entity(alert, language)
     unit = "-" if not alert.unit else unit_name if unit_name == alert.unit else f"{unit_name}（{alert.unit}）"
     values = _values(alert, language)
     if language == "zh":

@@ -54,3 +54,9 @@ def test_manual_test_warning_is_a_valid_transition() -> None:
     t = manual_warning("S1", "red", "R1", "", 1.0)
     assert (t.entity_type, t.entity, t.new, t.cause.rule) == ("site", "S1", "red", "manual_test")
     assert manual_warning("S1", "normal", "", "U1", 2.0).entity_type == "unit"
+
+
+def test_region_roll_up_names_the_region(config, db_path) -> None:
+    a = alert(config, db_path, entity="R1", entity_type="region", site="", region="R1")
+    assert render([(a, "opened")], SiteDirectory(config.sites), "zh", ACK).title == "【红色预警】区域 R1"
+    assert render([(a, "opened")], SiteDirectory(config.sites), "en", ACK).title == "[RED warning] region R1"
