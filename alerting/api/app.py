@@ -15,6 +15,7 @@ from aiohttp import web
 
 from alerting.api.auth import TokenAuth, User
 from alerting.api.feed import EventHub, stream
+from alerting.api.page import alert_page
 from alerting.lifecycle.manager import AlertManager, UnknownAlert
 from alerting.lifecycle.model import Alert, InvalidInput, LifecycleError
 from alerting.metrics import AlertingMetrics
@@ -192,6 +193,7 @@ def build_app(
 
     app = web.Application()
     app.router.add_get("/healthz", health)
+    app.router.add_get("/alerts/{id}", alert_page)  # the acknowledge link in every message
     if metrics is not None:
         app.router.add_get("/metrics", prometheus)
     app.router.add_get("/api/alerts", guarded("read", list_alerts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -73,7 +74,10 @@ def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
         assert http.records("feishu")[0].body["card"]["header"]["template"] == "red"
         assert http.records("sms")[0].body["mobiles"] == ["13800000001"]
         [(rcpt, mail)] = smtp.mails
-        assert rcpt == ["zhang@example.cn"] and "/api/alerts/al-" in mail.get_content()
+        assert rcpt == ["zhang@example.cn"]
+        link = re.search(r"http://127\.0\.0\.1:\d+/alerts/al-[0-9a-f]+", mail.get_content()).group(0)
+        with urllib.request.urlopen(link, timeout=5) as response:  # the acknowledge link opens a page
+            assert response.status == 200 and link.rsplit("/", 1)[1] in response.read().decode()
         audit = read_audit(
             stack.kafka_bootstrap, topics.alerts, lambda evs: sum(e["type"] == "notified" for e in evs) >= 6
         )
