@@ -3,6 +3,7 @@ points, time and an acknowledge link; a digest lists many alerts in one message 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,9 @@ from alerting.routing.sites import SiteDirectory
 from riskwatch.levels import Colour
 
 TZ = ZoneInfo("Asia/Shanghai")
+# A digest lists this many alerts in full, worst first, and counts the rest by colour: it keeps a flood
+# digest inside robot message limits (WeCom markdown <= 4096 bytes, DOMAIN.md) while every alert is counted.
+DIGEST_LINES = 20
 
 _REASON = {
     "zh": {"opened": "新预警", "raised": "级别升高", "reactivated": "再次报警", "cleared": "已恢复正常",
@@ -121,7 +125,7 @@ def render(items: Sequence[tuple[Alert, str]], sites: SiteDirectory, language: s
     else:
         title = f"[warning digest] {len(items)} alerts (worst {worst_name})"
     md, text = [f"### {title}"], [title]
-    for alert, reason in ordered:
+    for alert, reason in ordered[:DIGEST_LINES]:
         site = sites.facts(alert.site, alert.region)
         link = ack_link(ack_url, alert)
         line = (
@@ -131,4 +135,11 @@ def render(items: Sequence[tuple[Alert, str]], sites: SiteDirectory, language: s
         )
         md.append(f"- {line} [{'确认' if language == 'zh' else 'ack'}]({link})")
         text.append(f"{line} {link}")
+    if rest := ordered[DIGEST_LINES:]:
+        counts = Counter(a.colour for a, _ in rest)
+        by_colour = "，".join(f"{_colour_name(c, language)} {n}" for c, n in counts.most_common())
+        more = f"……另有 {len(rest)} 条（{by_colour}），请到值班台查看" if language == "zh" else (
+            f"... and {len(rest)} more ({by_colour.replace('，', ', ')}), see the duty board")  # fmt: skip
+        md.append(more)
+        text.append(more)
     return Rendered(title, "\n".join(md), "\n".join(text), worst, ack_link(ack_url, ordered[0][0]))
