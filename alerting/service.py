@@ -41,6 +41,7 @@ class ServiceOptions:
     http_port: int = 8080
     group_id: str = "riskwatch-alerting"
     tick_s: float = 1.0  # how often timers, grouping and retries are looked at
+    seen_retention_s: float = 30 * 86400.0  # transition ids kept for de-duplication (>> Kafka retention)
 
 
 class AlertingService:
@@ -139,7 +140,12 @@ class AlertingService:
     async def _notify(
         self, manager: AlertManager, dispatcher: Dispatcher, deliverer: Deliverer, wake: asyncio.Event
     ) -> None:
+        pruned_at = 0.0
         while True:
+            if self.clock() - pruned_at > 3600:
+                pruned_at = self.clock()
+                with manager.store.transaction():
+                    manager.store.prune_seen(pruned_at - self.options.seen_retention_s)
             wake.clear()
             manager.tick()
             dispatcher.step(self.clock())

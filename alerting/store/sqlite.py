@@ -112,6 +112,10 @@ class Store:
     def mark_seen(self, transition_id: str, at: float) -> None:
         self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (transition_id, at))
 
+    def prune_seen(self, before: float) -> int:
+        """Forget transition ids older than any replay can be (Kafka retention is days, not months)."""
+        return int(self._db.execute("DELETE FROM seen WHERE at < ?", (before,)).rowcount)
+
     def reject(self, source: str, reason: str, raw: bytes, at: float) -> None:
         """Keep bad input with its reason: never crash on it, never drop it silently."""
         self._db.execute(

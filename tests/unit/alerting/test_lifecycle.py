@@ -190,3 +190,12 @@ def test_a_batch_is_one_transaction_and_a_failing_step_is_undone_alone(config, c
     assert len(m.store.list_alerts()) == 2 and not m.store.seen(
         warning(entity="S3", site="S3", region="R2").id
     )
+
+
+def test_old_transition_ids_are_pruned_recent_ones_kept(config, clock, db_path) -> None:
+    m = manager(config, clock, db_path)
+    with m.store.transaction():
+        m.store.mark_seen("old", 100.0)
+        m.store.mark_seen("new", 200.0)
+        assert m.store.prune_seen(150.0) == 1
+    assert not m.store.seen("old") and m.store.seen("new")
