@@ -73,7 +73,9 @@ class AlertingService:
         manager = AlertManager(store, self.cfg, self.directory, self.clock, changed)
         dispatcher = Dispatcher(store, self.cfg, self.directory, self.clock())
         channels = {
-            name: build_channel(name, settings, self.secrets.get(f"channels.{name}"))
+            name: build_channel(
+                name, settings, self.secrets.get(f"channels.{name}"), self.secrets.get(f"channels.{name}.url")
+            )
             for name, settings in self.cfg.channels.items()
         }
         deliverer = Deliverer(store, channels, self.cfg.defaults, self.metrics)  # type: ignore[arg-type]
