@@ -199,3 +199,15 @@ def test_old_transition_ids_are_pruned_recent_ones_kept(config, clock, db_path) 
         m.store.mark_seen("new", 200.0)
         assert m.store.prune_seen(150.0) == 1
     assert not m.store.seen("old") and m.store.seen("new")
+
+
+def test_store_benchmark_reports_figures_and_ratio() -> None:
+    import argparse
+
+    from alerting.bench import configure, measure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    figures = measure(parser.parse_args(["--transitions", "50", "--batch", "25"]))
+    assert figures["readings_per_s"] > 0 and figures["baseline_readings_per_s"] > 0
+    assert figures["ratio"] > 0 and figures["unit"] == "transitions"
