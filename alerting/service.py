@@ -26,6 +26,7 @@ from alerting.lifecycle.manager import AlertManager
 from alerting.metrics import AlertingMetrics
 from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
+from riskwatch.errors import RiskwatchError
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 
@@ -80,7 +81,12 @@ class AlertingService:
         }
         deliverer = Deliverer(store, channels, self.cfg.defaults, self.metrics)  # type: ignore[arg-type]
         app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub, self.metrics)
-        runner = await serve(app, self.options.http_host, self.options.http_port)
+        try:
+            runner = await serve(app, self.options.http_host, self.options.http_port)
+        except OSError as exc:
+            store.close()
+            where = f"{self.options.http_host}:{self.options.http_port}"
+            raise RiskwatchError(f"cannot listen on {where}: {exc.strerror}; choose --http-port") from None
         log.info("alerting API on http://%s:%d", self.options.http_host, self.options.http_port)
         tasks = [
             asyncio.create_task(self._consume(manager, store, wake, stop), name="consume"),
