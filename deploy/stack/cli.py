@@ -1,0 +1,145 @@
+"""`riskwatch stack up | down | status [--json] | provision | info | gateways`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import orjson
+
+from deploy.stack.settings import StackSettings
+from deploy.stack.stack import SETTINGS_FILE, Stack
+from riskwatch.errors import StackError
+from riskwatch.paths import cache_dir, home_dir
+
+EXAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "examples" / "registry.yaml"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="folder for service data, logs and pids (default: ./.riskwatch/stack)",
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = sub.add_parser("up", help="provision (first time), start and wait until every service is ready")
+    up.add_argument(
+        "--kafka-port", type=int, help="Kafka broker port (default: a free port, then remembered)"
+    )
+    up.add_argument("--mqtt-port", type=int, help="Mosquitto port (default: a free port, then remembered)")
+    up.add_argument(
+        "--influx-port", type=int, help="InfluxDB HTTP port (default: a free port, then remembered)"
+    )
+    up.add_argument(
+        "--registry",
+        type=Path,
+        default=None,
+        help="create MQTT accounts for this site registry's gateways (default: the example registry)",
+    )
+    sub.add_parser("down", help="stop every service by its recorded pid")
+    status = sub.add_parser("status", help="show each service's address, pid and readiness")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("provision", help="only fetch the Kafka jars and build InfluxDB into the per-user cache")
+    accounts = sub.add_parser(
+        "accounts",
+        help="write Mosquitto passwd + ACL for a registry's gateways (for docker-compose deployers)",
+    )
+    accounts.add_argument("--registry", type=Path, required=True, help="site registry YAML")
+    accounts.add_argument("--out", type=Path, required=True, help="folder for passwd, acl and passwords.json")
+    info = sub.add_parser("info", help="print connection details (addresses, credentials) as JSON")
+    info.add_argument("--gateways", action="store_true", help="include gateway MQTT passwords")
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return args.home or home_dir() / "stack"
+
+
+def run(args: argparse.Namespace) -> int:
+    home = _home(args)
+    if args.action == "provision":
+        settings = StackSettings.load(home / SETTINGS_FILE) or StackSettings.create()
+        Stack(home, settings=settings).provision()
+        print(f"stack: provisioned into {cache_dir()}")
+        return 0
+    if args.action == "up":
+        return _up(home, args)
+    if args.action == "accounts":
+        return _accounts(args.registry, args.out)
+    stack = Stack(home)
+    if args.action == "down":
+        for name, stopped in stack.down():
+            print(f"{name:<10} {'stopped' if stopped else 'was not running'}")
+        return 0
+    if args.action == "status":
+        if not stack.configured:
+            statuses: list[dict[str, object]] = []
+        else:
+            statuses = [s.as_dict() for s in stack.status()]
+        if args.json:
+            sys.stdout.write(orjson.dumps(statuses, option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            for s in statuses:
+                print(
+                    f"{s['name']:<10} {s['address']:<22} pid {s['pid'] or '-':<8} "
+                    f"{'ready' if s['ready'] else 'NOT READY'}  {s['detail']}"
+                )
+            if not statuses:
+                print(f"no stack under {home}; run 'riskwatch stack up'")
+        return 0 if statuses and all(s["ready"] for s in statuses) else 1
+    if args.action == "info":
+        doc: dict[str, object] = {
+            k: str(v) if isinstance(v, Path) else v for k, v in asdict(stack.info()).items()
+        }
+        if args.gateways:
+            doc["gateways"] = stack.gateway_passwords()
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    raise StackError(f"unknown action {args.action}")
+
+
+def _up(home: Path, args: argparse.Namespace) -> int:
+    overrides = {"kafka_port": args.kafka_port, "mqtt_port": args.mqtt_port, "influx_port": args.influx_port}
+    settings = StackSettings.load(home / SETTINGS_FILE)
+    if settings is None:
+        settings = StackSettings.create(**overrides)
+    elif any(v is not None for v in overrides.values()):
+        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    stack = Stack(home, settings=settings)
+    for name, started in stack.up():
+        print(f"{name:<10} {'started' if started else 'already running'}", flush=True)
+    registry = args.registry or (EXAMPLE_REGISTRY if EXAMPLE_REGISTRY.exists() else None)
+    if registry is not None:
+        from riskwatch.registry import load_registry
+
+        reg = load_registry(registry)
+        passwords = stack.add_gateways((gw.site, gw.id) for gw in reg.gateways.values())
+        print(f"mosquitto  {len(passwords)} gateway accounts from {registry}")
+    for s in stack.status():
+        print(f"{s.name:<10} {s.address:<22} pid {s.pid}  {'ready' if s.ready else 'NOT READY: ' + s.detail}")
+    print(f"stack: data and logs under {home}; 'riskwatch stack info' shows credentials")
+    return 0
+
+
+def _accounts(registry_path: Path, out: Path) -> int:
+    """Fresh random passwords per gateway; the plaintext goes only to a 0600 file for the plant IT staff."""
+    import secrets
+
+    from deploy.stack.mosquitto import write_auth_files
+    from riskwatch.registry import load_registry
+
+    registry = load_registry(registry_path)
+    gateways = {
+        gw.id: {"site": gw.site, "password": secrets.token_urlsafe(12)} for gw in registry.gateways.values()
+    }
+    bridge_password = secrets.token_urlsafe(18)
+    write_auth_files(out, bridge_password, gateways)
+    plain = out / "passwords.json"
+    plain.write_bytes(
+        orjson.dumps({"bridge": bridge_password, "gateways": gateways}, option=orjson.OPT_INDENT_2)
+    )
+    plain.chmod(0o600)
+    print(f"wrote {out / 'passwd'}, {out / 'acl'} and {plain} for {len(gateways)} gateways")
+    return 0

@@ -1,0 +1,149 @@
+"""The local stack: Kafka, Mosquitto and InfluxDB under one home folder, started and stopped together."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.stack.influxdb import InfluxDB
+from deploy.stack.kafka import Kafka
+from deploy.stack.mosquitto import Mosquitto
+from deploy.stack.service import Service, ServiceStatus
+from deploy.stack.settings import BRIDGE_USER, StackSettings
+from riskwatch.errors import StackError
+from riskwatch.paths import cache_dir
+from riskwatch.topics import Topics
+
+SETTINGS_FILE = "stack.json"
+
+
+@dataclass(frozen=True, slots=True)
+class StackInfo:
+    """How clients reach the running stack."""
+
+    home: Path
+    kafka_bootstrap: str
+    mqtt_host: str
+    mqtt_port: int
+    bridge_user: str
+    bridge_password: str
+    influx_url: str
+    influx_token: str
+    influx_org: str
+    influx_bucket: str
+
+
+class Stack:
+    """The three services under `home` (default `./.riskwatch/stack`), in start order."""
+
+    def __init__(self, home: Path, cache: Path | None = None, settings: StackSettings | None = None) -> None:
+        self.home = home
+        self.cache = cache or cache_dir()
+        self.settings = settings or StackSettings.load(home / SETTINGS_FILE)
+        self._services: list[Service] | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.settings is not None
+
+    def services(self) -> list[Service]:
+        if self.settings is None:
+            raise StackError(f"no stack configured under {self.home}; run 'riskwatch stack up' first")
+        if self._services is None:
+            args = (self.home, self.cache, self.settings)
+            self._services = [Kafka(*args), Mosquitto(*args), InfluxDB(*args)]
+        return self._services
+
+    def service(self, name: str) -> Service:
+        for service in self.services():
+            if service.name == name:
+                return service
+        raise StackError(f"unknown service {name!r}; expected kafka, mosquitto or influxdb")
+
+    def provision(self) -> None:
+        for service in self.services():
+            service.provision()
+
+    def up(self, topics: Iterable[Topics] = (Topics(),)) -> list[tuple[str, bool]]:
+        """Start every service not yet running and create the standard topics; idempotent."""
+        assert self.settings is not None
+        self.settings.save(self.home / SETTINGS_FILE)
+        started = []
+        try:
+            for service in self.services():
+                started.append((service.name, service.start()))
+        except StackError:
+            self.down()
+            raise
+        for prefix in topics:
+            ensure_topics(self.info().kafka_bootstrap, prefix.all(), self.settings.kafka_partitions)
+        return started
+
+    def down(self) -> list[tuple[str, bool]]:
+        """Stop in reverse order, by recorded pids only."""
+        if not self.configured:
+            return []
+        return [(service.name, service.stop()) for service in reversed(self.services())]
+
+    def status(self) -> list[ServiceStatus]:
+        return [service.status() for service in self.services()]
+
+    def stop_service(self, name: str) -> None:
+        self.service(name).stop()
+
+    def start_service(self, name: str) -> None:
+        self.service(name).start()
+
+    def info(self) -> StackInfo:
+        s = self.settings
+        if s is None:
+            raise StackError(f"no stack configured under {self.home}; run 'riskwatch stack up' first")
+        influx = self.service("influxdb")
+        assert isinstance(influx, InfluxDB)
+        return StackInfo(
+            home=self.home,
+            kafka_bootstrap=f"{s.host}:{s.kafka_port}",
+            mqtt_host=s.host,
+            mqtt_port=s.mqtt_port,
+            bridge_user=BRIDGE_USER,
+            bridge_password=s.bridge_password,
+            influx_url=influx.url,
+            influx_token=influx.token,
+            influx_org="-",
+            influx_bucket=influx.bucket,
+        )
+
+    def add_gateways(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+        mosquitto = self.service("mosquitto")
+        assert isinstance(mosquitto, Mosquitto)
+        return mosquitto.add_gateways(pairs)
+
+    def gateway_passwords(self) -> dict[str, str]:
+        mosquitto = self.service("mosquitto")
+        assert isinstance(mosquitto, Mosquitto)
+        return {gw: entry["password"] for gw, entry in mosquitto.gateways().items()}
+
+
+def add_gateways(info: StackInfo, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """MQTT accounts for gateways (username = gateway id) limited to `rw/v1/{site}/{gateway}/#`."""
+    return Stack(info.home).add_gateways(pairs)
+
+
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Create the topics that do not exist yet (single node: replication factor 1)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskwatch-stack")
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        if missing:
+            # Created concurrently by another client is what we wanted anyway.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+    finally:
+        admin.close()
