@@ -1,0 +1,199 @@
+"""The columnar Kafka batch codec for `rw.telemetry` (version 1; layout in docs/batch-codec.md).
+
+One Kafka message carries many readings of ONE site. The columns are stored raw (little endian), so
+`decode` is a handful of `numpy.frombuffer` views over the message bytes: no per-reading Python work.
+
+Layout, all integers little endian:
+
+    header   magic b"RWTB" | version u8 | flags u8 | reserved u16
+             site        u16 length + UTF-8
+             fingerprint u16 length + UTF-8 (the registry fingerprint the indices refer to)
+             sources     u32 count, then per source: gateway u16 length + UTF-8, seq u64
+             readings    u32 count
+             zero padding to a multiple of 8 bytes
+    columns  value f64[n] | ts f64[n] | sensor i32[n] | quality u8[n]
+    ids      (flag bit 0) u32 count, then per entry: index u32, sensor id u16 length + UTF-8
+
+The optional id table maps every registry index used in the batch back to its sensor id, so a consumer
+whose registry has another fingerprint can detect the mismatch and remap (`remap_sensors`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from riskwatch.errors import RiskwatchError
+from riskwatch.wire.readings import QUALITY_DTYPE, SENSOR_DTYPE, TS_DTYPE, VALUE_DTYPE, Readings
+
+MAGIC = b"RWTB"
+VERSION = 1
+FLAG_SENSOR_IDS = 0x01
+
+_LE_F64 = np.dtype("<f8")
+_LE_I32 = np.dtype("<i4")
+_U8 = np.dtype("u1")
+_PREFIX = struct.Struct("<4sBBH")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_ID_ENTRY = struct.Struct("<IH")
+
+
+class BatchDecodeError(RiskwatchError):
+    """A telemetry batch is truncated, garbled or of an unknown codec version: dead-letter it."""
+
+
+class Source(NamedTuple):
+    """One gateway message whose readings are in the batch; (gateway, seq) is the de-duplication key."""
+
+    gateway: str
+    seq: int
+
+
+class TelemetryBatch(NamedTuple):
+    """A decoded `rw.telemetry` message: one site's readings and where they came from."""
+
+    site: str
+    fingerprint: str
+    sources: tuple[Source, ...]
+    readings: Readings
+    sensor_ids: Mapping[int, str]  # registry index -> sensor id; empty if the producer left it out
+
+
+def encode(
+    site: str,
+    fingerprint: str,
+    sources: Sequence[tuple[str, int]],
+    readings: Readings,
+    sensor_ids: Mapping[int, str] | Sequence[str] | None = None,
+) -> bytes:
+    """Pack one site's readings into a batch message.
+
+    `sensor_ids` is either a mapping index -> id or the registry's full id list indexed by index; when
+    given, the batch carries the ids of the indices it uses.
+    """
+    n = len(readings)
+    parts: list[bytes] = [_PREFIX.pack(MAGIC, VERSION, FLAG_SENSOR_IDS if sensor_ids is not None else 0, 0)]
+    parts.append(_text(site))
+    parts.append(_text(fingerprint))
+    parts.append(_U32.pack(len(sources)))
+    for gateway, seq in sources:
+        parts.append(_text(gateway))
+        parts.append(_U64.pack(seq))
+    parts.append(_U32.pack(n))
+    size = sum(map(len, parts))
+    parts.append(b"\0" * (-size % 8))  # keep the f64 columns 8-byte aligned for frombuffer
+    parts.append(np.ascontiguousarray(readings.value, _LE_F64).tobytes())
+    parts.append(np.ascontiguousarray(readings.ts, _LE_F64).tobytes())
+    parts.append(np.ascontiguousarray(readings.sensor, _LE_I32).tobytes())
+    parts.append(np.ascontiguousarray(readings.quality, _U8).tobytes())
+    if sensor_ids is not None:
+        used = np.unique(readings.sensor).tolist()
+        parts.append(_U32.pack(len(used)))
+        for index in used:
+            sensor_id = sensor_ids[index].encode()
+            parts.append(_ID_ENTRY.pack(index, len(sensor_id)))
+            parts.append(sensor_id)
+    return b"".join(parts)
+
+
+def decode(raw: bytes) -> TelemetryBatch:
+    """Decode a batch message; the reading columns are read-only views over `raw`."""
+    reader = _Reader(raw)
+    magic, version, flags, _ = reader.unpack(_PREFIX)
+    if magic != MAGIC:
+        raise BatchDecodeError(f"not a riskwatch telemetry batch (magic {magic!r}, first bytes {raw[:16]!r})")
+    if version != VERSION:
+        raise BatchDecodeError(f"unsupported telemetry batch codec version {version} (this build reads 1)")
+    site = reader.text()
+    fingerprint = reader.text()
+    sources = tuple(Source(reader.text(), reader.unpack(_U64)[0]) for _ in range(reader.unpack(_U32)[0]))
+    n = reader.unpack(_U32)[0]
+    reader.pos += -reader.pos % 8
+    value = reader.column(_LE_F64, n)
+    ts = reader.column(_LE_F64, n)
+    sensor = reader.column(_LE_I32, n)
+    quality = reader.column(_U8, n)
+    sensor_ids: dict[int, str] = {}
+    if flags & FLAG_SENSOR_IDS:
+        for _ in range(reader.unpack(_U32)[0]):
+            index, length = reader.unpack(_ID_ENTRY)
+            sensor_ids[index] = reader.raw_text(length)
+    if reader.pos != len(raw):
+        raise BatchDecodeError(f"telemetry batch has {len(raw) - reader.pos} trailing bytes")
+    readings = Readings(
+        sensor.astype(SENSOR_DTYPE, copy=False),
+        value.astype(VALUE_DTYPE, copy=False),
+        ts.astype(TS_DTYPE, copy=False),
+        quality.astype(QUALITY_DTYPE, copy=False),
+    )
+    return TelemetryBatch(site, fingerprint, sources, readings, sensor_ids)
+
+
+def remap_sensors(batch: TelemetryBatch, index_of: Mapping[str, int]) -> tuple[Readings, list[str]]:
+    """Re-index a batch encoded against another registry, using its id table.
+
+    Returns the readings whose sensors `index_of` knows (indices rewritten) and the unknown sensor ids.
+    Raises BatchDecodeError if the batch carries no id table (it cannot be remapped).
+    """
+    if not batch.sensor_ids:
+        if len(batch.readings) == 0:
+            return batch.readings, []
+        raise BatchDecodeError(f"batch from registry {batch.fingerprint!r} has no sensor id table to remap")
+    old = np.fromiter(batch.sensor_ids.keys(), np.int64, len(batch.sensor_ids))
+    new = np.fromiter((index_of.get(s, -1) for s in batch.sensor_ids.values()), np.int64, len(old))
+    r = batch.readings
+    if not np.isin(r.sensor, old).all():
+        raise BatchDecodeError("batch uses a sensor index missing from its own id table")
+    table = np.full(int(old.max()) + 1, -1, np.int64)
+    table[old] = new
+    mapped = table[r.sensor]
+    known = mapped >= 0
+    unknown = sorted({batch.sensor_ids[i] for i in np.unique(r.sensor[~known]).tolist()})
+    out = Readings(mapped[known].astype(SENSOR_DTYPE), r.value[known], r.ts[known], r.quality[known])
+    return out, unknown
+
+
+def _text(text: str) -> bytes:
+    data = text.encode()
+    if len(data) > 0xFFFF:
+        raise ValueError(f"text field longer than 65535 bytes: {text[:40]!r}...")
+    return _U16.pack(len(data)) + data
+
+
+class _Reader:
+    """Bounds-checked cursor over the message bytes; every overrun is a BatchDecodeError."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw, self.pos = raw, 0
+
+    def _take(self, size: int) -> int:
+        start = self.pos
+        if size < 0 or start + size > len(self.raw):
+            raise BatchDecodeError(
+                f"telemetry batch truncated: needs {start + size} bytes, message has {len(self.raw)}"
+            )
+        self.pos = start + size
+        return start
+
+    def unpack(self, fmt: struct.Struct) -> tuple[int, ...]:
+        return fmt.unpack_from(self.raw, self._take(fmt.size))
+
+    def raw_text(self, length: int) -> str:
+        start = self._take(length)
+        try:
+            return self.raw[start : start + length].decode()
+        except UnicodeDecodeError as exc:
+            raise BatchDecodeError(f"telemetry batch has a garbled text field: {exc}") from exc
+
+    def text(self) -> str:
+        return self.raw_text(self.unpack(_U16)[0])
+
+    def column(self, dtype: np.dtype, n: int) -> npt.NDArray[np.generic]:
+        start = self._take(n * dtype.itemsize)
+        return np.frombuffer(self.raw, dtype, n, start)

@@ -1,0 +1,96 @@
+"""The columnar batch codec: round trip, zero-copy decode, remap, and clear errors on bad records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from riskwatch.wire.batch import (
+    BatchDecodeError,
+    Source,
+    TelemetryBatch,
+    decode,
+    encode,
+    remap_sensors,
+)
+from riskwatch.wire.readings import Readings
+
+IDS = ["pt-101", "pt-102", "gas-01", "ch4-工作面"]
+
+
+def _sample() -> Readings:
+    return Readings.of([0, 3, 2, 3], [1.5, np.nan, -2.0, 0.8], [1e9, 1e9 + 1, 1e9 + 2, 1e9 + 3], [0, 1, 0, 0])
+
+
+def test_round_trip_keeps_every_field() -> None:
+    raw = encode("site-A", "fp1", [("gw-1", 7), ("gw-2", 2**40)], _sample(), IDS)
+    batch = decode(raw)
+    assert isinstance(batch, TelemetryBatch)
+    assert batch.site == "site-A" and batch.fingerprint == "fp1"
+    assert batch.sources == (Source("gw-1", 7), Source("gw-2", 2**40))
+    np.testing.assert_array_equal(batch.readings.sensor, [0, 3, 2, 3])
+    np.testing.assert_array_equal(batch.readings.value, [1.5, np.nan, -2.0, 0.8])
+    np.testing.assert_array_equal(batch.readings.quality, [0, 1, 0, 0])
+    assert batch.readings.sensor.dtype == np.int32 and batch.readings.ts.dtype == np.float64
+    assert dict(batch.sensor_ids) == {0: "pt-101", 2: "gas-01", 3: "ch4-工作面"}
+
+
+def test_decode_is_a_view_over_the_message() -> None:
+    raw = encode("s", "fp", [], _sample())
+    batch = decode(raw)
+    assert batch.readings.value.base is not None and not batch.readings.value.flags.writeable
+    assert batch.sensor_ids == {}
+
+
+def test_empty_batch() -> None:
+    batch = decode(encode("s", "fp", [], Readings.empty(), IDS))
+    assert len(batch.readings) == 0 and batch.sources == ()
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.floats(allow_nan=False), st.floats(0, 4e9), st.integers(0, 255)),
+        max_size=60,
+    ),
+    st.text(max_size=30),
+)
+def test_round_trip_property(rows: list[tuple[int, float, float, int]], site: str) -> None:
+    cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+    readings = Readings.of(cols[0], cols[1], cols[2], cols[3])
+    batch = decode(encode(site, "fp", [("g", 1)], readings, IDS))
+    assert batch.site == site
+    for got, want in zip(batch.readings, readings, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_every_truncation_is_a_decode_error() -> None:
+    raw = encode("site-A", "fp1", [("gw-1", 7)], _sample(), IDS)
+    for cut in range(len(raw)):
+        with pytest.raises(BatchDecodeError):
+            decode(raw[:cut])
+
+
+def test_trailing_garbage_unknown_version_and_magic() -> None:
+    raw = encode("s", "fp", [], _sample())
+    with pytest.raises(BatchDecodeError, match="trailing"):
+        decode(raw + b"x")
+    with pytest.raises(BatchDecodeError, match="version 9"):
+        decode(raw[:4] + bytes([9]) + raw[5:])
+    with pytest.raises(BatchDecodeError, match="not a riskwatch telemetry batch"):
+        decode(b'{"gw": "json, not a batch"}')
+
+
+def test_remap_to_another_registry() -> None:
+    batch = decode(encode("s", "old", [], _sample(), IDS))
+    readings, unknown = remap_sensors(batch, {"gas-01": 10, "ch4-工作面": 11})
+    np.testing.assert_array_equal(readings.sensor, [11, 10, 11])
+    np.testing.assert_array_equal(readings.ts, [1e9 + 1, 1e9 + 2, 1e9 + 3])
+    assert unknown == ["pt-101"]
+
+
+def test_remap_without_id_table_is_an_error() -> None:
+    batch = decode(encode("s", "old", [], _sample()))
+    with pytest.raises(BatchDecodeError, match="no sensor id table"):
+        remap_sensors(batch, {"pt-101": 0})
