@@ -53,7 +53,7 @@ class SimSensor:
         return classify(self.quantity, self.role, self.group, self.uom)
 
     def normal_value(self) -> float:
-        """A plausible healthy value: well inside the set points (60 % of the way to L1)."""
+        """A plausible healthy value, well inside the set points."""
         lo, hi = self.range_low, self.range_high
         blue, yellow = self.bands[0], self.bands[1]
         if blue is not None:
@@ -64,7 +64,9 @@ class SimSensor:
             return (self.l1_high + self.l1_low) / 2
         if self.l1_high is not None:
             base = max(lo, 0.0) if math.isfinite(lo) else 0.0
-            return base + 0.4 * (self.l1_high - base)
+            # Process values run closer to their alarm than gas does to its (gas is near zero).
+            share = 0.75 if self.kind in ("temperature", "pressure", "level", "flow") else 0.4
+            return base + share * (self.l1_high - base)
         if self.l1_low is not None:
             top = hi if math.isfinite(hi) else self.l1_low * 2
             return self.l1_low + 0.5 * (top - self.l1_low)

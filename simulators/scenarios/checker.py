@@ -97,13 +97,13 @@ def check(scenario: Scenario, seen: Sequence[Seen], scope: Scope) -> list[Outcom
             outcomes.append(
                 Outcome(
                     False,
-                    f"{t.entity} turned {t.new} at {s.offset:.1f} s, forbidden in {window} ({_cause(t)})",
+                    f"{t.entity} turned {t.new} at {s.offset:.1f} s, forbidden in {window} ({cause_text(t)})",
                 )
             )
     return outcomes
 
 
-def _cause(t: Transition) -> str:
+def cause_text(t: Transition) -> str:
     items = ", ".join(
         f"{i.sensor} {i.state}" + (f" {i.value:g}{i.unit}" if i.value is not None else "")
         for i in t.cause.items[:4]
@@ -116,5 +116,5 @@ def timeline(injections: Sequence[tuple[float, Injection]], seen: Sequence[Seen]
     rows: list[tuple[float, int, str]] = [(at, 0, f"inject  {inj.describe()}") for at, inj in injections]
     for s in warnings_only(seen, scope):
         t = s.transition
-        rows.append((s.offset, 1, f"{t.entity_type:<7} {t.entity}: {t.old} -> {t.new}  ({_cause(t)})"))
+        rows.append((s.offset, 1, f"{t.entity_type:<7} {t.entity}: {t.old} -> {t.new}  ({cause_text(t)})"))
     return [f"{at:8.1f} s  {text}" for at, _, text in sorted(rows, key=lambda r: (r[0], r[1]))]
