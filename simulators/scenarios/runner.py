@@ -7,6 +7,7 @@ timers run on the real clock); slow physics is sped up per site with `speed` ins
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,17 +99,19 @@ class ScenarioRunner:
         scope: Scope,
         log: Callable[[str], None] = print,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
         self.scenario, self.sim, self.broker, self.warnings = scenario, sim, broker, warnings
-        self.scope, self.log, self.clock, self.sleep = scope, log, clock, sleep
+        self.scope, self.log, self.clock = scope, log, clock
+        self.stop = stop or threading.Event()  # set it to end the run early (the demo's Ctrl-C)
+        self.record = RunRecord()
         self.clients = {
             gw: GatewayClient(site, gw, broker, clock=clock) for gw, site in sim.site_of_gateway.items()
         }
         self.targets = event_targets(sim)
 
     def run(self) -> RunRecord:
-        record = RunRecord()
+        record = self.record
         for client in self.clients.values():
             client.connect()
         pending = self.scenario.schedule()
@@ -117,7 +120,8 @@ class ScenarioRunner:
         k = 0
         try:
             while k * tick_s <= self.scenario.duration_s:
-                self.sleep(max(0.0, start + k * tick_s - self.clock()))
+                if self.stop.wait(max(0.0, start + k * tick_s - self.clock())):
+                    break
                 now = self.clock()
                 while pending and pending[0].at <= now - start:
                     inj = pending.pop(0)
@@ -128,7 +132,7 @@ class ScenarioRunner:
                 self._poll(start, record, 0.0)
                 k += 1
             deadline = self.clock() + DRAIN_S
-            while self.clock() < deadline:
+            while self.clock() < deadline and not self.stop.is_set():
                 self._poll(start, record, 0.2)
         finally:
             for client in self.clients.values():
