@@ -178,7 +178,7 @@ def _run_load(args: argparse.Namespace) -> int:
     broker, kafka = connect_info(args, gateways)
     counter = TelemetryCounter(TopicReader(kafka, Topics(args.topic_prefix).telemetry), sites=industries)
     try:
-        result = run_load(
+        result, _ = run_load(
             sensors,
             industries,
             broker,

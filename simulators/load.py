@@ -15,12 +15,22 @@ from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+from simulators.faults import Fault
 from simulators.gateway import Broker, GatewayClient
 from simulators.kafka_watch import TelemetryCounter
 from simulators.sensors import SimSensor, SimulatorError
 from simulators.simulation import Simulation
 
 DRAIN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledFault:
+    """A fault on one sensor from `at` for `for_s` seconds (seconds since publishing started)."""
+
+    at: float
+    for_s: float
+    fault: Fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,7 @@ class LoadSlice:
     duration_s: float
     seed: int
     start_at: float  # wall time all processes start publishing, so their periods line up
+    faults: tuple[ScheduledFault, ...] = ()  # only faults on this slice's sensors
 
 
 @dataclass(slots=True)
@@ -89,12 +100,20 @@ def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: 
     time.sleep(max(0.0, job.start_at - time.time()))
     k = 0
     end = job.start_at + job.duration_s
+    starts = sorted(job.faults, key=lambda f: f.at)
+    stops = sorted(job.faults, key=lambda f: f.at + f.for_s)
     while True:
         t = job.start_at + k * period
         if t >= end:
             break
         time.sleep(max(0.0, t - time.time()))
-        tick = sim.tick(time.time(), period)  # readings carry the moment they were taken
+        now = time.time()
+        while starts and starts[0].at <= now - job.start_at:
+            sim.start_fault(starts.pop(0).fault, now)
+        while stops and stops[0].at + stops[0].for_s <= now - job.start_at:
+            done = stops.pop(0).fault
+            sim.stop_fault(done.kind, done.target)
+        tick = sim.tick(now, period)  # readings carry the moment they were taken
         n = 0
         for batch in tick.batches:
             try:
@@ -120,17 +139,24 @@ def run_load(
     processes: int = 2,
     seed: int = 0,
     progress: Callable[[LoadResult, dict[str, float]], None] | None = None,
-) -> LoadResult:
-    """Publish from `processes` processes for `duration_s`, count arrivals until drained; return figures."""
+    faults: Sequence[ScheduledFault] = (),
+    on_poll: Callable[[], None] | None = None,
+) -> tuple[LoadResult, float]:
+    """Publish from `processes` processes for `duration_s` and count arrivals until drained.
+
+    Returns the figures and the wall time publishing started (fault times are relative to it);
+    `on_poll` runs between Kafka polls, for callers that read other topics meanwhile.
+    """
     if rate_hz <= 0 or duration_s <= 0:
         raise SimulatorError("--rate and --duration must be positive")
     ctx = mp.get_context("spawn")  # no forked paho threads or Kafka sockets in the children
     sent, acked, errors = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0)
     start_at = time.time() + 3.0 + 0.5 * processes  # time for the children to import and connect
-    jobs = [
-        LoadSlice(part, industries, broker, rate_hz, duration_s, seed + k, start_at)
-        for k, part in enumerate(split_by_gateway(sensors, processes))
-    ]
+    jobs = []
+    for k, part in enumerate(split_by_gateway(sensors, processes)):
+        mine = {s.id for s in part}
+        own = tuple(f for f in faults if f.fault.target in mine)
+        jobs.append(LoadSlice(part, industries, broker, rate_hz, duration_s, seed + k, start_at, own))
     procs = [ctx.Process(target=_publisher, args=(job, sent, acked, errors), daemon=True) for job in jobs]
     for p in procs:
         p.start()
@@ -139,6 +165,8 @@ def run_load(
     try:
         while any(p.is_alive() for p in procs):
             counter.poll(0.2)
+            if on_poll is not None:
+                on_poll()
             now = time.time()
             if now - last_t >= 1.0:
                 window = counter.take_window()
@@ -157,6 +185,8 @@ def run_load(
         deadline = time.time() + DRAIN_TIMEOUT_S
         while counter.readings < acked.value and time.time() < deadline:
             counter.poll(0.2)
+            if on_poll is not None:
+                on_poll()
     finally:
         for p in procs:
             p.join(timeout=DRAIN_TIMEOUT_S)
@@ -166,7 +196,7 @@ def run_load(
     _fill(result, sent, acked, errors, counter, duration_s)
     if failed:
         raise SimulatorError(f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr")
-    return result
+    return result, start_at
 
 
 def _fill(

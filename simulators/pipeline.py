@@ -111,7 +111,9 @@ class Pipeline:
         env = {"RISKWATCH_INFLUX_TOKEN": self.stack.influx_token}
         return self._start("worker", argv, env, f"http://127.0.0.1:{metrics}/metrics")
 
-    def start_alerting(self, routes: Path, extra: list[str] | None = None) -> Service:
+    def start_alerting(
+        self, routes: Path, extra: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> Service:
         port = free_port()
         argv = [
             "alerting", "--routes", str(routes), "--kafka", self.stack.kafka_bootstrap,
@@ -119,7 +121,7 @@ class Pipeline:
             "--http-port", str(port), "--registry", str(self.registry),
             "--group-id", f"riskwatch-alerting-{self.topic_prefix}", *(extra or []),
         ]  # fmt: skip
-        return self._start("alerting", argv, None, f"http://127.0.0.1:{port}/")
+        return self._start("alerting", argv, env, f"http://127.0.0.1:{port}/")
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Every started service answers on its HTTP port; else a clear error naming it and its log."""
