@@ -8,12 +8,14 @@ Layout, all integers little endian:
     header   magic b"RWTB" | version u8 | flags u8 | reserved u16
              site        u16 length + UTF-8
              fingerprint u16 length + UTF-8 (the registry fingerprint the indices refer to)
-             sources     u32 count, then per source: gateway u16 length + UTF-8, seq u64
+             sources     u32 count, then per source: gateway u16 length + UTF-8, seq u64, readings u32
              readings    u32 count
              zero padding to a multiple of 8 bytes
     columns  value f64[n] | ts f64[n] | sensor i32[n] | quality u8[n]
     ids      (flag bit 0) u32 count, then per entry: index u32, sensor id u16 length + UTF-8
 
+Readings are stored source after source, so `count` of each source says which rows came from which
+gateway message: a consumer de-duplicating by (gateway, seq) drops exactly those rows (`drop_sources`).
 The optional id table maps every registry index used in the batch back to its sensor id, so a consumer
 whose registry has another fingerprint can detect the mismatch and remap (`remap_sensors`).
 """
@@ -21,7 +23,7 @@ whose registry has another fingerprint can detect the mismatch and remap (`remap
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -40,7 +42,7 @@ _U8 = np.dtype("u1")
 _PREFIX = struct.Struct("<4sBBH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
+_SOURCE = struct.Struct("<QI")
 _ID_ENTRY = struct.Struct("<IH")
 
 
@@ -53,6 +55,7 @@ class Source(NamedTuple):
 
     gateway: str
     seq: int
+    count: int  # its readings, stored contiguously in source order
 
 
 class TelemetryBatch(NamedTuple):
@@ -68,7 +71,7 @@ class TelemetryBatch(NamedTuple):
 def encode(
     site: str,
     fingerprint: str,
-    sources: Sequence[tuple[str, int]],
+    sources: Sequence[tuple[str, int, int]],
     readings: Readings,
     sensor_ids: Mapping[int, str] | Sequence[str] | None = None,
 ) -> bytes:
@@ -78,13 +81,15 @@ def encode(
     given, the batch carries the ids of the indices it uses.
     """
     n = len(readings)
+    if sources and sum(source[2] for source in sources) != n:
+        raise ValueError(f"source counts add up to {sum(s[2] for s in sources)}, batch has {n} readings")
     parts: list[bytes] = [_PREFIX.pack(MAGIC, VERSION, FLAG_SENSOR_IDS if sensor_ids is not None else 0, 0)]
     parts.append(_text(site))
     parts.append(_text(fingerprint))
     parts.append(_U32.pack(len(sources)))
-    for gateway, seq in sources:
+    for gateway, seq, count in sources:
         parts.append(_text(gateway))
-        parts.append(_U64.pack(seq))
+        parts.append(_SOURCE.pack(seq, count))
     parts.append(_U32.pack(n))
     size = sum(map(len, parts))
     parts.append(b"\0" * (-size % 8))  # keep the f64 columns 8-byte aligned for frombuffer
@@ -112,8 +117,10 @@ def decode(raw: bytes) -> TelemetryBatch:
         raise BatchDecodeError(f"unsupported telemetry batch codec version {version} (this build reads 1)")
     site = reader.text()
     fingerprint = reader.text()
-    sources = tuple(Source(reader.text(), reader.unpack(_U64)[0]) for _ in range(reader.unpack(_U32)[0]))
+    sources = tuple(Source(reader.text(), *reader.unpack(_SOURCE)) for _ in range(reader.unpack(_U32)[0]))
     n = reader.unpack(_U32)[0]
+    if sources and sum(source.count for source in sources) != n:
+        raise BatchDecodeError(f"telemetry batch source counts do not add up to its {n} readings")
     reader.pos += -reader.pos % 8
     value = reader.column(_LE_F64, n)
     ts = reader.column(_LE_F64, n)
@@ -133,6 +140,17 @@ def decode(raw: bytes) -> TelemetryBatch:
         quality.astype(QUALITY_DTYPE, copy=False),
     )
     return TelemetryBatch(site, fingerprint, sources, readings, sensor_ids)
+
+
+def drop_sources(batch: TelemetryBatch, drop: Callable[[Source], bool]) -> Readings:
+    """The batch's readings without the rows of sources `drop` says were already seen."""
+    flags = [drop(source) for source in batch.sources]
+    if not any(flags):
+        return batch.readings
+    counts = np.fromiter((s.count for s in batch.sources), np.int64, len(batch.sources))
+    keep = np.repeat(~np.array(flags), counts)
+    r = batch.readings
+    return Readings(r.sensor[keep], r.value[keep], r.ts[keep], r.quality[keep])
 
 
 def remap_sensors(batch: TelemetryBatch, index_of: Mapping[str, int]) -> tuple[Readings, list[str]]:

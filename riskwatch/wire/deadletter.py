@@ -36,6 +36,7 @@ class Reason(StrEnum):
     WRONG_UNIT = "wrong_unit"
     FUTURE_TIMESTAMP = "future_timestamp"
     MIXED = "mixed"  # several item reasons in one message; see `items`
+    INTERNAL_ERROR = "internal_error"  # a bug in the component: report it, replay the original later
     # used by consumers of Kafka topics (processors):
     BATCH_DECODE = "batch_decode"
     REGISTRY_MISMATCH = "registry_mismatch"

@@ -12,6 +12,7 @@ from riskwatch.wire.batch import (
     Source,
     TelemetryBatch,
     decode,
+    drop_sources,
     encode,
     remap_sensors,
 )
@@ -25,11 +26,11 @@ def _sample() -> Readings:
 
 
 def test_round_trip_keeps_every_field() -> None:
-    raw = encode("site-A", "fp1", [("gw-1", 7), ("gw-2", 2**40)], _sample(), IDS)
+    raw = encode("site-A", "fp1", [("gw-1", 7, 3), ("gw-2", 2**40, 1)], _sample(), IDS)
     batch = decode(raw)
     assert isinstance(batch, TelemetryBatch)
     assert batch.site == "site-A" and batch.fingerprint == "fp1"
-    assert batch.sources == (Source("gw-1", 7), Source("gw-2", 2**40))
+    assert batch.sources == (Source("gw-1", 7, 3), Source("gw-2", 2**40, 1))
     np.testing.assert_array_equal(batch.readings.sensor, [0, 3, 2, 3])
     np.testing.assert_array_equal(batch.readings.value, [1.5, np.nan, -2.0, 0.8])
     np.testing.assert_array_equal(batch.readings.quality, [0, 1, 0, 0])
@@ -59,14 +60,14 @@ def test_empty_batch() -> None:
 def test_round_trip_property(rows: list[tuple[int, float, float, int]], site: str) -> None:
     cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
     readings = Readings.of(cols[0], cols[1], cols[2], cols[3])
-    batch = decode(encode(site, "fp", [("g", 1)], readings, IDS))
+    batch = decode(encode(site, "fp", [("g", 1, len(readings))], readings, IDS))
     assert batch.site == site
     for got, want in zip(batch.readings, readings, strict=True):
         np.testing.assert_array_equal(got, want)
 
 
 def test_every_truncation_is_a_decode_error() -> None:
-    raw = encode("site-A", "fp1", [("gw-1", 7)], _sample(), IDS)
+    raw = encode("site-A", "fp1", [("gw-1", 7, 4)], _sample(), IDS)
     for cut in range(len(raw)):
         with pytest.raises(BatchDecodeError):
             decode(raw[:cut])
@@ -94,3 +95,15 @@ def test_remap_without_id_table_is_an_error() -> None:
     batch = decode(encode("s", "old", [], _sample()))
     with pytest.raises(BatchDecodeError, match="no sensor id table"):
         remap_sensors(batch, {"pt-101": 0})
+
+
+def test_drop_sources_removes_exactly_their_rows() -> None:
+    batch = decode(encode("s", "fp", [("g", 1, 1), ("g", 2, 2), ("h", 1, 1)], _sample()))
+    kept = drop_sources(batch, lambda source: (source.gateway, source.seq) == ("g", 2))
+    np.testing.assert_array_equal(kept.sensor, [0, 3])
+    assert drop_sources(batch, lambda source: False) is batch.readings
+
+
+def test_source_counts_must_add_up() -> None:
+    with pytest.raises(ValueError, match="add up"):
+        encode("s", "fp", [("g", 1, 3)], _sample())

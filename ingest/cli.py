@@ -1,0 +1,99 @@
+"""`riskwatch bridge`: run the MQTT -> Kafka ingest bridge until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ingest.settings import BridgeSettings, default_client_id
+
+_DEFAULTS = {f.name: f.default for f in fields(BridgeSettings)}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    d = _DEFAULTS
+    parser.add_argument("--registry", type=Path, required=True, help="site registry file (YAML)")
+    parser.add_argument("--mqtt-host", default=d["mqtt_host"])
+    parser.add_argument("--mqtt-port", type=int, default=d["mqtt_port"])
+    parser.add_argument("--mqtt-user", default=d["mqtt_user"])
+    parser.add_argument(
+        "--mqtt-password-env",
+        default="RISKWATCH_MQTT_PASSWORD",
+        metavar="VAR",
+        help="environment variable holding the MQTT password (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--client-id",
+        default=None,
+        help="MQTT client id; keep it stable across restarts "
+        "(the persistent session is found by it); default riskwatch-bridge-HOSTNAME",
+    )
+    parser.add_argument("--share-group", default=d["share_group"], help="bridges in one group split the load")
+    parser.add_argument(
+        "--kafka", dest="kafka_bootstrap", default=d["kafka_bootstrap"], help="Kafka bootstrap"
+    )
+    parser.add_argument("--topic-prefix", default=d["topic_prefix"], help="Kafka topic prefix (default rw)")
+    parser.add_argument("--spool-dir", type=Path, default=d["spool_dir"])
+    parser.add_argument("--spool-max-mb", type=int, default=d["spool_max_bytes"] // 2**20)
+    parser.add_argument("--metrics-port", type=int, default=d["metrics_port"], help="0 turns metrics off")
+    parser.add_argument("--metrics-host", default=d["metrics_host"])
+    parser.add_argument(
+        "--compression", default=d["compression"], choices=["gzip", "lz4", "zstd", "snappy", "none"]
+    )
+    parser.add_argument("--batch-max-readings", type=int, default=d["batch_max_readings"])
+    parser.add_argument("--batch-linger-ms", type=float, default=d["batch_linger_s"] * 1000)
+    parser.add_argument("--future-tolerance-s", type=float, default=d["future_tolerance_s"])
+    parser.add_argument("--max-payload-kb", type=int, default=d["max_payload"] // 1024)
+    parser.add_argument("--log-level", default="INFO")
+
+
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BridgeSettings:
+    return BridgeSettings(
+        registry=args.registry,
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        mqtt_user=args.mqtt_user,
+        mqtt_password=environ.get(args.mqtt_password_env, ""),
+        mqtt_client_id=args.client_id or default_client_id(),
+        share_group=args.share_group,
+        kafka_bootstrap=args.kafka_bootstrap,
+        topic_prefix=args.topic_prefix,
+        spool_dir=args.spool_dir,
+        spool_max_bytes=args.spool_max_mb * 2**20,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        compression=args.compression,
+        batch_max_readings=args.batch_max_readings,
+        batch_linger_s=args.batch_linger_ms / 1000,
+        future_tolerance_s=args.future_tolerance_s,
+        max_payload=args.max_payload_kb * 1024,
+    )
+
+
+def load_registry(path: Path) -> Any:
+    from riskwatch.registry import load_registry as load
+
+    return load(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingest.service import BridgeService
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = settings_from_args(args, dict(os.environ))
+    service = BridgeService(settings, load_registry(settings.registry))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service.start()
+    stop.wait()
+    logging.getLogger(__name__).info("stopping: flushing what is in flight")
+    return 0 if service.stop() else 1

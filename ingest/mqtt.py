@@ -1,0 +1,120 @@
+"""The MQTT side: a persistent MQTT v5 session on a shared subscription, with manual acknowledgements.
+
+Mosquitto keeps the session (and queues QoS 1 messages) for `session_expiry_s` while the bridge is
+down; messages received but not acknowledged are redelivered on the next connection, so acknowledging
+only durable messages is what makes a crash lose nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.metrics import BridgeMetrics
+from ingest.settings import BridgeSettings
+from riskwatch.topics import MQTT_VERSION
+
+log = logging.getLogger(__name__)
+
+
+class Inbound(NamedTuple):
+    """One received MQTT message, stamped when it arrived."""
+
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received: float  # wall clock, epoch seconds
+
+
+def subscription(settings: BridgeSettings) -> str:
+    """$share/{group}/{root}/v1/+/+/+ : every site, gateway and channel, load split across the group."""
+    return f"$share/{settings.share_group}/{settings.topic_root}/{MQTT_VERSION}/+/+/+"
+
+
+class MqttSource:
+    """Feeds received messages into `inbox`; `ack` is safe to call from another thread."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        inbox: queue.SimpleQueue[Inbound],
+        metrics: BridgeMetrics,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.inbox, self.metrics, self.wall_clock = settings, inbox, metrics, wall_clock
+        self.accepting = True
+        self.connected = False
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.mqtt_client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        client.username_pw_set(settings.mqtt_user, settings.mqtt_password or None)
+        client.reconnect_delay_set(0.5, 10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        # connect_async: the loop thread retries until the broker answers, so a bridge can start first
+        self.client.connect_async(
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            keepalive=30,
+            clean_start=False,
+            properties=props,
+        )
+        self.client.loop_start()
+
+    def ack(self, mid: int, qos: int) -> None:
+        if qos > 0:
+            self.client.ack(mid, qos)
+
+    def stop(self) -> None:
+        """Disconnect normally; the session (and anything not acknowledged) stays with the broker."""
+        self.accepting = False
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker refused the bridge: %s", reason)
+            return
+        self.connected = True
+        self.metrics.mqtt_connected.set(1)
+        log.info(
+            "connected to MQTT %s:%s (session present: %s)",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            flags.session_present,
+        )
+        client.subscribe(subscription(self.settings), qos=1)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected = False
+        self.metrics.mqtt_connected.set(0)
+        if self.accepting:
+            log.warning("MQTT connection lost (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if not self.accepting:  # shutting down: leave it unacknowledged, the broker redelivers it
+            return
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # still dead-lettered (wrong_topic), never dropped
+            topic = message._topic.decode(errors="replace")
+        self.inbox.put(Inbound(message.mid, message.qos, topic, message.payload, self.wall_clock()))

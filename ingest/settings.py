@@ -1,0 +1,45 @@
+"""The bridge's settings in one frozen record; the CLI fills it from flags (and the password's env var)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_PAYLOAD
+
+
+def default_client_id() -> str:
+    """Stable across restarts of the same host, so the persistent MQTT session is found again."""
+    return f"riskwatch-bridge-{socket.gethostname()}"
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """Everything `riskwatch bridge` needs; defaults suit the local stack."""
+
+    registry: Path
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_user: str = "riskwatch-bridge"
+    mqtt_password: str = field(default="", repr=False)
+    mqtt_client_id: str = field(default_factory=default_client_id)
+    share_group: str = "riskwatch"  # bridges with the same group split the gateways' messages
+    topic_root: str = "rw"  # MQTT side: {root}/v1/{site}/{gateway}/{channel}
+    session_expiry_s: int = 7 * 24 * 3600  # Mosquitto keeps queueing this long while the bridge is down
+    receive_maximum: int = 1000  # unacknowledged QoS 1 messages in flight towards this bridge
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "rw"  # Kafka side: {prefix}.telemetry, .gateway, .deadletter
+    compression: str = "gzip"  # kafka-python 3.0.12 has gzip built in; lz4/zstd need extra packages
+    linger_ms: int = 5
+    producer_batch_bytes: int = 1024 * 1024
+    delivery_timeout_s: float = 15.0  # after this an unacknowledged Kafka record goes to the spool
+    batch_max_readings: int = 2000  # readings per rw.telemetry message, per site
+    batch_linger_s: float = 0.02  # oldest reading waits at most this long for its batch to fill
+    spool_dir: Path = Path(".riskwatch/spool/bridge")
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+    future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S
+    metrics_port: int = 9108  # 0: no metrics endpoint
+    metrics_host: str = "127.0.0.1"
+    shutdown_timeout_s: float = 30.0

@@ -1,0 +1,174 @@
+"""Kafka delivery that loses nothing: the producer when Kafka answers, the fsync'd spool when it does not.
+
+A record is *durable* once Kafka acknowledged it (acks=all) or it is in the spool; `send`'s callback
+fires then, and only then may the MQTT message behind it be acknowledged. While the spool holds
+anything, new records go to the spool too, so replay keeps their order; when the replayer has emptied
+it, records go straight to Kafka again. A full spool stalls the callbacks (MQTT back-pressure).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ingest.metrics import BridgeMetrics
+from ingest.spool import Record, Spool
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[], None]
+_SPOOL_CHUNK = 5000  # records per fsync while spooling
+_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class FutureLike(Protocol):
+    def add_callback(self, f: Callable[..., Any]) -> Any: ...
+    def add_errback(self, f: Callable[..., Any]) -> Any: ...
+    def get(self, timeout: float | None = None) -> Any: ...
+
+
+class ProducerLike(Protocol):
+    """The part of kafka.KafkaProducer the sink uses."""
+
+    def send(self, topic: str, value: bytes, key: bytes) -> FutureLike: ...
+    def flush(self, timeout: float | None = None) -> None: ...
+    def close(self, timeout: float | None = None) -> None: ...
+
+
+class KafkaSink:
+    """Thread-safe `send`; a background thread writes failed records to the spool and replays it."""
+
+    def __init__(
+        self,
+        producer: ProducerLike,
+        spool: Spool,
+        metrics: BridgeMetrics,
+        delivery_timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.producer, self.spool, self.metrics = producer, spool, metrics
+        self.delivery_timeout_s, self.clock = delivery_timeout_s, clock
+        self._cond = threading.Condition()
+        self._to_spool: deque[tuple[Record, Done]] = deque()
+        self._spooling = not spool.empty()  # leftovers from the last run go first
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="bridge-spool", daemon=True)
+        self._update_gauges()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
+    def send(self, record: Record, done: Done) -> None:
+        """Hand a record on; `done` runs once it is durable (from another thread)."""
+        with self._cond:
+            if self._spooling:
+                self._queue_for_spool(record, done)
+                return
+        started = self.clock()
+        try:
+            future = self.producer.send(record.topic, value=record.value, key=record.key)
+        except Exception as exc:  # buffer full or no metadata within max_block_ms: Kafka is not answering
+            self._failed(record, done, exc)
+            return
+        future.add_callback(lambda _meta: self._delivered(record, done, started))
+        future.add_errback(lambda exc: self._failed(record, done, exc))
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until every record handed in is durable (acked or spooled); False on timeout."""
+        deadline = self.clock() + timeout_s
+        try:
+            self.producer.flush(timeout=max(0.1, timeout_s))
+        except Exception as exc:
+            log.warning("Kafka flush did not complete: %s", exc)
+        with self._cond:
+            self._cond.notify_all()
+            while self._to_spool and self.clock() < deadline:
+                self._cond.wait(0.1)
+            return not self._to_spool
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        self.producer.close(timeout=timeout_s)
+        self.spool.close()
+
+    def _delivered(self, record: Record, done: Done, started: float) -> None:
+        self.metrics.produce_latency.observe(self.clock() - started)
+        self.metrics.records_out.labels(record.topic).inc()
+        done()
+
+    def _failed(self, record: Record, done: Done, exc: BaseException) -> None:
+        with self._cond:
+            if not self._spooling:
+                log.warning("Kafka did not take a record (%s); spooling until it answers again", exc)
+            self._spooling = True
+            self._queue_for_spool(record, done)
+
+    def _queue_for_spool(self, record: Record, done: Done) -> None:
+        self._to_spool.append((record, done))
+        self._cond.notify_all()
+
+    def _run(self) -> None:
+        backoff = 0
+        while True:
+            with self._cond:
+                while not self._stop and not self._to_spool and self.spool.empty():
+                    if self._spooling:  # everything replayed and nothing waiting: straight to Kafka again
+                        self._spooling = False
+                        log.info("spool empty: sending straight to Kafka again")
+                    self._cond.wait(0.5)
+                if self._stop and not self._to_spool:
+                    return
+                chunk = [self._to_spool.popleft() for _ in range(min(_SPOOL_CHUNK, len(self._to_spool)))]
+            written = self.spool.append([record for record, _ in chunk]) if chunk else 0
+            if written < len(chunk):  # spool full: keep the rest, unacknowledged, at the head of the queue
+                with self._cond:
+                    self._to_spool.extendleft(reversed(chunk[written:]))
+            for record, done in chunk[:written]:
+                self.metrics.spooled.inc()
+                self.metrics.records_out.labels(record.topic).inc()
+                done()
+            self._update_gauges()
+            if self._stop:
+                continue
+            if self.spool.empty():
+                continue
+            if self._replay_oldest():
+                backoff = 0
+            else:
+                with self._cond:
+                    self._cond.wait(_BACKOFF_S[min(backoff, len(_BACKOFF_S) - 1)])
+                backoff += 1
+
+    def _replay_oldest(self) -> bool:
+        """Send the oldest segment; delete it only when Kafka acknowledged every record in it."""
+        segment = self.spool.oldest()
+        if segment is None:
+            return True
+        try:
+            futures = [self.producer.send(r.topic, value=r.value, key=r.key) for r in segment.records]
+            deadline = self.clock() + self.delivery_timeout_s
+            for future in futures:
+                future.get(timeout=max(0.1, deadline - self.clock()))
+        except Exception as exc:
+            log.info("spool replay paused, Kafka not answering yet: %s", exc)
+            return False
+        self.spool.delivered(segment)
+        self.metrics.replayed.inc(len(segment.records))
+        self._update_gauges()
+        log.info("replayed %d spooled records from %s", len(segment.records), segment.path.name)
+        return True
+
+    def _update_gauges(self) -> None:
+        self.metrics.spool_bytes.set(self.spool.bytes)
+        self.metrics.spool_records.set(self.spool.records)

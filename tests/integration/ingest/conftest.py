@@ -1,0 +1,176 @@
+"""Real Mosquitto and Kafka around a real bridge: helpers to run one, publish as a gateway, read topics."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from deploy.stack import StackInfo, add_gateways
+from ingest.service import BridgeService
+from ingest.settings import BridgeSettings
+from riskwatch.topics import Topics
+
+
+@dataclass(frozen=True)
+class _Gateway:
+    site: str
+
+
+@dataclass(frozen=True)
+class _Sensor:
+    site: str
+    gateway: str
+    uom: str
+    index: int
+
+
+@dataclass(frozen=True)
+class TestRegistry:
+    """Same shape as riskwatch.registry.Registry, for the bridge."""
+
+    gateways: dict[str, _Gateway] = field(default_factory=dict)
+    sensors: dict[str, _Sensor] = field(default_factory=dict)
+    fingerprint: str = "fp-integration"
+
+
+@dataclass(frozen=True)
+class Plant:
+    """A unique two-site plant per test: site ids, gateway ids, sensor ids, gateway passwords."""
+
+    site_a: str
+    site_b: str
+    gw_a: str
+    gw_b: str
+    sensors_a: tuple[str, ...]
+    sensor_b: str
+    registry: TestRegistry
+    passwords: dict[str, str]
+
+
+@pytest.fixture
+def plant(stack: StackInfo) -> Plant:
+    tag = uuid.uuid4().hex[:6]
+    site_a, site_b, gw_a, gw_b = f"sa{tag}", f"sb{tag}", f"ga{tag}", f"gb{tag}"
+    sensors_a = tuple(f"pt-{tag}-{i:03d}" for i in range(50))
+    sensor_b = f"pt-{tag}-b"
+    sensors = {s: _Sensor(site_a, gw_a, "MPa", i) for i, s in enumerate(sensors_a)}
+    sensors[sensor_b] = _Sensor(site_b, gw_b, "MPa", len(sensors_a))
+    registry = TestRegistry({gw_a: _Gateway(site_a), gw_b: _Gateway(site_b)}, sensors)
+    passwords = add_gateways(stack, [(site_a, gw_a), (site_b, gw_b)])
+    return Plant(site_a, site_b, gw_a, gw_b, sensors_a, sensor_b, registry, passwords)
+
+
+def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: Any) -> BridgeSettings:
+    tag = uuid.uuid4().hex[:8]
+    base = BridgeSettings(
+        registry=Path("unused"),
+        mqtt_host=stack.mqtt_host,
+        mqtt_port=stack.mqtt_port,
+        mqtt_user=stack.bridge_user,
+        mqtt_password=stack.bridge_password,
+        mqtt_client_id=f"bridge-{tag}",
+        share_group=f"g{tag}",  # a test's bridge never shares with an earlier test's lingering session
+        session_expiry_s=120,
+        kafka_bootstrap=stack.kafka_bootstrap,
+        topic_prefix=topics.prefix,
+        spool_dir=spool,
+        metrics_port=0,
+        delivery_timeout_s=6.0,
+        shutdown_timeout_s=20.0,
+    )
+    return replace(base, **overrides)
+
+
+@pytest.fixture
+def run_bridge(stack: StackInfo, topics: Topics, tmp_path: Path) -> Iterator[Callable[..., BridgeService]]:
+    started: list[BridgeService] = []
+
+    def start(registry: Any, **overrides: Any) -> BridgeService:
+        service = BridgeService(bridge_settings(stack, topics, tmp_path / "spool", **overrides), registry)
+        service.start()
+        assert wait_for(lambda: service.source.connected, 15), "bridge did not connect to MQTT"
+        time.sleep(0.3)  # SUBACK
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+class GatewayClient:
+    """A paho MQTT v5 client logged in as a gateway; `publish` waits for the PUBACK and returns its reason."""
+
+    def __init__(self, stack: StackInfo, user: str, password: str) -> None:
+        self.pubacks: dict[int, str] = {}
+        self._lock = threading.Lock()
+        connected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=uuid.uuid4().hex
+        )
+        self.client.username_pw_set(user, password)
+        self.client.max_inflight_messages_set(100)
+        self.client.on_connect = lambda *a: connected.set()
+        self.client.on_publish = self._on_publish
+        self.client.connect(stack.mqtt_host, stack.mqtt_port)
+        self.client.loop_start()
+        assert connected.wait(10)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._lock:
+            self.pubacks[mid] = str(reason)
+
+    def publish(self, topic: str, payload: bytes, wait: bool = True) -> str:
+        info = self.client.publish(topic, payload, qos=1)
+        if not wait:
+            return ""
+        wait_for(lambda: info.mid in self.pubacks, 10)
+        return self.pubacks.get(info.mid, "no puback")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class TopicReader:
+    """Reads a Kafka topic from the beginning, accumulating records across calls."""
+
+    def __init__(self, stack: StackInfo, topic: str) -> None:
+        from kafka import KafkaConsumer
+
+        self.records: list[Any] = []
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=stack.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=f"r{uuid.uuid4().hex[:8]}",
+        )
+
+    def until(self, predicate: Callable[[list[Any]], bool], timeout: float = 30.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.records) and time.monotonic() < deadline:
+            for batch in self.consumer.poll(timeout_ms=500).values():
+                self.records.extend(batch)
+        return self.records
+
+    def close(self) -> None:
+        self.consumer.close()
