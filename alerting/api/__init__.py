@@ -1,0 +1,1 @@
+"""HTTP API with bearer tokens and roles, and the SSE live feed of alert events."""

@@ -1,0 +1,89 @@
+"""The channel interface: one question, `send(message) -> SendResult`; the pipeline owns retries, limits."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Outcome(StrEnum):
+    """What the pipeline should do next: done, try again later, or give up and record why."""
+
+    OK = "ok"
+    RETRYABLE = "retryable"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    detail: str = ""
+
+    @classmethod
+    def ok(cls, detail: str = "") -> SendResult:
+        return cls(Outcome.OK, detail)
+
+    @classmethod
+    def retryable(cls, detail: str) -> SendResult:
+        return cls(Outcome.RETRYABLE, detail)
+
+    @classmethod
+    def error(cls, detail: str) -> SendResult:
+        return cls(Outcome.ERROR, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One rendered notification, stored in the outbox before it is sent, so a resend is identical."""
+
+    key: str  # idempotency key: receivers de-duplicate by it
+    channel: str
+    title: str
+    markdown: str
+    text: str
+    colour: str  # Colour label of the most severe alert in the message
+    mobiles: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    alert_ids: tuple[str, ...] = ()
+    link: str = ""
+    language: str = "zh"
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Message:
+        doc: dict[str, Any] = orjson.loads(raw)
+        for name in ("mobiles", "emails", "alert_ids"):
+            doc[name] = tuple(doc.get(name, ()))
+        return cls(**doc)
+
+
+class ChannelSettings(BaseModel):
+    """Fields every channel accepts; a channel module subclasses this with its own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    rate_per_minute: int | None = Field(default=None, ge=1)
+    timeout_s: float = Field(default=10.0, gt=0)
+    secret_env: str | None = None  # the NAME of the environment variable holding the secret
+
+    default_rate_per_minute: ClassVar[int | None] = None
+
+    def effective_rate(self) -> int | None:
+        return self.rate_per_minute if self.rate_per_minute is not None else self.default_rate_per_minute
+
+
+class Channel(Protocol):
+    """A delivery channel. `send` never raises for delivery problems; it says what happened."""
+
+    name: str
+
+    async def send(self, message: Message) -> SendResult: ...
+
+    async def close(self) -> None: ...

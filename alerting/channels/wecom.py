@@ -1,0 +1,52 @@
+"""WeCom (企业微信) group robot: markdown with <font color> by level, at most 4096 bytes (DOMAIN.md)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from alerting.channels.base import ChannelSettings, Message, SendResult
+from alerting.channels.http import HttpPoster
+
+MAX_MARKDOWN_BYTES = 4096  # DOMAIN.md: WeCom markdown <= 4096 bytes
+_RETRY_CODES = frozenset({45009, -1})  # 45009: API frequency limit exceeded
+# WeCom markdown knows only three font colours: warning (orange), info (green), comment (grey).
+_FONT = {"red": "warning", "orange": "warning", "yellow": "comment", "blue": "info", "normal": "info"}
+
+
+class Settings(ChannelSettings):
+    url: str  # https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...
+    default_rate_per_minute: ClassVar[int | None] = 20  # DOMAIN.md: 20 messages/min per robot
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """Cut to at most `limit` UTF-8 bytes without splitting a character."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode(errors="ignore") + "…"
+
+
+class Channel:
+    settings_model: ClassVar[type[ChannelSettings]] = Settings
+
+    def __init__(self, name: str, settings: Settings, secret: str | None) -> None:
+        self.name, self._settings = name, settings
+        self._http = HttpPoster(settings.timeout_s)
+
+    async def send(self, message: Message) -> SendResult:
+        font = _FONT.get(message.colour, "comment")
+        content = f'## <font color="{font}">{message.title}</font>\n{message.markdown}'
+        if message.mobiles:
+            content += "\n" + " ".join(f"@{m}" for m in message.mobiles)
+        doc = {"msgtype": "markdown", "markdown": {"content": truncate_utf8(content, MAX_MARKDOWN_BYTES)}}
+        result, body = await self._http.post_json(self._settings.url, doc, message)
+        if result is not None:
+            return result
+        code = body.get("errcode") if isinstance(body, dict) else None
+        if code == 0:
+            return SendResult.ok()
+        detail = f"wecom errcode {code}: {body!r}"[:300]
+        return SendResult.retryable(detail) if code in _RETRY_CODES else SendResult.error(detail)
+
+    async def close(self) -> None:
+        await self._http.close()

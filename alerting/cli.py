@@ -1,0 +1,54 @@
+"""`riskwatch alerting`: run the alerting service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from alerting.config import load_config, resolve_secrets
+from alerting.routing.sites import registry_lookup
+from alerting.service import AlertingService, ServiceOptions
+from riskwatch.paths import home_dir
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--routes", required=True, help="routing YAML (see deploy/examples/routes.yaml)")
+    parser.add_argument("--kafka", required=True, help="Kafka bootstrap HOST:PORT")
+    parser.add_argument("--topic-prefix", default="rw", help="topic prefix (default rw: rw.warnings, ...)")
+    parser.add_argument("--db", type=Path, default=None, help="SQLite store (default .riskwatch/alerting.db)")
+    parser.add_argument("--http-host", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--group-id", default="riskwatch-alerting", help="Kafka consumer group")
+    parser.add_argument("--tick", type=float, default=1.0, help="seconds between timer/retry checks")
+    parser.add_argument("--registry", default=None, help="site registry YAML for site names and industry")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cfg = load_config(args.routes)
+    secrets = resolve_secrets(cfg, os.environ, str(args.routes))
+    db = args.db or home_dir() / "alerting.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    options = ServiceOptions(
+        kafka=args.kafka, db=db, topic_prefix=args.topic_prefix, http_host=args.http_host,
+        http_port=args.http_port, group_id=args.group_id, tick_s=args.tick,
+    )  # fmt: skip
+    sites = registry_lookup(args.registry) if args.registry else None
+    service = AlertingService(options, cfg, secrets, sites)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    asyncio.run(main())
+    return 0

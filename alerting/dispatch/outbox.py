@@ -1,0 +1,85 @@
+"""Delivers outbox messages: send, then mark delivered; retry with exponential back-off; give up audited.
+
+A crash between a successful send and `mark_delivered` resends the same message with the same
+idempotency key, so a receiver that de-duplicates by key sees it once: at-least-once plus idempotency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from alerting.channels.base import Channel, Outcome, SendResult
+from alerting.config import Defaults
+from alerting.lifecycle.machine import SYSTEM
+from alerting.lifecycle.model import AlertEvent
+from alerting.store import OutboxRow, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    ok: int
+    retrying: int
+    failed: int
+
+
+def backoff(attempts: int, initial: float, cap: float) -> float:
+    """Seconds to wait after the `attempts`-th failure: initial, 2x, 4x ... capped."""
+    return min(cap, initial * (2 ** max(0, attempts - 1)))
+
+
+class Deliverer:
+    def __init__(self, store: Store, channels: Mapping[str, Channel], defaults: Defaults) -> None:
+        self.store, self.channels, self.defaults = store, dict(channels), defaults
+
+    async def step(self, now: float) -> Delivered:
+        """Send every due message; channels in parallel, each channel's messages in order."""
+        by_channel: dict[str, list[OutboxRow]] = defaultdict(list)
+        for row in self.store.due_outbox(now):
+            by_channel[row.message.channel].append(row)
+        results = await asyncio.gather(*(self._send_all(name, rows) for name, rows in by_channel.items()))
+        counts = {Outcome.OK: 0, Outcome.RETRYABLE: 0, Outcome.ERROR: 0}
+        with self.store.transaction():
+            for pairs in results:
+                for row, result in pairs:
+                    counts[self._settle(row, result, now)] += 1
+        return Delivered(counts[Outcome.OK], counts[Outcome.RETRYABLE], counts[Outcome.ERROR])
+
+    async def _send_all(self, name: str, rows: list[OutboxRow]) -> list[tuple[OutboxRow, SendResult]]:
+        channel = self.channels.get(name)
+        out = []
+        for row in rows:
+            if channel is None:
+                out.append((row, SendResult.error(f"channel {name!r} is no longer configured")))
+                continue
+            result = await channel.send(row.message)
+            out.append((row, result))
+            if result.outcome is Outcome.RETRYABLE:
+                break  # the channel is struggling: keep the rest in order for the next round
+        return out
+
+    def _settle(self, row: OutboxRow, result: SendResult, now: float) -> Outcome:
+        message, attempts = row.message, row.attempts + 1
+        detail = {"channel": message.channel, "key": message.key, "attempts": attempts}
+        outcome = result.outcome
+        if outcome is Outcome.RETRYABLE and attempts >= self.defaults.max_attempts:
+            outcome = Outcome.ERROR
+        if outcome is Outcome.OK:
+            self.store.mark_delivered(message.key, now)
+            type_ = "notified"
+        elif outcome is Outcome.RETRYABLE:
+            delay = backoff(attempts, self.defaults.retry_initial, self.defaults.retry_max)
+            self.store.mark_retry(message.key, now + delay, result.detail)
+            return outcome
+        else:
+            self.store.mark_failed(message.key, result.detail)
+            type_ = "delivery_failed"
+        for alert_id in message.alert_ids:
+            alert = self.store.get_alert(alert_id)
+            state, colour = (alert.state.value, alert.colour) if alert else ("", "")
+            self.store.append_event(
+                AlertEvent(alert_id, type_, now, SYSTEM, state, colour, result.detail, detail)
+            )
+        return outcome

@@ -1,0 +1,276 @@
+"""SQLite store. Why SQLite: one writer per site group, no extra service to run, and with WAL +
+synchronous=FULL a committed transaction survives a process kill and a power cut (fsync on commit).
+Alert change, audit events and notification intents are written in ONE transaction, so they never
+disagree after a crash; Kafka offsets are committed only after that transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from alerting.channels.base import Message
+from alerting.lifecycle.model import Alert, AlertEvent
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+  id TEXT PRIMARY KEY, entity_key TEXT NOT NULL, open INTEGER NOT NULL, state TEXT NOT NULL,
+  site TEXT NOT NULL, colour TEXT NOT NULL, updated_at REAL NOT NULL, timer_at REAL, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_entity ON alerts(entity_key, open);
+CREATE INDEX IF NOT EXISTS alerts_timer ON alerts(timer_at) WHERE timer_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, doc BLOB NOT NULL,
+  published INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS audit_alert ON audit(alert_id);
+CREATE INDEX IF NOT EXISTS audit_unpublished ON audit(seq) WHERE published = 0;
+CREATE TABLE IF NOT EXISTS seen (transition_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS intents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, reason TEXT NOT NULL,
+  receiver TEXT NOT NULL, channel TEXT NOT NULL, group_key TEXT NOT NULL, created_at REAL NOT NULL,
+  wait REAL NOT NULL, interval REAL NOT NULL, status TEXT NOT NULL DEFAULT 'pending', message_key TEXT);
+CREATE INDEX IF NOT EXISTS intents_pending ON intents(status) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS outbox (
+  key TEXT PRIMARY KEY, channel TEXT NOT NULL, doc BLOB NOT NULL, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, created_at REAL NOT NULL,
+  delivered_at REAL, last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS maintenance (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, unit TEXT NOT NULL, start REAL NOT NULL,
+  "end" REAL NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, reason TEXT NOT NULL, raw BLOB NOT NULL,
+  at REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    id: int
+    alert_id: str
+    reason: str
+    receiver: str
+    channel: str
+    group_key: str
+    created_at: float
+    wait: float  # group wait: how long the first notification of a group is held for company
+    interval: float  # group interval: minimum time between two messages of one group
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    message: Message
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+
+
+class Store:
+    """All durable state of the alerting service. Single connection, used from one thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Nested calls join the outer transaction; the outermost commits (fsync) or rolls back."""
+        if self._depth == 0:
+            self._db.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self._db.execute("COMMIT")
+
+    # -- de-duplication of inputs
+    def seen(self, transition_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM seen WHERE transition_id = ?", (transition_id,)).fetchone()
+        return row is not None
+
+    def mark_seen(self, transition_id: str, at: float) -> None:
+        self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (transition_id, at))
+
+    def reject(self, source: str, reason: str, raw: bytes, at: float) -> None:
+        """Keep bad input with its reason: never crash on it, never drop it silently."""
+        self._db.execute(
+            "INSERT INTO rejected(source, reason, raw, at) VALUES (?, ?, ?, ?)", (source, reason, raw, at)
+        )
+
+    def rejected_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0])
+
+    # -- alerts
+    def put_alert(self, alert: Alert) -> None:
+        timers = alert.timers()
+        self._db.execute(
+            "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert.id, alert.entity_key, int(not alert.closed), alert.state.value, alert.site, alert.colour,
+             alert.updated_at, min(timers) if timers else None, orjson.dumps(alert.to_doc())),
+        )  # fmt: skip
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        row = self._db.execute("SELECT doc FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return None if row is None else Alert.from_doc(orjson.loads(row[0]))
+
+    def open_alert_for(self, entity_key: str) -> Alert | None:
+        row = self._db.execute(
+            "SELECT doc FROM alerts WHERE entity_key = ? AND open = 1 ORDER BY updated_at DESC LIMIT 1",
+            (entity_key,),
+        ).fetchone()
+        return None if row is None else Alert.from_doc(orjson.loads(row[0]))
+
+    def open_alerts_at_site(self, site: str) -> list[Alert]:
+        rows = self._db.execute("SELECT doc FROM alerts WHERE site = ? AND open = 1", (site,))
+        return [Alert.from_doc(orjson.loads(r[0])) for r in rows]
+
+    def due_timers(self, now: float) -> list[Alert]:
+        rows = self._db.execute("SELECT doc FROM alerts WHERE timer_at <= ? ORDER BY timer_at", (now,))
+        return [Alert.from_doc(orjson.loads(r[0])) for r in rows]
+
+    def list_alerts(
+        self, state: str | None = None, site: str | None = None, colour: str | None = None, limit: int = 100
+    ) -> list[Alert]:
+        where, params = [], []
+        for column, value in (("state", state), ("site", site), ("colour", colour)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT doc FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._db.execute(sql + " ORDER BY updated_at DESC LIMIT ?", (*params, limit))
+        return [Alert.from_doc(orjson.loads(r[0])) for r in rows]
+
+    # -- audit trail
+    def append_event(self, event: AlertEvent) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO audit(alert_id, doc) VALUES (?, ?)", (event.alert_id, event.to_bytes())
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _events(self, sql: str, params: tuple[object, ...]) -> list[AlertEvent]:
+        return [AlertEvent(**{**orjson.loads(doc), "seq": seq}) for seq, doc in self._db.execute(sql, params)]
+
+    def events_after(self, seq: int, limit: int = 500) -> list[AlertEvent]:
+        return self._events("SELECT seq, doc FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+
+    def events_for(self, alert_id: str) -> list[AlertEvent]:
+        return self._events("SELECT seq, doc FROM audit WHERE alert_id = ? ORDER BY seq", (alert_id,))
+
+    def unpublished_events(self, limit: int = 500) -> list[AlertEvent]:
+        sql = "SELECT seq, doc FROM audit WHERE published = 0 ORDER BY seq LIMIT ?"
+        return self._events(sql, (limit,))
+
+    def mark_published(self, seqs: Iterable[int]) -> None:
+        self._db.executemany("UPDATE audit SET published = 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    def last_seq(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0])
+
+    # -- notification intents (one per alert, receiver and channel)
+    def add_intent(self, intent: Intent) -> None:
+        """Record a notification to make; `intent.id` is ignored (the store assigns it)."""
+        self._db.execute(
+            "INSERT INTO intents(alert_id, reason, receiver, channel, group_key, created_at, wait, interval) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (intent.alert_id, intent.reason, intent.receiver, intent.channel, intent.group_key,
+             intent.created_at, intent.wait, intent.interval),
+        )  # fmt: skip
+
+    def pending_intents(self) -> list[Intent]:
+        rows = self._db.execute(
+            "SELECT id, alert_id, reason, receiver, channel, group_key, created_at, wait, interval "
+            "FROM intents "
+            "WHERE status = 'pending' ORDER BY id"
+        )
+        return [Intent(*row) for row in rows]
+
+    def settle_intents(self, ids: Iterable[int], status: str, message_key: str | None = None) -> None:
+        self._db.executemany(
+            "UPDATE intents SET status = ?, message_key = ? WHERE id = ?",
+            [(status, message_key, i) for i in ids],
+        )
+
+    # -- outbox
+    def add_outbox(self, message: Message, at: float) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO outbox(key, channel, doc, status, next_attempt_at, created_at) "
+            "VALUES (?, ?, ?, 'pending', ?, ?)",
+            (message.key, message.channel, message.to_bytes(), at, at),
+        )
+
+    def due_outbox(self, now: float, limit: int = 200) -> list[OutboxRow]:
+        rows = self._db.execute(
+            "SELECT doc, attempts, next_attempt_at, created_at FROM outbox "
+            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at LIMIT ?",
+            (now, limit),
+        )
+        return [OutboxRow(Message.from_bytes(d), a, n, c) for d, a, n, c in rows]
+
+    def next_outbox_at(self) -> float | None:
+        row = self._db.execute("SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()
+        return row[0]
+
+    def mark_delivered(self, key: str, at: float) -> None:
+        self._db.execute(
+            "UPDATE outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1 WHERE key = ?",
+            (at, key),
+        )
+
+    def mark_retry(self, key: str, next_at: float, error: str) -> None:
+        self._db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE key = ?",
+            (next_at, error, key),
+        )
+
+    def mark_failed(self, key: str, error: str) -> None:
+        self._db.execute(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE key = ?",
+            (error, key),
+        )
+
+    def outbox_status(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, count(*) FROM outbox GROUP BY status")
+        return {status: int(n) for status, n in rows}
+
+    def sends_since(self, channel: str, since: float) -> list[float]:
+        """Creation times of a channel's messages since `since`: seeds rate limiters after a restart."""
+        rows = self._db.execute(
+            "SELECT created_at FROM outbox WHERE channel = ? AND created_at >= ? ORDER BY created_at",
+            (channel, since),
+        )
+        return [r[0] for r in rows]
+
+    # -- maintenance windows
+    def add_maintenance(self, site: str, unit: str, start: float, end: float, reason: str, user: str) -> int:
+        cursor = self._db.execute(
+            'INSERT INTO maintenance(site, unit, start, "end", reason, created_by) VALUES (?, ?, ?, ?, ?, ?)',
+            (site, unit, start, end, reason, user),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def in_maintenance(self, site: str, unit: str, at: float) -> str | None:
+        """The reason if a window covers this site (whole site, unit = '') or this unit at `at`."""
+        row = self._db.execute(
+            "SELECT reason FROM maintenance WHERE site = ? AND (unit = '' OR unit = ?) "
+            'AND start <= ? AND "end" > ? LIMIT 1',
+            (site, unit, at, at),
+        ).fetchone()
+        return None if row is None else str(row[0])

@@ -1,0 +1,185 @@
+"""The alerting service as a real process against real Kafka and real local receivers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from riskwatch.topics import Topics
+from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
+from tests.integration.alerting.receivers import HttpReceiver, SmtpReceiver
+from tests.integration.alerting.service_proc import SECRETS, ServiceProcess, api_port, routes_doc, wait_for
+
+
+def red(
+    site: str, entity: str | None = None, at: float | None = None, entity_type: str = "site"
+) -> Transition:
+    at = at or time.time()
+    entity = entity or site
+    item = CauseItem("GT-101", "flammable_gas", "l2_high", 55.0, 50.0, "%LEL", at - 20)
+    return Transition(transition_id("warning", entity_type, entity, "red", at), "warning", entity_type,  # type: ignore[arg-type]
+                      entity, "yellow", "red", at, Cause("gas_l2_two_detectors", (item,), "两个探测器二级报警"),
+                      site=site, region="R1")  # fmt: skip
+
+
+def produce(bootstrap: str, topic: str, records: list[bytes], keys: list[bytes] | None = None) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for i, raw in enumerate(records):
+        producer.send(topic, raw, key=(keys[i] if keys else b"S1"))
+    producer.flush(30)
+    producer.close()
+
+
+@pytest.fixture
+def receivers() -> Iterator[tuple[HttpReceiver, SmtpReceiver]]:
+    http = HttpReceiver(secrets={"dingtalk": SECRETS["RW_T_DING"], "feishu": SECRETS["RW_T_FEISHU"],
+                                 "hook": SECRETS["RW_T_HOOK"], "sms": SECRETS["RW_T_SMS"]}).start()  # fmt: skip
+    smtp = SmtpReceiver().start()
+    yield http, smtp
+    http.stop()
+    smtp.stop()
+
+
+def start(
+    tmp_path: Path, stack: Any, topics: Topics, http: HttpReceiver, smtp: SmtpReceiver, **route: Any
+) -> ServiceProcess:
+    port = api_port()
+    return ServiceProcess(tmp_path, routes_doc(http.url, smtp.port, port, **route), stack.kafka_bootstrap,
+                          topics.prefix, port).start()  # fmt: skip
+
+
+def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
+    tmp_path: Path, stack: Any, topics: Topics, receivers: tuple[HttpReceiver, SmtpReceiver]
+) -> None:
+    http, smtp = receivers
+    service = start(tmp_path, stack, topics, http, smtp, escalation=None)
+    try:
+        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes()])
+        kinds = ("dingtalk", "wecom", "feishu", "sms", "hook")
+        wait_for(lambda: all(http.records(k) for k in kinds) and smtp.mails, 30, "every channel")
+        for kind in ("dingtalk", "feishu", "sms", "hook"):
+            assert [r.signature_ok for r in http.records(kind)] == [True], kind
+        ding = http.records("dingtalk")[0].body
+        assert "红色预警" in ding["markdown"]["title"] and "一号化工厂" in ding["markdown"]["text"]
+        assert "55%LEL（设定值 50%LEL）" in ding["markdown"]["text"]
+        assert ding["at"]["atMobiles"] == ["13800000001"]  # the officer on call, nobody else
+        assert http.records("feishu")[0].body["card"]["header"]["template"] == "red"
+        assert http.records("sms")[0].body["mobiles"] == ["13800000001"]
+        [(rcpt, mail)] = smtp.mails
+        assert rcpt == ["zhang@example.cn"] and "/api/alerts/al-" in mail.get_content()
+        audit = read_audit(
+            stack.kafka_bootstrap, topics.alerts, lambda evs: sum(e["type"] == "notified" for e in evs) >= 6
+        )
+        assert audit[0]["type"] == "opened" and {e["detail"]["channel"] for e in audit[1:]} == {
+            "ding", "wecom", "feishu", "mail", "sms", "hook"}  # fmt: skip
+    finally:
+        service.stop()
+
+
+def read_audit(bootstrap: str, topic: str, done: Any, timeout: float = 30) -> list[dict[str, Any]]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=1000, group_id=None)  # fmt: skip
+    events: list[dict[str, Any]] = []
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and not done(events):
+            for record in consumer:
+                events.append(orjson.loads(record.value))
+    finally:
+        consumer.close()
+    assert done(events), events
+    return sorted(events, key=lambda e: e["seq"])
+
+
+def test_unacknowledged_red_escalates_and_acknowledgement_stops_it(
+    tmp_path: Path, stack: Any, topics: Topics, receivers: tuple[HttpReceiver, SmtpReceiver]
+) -> None:
+    http, smtp = receivers
+    service = start(tmp_path, stack, topics, http, smtp)
+    try:
+        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes(), red("S2").to_bytes()],
+                [b"S1", b"S2"])  # fmt: skip
+        wait_for(
+            lambda: len(service.api("GET", "/api/alerts", "view-token")[1]["alerts"]) == 2, 20, "2 alerts"
+        )
+        alerts = {a["site"]: a["id"] for a in service.api("GET", "/api/alerts", "view-token")[1]["alerts"]}
+        status, doc = service.api("POST", f"/api/alerts/{alerts['S2']}/ack", "duty-token", {"note": "已签收"})
+        assert status == 200, doc
+
+        def tiers(who: str) -> list[str]:
+            return [a for r in http.records("hook") if r.query.get("who") == who for a in r.body["alert_ids"]]
+
+        wait_for(lambda: tiers("director"), 30, "the second tier")
+        assert tiers("leader") == [alerts["S1"]] and tiers("director") == [alerts["S1"]]
+        leader_msg = next(r.body for r in http.records("hook") if r.query.get("who") == "leader")
+        assert "超时未签收" in leader_msg["text"] and leader_msg["mobiles"] == ["13800000003"]
+        status, doc = service.api("POST", f"/api/alerts/{alerts['S1']}/close", "duty-token", {"note": "x"})
+        assert status == 409  # sign for before disposing
+        status, doc = service.api("POST", f"/api/alerts/{alerts['S1']}/ack", "view-token", {})
+        assert status == 403
+        status, doc = service.api("POST", f"/api/alerts/{alerts['S1']}/ack", None, {})
+        assert status == 401
+        assert service.api("POST", f"/api/alerts/{alerts['S1']}/ack", "duty-token", {})[0] == 200
+        assert service.api("POST", f"/api/alerts/{alerts['S1']}/close", "duty-token", {})[0] == 400
+        status, doc = service.api(
+            "POST", f"/api/alerts/{alerts['S1']}/close", "duty-token", {"note": "已堵漏"}
+        )
+        assert (status, doc["alert"]["state"]) == (200, "closed")
+    finally:
+        service.stop()
+
+
+def test_killed_mid_delivery_and_restarted_delivers_each_notification_exactly_once(
+    tmp_path: Path, stack: Any, topics: Topics, receivers: tuple[HttpReceiver, SmtpReceiver]
+) -> None:
+    http, smtp = receivers
+    http.delay_s = 0.3  # slow receiver: there is always a request in flight when we pull the plug
+    route = {"escalation": None, "group_by": ["entity"], "receiver": "crash"}
+    port = api_port()
+    doc = routes_doc(http.url, smtp.port, port, **route)
+    doc["receivers"]["crash"] = {"roster": "duty", "channels": ["hook"]}
+    service = ServiceProcess(tmp_path, doc, stack.kafka_bootstrap, topics.prefix, port).start()
+    n = 30
+    now = time.time()
+    warnings = [red("S1", f"U{i}", now + i * 0.001, "unit").to_bytes() for i in range(n)]
+    try:
+        produce(stack.kafka_bootstrap, topics.warnings, warnings)
+        wait_for(lambda: len(http.records("hook")) >= 8, 60, "some deliveries")
+        service.kill()
+        before = len(http.records("hook"))
+        assert before < n, "the kill came too late to be mid-delivery"
+        service.start()  # same store, same consumer group
+        wait_for(lambda: len(http.unique("hook")) >= n, 90, "every notification after the restart")
+        time.sleep(1.0)  # anything still to come would be a duplicate or an extra
+    finally:
+        service.stop()
+    unique = http.unique("hook")
+    alert_ids = [a for r in unique.values() for a in r.body["alert_ids"]]
+    assert len(unique) == n and sorted(alert_ids) == sorted(set(alert_ids)) and len(alert_ids) == n
+    assert all(r.signature_ok for r in http.records("hook"))
+    # The message in flight at the kill was sent again with the same key: the receiver's de-duplication
+    # is what makes "exactly once" true, and it had something to do.
+    assert max(http.key_counts().values()) >= 2
+
+
+def test_bad_records_are_kept_with_a_reason_and_do_not_stop_the_service(
+    tmp_path: Path, stack: Any, topics: Topics, receivers: tuple[HttpReceiver, SmtpReceiver]
+) -> None:
+    import sqlite3
+
+    http, smtp = receivers
+    service = start(tmp_path, stack, topics, http, smtp, escalation=None)
+    try:
+        produce(stack.kafka_bootstrap, topics.warnings, [b"not json", b'{"v": 1}', red("S1").to_bytes()])
+        wait_for(lambda: http.records("hook"), 30, "the good record after two bad ones")
+    finally:
+        service.stop()
+    with sqlite3.connect(service.db) as db:
+        reasons = [r[0] for r in db.execute("SELECT reason FROM rejected ORDER BY id")]
+    assert len(reasons) == 2 and "malformed transition record" in reasons[0]
