@@ -89,15 +89,19 @@ class TelemetryCounter:
             if self.sites is not None and batch.site not in self.sites:
                 self.other_sites += len(batch.readings)
                 continue
-            keys = [(s.gateway, s.seq) for s in batch.sources]
-            if keys and all(k in self.seen for k in keys):
-                self.duplicates += len(batch.readings)
-                continue
-            self.seen.update(keys)
-            latency = now - batch.readings.ts
+            # Each source (gateway, seq) holds `count` contiguous readings: count only sources not seen
+            # before, so an at-least-once redelivery is a duplicate, not a gain.
+            fresh = np.array([(s.gateway, s.seq) not in self.seen for s in batch.sources], dtype=bool)
+            counts = np.array([s.count for s in batch.sources], dtype=np.int64)
+            self.seen.update((s.gateway, s.seq) for s in batch.sources)
+            keep = np.repeat(fresh, counts) if counts.sum() == len(batch.readings) else None
+            if keep is None:  # a producer that does not fill counts: take the batch as one unit
+                keep = np.full(len(batch.readings), bool(fresh.any()) if fresh.size else True)
+            self.duplicates += int((~keep).sum())
+            latency = now - batch.readings.ts[keep]
             self.histogram.add(latency)
             self.window.add(latency)
-            new += len(batch.readings)
+            new += int(keep.sum())
         self.readings += new
         return new
 

@@ -106,6 +106,8 @@ class Pipeline:
             "--topic-prefix", self.topic_prefix, "--data-dir", str(self.run_dir / "worker"),
             "--web-port", str(web), "--metrics-port", str(metrics),
             "--influx-url", self.stack.influx_url, "--influx-token-env", "RISKWATCH_INFLUX_TOKEN",
+            "--influx-org", self.stack.influx_org, "--influx-bucket", self.stack.influx_bucket,
+            "--group", f"riskwatch-worker-{self.topic_prefix}",
             *(extra or []),
         ]  # fmt: skip
         env = {"RISKWATCH_INFLUX_TOKEN": self.stack.influx_token}
