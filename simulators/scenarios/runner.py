@@ -32,6 +32,7 @@ class RunRecord:
     seen: list[Seen] = field(default_factory=list)
     readings: int = 0
     messages: int = 0
+    started: float = 0.0  # wall time of scenario second 0
 
 
 def apply_injection(sim: Simulation, inj: Injection, now: float) -> None:
@@ -82,6 +83,12 @@ def event_targets(sim: Simulation) -> dict[str, str]:
     return {s.unit: s.id for s in sim.sensors if s.kind == "cutoff"}
 
 
+def make_clients(
+    sim: Simulation, broker: Broker, clock: Callable[[], float] = time.time
+) -> dict[str, GatewayClient]:
+    return {gw: GatewayClient(site, gw, broker, clock=clock) for gw, site in sim.site_of_gateway.items()}
+
+
 def scope_of(sim: Simulation, regions: dict[str, str]) -> Scope:
     sites = frozenset(sim.plants)
     return Scope(sites, frozenset(regions[s] for s in sites if s in regions))
@@ -100,23 +107,26 @@ class ScenarioRunner:
         log: Callable[[str], None] = print,
         clock: Callable[[], float] = time.time,
         stop: threading.Event | None = None,
+        clients: dict[str, GatewayClient] | None = None,
     ) -> None:
         self.scenario, self.sim, self.broker, self.warnings = scenario, sim, broker, warnings
         self.scope, self.log, self.clock = scope, log, clock
         self.stop = stop or threading.Event()  # set it to end the run early (the demo's Ctrl-C)
         self.record = RunRecord()
-        self.clients = {
-            gw: GatewayClient(site, gw, broker, clock=clock) for gw, site in sim.site_of_gateway.items()
-        }
+        # Clients passed in stay connected after the run (the demo repeats its script without the
+        # gateways flapping offline between rounds); clients made here are closed at the end.
+        self.owns_clients = clients is None
+        self.clients = clients if clients is not None else make_clients(sim, broker, clock)
         self.targets = event_targets(sim)
 
     def run(self) -> RunRecord:
         record = self.record
         for client in self.clients.values():
-            client.connect()
+            if not client.connected:
+                client.connect()
         pending = self.scenario.schedule()
         tick_s = self.scenario.tick_s
-        start = self.clock()
+        start = record.started = self.clock()
         k = 0
         try:
             while k * tick_s <= self.scenario.duration_s:
@@ -135,8 +145,9 @@ class ScenarioRunner:
             while self.clock() < deadline and not self.stop.is_set():
                 self._poll(start, record, 0.2)
         finally:
-            for client in self.clients.values():
-                client.close(timeout=5.0)
+            if self.owns_clients:
+                for client in self.clients.values():
+                    client.close(timeout=5.0)
         return record
 
     def _inject(self, inj: Injection, now: float) -> None:
