@@ -6,6 +6,7 @@ module only copies the fields a model needs, so the plants stay testable with ha
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,7 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # a province has few distinct (type, role, group, unit) combinations
 def classify(quantity: str, role: str = "", group: str = "", uom: str = "") -> str:
     """Map registry names (role, quantity group, quantity) to a physical variable kind, else 'other'."""
     for text in (role, group, quantity):
