@@ -78,11 +78,6 @@ def validate_targets(sim: Simulation, scenario: Scenario) -> None:
         raise ConfigError(scenario.source, "injections", "; ".join(problems))
 
 
-def event_targets(sim: Simulation) -> dict[str, str]:
-    """Unit -> the sensor an event names: a kiln's cut-off valve reports on its confirmation sensor."""
-    return {s.unit: s.id for s in sim.sensors if s.kind == "cutoff"}
-
-
 def make_clients(
     sim: Simulation, broker: Broker, clock: Callable[[], float] = time.time
 ) -> dict[str, GatewayClient]:
@@ -117,7 +112,6 @@ class ScenarioRunner:
         # gateways flapping offline between rounds); clients made here are closed at the end.
         self.owns_clients = clients is None
         self.clients = clients if clients is not None else make_clients(sim, broker, clock)
-        self.targets = event_targets(sim)
 
     def run(self) -> RunRecord:
         record = self.record
@@ -169,7 +163,7 @@ class ScenarioRunner:
                 record.messages += 1
         for gw, events in by_gateway.items():
             if self.clients[gw].connected:
-                self.clients[gw].publish_events(events, self.targets)
+                self.clients[gw].publish_events(events)  # events name the unit (engine contract)
 
     def _poll(self, start: float, record: RunRecord, timeout: float) -> None:
         if self.warnings is None:
