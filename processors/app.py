@@ -90,6 +90,7 @@ class WorkerContext:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
         self.owned: set[int] = set()
         self.ready = False
+        self.caught_up: set[int] = set()  # owned partitions read to their end once: timers run on these
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset evaluated
         self.sites_by_partition: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}
         for site in registry.sites:
@@ -137,6 +138,9 @@ def build_app(
         web_port=max(settings.web_port, 1),
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         producer_acks=-1,
+        # Held (unacked) events wait for the next snapshot; on a rebalance they are simply replayed by
+        # the next owner, so do not wait for them to be acked (that would stall the rebalance).
+        stream_wait_empty=False,
     )
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)
