@@ -45,6 +45,7 @@ class WorkerSettings:
     commit_every: int = 10_000
     session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
     stream_buffer_maxsize: int = 4096
+    fetch_max_bytes: int = 16 << 20  # per partition: whole columnar batches are ~21 bytes a reading
     loglevel: str = "warning"
 
     @property
@@ -141,6 +142,7 @@ def build_app(
         # Held (unacked) events wait for the next snapshot; on a rebalance they are simply replayed by
         # the next owner, so do not wait for them to be acked (that would stall the rebalance).
         stream_wait_empty=False,
+        consumer_max_fetch_size=settings.fetch_max_bytes,
     )
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)
