@@ -133,6 +133,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
 
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         ctx.ready = False
+        m.ready.set(0)
         gone = {tp.partition for tp in revoked if tp.topic == names.telemetry}
         ctx.owned -= gone
         m.partitions_owned.set(len(ctx.owned))
@@ -146,6 +147,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
 
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         ctx.ready = True  # Faust sends this once the tables of the new assignment are restored
+        m.ready.set(1)
 
     app.on_partitions_revoked.connect(on_revoked)
     app.on_partitions_assigned.connect(on_assigned)

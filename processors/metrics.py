@@ -48,6 +48,11 @@ class WorkerMetrics:
         self.partitions_owned = Gauge(
             "riskwatch_partitions_owned", "Telemetry partitions assigned to this worker", registry=registry
         )
+        self.ready = Gauge(
+            "riskwatch_worker_ready",
+            "1 once the tables of the current assignment are restored",
+            registry=registry,
+        )
         self.sites_owned = Gauge(
             "riskwatch_sites_owned", "Sites whose partition this worker owns", registry=registry
         )

@@ -41,11 +41,13 @@ def _wait_assigned(workers: list[WorkerProcess], timeout: float = 60) -> list[fl
     while time.time() < end:
         parts = [metric(w.metrics_port, "riskwatch_partitions_owned") for w in workers]
         owned = [metric(w.metrics_port, "riskwatch_sites_owned") for w in workers]
-        if all(parts) and None not in owned and sum(owned) == len(SITES):  # type: ignore[arg-type]
+        ready = [metric(w.metrics_port, "riskwatch_worker_ready") for w in workers]
+        if all(parts) and all(ready) and None not in owned and sum(owned) == len(SITES):  # type: ignore[arg-type]
             return owned  # type: ignore[return-value]
         time.sleep(0.5)
     raise AssertionError(
-        f"workers never split the partitions: {owned}; " + " ;; ".join(w.output() for w in workers)
+        f"workers never split the partitions: {parts} {owned} {ready}; "
+        + " ;; ".join(w.output() for w in workers)
     )
 
 
