@@ -49,11 +49,11 @@ sites:
 )
 
 
-def write_registry(folder: Path, stale_s: int = STALE_S) -> tuple[Path, Registry]:
+def write_registry(folder: Path, stale_s: int = STALE_S, no_delays: bool = False) -> tuple[Path, Registry]:
     path = folder / "registry.yaml"
-    path.write_text(
-        REGISTRY_YAML.replace(f"stale_after_s: {STALE_S}", f"stale_after_s: {stale_s}"), encoding="utf-8"
-    )
+    extra = ", on_delay_s: 0, off_delay_s: 0" if no_delays else ""
+    text = REGISTRY_YAML.replace(f"stale_after_s: {STALE_S}", f"stale_after_s: {stale_s}{extra}")
+    path.write_text(text, encoding="utf-8")
     return path, load_registry(path)
 
 

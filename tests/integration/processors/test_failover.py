@@ -13,21 +13,27 @@ from tests.conftest import TEST_PARTITIONS
 from tests.integration.processors.harness import WorkerProcess, batch, drain, metric, produce, write_registry
 
 ROUNDS = 30
+GAP_S = 61.0
+LEVELS = (5.0, 30.0)  # %LEL: normal, L1 (GB/T 50493-2019: L1 25, L2 50)
 SITES = [f"S{n}" for n in range(6)]
 
 
 def _input(reg: Registry, base: float, rounds: range) -> list[tuple[bytes, bytes]]:
-    """Values that cross L1/L2 and clear again, differently per site, at fixed event times."""
-    levels = (5.0, 30.0, 60.0, 30.0, 5.0)
+    """Values crossing L1 and clearing again, differently per site, at fixed event times.
+
+    Only rules that depend on the readings alone: rounds 61 s apart (no chattering: >= 3 changes in
+    60 s), no on/off delays and no L2 (whose "lasting >= 10 min" rule fires on wall-clock timers), so
+    the output is a function of the input and two runs can be compared.
+    """
     out = []
     for r in rounds:
         for n, site in enumerate(SITES):
             values = {
-                f"{site}-G1": levels[(r + n) % 5],
-                f"{site}-G2": levels[(r * 2 + n) % 5],
+                f"{site}-G1": LEVELS[(r + n) % 2],
+                f"{site}-G2": LEVELS[(r // 2 + n) % 2],
                 f"{site}-G3": 1.0,
             }
-            out.append((site.encode(), batch(reg, site, values, base + r, seq=r)))
+            out.append((site.encode(), batch(reg, site, values, base + r * GAP_S, seq=r)))
     return out
 
 
@@ -35,14 +41,15 @@ def _by_id(transitions: list) -> dict[str, tuple]:  # type: ignore[type-arg]
     return {t.id: (t.entity, t.old, t.new, t.at) for t in transitions if t.entity_type != "region"}
 
 
-def _wait_assigned(workers: list[WorkerProcess], timeout: float = 60) -> list[float]:
+def _wait_assigned(workers: list[WorkerProcess], timeout: float = 60, sites: bool = True) -> list[float]:
     """Wait until each worker owns partitions and all sites are owned; returns sites per worker."""
     end = time.time() + timeout
     while time.time() < end:
         parts = [metric(w.metrics_port, "riskwatch_partitions_owned") for w in workers]
         owned = [metric(w.metrics_port, "riskwatch_sites_owned") for w in workers]
         ready = [metric(w.metrics_port, "riskwatch_worker_ready") for w in workers]
-        if all(parts) and all(ready) and None not in owned and sum(owned) == len(SITES):  # type: ignore[arg-type]
+        all_sites = None not in owned and sum(owned) == len(SITES)  # type: ignore[arg-type]
+        if all(parts) and all(ready) and (all_sites or not sites):
             return owned  # type: ignore[return-value]
         time.sleep(0.5)
     raise AssertionError(
@@ -52,8 +59,10 @@ def _wait_assigned(workers: list[WorkerProcess], timeout: float = 60) -> list[fl
 
 
 def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    reg_path, reg = write_registry(tmp_path, stale_s=3600)
-    base = time.time() - 300
+    reg_path, reg = write_registry(tmp_path, stale_s=3600, no_delays=True)
+    # Event times ahead of the clock: a worker that has already ticked a site starts its sensors at that
+    # tick and ignores older readings (the engine's out-of-order rule), as with live data.
+    base = time.time() + 120
     names = [Topics(f"t{uuid.uuid4().hex[:10]}") for _ in range(2)]
     for t in names:
         ensure_topics(stack.kafka_bootstrap, t.all(), TEST_PARTITIONS)
@@ -66,12 +75,16 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         reference = drain(stack.kafka_bootstrap, [single_topics.alarms, single_topics.warnings], 6, 120)
     finally:
         single.stop()
-    assert len(_by_id(reference)) > 40, single.output()
+    assert len(_by_id(reference)) > 100, single.output()
 
     # Two workers; the first is killed half way through the input.
+    # Started one after the other: two Faust workers declaring the same new internal topics at once
+    # can stall their first rebalance (see docs/processors.md, "Known limits").
     first = WorkerProcess(stack, pair_topics, reg_path, tmp_path / "first")
-    second = WorkerProcess(stack, pair_topics, reg_path, tmp_path / "second")
+    second: WorkerProcess | None = None
     try:
+        _wait_assigned([first], sites=False)
+        second = WorkerProcess(stack, pair_topics, reg_path, tmp_path / "second")
         owned = _wait_assigned([first, second])
         if owned[0] < owned[1]:  # kill the worker that owns more sites (a partition may hold none)
             first, second = second, first
@@ -85,10 +98,20 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         seen = drain(stack.kafka_bootstrap, [pair_topics.alarms, pair_topics.warnings], 8, 120)
     finally:
         first.kill()
-        second.stop()
-    assert _by_id(seen) == _by_id(reference), second.output()
-    # Region roll-ups depend on the order sites' changes meet across partitions; their end state must
-    # agree. A region's transitions are all in one partition, so the last one read is its current colour.
-    final = {t.entity: t.new for t in reference if t.entity_type == "region"}
-    final_pair = {t.entity: t.new for t in seen if t.entity_type == "region"}
-    assert final_pair == final
+        if second is not None:
+            second.stop()
+    # Sensor alarms depend on the readings alone: exactly the same transitions, de-duplicated by id.
+    assert _by_id(_alarms(seen)) == _by_id(_alarms(reference)), second.output()
+    # Every hazard source, site and region ends at the same colour. (Intermediate warning steps within
+    # one batch can differ: the engine evaluates unit rules at the wall-clock `now` of the evaluation.)
+    assert _final(seen) == _final(reference)
+    assert len({t.id for t in seen}) >= len({t.id for t in _alarms(reference)})
+
+
+def _alarms(transitions: list) -> list:  # type: ignore[type-arg]
+    return [t for t in transitions if t.kind == "alarm"]
+
+
+def _final(transitions: list) -> dict[str, str]:  # type: ignore[type-arg]
+    """Each entity's last level; an entity's transitions all share one partition, so read order is theirs."""
+    return {t.entity: t.new for t in transitions}
