@@ -143,6 +143,12 @@ def _timers(model: EngineModel, state: EngineState, now: float, em: Emits) -> No
         w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
         if w.size:
             advance(model, s, w, np.full(w.size, now), em)
+            # a stale sensor whose pending level was just committed is live again: it can go stale anew
+            live = w[s["code"][w] != STALE]
+            if live.size:
+                state.stale_due = min(
+                    state.stale_due, float((s["last_ts"][live] + model.stale_after[live]).min())
+                )
             w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
         state.watch = w.astype(np.int32)
         state.watch_due = float(timer_due(model, s, w).min()) if w.size else np.inf
