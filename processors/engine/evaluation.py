@@ -90,6 +90,8 @@ def _readings(
 ) -> int:
     s = state.sensor
     sensor, value, ts, quality = batch
+    if not sensor.shape[0] == value.shape[0] == ts.shape[0] == quality.shape[0]:
+        raise ValueError("malformed Readings: sensor, value, ts and quality must have the same length")
     n = model.n_sensors
     valid = (sensor >= 0) & (sensor < n) & np.isfinite(ts)
     if np.count_nonzero(valid) != valid.size:

@@ -176,3 +176,12 @@ def test_compile_model_of_the_example_registry() -> None:
     registry = load_registry(Path(__file__).parents[3] / "deploy" / "examples" / "registry.yaml")
     model = compile_model(registry)
     assert model.n_sensors == len(registry.sensors) and model.fingerprint == registry.fingerprint
+
+
+def test_a_malformed_batch_is_refused_loudly() -> None:
+    import pytest
+
+    rig = Rig(RIG)
+    bad = Readings(np.array([0, 1], np.int32), np.array([1.0]), np.array([1.0, 2.0]), np.zeros(2, np.uint8))
+    with pytest.raises(ValueError, match="same length"):
+        evaluate(rig.model, rig.state, bad, 2.0)
