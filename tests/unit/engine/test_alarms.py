@@ -185,3 +185,11 @@ def test_a_malformed_batch_is_refused_loudly() -> None:
     bad = Readings(np.array([0, 1], np.int32), np.array([1.0]), np.array([1.0, 2.0]), np.zeros(2, np.uint8))
     with pytest.raises(ValueError, match="same length"):
         evaluate(rig.model, rig.state, bad, 2.0)
+
+
+def test_engine_events_take_the_gateway_protocol_event_kinds() -> None:
+    from processors.engine import EVENT_KINDS
+    from riskwatch.wire.gateway import EVENT_KINDS as WIRE_KINDS
+    from riskwatch.wire.gateway import STATUS_STATES
+
+    assert set(WIRE_KINDS) | {f"gateway_{state}" for state in STATUS_STATES} == set(EVENT_KINDS)

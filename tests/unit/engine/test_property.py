@@ -81,7 +81,7 @@ sites:
 REG = Registry.from_dict(yaml.safe_load(REGISTRY), source="<property>")
 MODEL = compile_model(REG)
 SENSORS = REG.sensor_list
-EVENT_KINDS = ("valve_closed", "valve_open", "interlock_bypassed", "interlock_restored", "maintenance_on",
+EVENT_KINDS = ("valve_closed", "valve_opened", "interlock_bypassed", "interlock_restored", "maintenance_on",
                "maintenance_off")  # fmt: skip
 
 
