@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from riskwatch.levels import AlarmState, Colour
+from riskwatch.levels import AlarmState
 from riskwatch.registry import Registry, Rule
 from riskwatch.registry.types import TYPES
 
@@ -299,7 +299,3 @@ def compile_model(registry: Registry) -> EngineModel:
     object.__setattr__(model, "keep_lo", np.stack([b[0] for b in bands], axis=1))
     object.__setattr__(model, "keep_hi", np.stack([b[1] for b in bands], axis=1))
     return model
-
-
-def colour_label(value: int) -> str:
-    return Colour(value).label
