@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.engine.causes import region_transition, sensor_transitions, site_transition, unit_transition
-from processors.engine.events import Event, Reject, apply_events
+from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
 from processors.engine.rules import evaluate_units
 from processors.engine.sensors import Emits, advance, apply_round, timer_due
@@ -63,7 +63,7 @@ def evaluate_detailed(
             s[key][unseen] = now
         state.primed = True
     em = Emits()
-    touched_units, rejects = apply_events(model, state, events, em) if events else ([], [])
+    touched_units, rejects = apply_event_list(model, state, events, em) if events else ([], [])
     out_of_order = _readings(model, state, batch, em, rejects) if len(batch) else 0
     _timers(model, state, now, em)
     if em.chatter:  # chattering that started outside a reading (stale, gateway offline) must end on time
@@ -80,7 +80,7 @@ def evaluate_detailed(
     if now >= state.unit_due:
         state.unit_due = float(u["due"].min()) if u["due"].size else np.inf
     state.out_of_order += out_of_order
-    state.rejected += sum(1 for r in rejects if r.source == "reading")
+    state.rejected += len(rejects)
     state.evaluations += 1
     return Outcome(state, transitions, rejects, out_of_order)
 

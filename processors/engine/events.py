@@ -50,7 +50,7 @@ class Reject(NamedTuple):
     reason: str
 
 
-def apply_events(
+def apply_event_list(
     model: EngineModel, state: EngineState, events: list[Event] | tuple[Event, ...], em: Emits
 ) -> tuple[list[int], list[Reject]]:
     """Apply events in order; returns the units they touch and the events rejected (with why)."""
