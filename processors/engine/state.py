@@ -151,6 +151,11 @@ class EngineState:
             (groups[group] if key else loose)[key or group] = array
         if offset != len(raw):
             raise ValueError(f"engine state snapshot has {len(raw) - offset} trailing bytes")
+        for group, layout in (("sensor", SENSOR_ARRAYS), ("unit", UNIT_ARRAYS), ("site", SITE_ARRAYS)):
+            if set(groups[group]) != set(layout) or len({a.shape[0] for a in groups[group].values()}) > 1:
+                raise ValueError(
+                    f"engine state snapshot has another {group} layout (made by another version)"
+                )
         scalars = {k: _decode(v) for k, v in header["scalars"].items()}
         return cls(
             fingerprint=header["fingerprint"],
