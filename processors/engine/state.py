@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from processors.engine.model import EngineModel
+from processors.engine.model import EngineModel, keep_bands
 
 _MAGIC = b"RWENGINE1\n"
 
@@ -29,6 +29,8 @@ SENSOR_ARRAYS: dict[str, type] = {
     "chat": np.int8,  # 1 while chattering
     "t1": np.float64,  # times of the last two alarm-state changes, for chattering detection
     "t2": np.float64,
+    "keep_lo": np.float64,  # open interval of good values that leave `code` unchanged (model.keep_band)
+    "keep_hi": np.float64,
 }
 UNIT_ARRAYS: dict[str, type] = {
     "colour": np.int8,  # Colour value
@@ -72,6 +74,7 @@ class EngineState:
             sensor[k][:] = -np.inf
         sensor["last_ts"][:] = np.nan if now is None else now
         sensor["last_value"][:] = np.nan
+        sensor["keep_lo"][:], sensor["keep_hi"][:] = keep_bands(model, np.arange(n), sensor["code"])
         if now is not None:
             sensor["since"][:] = now
             sensor["usince"][:] = now
@@ -148,6 +151,11 @@ class EngineState:
             (groups[group] if key else loose)[key or group] = array
         if offset != len(raw):
             raise ValueError(f"engine state snapshot has {len(raw) - offset} trailing bytes")
+        for group, layout in (("sensor", SENSOR_ARRAYS), ("unit", UNIT_ARRAYS), ("site", SITE_ARRAYS)):
+            if set(groups[group]) != set(layout) or len({a.shape[0] for a in groups[group].values()}) > 1:
+                raise ValueError(
+                    f"engine state snapshot has another {group} layout (made by another version)"
+                )
         scalars = {k: _decode(v) for k, v in header["scalars"].items()}
         return cls(
             fingerprint=header["fingerprint"],
