@@ -50,12 +50,13 @@ class Worker:
         validator_options: dict[str, Any],
         batch_max_readings: int,
         batch_linger_s: float,
+        compress: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         table = SensorTable.from_registry(registry)
         self.validator = Validator(table, **validator_options)
         self.batcher: SiteBatcher[Pending] = SiteBatcher(
-            table.fingerprint, table.ids, batch_max_readings, batch_linger_s
+            table.fingerprint, table.ids, batch_max_readings, batch_linger_s, compress
         )
         self.topics, self.sink, self.acker, self.metrics, self.clock = topics, sink, acker, metrics, clock
         self.tracker = AckTracker()

@@ -52,6 +52,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compression", default=d["compression"], choices=["gzip", "lz4", "zstd", "snappy", "none"]
     )
+    parser.add_argument(
+        "--codec-compression",
+        action=argparse.BooleanOptionalAction,
+        default=d["codec_compression"],
+        help="zlib-compress batch bodies (default on)",
+    )
     parser.add_argument("--batch-max-readings", type=int, default=d["batch_max_readings"])
     parser.add_argument("--batch-linger-ms", type=float, default=d["batch_linger_s"] * 1000)
     parser.add_argument("--future-tolerance-s", type=float, default=d["future_tolerance_s"])
@@ -76,6 +82,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         compression=args.compression,
+        codec_compression=args.codec_compression,
         batch_max_readings=args.batch_max_readings,
         batch_linger_s=args.batch_linger_ms / 1000,
         future_tolerance_s=args.future_tolerance_s,

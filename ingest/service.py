@@ -75,6 +75,7 @@ class BridgeService:
             },
             settings.batch_max_readings,
             settings.batch_linger_s,
+            settings.codec_compression,
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(
