@@ -157,3 +157,30 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
         for reader in (dead, telemetry_reader, gateway_reader):
             reader.close()
     assert np.all([d.at > 0 for d in letters])
+
+
+def test_a_gateway_cannot_publish_into_another_sites_topics(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    run_bridge(plant.registry)
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    telemetry_reader = TopicReader(stack, topics.telemetry)
+    dead = TopicReader(stack, topics.deadletter)
+    now = time.time()
+    try:
+        spoof = telemetry_payload(plant.gw_a, 1, [{"s": plant.sensor_b, "v": 9.9, "t": now}])
+        # the broker refuses it: site B's topics, and gateway B's id, are not gateway A's to use
+        assert gw.publish(mqtt_topic(plant.site_b, plant.gw_a, "telemetry"), spoof) == "Not authorized"
+        assert gw.publish(mqtt_topic(plant.site_b, plant.gw_b, "telemetry"), spoof) == "Not authorized"
+        own = telemetry_payload(plant.gw_a, 2, [{"s": plant.sensors_a[0], "v": 1.0, "t": now}])
+        assert gw.publish(mqtt_topic(plant.site_a, plant.gw_a, "telemetry"), own) == "Success"
+        records = telemetry_reader.until(lambda rs: len(rs) >= 1)
+        time.sleep(1.0)
+        records = telemetry_reader.until(lambda rs: False, timeout=1.0)
+        assert [s.seq for r in records for s in decode(r.value).sources] == [2]
+        assert {decode(r.value).site for r in records} == {plant.site_a}
+        assert dead.until(lambda rs: False, timeout=1.0) == []
+    finally:
+        gw.close()
+        telemetry_reader.close()
+        dead.close()
