@@ -1,0 +1,150 @@
+"""The Faust agents: telemetry batches and gateway records in -> engine -> transitions out; region roll-up.
+
+A Faust event is a whole columnar batch (raw bytes, decoded with numpy views), never a reading: Faust's
+per-event cost is ~100 µs here, so per-reading events would cap a worker near 10k readings/s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, NamedTuple
+
+import faust
+
+from processors import regions
+from processors.app import WorkerContext
+from processors.state.table import SnapshotTable
+from riskwatch.wire.deadletter import DeadLetter
+from riskwatch.wire.transitions import Transition, TransitionDecodeError
+
+log = logging.getLogger(__name__)
+
+
+class Tables(NamedTuple):
+    snapshots: SnapshotTable
+    regions: Any  # faust Table region -> RegionState bytes
+    emitter: Emitter
+
+
+class Emitter:
+    """Sends transitions and dead letters, feeds history and the region stage."""
+
+    def __init__(self, app: faust.App, ctx: WorkerContext, region_topic: Any) -> None:
+        t = ctx.settings.topics
+        self.ctx = ctx
+        self.alarms = app.topic(t.alarms, key_type=bytes, value_type=bytes)
+        self.warnings = app.topic(t.warnings, key_type=bytes, value_type=bytes)
+        self.deadletter = app.topic(t.deadletter, key_type=bytes, value_type=bytes)
+        self.region_topic = region_topic
+
+    async def transitions(self, out: list[Transition]) -> None:
+        if not out:
+            return
+        m = self.ctx.metrics
+        for t in out:
+            raw = t.to_bytes()
+            await (self.alarms if t.kind == "alarm" else self.warnings).send(key=t.key, value=raw)
+            if t.entity_type == "site":
+                await self.region_topic.send(key=t.region.encode(), value=raw)
+            m.transitions.labels(t.kind, t.entity_type).inc()
+        self.ctx.history.put_transitions(out)
+
+    async def region(self, t: Transition) -> None:
+        await self.warnings.send(key=t.key, value=t.to_bytes())
+        self.ctx.metrics.transitions.labels(t.kind, t.entity_type).inc()
+        self.ctx.history.put_transitions([t])
+
+    async def dead(self, letters: list[DeadLetter]) -> None:
+        for d in letters:
+            await self.deadletter.send(key=d.key, value=d.to_bytes())
+            self.ctx.metrics.deadletters.labels(d.reason).inc()
+            log.warning("dead-lettered a record from %s: %s: %s", d.source, d.reason, d.detail[:200])
+
+
+def install(app: faust.App, ctx: WorkerContext) -> Tables:
+    """Register the agents on `app`; returns the tables the timers and views use."""
+    s = ctx.settings
+    names = s.topics
+    n = s.partitions
+    telemetry = app.topic(names.telemetry, key_type=bytes, value_type=bytes, partitions=n)
+    gateway = app.topic(names.gateway, key_type=bytes, value_type=bytes, partitions=n)
+    by_region = app.topic(
+        f"{s.group}-sites-by-region", key_type=bytes, value_type=bytes, partitions=n, internal=True
+    )
+    snapshots = SnapshotTable(app, "site-state", n, ctx.states)
+    ctx.load_snapshot = snapshots.load
+    region_table = app.Table("region-state", partitions=n, key_type=bytes, value_type=bytes)
+    emit = Emitter(app, ctx, by_region)
+    m = ctx.metrics
+
+    @app.agent(telemetry, name="telemetry")
+    async def on_telemetry(stream: faust.StreamT) -> None:
+        acks = stream.noack()
+        async for event in acks.events():
+            if event.message.partition not in ctx.owned:  # buffered before a revocation: the new owner has it
+                continue
+            now = ctx.clock()
+            accepted, dead = ctx.intake.telemetry(event.value, names.telemetry)
+            if dead:
+                await emit.dead(dead)
+            if accepted is not None:
+                started = time.perf_counter()
+                out = ctx.states.evaluate(accepted.site, accepted.readings, now)
+                m.eval_seconds.observe(time.perf_counter() - started)
+                m.batches.inc()
+                m.readings.inc(len(accepted.readings))
+                r = accepted.readings
+                ctx.aggregator.add(accepted.global_sensor, r.value, r.ts, now)
+                await emit.transitions(out)
+            ctx.processed[(names.telemetry, event.message.partition)] = event.message.offset
+            snapshots.hold(acks, event)
+
+    @app.agent(gateway, name="gateway")
+    async def on_gateway(stream: faust.StreamT) -> None:
+        acks = stream.noack()
+        async for event in acks.events():
+            if event.message.partition not in ctx.owned:
+                continue
+            record, dead = ctx.intake.gateway(event.value, names.gateway)
+            if dead:
+                await emit.dead(dead)
+            if record is not None:
+                await emit.transitions(ctx.states.apply_gateway(record.site, [record], ctx.clock()))
+            ctx.processed[(names.gateway, event.message.partition)] = event.message.offset
+            snapshots.hold(acks, event)
+
+    @app.agent(by_region, name="regions")
+    async def on_site_warning(stream: faust.StreamT) -> None:
+        # Low rate (site colour changes only): the region state is written per event, acked by Faust.
+        async for raw in stream:
+            try:
+                site_t = Transition.from_bytes(raw)
+            except TransitionDecodeError as exc:
+                log.error("region stage: unreadable site transition skipped: %s", exc)
+                continue
+            key = site_t.region.encode()
+            stored = region_table.get(key)
+            state = regions.RegionState.from_bytes(stored) if stored else regions.RegionState()
+            out = regions.apply(state, site_t)
+            region_table[key] = state.to_bytes()
+            if out is not None:
+                await emit.region(out)
+
+    async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        ctx.ready = False
+        gone = {tp.partition for tp in revoked if tp.topic == names.telemetry}
+        ctx.owned -= gone
+        sites = [site for p in gone for site in ctx.sites_by_partition.get(p, ())]
+        snapshots.forget(gone, sites)
+
+    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        ctx.owned = {tp.partition for tp in assigned if tp.topic == names.telemetry}
+
+    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+        ctx.ready = True  # Faust sends this once the tables of the new assignment are restored
+
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
+    app.on_rebalance_complete.connect(on_rebalance_complete)
+    return Tables(snapshots, region_table, emit)

@@ -1,0 +1,145 @@
+"""The composition root: build the collaborators, then a Faust app that is only topics in -> engine -> out.
+
+Everything with behaviour lives elsewhere: decoding in `intake`, state in `state/`, region roll-up in
+`regions`, history in `history/`, the Faust wiring in `agents`, `timers` and `web`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faust
+from aiokafka.partitioner import murmur2
+from prometheus_client import CollectorRegistry
+
+from processors.engine_port import EngineApi
+from processors.history.aggregate import MinuteAggregator
+from processors.history.influx import NullSink
+from processors.history.lines import sensor_tag_sets
+from processors.history.writer import HistoryWriter, Sink
+from processors.intake import Intake
+from processors.metrics import WorkerMetrics
+from processors.state.sites import SiteIndex
+from processors.state.states import SiteStates
+from riskwatch.registry import Registry
+from riskwatch.topics import Topics
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """What one worker process needs to know; built from the command line."""
+
+    kafka: str
+    data_dir: Path
+    partitions: int  # of rw.telemetry and rw.gateway (co-partitioned, keyed by site)
+    topics: Topics = field(default_factory=Topics)
+    app_id: str = ""  # Kafka consumer group; default "riskwatch-worker-{prefix}"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    tick_every_s: float = 1.0
+    snapshot_every_s: float = 5.0
+    history_limit_points: int = 0  # 0: ten minutes of aggregates at full rate (10 x sensors) + transitions
+    commit_every: int = 10_000
+    session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
+    stream_buffer_maxsize: int = 4096
+    loglevel: str = "warning"
+
+    @property
+    def group(self) -> str:
+        return self.app_id or f"riskwatch-worker-{self.topics.prefix}"
+
+
+def partition_of(site: str, partitions: int) -> int:
+    """The partition the Kafka default partitioner (murmur2, as the bridge uses) gives a site key."""
+    return (murmur2(site.encode()) & 0x7FFFFFFF) % partitions
+
+
+class WorkerContext:
+    """The collaborators the agents, timers and views share."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        registry: Registry,
+        engine: EngineApi,
+        metrics: WorkerMetrics,
+        sink: Sink,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.clock = clock
+        self.metrics = metrics
+        self.index = SiteIndex(registry)
+        self.intake = Intake(self.index, clock)
+        self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
+        self.states = SiteStates(self.index, engine, lambda site: self.load_snapshot(site))
+        self.aggregator = MinuteAggregator(len(registry.sensor_list))
+        sensors = registry.sensor_list
+        tags = sensor_tag_sets(
+            [s.id for s in sensors],
+            [s.site for s in sensors],
+            [registry.sites[s.site].region for s in sensors],
+        )
+        limit = settings.history_limit_points or 10 * len(sensors) + 100_000
+        self.history = HistoryWriter(sink, tags, limit, hooks=metrics)
+        # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
+        # nothing loads a site from the table while Faust is still restoring it after a rebalance.
+        self.owned: set[int] = set()
+        self.ready = False
+        self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset evaluated
+        self.sites_by_partition: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}
+        for site in registry.sites:
+            self.sites_by_partition[partition_of(site, settings.partitions)].append(site)
+
+
+def build_app(
+    settings: WorkerSettings,
+    registry: Registry,
+    engine: EngineApi,
+    metrics_registry: CollectorRegistry | None = None,
+    sink: Sink | None = None,
+    clock: Callable[[], float] = time.time,
+) -> tuple[faust.App, WorkerContext]:
+    """The Faust app of one worker and its context (not started)."""
+    from processors import agents, timers, web
+
+    ctx = WorkerContext(
+        settings,
+        registry,
+        engine,
+        WorkerMetrics(metrics_registry or CollectorRegistry()),
+        sink or NullSink(),
+        clock,
+    )
+    app = faust.App(
+        settings.group,
+        broker=f"kafka://{settings.kafka}",
+        store="rocksdb://",  # faust-streaming uses rocksdict when python-rocksdb is absent
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        topic_replication_factor=1,
+        topic_partitions=settings.partitions,
+        table_standby_replicas=0,
+        broker_commit_every=settings.commit_every,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        web_enabled=settings.web_port > 0,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=max(settings.web_port, 1),
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        producer_acks=-1,
+    )
+    tables = agents.install(app, ctx)
+    timers.install(app, ctx, tables)
+    if settings.web_port > 0:
+        web.install(app, ctx, tables)
+    return app, ctx

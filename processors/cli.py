@@ -1,0 +1,130 @@
+"""`riskwatch worker`: run one Faust warning worker (several in one group split the partitions).
+
+    riskwatch worker --registry deploy/examples/registry.yaml --kafka 127.0.0.1:9092 --topic-prefix rw \\
+        --data-dir ./.riskwatch/worker-1 --web-port 6066 --metrics-port 9101 \\
+        --influx-url http://127.0.0.1:8086 --influx-token-env RISKWATCH_INFLUX_TOKEN \\
+        --influx-org - --influx-bucket riskwatch/autogen
+
+Faust never sees sys.argv: the worker is built and started from these options only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from riskwatch.errors import ConfigError, RiskwatchError
+from riskwatch.topics import Topics
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", type=Path, required=True, help="site registry YAML file")
+    parser.add_argument("--kafka", required=True, metavar="HOST:PORT", help="Kafka bootstrap server")
+    parser.add_argument(
+        "--topic-prefix", default="rw", help="topic prefix (default: rw -> rw.telemetry, ...)"
+    )
+    parser.add_argument(
+        "--group", default="", help="consumer group / Faust app id (default: riskwatch-worker-PREFIX)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="this worker's own folder for table stores"
+    )
+    parser.add_argument("--bind", default="127.0.0.1", help="address for the web and metrics ports")
+    parser.add_argument("--web-port", type=int, default=6066, help="Faust web views port (0: off)")
+    parser.add_argument("--metrics-port", type=int, default=9101, help="Prometheus /metrics port (0: off)")
+    parser.add_argument("--influx-url", default="", help="InfluxDB URL for history (empty: no history)")
+    parser.add_argument(
+        "--influx-token-env", default="RISKWATCH_INFLUX_TOKEN", help="env variable holding the token"
+    )
+    parser.add_argument("--influx-org", default="-", help="InfluxDB org ('-' for InfluxDB 1.8)")
+    parser.add_argument(
+        "--influx-bucket", default="riskwatch/autogen", help="InfluxDB bucket (db/retention on 1.8)"
+    )
+    parser.add_argument(
+        "--history-buffer-points", type=int, default=0, help="history buffer limit (0: 10 min at full rate)"
+    )
+    parser.add_argument("--tick-every", type=float, default=1.0, help="seconds between timer evaluations")
+    parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between state snapshots")
+    parser.add_argument(
+        "--session-timeout", type=float, default=30.0, help="seconds before a dead worker's partitions move"
+    )
+    parser.add_argument("--engine-module", default="processors.engine", help=argparse.SUPPRESS)
+    parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+
+
+def topic_partitions(kafka: str, topics: Topics) -> int:
+    """Partition count of rw.telemetry, checked equal for rw.gateway (the state is co-partitioned)."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=kafka, request_timeout_ms=15000)
+    except KafkaError as exc:
+        raise RiskwatchError(f"cannot reach Kafka at {kafka}: {exc}; is the stack up?") from exc
+    try:
+        counts = {name: consumer.partitions_for_topic(name) for name in (topics.telemetry, topics.gateway)}
+    finally:
+        consumer.close()
+    missing = [name for name, parts in counts.items() if not parts]
+    if missing:
+        raise RiskwatchError(f"topics {', '.join(missing)} do not exist on {kafka}; create them first")
+    sizes = {len(parts) for parts in counts.values() if parts}
+    if len(sizes) != 1:
+        raise RiskwatchError(
+            f"{topics.telemetry} and {topics.gateway} must have the same partition count: {counts}"
+        )
+    return sizes.pop()
+
+
+def run(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from processors.app import WorkerSettings, build_app
+    from processors.engine_port import load_engine
+    from processors.history.influx import InfluxSink
+    from riskwatch.registry import load_registry
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry = load_registry(args.registry)
+    engine = load_engine(args.engine_module)
+    topics = Topics(args.topic_prefix)
+    sink = None
+    if args.influx_url:
+        token = os.environ.get(args.influx_token_env, "")
+        if not token:
+            raise ConfigError("environment", args.influx_token_env, "empty: export the InfluxDB token there")
+        sink = InfluxSink(args.influx_url, token, args.influx_org, args.influx_bucket)
+    settings = WorkerSettings(
+        kafka=args.kafka,
+        data_dir=args.data_dir,
+        partitions=topic_partitions(args.kafka, topics),
+        topics=topics,
+        app_id=args.group,
+        web_host=args.bind,
+        web_port=args.web_port,
+        tick_every_s=args.tick_every,
+        snapshot_every_s=args.snapshot_every,
+        history_limit_points=args.history_buffer_points,
+        session_timeout_s=args.session_timeout,
+        loglevel=args.loglevel,
+    )
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = CollectorRegistry()
+    app, _ctx = build_app(settings, registry, engine, metrics_registry=metrics, sink=sink)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.bind, registry=metrics)
+    return start_worker(app, args.loglevel)
+
+
+def start_worker(app: object, loglevel: str) -> int:
+    """Run the Faust worker until SIGINT/SIGTERM, without letting Faust parse sys.argv."""
+    import faust
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,93 @@
+"""Per-sensor 1-minute aggregates (min, max, mean, count), accumulated with numpy over whole batches.
+
+Buckets are indexed by registry sensor index, so adding a batch is four `ufunc.at` calls per minute
+present in it, with no per-reading Python. A minute closes `grace_s` after it ends (wall clock), which
+leaves room for readings that arrive a little late.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+MINUTE = 60.0
+
+
+class MinuteAggregate(NamedTuple):
+    """One closed minute: the sensors that reported in it and their statistics."""
+
+    start: float  # epoch seconds of the minute's start
+    sensor: npt.NDArray[np.int64]  # registry indices
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    count: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return int(self.sensor.shape[0])
+
+
+class _Bucket:
+    def __init__(self, n: int) -> None:
+        self.min = np.full(n, np.inf)
+        self.max = np.full(n, -np.inf)
+        self.sum = np.zeros(n)
+        self.count = np.zeros(n, np.int64)
+
+
+class MinuteAggregator:
+    """Open minute buckets over `n_sensors`; readings older than `max_age_s` are counted, not aggregated."""
+
+    def __init__(self, n_sensors: int, grace_s: float = 30.0, max_age_s: float = 3600.0) -> None:
+        self.n = n_sensors
+        self.grace_s = grace_s
+        self.max_age_s = max_age_s
+        self.buckets: dict[int, _Bucket] = {}
+        self.too_old = 0
+
+    def add(
+        self,
+        sensor: npt.NDArray[np.integer],
+        value: npt.NDArray[np.float64],
+        ts: npt.NDArray[np.float64],
+        now: float,
+    ) -> None:
+        ok = np.isfinite(value) & np.isfinite(ts) & (ts >= now - self.max_age_s)
+        if not ok.all():
+            self.too_old += int((~ok).sum())
+            sensor, value, ts = sensor[ok], value[ok], ts[ok]
+        if sensor.shape[0] == 0:
+            return
+        minute = (ts // MINUTE).astype(np.int64)
+        first = int(minute[0])
+        if (minute == first).all():  # the common case: the whole batch is in one minute
+            self._add(first, sensor, value)
+            return
+        for m in np.unique(minute).tolist():
+            rows = minute == m
+            self._add(int(m), sensor[rows], value[rows])
+
+    def _add(self, minute: int, sensor: npt.NDArray[np.integer], value: npt.NDArray[np.float64]) -> None:
+        b = self.buckets.get(minute)
+        if b is None:
+            b = self.buckets[minute] = _Bucket(self.n)
+        np.minimum.at(b.min, sensor, value)
+        np.maximum.at(b.max, sensor, value)
+        np.add.at(b.sum, sensor, value)
+        np.add.at(b.count, sensor, 1)
+
+    def close_due(self, now: float, everything: bool = False) -> list[MinuteAggregate]:
+        """Close and return the minutes that ended more than `grace_s` ago (or all, on shutdown)."""
+        out = []
+        for minute in sorted(self.buckets):
+            if not everything and (minute + 1) * MINUTE + self.grace_s > now:
+                continue
+            b = self.buckets.pop(minute)
+            idx = np.flatnonzero(b.count)
+            count = b.count[idx]
+            out.append(
+                MinuteAggregate(minute * MINUTE, idx, b.min[idx], b.max[idx], b.sum[idx] / count, count)
+            )
+        return out

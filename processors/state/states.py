@@ -1,0 +1,128 @@
+"""Engine state of the sites a worker owns: evaluate, remember open levels, hand out dirty snapshots.
+
+Pure (no Faust): the agents feed it batches, gateway records and timer ticks, and persist what
+`take_dirty` returns. A site's state is loaded lazily from `load` (the state table) the first time the
+worker touches it after an assignment, so a moved partition continues from its last snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.engine_port import EngineApi
+from processors.state.sites import SiteIndex
+from processors.state.snapshot import SiteSnapshot, SnapshotError
+from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.readings import Readings
+from riskwatch.wire.transitions import Transition
+
+log = logging.getLogger(__name__)
+
+NORMAL = "normal"  # the label of both Colour.NORMAL and AlarmState.NORMAL
+EntityKey = tuple[str, str]  # (entity_type, entity)
+
+
+@dataclass
+class SiteSlot:
+    """One site's live engine state and its currently open (non-normal) levels."""
+
+    site: str
+    model: Any
+    state: Any
+    open: dict[EntityKey, Transition] = field(default_factory=dict)
+    dirty: bool = False
+
+
+class SiteStates:
+    """The live state of every loaded site; region roll-up happens downstream, so region output is dropped."""
+
+    def __init__(self, index: SiteIndex, engine: EngineApi, load: Callable[[str], bytes | None]) -> None:
+        self.index = index
+        self.engine = engine
+        self.load = load
+        self.slots: dict[str, SiteSlot] = {}
+        self._models: dict[str, Any] = {}
+        self.restore_failures = 0
+
+    def slot(self, site: str) -> SiteSlot:
+        slot = self.slots.get(site)
+        if slot is None:
+            slot = self.slots[site] = self._restore(site)
+        return slot
+
+    def evaluate(self, site: str, readings: Readings, now: float) -> list[Transition]:
+        slot = self.slot(site)
+        slot.state, out = self.engine.evaluate(slot.model, slot.state, readings, now)
+        slot.dirty = True
+        return self._record(slot, out)
+
+    def apply_gateway(self, site: str, records: Sequence[GatewayRecord], now: float) -> list[Transition]:
+        slot = self.slot(site)
+        slot.state, out = self.engine.apply_gateway(slot.model, slot.state, records, now)
+        slot.dirty = True
+        return self._record(slot, out)
+
+    def tick(self, sites: Iterable[str], now: float, empty: Readings | None = None) -> list[Transition]:
+        """Evaluate each site with an empty batch: stale sensors, off-delays, persistence rules."""
+        batch = empty if empty is not None else Readings.empty()
+        out: list[Transition] = []
+        for site in sites:
+            slot = self.slot(site)
+            slot.state, found = self.engine.evaluate(slot.model, slot.state, batch, now)
+            if found:
+                slot.dirty = True
+                out.extend(self._record(slot, found))
+        return out
+
+    def take_dirty(self, sites: Iterable[str] | None = None) -> list[tuple[str, bytes]]:
+        """Snapshots of the changed sites (all, or those in `sites`), marking them clean."""
+        chosen = self.slots.values() if sites is None else (self.slots[s] for s in sites if s in self.slots)
+        out = []
+        for slot in chosen:
+            if slot.dirty:
+                snap = SiteSnapshot(self.engine.to_bytes(slot.state), tuple(slot.open.values()))
+                out.append((slot.site, snap.to_bytes()))
+                slot.dirty = False
+        return out
+
+    def drop(self, sites: Iterable[str]) -> None:
+        """Forget sites whose partition left this worker; their next owner restores them."""
+        for site in sites:
+            self.slots.pop(site, None)
+
+    def open_levels(self, site: str) -> dict[EntityKey, Transition]:
+        slot = self.slots.get(site)
+        return dict(slot.open) if slot else {}
+
+    def _model(self, site: str) -> Any:
+        model = self._models.get(site)
+        if model is None:
+            model = self._models[site] = self.engine.compile_model(self.index.sub_registry(site))
+        return model
+
+    def _restore(self, site: str) -> SiteSlot:
+        model = self._model(site)
+        raw = self.load(site)
+        if raw is not None:
+            try:
+                snap = SiteSnapshot.from_bytes(raw)
+                state = self.engine.from_bytes(snap.state)
+                return SiteSlot(site, model, state, {(t.entity_type, t.entity): t for t in snap.open})
+            except (SnapshotError, ValueError) as exc:
+                # A snapshot from an incompatible build: start fresh rather than stop the worker.
+                self.restore_failures += 1
+                log.error("site %s: snapshot not restorable (%s); starting from the initial state", site, exc)
+        return SiteSlot(site, model, self.engine.initial(model))
+
+    def _record(self, slot: SiteSlot, transitions: list[Transition]) -> list[Transition]:
+        kept = [t for t in transitions if t.entity_type != "region"]
+        for t in kept:
+            key = (t.entity_type, t.entity)
+            if t.new == NORMAL:
+                slot.open.pop(key, None)
+            else:
+                slot.open[key] = t
+        return kept

@@ -1,0 +1,74 @@
+"""Wall-clock timers: what happens without input, plus the periodic snapshot flush and gauges.
+
+Every `tick_every_s` the worker evaluates each site it owns with an empty batch at `now`, so stale
+sensors, off-delays and persistence rules ("L2 lasting >= 10 min") fire with no reading arriving. The
+same timer writes due snapshots (then acks the events they cover), closes finished history minutes and
+refreshes the lag, colour and snapshot-age gauges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+import faust
+
+from processors.app import WorkerContext
+
+log = logging.getLogger(__name__)
+
+
+def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
+    s = ctx.settings
+    snapshots = tables.snapshots
+    emit = tables.emitter
+
+    @app.timer(interval=s.tick_every_s, name="riskwatch-tick")
+    async def tick() -> None:
+        if not ctx.ready or app.rebalancing or app.in_recovery:  # state being restored; next tick catches up
+            return
+        now = ctx.clock()
+        partitions = set(ctx.owned)
+        sites = [site for p in sorted(partitions) for site in ctx.sites_by_partition[p]]
+        ctx.metrics.sites_owned.set(len(sites))
+        await emit.transitions(ctx.states.tick(sites, now))
+        for p in sorted(partitions):
+            if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
+                await snapshots.flush(p, ctx.sites_by_partition[p], now)
+        for agg in ctx.aggregator.close_due(now):
+            ctx.history.put_aggregate(agg)
+        _gauges(app, ctx, snapshots, partitions, now)
+
+    @app.task
+    async def start_history() -> None:
+        ctx.history.start()
+
+    async def stop_history(*args: Any, **kwargs: Any) -> None:
+        for agg in ctx.aggregator.close_due(ctx.clock(), everything=True):
+            ctx.history.put_aggregate(agg)
+        ctx.history.stop(timeout=5.0)
+
+    app.on_before_shutdown.connect(stop_history)
+
+
+def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[int], now: float) -> None:
+    m = ctx.metrics
+    m.snapshot_age.set(max((snapshots.pending_since(p, now) for p in partitions), default=0.0))
+    for tp in app.consumer.assignment():
+        processed = ctx.processed.get((tp.topic, tp.partition))
+        try:
+            high = app.consumer.highwater(tp)
+        except Exception:  # not fetched yet
+            continue
+        if high is not None and tp.topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
+            m.lag.labels(tp.topic, str(tp.partition)).set(
+                max(0, high - (processed + 1 if processed is not None else 0))
+            )
+    counts: Counter[tuple[str, str]] = Counter()
+    for slot in ctx.states.slots.values():
+        for etype, _ in slot.open:
+            counts[(etype, slot.open[(etype, _)].new)] += 1
+    m.entities.clear()
+    for (etype, level), n in counts.items():
+        m.entities.labels(etype, level).set(n)

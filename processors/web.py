@@ -1,0 +1,94 @@
+"""HTTP views (Faust web): current colour and cause of a site or a region, and a site's open alarms.
+
+    GET /site/{site}/          {"site", "region", "colour", "since", "cause", "units": [...], "open_alarms"}
+    GET /site/{site}/alarms/   {"site", "alarms": [transition, ...]}  (sensors not normal, newest first)
+    GET /region/{region}/      {"region", "colour", "counts", "sites": {site: colour}, "cause"}
+
+Requests are routed by Faust to the worker that owns the key's partition (`table_route`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from processors.app import WorkerContext
+from processors.regions import RegionState
+from riskwatch.wire.transitions import Transition
+
+
+def _level(t: Transition | None) -> dict[str, Any]:
+    if t is None:
+        return {"colour": "normal", "since": None, "cause": None}
+    return {"colour": t.new, "since": t.at, "cause": asdict(t.cause), "transition_id": t.id}
+
+
+def site_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
+    open_levels = ctx.states.open_levels(site) if site in ctx.states.slots else _stored_open(ctx, site)
+    units = [
+        {"unit": entity, **_level(t)} for (etype, entity), t in sorted(open_levels.items()) if etype == "unit"
+    ]
+    alarms = sum(1 for etype, _ in open_levels if etype == "sensor")
+    return {
+        "site": site,
+        "region": ctx.registry.sites[site].region,
+        **_level(open_levels.get(("site", site))),
+        "units": units,
+        "open_alarms": alarms,
+    }
+
+
+def alarms_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
+    open_levels = ctx.states.open_levels(site) if site in ctx.states.slots else _stored_open(ctx, site)
+    alarms = sorted((t for (etype, _), t in open_levels.items() if etype == "sensor"), key=lambda t: -t.at)
+    return {"site": site, "alarms": [asdict(t) for t in alarms]}
+
+
+def _stored_open(ctx: WorkerContext, site: str) -> dict[tuple[str, str], Transition]:
+    return ctx.states.slot(site).open  # restores the site's snapshot from the table
+
+
+def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
+    snapshots = tables.snapshots.table
+    region_table = tables.regions
+
+    @app.page("/site/{site}/")
+    class SiteView(View):
+        @app.table_route(table=snapshots, match_info="site")
+        async def get(self, request: Request, site: str) -> Response:
+            if site not in ctx.registry.sites:
+                return self.notfound(f"unknown site {site!r}")
+            if not ctx.ready:
+                return self.error(503, "worker is rebalancing; retry in a few seconds")
+            return self.json(site_document(ctx, site))
+
+    @app.page("/site/{site}/alarms/")
+    class SiteAlarmsView(View):
+        @app.table_route(table=snapshots, match_info="site")
+        async def get(self, request: Request, site: str) -> Response:
+            if site not in ctx.registry.sites:
+                return self.notfound(f"unknown site {site!r}")
+            if not ctx.ready:
+                return self.error(503, "worker is rebalancing; retry in a few seconds")
+            return self.json(alarms_document(ctx, site))
+
+    @app.page("/region/{region}/")
+    class RegionView(View):
+        @app.table_route(table=region_table, match_info="region")
+        async def get(self, request: Request, region: str) -> Response:
+            if region not in ctx.registry.regions:
+                return self.notfound(f"unknown region {region!r}")
+            stored = region_table.get(region.encode())
+            state = RegionState.from_bytes(stored) if stored else RegionState()
+            return self.json(
+                {
+                    "region": region,
+                    "colour": state.colour,
+                    "counts": state.counts(),
+                    "sites": state.sites,
+                    "cause": state.cause,
+                }
+            )

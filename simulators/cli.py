@@ -1,0 +1,199 @@
+"""`riskwatch simulate`: run the plants of a registry, a scenario (optionally checked), or the load generator.
+
+    riskwatch simulate [--registry FILE] [--duration S]            plants in real time, until Ctrl-C
+    riskwatch simulate --scenario FILE [--check]                    timed injections; --check judges rw.warnings
+    riskwatch simulate --load --sensors N --rate HZ --duration S    load generator with a progress line
+
+MQTT and Kafka addresses and the gateway accounts come from the local stack (`riskwatch stack up`,
+folder `--stack-home`); `--passwords FILE` (JSON gateway -> password) and `--mqtt`/`--kafka` point
+it at another deployment instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from riskwatch.paths import home_dir
+from riskwatch.topics import Topics
+from simulators.gateway import Broker
+from simulators.sensors import SimulatorError
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+DEFAULT_REGISTRY = SCENARIOS / "registry.yaml"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--scenario", type=Path, help="scenario YAML (see simulators/scenarios/)")
+    mode.add_argument("--load", action="store_true", help="run the load generator")
+    parser.add_argument(
+        "--check", action="store_true", help="with --scenario: judge rw.warnings, exit 1 on misses"
+    )
+    parser.add_argument(
+        "--registry", type=Path, help=f"site registry (default: {DEFAULT_REGISTRY.name} shipped here)"
+    )
+    parser.add_argument("--duration", type=float, help="seconds to run (plants: until Ctrl-C; load: 30)")
+    parser.add_argument("--rate", type=float, default=1.0, help="readings per sensor per second (default 1)")
+    parser.add_argument(
+        "--sensors", type=int, default=10_000, help="load: number of sensors (default 10,000)"
+    )
+    parser.add_argument(
+        "--sensors-per-gateway", type=int, default=500, help="load: readings per MQTT message"
+    )
+    parser.add_argument("--processes", type=int, default=2, help="load: publisher processes (default 2)")
+    parser.add_argument("--registry-out", type=Path, help="load: where to write the synthetic registry")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the plants (default 0)")
+    parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
+    parser.add_argument("--mqtt", help="HOST:PORT of the MQTT broker (default: the local stack's)")
+    parser.add_argument("--kafka", help="HOST:PORT of Kafka (default: the local stack's)")
+    parser.add_argument("--passwords", type=Path, help="JSON file gateway id -> MQTT password")
+    parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
+
+
+def _stack(args: argparse.Namespace) -> Any:
+    from deploy.stack import Stack
+
+    return Stack(args.stack_home or home_dir() / "stack")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SimulatorError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def connect_info(args: argparse.Namespace, gateways: list[tuple[str, str]]) -> tuple[Broker, str]:
+    """The broker with a password for each (site, gateway), and the Kafka bootstrap address."""
+    stack = None if (args.mqtt and args.kafka and args.passwords) else _stack(args)
+    info = stack.info() if stack is not None else None
+    if args.passwords:
+        passwords = orjson.loads(args.passwords.read_bytes())
+        missing = [gw for _, gw in gateways if gw not in passwords]
+        if missing:
+            raise SimulatorError(
+                f"{args.passwords} has no password for {len(missing)} gateways, e.g. {missing[0]}"
+            )
+    else:
+        passwords = stack.add_gateways(gateways)  # creates the accounts that do not exist yet
+    host, port = _host_port(args.mqtt) if args.mqtt else (info.mqtt_host, info.mqtt_port)
+    kafka = args.kafka or info.kafka_bootstrap
+    return Broker(host, port, dict(passwords)), kafka
+
+
+def load_registry(path: Path) -> Any:
+    from riskwatch.registry import load_registry as load
+
+    return load(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.load:
+        return _run_load(args)
+    if args.scenario:
+        return _run_scenario(args)
+    return _run_plants(args)
+
+
+def _run_plants(args: argparse.Namespace) -> int:
+    from simulators.scenarios.model import Scenario
+    from simulators.scenarios.runner import ScenarioRunner, scope_of
+    from simulators.simulation import Simulation
+
+    registry = load_registry(args.registry or DEFAULT_REGISTRY)
+    sim = Simulation.from_registry(registry, seed=args.seed)
+    broker, _ = connect_info(args, [(g.site, g.id) for g in registry.gateways.values()])
+    forever = Scenario(name="plants", duration_s=args.duration or 10**9, tick_s=1.0 / args.rate)
+    regions = {s.id: s.region for s in registry.sites.values()}
+    print(f"simulating {len(sim.sensors)} sensors at {len(sim.plants)} sites; Ctrl-C stops", flush=True)
+    record = ScenarioRunner(forever, sim, broker, None, scope_of(sim, regions)).run()
+    print(f"sent {record.readings:,} readings in {record.messages:,} messages")
+    return 0
+
+
+def _run_scenario(args: argparse.Namespace) -> int:
+    from simulators.kafka_watch import TopicReader, TransitionReader
+    from simulators.scenarios.checker import check, timeline
+    from simulators.scenarios.model import load_scenario
+    from simulators.scenarios.runner import ScenarioRunner, scope_of, validate_targets
+    from simulators.simulation import Simulation
+
+    scenario = load_scenario(args.scenario)
+    registry_path = args.registry or scenario.registry_path()
+    registry = load_registry(registry_path)
+    sim = Simulation.from_registry(registry, seed=scenario.seed, speed=scenario.speed)
+    validate_targets(sim, scenario)  # unknown sites, units, sensors, gateways fail before anything runs
+    broker, kafka = connect_info(args, [(g.site, g.id) for g in registry.gateways.values()])
+    reader = TransitionReader(TopicReader(kafka, Topics(args.topic_prefix).warnings)) if args.check else None
+    regions = {s.id: s.region for s in registry.sites.values()}
+    scope = scope_of(sim, regions)
+    print(f"scenario {scenario.name}: {scenario.duration_s:g} s, registry {registry_path}", flush=True)
+    try:
+        record = ScenarioRunner(
+            scenario, sim, broker, reader, scope, log=lambda s: print(s, flush=True)
+        ).run()
+    finally:
+        if reader is not None:
+            reader.reader.close()
+    print(f"\nsent {record.readings:,} readings in {record.messages:,} messages")
+    if not args.check:
+        return 0
+    print("\ntimeline:")
+    for line in timeline(record.applied, record.seen, scope):
+        print(line)
+    outcomes = check(scenario, record.seen, scope)
+    print("\nexpectations:")
+    for o in outcomes:
+        print(f"  {'ok  ' if o.ok else 'FAIL'}  {o.text}")
+    failed = [o for o in outcomes if not o.ok]
+    print(f"\n{scenario.name}: {'PASS' if not failed else f'FAIL ({len(failed)} unmet)'}")
+    return 1 if failed else 0
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    from simulators import synthetic
+    from simulators.kafka_watch import TelemetryCounter, TopicReader
+    from simulators.load import progress_line, run_load
+
+    if args.registry:
+        from simulators.sensors import from_registry
+
+        registry = load_registry(args.registry)
+        sensors = from_registry(registry)
+        industries = {s.id: s.industry for s in registry.sites.values()}
+    else:
+        doc = synthetic.registry_doc(args.sensors, args.sensors_per_gateway)
+        out = args.registry_out or home_dir() / f"load-registry-{args.sensors}.json"
+        synthetic.write_registry(doc, out)
+        print(
+            f"synthetic registry of {args.sensors:,} sensors written to {out}; run the bridge with it",
+            flush=True,
+        )
+        sensors, industries = synthetic.sim_sensors(doc)
+    gateways = sorted({(s.site, s.gateway) for s in sensors})
+    broker, kafka = connect_info(args, gateways)
+    counter = TelemetryCounter(TopicReader(kafka, Topics(args.topic_prefix).telemetry), sites=industries)
+    try:
+        result, _ = run_load(
+            sensors,
+            industries,
+            broker,
+            counter,
+            args.rate,
+            args.duration or 30.0,
+            args.processes,
+            args.seed,
+            progress=lambda r, p: print(progress_line(r, p), flush=True),
+        )
+    finally:
+        counter.reader.close()
+    print(
+        f"\nsent {result.sent:,}  acked {result.acked:,}  received {result.received:,}  lost {result.lost:,}  "
+        f"duplicates {result.duplicates:,}  {result.readings_per_s:,.0f} readings/s  "
+        f"latency p50 {result.latency_p50_s:.3f} s  p99 {result.latency_p99_s:.3f} s  max {result.latency_max_s:.3f} s"
+    )
+    return 0 if result.lost == 0 and result.publish_errors == 0 else 1

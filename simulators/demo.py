@@ -1,0 +1,212 @@
+"""`riskwatch demo`: the whole pipeline with simulated plants, a scripted incident sequence and a live view.
+
+Starts the local stack if it is not running (`riskwatch stack up`), then the bridge, the worker and
+alerting as child processes (pids in .riskwatch/demo/pids/), a local webhook receiver that alerting
+routes to, and the plants of simulators/scenarios/registry.yaml playing simulators/demo_script.yaml.
+Ctrl-C (or `--duration`) stops everything it started, by pid, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from riskwatch.paths import home_dir
+from riskwatch.topics import Topics
+from simulators.gateway import Broker
+from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
+from simulators.pipeline import Pipeline
+from simulators.scenarios.checker import Scope, Seen, check
+from simulators.scenarios.model import load_scenario
+from simulators.scenarios.runner import ScenarioRunner, make_clients, scope_of
+from simulators.simulation import Simulation
+from simulators.stackctl import ensure_stack, stop_stack
+from simulators.view import DemoState, render, summary
+from simulators.webhook import WebhookReceiver
+
+HERE = Path(__file__).parent
+SCRIPT = HERE / "demo_script.yaml"
+ROUTES_TEMPLATE = HERE / "demo_routes.yaml"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    parser.add_argument("--script", type=Path, default=SCRIPT, help="incident sequence (scenario YAML)")
+    parser.add_argument("--plain", action="store_true", help="print lines instead of the live view")
+    parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
+    parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.home = home_dir()
+        self.stack_home = args.stack_home or self.home / "stack"
+        self.run_dir = self.home / "demo"
+        self.script = load_scenario(args.script)
+        self.registry_path = self.script.registry_path()
+        self.stop = threading.Event()
+        self.plain = args.plain or not sys.stdout.isatty()
+        self.pipeline: Pipeline | None = None
+        self.receiver: WebhookReceiver | None = None
+        self.started_stack = False
+        self.readers: list[TopicReader] = []
+        self.records: list[Any] = []
+
+    def say(self, text: str) -> None:
+        if self.plain:
+            print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    def start(self) -> DemoState:
+        from deploy.stack import Stack, ensure_topics
+        from riskwatch.registry import load_registry
+
+        registry = load_registry(self.registry_path)
+        print(f"demo: registry {self.registry_path}; starting the stack if needed ...", flush=True)
+        info, self.started_stack = ensure_stack(self.stack_home, self.registry_path)
+        topics = Topics(self.args.topic_prefix)
+        ensure_topics(info.kafka_bootstrap, topics.all(), 3)
+        secret = secrets.token_hex(16)
+        state = DemoState.for_sites({s.id: (s.name, s.industry) for s in registry.sites.values()})
+        self.receiver = WebhookReceiver(secret=secret, on_delivery=lambda d: self._alert(state, d)).start()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        routes = self.run_dir / "routes.yaml"
+        routes.write_text(ROUTES_TEMPLATE.read_text().replace("{webhook_url}", self.receiver.url))
+        self.pipeline = Pipeline(self.run_dir, self.registry_path, info, topics.prefix)
+        print("demo: starting bridge, worker and alerting ...", flush=True)
+        self.pipeline.start_bridge()
+        self.pipeline.start_worker()
+        self.pipeline.start_alerting(routes, env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
+        self.pipeline.wait_ready(120.0)
+        state.services = {name: f"pid {s.proc.pid}" for name, s in self.pipeline.services.items()}
+        print(
+            "demo: "
+            + ", ".join(f"{k} {v}" for k, v in state.services.items())
+            + f"; logs in {self.run_dir}/logs"
+        )
+        passwords = Stack(self.stack_home).add_gateways((g.site, g.id) for g in registry.gateways.values())
+        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
+        self.warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
+        self.telemetry = TelemetryCounter(
+            TopicReader(info.kafka_bootstrap, topics.telemetry), sites=registry.sites
+        )
+        self.readers = [self.warnings.reader, self.telemetry.reader]
+        self.registry = registry
+        state.started = time.time()
+        return state
+
+    def _alert(self, state: DemoState, delivery: Any) -> None:
+        state.on_alert(delivery)
+        if not delivery.duplicate:
+            self.say(f"ALERT  {delivery.colour:<7} {delivery.title}")
+
+    def play(self, state: DemoState) -> None:
+        """Repeat the incident script until stopped, keeping the gateways connected across rounds."""
+        sim = Simulation.from_registry(self.registry, seed=self.script.seed, speed=self.script.speed)
+        clients = make_clients(sim, self.broker)
+        scope = scope_of(sim, {s.id: s.region for s in self.registry.sites.values()})
+        round_no = 0
+        try:
+            while not self.stop.is_set():
+                round_no += 1
+
+                def log(line: str, n: int = round_no) -> None:
+                    state.injections.append(f"round {n} {line.strip()}")
+                    self.say(f"round {n} {line.strip()}")
+
+                runner = ScenarioRunner(self.script, sim, self.broker, None, scope, log=log, stop=self.stop,
+                                        clients=clients)  # fmt: skip
+                self.records.append(runner.record)
+                runner.run()
+                sim = Simulation.from_registry(
+                    self.registry, seed=self.script.seed + round_no, speed=self.script.speed
+                )
+        finally:
+            for client in clients.values():
+                client.close(timeout=5.0)
+
+    def watch(self, state: DemoState, until: float) -> None:
+        """Poll Kafka and refresh the view until `until` or Ctrl-C."""
+        live = None
+        if not self.plain:
+            from rich.live import Live
+
+            live = Live(render(state), refresh_per_second=4, screen=False)
+            live.start()
+        last, last_count = time.time(), 0
+        try:
+            while time.time() < until and not self.stop.is_set():
+                for t in self.warnings.poll(0.1):
+                    state.on_transition(t, time.time())
+                    if t.kind == "warning" and t.entity_type in ("unit", "site"):
+                        self.say(f"WARN   {t.entity_type} {t.entity}: {t.old} -> {t.new}")
+                self.telemetry.poll(0.05)
+                now = time.time()
+                if now - last >= 1.0:
+                    state.readings_per_s = (self.telemetry.readings - last_count) / (now - last)
+                    state.readings_total = self.telemetry.readings
+                    last, last_count = now, self.telemetry.readings
+                    dead = self.pipeline.dead() if self.pipeline else []
+                    if dead:
+                        self.say(f"services died: {', '.join(dead)}; see {self.run_dir}/logs")
+                        break
+                if live is not None:
+                    live.update(render(state))
+        finally:
+            if live is not None:
+                live.stop()
+
+    def close(self) -> None:
+        self.stop.set()
+        for reader in self.readers:
+            with contextlib.suppress(Exception):
+                reader.close()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self.started_stack:
+            stop_stack(self.stack_home)
+
+
+def run(args: argparse.Namespace) -> int:
+    demo = Demo(args)
+    state: DemoState | None = None
+    player: threading.Thread | None = None
+    try:
+        state = demo.start()
+        player = threading.Thread(target=demo.play, args=(state,), name="plants", daemon=True)
+        player.start()
+        until = time.time() + args.duration if args.duration else float("inf")
+        demo.watch(state, until)
+    except KeyboardInterrupt:
+        print("\ndemo: Ctrl-C, stopping everything ...", flush=True)
+    finally:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+        demo.stop.set()
+        if player is not None:
+            player.join(timeout=15)
+        demo.close()
+        signal.signal(signal.SIGINT, previous)
+    if state is None:
+        return 1
+    for line in summary(state):
+        print(line)
+    if demo.records:
+        # Judge the first round against the script's expectations (offsets from that round's start).
+        first = demo.records[0]
+        seen = [Seen(arrived - first.started, t) for arrived, t in state.history]
+        scope = Scope(
+            frozenset(demo.registry.sites), frozenset(s.region for s in demo.registry.sites.values())
+        )
+        print("incident checks, first round (expectations later than the run time cannot be met):")
+        for o in check(demo.script, seen, scope):
+            print(f"  {'ok  ' if o.ok else 'miss'}  {o.text}")
+    return 0

@@ -1,0 +1,173 @@
+"""A simulated plant gateway on MQTT, speaking exactly the gateway protocol (docs/gateway-protocol.md).
+
+Payloads come from `riskwatch.wire.gateway` (never redefined here). The gateway connects with MQTT v5
+and a retained last will "offline" on its status topic, announces "online" (retained), publishes
+telemetry batches with QoS 1 and an increasing `seq`, and reports discrete events. `drop()` leaves
+the broker with reason code 4 "disconnect with will message", so the broker publishes the will exactly
+as when a real gateway loses power.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from riskwatch.topics import mqtt_topic
+from riskwatch.wire.gateway import events_payload, status_payload, telemetry_payload
+from simulators.plants import PlantEvent
+from simulators.sensors import SimulatorError
+from simulators.simulation import GatewayBatch
+
+QOS = 1
+SESSION_EXPIRY_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """Where gateways connect, and each gateway's password (username = gateway id)."""
+
+    host: str
+    port: int
+    passwords: dict[str, str]
+    root: str = "rw"
+
+
+class GatewayClient:
+    """One gateway's MQTT connection; thread-safe counters of what the broker acknowledged."""
+
+    def __init__(
+        self,
+        site: str,
+        gateway: str,
+        broker: Broker,
+        on_acked: Callable[[int], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if gateway not in broker.passwords:
+            raise SimulatorError(f"no MQTT password for gateway {gateway}; create its account first")
+        self.site, self.gateway, self.broker, self.clock = site, gateway, broker, clock
+        self.seq = 0
+        self.event_seq = 0
+        self.sent_readings = 0
+        self.acked_readings = 0
+        self._pending: dict[int, int] = {}  # mid -> readings in that message
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._on_acked = on_acked
+        self.connect_error = ""
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{gateway}-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.username_pw_set(gateway, broker.passwords[gateway])
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)  # unbounded: a slow broker delays, never drops
+        self.client.will_set(self.topic("status"), status_payload(gateway, "offline"), qos=QOS, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.on_disconnect = self._on_disconnect
+
+    def topic(self, channel: str) -> str:
+        return mqtt_topic(self.site, self.gateway, channel, self.broker.root)
+
+    # -- paho callbacks (network thread) -----------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            self.connect_error = str(reason)
+            return
+        client.publish(self.topic("status"), status_payload(self.gateway, "online", self.clock()), QOS, True)
+        self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connected.clear()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._lock:
+            n = self._pending.pop(mid, 0)
+            self.acked_readings += n
+        if n and self._on_acked is not None:
+            self._on_acked(n)
+
+    # -- the gateway's life ------------------------------------------------------------------------
+    def connect(self, timeout: float = 15.0) -> None:
+        """Connect, wait for CONNACK, announce online; raises SimulatorError if refused or unreachable."""
+        self.connect_error = ""
+        self.client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=True)
+        self.client.loop_start()
+        if not self._connected.wait(timeout):
+            self.client.loop_stop()
+            why = self.connect_error or "no CONNACK"
+            raise SimulatorError(f"gateway {self.gateway} could not connect to MQTT: {why}")
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def publish_batch(self, batch: GatewayBatch) -> int:
+        """Publish one telemetry message; returns its seq."""
+        rows = [
+            {"s": s, "v": v, "t": t}
+            for s, v, t in zip(batch.sensor_ids, batch.values.tolist(), batch.ts.tolist(), strict=True)
+        ]
+        return self.publish_rows(rows)
+
+    def publish_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Publish already-built reading rows as one telemetry message; returns its seq."""
+        self.seq += 1
+        payload = telemetry_payload(self.gateway, self.seq, rows)
+        with self._lock:  # register before publishing: the PUBACK may beat publish()'s return
+            info = self.client.publish(self.topic("telemetry"), payload, qos=QOS)
+            self._pending[info.mid] = len(rows)
+            self.sent_readings += len(rows)
+        return self.seq
+
+    def publish_events(self, events: Sequence[PlantEvent], targets: dict[str, str] | None = None) -> None:
+        """Report plant events; `targets` maps a unit to the sensor id an event names, else the unit."""
+        if not events:
+            return
+        self.event_seq += 1
+        rows = [
+            {"kind": e.kind, "target": (targets or {}).get(e.unit, e.unit), "t": e.t, "note": e.detail}
+            for e in events
+        ]
+        self.client.publish(self.topic("events"), events_payload(self.gateway, self.event_seq, rows), qos=QOS)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def wait_acked(self, timeout: float) -> bool:
+        """Wait until the broker acknowledged every message published so far."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.in_flight == 0:
+                return True
+            time.sleep(0.01)
+        return self.in_flight == 0
+
+    def drop(self) -> None:
+        """Vanish as a powered-off gateway would: the broker publishes the retained 'offline' will."""
+        self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
+        self.client.loop_stop()
+        self._connected.clear()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Orderly shutdown: wait for acks, announce offline (retained), disconnect."""
+        self.wait_acked(timeout)
+        if self.connected:
+            info = self.client.publish(
+                self.topic("status"), status_payload(self.gateway, "offline"), QOS, True
+            )
+            info.wait_for_publish(timeout)
+            self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,144 @@
+"""Readers of the pipeline's Kafka topics, for the load generator, scenarios, the demo and the bench.
+
+They read like any consumer would (kafka-python, no consumer group, from the end or the beginning of
+every partition) and decode with the kernel's wire formats: `rw.telemetry` with the batch codec,
+`rw.warnings` / `rw.alarms` as transitions, `rw.alerts` as JSON audit events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from riskwatch.wire.batch import BatchDecodeError, decode
+from riskwatch.wire.transitions import Transition, TransitionDecodeError
+from simulators.latency import LatencyHistogram
+from simulators.sensors import SimulatorError
+
+
+class TopicReader:
+    """Every partition of one topic, assigned by hand, starting at the end (or the beginning)."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, from_beginning: bool = False, timeout_s: float = 30.0
+    ) -> None:
+        self.topic = topic
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            client_id=f"riskwatch-sim-{topic}",
+        )
+        deadline = time.monotonic() + timeout_s
+        partitions = self.consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = self.consumer.partitions_for_topic(topic)
+        if not partitions:
+            self.consumer.close()
+            raise SimulatorError(f"Kafka topic {topic} not found at {bootstrap}; is the stack up?")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        self.consumer.assign(tps)
+        if from_beginning:
+            self.consumer.seek_to_beginning(*tps)
+        else:
+            self.consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the lazy seek now, so records produced from here on are all seen
+            self.consumer.position(tp)
+
+    def poll(self, timeout_s: float = 0.2) -> list[bytes]:
+        batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=5000)
+        return [r.value for records in batches.values() for r in records]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class TelemetryCounter:
+    """Counts readings arriving on `rw.telemetry`, de-duplicated by (gateway, seq), with latencies."""
+
+    def __init__(
+        self, reader: TopicReader, sites: Iterable[str] | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.reader, self.clock = reader, clock
+        self.sites = None if sites is None else frozenset(sites)  # count only these sites' batches
+        self.other_sites = 0
+        self.seen: set[tuple[str, int]] = set()
+        self.readings = 0
+        self.duplicates = 0
+        self.undecodable = 0
+        self.histogram = LatencyHistogram()
+        self.window = LatencyHistogram()  # since the last `take_window()`
+
+    def poll(self, timeout_s: float = 0.2) -> int:
+        new = 0
+        for raw in self.reader.poll(timeout_s):
+            now = self.clock()
+            try:
+                batch = decode(raw)
+            except BatchDecodeError:
+                self.undecodable += 1
+                continue
+            if self.sites is not None and batch.site not in self.sites:
+                self.other_sites += len(batch.readings)
+                continue
+            # Each source (gateway, seq) holds `count` contiguous readings: count only sources not seen
+            # before, so an at-least-once redelivery is a duplicate, not a gain.
+            fresh = np.array([(s.gateway, s.seq) not in self.seen for s in batch.sources], dtype=bool)
+            counts = np.array([s.count for s in batch.sources], dtype=np.int64)
+            self.seen.update((s.gateway, s.seq) for s in batch.sources)
+            keep = np.repeat(fresh, counts) if counts.sum() == len(batch.readings) else None
+            if keep is None:  # a producer that does not fill counts: take the batch as one unit
+                keep = np.full(len(batch.readings), bool(fresh.any()) if fresh.size else True)
+            self.duplicates += int((~keep).sum())
+            latency = now - batch.readings.ts[keep]
+            self.histogram.add(latency)
+            self.window.add(latency)
+            new += int(keep.sum())
+        self.readings += new
+        return new
+
+    def take_window(self) -> LatencyHistogram:
+        window, self.window = self.window, LatencyHistogram()
+        return window
+
+
+class TransitionReader:
+    """Decoded transitions from `rw.warnings` or `rw.alarms`; undecodable records are counted."""
+
+    def __init__(self, reader: TopicReader) -> None:
+        self.reader = reader
+        self.undecodable = 0
+
+    def poll(self, timeout_s: float = 0.2) -> list[Transition]:
+        out = []
+        for raw in self.reader.poll(timeout_s):
+            try:
+                out.append(Transition.from_bytes(raw))
+            except TransitionDecodeError:
+                self.undecodable += 1
+        return out
+
+
+def json_records(reader: TopicReader, timeout_s: float = 0.2) -> list[dict[str, Any]]:
+    """JSON records of a topic (e.g. `rw.alerts` audit events); non-JSON records are skipped."""
+    out = []
+    for raw in reader.poll(timeout_s):
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(doc, dict):
+            out.append(doc)
+    return out
+
+
+def latencies_of(transitions: Iterable[Transition], now: float) -> np.ndarray:
+    return np.array([now - t.at for t in transitions], dtype=np.float64)

@@ -1,0 +1,218 @@
+"""The load generator: many gateways across several processes publishing at a fixed rate, and a Kafka
+reader in the parent counting what arrives on `rw.telemetry` (readings, lag, latency percentiles).
+
+Each publisher process owns a slice of the gateways, runs a `Simulation` over their sensors (so the
+values are the plants' realistic mix, computed as arrays) and publishes one telemetry message per
+gateway per period. Counters cross processes through shared integers; nothing per reading crosses.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+from simulators.faults import Fault
+from simulators.gateway import Broker, GatewayClient
+from simulators.kafka_watch import TelemetryCounter
+from simulators.sensors import SimSensor, SimulatorError
+from simulators.simulation import Simulation
+
+DRAIN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledFault:
+    """A fault on one sensor from `at` for `for_s` seconds (seconds since publishing started)."""
+
+    at: float
+    for_s: float
+    fault: Fault
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSlice:
+    """What one publisher process runs."""
+
+    sensors: tuple[SimSensor, ...]
+    industries: dict[str, str]
+    broker: Broker
+    rate_hz: float
+    duration_s: float
+    seed: int
+    start_at: float  # wall time all processes start publishing, so their periods line up
+    faults: tuple[ScheduledFault, ...] = ()  # only faults on this slice's sensors
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What a load run measured; `lost` counts readings the broker acknowledged but Kafka never got."""
+
+    sent: int = 0
+    acked: int = 0
+    received: int = 0
+    duplicates: int = 0
+    elapsed_s: float = 0.0
+    latency_p50_s: float = 0.0
+    latency_p99_s: float = 0.0
+    latency_max_s: float = 0.0
+    publish_errors: int = 0
+    timeline: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.acked - self.received)
+
+    @property
+    def readings_per_s(self) -> float:
+        return self.received / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def split_by_gateway(sensors: Sequence[SimSensor], parts: int) -> list[tuple[SimSensor, ...]]:
+    """Deal whole gateways round-robin to `parts` slices (a gateway never spans two processes)."""
+    by_gw: dict[str, list[SimSensor]] = {}
+    for s in sensors:
+        by_gw.setdefault(s.gateway, []).append(s)
+    slices: list[list[SimSensor]] = [[] for _ in range(max(1, min(parts, len(by_gw))))]
+    for k, group in enumerate(by_gw.values()):
+        slices[k % len(slices)].extend(group)
+    return [tuple(s) for s in slices]
+
+
+def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: Synchronized) -> None:
+    """A publisher process: connect its gateways, publish every period until the duration ends."""
+    sim = Simulation(job.sensors, job.industries, seed=job.seed)
+    site_of = sim.site_of_gateway
+
+    def on_acked(n: int) -> None:
+        with acked.get_lock():
+            acked.value += n
+
+    clients = {
+        gw: GatewayClient(site_of[gw], gw, job.broker, on_acked=on_acked) for gw in sim.gateway_positions
+    }
+    for client in clients.values():
+        client.connect()
+    period = 1.0 / job.rate_hz
+    time.sleep(max(0.0, job.start_at - time.time()))
+    k = 0
+    end = job.start_at + job.duration_s
+    starts = sorted(job.faults, key=lambda f: f.at)
+    stops = sorted(job.faults, key=lambda f: f.at + f.for_s)
+    while True:
+        t = job.start_at + k * period
+        if t >= end:
+            break
+        time.sleep(max(0.0, t - time.time()))
+        now = time.time()
+        while starts and starts[0].at <= now - job.start_at:
+            sim.start_fault(starts.pop(0).fault, now)
+        while stops and stops[0].at + stops[0].for_s <= now - job.start_at:
+            done = stops.pop(0).fault
+            sim.stop_fault(done.kind, done.target)
+        tick = sim.tick(now, period)  # readings carry the moment they were taken
+        n = 0
+        for batch in tick.batches:
+            try:
+                clients[batch.gateway].publish_batch(batch)
+                n += len(batch)
+            except Exception:  # a publish that raised was not sent: count it, never hide it
+                with errors.get_lock():
+                    errors.value += 1
+        with sent.get_lock():
+            sent.value += n
+        k += 1
+    for client in clients.values():
+        client.close(timeout=DRAIN_TIMEOUT_S)
+
+
+def run_load(
+    sensors: Sequence[SimSensor],
+    industries: dict[str, str],
+    broker: Broker,
+    counter: TelemetryCounter,
+    rate_hz: float,
+    duration_s: float,
+    processes: int = 2,
+    seed: int = 0,
+    progress: Callable[[LoadResult, dict[str, float]], None] | None = None,
+    faults: Sequence[ScheduledFault] = (),
+    on_poll: Callable[[], None] | None = None,
+) -> tuple[LoadResult, float]:
+    """Publish from `processes` processes for `duration_s` and count arrivals until drained.
+
+    Returns the figures and the wall time publishing started (fault times are relative to it);
+    `on_poll` runs between Kafka polls, for callers that read other topics meanwhile.
+    """
+    if rate_hz <= 0 or duration_s <= 0:
+        raise SimulatorError("--rate and --duration must be positive")
+    ctx = mp.get_context("spawn")  # no forked paho threads or Kafka sockets in the children
+    sent, acked, errors = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0)
+    start_at = time.time() + 3.0 + 0.5 * processes  # time for the children to import and connect
+    jobs = []
+    for k, part in enumerate(split_by_gateway(sensors, processes)):
+        mine = {s.id for s in part}
+        own = tuple(f for f in faults if f.fault.target in mine)
+        jobs.append(LoadSlice(part, industries, broker, rate_hz, duration_s, seed + k, start_at, own))
+    procs = [ctx.Process(target=_publisher, args=(job, sent, acked, errors), daemon=True) for job in jobs]
+    for p in procs:
+        p.start()
+    result = LoadResult()
+    last_t, last_received = time.time(), 0
+    try:
+        while any(p.is_alive() for p in procs):
+            counter.poll(0.2)
+            if on_poll is not None:
+                on_poll()
+            now = time.time()
+            if now - last_t >= 1.0:
+                window = counter.take_window()
+                point = {
+                    "t": now - start_at,
+                    "received_per_s": (counter.readings - last_received) / (now - last_t),
+                    "latency_p50_s": window.percentile(50),
+                    "latency_p99_s": window.percentile(99),
+                    "lag": float(acked.value - counter.readings),
+                }
+                result.timeline.append(point)
+                last_t, last_received = now, counter.readings
+                if progress is not None:
+                    _fill(result, sent, acked, errors, counter, now - start_at)
+                    progress(result, point)
+        deadline = time.time() + DRAIN_TIMEOUT_S
+        while counter.readings < acked.value and time.time() < deadline:
+            counter.poll(0.2)
+            if on_poll is not None:
+                on_poll()
+    finally:
+        for p in procs:
+            p.join(timeout=DRAIN_TIMEOUT_S)
+            if p.is_alive():
+                p.terminate()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    _fill(result, sent, acked, errors, counter, duration_s)
+    if failed:
+        raise SimulatorError(f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr")
+    return result, start_at
+
+
+def _fill(
+    result: LoadResult, sent: Any, acked: Any, errors: Any, counter: TelemetryCounter, elapsed: float
+) -> None:
+    result.sent, result.acked, result.publish_errors = int(sent.value), int(acked.value), int(errors.value)
+    result.received, result.duplicates = counter.readings, counter.duplicates
+    result.elapsed_s = max(elapsed, 1e-9)
+    result.latency_p50_s = counter.histogram.percentile(50)
+    result.latency_p99_s = counter.histogram.percentile(99)
+    result.latency_max_s = counter.histogram.max
+
+
+def progress_line(result: LoadResult, point: dict[str, float]) -> str:
+    return (
+        f"t={point['t']:6.1f}s  sent {result.sent:>12,}  acked {result.acked:>12,}  "
+        f"received {result.received:>12,} ({point['received_per_s']:>10,.0f}/s)  lag {int(point['lag']):>9,}  "
+        f"latency p50 {point['latency_p50_s'] * 1000:7.1f} ms  p99 {point['latency_p99_s'] * 1000:7.1f} ms"
+    )

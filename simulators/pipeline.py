@@ -1,0 +1,156 @@
+"""The riskwatch services as child processes, for the demo and the end-to-end benchmark.
+
+Each service is started as `python -m riskwatch COMMAND ...` (the flags of ingest/cli.py,
+processors/cli.py, alerting/cli.py), its pid recorded in `run_dir/pids/NAME.pid`, its output in
+`run_dir/logs/NAME.log`, and it is stopped by that pid only: SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulators.sensors import SimulatorError
+
+REPO = Path(__file__).resolve().parents[1]
+STOP_GRACE_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    """True once `url` answers at all (any HTTP status); False on timeout or if `proc` died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1.0):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+@dataclass(slots=True)
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    ready_url: str = ""
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """Bridge, worker and alerting for one registry and topic prefix, against a running stack."""
+
+    run_dir: Path
+    registry: Path
+    stack: Any  # deploy.stack.StackInfo
+    topic_prefix: str = "rw"
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def _start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, ready_url: str = ""
+    ) -> Service:
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "pids").mkdir(parents=True, exist_ok=True)
+        log = self.run_dir / "logs" / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "riskwatch", *argv],
+                cwd=REPO,
+                env={**os.environ, **(env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the demo reaches us, and we stop children in order
+            )
+        (self.run_dir / "pids" / f"{name}.pid").write_text(str(proc.pid))
+        service = Service(name, proc, log, ready_url)
+        self.services[name] = service
+        return service
+
+    def start_bridge(self, extra: list[str] | None = None) -> Service:
+        port = free_port()
+        argv = [
+            "bridge", "--registry", str(self.registry), "--mqtt-host", self.stack.mqtt_host,
+            "--mqtt-port", str(self.stack.mqtt_port), "--mqtt-user", self.stack.bridge_user,
+            "--mqtt-password-env", "RISKWATCH_MQTT_PASSWORD", "--kafka", self.stack.kafka_bootstrap,
+            "--topic-prefix", self.topic_prefix, "--spool-dir", str(self.run_dir / "spool"),
+            "--metrics-port", str(port), "--client-id", f"riskwatch-bridge-{self.topic_prefix}",
+            *(extra or []),
+        ]  # fmt: skip
+        env = {"RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password}
+        return self._start("bridge", argv, env, f"http://127.0.0.1:{port}/metrics")
+
+    def start_worker(self, extra: list[str] | None = None) -> Service:
+        web, metrics = free_port(), free_port()
+        argv = [
+            "worker", "--registry", str(self.registry), "--kafka", self.stack.kafka_bootstrap,
+            "--topic-prefix", self.topic_prefix, "--data-dir", str(self.run_dir / "worker"),
+            "--web-port", str(web), "--metrics-port", str(metrics),
+            "--influx-url", self.stack.influx_url, "--influx-token-env", "RISKWATCH_INFLUX_TOKEN",
+            "--influx-org", self.stack.influx_org, "--influx-bucket", self.stack.influx_bucket,
+            "--group", f"riskwatch-worker-{self.topic_prefix}",
+            *(extra or []),
+        ]  # fmt: skip
+        env = {"RISKWATCH_INFLUX_TOKEN": self.stack.influx_token}
+        return self._start("worker", argv, env, f"http://127.0.0.1:{metrics}/metrics")
+
+    def start_alerting(
+        self, routes: Path, extra: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> Service:
+        port = free_port()
+        argv = [
+            "alerting", "--routes", str(routes), "--kafka", self.stack.kafka_bootstrap,
+            "--topic-prefix", self.topic_prefix, "--db", str(self.run_dir / "alerting.db"),
+            "--http-port", str(port), "--registry", str(self.registry),
+            "--group-id", f"riskwatch-alerting-{self.topic_prefix}", *(extra or []),
+        ]  # fmt: skip
+        return self._start("alerting", argv, env, f"http://127.0.0.1:{port}/")
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Every started service answers on its HTTP port; else a clear error naming it and its log."""
+        for service in self.services.values():
+            if service.ready_url and not wait_http(service.ready_url, timeout_s, service.proc):
+                tail = service.log.read_text(errors="replace")[-1500:] if service.log.exists() else ""
+                raise SimulatorError(
+                    f"{service.name} did not become ready (exit code {service.proc.poll()}); "
+                    f"log {service.log}:\n{tail}"
+                )
+
+    def dead(self) -> list[str]:
+        return [name for name, s in self.services.items() if s.proc.poll() is not None]
+
+    def stop(self) -> None:
+        """Stop in reverse start order, by the recorded pids only."""
+        for name in reversed(list(self.services)):
+            service = self.services.pop(name)
+            proc = service.proc
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / "pids" / f"{name}.pid").unlink()

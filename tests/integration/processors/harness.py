@@ -1,0 +1,221 @@
+"""Helpers for the worker integration tests: a small registry, producing batches, reading topics, workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from riskwatch.registry import Registry, load_registry
+from riskwatch.topics import Topics
+from riskwatch.wire.batch import encode
+from riskwatch.wire.readings import Readings
+from riskwatch.wire.transitions import Transition
+
+REPO = Path(__file__).resolve().parents[3]
+STALE_S = 8
+ENGINE = "tests.unit.processors.fake_engine"
+
+REGISTRY_YAML = """
+version: 1
+regions:
+  - {id: RA, name: region A}
+  - {id: RB, name: region B}
+sites:
+""" + "".join(
+    f"""
+  - id: S{n}
+    region: {"RA" if n < 3 else "RB"}
+    name: site {n}
+    industry: hazardous_chemicals
+    gateways: [{{id: S{n}-GW}}]
+    units:
+      - id: S{n}-U1
+        kind: tank_farm
+        gateway: S{n}-GW
+        sensors:
+          - {{id: S{n}-G1, type: flammable_gas, stale_after_s: {STALE_S}}}
+          - {{id: S{n}-G2, type: flammable_gas, stale_after_s: {STALE_S}}}
+          - {{id: S{n}-G3, type: flammable_gas, stale_after_s: {STALE_S}}}
+"""
+    for n in range(6)
+)
+
+
+def write_registry(folder: Path, stale_s: int = STALE_S) -> tuple[Path, Registry]:
+    path = folder / "registry.yaml"
+    path.write_text(
+        REGISTRY_YAML.replace(f"stale_after_s: {STALE_S}", f"stale_after_s: {stale_s}"), encoding="utf-8"
+    )
+    return path, load_registry(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def batch(registry: Registry, site: str, values: dict[str, float], ts: float, seq: int = 1) -> bytes:
+    ids = list(values)
+    readings = Readings.of(
+        [registry.sensors[i].index for i in ids], [values[i] for i in ids], [ts] * len(ids)
+    )
+    return encode(site, registry.fingerprint, [(f"{site}-GW", seq)], readings, registry.sensor_ids)
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def read_transitions(
+    bootstrap: str,
+    topic: str,
+    until: float,
+    want: int | None = None,
+    done: Callable[[list[Transition]], bool] | None = None,
+) -> list[Transition]:
+    """Everything on `topic` from the start, reading until `until`, `want` records, or `done(records)`."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+    )
+    out: list[Transition] = []
+
+    def finished() -> bool:
+        return (want is not None and len(out) >= want) or (done is not None and done(out))
+
+    try:
+        while time.time() < until and not finished():
+            for record in consumer:
+                out.append(Transition.from_bytes(record.value))
+                if finished():
+                    break
+    finally:
+        consumer.close()
+    return out
+
+
+def read_raw(bootstrap: str, topic: str, until: float, want: int) -> list[bytes]:
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+    )
+    out: list[bytes] = []
+    try:
+        while time.time() < until and len(out) < want:
+            out.extend(record.value for record in consumer)
+    finally:
+        consumer.close()
+    return out
+
+
+class WorkerProcess:
+    """`python -m riskwatch worker ...` as a child process, stopped by its own pid."""
+
+    def __init__(
+        self, stack: object, topics: Topics, registry: Path, data_dir: Path, *extra: str, influx: bool = False
+    ) -> None:
+        self.web_port = free_port()
+        self.metrics_port = free_port()
+        self.log = data_dir.with_suffix(".log")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "riskwatch",
+            "worker",
+            "--registry",
+            str(registry),
+            "--kafka",
+            stack.kafka_bootstrap,  # type: ignore[attr-defined]
+            "--topic-prefix",
+            topics.prefix,
+            "--data-dir",
+            str(data_dir),
+            "--web-port",
+            str(self.web_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--tick-every",
+            "0.5",
+            "--snapshot-every",
+            "1",
+            "--session-timeout",
+            "8",
+            "--engine-module",
+            ENGINE,
+            *extra,
+        ]
+        env = dict(os.environ)
+        if influx:
+            cmd += [
+                "--influx-url",
+                stack.influx_url,
+                "--influx-org",
+                stack.influx_org,  # type: ignore[attr-defined]
+                "--influx-bucket",
+                stack.influx_bucket,
+                "--influx-token-env",
+                "RW_TEST_INFLUX",
+            ]  # type: ignore[attr-defined]
+            env["RW_TEST_INFLUX"] = stack.influx_token  # type: ignore[attr-defined]
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def drain(bootstrap: str, names: list[str], quiet_s: float, timeout: float) -> list[Transition]:
+    """All records of `names` from the start, once none has arrived for `quiet_s` seconds."""
+    consumer = KafkaConsumer(
+        *names, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=250
+    )
+    out: list[Transition] = []
+    last = time.time()
+    end = time.time() + timeout
+    try:
+        while time.time() < end and time.time() - last < quiet_s:
+            for record in consumer:
+                out.append(Transition.from_bytes(record.value))
+                last = time.time()
+    finally:
+        consumer.close()
+    return out
+
+
+def metric(port: int, name: str) -> float | None:
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from processors.state.states import SiteStates
+from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.readings import Readings
+
+
+def _readings(registry, index, values, ts):  # type: ignore[no-untyped-def]
+    ids = list(values)
+    local = [int(index.local_of_sensor[registry.sensors[i].index]) for i in ids]
+    return Readings.of(local, [values[i] for i in ids], [ts] * len(ids))
+
+
+def test_crossing_set_points_gives_alarm_and_site_warning_but_no_region(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    states = SiteStates(index, fake_engine, lambda site: None)
+    out = states.evaluate("S1", _readings(registry, index, {"S1-G1": 60.0}, 100.0), now=100.0)
+    assert [(t.entity_type, t.entity, t.new) for t in out] == [
+        ("sensor", "S1-G1", "l2_high"),
+        ("site", "S1", "yellow"),
+    ]
+    assert set(states.open_levels("S1")) == {("sensor", "S1-G1"), ("site", "S1")}
+
+
+def test_snapshot_restore_continues_with_the_same_levels(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    first = SiteStates(index, fake_engine, lambda site: None)
+    first.evaluate("S1", _readings(registry, index, {"S1-G1": 60.0}, 100.0), now=100.0)
+    snaps = dict(first.take_dirty())
+    assert first.take_dirty() == []  # clean until the next change
+    second = SiteStates(index, fake_engine, snaps.get)
+    # A replay of the same batch changes nothing and emits nothing (no repeated warning).
+    assert second.evaluate("S1", _readings(registry, index, {"S1-G1": 60.0}, 100.0), now=101.0) == []
+    assert second.open_levels("S1") == first.open_levels("S1")
+    out = second.evaluate("S1", _readings(registry, index, {"S1-G1": 1.0}, 102.0), now=102.0)
+    assert [(t.entity, t.old, t.new) for t in out] == [
+        ("S1-G1", "l2_high", "normal"),
+        ("S1", "yellow", "normal"),
+    ]
+    assert second.open_levels("S1") == {}
+
+
+def test_tick_with_no_input_turns_silent_sensors_stale(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    states = SiteStates(index, fake_engine, lambda site: None)
+    states.evaluate("S2", _readings(registry, index, {"S2-G1": 1.0}, 100.0), now=100.0)
+    assert states.tick(["S2"], now=105.0) == []
+    out = states.tick(["S2"], now=108.5)
+    assert [(t.entity, t.new, t.at) for t in out if t.entity_type == "sensor"] == [("S2-G1", "stale", 108.0)]
+
+
+def test_unreadable_snapshot_starts_fresh_and_is_counted(index, fake_engine):  # type: ignore[no-untyped-def]
+    states = SiteStates(index, fake_engine, lambda site: b"garbage")
+    assert states.slot("S0").open == {}
+    assert states.restore_failures == 1
+
+
+def test_gateway_offline_reaches_the_engine(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    states = SiteStates(index, fake_engine, lambda site: None)
+    rec = GatewayRecord(type="status", site="S3", gw="S3-GW", t=50.0, received=51.0, state="offline")
+    out = states.apply_gateway("S3", [rec], now=52.0)
+    assert sorted(t.entity for t in out if t.entity_type == "sensor") == ["S3-G1", "S3-G2", "S3-G3"]
