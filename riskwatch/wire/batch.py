@@ -74,7 +74,7 @@ class TelemetryBatch(NamedTuple):
 def encode(
     site: str,
     fingerprint: str,
-    sources: Sequence[tuple[str, int, int]],
+    sources: Sequence[tuple[str, int, int] | tuple[str, int]],
     readings: Readings,
     sensor_ids: Mapping[int, str] | Sequence[str] | None = None,
     compress: bool = False,
@@ -85,6 +85,10 @@ def encode(
     given, the batch carries the ids of the indices it uses. `compress` zlib-compresses the body.
     """
     n = len(readings)
+    if len(sources) == 1 and len(sources[0]) == 2:  # a lone (gateway, seq) owns every reading
+        sources = [(sources[0][0], sources[0][1], n)]
+    if any(len(source) != 3 for source in sources):
+        raise ValueError("with several sources, give each as (gateway, seq, readings)")
     if sources and sum(source[2] for source in sources) != n:
         raise ValueError(f"source counts add up to {sum(s[2] for s in sources)}, batch has {n} readings")
     flags = (FLAG_SENSOR_IDS if sensor_ids is not None else 0) | (FLAG_ZLIB if compress else 0)

@@ -65,7 +65,7 @@ def test_every_reading_arrives_decoded_keyed_by_site(
 def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_going(
     stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
 ) -> None:
-    run_bridge(plant.registry, max_payload=64 * 1024)
+    bridge = run_bridge(plant.registry, max_payload=64 * 1024)
     stranger, moved, passwords = plant.gw_stranger, plant.gw_moved, plant.passwords
     now = time.time()
     good = {"s": plant.sensors_a[0], "v": 1.0, "t": now}
@@ -151,6 +151,9 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
             ("status", "online"),
             ("event", "maintenance_on"),
         }
+        rejects = bridge.metrics_registry.get_sample_value
+        for _, reason in expected:
+            assert rejects("riskwatch_bridge_rejects_total", {"reason": reason}) == 1, reason
     finally:
         for client in (gw, gx, gm):
             client.close()

@@ -125,3 +125,10 @@ def test_drop_sources_removes_exactly_their_rows() -> None:
 def test_source_counts_must_add_up() -> None:
     with pytest.raises(ValueError, match="add up"):
         encode("s", "fp", [("g", 1, 3)], _sample())
+
+
+def test_a_lone_source_without_count_owns_every_reading() -> None:
+    batch = decode(encode("s", "fp", [("g", 5)], _sample()))
+    assert batch.sources == (Source("g", 5, 4),)
+    with pytest.raises(ValueError, match="several sources"):
+        encode("s", "fp", [("g", 1), ("h", 2)], _sample())
