@@ -18,7 +18,12 @@ _DEFAULTS = {f.name: f.default for f in fields(BridgeSettings)}
 
 def configure(parser: argparse.ArgumentParser) -> None:
     d = _DEFAULTS
-    parser.add_argument("--registry", type=Path, required=True, help="site registry file (YAML)")
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        required=True,
+        help="site registry file (YAML, or JSON for big generated ones)",
+    )
     parser.add_argument("--mqtt-host", default=d["mqtt_host"])
     parser.add_argument("--mqtt-port", type=int, default=d["mqtt_port"])
     parser.add_argument("--mqtt-user", default=d["mqtt_user"])
