@@ -197,3 +197,32 @@ def test_sigterm_flushes_what_is_in_flight(
         gw.close()
         reader.close()
     assert set(range(5)) <= _deduplicated(records)[0]
+
+
+def test_bridge_rides_out_a_mosquitto_restart(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    bridge = run_bridge(plant.registry)
+    reader = TopicReader(stack, topics.telemetry)
+    local = Stack(stack.home)
+    topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+    reading = [{"s": plant.sensors_a[0], "v": 1.0, "t": time.time()}]
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    try:
+        assert gw.publish(topic, telemetry_payload(plant.gw_a, 1, reading)) == "Success"
+        assert reader.until(lambda rs: 1 in _deduplicated(rs)[0], 20)
+        gw.close()
+        local.stop_service("mosquitto")
+        try:
+            assert wait_for(lambda: not bridge.source.connected, 10)
+        finally:
+            local.start_service("mosquitto")
+        assert wait_for(lambda: bridge.source.connected, 30), "bridge did not reconnect"
+        gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+        assert gw.publish(topic, telemetry_payload(plant.gw_a, 2, reading)) == "Success"
+        records = reader.until(lambda rs: {1, 2} <= _deduplicated(rs)[0], 30)
+    finally:
+        gw.close()
+        reader.close()
+    assert {1, 2} <= _deduplicated(records)[0]
+    assert bridge.metrics_registry.get_sample_value("riskwatch_bridge_mqtt_connected") == 1
