@@ -116,3 +116,19 @@ def test_full_spool_holds_back_acknowledgements(tmp_path: Path) -> None:
         assert len(cluster.log) == 10
     finally:
         sink.close()
+
+
+def test_a_spool_left_by_a_crashed_bridge_is_replayed_first(tmp_path: Path) -> None:
+    leftover = Spool(tmp_path, 10**6)
+    leftover.append([Record("t", b"k", b"old-1"), Record("t", b"k", b"old-2")])
+    leftover.close()
+    cluster = _Cluster()
+    sink = KafkaSink(cluster.producer, Spool(tmp_path, 10**6), BridgeMetrics(CollectorRegistry()), 1.0)
+    assert sink.spooling  # new records queue behind the old ones
+    sink.start()
+    try:
+        sink.send(Record("t", b"k", b"new"), lambda: None)
+        assert _wait(lambda: cluster.log == [b"old-1", b"old-2", b"new"])
+        assert _wait(lambda: not sink.spooling)
+    finally:
+        sink.close()
