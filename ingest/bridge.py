@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ingest.acks import AckTracker, Pending
 from ingest.batcher import Cut, SiteBatcher
@@ -31,7 +31,7 @@ _IDLE_WAIT_S = 0.5
 _ACK_POLL_S = 0.002  # while acknowledgements are pending
 
 
-class Acker:
+class Acker(Protocol):
     """Where PUBACKs go (the MQTT source); a protocol so the worker can be driven without a broker."""
 
     def ack(self, mid: int, qos: int) -> None: ...
