@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from deploy.stack import StackInfo
+from deploy.stack.process import free_port
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.gateway import GatewayRecord, events_payload, status_payload, telemetry_payload
-from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader
+from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader, wait_for
 
 
 def _readings(plant: Plant, seq: int, t0: float) -> list[dict[str, Any]]:
@@ -187,3 +189,34 @@ def test_a_gateway_cannot_publish_into_another_sites_topics(
         gw.close()
         telemetry_reader.close()
         dead.close()
+
+
+def test_metrics_are_served_on_the_bridges_own_port(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    port = free_port()
+    run_bridge(plant.registry, metrics_port=port)
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    try:
+        topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+        assert (
+            gw.publish(topic, telemetry_payload(plant.gw_a, 1, [{"s": plant.sensors_a[0], "v": 1, "t": 1}]))
+            == "Success"
+        )
+        assert gw.publish(topic, b"nope") == "Success"
+    finally:
+        gw.close()
+
+    def scrape() -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+    assert wait_for(lambda: "riskwatch_bridge_readings_out_total 1.0" in scrape(), 15)
+    text = scrape()
+    for line in (
+        'riskwatch_bridge_messages_in_total{channel="telemetry"} 2.0',
+        'riskwatch_bridge_rejects_total{reason="malformed_json"} 1.0',
+        "riskwatch_bridge_mqtt_connected 1.0",
+        "riskwatch_bridge_spool_records 0.0",
+        "riskwatch_bridge_kafka_produce_latency_seconds_count",
+    ):
+        assert line in text, line
