@@ -132,3 +132,25 @@ def test_a_spool_left_by_a_crashed_bridge_is_replayed_first(tmp_path: Path) -> N
         assert _wait(lambda: not sink.spooling)
     finally:
         sink.close()
+
+
+def test_kafka_down_at_start_spools_until_a_producer_can_be_built(tmp_path: Path) -> None:
+    cluster = _Cluster()
+    cluster.up = False
+
+    def factory() -> _Producer:
+        if not cluster.up:
+            raise RuntimeError("Unable to bootstrap")
+        return cluster.producer()
+
+    sink = KafkaSink(factory, Spool(tmp_path, 10**6), BridgeMetrics(CollectorRegistry()), 1.0)
+    sink.start()
+    done: list[int] = []
+    try:
+        assert sink.spooling
+        sink.send(Record("t", b"k", b"a"), lambda: done.append(1))
+        assert _wait(lambda: done == [1]) and sink.spool.records == 1
+        cluster.up = True
+        assert _wait(lambda: cluster.log == [b"a"] and not sink.spooling, 20)
+    finally:
+        sink.close()
