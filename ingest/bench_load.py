@@ -116,7 +116,7 @@ def naive_bridge(
     """The baseline: one JSON Kafka message per reading, straight from the MQTT callback."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")  # otherwise the library defaults
     lock = threading.Lock()
 
     def on_message(client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
