@@ -143,7 +143,11 @@ def _red_at(unit: str, seen: list[tuple[float, Any]], after: float) -> tuple[flo
 def _all_warned(incidents: list[Any], seen: list[tuple[float, Any]], receiver: WebhookReceiver) -> bool:
     units = {unit for _, unit, _ in incidents}
     got = {t.entity for _, t in seen if t.new == "red"}
-    alerted = {site for site, _, _ in incidents if any(d.mentions(site) for d in receiver.unique())}
+    alerted = {
+        site
+        for site, _, _ in incidents
+        if any(d.colour == "red" and d.mentions(site) for d in receiver.unique())
+    }
     return units <= got and len(alerted) == len(incidents)
 
 
@@ -156,7 +160,9 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
             continue
         arrived, at = hit
         warn_lat.append(arrived - at)
-        deliveries = [d.at for d in receiver.unique() if d.mentions(site) and d.at >= at]
+        deliveries = [
+            d.at for d in receiver.unique() if d.colour == "red" and d.mentions(site) and d.at >= at
+        ]
         if deliveries:
             alert_lat.append(min(deliveries) - at)
     w = np.array(warn_lat) if warn_lat else np.array([np.nan])
