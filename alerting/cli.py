@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         kafka=args.kafka, db=db, topic_prefix=args.topic_prefix, http_host=args.http_host,
         http_port=args.http_port, group_id=args.group_id, tick_s=args.tick,
     )  # fmt: skip
-    sites = registry_lookup(args.registry) if args.registry else None
-    service = AlertingService(options, cfg, secrets, sites)
+    sites, units = registry_lookup(args.registry) if args.registry else (None, None)
+    service = AlertingService(options, cfg, secrets, sites, units)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -264,7 +264,8 @@ def _check_channels(file: str, raw: Any) -> dict[str, ChannelSettings]:
             out[str(name)] = model.model_validate(body)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise ConfigError(file, f"{path}.{_loc(err['loc'])}", err["msg"]) from None
+            where = f"{path}.{_loc(err['loc'])}" if err["loc"] else path
+            raise ConfigError(file, where, err["msg"].removeprefix("Value error, ")) from None
     return out
 
 
@@ -309,7 +310,7 @@ def parse_config(raw: Any, file: str = "<routes>") -> RoutingConfig:
         cfg = RoutingConfig.model_validate({**doc, "channels": {}})
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(file, _loc(err["loc"]), err["msg"]) from None
+        raise ConfigError(file, _loc(err["loc"]), err["msg"].removeprefix("Value error, ")) from None
     cfg = cfg.model_copy(update={"channels": channels})
     _check_refs(file, cfg)
     return cfg
@@ -364,6 +365,8 @@ def resolve_secrets(cfg: RoutingConfig, environ: Mapping[str, str], file: str = 
     for name, channel in cfg.channels.items():
         if channel.secret_env:
             wanted[f"channels.{name}"] = (f"channels.{name}.secret_env", channel.secret_env)
+        if url_env := getattr(channel, "url_env", None):
+            wanted[f"channels.{name}.url"] = (f"channels.{name}.url_env", url_env)
     for i, token in enumerate(cfg.api_tokens):
         wanted[f"api_tokens.{token.user}"] = (f"api_tokens[{i}].token_env", token.token_env)
     values: dict[str, Secret] = {}

@@ -3,6 +3,7 @@ points, time and an acknowledge link; a digest lists many alerts in one message 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,9 @@ from alerting.routing.sites import SiteDirectory
 from riskwatch.levels import Colour
 
 TZ = ZoneInfo("Asia/Shanghai")
+# A digest lists this many alerts in full, worst first, and counts the rest by colour: it keeps a flood
+# digest inside robot message limits (WeCom markdown <= 4096 bytes, DOMAIN.md) while every alert is counted.
+DIGEST_LINES = 20
 
 _REASON = {
     "zh": {"opened": "新预警", "raised": "级别升高", "reactivated": "再次报警", "cleared": "已恢复正常",
@@ -67,6 +71,13 @@ def _cause(alert: Alert) -> str:
     return f"{text}（{rule}）" if text and rule else text or rule or "-"
 
 
+def _entity(alert: Alert, language: str) -> str:
+    """Region roll-ups have no site: name the region instead."""
+    if alert.entity_type == "region":
+        return f"区域 {alert.entity}" if language == "zh" else f"region {alert.entity}"
+    return f"{alert.entity_type} {alert.entity}"
+
+
 def ack_link(template: str, alert: Alert) -> str:
     return template.format(alert_id=alert.id, site=alert.site)
 
@@ -75,18 +86,20 @@ def _single(alert: Alert, reason: str, sites: SiteDirectory, language: str, link
     site = sites.facts(alert.site, alert.region)
     colour = _colour_name(alert.colour, language)
     what = _REASON[language].get(reason, reason)
-    where = " ".join(x for x in (site.name, alert.unit) if x)
+    unit_name = sites.unit_name(alert.unit)
+    where = " ".join(x for x in (site.name, unit_name) if x) or _entity(alert, language)
+    unit = "-" if not alert.unit else unit_name if unit_name == alert.unit else f"{unit_name}（{alert.unit}）"
     values = _values(alert, language)
     if language == "zh":
         title = f"【{colour}预警】{where}" if alert.colour != "normal" else f"【已恢复】{where}"
-        rows = [("企业", f"{site.name}（{alert.site}）"), ("单元", alert.unit or "-"),
+        rows = [("企业", f"{site.name}（{alert.site}）"), ("单元", unit),
                 ("对象", f"{alert.entity_type} {alert.entity}"), ("级别", f"{colour}（{what}）"),
                 ("原因", _cause(alert)), ("时间", _time(alert.event_at or alert.updated_at)),
                 ("状态", alert.state.value)]  # fmt: skip
         label_values, ack = "测点", "确认处置"
     else:
         title = f"[{colour} warning] {where}" if alert.colour != "normal" else f"[cleared] {where}"
-        rows = [("Site", f"{site.name} ({alert.site})"), ("Unit", alert.unit or "-"),
+        rows = [("Site", f"{site.name} ({alert.site})"), ("Unit", unit.replace("（", " (").replace("）", ")")),
                 ("Entity", f"{alert.entity_type} {alert.entity}"), ("Level", f"{colour} ({what})"),
                 ("Cause", _cause(alert)), ("Time", _time(alert.event_at or alert.updated_at) + " CST"),
                 ("State", alert.state.value)]  # fmt: skip
@@ -112,14 +125,21 @@ def render(items: Sequence[tuple[Alert, str]], sites: SiteDirectory, language: s
     else:
         title = f"[warning digest] {len(items)} alerts (worst {worst_name})"
     md, text = [f"### {title}"], [title]
-    for alert, reason in ordered:
+    for alert, reason in ordered[:DIGEST_LINES]:
         site = sites.facts(alert.site, alert.region)
         link = ack_link(ack_url, alert)
         line = (
-            f"{_colour_name(alert.colour, language)} {site.name} {alert.unit or alert.entity} "
+            f"{_colour_name(alert.colour, language)} {site.name} {sites.unit_name(alert.unit) or alert.entity} "
             f"{_REASON[language].get(reason, reason)} {_time(alert.event_at or alert.updated_at)[11:]} "
             f"{_cause(alert)}"
         )
         md.append(f"- {line} [{'确认' if language == 'zh' else 'ack'}]({link})")
         text.append(f"{line} {link}")
+    if rest := ordered[DIGEST_LINES:]:
+        counts = Counter(a.colour for a, _ in rest)
+        by_colour = "，".join(f"{_colour_name(c, language)} {n}" for c, n in counts.most_common())
+        more = f"……另有 {len(rest)} 条（{by_colour}），请到值班台查看" if language == "zh" else (
+            f"... and {len(rest)} more ({by_colour.replace('，', ', ')}), see the duty board")  # fmt: skip
+        md.append(more)
+        text.append(more)
     return Rendered(title, "\n".join(md), "\n".join(text), worst, ack_link(ack_url, ordered[0][0]))

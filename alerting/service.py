@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from alerting.api.app import build_app, serve
 from alerting.api.auth import TokenAuth
@@ -22,8 +23,10 @@ from alerting.config import RoutingConfig, Secrets
 from alerting.dispatch.dispatcher import Dispatcher
 from alerting.dispatch.outbox import Deliverer
 from alerting.lifecycle.manager import AlertManager
-from alerting.routing.sites import SiteDirectory, SiteLookup
+from alerting.metrics import AlertingMetrics
+from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
+from riskwatch.errors import RiskwatchError
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 
@@ -39,6 +42,7 @@ class ServiceOptions:
     http_port: int = 8080
     group_id: str = "riskwatch-alerting"
     tick_s: float = 1.0  # how often timers, grouping and retries are looked at
+    seen_retention_s: float = 30 * 86400.0  # transition ids kept for de-duplication (>> Kafka retention)
 
 
 class AlertingService:
@@ -48,11 +52,14 @@ class AlertingService:
         cfg: RoutingConfig,
         secrets: Secrets,
         sites: SiteLookup | None = None,
+        units: UnitLookup | None = None,
         clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.options, self.cfg, self.secrets, self.clock = options, cfg, secrets, clock
+        self.metrics = AlertingMetrics(registry if registry is not None else CollectorRegistry())
         self.topics = Topics(options.topic_prefix)
-        self.directory = SiteDirectory(cfg.sites, sites)
+        self.directory = SiteDirectory(cfg.sites, sites, units)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then finish the current step and shut down cleanly."""
@@ -67,12 +74,19 @@ class AlertingService:
         manager = AlertManager(store, self.cfg, self.directory, self.clock, changed)
         dispatcher = Dispatcher(store, self.cfg, self.directory, self.clock())
         channels = {
-            name: build_channel(name, settings, self.secrets.get(f"channels.{name}"))
+            name: build_channel(
+                name, settings, self.secrets.get(f"channels.{name}"), self.secrets.get(f"channels.{name}.url")
+            )
             for name, settings in self.cfg.channels.items()
         }
-        deliverer = Deliverer(store, channels, self.cfg.defaults)  # type: ignore[arg-type]
-        app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub)
-        runner = await serve(app, self.options.http_host, self.options.http_port)
+        deliverer = Deliverer(store, channels, self.cfg.defaults, self.metrics)  # type: ignore[arg-type]
+        app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub, self.metrics)
+        try:
+            runner = await serve(app, self.options.http_host, self.options.http_port)
+        except OSError as exc:
+            store.close()
+            where = f"{self.options.http_host}:{self.options.http_port}"
+            raise RiskwatchError(f"cannot listen on {where}: {exc.strerror}; choose --http-port") from None
         log.info("alerting API on http://%s:%d", self.options.http_host, self.options.http_port)
         tasks = [
             asyncio.create_task(self._consume(manager, store, wake, stop), name="consume"),
@@ -105,9 +119,10 @@ class AlertingService:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                for records in batches.values():
-                    for record in records:
-                        self._ingest(manager, store, record.topic, record.value)
+                with store.transaction():  # one commit (fsync) per batch, each record a savepoint
+                    for records in batches.values():
+                        for record in records:
+                            self._ingest(manager, store, record.topic, record.value)
                 if batches:
                     wake.set()
                     try:
@@ -122,8 +137,10 @@ class AlertingService:
 
     def _ingest(self, manager: AlertManager, store: Store, topic: str, raw: bytes | None) -> None:
         try:
-            manager.handle(Transition.from_bytes(raw or b""))
+            applied = manager.handle(Transition.from_bytes(raw or b""))
+            self.metrics.transitions.labels("applied" if applied else "duplicate").inc()
         except (TransitionDecodeError, ValueError, TypeError) as exc:
+            self.metrics.transitions.labels("rejected").inc()
             log.warning("rejected a record on %s: %s", topic, exc)
             with store.transaction():
                 store.reject(topic, str(exc), raw or b"", self.clock())
@@ -131,7 +148,12 @@ class AlertingService:
     async def _notify(
         self, manager: AlertManager, dispatcher: Dispatcher, deliverer: Deliverer, wake: asyncio.Event
     ) -> None:
+        pruned_at = 0.0
         while True:
+            if self.clock() - pruned_at > 3600:
+                pruned_at = self.clock()
+                with manager.store.transaction():
+                    manager.store.prune_seen(pruned_at - self.options.seen_retention_s)
             wake.clear()
             manager.tick()
             dispatcher.step(self.clock())

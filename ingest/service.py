@@ -59,7 +59,7 @@ class BridgeService:
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.sink = KafkaSink(
-            producer_factory(settings), self.spool, self.metrics, settings.delivery_timeout_s
+            lambda: producer_factory(settings), self.spool, self.metrics, settings.delivery_timeout_s
         )
         self.source = MqttSource(settings, self.inbox, self.metrics)
         self.worker = Worker(

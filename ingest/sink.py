@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 Done = Callable[[], None]
 _SPOOL_CHUNK = 5000  # records per fsync while spooling
 _BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+_GRACE_S = 5.0  # beyond delivery_timeout_s, before we stop waiting for the producer's own verdict
+
+
+class _Flight:
+    """A record handed to the producer, waiting for its outcome."""
+
+    __slots__ = ("done", "record", "settled", "started")
+
+    def __init__(self, record: Record, done: Done, started: float) -> None:
+        self.record, self.done, self.started, self.settled = record, done, started, False
 
 
 class FutureLike(Protocol):
@@ -44,22 +54,33 @@ class KafkaSink:
 
     def __init__(
         self,
-        producer: ProducerLike,
+        producer_factory: Callable[[], ProducerLike],
         spool: Spool,
         metrics: BridgeMetrics,
         delivery_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.producer, self.spool, self.metrics = producer, spool, metrics
+        self.producer_factory, self.spool, self.metrics = producer_factory, spool, metrics
+        self.producer: ProducerLike | None = None
+        # kafka-python 3.0.12's idempotent producer resets its producer id when a batch expires and then
+        # never asks for a new one, so after any failure replay starts on a fresh producer.
+        self._fresh_producer_needed = True
         self.delivery_timeout_s, self.clock = delivery_timeout_s, clock
         self._cond = threading.Condition()
         self._to_spool: deque[tuple[Record, Done]] = deque()
+        self._flights: deque[_Flight] = deque()
         self._spooling = not spool.empty()  # leftovers from the last run go first
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="bridge-spool", daemon=True)
         self._update_gauges()
 
     def start(self) -> None:
+        try:
+            self.producer = self.producer_factory()
+            self._fresh_producer_needed = False
+        except Exception as exc:  # Kafka down at start: spool until it answers
+            log.warning("Kafka not reachable at start (%s); spooling", exc)
+            self._spooling = True
         self._thread.start()
 
     @property
@@ -72,20 +93,24 @@ class KafkaSink:
             if self._spooling:
                 self._queue_for_spool(record, done)
                 return
-        started = self.clock()
+        flight = _Flight(record, done, self.clock())
         try:
+            assert self.producer is not None, "no Kafka producer yet"
             future = self.producer.send(record.topic, value=record.value, key=record.key)
         except Exception as exc:  # buffer full or no metadata within max_block_ms: Kafka is not answering
-            self._failed(record, done, exc)
+            self._settle(flight, exc)
             return
-        future.add_callback(lambda _meta: self._delivered(record, done, started))
-        future.add_errback(lambda exc: self._failed(record, done, exc))
+        with self._cond:
+            self._flights.append(flight)
+        future.add_callback(lambda _meta: self._settle(flight, None))
+        future.add_errback(lambda exc: self._settle(flight, exc))
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until every record handed in is durable (acked or spooled); False on timeout."""
         deadline = self.clock() + timeout_s
         try:
-            self.producer.flush(timeout=max(0.1, timeout_s))
+            if self.producer is not None:
+                self.producer.flush(timeout=max(0.1, timeout_s))
         except Exception as exc:
             log.warning("Kafka flush did not complete: %s", exc)
         with self._cond:
@@ -99,19 +124,55 @@ class KafkaSink:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(timeout_s)
-        self.producer.close(timeout=timeout_s)
+        self._close_producer(timeout_s)
         self.spool.close()
 
-    def _delivered(self, record: Record, done: Done, started: float) -> None:
-        self.metrics.produce_latency.observe(self.clock() - started)
-        self.metrics.records_out.labels(record.topic).inc()
-        done()
+    def _close_producer(self, timeout_s: float) -> None:
+        producer, self.producer = self.producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=timeout_s)
+        except Exception as exc:
+            # kafka-python's close() gives up at its flush timeout before stopping the sender thread;
+            # force-closing the sender fails the unfinished records, whose errbacks spool them.
+            log.info("closing the Kafka producer: %s; forcing it", exc)
+            sender = getattr(producer, "_sender", None)
+            if sender is not None and sender.is_alive():
+                sender.force_close()
+            producer._closed = True  # type: ignore[attr-defined]  # its __del__ would retry the flush
+
+    def _settle(self, flight: _Flight, exc: BaseException | None) -> None:
+        """The first outcome of a record wins; a late success after we spooled it is a duplicate."""
+        with self._cond:
+            if flight.settled:
+                return
+            flight.settled = True
+        if exc is None:
+            self.metrics.produce_latency.observe(self.clock() - flight.started)
+            self.metrics.records_out.labels(flight.record.topic).inc()
+            flight.done()
+        else:
+            self._failed(flight.record, flight.done, exc)
+
+    def _expire_flights(self) -> None:
+        """Records the producer neither acknowledged nor failed in time count as failed (and spooled)."""
+        limit = self.clock() - self.delivery_timeout_s - _GRACE_S
+        expired = []
+        with self._cond:
+            while self._flights and (self._flights[0].settled or self._flights[0].started < limit):
+                flight = self._flights.popleft()
+                if not flight.settled:
+                    expired.append(flight)
+        for flight in expired:
+            self._settle(flight, TimeoutError("no answer from the Kafka producer in time"))
 
     def _failed(self, record: Record, done: Done, exc: BaseException) -> None:
         with self._cond:
             if not self._spooling:
                 log.warning("Kafka did not take a record (%s); spooling until it answers again", exc)
             self._spooling = True
+            self._fresh_producer_needed = True
             self._queue_for_spool(record, done)
 
     def _queue_for_spool(self, record: Record, done: Done) -> None:
@@ -121,12 +182,14 @@ class KafkaSink:
     def _run(self) -> None:
         backoff = 0
         while True:
+            self._expire_flights()
             with self._cond:
-                while not self._stop and not self._to_spool and self.spool.empty():
+                if not self._stop and not self._to_spool and self.spool.empty():
                     if self._spooling:  # everything replayed and nothing waiting: straight to Kafka again
                         self._spooling = False
                         log.info("spool empty: sending straight to Kafka again")
                     self._cond.wait(0.5)
+                    continue
                 if self._stop and not self._to_spool:
                     return
                 chunk = [self._to_spool.popleft() for _ in range(min(_SPOOL_CHUNK, len(self._to_spool)))]
@@ -156,12 +219,17 @@ class KafkaSink:
         if segment is None:
             return True
         try:
+            if self._fresh_producer_needed or self.producer is None:
+                self._close_producer(0)
+                self.producer = self.producer_factory()
+                self._fresh_producer_needed = False
             futures = [self.producer.send(r.topic, value=r.value, key=r.key) for r in segment.records]
             deadline = self.clock() + self.delivery_timeout_s
             for future in futures:
                 future.get(timeout=max(0.1, deadline - self.clock()))
         except Exception as exc:
             log.info("spool replay paused, Kafka not answering yet: %s", exc)
+            self._fresh_producer_needed = True
             return False
         self.spool.delivered(segment)
         self.metrics.replayed.inc(len(segment.records))

@@ -82,6 +82,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     async def on_telemetry(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
+            if event.message.partition not in ctx.owned:  # buffered before a revocation: the new owner has it
+                continue
             now = ctx.clock()
             accepted, dead = ctx.intake.telemetry(event.value, names.telemetry)
             if dead:
@@ -102,6 +104,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     async def on_gateway(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
+            if event.message.partition not in ctx.owned:
+                continue
             record, dead = ctx.intake.gateway(event.value, names.gateway)
             if dead:
                 await emit.dead(dead)
@@ -128,9 +132,19 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
                 await emit.region(out)
 
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        ctx.ready = False
         gone = {tp.partition for tp in revoked if tp.topic == names.telemetry}
+        ctx.owned -= gone
         sites = [site for p in gone for site in ctx.sites_by_partition.get(p, ())]
         snapshots.forget(gone, sites)
 
+    async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        ctx.owned = {tp.partition for tp in assigned if tp.topic == names.telemetry}
+
+    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+        ctx.ready = True  # Faust sends this once the tables of the new assignment are restored
+
     app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
+    app.on_rebalance_complete.connect(on_rebalance_complete)
     return Tables(snapshots, region_table, emit)

@@ -43,6 +43,7 @@ class WorkerSettings:
     snapshot_every_s: float = 5.0
     history_limit_points: int = 0  # 0: ten minutes of aggregates at full rate (10 x sensors) + transitions
     commit_every: int = 10_000
+    session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
     stream_buffer_maxsize: int = 4096
     loglevel: str = "warning"
 
@@ -85,6 +86,10 @@ class WorkerContext:
         )
         limit = settings.history_limit_points or 10 * len(sensors) + 100_000
         self.history = HistoryWriter(sink, tags, limit, hooks=metrics)
+        # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
+        # nothing loads a site from the table while Faust is still restoring it after a rebalance.
+        self.owned: set[int] = set()
+        self.ready = False
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset evaluated
         self.sites_by_partition: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}
         for site in registry.sites:
@@ -123,6 +128,8 @@ def build_app(
         topic_partitions=settings.partitions,
         table_standby_replicas=0,
         broker_commit_every=settings.commit_every,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         web_enabled=settings.web_port > 0,
         web_bind=settings.web_host,

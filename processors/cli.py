@@ -47,6 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tick-every", type=float, default=1.0, help="seconds between timer evaluations")
     parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between state snapshots")
+    parser.add_argument(
+        "--session-timeout", type=float, default=30.0, help="seconds before a dead worker's partitions move"
+    )
     parser.add_argument("--engine-module", default="processors.engine", help=argparse.SUPPRESS)
     parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
 
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         tick_every_s=args.tick_every,
         snapshot_every_s=args.snapshot_every,
         history_limit_points=args.history_buffer_points,
+        session_timeout_s=args.session_timeout,
         loglevel=args.loglevel,
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)

@@ -19,22 +19,17 @@ from processors.app import WorkerContext
 log = logging.getLogger(__name__)
 
 
-def owned_partitions(app: faust.App, topic: str) -> set[int]:
-    return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
-
-
 def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     s = ctx.settings
-    names = s.topics
     snapshots = tables.snapshots
     emit = tables.emitter
 
     @app.timer(interval=s.tick_every_s, name="riskwatch-tick")
     async def tick() -> None:
-        if app.rebalancing or app.in_recovery:  # state is being restored; the next tick catches up
+        if not ctx.ready or app.rebalancing or app.in_recovery:  # state being restored; next tick catches up
             return
         now = ctx.clock()
-        partitions = owned_partitions(app, names.telemetry)
+        partitions = set(ctx.owned)
         sites = [site for p in sorted(partitions) for site in ctx.sites_by_partition[p]]
         ctx.metrics.sites_owned.set(len(sites))
         await emit.transitions(ctx.states.tick(sites, now))

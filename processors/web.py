@@ -61,6 +61,8 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         async def get(self, request: Request, site: str) -> Response:
             if site not in ctx.registry.sites:
                 return self.notfound(f"unknown site {site!r}")
+            if not ctx.ready:
+                return self.error(503, "worker is rebalancing; retry in a few seconds")
             return self.json(site_document(ctx, site))
 
     @app.page("/site/{site}/alarms/")
@@ -69,6 +71,8 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         async def get(self, request: Request, site: str) -> Response:
             if site not in ctx.registry.sites:
                 return self.notfound(f"unknown site {site!r}")
+            if not ctx.ready:
+                return self.error(503, "worker is rebalancing; retry in a few seconds")
             return self.json(alarms_document(ctx, site))
 
     @app.page("/region/{region}/")

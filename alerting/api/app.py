@@ -15,8 +15,10 @@ from aiohttp import web
 
 from alerting.api.auth import TokenAuth, User
 from alerting.api.feed import EventHub, stream
+from alerting.api.page import alert_page
 from alerting.lifecycle.manager import AlertManager, UnknownAlert
 from alerting.lifecycle.model import Alert, InvalidInput, LifecycleError
+from alerting.metrics import AlertingMetrics
 
 USER = web.AppKey("user_by_request", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,8 +79,10 @@ def _time(doc: dict[str, Any], name: str) -> float:
     )
 
 
-def build_app(manager: AlertManager, auth: TokenAuth, hub: EventHub) -> web.Application:
-    """The HTTP API over one AlertManager."""
+def build_app(
+    manager: AlertManager, auth: TokenAuth, hub: EventHub, metrics: AlertingMetrics | None = None
+) -> web.Application:
+    """The HTTP API over one AlertManager; `/metrics` serves Prometheus text when metrics are given."""
 
     def guarded(
         action: str, handler: Callable[[web.Request, User], Awaitable[web.StreamResponse]]
@@ -178,8 +182,20 @@ def build_app(manager: AlertManager, auth: TokenAuth, hub: EventHub) -> web.Appl
     async def health(request: web.Request) -> web.Response:
         return _json({"ok": True, "outbox": manager.store.outbox_status()})
 
+    async def prometheus(request: web.Request) -> web.Response:
+        assert metrics is not None
+        for status in ("pending", "delivered", "failed"):
+            metrics.outbox.labels(status).set(0)
+        for status, count in manager.store.outbox_status().items():
+            metrics.outbox.labels(status).set(count)
+        metrics.open_alerts.set(manager.store.open_alert_count())
+        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
     app = web.Application()
     app.router.add_get("/healthz", health)
+    app.router.add_get("/alerts/{id}", alert_page)  # the acknowledge link in every message
+    if metrics is not None:
+        app.router.add_get("/metrics", prometheus)
     app.router.add_get("/api/alerts", guarded("read", list_alerts))
     app.router.add_get("/api/alerts/{id}", guarded("read", get_alert))
     app.router.add_post("/api/alerts/{id}/ack", guarded("ack", ack))

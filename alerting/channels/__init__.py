@@ -26,7 +26,9 @@ def channel_module(type_name: str) -> ModuleType:
     return importlib.import_module(CHANNEL_TYPES[type_name])
 
 
-def build_channel(name: str, settings: object, secret: str | None) -> object:
-    """Instantiate a configured channel (an `alerting.channels.base.Channel`)."""
+def build_channel(name: str, settings: object, secret: str | None, url: str | None = None) -> object:
+    """Instantiate a configured channel (an `alerting.channels.base.Channel`); `url` from `url_env`."""
     module = channel_module(settings.type)  # type: ignore[attr-defined]
+    if url:
+        settings = settings.model_copy(update={"url": url})  # type: ignore[attr-defined]
     return module.Channel(name, settings, secret)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Outcome(StrEnum):
@@ -77,6 +78,30 @@ class ChannelSettings(BaseModel):
 
     def effective_rate(self) -> int | None:
         return self.rate_per_minute if self.rate_per_minute is not None else self.default_rate_per_minute
+
+
+class HttpSettings(ChannelSettings):
+    """Channels that post to a URL. Robot URLs carry their access token, so the URL is treated as a
+    secret: give it inline as `url`, or by environment variable NAME as `url_env`; never printed whole."""
+
+    url: str = ""
+    url_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self) -> HttpSettings:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("give exactly one of `url` or `url_env`")
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "url" and value else value)
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host only: paths and queries of robot URLs are credentials."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}/***"
 
 
 class Channel(Protocol):

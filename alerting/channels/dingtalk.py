@@ -10,15 +10,15 @@ import urllib.parse
 from collections.abc import Callable
 from typing import ClassVar
 
-from alerting.channels.base import ChannelSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
 from alerting.channels.http import HttpPoster
 
 # DingTalk error codes that mean "later, not never": 130101 = sending too fast (DOMAIN.md: 20/min).
 _RETRY_CODES = frozenset({130101, 130102, -1})
 
 
-class Settings(ChannelSettings):
-    url: str  # https://oapi.dingtalk.com/robot/send?access_token=...
+class Settings(HttpSettings):
+    # url: https://oapi.dingtalk.com/robot/send?access_token=...
     default_rate_per_minute: ClassVar[int | None] = 20  # DOMAIN.md: 20 messages/min per robot
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from alerting.channels.base import ChannelSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
 from alerting.channels.http import HttpPoster
 
 _RETRY_CODES = frozenset({11232, 9499})  # 11232: frequency limited
@@ -17,8 +17,8 @@ _RETRY_CODES = frozenset({11232, 9499})  # 11232: frequency limited
 _TEMPLATE = {"red": "red", "orange": "orange", "yellow": "yellow", "blue": "blue", "normal": "green"}
 
 
-class Settings(ChannelSettings):
-    url: str  # https://open.feishu.cn/open-apis/bot/v2/hook/...
+class Settings(HttpSettings):
+    # url: https://open.feishu.cn/open-apis/bot/v2/hook/...
     default_rate_per_minute: ClassVar[int | None] = 100  # DOMAIN.md: 100/min and 5/s per bot
 
 

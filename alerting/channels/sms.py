@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from alerting.channels.base import ChannelSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
 from alerting.channels.http import HttpPoster
 
 MAX_SMS_CHARS = 300  # long SMS are split and billed per part by carriers; keep one short digest
 
 
-class Settings(ChannelSettings):
-    url: str
+class Settings(HttpSettings):
     signature_name: str = "riskwatch"  # carriers require a registered signature like 【riskwatch】
 
 

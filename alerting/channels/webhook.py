@@ -9,14 +9,14 @@ from typing import ClassVar
 
 import orjson
 
-from alerting.channels.base import ChannelSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
 from alerting.channels.http import HttpPoster
 
 SIGNATURE_HEADER = "X-Riskwatch-Signature"
 
 
-class Settings(ChannelSettings):
-    url: str
+class Settings(HttpSettings):
+    """The receiver's URL (`url` or `url_env`) and the HMAC secret (`secret_env`)."""
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from alerting.channels.base import ChannelSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
 from alerting.channels.http import HttpPoster
 
 MAX_MARKDOWN_BYTES = 4096  # DOMAIN.md: WeCom markdown <= 4096 bytes
@@ -13,8 +13,8 @@ _RETRY_CODES = frozenset({45009, -1})  # 45009: API frequency limit exceeded
 _FONT = {"red": "warning", "orange": "warning", "yellow": "comment", "blue": "info", "normal": "info"}
 
 
-class Settings(ChannelSettings):
-    url: str  # https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...
+class Settings(HttpSettings):
+    # url: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...
     default_rate_per_minute: ClassVar[int | None] = 20  # DOMAIN.md: 20 messages/min per robot
 
 

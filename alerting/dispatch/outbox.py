@@ -15,6 +15,7 @@ from alerting.channels.base import Channel, Outcome, SendResult
 from alerting.config import Defaults
 from alerting.lifecycle.machine import SYSTEM
 from alerting.lifecycle.model import AlertEvent
+from alerting.metrics import AlertingMetrics
 from alerting.store import OutboxRow, Store
 
 
@@ -31,37 +32,45 @@ def backoff(attempts: int, initial: float, cap: float) -> float:
 
 
 class Deliverer:
-    def __init__(self, store: Store, channels: Mapping[str, Channel], defaults: Defaults) -> None:
-        self.store, self.channels, self.defaults = store, dict(channels), defaults
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        defaults: Defaults,
+        metrics: AlertingMetrics | None = None,
+    ) -> None:
+        self.store, self.channels, self.defaults, self.metrics = store, dict(channels), defaults, metrics
 
     async def step(self, now: float) -> Delivered:
         """Send every due message; channels in parallel, each channel's messages in order."""
         by_channel: dict[str, list[OutboxRow]] = defaultdict(list)
         for row in self.store.due_outbox(now):
             by_channel[row.message.channel].append(row)
-        results = await asyncio.gather(*(self._send_all(name, rows) for name, rows in by_channel.items()))
-        counts = {Outcome.OK: 0, Outcome.RETRYABLE: 0, Outcome.ERROR: 0}
-        with self.store.transaction():
-            for pairs in results:
-                for row, result in pairs:
-                    counts[self._settle(row, result, now)] += 1
-        return Delivered(counts[Outcome.OK], counts[Outcome.RETRYABLE], counts[Outcome.ERROR])
+        results = await asyncio.gather(
+            *(self._send_all(name, rows, now) for name, rows in by_channel.items())
+        )
+        outcomes = [outcome for per_channel in results for outcome in per_channel]
+        return Delivered(*(outcomes.count(o) for o in (Outcome.OK, Outcome.RETRYABLE, Outcome.ERROR)))
 
-    async def _send_all(self, name: str, rows: list[OutboxRow]) -> list[tuple[OutboxRow, SendResult]]:
+    async def _send_all(self, name: str, rows: list[OutboxRow], now: float) -> list[Outcome]:
         channel = self.channels.get(name)
         out = []
         for row in rows:
             if channel is None:
-                out.append((row, SendResult.error(f"channel {name!r} is no longer configured")))
-                continue
-            result = await channel.send(row.message)
-            out.append((row, result))
+                result = SendResult.error(f"channel {name!r} is no longer configured")
+            else:
+                result = await channel.send(row.message)
+            # Settle each message right after its send: a crash then resends at most the one in flight.
+            with self.store.transaction():
+                out.append(self._settle(row, result, now))
             if result.outcome is Outcome.RETRYABLE:
                 break  # the channel is struggling: keep the rest in order for the next round
         return out
 
     def _settle(self, row: OutboxRow, result: SendResult, now: float) -> Outcome:
         message, attempts = row.message, row.attempts + 1
+        if self.metrics is not None:
+            self.metrics.notifications.labels(message.channel, result.outcome.value).inc()
         detail = {"channel": message.channel, "key": message.key, "attempts": attempts}
         outcome = result.outcome
         if outcome is Outcome.RETRYABLE and attempts >= self.defaults.max_attempts:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
+import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from alerting.config import load_config
 from alerting.routing.recipients import recipients
-from alerting.routing.sites import SiteDirectory
+from alerting.routing.sites import SiteDirectory, SiteLookup, registry_lookup
 from alerting.routing.tree import Facts, build_tree, match_routes
 from riskwatch.errors import RiskwatchError
 from riskwatch.levels import Colour
@@ -26,6 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     test.add_argument("--region", default="", help="region id (else from the site labels)")
     test.add_argument("--industry", default="", help="industry (else from the site labels)")
     test.add_argument("--at", default="", help="ISO time, e.g. 2026-11-23T22:00+08:00 (default: now)")
+    test.add_argument("--registry", default=None, help="site registry YAML (names, regions, industries)")
     check = sub.add_parser("check", help="load the routing YAML and report the first problem")
     check.add_argument("--config", required=True)
     fire = sub.add_parser("fire", help="publish a test warning on {prefix}.warnings to see an alert arrive")
@@ -49,14 +51,22 @@ def _when(text: str) -> float:
     return moment.timestamp()
 
 
-def explain(config_file: str, site: str, level: str, region: str, industry: str, at: float) -> list[str]:
+def explain(
+    config_file: str,
+    site: str,
+    level: str,
+    region: str,
+    industry: str,
+    at: float,
+    registry: SiteLookup | None = None,
+) -> list[str]:
     """Lines describing the decision; a CLI table and a test oracle at once."""
     cfg = load_config(config_file)
     try:
         colour = Colour.parse(level)
     except ValueError as exc:
         raise RiskwatchError(str(exc)) from None
-    facts_site = SiteDirectory(cfg.sites).facts(site, region)
+    facts_site = SiteDirectory(cfg.sites, registry).facts(site, region)
     facts = Facts(colour, site, region or facts_site.region, industry or facts_site.industry)
     routes = match_routes(build_tree(cfg.route), facts)
     stamp = datetime.fromtimestamp(at, ZoneInfo("Asia/Shanghai")).isoformat(timespec="minutes")
@@ -67,15 +77,27 @@ def explain(config_file: str, site: str, level: str, region: str, industry: str,
     if not routes:
         lines.append("no route matches: no alert would be opened")
         return lines
-    lines.append(f"{'ROUTE':<28} {'RECEIVER':<18} {'ON CALL':<28} {'CHANNELS':<28} ESCALATION")
+    rows = [("ROUTE", "RECEIVER", "ON CALL", "CHANNELS", "ESCALATION")]
     for route in routes:
         who = recipients(cfg, route.receiver, at)
         people = ", ".join(f"{p.name}" for _, p in who.people) or "(nobody on call!)"
+        rows.append((route.name, route.receiver, people, ", ".join(who.channels),
+                     _escalation(cfg, route.escalation, colour, at)))  # fmt: skip
+    widths = [max(_width(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
         lines.append(
-            f"{route.name:<28} {route.receiver:<18} {people:<28} {', '.join(who.channels):<28} "
-            f"{_escalation(cfg, route.escalation, colour, at)}"
+            "  ".join(_pad(cell, w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
         )
     return lines
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
 
 
 def _escalation(cfg, name: str | None, colour: Colour, at: float) -> str:  # type: ignore[no-untyped-def]
@@ -124,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         print(f"{args.config}: ok ({len(cfg.receivers)} receivers, {len(cfg.channels)} channels)")
         return 0
-    for line in explain(args.config, args.site, args.level, args.region, args.industry, _when(args.at)):
+    registry = registry_lookup(args.registry)[0] if args.registry else None
+    lines = explain(args.config, args.site, args.level, args.region, args.industry, _when(args.at), registry)
+    for line in lines:
         print(line)
     return 0

@@ -86,20 +86,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Nested calls join the outer transaction; the outermost commits (fsync) or rolls back."""
-        if self._depth == 0:
-            self._db.execute("BEGIN IMMEDIATE")
+        """The outermost call commits (one fsync) or rolls back; a nested call is a savepoint, so a
+        failing inner step is undone alone and a batch of steps still costs one commit."""
+        depth = self._depth
+        self._db.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT sp{depth}")
         self._depth += 1
         try:
             yield
         except BaseException:
             self._depth -= 1
-            if self._depth == 0:
+            if depth == 0:
                 self._db.execute("ROLLBACK")
+            else:
+                self._db.execute(f"ROLLBACK TO sp{depth}")
+                self._db.execute(f"RELEASE sp{depth}")
             raise
         self._depth -= 1
-        if self._depth == 0:
-            self._db.execute("COMMIT")
+        self._db.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
 
     # -- de-duplication of inputs
     def seen(self, transition_id: str) -> bool:
@@ -108,6 +111,10 @@ class Store:
 
     def mark_seen(self, transition_id: str, at: float) -> None:
         self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (transition_id, at))
+
+    def prune_seen(self, before: float) -> int:
+        """Forget transition ids older than any replay can be (Kafka retention is days, not months)."""
+        return int(self._db.execute("DELETE FROM seen WHERE at < ?", (before,)).rowcount)
 
     def reject(self, source: str, reason: str, raw: bytes, at: float) -> None:
         """Keep bad input with its reason: never crash on it, never drop it silently."""
@@ -249,6 +256,9 @@ class Store:
     def outbox_status(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, count(*) FROM outbox GROUP BY status")
         return {status: int(n) for status, n in rows}
+
+    def open_alert_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM alerts WHERE open = 1").fetchone()[0])
 
     def sends_since(self, channel: str, since: float) -> list[float]:
         """Creation times of a channel's messages since `since`: seeds rate limiters after a restart."""

@@ -140,7 +140,9 @@ def resolve_sensor(
         report(".l1_low", f"low set point {low_top} is not below the high set point {high_bottom}")
         ok = False
 
-    deadband = spec.deadband if spec.deadband is not None else qt.deadband_pct / 100.0 * (hi - lo)
+    deadband = (
+        spec.deadband if spec.deadband is not None else _default_deadband(qt.deadband_pct, lo, hi, points)
+    )
     on_delay = spec.on_delay_s if spec.on_delay_s is not None else qt.on_delay_s
     off_delay = spec.off_delay_s if spec.off_delay_s is not None else qt.off_delay_s
     stale = spec.stale_after_s if spec.stale_after_s is not None else qt.stale_after_s
@@ -178,6 +180,14 @@ def resolve_sensor(
         band_side=qt.band_side,
         name=spec.name,
     )
+
+
+def _default_deadband(pct: float, lo: float, hi: float, points: dict[str, float | None]) -> float:
+    """pct of span (ISA-18.2 starting points), capped at 10 % of the smallest set point's distance from
+    the range bottom: a CO detector ranging to 1000 mg/m³ must still clear below its 20 mg/m³ alarm."""
+    span_part = pct / 100.0 * (hi - lo)
+    gaps = [abs(p - lo) for p in points.values() if p is not None and p != lo]
+    return min([span_part, *(0.1 * g for g in gaps)])
 
 
 def _bands(spec: SensorSpec, quantity: str, report: Report) -> tuple[float | None, ...] | None:

@@ -24,7 +24,7 @@ SECRETS = {"RW_T_DING": "SEC-ding-secret", "RW_T_FEISHU": "feishu-secret", "RW_T
 def routes_doc(http_url: str, smtp_port: int, api_port: int, **route: Any) -> dict[str, Any]:
     """A routes file whose channels all point at the local receivers; an officer on call all week."""
     doc: dict[str, Any] = {
-        "defaults": {"ack_url": f"http://127.0.0.1:{api_port}/api/alerts/{{alert_id}}", "retry_initial": "0.2s",
+        "defaults": {"ack_url": f"http://127.0.0.1:{api_port}/alerts/{{alert_id}}", "retry_initial": "0.2s",
                      "retry_max": "1s"},
         "people": {
             "zhang": {"name": "张伟", "mobile": "13800000001", "email": "zhang@example.cn"},

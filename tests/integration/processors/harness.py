@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -21,6 +21,7 @@ from riskwatch.wire.transitions import Transition
 
 REPO = Path(__file__).resolve().parents[3]
 STALE_S = 8
+ENGINE = "tests.unit.processors.fake_engine"
 
 REGISTRY_YAML = """
 version: 1
@@ -48,9 +49,11 @@ sites:
 )
 
 
-def write_registry(folder: Path) -> tuple[Path, Registry]:
+def write_registry(folder: Path, stale_s: int = STALE_S) -> tuple[Path, Registry]:
     path = folder / "registry.yaml"
-    path.write_text(REGISTRY_YAML, encoding="utf-8")
+    path.write_text(
+        REGISTRY_YAML.replace(f"stale_after_s: {STALE_S}", f"stale_after_s: {stale_s}"), encoding="utf-8"
+    )
     return path, load_registry(path)
 
 
@@ -76,17 +79,27 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) 
     producer.close()
 
 
-def read_transitions(bootstrap: str, topic: str, until: float, want: int | None = None) -> list[Transition]:
-    """Everything on `topic` from the start, reading until `until` (or `want` records)."""
+def read_transitions(
+    bootstrap: str,
+    topic: str,
+    until: float,
+    want: int | None = None,
+    done: Callable[[list[Transition]], bool] | None = None,
+) -> list[Transition]:
+    """Everything on `topic` from the start, reading until `until`, `want` records, or `done(records)`."""
     consumer = KafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
     )
     out: list[Transition] = []
+
+    def finished() -> bool:
+        return (want is not None and len(out) >= want) or (done is not None and done(out))
+
     try:
-        while time.time() < until and (want is None or len(out) < want):
+        while time.time() < until and not finished():
             for record in consumer:
                 out.append(Transition.from_bytes(record.value))
-                if want is not None and len(out) >= want:
+                if finished():
                     break
     finally:
         consumer.close()
@@ -137,6 +150,10 @@ class WorkerProcess:
             "0.5",
             "--snapshot-every",
             "1",
+            "--session-timeout",
+            "8",
+            "--engine-module",
+            ENGINE,
             *extra,
         ]
         env = dict(os.environ)
@@ -171,3 +188,34 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+
+def drain(bootstrap: str, names: list[str], quiet_s: float, timeout: float) -> list[Transition]:
+    """All records of `names` from the start, once none has arrived for `quiet_s` seconds."""
+    consumer = KafkaConsumer(
+        *names, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=250
+    )
+    out: list[Transition] = []
+    last = time.time()
+    end = time.time() + timeout
+    try:
+        while time.time() < end and time.time() - last < quiet_s:
+            for record in consumer:
+                out.append(Transition.from_bytes(record.value))
+                last = time.time()
+    finally:
+        consumer.close()
+    return out
+
+
+def metric(port: int, name: str) -> float | None:
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None

@@ -169,3 +169,14 @@ async def read_frames(response: Any, n: int) -> list[dict[str, str]]:
             name, _, value = line.partition(": ")
             current[name] = value
     return frames
+
+
+def test_acknowledge_link_page_needs_no_token_and_refuses_odd_ids(db_path: Path) -> None:
+    async def body(client: TestClient, manager: AlertManager, alert_id: str) -> None:
+        async with client.get(f"/alerts/{alert_id}") as response:
+            page = await response.text()
+            assert response.status == 200 and f'const id = "{alert_id}"' in page
+        async with client.get("/alerts/x%22%3Balert(1)") as response:
+            assert response.status == 400 and "alert(" not in await response.text()
+
+    with_api(db_path, body)

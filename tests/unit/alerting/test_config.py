@@ -15,8 +15,8 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "examples" / "routes.
 
 def test_example_routes_file_loads() -> None:
     cfg = load_config(EXAMPLE)
-    assert cfg.channels["hz-dingtalk"].effective_rate() == 20
-    assert cfg.channels["hz-feishu"].effective_rate() == 100
+    assert cfg.channels["dy-dingtalk"].effective_rate() == 20
+    assert cfg.channels["dy-feishu"].effective_rate() == 100
     assert cfg.defaults.language == "zh"
 
 
@@ -32,7 +32,7 @@ def test_example_routes_file_loads() -> None:
             "unknown escalation policy 'none'",
         ),
         ("channels: {c: {type: pager, url: x}}", "channels.c.type", "unknown channel type 'pager'"),
-        ("channels: {c: {type: dingtalk}}", "channels.c.url", "Field required"),
+        ("channels: {c: {type: wecom, url: x, key: y}}", "channels.c.key", "Extra inputs are not permitted"),
         ("route: {receiver: default, min_colour: purple}", "route.min_colour", "unknown colour 'purple'"),
         ("route: {routes: []}", "route.receiver", "root route needs a receiver"),
         (
@@ -80,3 +80,17 @@ def test_secrets_resolve_from_named_variables_and_never_print() -> None:
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_robot_urls_can_come_from_the_environment_and_are_never_printed_whole() -> None:
+    cfg = make_config(
+        "channels: {ding: {type: dingtalk, url_env: DING_URL},"
+        " hook: {type: webhook, url: 'https://hooks.example.cn/T0KEN/path?key=abc'}}"
+    )
+    secrets = resolve_secrets(cfg, {"DING_URL": "https://oapi.dingtalk.com/robot/send?access_token=zzz"})
+    assert secrets.get("channels.ding.url") == "https://oapi.dingtalk.com/robot/send?access_token=zzz"
+    printed = repr(cfg.channels["hook"]) + str(cfg)
+    assert "T0KEN" not in printed and "abc" not in printed and "https://hooks.example.cn/***" in printed
+    with pytest.raises(ConfigError) as info:
+        make_config("channels: {ding: {type: dingtalk}, hook: {type: webhook, url: x}}")
+    assert (info.value.path, info.value.reason) == ("channels.ding", "give exactly one of `url` or `url_env`")

@@ -172,3 +172,42 @@ def test_alarm_states_map_to_colours_and_unknown_states_are_refused(config, cloc
         m.handle(
             Transition("a2", "alarm", "sensor", "GT-102", "normal", "wobbly", 1.0, Cause("x"), site="S2")
         )
+
+
+def test_a_batch_is_one_transaction_and_a_failing_step_is_undone_alone(config, clock, db_path) -> None:
+    m = manager(config, clock, db_path)
+    with m.store.transaction():
+        m.handle(warning(entity="S1", new="red"))
+        with pytest.raises(RuntimeError), m.store.transaction():
+            m.store.mark_seen("half-done", 1.0)
+            raise RuntimeError("a step failing half-way")
+        m.handle(warning(entity="S2", site="S2", new="red"))
+    assert len(m.store.list_alerts()) == 2
+    assert not m.store.seen("half-done")  # rolled back to its savepoint, the rest committed
+    with pytest.raises(RuntimeError), m.store.transaction():
+        m.handle(warning(entity="S3", site="S3", region="R2", new="red"))
+        raise RuntimeError("the whole batch fails")
+    assert len(m.store.list_alerts()) == 2 and not m.store.seen(
+        warning(entity="S3", site="S3", region="R2").id
+    )
+
+
+def test_old_transition_ids_are_pruned_recent_ones_kept(config, clock, db_path) -> None:
+    m = manager(config, clock, db_path)
+    with m.store.transaction():
+        m.store.mark_seen("old", 100.0)
+        m.store.mark_seen("new", 200.0)
+        assert m.store.prune_seen(150.0) == 1
+    assert not m.store.seen("old") and m.store.seen("new")
+
+
+def test_store_benchmark_reports_figures_and_ratio() -> None:
+    import argparse
+
+    from alerting.bench import configure, measure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    figures = measure(parser.parse_args(["--transitions", "50", "--batch", "25"]))
+    assert figures["readings_per_s"] > 0 and figures["baseline_readings_per_s"] > 0
+    assert figures["ratio"] > 0 and figures["unit"] == "transitions"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alerting.config import RoutingConfig
 from alerting.lifecycle.manager import AlertManager
-from alerting.messages import render
+from alerting.messages import DIGEST_LINES, render
 from alerting.routing.cli import manual_warning
 from alerting.routing.sites import SiteDirectory
 from alerting.store import Store
@@ -54,3 +54,19 @@ def test_manual_test_warning_is_a_valid_transition() -> None:
     t = manual_warning("S1", "red", "R1", "", 1.0)
     assert (t.entity_type, t.entity, t.new, t.cause.rule) == ("site", "S1", "red", "manual_test")
     assert manual_warning("S1", "normal", "", "U1", 2.0).entity_type == "unit"
+
+
+def test_region_roll_up_names_the_region(config, db_path) -> None:
+    a = alert(config, db_path, entity="R1", entity_type="region", site="", region="R1")
+    assert render([(a, "opened")], SiteDirectory(config.sites), "zh", ACK).title == "【红色预警】区域 R1"
+    assert render([(a, "opened")], SiteDirectory(config.sites), "en", ACK).title == "[RED warning] region R1"
+
+
+def test_a_large_digest_lists_the_worst_and_counts_the_rest(config, db_path) -> None:
+    a = alert(config, db_path)
+    items = [(replace(a, id=f"al-{n}", colour="red" if n < 5 else "orange"), "opened") for n in range(50)]
+    msg = render(items, SiteDirectory(config.sites), "zh", ACK)
+    lines = msg.markdown.splitlines()
+    assert msg.title == "【预警汇总】50 条（最高 红色）" and len(lines) == 1 + DIGEST_LINES + 1
+    assert lines[-1] == "……另有 30 条（橙色 30），请到值班台查看"
+    assert len(msg.markdown.encode()) < 8000

@@ -12,6 +12,7 @@ from alerting.config import RoutingConfig
 from alerting.rosters import on_call
 from alerting.routing.cli import explain
 from alerting.routing.recipients import recipients
+from alerting.routing.sites import SiteDirectory, registry_lookup
 from alerting.routing.tree import Facts, build_tree, match_routes
 from riskwatch.cli import main
 from riskwatch.levels import Colour
@@ -75,16 +76,16 @@ def test_recipients_combine_roster_and_people(config: RoutingConfig) -> None:
 
 
 def test_routes_test_cli_shows_who_would_be_notified(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["routes", "test", "--config", str(EXAMPLE), "--site", "HZ-CHEM-01", "--level", "red",
+    code = main(["routes", "test", "--config", str(EXAMPLE), "--site", "DY-SH01", "--level", "red",
                  "--at", "2026-11-23T22:00+08:00"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
-    assert "hz-duty-officer" in out and "李娜" in out and "hz-dingtalk" in out
+    assert "dy-duty-officer" in out and "李娜" in out and "dy-dingtalk" in out
     assert "regulator" in out and "shift-leader" in out
 
 
 def test_routes_test_explains_no_match() -> None:
-    lines = explain(str(EXAMPLE), "HZ-CHEM-01", "blue", "", "", at("2026-11-23T10:00"))
+    lines = explain(str(EXAMPLE), "DY-SH01", "blue", "", "", at("2026-11-23T10:00"))
     assert lines[-1] == "no route matches: no alert would be opened"
 
 
@@ -93,3 +94,29 @@ def test_routes_cli_reports_config_errors(tmp_path: Path, capsys: pytest.Capture
     bad.write_text("receivers: {a: {channels: [x]}}\nroute: {receiver: a}\n", encoding="utf-8")
     assert main(["routes", "check", "--config", str(bad)]) == 1
     assert "receivers.a.channels: unknown channel 'x'" in capsys.readouterr().err
+
+
+REGISTRY = EXAMPLE.parent / "registry.yaml"
+
+
+def test_site_registry_supplies_region_industry_and_names_when_given() -> None:
+    # Not in the routes file's `sites:` labels: only the registry knows this tailings pond.
+    lines = explain(
+        str(EXAMPLE), "CD-WK01", "red", "", "", at("2026-11-23T10:00"), registry_lookup(str(REGISTRY))[0]
+    )
+    assert (
+        "承德某铁矿尾矿库" in lines[0]
+        and "region=CN-130800" in lines[0]
+        and "industry=tailings_pond" in lines[0]
+    )
+    without = explain(str(EXAMPLE), "CD-WK01", "red", "", "", at("2026-11-23T10:00"))
+    assert "site=CD-WK01 (CD-WK01) region=- industry=-" in without[0]
+
+
+def test_registry_routes_by_industry_and_names_units(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["routes", "test", "--config", str(EXAMPLE), "--site", "DY-LPG02", "--level", "orange",
+                 "--registry", str(REGISTRY), "--at", "2026-11-23T10:00+08:00"])  # fmt: skip
+    assert code == 0 and "dongying-hazchem" in capsys.readouterr().out
+    sites, units = registry_lookup(str(REGISTRY))
+    assert SiteDirectory({}, sites, units).unit_name("DYSH-T1") == "原油罐区"
+    assert SiteDirectory({}, sites, units).unit_name("NOPE") == "NOPE"

@@ -1,0 +1,28 @@
+"""The four-colour warning engine: pure numpy, no I/O, no broker imports.
+
+    model = compile_model(registry)
+    state = EngineState.initial(model)
+    state, transitions = evaluate(model, state, readings, now, events=[Event("valve_closed", "K1", t)])
+
+`evaluate` updates `state` in place and returns it with the alarm/warning transitions (changes only).
+Use `evaluate_detailed` to also get rejected readings/events and the out-of-order count. Call it with
+`Readings.empty()` on a timer so stale sensors and delays are evaluated on `now`. See docs/engine.md.
+"""
+
+from processors.engine.evaluation import Outcome, evaluate, evaluate_detailed
+from processors.engine.events import EVENT_KINDS, Event, EventKind, Reject
+from processors.engine.model import EngineModel, compile_model
+from processors.engine.state import EngineState
+
+__all__ = [
+    "EVENT_KINDS",
+    "EngineModel",
+    "EngineState",
+    "Event",
+    "EventKind",
+    "Outcome",
+    "Reject",
+    "compile_model",
+    "evaluate",
+    "evaluate_detailed",
+]

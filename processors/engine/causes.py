@@ -1,0 +1,197 @@
+"""Turn the engine's array results into wire `Transition`s with stable ids and full causes.
+
+Only transitions reach Python objects: they are rare next to readings, so a loop here is fine.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from processors.engine.model import EngineModel
+from processors.engine.rules import MAINTENANCE_RULE, members_of
+from processors.engine.sensors import FAULT_REASON, REASON_NAMES, Emits
+from riskwatch.levels import AlarmState, Colour
+from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
+
+MAX_CAUSE_ITEMS = 20  # a unit's cause lists at most this many sensors, and says how many more
+
+Arr = npt.NDArray[Any]
+
+
+def _num(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _where(model: EngineModel, sensor: int) -> tuple[str, str, str]:
+    unit = int(model.sensor_unit[sensor])
+    site = int(model.unit_site[unit])
+    return model.unit_ids[unit], model.site_ids[site], model.region_ids[int(model.site_region[site])]
+
+
+def _fault_text(model: EngineModel, sensor: int, value: float, quality: int) -> str:
+    if quality:
+        return f"bad quality flag {quality} from the gateway"
+    if math.isnan(value):
+        return "value is not a number"
+    lo, hi = model.range_low[sensor], model.range_high[sensor]
+    return f"value {value:g} outside the sensor range {lo:g}..{hi:g}"
+
+
+def sensor_transitions(model: EngineModel, em: Emits) -> list[Transition]:
+    if not em.sensor:
+        return []
+    cols = [
+        np.concatenate(getattr(em, name))
+        for name in ("sensor", "old", "new", "code", "at", "reason", "value")
+    ]
+    quality = np.concatenate(em.quality)
+    out = []
+    for k, (sensor, old, new, code, at, reason, value) in enumerate(
+        zip(*(c.tolist() for c in cols), strict=True)
+    ):
+        sid = model.sensor_ids[sensor]
+        unit, site, region = _where(model, sensor)
+        new_label = AlarmState(new).label
+        text = _fault_text(model, sensor, value, int(quality[k])) if reason == FAULT_REASON else ""
+        item = CauseItem(
+            sid,
+            model.quantity_names[sensor],
+            new_label,
+            _num(value),
+            model.setpoint(sensor, code),
+            model.uoms[sensor],
+            at,
+        )
+        out.append(
+            Transition(
+                id=transition_id("alarm", "sensor", sid, new_label, at),
+                kind="alarm",
+                entity_type="sensor",
+                entity=sid,
+                old=AlarmState(old).label,
+                new=new_label,
+                at=at,
+                cause=Cause(REASON_NAMES[reason], (item,), text),
+                site=site,
+                region=region,
+                unit=unit,
+            )
+        )
+    return out
+
+
+def rule_name(model: EngineModel, rule: int) -> str:
+    if rule == MAINTENANCE_RULE:
+        return "maintenance"
+    if rule < 0:
+        return "normal"
+    return model.rules[rule].rule.name
+
+
+def unit_items(model: EngineModel, s: dict[str, Arr], unit: int) -> tuple[tuple[CauseItem, ...], int]:
+    """The unit's sensors not in NORMAL, as cause items (at most MAX_CAUSE_ITEMS), and how many more."""
+    sensors = members_of(model, np.array([unit])).sensor
+    ucode = s["ucode"][sensors]
+    shown = sensors[ucode != 0]
+    states = model.alarm_state(shown, s["ucode"][shown])
+    items = []
+    for sensor, state in zip(
+        shown[:MAX_CAUSE_ITEMS].tolist(), states[:MAX_CAUSE_ITEMS].tolist(), strict=False
+    ):
+        code = int(s["ucode"][sensor])
+        items.append(
+            CauseItem(
+                model.sensor_ids[sensor],
+                model.quantity_names[sensor],
+                AlarmState(state).label,
+                _num(float(s["last_value"][sensor])),
+                model.setpoint(sensor, code),
+                model.uoms[sensor],
+                float(s["usince"][sensor]),
+            )
+        )
+    return tuple(items), max(0, shown.size - MAX_CAUSE_ITEMS)
+
+
+def unit_transition(
+    model: EngineModel, s: dict[str, Arr], unit: int, old: int, new: int, rule: int, at: float
+) -> Transition:
+    uid = model.unit_ids[unit]
+    site = int(model.unit_site[unit])
+    items, more = unit_items(model, s, unit)
+    text = "unit in maintenance mode" if rule == MAINTENANCE_RULE else ""
+    if more:
+        text = f"{text}; {more} more sensors not normal".lstrip("; ")
+    label = Colour(new).label
+    return Transition(
+        id=transition_id("warning", "unit", uid, label, at),
+        kind="warning",
+        entity_type="unit",
+        entity=uid,
+        old=Colour(old).label,
+        new=label,
+        at=at,
+        cause=Cause(rule_name(model, rule), items, text),
+        site=model.site_ids[site],
+        region=model.region_ids[int(model.site_region[site])],
+        unit=uid,
+    )
+
+
+def site_transition(
+    model: EngineModel, s: dict[str, Arr], u: dict[str, Arr], site: int, old: int, new: int, at: float
+) -> Transition:
+    sid = model.site_ids[site]
+    lo, hi = int(model.site_ptr[site]), int(model.site_ptr[site + 1])
+    colours = u["colour"][lo:hi]
+    label = Colour(new).label
+    if new and hi > lo:
+        top = lo + int(np.argmax(colours))
+        items, _ = unit_items(model, s, top)
+        rule = rule_name(model, int(u["rule"][top]))
+        cause = Cause(rule, items, f"highest hazard source {model.unit_ids[top]} is {label} ({rule})")
+    else:
+        cause = Cause("highest_unit", (), "every hazard source is normal")
+    return Transition(
+        id=transition_id("warning", "site", sid, label, at),
+        kind="warning",
+        entity_type="site",
+        entity=sid,
+        old=Colour(old).label,
+        new=label,
+        at=at,
+        cause=cause,
+        site=sid,
+        region=model.region_ids[int(model.site_region[site])],
+    )
+
+
+def region_transition(
+    model: EngineModel, site_colours: Arr, region: int, old: int, new: int, at: float
+) -> Transition:
+    rid = model.region_ids[region]
+    mine = site_colours[model.site_region == region]
+    counts = {c.label: int(np.count_nonzero(mine == c)) for c in Colour}
+    label = Colour(new).label
+    top = (
+        model.site_ids[int(np.flatnonzero(model.site_region == region)[int(np.argmax(mine))])]
+        if mine.size
+        else ""
+    )
+    text = f"highest site {top} is {label}" if new else "every site is normal"
+    return Transition(
+        id=transition_id("warning", "region", rid, label, at),
+        kind="warning",
+        entity_type="region",
+        entity=rid,
+        old=Colour(old).label,
+        new=label,
+        at=at,
+        cause=Cause("highest_site", (), text),
+        region=rid,
+        counts=counts,
+    )

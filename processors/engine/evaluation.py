@@ -1,0 +1,209 @@
+"""`evaluate(model, state, batch, now)`: one batch of readings (and events) in, only the changes out.
+
+Order inside one call: events (in list order), then the readings (each sensor's readings in batch
+order), then every timer due at `now` (on/off delays, stale, chattering end, time-based unit rules),
+then unit -> site -> region colours for the units whose inputs changed. Call it with an empty batch
+on a timer: stale and delays are evaluated on `now` alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from processors.engine.causes import region_transition, sensor_transitions, site_transition, unit_transition
+from processors.engine.events import Event, Reject, apply_events
+from processors.engine.model import STALE, EngineModel
+from processors.engine.rules import evaluate_units
+from processors.engine.sensors import Emits, advance, apply_round, timer_due
+from processors.engine.state import EngineState
+from riskwatch.wire.readings import Readings
+from riskwatch.wire.transitions import Transition
+
+Arr = npt.NDArray[Any]
+
+
+class Outcome(NamedTuple):
+    """Everything one evaluation produced. `evaluate` returns only (state, transitions)."""
+
+    state: EngineState
+    transitions: list[Transition]
+    rejects: list[Reject]
+    out_of_order: int  # readings older than their sensor's last reading in this call (not applied)
+
+
+def evaluate(
+    model: EngineModel,
+    state: EngineState,
+    batch: Readings,
+    now: float,
+    events: tuple[Event, ...] | list[Event] = (),
+) -> tuple[EngineState, list[Transition]]:
+    """Evaluate a batch; the state is updated in place and returned. Rejects are counted in the state."""
+    outcome = evaluate_detailed(model, state, batch, now, events)
+    return outcome.state, outcome.transitions
+
+
+def evaluate_detailed(
+    model: EngineModel,
+    state: EngineState,
+    batch: Readings,
+    now: float,
+    events: tuple[Event, ...] | list[Event] = (),
+) -> Outcome:
+    """Like `evaluate`, also returning rejected readings/events with their reasons."""
+    if state.fingerprint != model.fingerprint:
+        raise ValueError("engine state was built for another registry (fingerprint mismatch)")
+    s, u = state.sensor, state.unit
+    if not state.primed:
+        unseen = np.isnan(s["last_ts"])
+        for key in ("last_ts", "since", "usince"):
+            s[key][unseen] = now
+        state.primed = True
+    em = Emits()
+    touched_units, rejects = apply_events(model, state, events, em) if events else ([], [])
+    out_of_order = _readings(model, state, batch, em, rejects) if len(batch) else 0
+    _timers(model, state, now, em)
+    if em.chatter:  # chattering that started outside a reading (stale, gateway offline) must end on time
+        started = np.concatenate(em.chatter)
+        state.watch = np.concatenate([state.watch, started.astype(np.int32)])
+        state.watch_due = min(state.watch_due, float(timer_due(model, s, started).min()))
+    transitions = sensor_transitions(model, em)
+    units = [np.asarray(touched_units, np.int64), *(a.astype(np.int64) for a in em.units)]
+    if now >= state.unit_due:
+        units.append(np.flatnonzero(u["due"] <= now))
+    dirty = np.unique(np.concatenate(units)) if any(a.size for a in units) else np.zeros(0, np.int64)
+    if dirty.size:
+        transitions.extend(_roll_up(model, state, dirty, now))
+    if now >= state.unit_due:
+        state.unit_due = float(u["due"].min()) if u["due"].size else np.inf
+    state.out_of_order += out_of_order
+    state.rejected += sum(1 for r in rejects if r.source == "reading")
+    state.evaluations += 1
+    return Outcome(state, transitions, rejects, out_of_order)
+
+
+def _readings(
+    model: EngineModel, state: EngineState, batch: Readings, em: Emits, rejects: list[Reject]
+) -> int:
+    s = state.sensor
+    sensor, value, ts, quality = batch
+    n = model.n_sensors
+    valid = (sensor >= 0) & (sensor < n) & np.isfinite(ts)
+    if np.count_nonzero(valid) != valid.size:
+        for pos in np.flatnonzero(~valid).tolist():
+            if not 0 <= sensor[pos] < n:
+                reason = f"unknown sensor index {int(sensor[pos])} (registry has {n} sensors)"
+            else:
+                reason = f"timestamp {float(ts[pos])!r} is not a finite epoch time"
+            rejects.append(Reject("reading", pos, reason))
+        keep = np.flatnonzero(valid)
+        sensor, value, ts, quality = sensor[keep], value[keep], ts[keep], quality[keep]
+    if sensor.size == 0:
+        return 0
+    order = np.argsort(sensor, kind="stable")
+    ss = sensor[order]
+    first = np.empty(ss.size, bool)
+    first[0] = True
+    np.not_equal(ss[1:], ss[:-1], out=first[1:])
+    if np.count_nonzero(first) == first.size:  # the common case: one reading per sensor in this batch
+        rounds = [order]
+    else:
+        pos = np.arange(ss.size)
+        rank = pos - np.maximum.accumulate(np.where(first, pos, 0))
+        rounds = [order[rank == k] for k in range(int(rank.max()) + 1)]
+    out_of_order = 0
+    watch = [state.watch]
+    for r in rounds:
+        idx = sensor[r].astype(np.intp)
+        rts = ts[r]
+        fresh = ~(rts < s["last_ts"][idx])
+        if np.count_nonzero(fresh) != fresh.size:
+            out_of_order += int(np.count_nonzero(~fresh))
+            r, idx, rts = r[fresh], idx[fresh], rts[fresh]
+        left = apply_round(model, s, idx, value[r], rts, quality[r], em)
+        if left.size:
+            watch.append(left.astype(np.int32))
+            state.watch_due = min(state.watch_due, float(timer_due(model, s, left).min()))
+        if idx.size:  # a reading never leaves its sensor stale
+            state.stale_due = min(state.stale_due, float((rts + model.stale_after[idx]).min()))
+    state.watch = np.concatenate(watch) if len(watch) > 1 else state.watch
+    return out_of_order
+
+
+def _timers(model: EngineModel, state: EngineState, now: float, em: Emits) -> None:
+    s = state.sensor
+    if state.watch.size and now >= state.watch_due:
+        w = np.unique(state.watch).astype(np.intp)
+        w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
+        if w.size:
+            advance(model, s, w, np.full(w.size, now), em)
+            w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
+        state.watch = w.astype(np.int32)
+        state.watch_due = float(timer_due(model, s, w).min()) if w.size else np.inf
+    elif state.watch.size > 4 * 4096:  # keep the list short when nothing is due for a long time
+        state.watch = np.unique(state.watch)
+    if now >= state.stale_due:
+        live = s["code"] != STALE
+        deadline = np.where(live, s["last_ts"] + model.stale_after, np.inf)
+        due = np.flatnonzero(deadline <= now)
+        if due.size:
+            advance(model, s, due, np.full(due.size, now), em)
+            deadline[due] = np.where(
+                s["code"][due] != STALE, s["last_ts"][due] + model.stale_after[due], np.inf
+            )
+        state.stale_due = float(deadline.min()) if deadline.size else np.inf
+
+
+def _roll_up(model: EngineModel, state: EngineState, units: Arr, now: float) -> list[Transition]:
+    s, u = state.sensor, state.unit
+    verdict = evaluate_units(model, s, u, units, now)
+    u["due"][units] = verdict.due
+    if verdict.due.size:
+        state.unit_due = min(state.unit_due, float(verdict.due.min()))
+    old = u["colour"][units]
+    u["rule"][units] = verdict.rule
+    changed = np.flatnonzero(verdict.colour != old)
+    if changed.size == 0:
+        return []
+    out = []
+    cu = units[changed]
+    u["colour"][cu] = verdict.colour[changed]
+    u["colour_at"][cu] = verdict.at[changed]
+    for k in changed.tolist():
+        unit = int(units[k])
+        out.append(
+            unit_transition(
+                model,
+                s,
+                unit,
+                int(old[k]),
+                int(verdict.colour[k]),
+                int(verdict.rule[k]),
+                float(verdict.at[k]),
+            )
+        )
+    sites = np.unique(model.unit_site[cu])
+    site_colour = state.site["colour"]
+    changed_sites = []
+    for site in sites.tolist():
+        lo, hi = int(model.site_ptr[site]), int(model.site_ptr[site + 1])
+        colour = int(u["colour"][lo:hi].max()) if hi > lo else 0
+        if colour != site_colour[site]:
+            at = float(u["colour_at"][lo:hi].max())
+            out.append(site_transition(model, s, u, site, int(site_colour[site]), colour, at))
+            site_colour[site] = colour
+            state.site["colour_at"][site] = at
+            changed_sites.append(site)
+    region_colour = state.region["colour"]
+    for region in sorted({int(model.site_region[site]) for site in changed_sites}):
+        mine = model.site_region == region
+        colour = int(site_colour[mine].max())
+        if colour != region_colour[region]:
+            at = float(state.site["colour_at"][mine].max())
+            out.append(region_transition(model, site_colour, region, int(region_colour[region]), colour, at))
+            region_colour[region] = colour
+            state.region["colour_at"][region] = at
+    return out

@@ -1,0 +1,253 @@
+"""The compiled engine model: per-sensor parameter arrays, membership arrays and rules as arrays.
+
+Built once from a Registry; read-only afterwards. Sensor *codes* (the engine's internal level) are:
+0 normal, +1..+4 high levels, -1..-4 low levels, FAULT, STALE. For ordinary sensors level 1 is L1 and 2
+is L2; for tailings points levels 1..4 are the blue/yellow/orange/red bands (GB 51108 §8.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from riskwatch.levels import AlarmState, Colour
+from riskwatch.registry import Registry, Rule
+from riskwatch.registry.types import TYPES
+
+FAULT = 8
+STALE = 9
+CODE_OFFSET = 4  # LUT index = code + CODE_OFFSET
+CHATTER_WINDOW_S = 60.0  # DOMAIN.md: chattering = >= 3 on/off in 1 min (ISA-18.2)
+CHATTER_COUNT = 3
+
+F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+I8 = npt.NDArray[np.int8]
+B = npt.NDArray[np.bool_]
+
+# code -> AlarmState, row 0 ordinary sensors, row 1 banded (tailings) sensors.
+_A = AlarmState
+_ORDINARY = [_A.L2_LOW, _A.L2_LOW, _A.L2_LOW, _A.L1_LOW, _A.NORMAL, _A.L1_HIGH, _A.L2_HIGH, _A.L2_HIGH,
+             _A.L2_HIGH, _A.NORMAL, _A.NORMAL, _A.NORMAL, _A.FAULT, _A.STALE]  # fmt: skip
+_BANDED = [_A.L2_LOW, _A.L2_LOW, _A.L1_LOW, _A.L1_LOW, _A.NORMAL, _A.L1_HIGH, _A.L1_HIGH, _A.L2_HIGH,
+           _A.L2_HIGH, _A.NORMAL, _A.NORMAL, _A.NORMAL, _A.FAULT, _A.STALE]  # fmt: skip
+STATE_LUT: npt.NDArray[np.int8] = np.array([_ORDINARY, _BANDED], dtype=np.int8)
+
+GROUPS: tuple[str, ...] = tuple(sorted({t.group for t in TYPES.values()}))
+QUANTITIES: tuple[str, ...] = tuple(TYPES)  # < 64, so a uint64 bit mask counts distinct quantities
+ROLES: tuple[str, ...] = ("measure", "gas_main_pressure", "cutoff_valve")
+VALVE_GROUP = GROUPS.index("valve")
+
+_STATE_CLASS = {
+    "l1": (_A.L1_HIGH, _A.L1_LOW),
+    "l2": (_A.L2_HIGH, _A.L2_LOW),
+    "fault": (_A.FAULT,),
+    "stale": (_A.STALE,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A Rule with its lookup tables: which AlarmStates and which quantity groups it counts."""
+
+    index: int  # position in EngineModel.rules (global), used as the unit's `rule` code
+    rule: Rule
+    state_ok: B  # by AlarmState value
+    group_ok: B  # by group code
+    any_group_for_faults: bool  # a rule without groups counts faults/stale of every sensor, valves too
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    name: str
+    rules: tuple[CompiledRule, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class EngineModel:
+    """Everything the engine needs from the registry, as arrays indexed by sensor/unit/site/region."""
+
+    fingerprint: str
+    sensor_ids: tuple[str, ...]
+    unit_ids: tuple[str, ...]
+    site_ids: tuple[str, ...]
+    region_ids: tuple[str, ...]
+    gateway_ids: tuple[str, ...]
+    quantity_names: tuple[str, ...]  # per sensor
+    uoms: tuple[str, ...]  # per sensor
+    # per sensor
+    high: F64  # (N, 4) thresholds of high levels 1..4, back-filled, +inf where none
+    low: F64  # (N, 4) thresholds of low levels 1..4, back-filled, -inf where none
+    deadband: F64
+    on_delay: F64
+    off_delay: F64
+    stale_after: F64
+    range_low: F64
+    range_high: F64
+    banded: npt.NDArray[np.int8]
+    quiet_below: F64  # min(first high set point - deadband, range high): below it no high level holds
+    quiet_above: F64  # max(first low set point + deadband, range low)
+    group: npt.NDArray[np.int8]
+    quantity: npt.NDArray[np.int8]
+    role: npt.NDArray[np.int8]
+    sensor_unit: I32
+    sensor_gateway: I32
+    # units -> sensors (CSR: sensors of unit u are unit_members[unit_ptr[u]:unit_ptr[u+1]])
+    unit_ptr: npt.NDArray[np.int64]
+    unit_members: I32
+    unit_site: I32
+    unit_rule_set: I32
+    # sites -> units (units of a site are contiguous: site_ptr[s]:site_ptr[s+1])
+    site_ptr: npt.NDArray[np.int64]
+    site_region: I32
+    rule_sets: tuple[RuleSet, ...]
+    rules: tuple[CompiledRule, ...]  # every compiled rule, by CompiledRule.index
+    unit_index: dict[str, int]
+    gateway_index: dict[str, int]
+
+    @property
+    def n_sensors(self) -> int:
+        return len(self.sensor_ids)
+
+    def rules_of_set(self, index: int) -> tuple[CompiledRule, ...]:
+        return self.rule_sets[index].rules
+
+    def alarm_state(self, sensors: npt.NDArray[np.integer], codes: npt.NDArray[np.integer]) -> I8:
+        """AlarmState values of `codes` for `sensors`."""
+        return STATE_LUT[self.banded[sensors], codes.astype(np.int64) + CODE_OFFSET]
+
+    def setpoint(self, sensor: int, code: int) -> float | None:
+        """The threshold a sensor crossed to reach `code` (None for normal, fault and stale)."""
+        if 1 <= code <= 4:
+            return float(self.high[sensor, code - 1])
+        if -4 <= code <= -1:
+            return float(self.low[sensor, -code - 1])
+        return None
+
+
+def _backfill(values: list[float | None], fill: float) -> list[float]:
+    """Undefined lower levels take the next defined threshold, so 'levels crossed' is a plain count."""
+    out = [fill] * 4
+    nxt = fill
+    for k in range(3, -1, -1):
+        if values[k] is not None:
+            nxt = float(values[k])  # type: ignore[arg-type]
+        out[k] = nxt
+    return out
+
+
+def _thresholds(sensor: object) -> tuple[list[float], list[float]]:
+    s = sensor  # a riskwatch.registry.Sensor
+    if s.bands is not None:  # type: ignore[attr-defined]
+        bands = list(s.bands)  # type: ignore[attr-defined]
+        none: list[float | None] = [None] * 4
+        hi, lo = (bands, none) if s.band_side == "high" else (none, bands)  # type: ignore[attr-defined]
+    else:
+        hi = [s.l1_high, s.l2_high, None, None]  # type: ignore[attr-defined]
+        lo = [s.l1_low, s.l2_low, None, None]  # type: ignore[attr-defined]
+    return _backfill(hi, np.inf), _backfill(lo, -np.inf)
+
+
+def _compile_rules(
+    registry: Registry,
+) -> tuple[tuple[RuleSet, ...], tuple[CompiledRule, ...], dict[str, int]]:
+    sets: list[RuleSet] = []
+    flat: list[CompiledRule] = []
+    by_name: dict[str, int] = {}
+    for name, rules in registry.rule_sets.items():
+        compiled = []
+        for rule in rules:
+            state_ok = np.zeros(len(AlarmState), dtype=bool)
+            for cls in rule.states:
+                for st in _STATE_CLASS[cls]:
+                    state_ok[st] = True
+            group_ok = np.zeros(len(GROUPS), dtype=bool)
+            if rule.groups:
+                for g in rule.groups:
+                    group_ok[GROUPS.index(g)] = True
+            else:
+                group_ok[:] = True
+                group_ok[VALVE_GROUP] = False  # a closed valve is a confirmation, not an alarm
+            c = CompiledRule(len(flat), rule, state_ok, group_ok, not rule.groups)
+            flat.append(c)
+            compiled.append(c)
+        by_name[name] = len(sets)
+        sets.append(RuleSet(name, tuple(compiled)))
+    return tuple(sets), tuple(flat), by_name
+
+
+def compile_model(registry: Registry) -> EngineModel:
+    """Compile a registry into the engine's arrays (O(sensors), once per registry load)."""
+    sensors = registry.sensor_list
+    n = len(sensors)
+    unit_index = {u: i for i, u in enumerate(registry.units)}
+    site_index = {s: i for i, s in enumerate(registry.sites)}
+    region_index = {r: i for i, r in enumerate(registry.regions)}
+    gateway_index = {g: i for i, g in enumerate(registry.gateways)}
+    group_index = {g: i for i, g in enumerate(GROUPS)}
+    quantity_index = {q: i for i, q in enumerate(QUANTITIES)}
+    role_index = {r: i for i, r in enumerate(ROLES)}
+    high = np.empty((n, 4), np.float64)
+    low = np.empty((n, 4), np.float64)
+    for i, s in enumerate(sensors):
+        high[i], low[i] = _thresholds(s)
+
+    def col(name: str, dtype: type) -> npt.NDArray:  # type: ignore[type-arg]
+        return np.fromiter((getattr(s, name) for s in sensors), dtype=dtype, count=n)
+
+    deadband = col("deadband", np.float64)
+    sensor_unit = np.fromiter((unit_index[s.unit] for s in sensors), np.int32, count=n)
+    order = np.argsort(sensor_unit, kind="stable").astype(np.int32)
+    unit_ptr = np.zeros(len(unit_index) + 1, np.int64)
+    np.cumsum(np.bincount(sensor_unit, minlength=len(unit_index)), out=unit_ptr[1:])
+    unit_site = np.fromiter((site_index[u.site] for u in registry.units.values()), np.int32)
+    site_ptr = np.zeros(len(site_index) + 1, np.int64)
+    np.cumsum(np.bincount(unit_site, minlength=len(site_index)), out=site_ptr[1:])
+    if unit_site.size and np.any(np.diff(unit_site) < 0):
+        raise ValueError("units must be grouped by site (registry order)")
+    rule_sets, flat, set_by_name = _compile_rules(registry)
+    unit_rule_set = np.fromiter(
+        (set_by_name[registry.sites[u.site].rule_set] for u in registry.units.values()), np.int32
+    )
+    return EngineModel(
+        fingerprint=registry.fingerprint,
+        sensor_ids=registry.sensor_ids,
+        unit_ids=tuple(registry.units),
+        site_ids=tuple(registry.sites),
+        region_ids=tuple(registry.regions),
+        gateway_ids=tuple(registry.gateways),
+        quantity_names=tuple(s.quantity for s in sensors),
+        uoms=tuple(s.uom for s in sensors),
+        high=high,
+        low=low,
+        deadband=deadband,
+        on_delay=col("on_delay_s", np.float64),
+        off_delay=col("off_delay_s", np.float64),
+        stale_after=col("stale_after_s", np.float64),
+        range_low=col("range_low", np.float64),
+        range_high=col("range_high", np.float64),
+        quiet_below=np.minimum(high[:, 0] - deadband, col("range_high", np.float64)),
+        quiet_above=np.maximum(low[:, 0] + deadband, col("range_low", np.float64)),
+        banded=np.fromiter((s.bands is not None for s in sensors), np.int8, count=n),
+        group=np.fromiter((group_index[s.group] for s in sensors), np.int8, count=n),
+        quantity=np.fromiter((quantity_index[s.quantity] for s in sensors), np.int8, count=n),
+        role=np.fromiter((role_index[s.role] for s in sensors), np.int8, count=n),
+        sensor_unit=sensor_unit,
+        sensor_gateway=np.fromiter((gateway_index[s.gateway] for s in sensors), np.int32, count=n),
+        unit_ptr=unit_ptr,
+        unit_members=order,
+        unit_site=unit_site,
+        unit_rule_set=unit_rule_set,
+        site_ptr=site_ptr,
+        site_region=np.fromiter((region_index[s.region] for s in registry.sites.values()), np.int32),
+        rule_sets=rule_sets,
+        rules=flat,
+        unit_index=unit_index,
+        gateway_index=gateway_index,
+    )
+
+
+def colour_label(value: int) -> str:
+    return Colour(value).label

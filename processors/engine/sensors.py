@@ -1,0 +1,275 @@
+"""Sensor alarm states over arrays: hysteresis, on/off delays, fault, stale and chattering.
+
+Semantics (the reference implementation in `reference.py` does the same one reading at a time):
+- A reading first *advances* its sensor to the reading's time, then is *applied*.
+- Advance to time t, in this order: chattering ends if no alarm-state change for 60 s; a candidate
+  level whose delay has elapsed is committed at `candidate start + delay` (the value is held between
+  samples); the sensor turns stale at `last reading + stale_after`; chattering may end again.
+- Apply: out-of-range, NaN or bad-quality -> FAULT at once. Otherwise the level is the number of set
+  points crossed (high: value >= set point, low: value <= set point); a level already held stays until
+  the value is past its set point by the deadband. A new level becomes the candidate; it is committed
+  when it has lasted the on-delay (more severe) or off-delay (less severe).
+- An alarm-state change is emitted unless the sensor is chattering: the 3rd on/off change (into or out
+  of NORMAL) within 60 s is emitted with rule "chattering", later changes are held back until no on/off
+  change happened for 60 s; then the settled state is emitted with rule "chattering_cleared".
+Batches are processed in rounds (the k-th reading of each sensor in round k), so a sensor with several
+readings in one batch is still processed in order, and every round is plain array code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from processors.engine.model import CHATTER_WINDOW_S, CODE_OFFSET, FAULT, STALE, STATE_LUT, EngineModel
+
+# Reasons recorded with a sensor transition (Cause.rule).
+SET_POINT, FAULT_REASON, STALE_REASON, GATEWAY_OFFLINE, CHATTERING, CHATTERING_CLEARED = range(6)
+REASON_NAMES = ("set_point", "fault", "stale", "gateway_offline", "chattering", "chattering_cleared")
+
+Arr = npt.NDArray[Any]
+
+
+@dataclass
+class Emits:
+    """Alarm transitions found so far (arrays per call, concatenated at the end) and units touched."""
+
+    sensor: list[Arr] = field(default_factory=list)
+    old: list[Arr] = field(default_factory=list)
+    new: list[Arr] = field(default_factory=list)
+    code: list[Arr] = field(default_factory=list)
+    at: list[Arr] = field(default_factory=list)
+    reason: list[Arr] = field(default_factory=list)
+    value: list[Arr] = field(default_factory=list)
+    quality: list[Arr] = field(default_factory=list)
+    units: list[Arr] = field(default_factory=list)
+    chatter: list[Arr] = field(default_factory=list)  # sensors that started chattering (to be watched)
+
+    def add(
+        self, sensor: Arr, old: Arr, new: Arr, code: Arr, at: Arr, reason: Arr, value: Arr, q: Arr
+    ) -> None:
+        if sensor.size:
+            for name, a in zip(
+                ("sensor", "old", "new", "code", "at", "reason", "value", "quality"),
+                (sensor, old, new, code, at, reason, value, q),
+                strict=True,
+            ):
+                getattr(self, name).append(a)
+
+
+def delay_for(model: EngineModel, idx: Arr, code: Arr, cand: Arr) -> Arr:
+    """On-delay when the candidate is more severe (or on the other side), off-delay when less severe."""
+    on, off = model.on_delay[idx], model.off_delay[idx]
+    delay = np.where(cand == 0, off, on)
+    faulty = (code == FAULT) | (code == STALE)
+    calmer = (
+        ~faulty & (cand != 0) & (code != 0) & (np.sign(cand) == np.sign(code)) & (np.abs(cand) < np.abs(code))
+    )
+    delay = np.where(calmer, off, delay)
+    delay = np.where((faulty & (cand == 0)) | (cand == FAULT), 0.0, delay)
+    return delay
+
+
+def change(
+    model: EngineModel,
+    s: dict[str, Arr],
+    idx: Arr,
+    new: Arr,
+    at: Arr,
+    reason: Arr,
+    em: Emits,
+    q: Arr | None = None,
+) -> None:
+    """Set the debounced code of sensors `idx` (all with new != code) and emit alarm-state changes."""
+    if idx.size == 0:
+        return
+    code = s["code"]
+    banded = model.banded[idx]
+    old_state = STATE_LUT[banded, code[idx].astype(np.intp) + CODE_OFFSET]
+    new_state = STATE_LUT[banded, new.astype(np.intp) + CODE_OFFSET]
+    code[idx] = new
+    s["cand"][idx] = new
+    s["since"][idx] = at
+    chat_before = s["chat"][idx] != 0
+    label = old_state != new_state
+    # Chattering counts on/off changes (into or out of NORMAL), not escalations such as L1 -> L2.
+    onoff = (old_state == 0) != (new_state == 0)
+    t1, t2 = s["t1"], s["t2"]
+    starts = onoff & ~chat_before & (at - t2[idx] < CHATTER_WINDOW_S)
+    lidx = idx[onoff]
+    t2[lidx] = t1[lidx]
+    t1[lidx] = at[onoff]
+    if np.count_nonzero(starts):
+        s["chat"][idx[starts]] = 1
+        em.chatter.append(idx[starts])
+    emit = label & ~chat_before
+    if np.count_nonzero(emit):
+        e = idx[emit]
+        em.add(
+            e,
+            old_state[emit],
+            new_state[emit],
+            new[emit],
+            at[emit],
+            np.where(starts, CHATTERING, reason)[emit],
+            s["last_value"][e],
+            np.zeros(e.size, np.uint8) if q is None else q[emit],
+        )
+    follow = ~chat_before
+    fidx = idx[follow]
+    s["ucode"][fidx] = new[follow]
+    s["usince"][fidx] = at[follow]
+    em.units.append(model.sensor_unit[fidx])
+
+
+def end_chatter(model: EngineModel, s: dict[str, Arr], idx: Arr, at: Arr, em: Emits) -> None:
+    """Chattering is over: report the state the sensor settled in, if downstream has not seen it."""
+    if idx.size == 0:
+        return
+    s["chat"][idx] = 0
+    code, ucode = s["code"][idx], s["ucode"][idx]
+    moved = code != ucode
+    if not np.count_nonzero(moved):
+        return
+    m, at = idx[moved], at[moved]
+    banded = model.banded[m]
+    old_state = STATE_LUT[banded, ucode[moved].astype(np.intp) + CODE_OFFSET]
+    new_state = STATE_LUT[banded, code[moved].astype(np.intp) + CODE_OFFSET]
+    s["ucode"][m] = code[moved]
+    s["usince"][m] = at
+    em.units.append(model.sensor_unit[m])
+    label = old_state != new_state
+    em.add(
+        m[label],
+        old_state[label],
+        new_state[label],
+        code[moved][label],
+        at[label],
+        np.full(int(label.sum()), CHATTERING_CLEARED),
+        s["last_value"][m[label]],
+        np.zeros(int(label.sum()), np.uint8),
+    )
+
+
+def timer_due(model: EngineModel, s: dict[str, Arr], idx: Arr) -> Arr:
+    """Per sensor: the earliest delayed commit or chattering end (+inf: none); staleness is tracked apart."""
+    code, cand = s["code"][idx], s["cand"][idx]
+    due = _chatter_end_time(s, idx)
+    pending = cand != code
+    if np.count_nonzero(pending):
+        p = idx[pending]
+        commit = s["cand_since"][p] + delay_for(model, p, code[pending], cand[pending])
+        due[pending] = np.minimum(due[pending], commit)
+    return due
+
+
+def _chatter_end_time(s: dict[str, Arr], idx: Arr) -> Arr:
+    return np.where(s["chat"][idx] != 0, s["t1"][idx] + CHATTER_WINDOW_S, np.inf)
+
+
+def advance(model: EngineModel, s: dict[str, Arr], idx: Arr, t: Arr, em: Emits) -> None:
+    """Bring sensors `idx` (unique) forward to times `t`: chatter end, delayed commit, stale."""
+    code, cand = s["code"][idx], s["cand"][idx]
+    pending = cand != code
+    c = np.full(idx.size, np.inf)
+    if np.count_nonzero(pending):
+        c[pending] = s["cand_since"][idx[pending]] + delay_for(
+            model, idx[pending], code[pending], cand[pending]
+        )
+    st = np.where(code != STALE, s["last_ts"][idx] + model.stale_after[idx], np.inf)
+    chatty = np.count_nonzero(s["chat"][idx]) > 0
+    if chatty:
+        ch = _chatter_end_time(s, idx)
+        first = (ch <= t) & (ch <= c) & (ch <= st)
+        if np.count_nonzero(first):
+            end_chatter(model, s, idx[first], ch[first], em)
+    commit = (c <= t) & (c <= st)
+    if np.count_nonzero(commit):
+        ci = idx[commit]
+        new = cand[commit]
+        change(model, s, ci, new, c[commit], np.where(new == FAULT, FAULT_REASON, SET_POINT), em)
+        # a stale sensor that just recovered can turn stale again
+        st = np.where(s["code"][idx] != STALE, s["last_ts"][idx] + model.stale_after[idx], np.inf)
+        chatty = chatty or np.count_nonzero(s["chat"][idx]) > 0
+    if chatty:
+        ch = _chatter_end_time(s, idx)
+        mid = (ch <= t) & (ch <= st)
+        if np.count_nonzero(mid):
+            end_chatter(model, s, idx[mid], ch[mid], em)
+    stale = st <= t
+    if np.count_nonzero(stale):
+        si = idx[stale]
+        change(model, s, si, np.full(si.size, STALE, np.int8), st[stale], np.full(si.size, STALE_REASON), em)
+        chatty = chatty or np.count_nonzero(s["chat"][idx]) > 0
+    if chatty:
+        ch = _chatter_end_time(s, idx)
+        last = ch <= t
+        if np.count_nonzero(last):
+            end_chatter(model, s, idx[last], ch[last], em)
+
+
+def _levels(thresholds: Arr, v: Arr, current: Arr, deadband: Arr, sign: int) -> Arr:
+    """Levels crossed, holding the current level until the value is a deadband past its set point."""
+    if sign > 0:
+        up = np.count_nonzero(v[:, None] >= thresholds, axis=1)
+        hold = np.count_nonzero(v[:, None] >= thresholds - deadband[:, None], axis=1)
+    else:
+        up = np.count_nonzero(v[:, None] <= thresholds, axis=1)
+        hold = np.count_nonzero(v[:, None] <= thresholds + deadband[:, None], axis=1)
+    return np.maximum(up, np.minimum(current, hold))
+
+
+def target_codes(model: EngineModel, idx: Arr, v: Arr, q: Arr, code: Arr) -> Arr:
+    """The level each reading asks for (before delays), given the sensor's current debounced code."""
+    # Fast path: a good reading a deadband clear of the first high and low set points is level 0 whatever
+    # the current level (hysteresis cannot hold it), which is nearly every reading.
+    quiet = (v < model.quiet_below[idx]) & (v > model.quiet_above[idx]) & (q == 0)
+    target = np.zeros(idx.size, np.int8)
+    if np.count_nonzero(quiet) == quiet.size:
+        return target
+    rest = np.flatnonzero(~quiet)
+    i, vr, qr, cr = idx[rest], v[rest], q[rest], code[rest]
+    current = np.where(np.abs(cr) <= 4, cr, 0)
+    db = model.deadband[i]
+    hi = _levels(model.high[i], vr, np.maximum(current, 0), db, +1)
+    lo = _levels(model.low[i], vr, np.maximum(-current, 0), db, -1)
+    sub = np.where(hi > 0, hi, -lo).astype(np.int8)
+    fault = (qr != 0) | ~((vr >= model.range_low[i]) & (vr <= model.range_high[i]))
+    sub[fault] = FAULT
+    target[rest] = sub
+    return target
+
+
+def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr, q: Arr, em: Emits) -> Arr:
+    """Process one reading per sensor of `idx` (unique); returns the sensors left pending or chattering."""
+    need = (
+        (s["cand"][idx] != s["code"][idx])
+        | (s["chat"][idx] != 0)
+        | (ts >= s["last_ts"][idx] + model.stale_after[idx])
+    )
+    if np.count_nonzero(need):
+        advance(model, s, idx[need], ts[need], em)
+    s["last_ts"][idx] = ts
+    s["last_value"][idx] = v
+    code = s["code"][idx]
+    target = target_codes(model, idx, v, q, code)
+    same = target == code
+    cand = s["cand"]
+    cand[idx[same]] = code[same]
+    moving = ~same
+    if np.count_nonzero(moving):
+        sub, tgt, tsub = idx[moving], target[moving], ts[moving]
+        fresh = tgt != cand[sub]
+        cand[sub[fresh]] = tgt[fresh]
+        s["cand_since"][sub[fresh]] = tsub[fresh]
+        due = s["cand_since"][sub] + delay_for(model, sub, code[moving], tgt)
+        commit = due <= tsub
+        if np.count_nonzero(commit):
+            new = tgt[commit]
+            reason = np.where(new == FAULT, FAULT_REASON, SET_POINT)
+            change(model, s, sub[commit], new, due[commit], reason, em, q=q[moving][commit])
+    left = (s["cand"][idx] != s["code"][idx]) | (s["chat"][idx] != 0)
+    return idx[left]

@@ -1,0 +1,179 @@
+"""The worker as a separate process against the real Kafka and InfluxDB of the test stack."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from riskwatch.topics import Topics
+from riskwatch.wire.deadletter import DeadLetter
+from tests.integration.processors.harness import (
+    STALE_S,
+    WorkerProcess,
+    batch,
+    metric,
+    produce,
+    read_raw,
+    read_transitions,
+    write_registry,
+)
+
+
+def influx_query(stack: object, q: str) -> list[list[object]]:
+    user, password = stack.influx_token.split(":", 1)  # type: ignore[attr-defined]
+    db = stack.influx_bucket.split("/")[0]  # type: ignore[attr-defined]
+    url = f"{stack.influx_url}/query?" + urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})  # type: ignore[attr-defined]
+    request = urllib.request.Request(
+        url, headers={"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        doc = json.load(response)
+    series = doc["results"][0].get("series") or []
+    return [row for s in series for row in s["values"]]
+
+
+def wait_for(pred, timeout: float, every: float = 0.5):  # type: ignore[no-untyped-def]
+    end = time.time() + timeout
+    while time.time() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(every)
+    return pred()
+
+
+def test_set_point_crossings_give_transitions_history_and_views(
+    stack, topics: Topics, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    reg_path, reg = write_registry(tmp_path)
+    now = time.time()
+    old = (now // 60 - 2) * 60 + 5.0  # a finished minute, so its aggregate is written at once
+    produce(
+        stack.kafka_bootstrap,
+        topics.telemetry,
+        [
+            (b"S5", batch(reg, "S5", {"S5-G1": 3.0, "S5-G2": 4.0}, old)),
+            (b"S5", batch(reg, "S5", {"S5-G1": 5.0}, old + 10)),
+            (b"S1", batch(reg, "S1", {"S1-G1": 10.0, "S1-G2": 60.0}, now)),
+            (b"S2", b"RWTB\x07 not a batch"),
+        ],
+    )
+    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1", influx=True)
+    try:
+        found = read_transitions(
+            stack.kafka_bootstrap,
+            topics.alarms,
+            time.time() + 60,
+            done=lambda ts: any(t.site == "S1" for t in ts),
+        )
+        alarms = [t for t in found if t.site == "S1"]
+        assert [(t.entity, t.old, t.new, t.site, t.region) for t in alarms] == [
+            ("S1-G2", "normal", "l2_high", "S1", "RA")
+        ], worker.output()
+        (item,) = alarms[0].cause.items
+        assert (item.sensor, item.value, item.setpoint) == (
+            "S1-G2",
+            60.0,
+            50.0,
+        )  # GB/T 50493-2019 L2 = 50 %LEL
+        warnings = read_transitions(
+            stack.kafka_bootstrap,
+            topics.warnings,
+            time.time() + 30,
+            done=lambda ts: {(t.entity_type, t.entity) for t in ts} >= {("site", "S1"), ("region", "RA")},
+        )
+        site = next(t for t in warnings if t.entity == "S1")
+        region = next(t for t in warnings if t.entity == "RA")
+        assert (site.new, site.key, site.region) == ("yellow", b"S1", "RA")
+        assert (region.new, region.counts, region.key) == ("yellow", {"yellow": 1}, b"RA")
+        (dead,) = [
+            DeadLetter.from_bytes(r)
+            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 20, 1)
+        ]
+        assert (dead.reason, dead.original) == ("batch_decode", b"RWTB\x07 not a batch")
+
+        base = f"http://127.0.0.1:{worker.web_port}"
+        doc = json.load(urllib.request.urlopen(f"{base}/site/S1/"))
+        assert (doc["colour"], doc["open_alarms"], doc["transition_id"]) == ("yellow", 1, site.id)
+        alarms_doc = json.load(urllib.request.urlopen(f"{base}/site/S1/alarms/"))
+        assert [a["entity"] for a in alarms_doc["alarms"]] == ["S1-G2"]
+        region_doc = json.load(urllib.request.urlopen(f"{base}/region/RA/"))
+        assert (region_doc["colour"], region_doc["sites"]) == ("yellow", {"S1": "yellow"})
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
+        assert "riskwatch_readings_total 5.0" in metrics
+        assert 'riskwatch_deadletters_total{reason="batch_decode"} 1.0' in metrics
+
+        rows = wait_for(
+            lambda: influx_query(
+                stack,
+                f"SELECT min, max, mean, count FROM sensor_1m WHERE site='S5' AND sensor='S5-G1' AND time > {int(old - 60)}s",
+            ),
+            timeout=30,
+        )
+        assert [r[1:] for r in rows] == [[3.0, 5.0, 4.0, 2]]
+        ids = wait_for(
+            lambda: influx_query(
+                stack, f"SELECT id FROM transition WHERE site='S1' AND time > {int(now - 60)}s"
+            ),
+            30,
+        )
+        assert {r[1] for r in ids} >= {alarms[0].id, site.id}
+    finally:
+        worker.stop()
+
+
+def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    reg_path, reg = write_registry(tmp_path)
+    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1")
+    try:
+        sent = time.time()
+        produce(stack.kafka_bootstrap, topics.telemetry, [(b"S3", batch(reg, "S3", {"S3-G1": 1.0}, sent))])
+        stale = read_transitions(stack.kafka_bootstrap, topics.alarms, sent + 60, want=1)
+        assert [(t.entity, t.new) for t in stale] == [("S3-G1", "stale")], worker.output()
+        assert stale[0].at >= sent + STALE_S - 0.01
+    finally:
+        worker.stop()
+
+
+def test_influxdb_outage_loses_no_transition_from_history(stack, topics: Topics, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from deploy.stack import Stack
+
+    reg_path, reg = write_registry(tmp_path, stale_s=3600)
+    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1", influx=True)
+    services = Stack(stack.home)
+    now = time.time()
+    try:
+        time.sleep(5)
+        services.stop_service("influxdb")
+        try:
+            produce(
+                stack.kafka_bootstrap,
+                topics.telemetry,
+                [(f"S{n}".encode(), batch(reg, f"S{n}", {f"S{n}-G1": 30.0 + 10 * n}, now)) for n in range(6)],
+            )
+            # The stream goes on while InfluxDB is down.
+            sent = read_transitions(stack.kafka_bootstrap, topics.alarms, time.time() + 60, want=6)
+            assert len(sent) == 6, worker.output()
+            time.sleep(3)  # a few failed write attempts
+        finally:
+            services.start_service("influxdb")
+        want = {t.id for t in sent}
+        got = wait_for(
+            lambda: (
+                want
+                <= {
+                    r[1]
+                    for r in influx_query(stack, f"SELECT id FROM transition WHERE time > {int(now - 60)}s")
+                }
+            ),
+            timeout=60,
+        )
+        assert got, worker.output()
+        assert metric(worker.metrics_port, "riskwatch_history_write_retries_total") >= 1
+        assert metric(worker.metrics_port, "riskwatch_history_points_dropped_total") == 0
+    finally:
+        worker.stop()

@@ -1,0 +1,178 @@
+"""Sensor alarm engineering: deadband, on/off delays, stale, fault, chattering, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from processors.engine import EngineState, compile_model, evaluate, evaluate_detailed
+from riskwatch.wire.readings import Readings
+from tests.unit.engine.conftest import Rig, site_yaml
+
+RIG = site_yaml(
+    "hazardous_chemicals",
+    """
+      - id: U1
+        kind: process_unit
+        sensors:
+          - {id: GT-1, type: flammable_gas, deadband: 2}
+          - {id: TT-1, type: temperature, range: [0, 500], l1_high: 300, l2_high: 350,
+             on_delay_s: 30, off_delay_s: 20, stale_after_s: 3600}
+          - {id: LT-1, type: level, range: [0, 20], l1_low: 2, l2_low: 1,
+             on_delay_s: 0, off_delay_s: 0, deadband: 0.2}
+          - {id: RAW, type: flammable_gas, deadband: 0, off_delay_s: 0}
+""",
+)
+
+
+def test_noise_inside_the_deadband_does_not_chatter() -> None:
+    rig = Rig(RIG)
+    rng = np.random.default_rng(1)
+    for k, noise in enumerate(rng.uniform(-1.9, 1.9, 200)):  # deadband 2 %LEL around the 25 %LEL set point
+        rig.feed(float(k), {"GT-1": 25.5 + noise if k else 26.0})
+    assert rig.changes("GT-1") == [("normal", "l1_high", 0.0)]
+    rig.feed(300, {"GT-1": 22.9})  # clear below 25 - 2
+    rig.tick(310)
+    assert rig.changes("GT-1")[-1] == ("l1_high", "normal", 310.0)  # after the 10 s off-delay
+
+
+def test_a_spike_shorter_than_the_on_delay_does_not_alarm() -> None:
+    rig = Rig(RIG)
+    rig.feed(0, {"TT-1": 320})
+    rig.tick(20)
+    rig.feed(29, {"TT-1": 250})
+    rig.tick(100)
+    assert rig.changes("TT-1") == []
+    rig.feed(200, {"TT-1": 320})
+    rig.feed(215, {"TT-1": 321})
+    rig.tick(229.9)
+    assert rig.changes("TT-1") == []
+    rig.tick(230)
+    assert rig.changes("TT-1") == [("normal", "l1_high", 230.0)]  # alarmed on the timer, at on-delay end
+
+
+def test_escalation_uses_on_delay_and_clearing_uses_off_delay() -> None:
+    rig = Rig(RIG)
+    rig.feed(0, {"TT-1": 360})
+    rig.feed(30, {"TT-1": 360})
+    assert rig.changes("TT-1") == [("normal", "l2_high", 30.0)]
+    rig.feed(40, {"TT-1": 100})
+    rig.feed(59, {"TT-1": 100})
+    assert rig.alarm("TT-1") == "l2_high"
+    rig.feed(60, {"TT-1": 100})
+    assert rig.changes("TT-1")[-1] == ("l2_high", "normal", 60.0)
+
+
+def test_low_side_alarms() -> None:
+    rig = Rig(RIG)
+    rig.feed(1, {"LT-1": 1.9})
+    rig.feed(2, {"LT-1": 0.5})
+    rig.feed(3, {"LT-1": 1.1})  # inside the 0.2 m deadband above L2 low: holds
+    rig.feed(4, {"LT-1": 2.3})
+    expected = [("normal", "l1_low", 1.0), ("l1_low", "l2_low", 2.0), ("l2_low", "normal", 4.0)]
+    assert rig.changes("LT-1") == expected
+
+
+def test_stale_is_raised_with_no_input_at_all() -> None:
+    rig = Rig(RIG, start=1000.0)
+    rig.tick(1119)
+    assert rig.log == []
+    out = rig.tick(1200)
+    stale = [t for t in out.transitions if t.kind == "alarm"]
+    assert {t.entity for t in stale} == {"GT-1", "LT-1", "RAW"}  # TT-1 has a 3600 s stale timeout
+    assert {(t.old, t.new, t.at, t.cause.rule) for t in stale} == {("normal", "stale", 1120.0, "stale")}
+    assert rig.colour("U1") == "blue"
+
+
+def test_stale_starts_at_the_first_evaluation_when_no_start_is_given() -> None:
+    rig = Rig(RIG)
+    rig.state = EngineState.initial(rig.model)
+    rig.tick(500)
+    assert rig.log == []
+    rig.tick(620)
+    assert {t.at for t in rig.log if t.kind == "alarm"} == {620.0}
+
+
+def test_faults_out_of_range_nan_and_bad_quality() -> None:
+    rig = Rig(RIG)
+    rig.feed(1, {"GT-1": 101})
+    rig.feed(2, {"TT-1": math.nan})
+    rig.feed(3, {"LT-1": 10}, quality=3)
+    texts = {t.entity: t.cause.text for t in rig.log if t.kind == "alarm"}
+    assert texts == {
+        "GT-1": "value 101 outside the sensor range 0..100",
+        "TT-1": "value is not a number",
+        "LT-1": "bad quality flag 3 from the gateway",
+    }
+    [nan] = [t for t in rig.log if t.entity == "TT-1"]
+    assert nan.new == "fault" and nan.cause.items[0].value is None
+    assert rig.colour("U1") == "blue"
+    rig.feed(4, {"GT-1": 5})
+    assert rig.alarm("GT-1") == "normal"
+
+
+def test_chattering_is_reported_once_instead_of_flooding() -> None:
+    rig = Rig(RIG)
+    for k in range(20):  # deadband 0, no delays: 24/26 flips the alarm every 2 s
+        rig.feed(2.0 * k, {"RAW": 26.0 if k % 2 == 0 else 24.0})
+    changes = [t for t in rig.log if t.entity == "RAW"]
+    assert [(t.old, t.new, t.cause.rule) for t in changes] == [
+        ("normal", "l1_high", "set_point"),
+        ("l1_high", "normal", "set_point"),
+        ("normal", "l1_high", "chattering"),
+    ]
+    rig.feed(40, {"RAW": 24.0})
+    rig.tick(97.9)
+    assert len([t for t in rig.log if t.entity == "RAW"]) == 3
+    rig.tick(98)  # 60 s after the last on/off change (t=38): settled normal, reported once
+    last = [t for t in rig.log if t.entity == "RAW"][-1]
+    assert (last.old, last.new, last.at, last.cause.rule) == ("l1_high", "normal", 98.0, "chattering_cleared")
+
+
+def test_out_of_order_readings_are_counted_and_ignored() -> None:
+    rig = Rig(RIG)
+    rig.feed(10, {"GT-1": 5})
+    out = rig.feed(9, {"GT-1": 60})
+    assert out.out_of_order == 1 and rig.state.out_of_order == 1
+    assert rig.alarm("GT-1") == "normal" and out.transitions == []
+
+
+def test_unknown_sensors_and_bad_times_are_rejected_with_a_reason() -> None:
+    rig = Rig(RIG)
+    batch = Readings.of([0, 99, -1, 1], [5.0, 5.0, 5.0, 5.0], [1.0, 1.0, 1.0, math.inf])
+    out = evaluate_detailed(rig.model, rig.state, batch, 2.0)
+    assert [(r.source, r.position, r.reason) for r in out.rejects] == [
+        ("reading", 1, "unknown sensor index 99 (registry has 4 sensors)"),
+        ("reading", 2, "unknown sensor index -1 (registry has 4 sensors)"),
+        ("reading", 3, "timestamp inf is not a finite epoch time"),
+    ]
+    assert rig.state.rejected == 3
+    assert rig.state.sensor["last_ts"][0] == 1.0
+
+
+def test_several_readings_of_one_sensor_in_a_batch_are_taken_in_order() -> None:
+    rig = Rig(RIG)
+    i = rig.index("RAW")
+    batch = Readings.of([i, i, i], [30.0, 60.0, 10.0], [1.0, 2.0, 3.0])
+    _, out = evaluate(rig.model, rig.state, batch, 3.0)
+    expected = [("l1_high", 1.0), ("l2_high", 2.0), ("normal", 3.0)]
+    assert [(t.new, t.at) for t in out if t.entity == "RAW"] == expected
+
+
+def test_bad_events_are_rejected() -> None:
+    from processors.engine import Event
+
+    rig = Rig(RIG)
+    out = rig.tick(1, events=[Event("valve_closed", "NOPE", 1.0), Event("gateway_offline", "G9", 1.0)])
+    assert [r.reason for r in out.rejects] == ["unknown unit (hazard source) 'NOPE'", "unknown gateway 'G9'"]
+
+
+def test_compile_model_of_the_example_registry() -> None:
+    from pathlib import Path
+
+    from riskwatch.registry import load_registry
+
+    registry = load_registry(Path(__file__).parents[3] / "deploy" / "examples" / "registry.yaml")
+    model = compile_model(registry)
+    assert model.n_sensors == len(registry.sensors) and model.fingerprint == registry.fingerprint
