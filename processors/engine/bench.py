@@ -22,6 +22,7 @@ from processors.engine.reference import ReferenceEngine
 from processors.engine.state import EngineState
 from riskwatch.registry import Registry, generate
 from riskwatch.wire.readings import Readings
+from riskwatch.wire.transitions import Transition
 
 CYCLE_S = 10.0  # every sensor reports once per cycle (AQ 6201 polling <= 30 s)
 
@@ -33,8 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference-batches",
         type=int,
-        default=20,
-        help="batches through the per-reading reference (default 20)",
+        default=50,
+        help="batches through the per-reading reference (default 50)",
     )
     parser.add_argument("--seed", type=int, default=7)
 
@@ -89,21 +90,31 @@ def make_batches(model: EngineModel, count: int, size: int, seed: int) -> list[t
 
 def run_engine(
     model: EngineModel, batches: list[tuple[Readings, float]], state: EngineState
-) -> tuple[float, int]:
-    transitions = 0
+) -> tuple[float, list[list[Transition]]]:
+    """Seconds spent in `evaluate` over the batches, and the transitions of each batch."""
+    out: list[list[Transition]] = []
     start = time.perf_counter()
     for batch, now in batches:
-        state, out = evaluate(model, state, batch, now)
-        transitions += len(out)
-    return time.perf_counter() - start, transitions
+        state, transitions = evaluate(model, state, batch, now)
+        out.append(transitions)
+    return time.perf_counter() - start, out
 
 
-def run_reference(ref: ReferenceEngine, batches: list[tuple[Readings, float]]) -> tuple[float, int]:
-    transitions = 0
+def run_reference(
+    ref: ReferenceEngine, batches: list[tuple[Readings, float]]
+) -> tuple[float, list[list[Transition]]]:
+    out: list[list[Transition]] = []
     start = time.perf_counter()
     for batch, now in batches:
-        transitions += len(ref.evaluate(batch, now))
-    return time.perf_counter() - start, transitions
+        out.append(ref.evaluate(batch, now))
+    return time.perf_counter() - start, out
+
+
+def _same(a: list[list[Transition]], b: list[list[Transition]]) -> bool:
+    def key(t: Transition) -> tuple[str, ...]:
+        return (t.kind, t.entity, t.id, t.old)
+
+    return [sorted(x, key=key) for x in a] == [sorted(x, key=key) for x in b]
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,31 +125,32 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         f"registry: {len(registry.sensors):,} sensors, {len(registry.units):,} units, "
         f"{len(registry.sites):,} sites, built and compiled in {time.perf_counter() - t:.1f} s"
     )
-    per_cycle = max(1, model.n_sensors // args.batch)
-    stream = make_batches(model, 7 * per_cycle + args.batches, args.batch, args.seed + 1)
-    warm, batches = (
-        stream[: 7 * per_cycle],
-        stream[7 * per_cycle :],
-    )  # warm-up: 7 cycles, past the 60 s on-delays
+    cycle = max(1, model.n_sensors // args.batch)
+    # Warm-up: 7 cycles (70 s of readings), past the 60 s on-delays, so both measure a steady state.
+    stream = make_batches(model, 7 * cycle + args.batches, args.batch, args.seed + 1)
+    warm, batches = stream[: 7 * cycle], stream[7 * cycle :]
     state = EngineState.initial(model, now=warm[0][0].ts.min())
     run_engine(model, warm, state)
-    elapsed, transitions = run_engine(model, batches, state)
+    warmed = state.copy()
+    elapsed, produced = run_engine(model, batches, state)
     readings = sum(len(b) for b, _ in batches)
     rate = readings / elapsed
+    transitions = sum(len(x) for x in produced)
     print(
         f"engine:    {readings:,} readings in {elapsed:.3f} s = {rate:,.0f} readings/s "
         f"({transitions:,} transitions)"
     )
-
-    ref = ReferenceEngine(registry, now=warm[0][0].ts.min(), timers="tracked", all_units=False)
-    t = time.perf_counter()
-    run_reference(ref, warm)  # the same warm-up, so both measure the same steady state
-    print(f"reference warm-up: {time.perf_counter() - t:.1f} s")
+    ref = ReferenceEngine(registry, timers="tracked", all_units=False)
+    ref.adopt(model, warmed)  # the reference starts from the engine's state after the same warm-up
     ref_batches = batches[: args.reference_batches]
-    ref_elapsed, _ = run_reference(ref, ref_batches)
+    ref_elapsed, expected = run_reference(ref, ref_batches)
+    agree = _same(produced[: len(ref_batches)], expected)
     ref_readings = sum(len(b) for b, _ in ref_batches)
     ref_rate = ref_readings / ref_elapsed
-    print(f"reference: {ref_readings:,} readings in {ref_elapsed:.3f} s = {ref_rate:,.0f} readings/s")
+    print(
+        f"reference: {ref_readings:,} readings in {ref_elapsed:.3f} s = {ref_rate:,.0f} readings/s "
+        f"(same transitions as the engine: {'yes' if agree else 'NO'})"
+    )
     ratio = rate / ref_rate
     bps = state.bytes_per_sensor()
     print(f"ratio {ratio:.1f}x; hot state {bps:.1f} bytes/sensor ({bps * model.n_sensors / 1e6:.1f} MB)")
@@ -150,4 +162,5 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "sensors": model.n_sensors,
         "batch": args.batch,
         "transitions": transitions,
+        "reference_agrees": agree,
     }

@@ -87,6 +87,8 @@ class EngineModel:
     range_low: F64
     range_high: F64
     banded: npt.NDArray[np.int8]
+    bounds: F64  # (N, 8): high set points 1..4, then minus the low set points 1..4 (one >= test for both)
+    holds: F64  # (N, 8): the same a deadband closer (where a held level is kept)
     quiet_below: F64  # min(first high set point - deadband, range high): below it no high level holds
     quiet_above: F64  # max(first low set point + deadband, range low)
     group: npt.NDArray[np.int8]
@@ -228,6 +230,8 @@ def compile_model(registry: Registry) -> EngineModel:
         stale_after=col("stale_after_s", np.float64),
         range_low=col("range_low", np.float64),
         range_high=col("range_high", np.float64),
+        bounds=np.hstack([high, -low]),
+        holds=np.hstack([high - deadband[:, None], -(low + deadband[:, None])]),
         quiet_below=np.minimum(high[:, 0] - deadband, col("range_high", np.float64)),
         quiet_above=np.maximum(low[:, 0] + deadband, col("range_low", np.float64)),
         banded=np.fromiter((s.bands is not None for s in sensors), np.int8, count=n),

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from processors.engine.causes import rule_name
 from processors.engine.events import Event
+from processors.engine.model import EngineModel
 from processors.engine.reference_rollup import RollUp, state_of
 from riskwatch.levels import AlarmState
 from riskwatch.registry import Registry, Sensor
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
+
+if TYPE_CHECKING:
+    from processors.engine.state import EngineState
 
 FAULT, STALE = 8, 9
 WINDOW = 60.0
@@ -254,6 +260,47 @@ class ReferenceEngine(RollUp):
                 self.advance(rs, now)
         self.roll_up(now)
         return self.out
+
+    def adopt(self, model: EngineModel, state: EngineState) -> None:
+        """Take over a vectorised engine's state (the benchmark skips the reference's slow warm-up)."""
+        sa, ua = state.sensor, state.unit
+        fields = (
+            "code",
+            "cand",
+            "cand_since",
+            "since",
+            "last_ts",
+            "last_value",
+            "ucode",
+            "usince",
+            "t1",
+            "t2",
+        )
+        columns = {name: sa[name].tolist() for name in fields}
+        chat = sa["chat"].tolist()
+        for i, rs in enumerate(self.sensors):
+            for name in fields:
+                setattr(rs, name, columns[name][i])
+            rs.chat = bool(chat[i])
+        for u, unit in enumerate(model.unit_ids):
+            self.unit_colour[unit] = int(ua["colour"][u])
+            self.unit_at[unit] = float(ua["colour_at"][u])
+            self.unit_rule[unit] = rule_name(model, int(ua["rule"][u]))
+            self.unit_due[unit] = float(ua["due"][u])
+            self.flags[unit] = {
+                "maintenance": int(ua["maintenance"][u]),
+                "bypassed": int(ua["bypassed"][u]),
+                "valve": float(ua["valve_closed_at"][u]),
+                "event_at": float(ua["event_at"][u]),
+            }
+        for k, site in enumerate(model.site_ids):
+            self.site_colour[site] = int(state.site["colour"][k])
+            self.site_at[site] = float(state.site["colour_at"][k])
+        for k, region in enumerate(model.region_ids):
+            self.region_colour[region] = int(state.region["colour"][k])
+        self.pending = {i for i, rs in enumerate(self.sensors) if rs.cand != rs.code or rs.chat}
+        live = [rs.last_ts + rs.spec.stale_after_s for rs in self.sensors if rs.code != STALE]
+        self.stale_due = min(live, default=math.inf)
 
     def tracked_timers(self, now: float) -> None:
         for i in sorted(self.pending):

@@ -211,17 +211,6 @@ def advance(model: EngineModel, s: dict[str, Arr], idx: Arr, t: Arr, em: Emits) 
             end_chatter(model, s, idx[last], ch[last], em)
 
 
-def _levels(thresholds: Arr, v: Arr, current: Arr, deadband: Arr, sign: int) -> Arr:
-    """Levels crossed, holding the current level until the value is a deadband past its set point."""
-    if sign > 0:
-        up = np.count_nonzero(v[:, None] >= thresholds, axis=1)
-        hold = np.count_nonzero(v[:, None] >= thresholds - deadband[:, None], axis=1)
-    else:
-        up = np.count_nonzero(v[:, None] <= thresholds, axis=1)
-        hold = np.count_nonzero(v[:, None] <= thresholds + deadband[:, None], axis=1)
-    return np.maximum(up, np.minimum(current, hold))
-
-
 def target_codes(model: EngineModel, idx: Arr, v: Arr, q: Arr, code: Arr) -> Arr:
     """The level each reading asks for (before delays), given the sensor's current debounced code."""
     # Fast path: a good reading a deadband clear of the first high and low set points is level 0 whatever
@@ -231,37 +220,49 @@ def target_codes(model: EngineModel, idx: Arr, v: Arr, q: Arr, code: Arr) -> Arr
     if np.count_nonzero(quiet) == quiet.size:
         return target
     rest = np.flatnonzero(~quiet)
-    i, vr, qr, cr = idx[rest], v[rest], q[rest], code[rest]
-    current = np.where(np.abs(cr) <= 4, cr, 0)
-    db = model.deadband[i]
-    hi = _levels(model.high[i], vr, np.maximum(current, 0), db, +1)
-    lo = _levels(model.low[i], vr, np.maximum(-current, 0), db, -1)
-    sub = np.where(hi > 0, hi, -lo).astype(np.int8)
-    fault = (qr != 0) | ~((vr >= model.range_low[i]) & (vr <= model.range_high[i]))
+    i, vr, cr = idx[rest], v[rest], code[rest]
+    k = rest.size
+    # High and low sides at once: columns 0-3 are v >= high set points, 4-7 are -v >= -(low set points).
+    x = vr[:, None] * _SIDES
+    up = np.count_nonzero((x >= model.bounds[i]).reshape(k, 2, 4), axis=2)
+    hold = np.count_nonzero((x >= model.holds[i]).reshape(k, 2, 4), axis=2)
+    current = np.maximum(np.where(np.abs(cr) <= 4, cr, 0)[:, None] * _SIGNS, 0)
+    level = np.maximum(up, np.minimum(current, hold))
+    sub = np.where(level[:, 0] > 0, level[:, 0], -level[:, 1]).astype(np.int8)
+    fault = (q[rest] != 0) | ~((vr >= model.range_low[i]) & (vr <= model.range_high[i]))
     sub[fault] = FAULT
     target[rest] = sub
     return target
 
 
+_SIDES = np.array([1.0] * 4 + [-1.0] * 4)
+_SIGNS = np.array([1, -1], np.int64)
+
+
 def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr, q: Arr, em: Emits) -> Arr:
     """Process one reading per sensor of `idx` (unique); returns the sensors left pending or chattering."""
+    cand = s["cand"]
     need = (
-        (s["cand"][idx] != s["code"][idx])
+        (cand[idx] != s["code"][idx])
         | (s["chat"][idx] != 0)
         | (ts >= s["last_ts"][idx] + model.stale_after[idx])
     )
-    if np.count_nonzero(need):
+    n_need = np.count_nonzero(need)
+    if n_need:
         advance(model, s, idx[need], ts[need], em)
     s["last_ts"][idx] = ts
     s["last_value"][idx] = v
     code = s["code"][idx]
     target = target_codes(model, idx, v, q, code)
-    same = target == code
-    cand = s["cand"]
-    cand[idx[same]] = code[same]
-    moving = ~same
+    moving = target != code
+    busy: list[Arr] = []
+    if n_need:  # only a sensor that was busy can hold a candidate this reading withdraws
+        busy.append(idx[need])
+        reset = need & ~moving
+        cand[idx[reset]] = code[reset]
     if np.count_nonzero(moving):
         sub, tgt, tsub = idx[moving], target[moving], ts[moving]
+        busy.append(sub)
         fresh = tgt != cand[sub]
         cand[sub[fresh]] = tgt[fresh]
         s["cand_since"][sub[fresh]] = tsub[fresh]
@@ -271,5 +272,10 @@ def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr
             new = tgt[commit]
             reason = np.where(new == FAULT, FAULT_REASON, SET_POINT)
             change(model, s, sub[commit], new, due[commit], reason, em, q=q[moving][commit])
-    left = (s["cand"][idx] != s["code"][idx]) | (s["chat"][idx] != 0)
-    return idx[left]
+    if not busy:
+        return _NONE
+    w = np.concatenate(busy) if len(busy) > 1 else busy[0]
+    return w[(cand[w] != s["code"][w]) | (s["chat"][w] != 0)]
+
+
+_NONE = np.zeros(0, np.intp)
