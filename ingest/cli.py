@@ -34,6 +34,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="MQTT client id; keep it stable across restarts "
         "(the persistent session is found by it); default riskwatch-bridge-HOSTNAME",
     )
+    parser.add_argument(
+        "--session-expiry-s",
+        type=int,
+        default=d["session_expiry_s"],
+        help="how long the broker keeps queueing for a stopped bridge (default 7 days)",
+    )
     parser.add_argument("--share-group", default=d["share_group"], help="bridges in one group split the load")
     parser.add_argument(
         "--kafka", dest="kafka_bootstrap", default=d["kafka_bootstrap"], help="Kafka bootstrap"
@@ -62,6 +68,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         mqtt_password=environ.get(args.mqtt_password_env, ""),
         mqtt_client_id=args.client_id or default_client_id(),
         share_group=args.share_group,
+        session_expiry_s=args.session_expiry_s,
         kafka_bootstrap=args.kafka_bootstrap,
         topic_prefix=args.topic_prefix,
         spool_dir=args.spool_dir,

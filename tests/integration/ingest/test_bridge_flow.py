@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from deploy.stack import StackInfo, add_gateways
+from deploy.stack import StackInfo
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode
 from riskwatch.wire.deadletter import DeadLetter
@@ -67,11 +65,8 @@ def test_every_reading_arrives_decoded_keyed_by_site(
 def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_going(
     stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
 ) -> None:
-    stranger = f"gx{uuid.uuid4().hex[:6]}"  # has an MQTT account, but the registry does not know it
-    moved = f"gm{uuid.uuid4().hex[:6]}"  # MQTT account at site B, registry puts it at site A
-    gateways = {**plant.registry.gateways, moved: type(plant.registry.gateways[plant.gw_a])(plant.site_a)}
-    run_bridge(replace(plant.registry, gateways=gateways), max_payload=64 * 1024)
-    passwords = add_gateways(stack, [(plant.site_a, stranger), (plant.site_b, moved)])
+    run_bridge(plant.registry, max_payload=64 * 1024)
+    stranger, moved, passwords = plant.gw_stranger, plant.gw_moved, plant.passwords
     now = time.time()
     good = {"s": plant.sensors_a[0], "v": 1.0, "t": now}
     telemetry = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
@@ -96,7 +91,7 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
             % (plant.gw_a.encode(), plant.sensors_a[1].encode()),
             "non_finite_value",
         ),
-        (telemetry, telemetry_payload(plant.gw_a, 5, [{**good, "u": "bar"}]), "wrong_unit"),
+        (telemetry, telemetry_payload(plant.gw_a, 5, [{**good, "u": "ppm"}]), "wrong_unit"),
         (telemetry, telemetry_payload(plant.gw_a, 6, [{**good, "t": now + 3600}]), "future_timestamp"),
     ]
     gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
