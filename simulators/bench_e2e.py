@@ -171,7 +171,7 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
         "readings_per_s": round(result.readings_per_s, 1),
         "baseline_readings_per_s": TARGET_READINGS_PER_S,
         "ratio": round(result.readings_per_s / TARGET_READINGS_PER_S, 4),
-        "offered_readings_per_s": round(result.sent / max(result.elapsed_s, 1e-9), 1),
+        "offered_readings_per_s": round(result.sent / max(result.publish_s, 1e-9), 1),
         "sent": result.sent,
         "acked": result.acked,
         "received": result.received,
@@ -189,7 +189,8 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
         "telemetry_latency_p50_s": round(result.latency_p50_s, 4),
         "telemetry_latency_p99_s": round(result.latency_p99_s, 4),
         "telemetry_latency_max_s": round(result.latency_max_s, 4),
-        "duration_s": result.elapsed_s,
+        "duration_s": result.publish_s,
+        "elapsed_s": round(result.elapsed_s, 2),
     }
 
 
