@@ -135,11 +135,14 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         ctx.ready = False
         gone = {tp.partition for tp in revoked if tp.topic == names.telemetry}
         ctx.owned -= gone
+        m.partitions_owned.set(len(ctx.owned))
+        ctx.caught_up -= gone
         sites = [site for p in gone for site in ctx.sites_by_partition.get(p, ())]
         snapshots.forget(gone, sites)
 
     async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         ctx.owned = {tp.partition for tp in assigned if tp.topic == names.telemetry}
+        m.partitions_owned.set(len(ctx.owned))
 
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         ctx.ready = True  # Faust sends this once the tables of the new assignment are restored

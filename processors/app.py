@@ -45,6 +45,7 @@ class WorkerSettings:
     commit_every: int = 10_000
     session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
     stream_buffer_maxsize: int = 4096
+    fetch_max_bytes: int = 16 << 20  # per partition: whole columnar batches are ~21 bytes a reading
     loglevel: str = "warning"
 
     @property
@@ -90,6 +91,7 @@ class WorkerContext:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
         self.owned: set[int] = set()
         self.ready = False
+        self.caught_up: set[int] = set()  # owned partitions read to their end once: timers run on these
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset evaluated
         self.sites_by_partition: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}
         for site in registry.sites:
@@ -137,6 +139,10 @@ def build_app(
         web_port=max(settings.web_port, 1),
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         producer_acks=-1,
+        # Held (unacked) events wait for the next snapshot; on a rebalance they are simply replayed by
+        # the next owner, so do not wait for them to be acked (that would stall the rebalance).
+        stream_wait_empty=False,
+        consumer_max_fetch_size=settings.fetch_max_bytes,
     )
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)

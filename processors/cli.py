@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = CollectorRegistry()
-    app, _ctx = build_app(settings, registry, engine, metrics_registry=metrics, sink=sink)
+    app, ctx = build_app(settings, registry, engine, metrics_registry=metrics, sink=sink)
+    ctx.states.compile_all()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind, registry=metrics)
     return start_worker(app, args.loglevel)

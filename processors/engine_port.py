@@ -32,7 +32,7 @@ class EngineApi(NamedTuple):
     """The engine functions the worker calls; `model` and `state` are opaque to the worker."""
 
     compile_model: Callable[[Registry], Any]
-    initial: Callable[[Any], Any]
+    initial: Callable[[Any, float], Any]  # (model, start): unseen sensors' stale timers start at `start`
     evaluate: Evaluate
     apply_gateway: ApplyGateway
     to_bytes: Callable[[Any], bytes]
@@ -46,7 +46,7 @@ def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
         state_cls = module.EngineState
         return EngineApi(
             compile_model=module.compile_model,
-            initial=state_cls.initial,
+            initial=lambda model, start: state_cls.initial(model, now=start),
             evaluate=module.evaluate,
             apply_gateway=_gateway_adapter(module),
             to_bytes=lambda state: state.to_bytes(),
@@ -56,14 +56,32 @@ def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
         raise EngineUnavailable(f"warning engine {module_name!r} is not usable: {exc}") from exc
 
 
+# Wire event kinds (riskwatch.wire.gateway) whose engine name differs.
+_EVENT_NAMES = {"valve_opened": "valve_open"}
+
+
+def gateway_events(records: Sequence[GatewayRecord]) -> list[tuple[str, str, float]]:
+    """`rw.gateway` records as engine events (kind, target, at): a gateway status or a unit event."""
+    out = []
+    for rec in records:
+        at = rec.t if rec.t is not None else rec.received
+        if rec.type == "status":
+            out.append((f"gateway_{rec.state}", rec.gw, at))
+        else:
+            out.append((_EVENT_NAMES.get(rec.kind, rec.kind), rec.target, at))
+    return out
+
+
 def _gateway_adapter(module: Any) -> ApplyGateway:
     """Map `rw.gateway` records onto the engine's event input."""
     if hasattr(module, "apply_gateway"):  # an engine taking the wire records directly
         return module.apply_gateway  # type: ignore[no-any-return]
-    to_events = module.events_from_gateway
-    apply_events = module.apply_events
+    event_cls = module.Event
+    evaluate = module.evaluate
+    empty = Readings.empty()
 
     def apply(model: Any, state: Any, records: Sequence[GatewayRecord], now: float) -> tuple[Any, list[Any]]:
-        return apply_events(model, state, to_events(model, records), now)  # type: ignore[no-any-return]
+        events = [event_cls(*e) for e in gateway_events(records)]
+        return evaluate(model, state, empty, now, events=events)  # type: ignore[no-any-return]
 
     return apply

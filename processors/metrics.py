@@ -45,6 +45,9 @@ class WorkerMetrics:
             "Age of the oldest pending state snapshot of an owned partition",
             registry=registry,
         )
+        self.partitions_owned = Gauge(
+            "riskwatch_partitions_owned", "Telemetry partitions assigned to this worker", registry=registry
+        )
         self.sites_owned = Gauge(
             "riskwatch_sites_owned", "Sites whose partition this worker owns", registry=registry
         )

@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from processors.app import WorkerContext
 
@@ -30,8 +31,11 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
             return
         now = ctx.clock()
         partitions = set(ctx.owned)
-        sites = [site for p in sorted(partitions) for site in ctx.sites_by_partition[p]]
-        ctx.metrics.sites_owned.set(len(sites))
+        ctx.metrics.sites_owned.set(sum(len(ctx.sites_by_partition[p]) for p in partitions))
+        for p in partitions - ctx.caught_up:
+            if await _caught_up(app, ctx, p):
+                ctx.caught_up.add(p)
+        sites = [site for p in sorted(partitions & ctx.caught_up) for site in ctx.sites_by_partition[p]]
         await emit.transitions(ctx.states.tick(sites, now))
         for p in sorted(partitions):
             if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
@@ -50,6 +54,28 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         ctx.history.stop(timeout=5.0)
 
     app.on_before_shutdown.connect(stop_history)
+
+
+async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool:
+    """Has the worker read partition `partition` of both input topics up to their end?
+
+    Timers start on a partition only then: the engine starts a never-seen sensor's stale timer at its
+    first evaluation and ignores readings older than that, so ticking before the backlog is read would
+    discard the backlog's readings.
+    """
+    for topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
+        tp = TP(topic, partition)
+        try:
+            high = app.consumer.highwater(tp)
+        except Exception:  # no fetch yet
+            return False
+        if high is None:
+            return False
+        done = ctx.processed.get((topic, partition))
+        position = done + 1 if done is not None else await app.consumer.position(tp)
+        if position is None or position < high:
+            return False
+    return True
 
 
 def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[int], now: float) -> None:

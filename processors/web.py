@@ -27,7 +27,7 @@ def _level(t: Transition | None) -> dict[str, Any]:
 
 
 def site_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
-    open_levels = ctx.states.open_levels(site) if site in ctx.states.slots else _stored_open(ctx, site)
+    open_levels = ctx.states.open_levels(site)
     units = [
         {"unit": entity, **_level(t)} for (etype, entity), t in sorted(open_levels.items()) if etype == "unit"
     ]
@@ -42,13 +42,9 @@ def site_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
 
 
 def alarms_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
-    open_levels = ctx.states.open_levels(site) if site in ctx.states.slots else _stored_open(ctx, site)
+    open_levels = ctx.states.open_levels(site)
     alarms = sorted((t for (etype, _), t in open_levels.items() if etype == "sensor"), key=lambda t: -t.at)
     return {"site": site, "alarms": [asdict(t) for t in alarms]}
-
-
-def _stored_open(ctx: WorkerContext, site: str) -> dict[tuple[str, str], Transition]:
-    return ctx.states.slot(site).open  # restores the site's snapshot from the table
 
 
 def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:

@@ -8,6 +8,7 @@ worker touches it after an assignment, so a moved partition continues from its l
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,10 @@ from riskwatch.wire.transitions import Transition
 
 log = logging.getLogger(__name__)
 
-NORMAL = "normal"  # the label of both Colour.NORMAL and AlarmState.NORMAL
+NORMAL = "normal"
+# A site started by a timer starts its sensors' stale timers this long before `now`: the engine ignores
+# readings older than a sensor's start, and readings reach the worker a little after their event time.
+TIMER_START_LEAD_S = 30.0  # the label of both Colour.NORMAL and AlarmState.NORMAL
 EntityKey = tuple[str, str]  # (entity_type, entity)
 
 
@@ -47,20 +51,24 @@ class SiteStates:
         self._models: dict[str, Any] = {}
         self.restore_failures = 0
 
-    def slot(self, site: str) -> SiteSlot:
+    def slot(self, site: str, start: float | None = None) -> SiteSlot:
+        """The site's live state, restored from its snapshot or started fresh at `start` (default: now)."""
         slot = self.slots.get(site)
         if slot is None:
-            slot = self.slots[site] = self._restore(site)
+            slot = self.slots[site] = self._restore(site, start)
         return slot
 
     def evaluate(self, site: str, readings: Readings, now: float) -> list[Transition]:
-        slot = self.slot(site)
+        # A fresh state starts its stale timers at the batch's first reading, not at `now`: the engine
+        # ignores readings older than a sensor's start, and a backlog's readings are older than now.
+        start = float(readings.ts.min()) if len(readings) else now
+        slot = self.slot(site, min(start, now))
         slot.state, out = self.engine.evaluate(slot.model, slot.state, readings, now)
         slot.dirty = True
         return self._record(slot, out)
 
     def apply_gateway(self, site: str, records: Sequence[GatewayRecord], now: float) -> list[Transition]:
-        slot = self.slot(site)
+        slot = self.slot(site, min([now, *(r.t for r in records if r.t is not None)]))
         slot.state, out = self.engine.apply_gateway(slot.model, slot.state, records, now)
         slot.dirty = True
         return self._record(slot, out)
@@ -70,7 +78,7 @@ class SiteStates:
         batch = empty if empty is not None else Readings.empty()
         out: list[Transition] = []
         for site in sites:
-            slot = self.slot(site)
+            slot = self.slot(site, now - TIMER_START_LEAD_S)
             slot.state, found = self.engine.evaluate(slot.model, slot.state, batch, now)
             if found:
                 slot.dirty = True
@@ -93,9 +101,23 @@ class SiteStates:
         for site in sites:
             self.slots.pop(site, None)
 
+    def compile_all(self) -> None:
+        """Compile every site's model up front, so the first batch of a site does not pay for it."""
+        for site in self.index.site_ids:
+            self._model(site)
+
     def open_levels(self, site: str) -> dict[EntityKey, Transition]:
+        """The site's non-normal levels: live if loaded, else from its stored snapshot (not loading it)."""
         slot = self.slots.get(site)
-        return dict(slot.open) if slot else {}
+        if slot is not None:
+            return dict(slot.open)
+        raw = self.load(site)
+        if raw is None:
+            return {}
+        try:
+            return {(t.entity_type, t.entity): t for t in SiteSnapshot.from_bytes(raw).open}
+        except SnapshotError:
+            return {}
 
     def _model(self, site: str) -> Any:
         model = self._models.get(site)
@@ -103,7 +125,7 @@ class SiteStates:
             model = self._models[site] = self.engine.compile_model(self.index.sub_registry(site))
         return model
 
-    def _restore(self, site: str) -> SiteSlot:
+    def _restore(self, site: str, start: float | None) -> SiteSlot:
         model = self._model(site)
         raw = self.load(site)
         if raw is not None:
@@ -115,7 +137,7 @@ class SiteStates:
                 # A snapshot from an incompatible build: start fresh rather than stop the worker.
                 self.restore_failures += 1
                 log.error("site %s: snapshot not restorable (%s); starting from the initial state", site, exc)
-        return SiteSlot(site, model, self.engine.initial(model))
+        return SiteSlot(site, model, self.engine.initial(model, start if start is not None else time.time()))
 
     def _record(self, slot: SiteSlot, transitions: list[Transition]) -> list[Transition]:
         kept = [t for t in transitions if t.entity_type != "region"]

@@ -21,7 +21,7 @@ from riskwatch.wire.transitions import Transition
 
 REPO = Path(__file__).resolve().parents[3]
 STALE_S = 8
-ENGINE = "tests.unit.processors.fake_engine"
+ENGINE = "processors.engine"
 
 REGISTRY_YAML = """
 version: 1
@@ -68,7 +68,7 @@ def batch(registry: Registry, site: str, values: dict[str, float], ts: float, se
     readings = Readings.of(
         [registry.sensors[i].index for i in ids], [values[i] for i in ids], [ts] * len(ids)
     )
-    return encode(site, registry.fingerprint, [(f"{site}-GW", seq)], readings, registry.sensor_ids)
+    return encode(site, registry.fingerprint, [(f"{site}-GW", seq, len(ids))], readings, registry.sensor_ids)
 
 
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
@@ -190,17 +190,22 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def drain(bootstrap: str, names: list[str], quiet_s: float, timeout: float) -> list[Transition]:
-    """All records of `names` from the start, once none has arrived for `quiet_s` seconds."""
+def drain(
+    bootstrap: str, names: list[str], quiet_s: float, timeout: float, first_s: float = 60
+) -> list[Transition]:
+    """All records of `names` from the start, once none has arrived for `quiet_s` seconds (after the
+    first, which may take up to `first_s`: a worker takes a few seconds to start)."""
     consumer = KafkaConsumer(
         *names, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=250
     )
     out: list[Transition] = []
-    last = time.time()
+    last = time.time() + first_s - quiet_s
     end = time.time() + timeout
     try:
         while time.time() < end and time.time() - last < quiet_s:
             for record in consumer:
+                if not out:
+                    last = time.time()
                 out.append(Transition.from_bytes(record.value))
                 last = time.time()
     finally:

@@ -49,7 +49,7 @@ def wait_for(pred, timeout: float, every: float = 0.5):  # type: ignore[no-untyp
 def test_set_point_crossings_give_transitions_history_and_views(
     stack, topics: Topics, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    reg_path, reg = write_registry(tmp_path)
+    reg_path, reg = write_registry(tmp_path, stale_s=3600)
     now = time.time()
     old = (now // 60 - 2) * 60 + 5.0  # a finished minute, so its aggregate is written at once
     produce(
@@ -88,8 +88,10 @@ def test_set_point_crossings_give_transitions_history_and_views(
         )
         site = next(t for t in warnings if t.entity == "S1")
         region = next(t for t in warnings if t.entity == "RA")
-        assert (site.new, site.key, site.region) == ("yellow", b"S1", "RA")
-        assert (region.new, region.counts, region.key) == ("yellow", {"yellow": 1}, b"RA")
+        # DOMAIN.md DEFAULT rules: any flammable gas L2 makes its hazard source, hence its site, orange.
+        assert (site.new, site.key, site.region, site.cause.rule) == ("orange", b"S1", "RA", "gas_l2")
+        assert [i.sensor for i in site.cause.items] == ["S1-G2"]
+        assert (region.new, region.counts, region.key) == ("orange", {"orange": 1}, b"RA")
         (dead,) = [
             DeadLetter.from_bytes(r)
             for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 20, 1)
@@ -98,11 +100,12 @@ def test_set_point_crossings_give_transitions_history_and_views(
 
         base = f"http://127.0.0.1:{worker.web_port}"
         doc = json.load(urllib.request.urlopen(f"{base}/site/S1/"))
-        assert (doc["colour"], doc["open_alarms"], doc["transition_id"]) == ("yellow", 1, site.id)
+        assert (doc["colour"], doc["open_alarms"], doc["transition_id"]) == ("orange", 1, site.id)
+        assert [(u["unit"], u["colour"]) for u in doc["units"]] == [("S1-U1", "orange")]
         alarms_doc = json.load(urllib.request.urlopen(f"{base}/site/S1/alarms/"))
         assert [a["entity"] for a in alarms_doc["alarms"]] == ["S1-G2"]
         region_doc = json.load(urllib.request.urlopen(f"{base}/region/RA/"))
-        assert (region_doc["colour"], region_doc["sites"]) == ("yellow", {"S1": "yellow"})
+        assert (region_doc["colour"], region_doc["sites"]) == ("orange", {"S1": "orange"})
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
         assert "riskwatch_readings_total 5.0" in metrics
         assert 'riskwatch_deadletters_total{reason="batch_decode"} 1.0' in metrics
@@ -131,10 +134,19 @@ def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_pa
     worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1")
     try:
         sent = time.time()
-        produce(stack.kafka_bootstrap, topics.telemetry, [(b"S3", batch(reg, "S3", {"S3-G1": 1.0}, sent))])
-        stale = read_transitions(stack.kafka_bootstrap, topics.alarms, sent + 60, want=1)
-        assert [(t.entity, t.new) for t in stale] == [("S3-G1", "stale")], worker.output()
-        assert stale[0].at >= sent + STALE_S - 0.01
+        values = {"S3-G1": 1.0, "S3-G2": 2.0, "S3-G3": 3.0}
+        produce(stack.kafka_bootstrap, topics.telemetry, [(b"S3", batch(reg, "S3", values, sent))])
+        stale = read_transitions(
+            stack.kafka_bootstrap,
+            topics.alarms,
+            sent + 60,
+            done=lambda ts: sum(t.site == "S3" for t in ts) >= 3,
+        )
+        s3 = [t for t in stale if t.site == "S3"]
+        assert sorted((t.entity, t.new) for t in s3) == [(s, "stale") for s in values], worker.output()
+        assert all(
+            t.at == sent + STALE_S for t in s3
+        )  # at its timeout after the last reading, no input since
     finally:
         worker.stop()
 
@@ -145,10 +157,10 @@ def test_influxdb_outage_loses_no_transition_from_history(stack, topics: Topics,
     reg_path, reg = write_registry(tmp_path, stale_s=3600)
     worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1", influx=True)
     services = Stack(stack.home)
-    now = time.time()
     try:
         time.sleep(5)
         services.stop_service("influxdb")
+        now = time.time()
         try:
             produce(
                 stack.kafka_bootstrap,

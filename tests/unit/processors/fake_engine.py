@@ -54,7 +54,7 @@ class EngineState:
     colour: int
 
     @classmethod
-    def initial(cls, model: FakeModel) -> EngineState:
+    def initial(cls, model: FakeModel, now: float | None = None) -> EngineState:
         n = len(model.ids)
         return cls(np.zeros(n, np.int8), np.full(n, np.nan), np.full(n, np.nan), 0)
 

@@ -13,7 +13,7 @@ def _batch(registry, site, ids, values, fingerprint=None, with_ids=True):  # typ
     return encode(
         site,
         fingerprint or registry.fingerprint,
-        [("gw", 1)],
+        [("gw", 1, len(ids))],
         readings,
         registry.sensor_ids if with_ids else None,
     )
