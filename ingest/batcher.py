@@ -39,9 +39,14 @@ class SiteBatcher(Generic[T]):
     """Not thread-safe: owned by the bridge's worker thread."""
 
     def __init__(
-        self, fingerprint: str, sensor_ids: tuple[str, ...], max_readings: int, linger_s: float
+        self,
+        fingerprint: str,
+        sensor_ids: tuple[str, ...],
+        max_readings: int,
+        linger_s: float,
+        compress: bool = False,
     ) -> None:
-        self.fingerprint, self.sensor_ids = fingerprint, sensor_ids
+        self.fingerprint, self.sensor_ids, self.compress = fingerprint, sensor_ids, compress
         self.max_readings, self.linger_s = max_readings, linger_s
         self._open: dict[str, _Open[T]] = {}
 
@@ -77,5 +82,5 @@ class SiteBatcher(Generic[T]):
             if len(parts) == 1
             else Readings(*(np.concatenate(col) for col in zip(*parts, strict=True)))
         )
-        value = encode(site, self.fingerprint, b.sources, readings, self.sensor_ids)
+        value = encode(site, self.fingerprint, b.sources, readings, self.sensor_ids, self.compress)
         return Cut(site.encode(), value, b.tokens, b.count)

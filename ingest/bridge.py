@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ingest.acks import AckTracker, Pending
 from ingest.batcher import Cut, SiteBatcher
@@ -31,7 +31,7 @@ _IDLE_WAIT_S = 0.5
 _ACK_POLL_S = 0.002  # while acknowledgements are pending
 
 
-class Acker:
+class Acker(Protocol):
     """Where PUBACKs go (the MQTT source); a protocol so the worker can be driven without a broker."""
 
     def ack(self, mid: int, qos: int) -> None: ...
@@ -50,12 +50,13 @@ class Worker:
         validator_options: dict[str, Any],
         batch_max_readings: int,
         batch_linger_s: float,
+        compress: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         table = SensorTable.from_registry(registry)
         self.validator = Validator(table, **validator_options)
         self.batcher: SiteBatcher[Pending] = SiteBatcher(
-            table.fingerprint, table.ids, batch_max_readings, batch_linger_s
+            table.fingerprint, table.ids, batch_max_readings, batch_linger_s, compress
         )
         self.topics, self.sink, self.acker, self.metrics, self.clock = topics, sink, acker, metrics, clock
         self.tracker = AckTracker()

@@ -18,7 +18,12 @@ _DEFAULTS = {f.name: f.default for f in fields(BridgeSettings)}
 
 def configure(parser: argparse.ArgumentParser) -> None:
     d = _DEFAULTS
-    parser.add_argument("--registry", type=Path, required=True, help="site registry file (YAML)")
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        required=True,
+        help="site registry file (YAML, or JSON for big generated ones)",
+    )
     parser.add_argument("--mqtt-host", default=d["mqtt_host"])
     parser.add_argument("--mqtt-port", type=int, default=d["mqtt_port"])
     parser.add_argument("--mqtt-user", default=d["mqtt_user"])
@@ -34,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="MQTT client id; keep it stable across restarts "
         "(the persistent session is found by it); default riskwatch-bridge-HOSTNAME",
     )
+    parser.add_argument(
+        "--session-expiry-s",
+        type=int,
+        default=d["session_expiry_s"],
+        help="how long the broker keeps queueing for a stopped bridge (default 7 days)",
+    )
     parser.add_argument("--share-group", default=d["share_group"], help="bridges in one group split the load")
     parser.add_argument(
         "--kafka", dest="kafka_bootstrap", default=d["kafka_bootstrap"], help="Kafka bootstrap"
@@ -45,6 +56,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-host", default=d["metrics_host"])
     parser.add_argument(
         "--compression", default=d["compression"], choices=["gzip", "lz4", "zstd", "snappy", "none"]
+    )
+    parser.add_argument(
+        "--codec-compression",
+        action=argparse.BooleanOptionalAction,
+        default=d["codec_compression"],
+        help="zlib-compress batch bodies (default on)",
     )
     parser.add_argument("--batch-max-readings", type=int, default=d["batch_max_readings"])
     parser.add_argument("--batch-linger-ms", type=float, default=d["batch_linger_s"] * 1000)
@@ -62,6 +79,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         mqtt_password=environ.get(args.mqtt_password_env, ""),
         mqtt_client_id=args.client_id or default_client_id(),
         share_group=args.share_group,
+        session_expiry_s=args.session_expiry_s,
         kafka_bootstrap=args.kafka_bootstrap,
         topic_prefix=args.topic_prefix,
         spool_dir=args.spool_dir,
@@ -69,6 +87,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         compression=args.compression,
+        codec_compression=args.codec_compression,
         batch_max_readings=args.batch_max_readings,
         batch_linger_s=args.batch_linger_ms / 1000,
         future_tolerance_s=args.future_tolerance_s,

@@ -92,7 +92,11 @@ class MqttSource:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            log.error("MQTT broker refused the bridge: %s", reason)
+            log.error(
+                "MQTT broker refused the bridge: %s (check --mqtt-user and the password variable "
+                "named by --mqtt-password-env); retrying",
+                reason,
+            )
             return
         self.connected = True
         self.metrics.mqtt_connected.set(1)

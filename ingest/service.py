@@ -40,6 +40,7 @@ def make_producer(settings: BridgeSettings) -> Any:
         max_block_ms=2000,  # a blocked send stalls the worker; beyond this the record is spooled
         retry_backoff_ms=200,
         reconnect_backoff_max_ms=2000,
+        bootstrap_timeout_ms=5000,  # Kafka down at start: spool after 5 s rather than 30
     )
 
 
@@ -75,6 +76,7 @@ class BridgeService:
             },
             settings.batch_max_readings,
             settings.batch_linger_s,
+            settings.codec_compression,
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(

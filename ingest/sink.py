@@ -183,6 +183,14 @@ class KafkaSink:
         backoff = 0
         while True:
             self._expire_flights()
+            if self._spooling and not self._stop and self.spool.empty() and not self._to_spool:
+                try:  # outside the lock: building a producer waits for Kafka's bootstrap
+                    self._ensure_producer()
+                except Exception as exc:
+                    log.info("Kafka still not answering: %s", exc)
+                    with self._cond:
+                        self._cond.wait(_BACKOFF_S[-1])
+                    continue
             with self._cond:
                 if not self._stop and not self._to_spool and self.spool.empty():
                     if self._spooling:  # everything replayed and nothing waiting: straight to Kafka again
@@ -219,11 +227,8 @@ class KafkaSink:
         if segment is None:
             return True
         try:
-            if self._fresh_producer_needed or self.producer is None:
-                self._close_producer(0)
-                self.producer = self.producer_factory()
-                self._fresh_producer_needed = False
-            futures = [self.producer.send(r.topic, value=r.value, key=r.key) for r in segment.records]
+            producer = self._ensure_producer()
+            futures = [producer.send(r.topic, value=r.value, key=r.key) for r in segment.records]
             deadline = self.clock() + self.delivery_timeout_s
             for future in futures:
                 future.get(timeout=max(0.1, deadline - self.clock()))
@@ -236,6 +241,13 @@ class KafkaSink:
         self._update_gauges()
         log.info("replayed %d spooled records from %s", len(segment.records), segment.path.name)
         return True
+
+    def _ensure_producer(self) -> ProducerLike:
+        if self._fresh_producer_needed or self.producer is None:
+            self._close_producer(0)
+            self.producer = self.producer_factory()
+            self._fresh_producer_needed = False
+        return self.producer
 
     def _update_gauges(self) -> None:
         self.metrics.spool_bytes.set(self.spool.bytes)

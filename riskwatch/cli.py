@@ -27,7 +27,6 @@ COMMANDS: dict[str, Command] = {
     "stack": Command(
         "deploy.stack.cli", "provision, start, check, stop the local Kafka, Mosquitto, InfluxDB"
     ),
-    "smoke": Command("deploy.smoke", "publish readings over MQTT and follow them into Kafka and InfluxDB"),
     "config": Command("riskwatch.registry.cli", "check a site registry file"),
     "bridge": Command("ingest.cli", "run the MQTT -> Kafka ingest bridge"),
     "worker": Command("processors.cli", "run the Faust warning worker"),

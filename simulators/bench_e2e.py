@@ -143,7 +143,11 @@ def _red_at(unit: str, seen: list[tuple[float, Any]], after: float) -> tuple[flo
 def _all_warned(incidents: list[Any], seen: list[tuple[float, Any]], receiver: WebhookReceiver) -> bool:
     units = {unit for _, unit, _ in incidents}
     got = {t.entity for _, t in seen if t.new == "red"}
-    alerted = {site for site, _, _ in incidents if any(d.mentions(site) for d in receiver.unique())}
+    alerted = {
+        site
+        for site, _, _ in incidents
+        if any(d.colour == "red" and d.mentions(site) for d in receiver.unique())
+    }
     return units <= got and len(alerted) == len(incidents)
 
 
@@ -156,7 +160,9 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
             continue
         arrived, at = hit
         warn_lat.append(arrived - at)
-        deliveries = [d.at for d in receiver.unique() if d.mentions(site) and d.at >= at]
+        deliveries = [
+            d.at for d in receiver.unique() if d.colour == "red" and d.mentions(site) and d.at >= at
+        ]
         if deliveries:
             alert_lat.append(min(deliveries) - at)
     w = np.array(warn_lat) if warn_lat else np.array([np.nan])
@@ -165,7 +171,7 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
         "readings_per_s": round(result.readings_per_s, 1),
         "baseline_readings_per_s": TARGET_READINGS_PER_S,
         "ratio": round(result.readings_per_s / TARGET_READINGS_PER_S, 4),
-        "offered_readings_per_s": round(result.sent / max(result.elapsed_s, 1e-9), 1),
+        "offered_readings_per_s": round(result.sent / max(result.publish_s, 1e-9), 1),
         "sent": result.sent,
         "acked": result.acked,
         "received": result.received,
@@ -183,7 +189,8 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
         "telemetry_latency_p50_s": round(result.latency_p50_s, 4),
         "telemetry_latency_p99_s": round(result.latency_p99_s, 4),
         "telemetry_latency_max_s": round(result.latency_max_s, 4),
-        "duration_s": result.elapsed_s,
+        "duration_s": result.publish_s,
+        "elapsed_s": round(result.elapsed_s, 2),
     }
 
 

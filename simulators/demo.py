@@ -189,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ndemo: Ctrl-C, stopping everything ...", flush=True)
     finally:
+        ran_s = time.time() - state.started if state is not None else 0.0
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
         demo.stop.set()
         if player is not None:
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     if state is None:
         return 1
-    for line in summary(state):
+    for line in summary(state, ran_s):
         print(line)
     if demo.records:
         # Judge the first round against the script's expectations (offsets from that round's start).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,10 @@ class GatewayClient:
         self.sent_readings = 0
         self.acked_readings = 0
         self._pending: dict[int, int] = {}  # mid -> readings in that message
+        # PUBACKs arrive on paho's thread while paho holds its own mutex: the callback only appends here
+        # (lock-free), and the publishing side settles them under `_lock`. Taking `_lock` in the callback
+        # would deadlock against publish(), which takes paho's mutex while we hold `_lock`.
+        self._acked_mids: deque[int] = deque()
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._on_acked = on_acked
@@ -91,11 +96,16 @@ class GatewayClient:
         self._connected.clear()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        with self._lock:
-            n = self._pending.pop(mid, 0)
-            self.acked_readings += n
-        if n and self._on_acked is not None:
-            self._on_acked(n)
+        self._acked_mids.append(mid)
+
+    def _settle_acks(self) -> None:
+        """Count the acknowledged messages; called with `_lock` held, never from paho's thread."""
+        acked = 0
+        while self._acked_mids:
+            acked += self._pending.pop(self._acked_mids.popleft(), 0)
+        self.acked_readings += acked
+        if acked and self._on_acked is not None:
+            self._on_acked(acked)
 
     # -- the gateway's life ------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> None:
@@ -124,10 +134,11 @@ class GatewayClient:
         """Publish already-built reading rows as one telemetry message; returns its seq."""
         self.seq += 1
         payload = telemetry_payload(self.gateway, self.seq, rows)
-        with self._lock:  # register before publishing: the PUBACK may beat publish()'s return
+        with self._lock:  # register before settling: the PUBACK may beat publish()'s return
             info = self.client.publish(self.topic("telemetry"), payload, qos=QOS)
             self._pending[info.mid] = len(rows)
             self.sent_readings += len(rows)
+            self._settle_acks()
         return self.seq
 
     def publish_events(self, events: Sequence[PlantEvent], targets: dict[str, str] | None = None) -> None:
@@ -144,6 +155,7 @@ class GatewayClient:
     @property
     def in_flight(self) -> int:
         with self._lock:
+            self._settle_acks()
             return len(self._pending)
 
     def wait_acked(self, timeout: float) -> bool:

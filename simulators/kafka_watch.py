@@ -70,6 +70,7 @@ class TelemetryCounter:
         self.reader, self.clock = reader, clock
         self.sites = None if sites is None else frozenset(sites)  # count only these sites' batches
         self.other_sites = 0
+        self.last_arrival = 0.0  # wall time the last counted reading arrived
         self.seen: set[tuple[str, int]] = set()
         self.readings = 0
         self.duplicates = 0
@@ -102,6 +103,8 @@ class TelemetryCounter:
             self.histogram.add(latency)
             self.window.add(latency)
             new += int(keep.sum())
+            if keep.any():
+                self.last_arrival = now
         self.readings += new
         return new
 

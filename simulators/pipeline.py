@@ -22,7 +22,7 @@ from typing import Any
 
 from simulators.sensors import SimulatorError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(os.path.abspath(__file__)).parents[1]  # the checkout the services run from (cwd)
 STOP_GRACE_S = 20.0
 
 

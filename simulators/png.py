@@ -135,6 +135,8 @@ def _fmt(v: float) -> str:
         return f"{v / 1e6:.1f}m"
     if abs(v) >= 1e4:
         return f"{v / 1e3:.0f}k"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:.1f}k"
     return f"{v:.3g}"
 
 
@@ -164,7 +166,7 @@ def plot(path: Path, panels: Sequence[Panel], width: int = 900, panel_height: in
 
         for m in panel.markers:
             canvas.line(sx(m), top, sx(m), bottom, GREY)
-        lx = left + 200
+        lx = left + 8 * len(panel.title) + 30  # legend after the title
         for s in panel.series:
             pts = [(sx(x), sy(y)) for x, y in zip(s.x, s.y, strict=True)]
             for (x0, y0), (x1, y1) in itertools.pairwise(pts):

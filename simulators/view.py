@@ -116,9 +116,9 @@ def render(state: DemoState) -> Group:
     return Group(head, sites, recent, alerts, script, Text("Ctrl-C stops everything", style="dim"))
 
 
-def summary(state: DemoState) -> list[str]:
+def summary(state: DemoState, ran_s: float) -> list[str]:
     lines = [
-        f"ran {time.time() - state.started:.0f} s; {state.readings_total:,} readings reached Kafka",
+        f"ran {ran_s:.0f} s; {state.readings_total:,} readings reached Kafka",
         "warnings by colour: "
         + (", ".join(f"{c} {n}" for c, n in sorted(state.warnings_by_colour.items())) or "none"),
         f"alerts delivered to the webhook: {state.alerts_total}",

@@ -7,6 +7,7 @@ its own topic prefix, so tests never see each other's records.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,11 +31,17 @@ def stack(stack_home: Path) -> Iterator[object]:
     from deploy.stack.settings import StackSettings
 
     local = Stack(stack_home, settings=StackSettings.create())
+    # A CI time-out or `kill` sends SIGTERM: turn it into KeyboardInterrupt so the stack is still stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         local.up(topics=())
         yield local.info()
     finally:
         local.down()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture

@@ -4,13 +4,15 @@
     state = EngineState.initial(model)
     state, transitions = evaluate(model, state, readings, now, events=[Event("valve_closed", "K1", t)])
 
-`evaluate` updates `state` in place and returns it with the alarm/warning transitions (changes only).
+`rw.gateway` records go through `apply_gateway(model, state, records, now)` (or pass `Event`s to
+`evaluate`). `evaluate` updates `state` in place and returns it with the alarm/warning transitions (changes only).
 Use `evaluate_detailed` to also get rejected readings/events and the out-of-order count. Call it with
 `Readings.empty()` on a timer so stale sensors and delays are evaluated on `now`. See docs/engine.md.
 """
 
 from processors.engine.evaluation import Outcome, evaluate, evaluate_detailed
 from processors.engine.events import EVENT_KINDS, Event, EventKind, Reject
+from processors.engine.gateway import apply_events, apply_gateway, events_from_gateway
 from processors.engine.model import EngineModel, compile_model
 from processors.engine.state import EngineState
 
@@ -22,7 +24,10 @@ __all__ = [
     "EventKind",
     "Outcome",
     "Reject",
+    "apply_events",
+    "apply_gateway",
     "compile_model",
     "evaluate",
     "evaluate_detailed",
+    "events_from_gateway",
 ]

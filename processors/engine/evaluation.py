@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.engine.causes import region_transition, sensor_transitions, site_transition, unit_transition
-from processors.engine.events import Event, Reject, apply_events
+from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
 from processors.engine.rules import evaluate_units
 from processors.engine.sensors import Emits, advance, apply_round, timer_due
@@ -63,7 +63,7 @@ def evaluate_detailed(
             s[key][unseen] = now
         state.primed = True
     em = Emits()
-    touched_units, rejects = apply_events(model, state, events, em) if events else ([], [])
+    touched_units, rejects = apply_event_list(model, state, events, em) if events else ([], [])
     out_of_order = _readings(model, state, batch, em, rejects) if len(batch) else 0
     _timers(model, state, now, em)
     if em.chatter:  # chattering that started outside a reading (stale, gateway offline) must end on time
@@ -80,7 +80,7 @@ def evaluate_detailed(
     if now >= state.unit_due:
         state.unit_due = float(u["due"].min()) if u["due"].size else np.inf
     state.out_of_order += out_of_order
-    state.rejected += sum(1 for r in rejects if r.source == "reading")
+    state.rejected += len(rejects)
     state.evaluations += 1
     return Outcome(state, transitions, rejects, out_of_order)
 
@@ -90,6 +90,8 @@ def _readings(
 ) -> int:
     s = state.sensor
     sensor, value, ts, quality = batch
+    if not sensor.shape[0] == value.shape[0] == ts.shape[0] == quality.shape[0]:
+        raise ValueError("malformed Readings: sensor, value, ts and quality must have the same length")
     n = model.n_sensors
     valid = (sensor >= 0) & (sensor < n) & np.isfinite(ts)
     if np.count_nonzero(valid) != valid.size:
@@ -143,6 +145,12 @@ def _timers(model: EngineModel, state: EngineState, now: float, em: Emits) -> No
         w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
         if w.size:
             advance(model, s, w, np.full(w.size, now), em)
+            # a stale sensor whose pending level was just committed is live again: it can go stale anew
+            live = w[s["code"][w] != STALE]
+            if live.size:
+                state.stale_due = min(
+                    state.stale_due, float((s["last_ts"][live] + model.stale_after[live]).min())
+                )
             w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
         state.watch = w.astype(np.int32)
         state.watch_due = float(timer_due(model, s, w).min()) if w.size else np.inf

@@ -19,7 +19,7 @@ EventKind = Literal[
     "gateway_offline",
     "gateway_online",
     "valve_closed",  # the kiln's emergency cut-off valve confirmed closed
-    "valve_open",
+    "valve_opened",
     "interlock_bypassed",
     "interlock_restored",
     "maintenance_on",
@@ -50,7 +50,7 @@ class Reject(NamedTuple):
     reason: str
 
 
-def apply_events(
+def apply_event_list(
     model: EngineModel, state: EngineState, events: list[Event] | tuple[Event, ...], em: Emits
 ) -> tuple[list[int], list[Reject]]:
     """Apply events in order; returns the units they touch and the events rejected (with why)."""
@@ -81,7 +81,7 @@ def apply_events(
             continue
         if ev.kind == "valve_closed":
             u["valve_closed_at"][unit] = min(u["valve_closed_at"][unit], ev.at)
-        elif ev.kind == "valve_open":
+        elif ev.kind == "valve_opened":
             u["valve_closed_at"][unit] = np.inf
         else:
             name, value = _UNIT_FLAGS[ev.kind]

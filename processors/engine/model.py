@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from riskwatch.levels import AlarmState, Colour
+from riskwatch.levels import AlarmState
 from riskwatch.registry import Registry, Rule
 from riskwatch.registry.types import TYPES
 
@@ -89,8 +89,8 @@ class EngineModel:
     banded: npt.NDArray[np.int8]
     bounds: F64  # (N, 8): high set points 1..4, then minus the low set points 1..4 (one >= test for both)
     holds: F64  # (N, 8): the same a deadband closer (where a held level is kept)
-    quiet_below: F64  # min(first high set point - deadband, range high): below it no high level holds
-    quiet_above: F64  # max(first low set point + deadband, range low)
+    keep_lo: F64  # (N, 9): keep band (see keep_band) of codes -4..4, precomputed: changes only look it up
+    keep_hi: F64
     group: npt.NDArray[np.int8]
     quantity: npt.NDArray[np.int8]
     role: npt.NDArray[np.int8]
@@ -127,6 +127,19 @@ class EngineModel:
         if -4 <= code <= -1:
             return float(self.low[sensor, -code - 1])
         return None
+
+
+def keep_bands(
+    model: EngineModel, idx: npt.NDArray[np.integer], codes: npt.NDArray[np.integer]
+) -> tuple[F64, F64]:
+    """Precomputed keep bands of `codes` for sensors `idx` (empty for FAULT and STALE)."""
+    c = codes.astype(np.intp)
+    level = np.abs(c) <= 4
+    col = np.where(level, c + 4, 4)
+    lo, hi = model.keep_lo[idx, col], model.keep_hi[idx, col]
+    if np.count_nonzero(level) != level.size:
+        lo, hi = np.where(level, lo, np.inf), np.where(level, hi, -np.inf)
+    return lo, hi
 
 
 def keep_band(
@@ -243,7 +256,7 @@ def compile_model(registry: Registry) -> EngineModel:
     unit_rule_set = np.fromiter(
         (set_by_name[registry.sites[u.site].rule_set] for u in registry.units.values()), np.int32
     )
-    return EngineModel(
+    model = EngineModel(
         fingerprint=registry.fingerprint,
         sensor_ids=registry.sensor_ids,
         unit_ids=tuple(registry.units),
@@ -262,8 +275,8 @@ def compile_model(registry: Registry) -> EngineModel:
         range_high=col("range_high", np.float64),
         bounds=np.hstack([high, -low]),
         holds=np.hstack([high - deadband[:, None], -(low + deadband[:, None])]),
-        quiet_below=np.minimum(high[:, 0] - deadband, col("range_high", np.float64)),
-        quiet_above=np.maximum(low[:, 0] + deadband, col("range_low", np.float64)),
+        keep_lo=np.zeros((0, 9)),  # filled below, keep_band needs the other arrays
+        keep_hi=np.zeros((0, 9)),
         banded=np.fromiter((s.bands is not None for s in sensors), np.int8, count=n),
         group=np.fromiter((group_index[s.group] for s in sensors), np.int8, count=n),
         quantity=np.fromiter((quantity_index[s.quantity] for s in sensors), np.int8, count=n),
@@ -281,7 +294,8 @@ def compile_model(registry: Registry) -> EngineModel:
         unit_index=unit_index,
         gateway_index=gateway_index,
     )
-
-
-def colour_label(value: int) -> str:
-    return Colour(value).label
+    every = np.arange(n)
+    bands = [keep_band(model, every, np.full(n, code)) for code in range(-4, 5)]
+    object.__setattr__(model, "keep_lo", np.stack([b[0] for b in bands], axis=1))
+    object.__setattr__(model, "keep_hi", np.stack([b[1] for b in bands], axis=1))
+    return model

@@ -330,7 +330,7 @@ class ReferenceEngine(RollUp):
         f = self.flags[ev.target]
         if ev.kind == "valve_closed":
             f["valve"] = min(f["valve"], ev.at)
-        elif ev.kind == "valve_open":
+        elif ev.kind == "valve_opened":
             f["valve"] = math.inf
         else:
             name = "bypassed" if "interlock" in ev.kind else "maintenance"

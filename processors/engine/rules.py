@@ -45,6 +45,10 @@ class Members(NamedTuple):
 
 
 def members_of(model: EngineModel, units: Arr) -> Members:
+    if units.size == 1:  # the usual case: one unit touched, its sensors are one slice
+        u = int(units[0])
+        sensors = model.unit_members[model.unit_ptr[u] : model.unit_ptr[u + 1]]
+        return Members(sensors, np.zeros(sensors.size, np.intp))
     starts = model.unit_ptr[units]
     lens = model.unit_ptr[units + 1] - starts
     total = int(lens.sum())

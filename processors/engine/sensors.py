@@ -31,7 +31,7 @@ from processors.engine.model import (
     STALE,
     STATE_LUT,
     EngineModel,
-    keep_band,
+    keep_bands,
 )
 
 # Reasons recorded with a sensor transition (Cause.rule).
@@ -101,7 +101,7 @@ def change(
     code[idx] = new
     s["cand"][idx] = new
     s["since"][idx] = at
-    s["keep_lo"][idx], s["keep_hi"][idx] = keep_band(model, idx, new)
+    s["keep_lo"][idx], s["keep_hi"][idx] = keep_bands(model, idx, new)
     chat_before = s["chat"][idx] != 0
     label = old_state != new_state
     # Chattering counts on/off changes (into or out of NORMAL), not escalations such as L1 -> L2.

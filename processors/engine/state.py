@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from processors.engine.model import EngineModel, keep_band
+from processors.engine.model import EngineModel, keep_bands
 
 _MAGIC = b"RWENGINE1\n"
 
@@ -74,7 +74,7 @@ class EngineState:
             sensor[k][:] = -np.inf
         sensor["last_ts"][:] = np.nan if now is None else now
         sensor["last_value"][:] = np.nan
-        sensor["keep_lo"][:], sensor["keep_hi"][:] = keep_band(model, np.arange(n), sensor["code"])
+        sensor["keep_lo"][:], sensor["keep_hi"][:] = keep_bands(model, np.arange(n), sensor["code"])
         if now is not None:
             sensor["since"][:] = now
             sensor["usince"][:] = now
@@ -151,6 +151,11 @@ class EngineState:
             (groups[group] if key else loose)[key or group] = array
         if offset != len(raw):
             raise ValueError(f"engine state snapshot has {len(raw) - offset} trailing bytes")
+        for group, layout in (("sensor", SENSOR_ARRAYS), ("unit", UNIT_ARRAYS), ("site", SITE_ARRAYS)):
+            if set(groups[group]) != set(layout) or len({a.shape[0] for a in groups[group].values()}) > 1:
+                raise ValueError(
+                    f"engine state snapshot has another {group} layout (made by another version)"
+                )
         scalars = {k: _decode(v) for k, v in header["scalars"].items()}
         return cls(
             fingerprint=header["fingerprint"],

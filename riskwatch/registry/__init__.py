@@ -8,8 +8,9 @@ Per-type defaults (DOMAIN.md set points) live in `types.py`, warning rules as da
 """
 
 from riskwatch.registry.generate import generate, generate_dict
-from riskwatch.registry.loader import Problem, Registry, RegistryError, load_registry, registry_fingerprint
+from riskwatch.registry.loader import load_registry
 from riskwatch.registry.models import Gateway, Region, Sensor, Site, Unit
+from riskwatch.registry.registry import Problem, Registry, RegistryError, registry_fingerprint
 from riskwatch.registry.rules import DEFAULT_RULES, TAILINGS_RULES, Rule
 from riskwatch.registry.types import METHANE_BY_LOCATION, TYPES, QuantityType
 

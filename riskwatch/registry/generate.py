@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from riskwatch.registry.loader import Registry
+from riskwatch.registry.registry import Registry
 
 SENSORS_PER_UNIT = 20
 UNITS_PER_SITE = 10

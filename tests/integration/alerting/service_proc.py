@@ -49,7 +49,7 @@ def routes_doc(http_url: str, smtp_port: int, api_port: int, **route: Any) -> di
             "director": {"people": ["chen"], "channels": ["hook-director"]},
         },
         "escalation_policies": {
-            "esc": {"tiers": [{"receiver": "leader", "after": "3s"}, {"receiver": "director", "after": "3s"}]}
+            "esc": {"tiers": [{"receiver": "leader", "after": "5s"}, {"receiver": "director", "after": "5s"}]}
         },
         "sites": {"S1": {"name": "一号化工厂", "region": "R1", "industry": "hazchem"}},
         "route": {"receiver": "officer", "min_colour": "yellow", "group_wait": "0s", "group_interval": "0s",

@@ -6,10 +6,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -17,56 +18,82 @@ from paho.mqtt.enums import CallbackAPIVersion
 from deploy.stack import StackInfo, add_gateways
 from ingest.service import BridgeService
 from ingest.settings import BridgeSettings
+from riskwatch.registry import Registry, load_registry
 from riskwatch.topics import Topics
 
 
 @dataclass(frozen=True)
-class _Gateway:
-    site: str
-
-
-@dataclass(frozen=True)
-class _Sensor:
-    site: str
-    gateway: str
-    uom: str
-    index: int
-
-
-@dataclass(frozen=True)
-class TestRegistry:
-    """Same shape as riskwatch.registry.Registry, for the bridge."""
-
-    gateways: dict[str, _Gateway] = field(default_factory=dict)
-    sensors: dict[str, _Sensor] = field(default_factory=dict)
-    fingerprint: str = "fp-integration"
-
-
-@dataclass(frozen=True)
 class Plant:
-    """A unique two-site plant per test: site ids, gateway ids, sensor ids, gateway passwords."""
+    """A unique two-site plant per test, as a real registry (also written to `registry_file`).
+
+    `gw_moved` has an MQTT account at site B but the registry puts it at site A; `gw_stranger` has an
+    MQTT account at site A but is not in the registry.
+    """
 
     site_a: str
     site_b: str
     gw_a: str
     gw_b: str
+    gw_moved: str
+    gw_stranger: str
     sensors_a: tuple[str, ...]
     sensor_b: str
-    registry: TestRegistry
+    registry: Registry
+    registry_file: Path
     passwords: dict[str, str]
 
 
+def _site(site: str, gateways: list[str], unit: str, sensors: list[str]) -> dict[str, Any]:
+    return {
+        "id": site,
+        "region": "R1",
+        "name": site,
+        "industry": "hazardous_chemicals",
+        "gateways": [{"id": g} for g in gateways],
+        "units": [
+            {
+                "id": unit,
+                "kind": "tank_farm",
+                "gateway": gateways[0],
+                "sensors": [{"id": s, "type": "flammable_gas"} for s in sensors],
+            }
+        ],
+    }
+
+
 @pytest.fixture
-def plant(stack: StackInfo) -> Plant:
+def plant(stack: StackInfo, tmp_path: Path) -> Plant:
     tag = uuid.uuid4().hex[:6]
-    site_a, site_b, gw_a, gw_b = f"sa{tag}", f"sb{tag}", f"ga{tag}", f"gb{tag}"
-    sensors_a = tuple(f"pt-{tag}-{i:03d}" for i in range(50))
-    sensor_b = f"pt-{tag}-b"
-    sensors = {s: _Sensor(site_a, gw_a, "MPa", i) for i, s in enumerate(sensors_a)}
-    sensors[sensor_b] = _Sensor(site_b, gw_b, "MPa", len(sensors_a))
-    registry = TestRegistry({gw_a: _Gateway(site_a), gw_b: _Gateway(site_b)}, sensors)
-    passwords = add_gateways(stack, [(site_a, gw_a), (site_b, gw_b)])
-    return Plant(site_a, site_b, gw_a, gw_b, sensors_a, sensor_b, registry, passwords)
+    site_a, site_b = f"sa{tag}", f"sb{tag}"
+    gw_a, gw_b, gw_moved, gw_stranger = f"ga{tag}", f"gb{tag}", f"gm{tag}", f"gx{tag}"
+    sensors_a = tuple(f"gt-{tag}-{i:03d}" for i in range(50))
+    sensor_b = f"gt-{tag}-b"
+    doc = {
+        "version": 1,
+        "regions": [{"id": "R1"}],
+        "sites": [
+            _site(site_a, [gw_a, gw_moved], f"ua{tag}", list(sensors_a)),
+            _site(site_b, [gw_b], f"ub{tag}", [sensor_b]),
+        ],
+    }
+    registry_file = tmp_path / "registry.json"
+    registry_file.write_bytes(orjson.dumps(doc))
+    passwords = add_gateways(
+        stack, [(site_a, gw_a), (site_b, gw_b), (site_b, gw_moved), (site_a, gw_stranger)]
+    )
+    return Plant(
+        site_a,
+        site_b,
+        gw_a,
+        gw_b,
+        gw_moved,
+        gw_stranger,
+        sensors_a,
+        sensor_b,
+        load_registry(registry_file),
+        registry_file,
+        passwords,
+    )
 
 
 def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: Any) -> BridgeSettings:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import time
-import uuid
+import urllib.request
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from deploy.stack import StackInfo, add_gateways
+from deploy.stack import StackInfo
+from deploy.stack.process import free_port
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.gateway import GatewayRecord, events_payload, status_payload, telemetry_payload
-from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader
+from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader, wait_for
 
 
 def _readings(plant: Plant, seq: int, t0: float) -> list[dict[str, Any]]:
@@ -67,11 +67,8 @@ def test_every_reading_arrives_decoded_keyed_by_site(
 def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_going(
     stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
 ) -> None:
-    stranger = f"gx{uuid.uuid4().hex[:6]}"  # has an MQTT account, but the registry does not know it
-    moved = f"gm{uuid.uuid4().hex[:6]}"  # MQTT account at site B, registry puts it at site A
-    gateways = {**plant.registry.gateways, moved: type(plant.registry.gateways[plant.gw_a])(plant.site_a)}
-    run_bridge(replace(plant.registry, gateways=gateways), max_payload=64 * 1024)
-    passwords = add_gateways(stack, [(plant.site_a, stranger), (plant.site_b, moved)])
+    bridge = run_bridge(plant.registry, max_payload=64 * 1024)
+    stranger, moved, passwords = plant.gw_stranger, plant.gw_moved, plant.passwords
     now = time.time()
     good = {"s": plant.sensors_a[0], "v": 1.0, "t": now}
     telemetry = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
@@ -96,7 +93,7 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
             % (plant.gw_a.encode(), plant.sensors_a[1].encode()),
             "non_finite_value",
         ),
-        (telemetry, telemetry_payload(plant.gw_a, 5, [{**good, "u": "bar"}]), "wrong_unit"),
+        (telemetry, telemetry_payload(plant.gw_a, 5, [{**good, "u": "ppm"}]), "wrong_unit"),
         (telemetry, telemetry_payload(plant.gw_a, 6, [{**good, "t": now + 3600}]), "future_timestamp"),
     ]
     gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
@@ -156,9 +153,70 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
             ("status", "online"),
             ("event", "maintenance_on"),
         }
+        rejects = bridge.metrics_registry.get_sample_value
+        for _, reason in expected:
+            assert rejects("riskwatch_bridge_rejects_total", {"reason": reason}) == 1, reason
     finally:
         for client in (gw, gx, gm):
             client.close()
         for reader in (dead, telemetry_reader, gateway_reader):
             reader.close()
     assert np.all([d.at > 0 for d in letters])
+
+
+def test_a_gateway_cannot_publish_into_another_sites_topics(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    run_bridge(plant.registry)
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    telemetry_reader = TopicReader(stack, topics.telemetry)
+    dead = TopicReader(stack, topics.deadletter)
+    now = time.time()
+    try:
+        spoof = telemetry_payload(plant.gw_a, 1, [{"s": plant.sensor_b, "v": 9.9, "t": now}])
+        # the broker refuses it: site B's topics, and gateway B's id, are not gateway A's to use
+        assert gw.publish(mqtt_topic(plant.site_b, plant.gw_a, "telemetry"), spoof) == "Not authorized"
+        assert gw.publish(mqtt_topic(plant.site_b, plant.gw_b, "telemetry"), spoof) == "Not authorized"
+        own = telemetry_payload(plant.gw_a, 2, [{"s": plant.sensors_a[0], "v": 1.0, "t": now}])
+        assert gw.publish(mqtt_topic(plant.site_a, plant.gw_a, "telemetry"), own) == "Success"
+        records = telemetry_reader.until(lambda rs: len(rs) >= 1)
+        time.sleep(1.0)
+        records = telemetry_reader.until(lambda rs: False, timeout=1.0)
+        assert [s.seq for r in records for s in decode(r.value).sources] == [2]
+        assert {decode(r.value).site for r in records} == {plant.site_a}
+        assert dead.until(lambda rs: False, timeout=1.0) == []
+    finally:
+        gw.close()
+        telemetry_reader.close()
+        dead.close()
+
+
+def test_metrics_are_served_on_the_bridges_own_port(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    port = free_port()
+    run_bridge(plant.registry, metrics_port=port)
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    try:
+        topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+        assert (
+            gw.publish(topic, telemetry_payload(plant.gw_a, 1, [{"s": plant.sensors_a[0], "v": 1, "t": 1}]))
+            == "Success"
+        )
+        assert gw.publish(topic, b"nope") == "Success"
+    finally:
+        gw.close()
+
+    def scrape() -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+    assert wait_for(lambda: "riskwatch_bridge_readings_out_total 1.0" in scrape(), 15)
+    text = scrape()
+    for line in (
+        'riskwatch_bridge_messages_in_total{channel="telemetry"} 2.0',
+        'riskwatch_bridge_rejects_total{reason="malformed_json"} 1.0',
+        "riskwatch_bridge_mqtt_connected 1.0",
+        "riskwatch_bridge_spool_records 0.0",
+        "riskwatch_bridge_kafka_produce_latency_seconds_count",
+    ):
+        assert line in text, line

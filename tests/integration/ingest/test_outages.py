@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from deploy.stack import Stack, StackInfo
@@ -69,3 +75,154 @@ def test_kafka_outage_mid_stream_loses_nothing(
     assert kept == MESSAGES * 10
     assert wait_for(lambda: bridge.spool.empty() and not bridge.sink.spooling, 30)
     assert bridge.metrics_registry.get_sample_value("riskwatch_bridge_replayed_records_total") > 0
+
+
+def _bridge_process(
+    stack: StackInfo, topics: Topics, plant: Plant, spool: Path, client_id: str, *extra: str
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "RISKWATCH_BRIDGE_PW": stack.bridge_password}
+    args = [
+        sys.executable,
+        "-m",
+        "riskwatch",
+        "bridge",
+        "--registry",
+        str(plant.registry_file),
+        "--mqtt-host",
+        stack.mqtt_host,
+        "--mqtt-port",
+        str(stack.mqtt_port),
+        "--mqtt-user",
+        stack.bridge_user,
+        "--mqtt-password-env",
+        "RISKWATCH_BRIDGE_PW",
+        "--client-id",
+        client_id,
+        "--share-group",
+        client_id,
+        "--session-expiry-s",
+        "300",
+        "--kafka",
+        stack.kafka_bootstrap,
+        "--topic-prefix",
+        topics.prefix,
+        "--spool-dir",
+        str(spool),
+        "--metrics-port",
+        "0",
+        *extra,
+    ]
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_subscribed(stack: StackInfo, plant: Plant, gw: GatewayClient, reader: TopicReader) -> None:
+    """Publish a probe until the bridge carries it: the subprocess is up and subscribed."""
+    topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+    probe = telemetry_payload(plant.gw_a, 10**9, [{"s": plant.sensors_a[0], "v": 0.0, "t": time.time()}])
+    for _ in range(60):
+        gw.publish(topic, probe)
+        if reader.until(lambda rs: len(rs) > 0, timeout=1.0):
+            return
+    raise AssertionError("the bridge process never carried a message")
+
+
+def test_sigkill_mid_stream_then_restart_loses_nothing(
+    stack: StackInfo, topics: Topics, plant: Plant, tmp_path: Path
+) -> None:
+    client_id = f"kill-{uuid.uuid4().hex[:8]}"
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    reader = TopicReader(stack, topics.telemetry)
+    bridge = _bridge_process(stack, topics, plant, tmp_path / "spool", client_id)
+    progress: list[int] = []
+    publisher = threading.Thread(target=_publish_stream, args=(gw, plant, MESSAGES, 0.02, progress))
+    try:
+        _wait_subscribed(stack, plant, gw, reader)
+        publisher.start()
+        assert wait_for(lambda: len(progress) >= MESSAGES // 3, 30)
+        bridge.send_signal(signal.SIGKILL)
+        bridge.wait(10)
+        time.sleep(1.0)  # the broker notices; messages queue in the persistent session
+        bridge = _bridge_process(stack, topics, plant, tmp_path / "spool", client_id)
+        publisher.join(60)
+        assert len(progress) == MESSAGES
+        records = reader.until(lambda rs: set(range(MESSAGES)) <= _deduplicated(rs)[0], timeout=120)
+    finally:
+        bridge.send_signal(signal.SIGTERM)
+        bridge.wait(30)
+        gw.close()
+        reader.close()
+    seqs, kept, _ = _deduplicated(records)
+    assert set(range(MESSAGES)) <= seqs
+    assert kept == MESSAGES * 10 + 1  # every reading once after de-duplication, plus the probe
+
+
+def test_sigterm_flushes_what_is_in_flight(
+    stack: StackInfo, topics: Topics, plant: Plant, tmp_path: Path
+) -> None:
+    client_id = f"term-{uuid.uuid4().hex[:8]}"
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    reader = TopicReader(stack, topics.telemetry)
+    # a long linger: without the shutdown flush these readings would still be waiting in the batcher
+    bridge = _bridge_process(
+        stack,
+        topics,
+        plant,
+        tmp_path / "spool",
+        client_id,
+        "--batch-linger-ms",
+        "600000",
+        "--batch-max-readings",
+        "1",
+    )
+    try:
+        _wait_subscribed(stack, plant, gw, reader)
+        bridge.send_signal(signal.SIGTERM)
+        bridge.wait(30)
+        bridge = _bridge_process(
+            stack, topics, plant, tmp_path / "spool", client_id, "--batch-linger-ms", "600000"
+        )
+        time.sleep(3)
+        topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+        for seq in range(5):
+            readings = [{"s": plant.sensors_a[0], "v": float(seq), "t": time.time()}]
+            assert gw.publish(topic, telemetry_payload(plant.gw_a, seq, readings)) == "Success"
+        time.sleep(2)  # received by the bridge, held in its batcher
+        bridge.send_signal(signal.SIGTERM)
+        assert bridge.wait(30) == 0, bridge.stderr.read().decode() if bridge.stderr else ""
+        records = reader.until(lambda rs: set(range(5)) <= _deduplicated(rs)[0], timeout=15)
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait(10)
+        gw.close()
+        reader.close()
+    assert set(range(5)) <= _deduplicated(records)[0]
+
+
+def test_bridge_rides_out_a_mosquitto_restart(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    bridge = run_bridge(plant.registry)
+    reader = TopicReader(stack, topics.telemetry)
+    local = Stack(stack.home)
+    topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+    reading = [{"s": plant.sensors_a[0], "v": 1.0, "t": time.time()}]
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    try:
+        assert gw.publish(topic, telemetry_payload(plant.gw_a, 1, reading)) == "Success"
+        assert reader.until(lambda rs: 1 in _deduplicated(rs)[0], 20)
+        gw.close()
+        local.stop_service("mosquitto")
+        try:
+            assert wait_for(lambda: not bridge.source.connected, 10)
+        finally:
+            local.start_service("mosquitto")
+        assert wait_for(lambda: bridge.source.connected, 30), "bridge did not reconnect"
+        gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+        assert gw.publish(topic, telemetry_payload(plant.gw_a, 2, reading)) == "Success"
+        records = reader.until(lambda rs: {1, 2} <= _deduplicated(rs)[0], 30)
+    finally:
+        gw.close()
+        reader.close()
+    assert {1, 2} <= _deduplicated(records)[0]
+    assert bridge.metrics_registry.get_sample_value("riskwatch_bridge_mqtt_connected") == 1

@@ -176,3 +176,36 @@ def test_compile_model_of_the_example_registry() -> None:
     registry = load_registry(Path(__file__).parents[3] / "deploy" / "examples" / "registry.yaml")
     model = compile_model(registry)
     assert model.n_sensors == len(registry.sensors) and model.fingerprint == registry.fingerprint
+
+
+def test_a_malformed_batch_is_refused_loudly() -> None:
+    import pytest
+
+    rig = Rig(RIG)
+    bad = Readings(np.array([0, 1], np.int32), np.array([1.0]), np.array([1.0, 2.0]), np.zeros(2, np.uint8))
+    with pytest.raises(ValueError, match="same length"):
+        evaluate(rig.model, rig.state, bad, 2.0)
+
+
+def test_engine_events_take_the_gateway_protocol_event_kinds() -> None:
+    from processors.engine import EVENT_KINDS
+    from riskwatch.wire.gateway import EVENT_KINDS as WIRE_KINDS
+    from riskwatch.wire.gateway import STATUS_STATES
+
+    assert set(WIRE_KINDS) | {f"gateway_{state}" for state in STATUS_STATES} == set(EVENT_KINDS)
+
+
+def test_gateway_records_from_the_bridge_drive_events() -> None:
+    from processors.engine import apply_gateway
+    from riskwatch.wire.gateway import GatewayRecord
+
+    rig = Rig(RIG)
+    records = [
+        GatewayRecord("status", "S1", "G1", None, received=50.0, state="offline"),
+        GatewayRecord("event", "S1", "G1", 51.0, received=52.0, kind="maintenance_on", target="U1"),
+        GatewayRecord("event", "S1", "G1", 51.0, received=52.0, kind="maintenance_on", target="NOPE"),
+    ]
+    rig.state, out = apply_gateway(rig.model, rig.state, records, 55.0)
+    assert {t.at for t in out if t.kind == "alarm"} == {50.0}  # received time when the device sent none
+    assert rig.colour("U1") == "normal"  # maintenance holds the stale unit normal
+    assert rig.state.rejected == 1  # the unknown unit is counted, not lost

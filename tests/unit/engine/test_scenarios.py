@@ -237,3 +237,57 @@ def test_gateway_offline_makes_its_sensors_stale() -> None:
     assert rig.colour("TANKS") == "blue"
     rig.feed(11, {"GT-1": 5})
     assert rig.alarm("GT-1") == "normal"
+
+
+TWO_SITES = """
+version: 1
+regions: [{id: R1}]
+sites:
+  - id: A
+    region: R1
+    industry: hazardous_chemicals
+    gateways: [{id: GA}]
+    units:
+      - id: UA
+        kind: process_unit
+        sensors:
+          - {id: PT-A, type: pressure, range: [0, 100], l1_high: 60, l2_high: 80, on_delay_s: 0}
+          - {id: TT-A, type: temperature, range: [0, 100], l1_high: 60, l2_high: 80, on_delay_s: 0}
+          - {id: O2-A, type: oxygen}
+  - id: B
+    region: R1
+    industry: hazardous_chemicals
+    gateways: [{id: GB}]
+    units:
+      - id: UB
+        kind: tank_farm
+        sensors:
+          - {id: GT-B, type: flammable_gas}
+"""
+
+
+def test_l2_on_two_quantities_is_red_and_the_region_counts_its_sites() -> None:
+    rig = Rig(TWO_SITES)
+    rig.feed(1, {"PT-A": 85})
+    assert rig.colour("UA") == "yellow"
+    rig.feed(2, {"TT-A": 85})
+    assert rig.colour("UA") == "red"
+    assert [t.cause.rule for t in rig.log if t.entity == "UA"][-1] == "l2_two_quantities"
+    rig.feed(3, {"GT-B": 30})
+    region = [t for t in rig.log if t.entity_type == "region"]
+    assert [(t.old, t.new) for t in region] == [("normal", "yellow"), ("yellow", "red")]
+    rig.feed(4, {"PT-A": 10, "TT-A": 10})
+    rig.tick(20)  # after the 15 s / 60 s off-delays of pressure and temperature
+    rig.tick(70)
+    last = [t for t in rig.log if t.entity_type == "region"][-1]
+    assert (last.new, last.counts["blue"], last.counts["normal"]) == ("blue", 1, 1)
+
+
+def test_oxygen_low_alarm_at_19_5() -> None:
+    rig = Rig(TWO_SITES)
+    rig.feed(1, {"O2-A": 19.6})
+    assert rig.alarm("O2-A") == "normal"
+    rig.feed(2, {"O2-A": 19.5})
+    assert rig.alarm("O2-A") == "l1_low"
+    [t] = [t for t in rig.log if t.entity == "O2-A"]
+    assert (t.cause.items[0].setpoint, t.cause.items[0].unit) == (19.5, "%VOL")

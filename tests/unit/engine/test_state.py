@@ -73,3 +73,10 @@ def test_hot_state_is_within_200_bytes_per_sensor() -> None:
     state = EngineState.initial(MODEL, now=0.0)
     run(state, BATCHES)
     assert state.bytes_per_sensor() <= 200
+
+
+def test_a_snapshot_of_another_layout_is_refused() -> None:
+    state = EngineState.initial(MODEL)
+    del state.sensor["keep_hi"]
+    with pytest.raises(ValueError, match="another sensor layout"):
+        EngineState.from_bytes(state.to_bytes())

@@ -208,3 +208,17 @@ def test_shipped_example_registry_passes() -> None:
     industries = {site.industry for site in registry.sites.values()}
     assert industries == {"hazardous_chemicals", "coal_mine", "tailings_pond", "gas_kiln"}
     assert len(registry.regions) >= 2 and len(registry.sensors) >= 300
+
+
+def test_rule_set_mistakes(base_doc: dict[str, Any], write_yaml: Writer) -> None:
+    base_doc["rule_sets"] = {
+        "mine": [
+            {"name": "x", "colour": "red", "groups": ["gass"], "states": ["l2"]},
+            {"name": "y", "colour": "blue"},
+            {"name": "z", "colour": "purple", "states": ["l1"]},
+        ]
+    }
+    found = {w: r for _, w, r in problems_of(write_yaml(base_doc))}
+    assert found["rule_sets.mine[0].groups"].startswith("unknown quantity group 'gass'")
+    assert found["rule_sets.mine[1].states"] == "a count rule needs states: [l1, l2, fault, stale]"
+    assert "rule_sets.mine[2].colour" in found

@@ -65,7 +65,7 @@ def test_demo_state_tracks_site_colours_and_renders() -> None:
     console.print(render(state))
     text = console.export_text()
     assert "CHEM-01" in text and "red 红色" in text and "gas_l2_two_detectors" in text
-    assert "sites now: CHEM-01 red, TAIL-01 normal" in summary(state)
+    assert "sites now: CHEM-01 red, TAIL-01 normal" in summary(state, 10.0)
 
 
 def test_png_is_a_valid_image(tmp_path: Path) -> None:

@@ -38,6 +38,24 @@ def test_round_trip_keeps_every_field() -> None:
     assert dict(batch.sensor_ids) == {0: "pt-101", 2: "gas-01", 3: "ch4-工作面"}
 
 
+@pytest.mark.parametrize("compress", [False, True])
+def test_round_trip_with_and_without_compression(compress: bool) -> None:
+    raw = encode("site-A", "fp1", [("gw-1", 7, 4)], _sample(), IDS, compress=compress)
+    batch = decode(raw)
+    np.testing.assert_array_equal(batch.readings.value, _sample().value)
+    np.testing.assert_array_equal(batch.readings.sensor, _sample().sensor)
+    assert dict(batch.sensor_ids) == {0: "pt-101", 2: "gas-01", 3: "ch4-工作面"}
+
+
+def test_compressed_body_truncated_or_garbled_is_a_decode_error() -> None:
+    raw = encode("site-A", "fp1", [("gw-1", 7, 4)], _sample(), IDS, compress=True)
+    for cut in range(len(raw)):
+        with pytest.raises(BatchDecodeError):
+            decode(raw[:cut])
+    with pytest.raises(BatchDecodeError):
+        decode(raw[:-6] + b"garble")
+
+
 def test_decode_is_a_view_over_the_message() -> None:
     raw = encode("s", "fp", [], _sample())
     batch = decode(raw)
@@ -107,3 +125,10 @@ def test_drop_sources_removes_exactly_their_rows() -> None:
 def test_source_counts_must_add_up() -> None:
     with pytest.raises(ValueError, match="add up"):
         encode("s", "fp", [("g", 1, 3)], _sample())
+
+
+def test_a_lone_source_without_count_owns_every_reading() -> None:
+    batch = decode(encode("s", "fp", [("g", 5)], _sample()))
+    assert batch.sources == (Source("g", 5, 4),)
+    with pytest.raises(ValueError, match="several sources"):
+        encode("s", "fp", [("g", 1), ("h", 2)], _sample())
