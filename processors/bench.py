@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,6 +283,7 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
     )
     baseline = _rate_of(naive, port, args.naive_readings, log)
     print(f"  (c) naive per-reading Faust  {baseline:>14,.0f} readings/s")
+    shutil.rmtree(work, ignore_errors=True)  # kept only when a step failed (its logs are there)
     ratio, to_limit = rate / baseline, rate / limit
     print(
         f"  worker/naive {ratio:.1f}x (target >= {TARGET_VS_NAIVE:.0f}x), worker/limit {to_limit:.2f} "
