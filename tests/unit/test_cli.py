@@ -11,7 +11,9 @@ from riskwatch.cli import COMMANDS, main
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "riskwatch", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "riskwatch", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_top_level_help_lists_every_command() -> None:
