@@ -8,7 +8,7 @@ de-duplicate by it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -16,6 +16,7 @@ import orjson
 from riskwatch.errors import RiskwatchError
 
 WIRE_VERSION = 1
+_VERSION_PREFIX = b'{"v":%d,' % WIRE_VERSION
 
 Kind = Literal["alarm", "warning"]
 EntityType = Literal["sensor", "unit", "site", "region"]
@@ -70,9 +71,9 @@ class Transition:
         return (self.region if self.entity_type == "region" else self.site).encode()
 
     def to_bytes(self) -> bytes:
-        doc = asdict(self)
-        doc["v"] = WIRE_VERSION
-        return orjson.dumps(doc)
+        # orjson serialises (slotted, nested) dataclasses natively: ~20x faster than dataclasses.asdict,
+        # which dominated the worker when transitions were frequent. The version leads the object.
+        return _VERSION_PREFIX + orjson.dumps(self)[1:]
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Transition:
