@@ -94,6 +94,9 @@ class Pipeline:
             "--mqtt-password-env", "RISKWATCH_MQTT_PASSWORD", "--kafka", self.stack.kafka_bootstrap,
             "--topic-prefix", self.topic_prefix, "--spool-dir", str(self.run_dir / "spool"),
             "--metrics-port", str(port), "--client-id", f"riskwatch-bridge-{self.topic_prefix}",
+            # Its own shared-subscription group: Mosquitto deals a group's messages round-robin to every
+            # session in it, including an earlier run's bridge session that is gone but not expired.
+            "--share-group", f"riskwatch-{self.topic_prefix}",
             *(extra or []),
         ]  # fmt: skip
         env = {"RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password}

@@ -31,8 +31,15 @@ def _secret() -> str:
 
 
 def _kafka_cluster_id() -> str:
-    # Kafka's Uuid text form: URL-safe base64 of 16 bytes without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's Uuid text form: URL-safe base64 of 16 bytes without padding.
+
+    Like Kafka's own Uuid.randomUuid(), never one starting with '-': the storage tool would read it as
+    an option (`format -t -xyz` fails).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 class StackSettings(BaseModel):

@@ -60,3 +60,10 @@ def test_mosquitto_password_hash_format() -> None:
 
 def test_gateway_acl_limits_a_gateway_to_its_site() -> None:
     assert mosquitto.gateway_acl("site-a", "gw-1") == "user gw-1\ntopic write rw/v1/site-a/gw-1/#\n"
+
+
+def test_kafka_cluster_ids_never_look_like_an_option() -> None:
+    from deploy.stack.settings import _kafka_cluster_id
+
+    ids = [_kafka_cluster_id() for _ in range(2000)]  # ~1 in 64 raw ids starts with '-'
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
