@@ -95,7 +95,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     try:
         passwords = Stack(stack_home).add_gateways(sorted({(s.site, s.gateway) for s in sensors}))
         pipeline.start_bridge()
-        pipeline.start_worker()
+        pipeline.start_worker(ready_site=synthetic.site_id(0))
         pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         pipeline.wait_ready(120.0)
         counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=industries)

@@ -1,8 +1,9 @@
 """`riskwatch demo`: the whole pipeline with simulated plants, a scripted incident sequence and a live view.
 
 Starts the local stack if it is not running (`riskwatch stack up`), then the bridge, the worker and
-alerting as child processes (pids in .riskwatch/demo/pids/), a local webhook receiver that alerting
+alerting as child processes (pids in .riskwatch/demo/PREFIX/pids/), a local webhook receiver that alerting
 routes to, and the plants of simulators/scenarios/registry.yaml playing simulators/demo_script.yaml.
+Each run uses fresh topics (prefix demoYYYYmmddHHMMSS) and its own folder .riskwatch/demo/PREFIX/.
 Ctrl-C (or `--duration`) stops everything it started, by pid, and prints a summary.
 """
 
@@ -41,7 +42,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--script", type=Path, default=SCRIPT, help="incident sequence (scenario YAML)")
     parser.add_argument("--plain", action="store_true", help="print lines instead of the live view")
     parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
-    parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
+    parser.add_argument(
+        "--topic-prefix",
+        help="Kafka topic prefix (default: a fresh demoYYYYmmddHHMMSS per run, so every run starts clean)",
+    )
 
 
 class Demo:
@@ -49,7 +53,10 @@ class Demo:
         self.args = args
         self.home = home_dir()
         self.stack_home = args.stack_home or self.home / "stack"
-        self.run_dir = self.home / "demo"
+        # A fresh prefix per run: no replayed backlog, restored worker state or open alerts from an
+        # earlier run leak into this one (each run has its own topics, worker state and alert store).
+        self.prefix = args.topic_prefix or f"demo{time.strftime('%Y%m%d%H%M%S')}"
+        self.run_dir = self.home / "demo" / self.prefix
         self.script = load_scenario(args.script)
         self.registry_path = self.script.registry_path()
         self.stop = threading.Event()
@@ -71,7 +78,7 @@ class Demo:
         registry = load_registry(self.registry_path)
         print(f"demo: registry {self.registry_path}; starting the stack if needed ...", flush=True)
         info, self.started_stack = ensure_stack(self.stack_home, self.registry_path)
-        topics = Topics(self.args.topic_prefix)
+        topics = Topics(self.prefix)
         ensure_topics(info.kafka_bootstrap, topics.all(), 3)
         secret = secrets.token_hex(16)
         state = DemoState.for_sites({s.id: (s.name, s.industry) for s in registry.sites.values()})
@@ -82,7 +89,7 @@ class Demo:
         self.pipeline = Pipeline(self.run_dir, self.registry_path, info, topics.prefix)
         print("demo: starting bridge, worker and alerting ...", flush=True)
         self.pipeline.start_bridge()
-        self.pipeline.start_worker()
+        self.pipeline.start_worker(ready_site=next(iter(registry.sites)))
         self.pipeline.start_alerting(routes, env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         self.pipeline.wait_ready(120.0)
         state.services = {name: f"pid {s.proc.pid}" for name, s in self.pipeline.services.items()}

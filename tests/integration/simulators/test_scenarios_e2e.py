@@ -41,7 +41,7 @@ def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     pipe = Pipeline(tmp_path_factory.mktemp("scenario-pipeline"), DEFAULT_REGISTRY, stack, topics.prefix)
     try:
         pipe.start_bridge()
-        pipe.start_worker()
+        pipe.start_worker(ready_site="CHEM-01")
         pipe.wait_ready(120)
         yield pipe, topics
     finally:
