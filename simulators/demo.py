@@ -66,6 +66,7 @@ class Demo:
         self.started_stack = False
         self.readers: list[TopicReader] = []
         self.records: list[Any] = []
+        self.clients: dict[str, Any] = {}
 
     def say(self, text: str) -> None:
         if self.plain:
@@ -86,6 +87,14 @@ class Demo:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         routes = self.run_dir / "routes.yaml"
         routes.write_text(ROUTES_TEMPLATE.read_text().replace("{webhook_url}", self.receiver.url))
+        # Gateways connect before the bridge subscribes: their retained "online" replaces any retained
+        # "offline" a previous run left in Mosquitto, which the bridge would otherwise deliver as news.
+        passwords = Stack(self.stack_home).add_gateways((g.site, g.id) for g in registry.gateways.values())
+        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
+        self.sim = Simulation.from_registry(registry, seed=self.script.seed, speed=self.script.speed)
+        self.clients = make_clients(self.sim, self.broker)
+        for client in self.clients.values():
+            client.connect()
         self.pipeline = Pipeline(self.run_dir, self.registry_path, info, topics.prefix)
         print("demo: starting bridge, worker and alerting ...", flush=True)
         self.pipeline.start_bridge()
@@ -98,8 +107,6 @@ class Demo:
             + ", ".join(f"{k} {v}" for k, v in state.services.items())
             + f"; logs in {self.run_dir}/logs"
         )
-        passwords = Stack(self.stack_home).add_gateways((g.site, g.id) for g in registry.gateways.values())
-        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
         self.warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
         self.telemetry = TelemetryCounter(
             TopicReader(info.kafka_bootstrap, topics.telemetry), sites=registry.sites
@@ -116,8 +123,7 @@ class Demo:
 
     def play(self, state: DemoState) -> None:
         """Repeat the incident script until stopped, keeping the gateways connected across rounds."""
-        sim = Simulation.from_registry(self.registry, seed=self.script.seed, speed=self.script.speed)
-        clients = make_clients(sim, self.broker)
+        sim, clients = self.sim, self.clients
         scope = scope_of(sim, {s.id: s.region for s in self.registry.sites.values()})
         round_no = 0
         try:
@@ -138,6 +144,7 @@ class Demo:
         finally:
             for client in clients.values():
                 client.close(timeout=5.0)
+            self.clients = {}
 
     def watch(self, state: DemoState, until: float) -> None:
         """Poll Kafka and refresh the view until `until` or Ctrl-C."""
@@ -172,6 +179,9 @@ class Demo:
 
     def close(self) -> None:
         self.stop.set()
+        for client in self.clients.values():
+            with contextlib.suppress(Exception):
+                client.close(timeout=5.0)
         for reader in self.readers:
             with contextlib.suppress(Exception):
                 reader.close()
