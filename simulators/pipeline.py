@@ -96,6 +96,9 @@ class Pipeline:
             "--mqtt-password-env", "RISKWATCH_MQTT_PASSWORD", "--kafka", self.stack.kafka_bootstrap,
             "--topic-prefix", self.topic_prefix, "--spool-dir", str(self.run_dir / "spool"),
             "--metrics-port", str(port), "--client-id", f"riskwatch-bridge-{self.topic_prefix}",
+            # Own share group: a stopped bridge's persistent session stays in its group until it
+            # expires and keeps receiving its round-robin share, which a new bridge would never see.
+            "--share-group", f"riskwatch-{self.topic_prefix}",
             *(extra or []),
         ]  # fmt: skip
         env = {"RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password}
