@@ -22,7 +22,7 @@ from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators import synthetic
 from simulators.faults import Fault
-from simulators.gateway import Broker
+from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import LoadResult, ScheduledFault, progress_line, run_load
 from simulators.pipeline import Pipeline
@@ -94,8 +94,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = Pipeline(run_dir, registry, info, topics.prefix)
     try:
         passwords = Stack(stack_home).add_gateways(sorted({(s.site, s.gateway) for s in sensors}))
+        broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
+        announce_online({s.gateway: s.site for s in sensors}, broker)  # before the bridge subscribes
         pipeline.start_bridge()
-        pipeline.start_worker()
+        pipeline.start_worker(ready_site=synthetic.site_id(0))
         pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         pipeline.wait_ready(120.0)
         counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=industries)
@@ -105,7 +107,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         def poll_warnings() -> None:
             seen.extend((time.time(), t) for t in warnings.poll(0.0))
 
-        broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
         faults = [f for _, _, fs in incidents for f in fs]
         result, start_at = run_load(
             sensors, industries, broker, counter, args.rate, args.duration, args.processes,

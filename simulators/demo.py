@@ -1,8 +1,9 @@
 """`riskwatch demo`: the whole pipeline with simulated plants, a scripted incident sequence and a live view.
 
 Starts the local stack if it is not running (`riskwatch stack up`), then the bridge, the worker and
-alerting as child processes (pids in .riskwatch/demo/pids/), a local webhook receiver that alerting
+alerting as child processes (pids in .riskwatch/demo/PREFIX/pids/), a local webhook receiver that alerting
 routes to, and the plants of simulators/scenarios/registry.yaml playing simulators/demo_script.yaml.
+Each run uses fresh topics (prefix demoYYYYmmddHHMMSS) and its own folder .riskwatch/demo/PREFIX/.
 Ctrl-C (or `--duration`) stops everything it started, by pid, and prints a summary.
 """
 
@@ -41,7 +42,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--script", type=Path, default=SCRIPT, help="incident sequence (scenario YAML)")
     parser.add_argument("--plain", action="store_true", help="print lines instead of the live view")
     parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
-    parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
+    parser.add_argument(
+        "--topic-prefix",
+        help="Kafka topic prefix (default: a fresh demoYYYYmmddHHMMSS per run, so every run starts clean)",
+    )
 
 
 class Demo:
@@ -49,7 +53,10 @@ class Demo:
         self.args = args
         self.home = home_dir()
         self.stack_home = args.stack_home or self.home / "stack"
-        self.run_dir = self.home / "demo"
+        # A fresh prefix per run: no replayed backlog, restored worker state or open alerts from an
+        # earlier run leak into this one (each run has its own topics, worker state and alert store).
+        self.prefix = args.topic_prefix or f"demo{time.strftime('%Y%m%d%H%M%S')}"
+        self.run_dir = self.home / "demo" / self.prefix
         self.script = load_scenario(args.script)
         self.registry_path = self.script.registry_path()
         self.stop = threading.Event()
@@ -59,6 +66,7 @@ class Demo:
         self.started_stack = False
         self.readers: list[TopicReader] = []
         self.records: list[Any] = []
+        self.clients: dict[str, Any] = {}
 
     def say(self, text: str) -> None:
         if self.plain:
@@ -71,7 +79,7 @@ class Demo:
         registry = load_registry(self.registry_path)
         print(f"demo: registry {self.registry_path}; starting the stack if needed ...", flush=True)
         info, self.started_stack = ensure_stack(self.stack_home, self.registry_path)
-        topics = Topics(self.args.topic_prefix)
+        topics = Topics(self.prefix)
         ensure_topics(info.kafka_bootstrap, topics.all(), 3)
         secret = secrets.token_hex(16)
         state = DemoState.for_sites({s.id: (s.name, s.industry) for s in registry.sites.values()})
@@ -79,10 +87,18 @@ class Demo:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         routes = self.run_dir / "routes.yaml"
         routes.write_text(ROUTES_TEMPLATE.read_text().replace("{webhook_url}", self.receiver.url))
+        # Gateways connect before the bridge subscribes: their retained "online" replaces any retained
+        # "offline" a previous run left in Mosquitto, which the bridge would otherwise deliver as news.
+        passwords = Stack(self.stack_home).add_gateways((g.site, g.id) for g in registry.gateways.values())
+        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
+        self.sim = Simulation.from_registry(registry, seed=self.script.seed, speed=self.script.speed)
+        self.clients = make_clients(self.sim, self.broker)
+        for client in self.clients.values():
+            client.connect()
         self.pipeline = Pipeline(self.run_dir, self.registry_path, info, topics.prefix)
         print("demo: starting bridge, worker and alerting ...", flush=True)
         self.pipeline.start_bridge()
-        self.pipeline.start_worker()
+        self.pipeline.start_worker(ready_site=next(iter(registry.sites)))
         self.pipeline.start_alerting(routes, env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         self.pipeline.wait_ready(120.0)
         state.services = {name: f"pid {s.proc.pid}" for name, s in self.pipeline.services.items()}
@@ -91,8 +107,6 @@ class Demo:
             + ", ".join(f"{k} {v}" for k, v in state.services.items())
             + f"; logs in {self.run_dir}/logs"
         )
-        passwords = Stack(self.stack_home).add_gateways((g.site, g.id) for g in registry.gateways.values())
-        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
         self.warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
         self.telemetry = TelemetryCounter(
             TopicReader(info.kafka_bootstrap, topics.telemetry), sites=registry.sites
@@ -109,8 +123,7 @@ class Demo:
 
     def play(self, state: DemoState) -> None:
         """Repeat the incident script until stopped, keeping the gateways connected across rounds."""
-        sim = Simulation.from_registry(self.registry, seed=self.script.seed, speed=self.script.speed)
-        clients = make_clients(sim, self.broker)
+        sim, clients = self.sim, self.clients
         scope = scope_of(sim, {s.id: s.region for s in self.registry.sites.values()})
         round_no = 0
         try:
@@ -131,6 +144,7 @@ class Demo:
         finally:
             for client in clients.values():
                 client.close(timeout=5.0)
+            self.clients = {}
 
     def watch(self, state: DemoState, until: float) -> None:
         """Poll Kafka and refresh the view until `until` or Ctrl-C."""
@@ -165,6 +179,9 @@ class Demo:
 
     def close(self) -> None:
         self.stop.set()
+        for client in self.clients.values():
+            with contextlib.suppress(Exception):
+                client.close(timeout=5.0)
         for reader in self.readers:
             with contextlib.suppress(Exception):
                 reader.close()

@@ -41,6 +41,18 @@ class Broker:
     root: str = "rw"
 
 
+def announce_online(gateways: dict[str, str], broker: Broker) -> None:
+    """Connect each gateway (id -> site) once and leave its retained status "online".
+
+    Start a pipeline after this: a bridge subscribing to `.../status` is handed the retained status,
+    and an "offline" left by an earlier run would reach the engine as news and mark the gateway down.
+    """
+    for gw, site in gateways.items():
+        client = GatewayClient(site, gw, broker)
+        client.connect()
+        client.leave_online()
+
+
 class GatewayClient:
     """One gateway's MQTT connection; thread-safe counters of what the broker acknowledged."""
 
@@ -170,6 +182,12 @@ class GatewayClient:
     def drop(self) -> None:
         """Vanish as a powered-off gateway would: the broker publishes the retained 'offline' will."""
         self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
+        self.client.loop_stop()
+        self._connected.clear()
+
+    def leave_online(self) -> None:
+        """Disconnect cleanly without the offline message, so the retained status stays "online"."""
+        self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
 

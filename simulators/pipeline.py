@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
-    """True once `url` answers at all (any HTTP status); False on timeout or if `proc` died."""
+    """True once `url` answers below 500 (a 503 means "not ready yet"); False on timeout or if `proc` died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -41,8 +41,10 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None =
         try:
             with urllib.request.urlopen(url, timeout=1.0):
                 return True
-        except urllib.error.HTTPError:
-            return True
+        except urllib.error.HTTPError as err:
+            if err.code < 500:
+                return True
+            time.sleep(0.5)
         except OSError:
             time.sleep(0.2)
     return False
@@ -94,15 +96,17 @@ class Pipeline:
             "--mqtt-password-env", "RISKWATCH_MQTT_PASSWORD", "--kafka", self.stack.kafka_bootstrap,
             "--topic-prefix", self.topic_prefix, "--spool-dir", str(self.run_dir / "spool"),
             "--metrics-port", str(port), "--client-id", f"riskwatch-bridge-{self.topic_prefix}",
-            # Its own shared-subscription group: Mosquitto deals a group's messages round-robin to every
-            # session in it, including an earlier run's bridge session that is gone but not expired.
+            # Own share group: a stopped bridge's persistent session stays in its group until it
+            # expires and keeps receiving its round-robin share, which a new bridge would never see.
             "--share-group", f"riskwatch-{self.topic_prefix}",
             *(extra or []),
         ]  # fmt: skip
         env = {"RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password}
         return self._start("bridge", argv, env, f"http://127.0.0.1:{port}/metrics")
 
-    def start_worker(self, extra: list[str] | None = None) -> Service:
+    def start_worker(self, ready_site: str = "", extra: list[str] | None = None) -> Service:
+        """With `ready_site`, ready means its state is restored and it serves that site's colour (the
+        web view answers 503 while partitions are assigned), not merely that the process is up."""
         web, metrics = free_port(), free_port()
         argv = [
             "worker", "--registry", str(self.registry), "--kafka", self.stack.kafka_bootstrap,
@@ -114,7 +118,12 @@ class Pipeline:
             *(extra or []),
         ]  # fmt: skip
         env = {"RISKWATCH_INFLUX_TOKEN": self.stack.influx_token}
-        return self._start("worker", argv, env, f"http://127.0.0.1:{metrics}/metrics")
+        ready = (
+            f"http://127.0.0.1:{web}/site/{ready_site}/"
+            if ready_site
+            else f"http://127.0.0.1:{metrics}/metrics"
+        )
+        return self._start("worker", argv, env, ready)
 
     def start_alerting(
         self, routes: Path, extra: list[str] | None = None, env: dict[str, str] | None = None

@@ -10,7 +10,7 @@ import orjson
 from deploy.stack import add_gateways
 from riskwatch.wire.gateway import parse_events, parse_status, parse_telemetry
 from simulators.faults import Fault
-from simulators.gateway import Broker, GatewayClient
+from simulators.gateway import Broker, GatewayClient, announce_online
 from simulators.plants import Incident
 from simulators.simulation import Simulation
 from tests.integration.simulators.mqtt_watch import Watch
@@ -56,4 +56,19 @@ def test_gateway_publishes_protocol_messages_and_its_will_fires_on_drop(stack) -
         assert offline and orjson.loads(offline[0][1])["gw"] == gw
     finally:
         client.close()
+        watch.close()
+
+
+def test_announce_online_replaces_a_retained_offline(stack) -> None:
+    site, gw = f"S{uuid.uuid4().hex[:6]}", f"GW{uuid.uuid4().hex[:6]}"
+    broker = Broker(stack.mqtt_host, stack.mqtt_port, add_gateways(stack, [(site, gw)]))
+    client = GatewayClient(site, gw, broker)
+    client.connect()
+    client.close()  # leaves a retained "offline", as every orderly shutdown does
+    announce_online({gw: site}, broker)
+    watch = Watch(stack, f"rw/v1/{site}/{gw}/status")  # a bridge subscribing now gets the retained status
+    try:
+        retained = watch.wait_for(lambda m: m[2])
+        assert [parse_status(p).state for _, p, _ in retained] == ["online"]
+    finally:
         watch.close()

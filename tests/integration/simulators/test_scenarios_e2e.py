@@ -17,7 +17,7 @@ from deploy.stack import add_gateways, ensure_topics
 from riskwatch.registry import load_registry
 from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
-from simulators.gateway import Broker
+from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.pipeline import Pipeline
 from simulators.scenarios.checker import check, timeline
@@ -39,9 +39,16 @@ def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     topics = Topics(f"s{uuid.uuid4().hex[:10]}")
     ensure_topics(stack.kafka_bootstrap, topics.all(), 3)
     pipe = Pipeline(tmp_path_factory.mktemp("scenario-pipeline"), DEFAULT_REGISTRY, stack, topics.prefix)
+    registry = load_registry(DEFAULT_REGISTRY)
+    passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
+    # Earlier tests left retained "offline" statuses: replace them before the bridge subscribes.
+    announce_online(
+        {g.id: g.site for g in registry.gateways.values()},
+        Broker(stack.mqtt_host, stack.mqtt_port, passwords),
+    )
     try:
         pipe.start_bridge()
-        pipe.start_worker()
+        pipe.start_worker(ready_site="CHEM-01")
         pipe.wait_ready(120)
         yield pipe, topics
     finally:
