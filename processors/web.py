@@ -9,6 +9,7 @@ Requests are routed by Faust to the worker that owns the key's partition (`table
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -47,6 +48,17 @@ def alarms_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
     return {"site": site, "alarms": [asdict(t) for t in alarms]}
 
 
+def _site_response(
+    view: View, ctx: WorkerContext, site: str, document: Callable[[WorkerContext, str], dict[str, Any]]
+) -> Response:
+    """404 for an unknown site, 503 while partitions move, else the site's JSON document."""
+    if site not in ctx.registry.sites:
+        return view.notfound(f"unknown site {site!r}")
+    if not ctx.ready:
+        return view.error(503, "worker is rebalancing; retry in a few seconds")
+    return view.json(document(ctx, site))
+
+
 def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     snapshots = tables.snapshots.table
     region_table = tables.regions
@@ -55,21 +67,13 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     class SiteView(View):
         @app.table_route(table=snapshots, match_info="site")
         async def get(self, request: Request, site: str) -> Response:
-            if site not in ctx.registry.sites:
-                return self.notfound(f"unknown site {site!r}")
-            if not ctx.ready:
-                return self.error(503, "worker is rebalancing; retry in a few seconds")
-            return self.json(site_document(ctx, site))
+            return _site_response(self, ctx, site, site_document)
 
     @app.page("/site/{site}/alarms/")
     class SiteAlarmsView(View):
         @app.table_route(table=snapshots, match_info="site")
         async def get(self, request: Request, site: str) -> Response:
-            if site not in ctx.registry.sites:
-                return self.notfound(f"unknown site {site!r}")
-            if not ctx.ready:
-                return self.error(503, "worker is rebalancing; retry in a few seconds")
-            return self.json(alarms_document(ctx, site))
+            return _site_response(self, ctx, site, alarms_document)
 
     @app.page("/region/{region}/")
     class RegionView(View):
