@@ -154,6 +154,8 @@ class WorkerProcess:
             "8",
             "--engine-module",
             ENGINE,
+            "--loglevel",
+            os.environ.get("RW_TEST_WORKER_LOGLEVEL", "warning"),
             *extra,
         ]
         env = dict(os.environ)
@@ -191,10 +193,18 @@ class WorkerProcess:
 
 
 def drain(
-    bootstrap: str, names: list[str], quiet_s: float, timeout: float, first_s: float = 60
+    bootstrap: str,
+    names: list[str],
+    quiet_s: float,
+    timeout: float,
+    first_s: float = 60,
+    until: Callable[[list[Transition]], bool] | None = None,
 ) -> list[Transition]:
     """All records of `names` from the start, once none has arrived for `quiet_s` seconds (after the
-    first, which may take up to `first_s`: a worker takes a few seconds to start)."""
+    first, which may take up to `first_s`: a worker takes a few seconds to start).
+
+    With `until`, quiet periods do not end the drain before `until(records)` holds: a worker taking
+    over partitions can be silent for a while (session timeout, table recovery) and still owe output."""
     consumer = KafkaConsumer(
         *names, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=250
     )
@@ -202,7 +212,7 @@ def drain(
     last = time.time() + first_s - quiet_s
     end = time.time() + timeout
     try:
-        while time.time() < end and time.time() - last < quiet_s:
+        while time.time() < end and (time.time() - last < quiet_s or (until is not None and not until(out))):
             for record in consumer:
                 if not out:
                     last = time.time()

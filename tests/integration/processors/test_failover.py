@@ -95,7 +95,14 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         end = time.time() + 90
         while time.time() < end and metric(second.metrics_port, "riskwatch_sites_owned") != len(SITES):
             time.sleep(0.5)
-        seen = drain(stack.kafka_bootstrap, [pair_topics.alarms, pair_topics.warnings], 8, 120)
+        expected = set(_by_id(_alarms(reference)))
+        seen = drain(
+            stack.kafka_bootstrap,
+            [pair_topics.alarms, pair_topics.warnings],
+            8,
+            180,
+            until=lambda out: expected <= {t.id for t in out},
+        )
     finally:
         first.kill()
         if second is not None:
