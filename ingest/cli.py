@@ -68,6 +68,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--future-tolerance-s", type=float, default=d["future_tolerance_s"])
     parser.add_argument("--max-payload-kb", type=int, default=d["max_payload"] // 1024)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--retire",
+        action="store_true",
+        help="discard this bridge's persistent MQTT session (by --client-id) and exit, when decommissioning "
+        "a bridge: otherwise the broker keeps queueing for it until --session-expiry-s",
+    )
 
 
 def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BridgeSettings:
@@ -108,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = settings_from_args(args, dict(os.environ))
+    if args.retire:
+        from ingest.mqtt import retire_session
+
+        return 0 if retire_session(settings) else 1
     service = BridgeService(settings, load_registry(settings.registry))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -40,6 +40,48 @@ def subscription(settings: BridgeSettings) -> str:
     return f"$share/{settings.share_group}/{settings.topic_root}/{MQTT_VERSION}/+/+/+"
 
 
+def retire_session(settings: BridgeSettings, timeout_s: float = 10.0) -> bool:
+    """End the bridge's persistent session at the broker (decommissioning a bridge); True on success.
+
+    A stopped bridge's session keeps its shared subscription: the broker goes on queueing messages for
+    it (in its own share group, every message; in a shared group, its round-robin share, which no other
+    bridge then receives) until the session expires. Connecting once with clean start and a session
+    expiry of 0 discards the session and its queue at once.
+    """
+    import threading
+
+    done = threading.Event()
+    outcome: list[str] = []
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        outcome.append(str(reason))
+        done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(settings.mqtt_user, settings.mqtt_password or None)
+    client.on_connect = on_connect
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    try:
+        client.connect(
+            settings.mqtt_host, settings.mqtt_port, keepalive=10, clean_start=True, properties=props
+        )
+    except OSError as exc:
+        log.error(
+            "cannot reach MQTT %s:%s to retire the session: %s", settings.mqtt_host, settings.mqtt_port, exc
+        )
+        return False
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s) or outcome[0] != "Success":
+            log.error("MQTT broker refused to retire %r: %s", settings.mqtt_client_id, outcome or "no answer")
+            return False
+        return True
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 class MqttSource:
     """Feeds received messages into `inbox`; `ack` is safe to call from another thread."""
 

@@ -67,6 +67,7 @@ class Pipeline:
     stack: Any  # deploy.stack.StackInfo
     topic_prefix: str = "rw"
     services: dict[str, Service] = field(default_factory=dict)
+    bridge_argv: list[str] = field(default_factory=list)  # to retire its MQTT session at stop
 
     def _start(
         self, name: str, argv: list[str], env: dict[str, str] | None = None, ready_url: str = ""
@@ -102,6 +103,7 @@ class Pipeline:
             *(extra or []),
         ]  # fmt: skip
         env = {"RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password}
+        self.bridge_argv = argv
         return self._start("bridge", argv, env, f"http://127.0.0.1:{port}/metrics")
 
     def start_worker(self, ready_site: str = "", extra: list[str] | None = None) -> Service:
@@ -166,3 +168,21 @@ class Pipeline:
                     proc.wait(5)
             with contextlib.suppress(FileNotFoundError):
                 (self.run_dir / "pids" / f"{name}.pid").unlink()
+        if self.bridge_argv:
+            self._retire_bridge_session()
+
+    def _retire_bridge_session(self) -> None:
+        """This pipeline is ephemeral: discard its bridge's persistent session, or the broker would go on
+        queueing every message for it (its own share group) until the session expires in days."""
+        log = self.run_dir / "logs" / "bridge.log"
+        with log.open("ab") as out:
+            subprocess.run(
+                [sys.executable, "-m", "riskwatch", *self.bridge_argv, "--retire"],
+                cwd=REPO,
+                env={**os.environ, "RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=30,
+                check=False,
+            )
+        self.bridge_argv = []

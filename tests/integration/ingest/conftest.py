@@ -132,6 +132,22 @@ def run_bridge(stack: StackInfo, topics: Topics, tmp_path: Path) -> Iterator[Cal
     yield start
     for service in started:
         service.stop()
+        retire(stack, service.settings.mqtt_client_id)
+
+
+def retire(stack: StackInfo, client_id: str) -> None:
+    """Discard a finished test bridge's persistent session, so the broker stops queueing for it."""
+    from ingest.mqtt import retire_session
+
+    settings = BridgeSettings(
+        registry=Path("unused"),
+        mqtt_host=stack.mqtt_host,
+        mqtt_port=stack.mqtt_port,
+        mqtt_user=stack.bridge_user,
+        mqtt_password=stack.bridge_password,
+        mqtt_client_id=client_id,
+    )
+    assert retire_session(settings), f"could not retire the MQTT session {client_id!r}"
 
 
 class GatewayClient:

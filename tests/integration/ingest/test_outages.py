@@ -9,17 +9,27 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from deploy.stack import Stack, StackInfo
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode, drop_sources
 from riskwatch.wire.gateway import telemetry_payload
-from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader, wait_for
+from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader, retire, wait_for
 
 MESSAGES = 300
+BRIDGE_CLIENTS: list[str] = []  # client ids of the bridge processes a test started
+
+
+@pytest.fixture(autouse=True)
+def _retire_bridge_sessions(stack: StackInfo) -> Iterator[None]:
+    yield
+    while BRIDGE_CLIENTS:
+        retire(stack, BRIDGE_CLIENTS.pop())
 
 
 def _publish_stream(
@@ -81,7 +91,16 @@ def _bridge_process(
     stack: StackInfo, topics: Topics, plant: Plant, spool: Path, client_id: str, *extra: str
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RISKWATCH_BRIDGE_PW": stack.bridge_password}
-    args = [
+    if client_id not in BRIDGE_CLIENTS:
+        BRIDGE_CLIENTS.append(client_id)
+    args = _bridge_args(stack, topics, plant, spool, client_id, *extra)
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _bridge_args(
+    stack: StackInfo, topics: Topics, plant: Plant, spool: Path, client_id: str, *extra: str
+) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "riskwatch",
@@ -112,7 +131,6 @@ def _bridge_process(
         "0",
         *extra,
     ]
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _wait_subscribed(stack: StackInfo, plant: Plant, gw: GatewayClient, reader: TopicReader) -> None:
@@ -226,3 +244,58 @@ def test_bridge_rides_out_a_mosquitto_restart(
         reader.close()
     assert {1, 2} <= _deduplicated(records)[0]
     assert bridge.metrics_registry.get_sample_value("riskwatch_bridge_mqtt_connected") == 1
+
+
+def test_a_retired_bridge_session_is_gone_and_queues_nothing(
+    stack: StackInfo, topics: Topics, plant: Plant, tmp_path: Path
+) -> None:
+    client_id = f"retire-{uuid.uuid4().hex[:8]}"
+    bridge = _bridge_process(stack, topics, plant, tmp_path / "spool", client_id)
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    reader = TopicReader(stack, topics.telemetry)
+    try:
+        _wait_subscribed(stack, plant, gw, reader)
+        bridge.send_signal(signal.SIGTERM)
+        assert bridge.wait(30) == 0
+        # Stopped, not retired: the broker keeps the session and queues for it.
+        topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+        readings = [{"s": plant.sensors_a[0], "v": 1.0, "t": time.time()}]
+        assert gw.publish(topic, telemetry_payload(plant.gw_a, 10**6, readings)) == "Success"
+        env = {**os.environ, "RISKWATCH_BRIDGE_PW": stack.bridge_password}
+        retired = subprocess.run(
+            [*_bridge_args(stack, topics, plant, tmp_path / "spool", client_id), "--retire"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert retired.returncode == 0, retired.stderr.decode()
+        assert not _session_present(stack, client_id)
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+            bridge.wait(10)
+        gw.close()
+        reader.close()
+
+
+def _session_present(stack: StackInfo, client_id: str) -> bool:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    present: list[bool] = []
+    done = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(stack.bridge_user, stack.bridge_password)
+    client.on_connect = lambda c, u, flags, reason, p: (present.append(flags.session_present), done.set())
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0  # this probe leaves no session behind either
+    client.connect(stack.mqtt_host, stack.mqtt_port, clean_start=False, properties=props)
+    client.loop_start()
+    try:
+        assert done.wait(10), "no CONNACK"
+        return present[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()
