@@ -47,7 +47,8 @@ class RefSensor:
     cand: int = 0
     cand_since: float = 0.0
     since: float = math.nan
-    last_ts: float = math.nan
+    last_ts: float = math.nan  # stale timer start: newest taken reading, or the engine's start if none
+    seen: bool = False  # a reading was taken: older ones are out of order from now on
     last_value: float = math.nan
     ucode: int = 0
     usince: float = math.nan
@@ -184,11 +185,11 @@ class ReferenceEngine(RollUp):
 
     def reading(self, index: int, v: float, ts: float, q: int) -> None:
         rs = self.sensors[index]
-        if ts < rs.last_ts:
+        if rs.seen and ts < rs.last_ts:
             self.out_of_order += 1
             return
         self.advance(rs, ts)
-        rs.last_ts, rs.last_value = ts, v
+        rs.last_ts, rs.last_value, rs.seen = ts, v, True
         fault = q != 0 or not (rs.spec.range_low <= v <= rs.spec.range_high)
         target = FAULT if fault else self.level(rs, v)
         if target == rs.code:
@@ -277,11 +278,11 @@ class ReferenceEngine(RollUp):
             "t2",
         )
         columns = {name: sa[name].tolist() for name in fields}
-        chat = sa["chat"].tolist()
+        chat, seen = sa["chat"].tolist(), sa["seen"].tolist()
         for i, rs in enumerate(self.sensors):
             for name in fields:
                 setattr(rs, name, columns[name][i])
-            rs.chat = bool(chat[i])
+            rs.chat, rs.seen = bool(chat[i]), bool(seen[i])
         for u, unit in enumerate(model.unit_ids):
             self.unit_colour[unit] = int(ua["colour"][u])
             self.unit_at[unit] = float(ua["colour_at"][u])
