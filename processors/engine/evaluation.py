@@ -58,9 +58,7 @@ def evaluate_detailed(
         raise ValueError("engine state was built for another registry (fingerprint mismatch)")
     s, u = state.sensor, state.unit
     if not state.primed:
-        unseen = np.isnan(s["last_ts"])
-        for key in ("last_ts", "since", "usince"):
-            s[key][unseen] = now
+        s["last_ts"][np.isnan(s["last_ts"])] = now
         state.primed = True
     em = Emits()
     touched_units, rejects = apply_event_list(model, state, events, em) if events else ([], [])

@@ -46,12 +46,12 @@ class RefSensor:
     code: int = 0
     cand: int = 0
     cand_since: float = 0.0
-    since: float = math.nan
+    since: float = -math.inf  # never changed
     last_ts: float = math.nan  # stale timer start: newest taken reading, or the engine's start if none
     seen: bool = False  # a reading was taken: older ones are out of order from now on
     last_value: float = math.nan
     ucode: int = 0
-    usince: float = math.nan
+    usince: float = -math.inf  # never changed: no report time for the unit's `at`
     chat: bool = False
     t1: float = -math.inf
     t2: float = -math.inf
@@ -75,7 +75,7 @@ class ReferenceEngine(RollUp):
         self.registry = registry
         self.sensors = [RefSensor(s, *thresholds(s)) for s in registry.sensor_list]
         for rs in self.sensors:
-            rs.last_ts = rs.since = rs.usince = math.nan if now is None else now
+            rs.last_ts = math.nan if now is None else now
         self.all_units = all_units
         self.tracked = timers == "tracked"
         self.pending: set[int] = set()  # sensors with a delay running or chattering (tracked timers)
@@ -238,7 +238,7 @@ class ReferenceEngine(RollUp):
         self.out, self.dirty = [], set()
         for rs in self.sensors:
             if math.isnan(rs.last_ts):
-                rs.last_ts = rs.since = rs.usince = now
+                rs.last_ts = now
         for ev in events:
             self.event(ev)
         n = len(self.sensors)

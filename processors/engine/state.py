@@ -25,14 +25,15 @@ SENSOR_ARRAYS: dict[str, type] = {
     "code": np.int8,  # debounced internal code (see model.py)
     "cand": np.int8,  # candidate code waiting for its on/off delay
     "cand_since": np.float64,  # when the candidate started
-    "since": np.float64,  # when `code` was entered
+    "since": np.float64,  # when `code` was entered (-inf: never changed)
     # stale timer start: the newest accepted reading, or the state's start while never seen (NaN: not
     # primed yet, see `primed`); once `seen`, readings older than it are out of order
     "last_ts": np.float64,
     "seen": np.int8,  # 1 once a reading was taken: a sensor's first reading is taken whatever its time
     "last_value": np.float64,
     "ucode": np.int8,  # code as last reported downstream (frozen while chattering); units use it
-    "usince": np.float64,  # when `ucode` was entered
+    # when `ucode` was entered (-inf: never changed, so a unit's time never comes from the state's start)
+    "usince": np.float64,
     "chat": np.int8,  # 1 while chattering
     "t1": np.float64,  # times of the last two alarm-state changes, for chattering detection
     "t2": np.float64,
@@ -77,14 +78,11 @@ class EngineState:
         """All sensors normal and unseen; stale timers start at `now`, or at the first evaluation."""
         n, nu, ns, nr = model.n_sensors, len(model.unit_ids), len(model.site_ids), len(model.region_ids)
         sensor = {k: np.zeros(n, dt) for k, dt in SENSOR_ARRAYS.items()}
-        for k in ("t1", "t2"):
+        for k in ("t1", "t2", "since", "usince"):
             sensor[k][:] = -np.inf
         sensor["last_ts"][:] = np.nan if now is None else now
         sensor["last_value"][:] = np.nan
         sensor["keep_lo"][:], sensor["keep_hi"][:] = keep_bands(model, np.arange(n), sensor["code"])
-        if now is not None:
-            sensor["since"][:] = now
-            sensor["usince"][:] = now
         unit = {k: np.zeros(nu, dt) for k, dt in UNIT_ARRAYS.items()}
         unit["rule"][:] = -1
         unit["due"][:] = np.inf

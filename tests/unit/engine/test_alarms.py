@@ -146,6 +146,16 @@ def test_a_never_seen_sensors_first_reading_is_taken_even_if_older_than_the_stat
     assert rig.alarm("GT-1") == "l2_high" and rig.colour("U1") == "orange"
 
 
+def test_warnings_from_a_first_reading_older_than_the_state_carry_the_readings_time() -> None:
+    # The unit's time is the latest of its sensors' report times; sensors that never reported have none,
+    # so the ids do not depend on when the state happened to be started (the worker's clock).
+    for start in (1000.0, 1003.0):
+        rig = Rig(RIG, start=start)
+        rig.feed(990, {"GT-1": 60}, now=start)
+        assert rig.changes("U1") == [("normal", "orange", 990.0)]
+        assert rig.changes("S1") == [("normal", "orange", 990.0)]
+
+
 def test_after_the_first_reading_older_readings_are_still_out_of_order() -> None:
     rig = Rig(RIG, start=1000.0)
     i = rig.index("GT-1")
