@@ -157,17 +157,7 @@ class Validator:
         deadletter, rejected = None, ()
         if not good.all():
             items = _items(msg, code, idx, received, self.future_tolerance_s, self.table)
-            rejected = tuple(item.reason for item in items)
-            deadletter = DeadLetter(
-                summary_reason(items),
-                f"{len(items)} of {n} readings rejected",
-                topic,
-                payload,
-                received,
-                site=parts.site,
-                gateway=parts.gateway,
-                items=items,
-            )
+            deadletter, rejected = _partly_rejected(items, n, "readings", topic, payload, received, parts)
         return Outcome(parts.site, parts.gateway, msg.seq, readings, (), deadletter, rejected, n)
 
     def _status(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Outcome:
@@ -210,17 +200,8 @@ class Validator:
         deadletter, rejected = None, ()
         if bad:
             items = tuple(DeadItem(b.index, b.reason.value, b.detail) for b in sorted(bad))
-            rejected = tuple(item.reason for item in items)
-            deadletter = DeadLetter(
-                summary_reason(items),
-                f"{len(items)} of {len(msg.events)} events rejected",
-                topic,
-                payload,
-                received,
-                site=parts.site,
-                gateway=parts.gateway,
-                items=items,
-            )
+            total = len(msg.events)
+            deadletter, rejected = _partly_rejected(items, total, "events", topic, payload, received, parts)
         return Outcome(parts.site, parts.gateway, msg.seq, None, tuple(records), deadletter, rejected, 0)
 
 
@@ -257,6 +238,29 @@ def _items(
             detail = f"v={msg.value[i]} t={msg.ts[i]}"
         items.append(DeadItem(i, reason.value, detail, sensor))
     return tuple(items)
+
+
+def _partly_rejected(
+    items: tuple[DeadItem, ...],
+    total: int,
+    noun: str,
+    topic: str,
+    payload: bytes,
+    received: float,
+    parts: TopicParts,
+) -> tuple[DeadLetter, tuple[str, ...]]:
+    """The dead letter of a message some of whose `total` items were rejected, and one reason per item."""
+    letter = DeadLetter(
+        summary_reason(items),
+        f"{len(items)} of {total} {noun} rejected",
+        topic,
+        payload,
+        received,
+        site=parts.site,
+        gateway=parts.gateway,
+        items=items,
+    )
+    return letter, tuple(item.reason for item in items)
 
 
 def _reject(
