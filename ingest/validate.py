@@ -110,14 +110,7 @@ class Validator:
         if isinstance(msg, Rejected):
             return _reject(topic, payload, received, msg.reason, msg.detail, parts)
         if msg.gateway != parts.gateway:
-            return _reject(
-                topic,
-                payload,
-                received,
-                Reason.GATEWAY_TOPIC_MISMATCH,
-                f"payload gw {msg.gateway!r} published on gateway {parts.gateway!r}'s topic",
-                parts,
-            )
+            return _gw_mismatch(topic, payload, received, parts, msg)
         n = len(msg.sensor)
         idx = np.fromiter(map(self.table.index_of.get, msg.sensor, repeat(-1)), np.int32, n)
         site = self.table.site_codes[parts.site]
@@ -272,7 +265,11 @@ def _reject(
 
 
 def _gw_mismatch(
-    topic: str, payload: bytes, received: float, parts: TopicParts, msg: StatusMessage | EventsMessage
+    topic: str,
+    payload: bytes,
+    received: float,
+    parts: TopicParts,
+    msg: TelemetryMessage | StatusMessage | EventsMessage,
 ) -> Outcome:
     return _reject(
         topic,
