@@ -16,8 +16,8 @@ import orjson
 from processors.engine.model import EngineModel, keep_bands
 
 _PREFIX = b"RWENGINE"
-# 2: sensor.seen added (a never-seen sensor's first reading is taken whatever its time). A snapshot of
-# another version is refused: its arrays do not mean the same.
+# 2: sensor.seen added (a never-seen sensor's first reading is taken whatever its time) and since/usince
+# -inf until a sensor first changes. A snapshot of another version is refused: its arrays mean otherwise.
 VERSION = 2
 _MAGIC = _PREFIX + str(VERSION).encode() + b"\n"
 
@@ -142,7 +142,8 @@ class EngineState:
         if not raw.startswith(_PREFIX):
             raise ValueError("not an engine state snapshot (bad magic)")
         if not raw.startswith(_MAGIC):
-            found = raw[len(_PREFIX) : raw.find(b"\n", 0, 24)].decode("ascii", "replace")
+            end = raw.find(b"\n", 0, 24)
+            found = raw[len(_PREFIX) : end if end > 0 else 24].decode("ascii", "replace")
             raise ValueError(
                 f"engine state snapshot version {found} is not readable by this build (version {VERSION});"
                 " start the state afresh"
