@@ -22,10 +22,7 @@ from riskwatch.wire.transitions import Transition
 
 log = logging.getLogger(__name__)
 
-NORMAL = "normal"
-# A site started by a timer starts its sensors' stale timers this long before `now`: the engine ignores
-# readings older than a sensor's start, and readings reach the worker a little after their event time.
-TIMER_START_LEAD_S = 30.0  # the label of both Colour.NORMAL and AlarmState.NORMAL
+NORMAL = "normal"  # the label of both Colour.NORMAL and AlarmState.NORMAL
 EntityKey = tuple[str, str]  # (entity_type, entity)
 
 
@@ -52,23 +49,24 @@ class SiteStates:
         self.restore_failures = 0
 
     def slot(self, site: str, start: float | None = None) -> SiteSlot:
-        """The site's live state, restored from its snapshot or started fresh at `start` (default: now)."""
+        """The site's live state, restored from its snapshot or started fresh at `start` (default: now).
+
+        A fresh state's sensors turn stale `stale_after_s` after `start` unless they report; their first
+        readings are taken whatever their time, so a backlog older than `start` is not lost.
+        """
         slot = self.slots.get(site)
         if slot is None:
             slot = self.slots[site] = self._restore(site, start)
         return slot
 
     def evaluate(self, site: str, readings: Readings, now: float) -> list[Transition]:
-        # A fresh state starts its stale timers at the batch's first reading, not at `now`: the engine
-        # ignores readings older than a sensor's start, and a backlog's readings are older than now.
-        start = float(readings.ts.min()) if len(readings) else now
-        slot = self.slot(site, min(start, now))
+        slot = self.slot(site, now)
         slot.state, out = self.engine.evaluate(slot.model, slot.state, readings, now)
         slot.dirty = True
         return self._record(slot, out)
 
     def apply_gateway(self, site: str, records: Sequence[GatewayRecord], now: float) -> list[Transition]:
-        slot = self.slot(site, min([now, *(r.t for r in records if r.t is not None)]))
+        slot = self.slot(site, now)
         slot.state, out = self.engine.apply_gateway(slot.model, slot.state, records, now)
         slot.dirty = True
         return self._record(slot, out)
@@ -78,7 +76,7 @@ class SiteStates:
         batch = empty if empty is not None else Readings.empty()
         out: list[Transition] = []
         for site in sites:
-            slot = self.slot(site, now - TIMER_START_LEAD_S)
+            slot = self.slot(site, now)
             slot.state, found = self.engine.evaluate(slot.model, slot.state, batch, now)
             if found:
                 slot.dirty = True
