@@ -16,6 +16,11 @@ class WorkerMetrics:
             "riskwatch_readings", "Readings evaluated (rate = readings/s)", registry=registry
         )
         self.batches = Counter("riskwatch_batches", "Telemetry batches evaluated", registry=registry)
+        self.duplicates = Counter(
+            "riskwatch_duplicate_readings",
+            "Readings of gateway messages already evaluated, left out by (gateway, seq)",
+            registry=registry,
+        )
         self.eval_seconds = Histogram(
             "riskwatch_batch_eval_seconds",
             "Engine evaluation time per batch",
