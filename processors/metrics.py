@@ -21,6 +21,10 @@ class WorkerMetrics:
 
         self.readings = counter("riskwatch_readings", "Readings evaluated (rate = readings/s)")
         self.batches = counter("riskwatch_batches", "Telemetry batches evaluated")
+        self.duplicates = counter(
+            "riskwatch_duplicate_readings",
+            "Readings of gateway messages already evaluated, left out by (gateway, seq)",
+        )
         self.eval_seconds = Histogram(
             "riskwatch_batch_eval_seconds",
             "Engine evaluation time per batch",

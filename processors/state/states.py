@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.engine_port import EngineApi
+from processors.state.seen import RecentSeqs
 from processors.state.sites import SiteIndex
 from processors.state.snapshot import SiteSnapshot, SnapshotError
+from riskwatch.wire.batch import Source
 from riskwatch.wire.gateway import GatewayRecord
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
@@ -34,6 +36,7 @@ class SiteSlot:
     model: Any
     state: Any
     open: dict[EntityKey, Transition] = field(default_factory=dict)
+    seen: RecentSeqs = field(default_factory=RecentSeqs)
     dirty: bool = False
 
 
@@ -65,6 +68,13 @@ class SiteStates:
         slot.dirty = True
         return self._record(slot, out)
 
+    def fresh_sources(self, site: str, sources: Sequence[Source], now: float) -> list[bool]:
+        """For each gateway message of a batch: True if new (now remembered), False if a duplicate."""
+        slot = self.slot(site, now)
+        flags = [slot.seen.check_and_add(src.gateway, src.seq) for src in sources]
+        slot.dirty = True
+        return flags
+
     def apply_gateway(self, site: str, records: Sequence[GatewayRecord], now: float) -> list[Transition]:
         slot = self.slot(site, now)
         slot.state, out = self.engine.apply_gateway(slot.model, slot.state, records, now)
@@ -89,7 +99,7 @@ class SiteStates:
         out = []
         for slot in chosen:
             if slot.dirty:
-                snap = SiteSnapshot(self.engine.to_bytes(slot.state), tuple(slot.open.values()))
+                snap = SiteSnapshot(self.engine.to_bytes(slot.state), tuple(slot.open.values()), slot.seen)
                 out.append((slot.site, snap.to_bytes()))
                 slot.dirty = False
         return out
@@ -130,7 +140,8 @@ class SiteStates:
             try:
                 snap = SiteSnapshot.from_bytes(raw)
                 state = self.engine.from_bytes(snap.state)
-                return SiteSlot(site, model, state, {(t.entity_type, t.entity): t for t in snap.open})
+                opened = {(t.entity_type, t.entity): t for t in snap.open}
+                return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs())
             except (SnapshotError, ValueError) as exc:
                 # A snapshot from an incompatible build: start fresh rather than stop the worker.
                 self.restore_failures += 1
