@@ -110,14 +110,7 @@ class Validator:
         if isinstance(msg, Rejected):
             return _reject(topic, payload, received, msg.reason, msg.detail, parts)
         if msg.gateway != parts.gateway:
-            return _reject(
-                topic,
-                payload,
-                received,
-                Reason.GATEWAY_TOPIC_MISMATCH,
-                f"payload gw {msg.gateway!r} published on gateway {parts.gateway!r}'s topic",
-                parts,
-            )
+            return _gw_mismatch(topic, payload, received, parts, msg)
         n = len(msg.sensor)
         idx = np.fromiter(map(self.table.index_of.get, msg.sensor, repeat(-1)), np.int32, n)
         site = self.table.site_codes[parts.site]
@@ -157,17 +150,7 @@ class Validator:
         deadletter, rejected = None, ()
         if not good.all():
             items = _items(msg, code, idx, received, self.future_tolerance_s, self.table)
-            rejected = tuple(item.reason for item in items)
-            deadletter = DeadLetter(
-                summary_reason(items),
-                f"{len(items)} of {n} readings rejected",
-                topic,
-                payload,
-                received,
-                site=parts.site,
-                gateway=parts.gateway,
-                items=items,
-            )
+            deadletter, rejected = _partly_rejected(items, n, "readings", topic, payload, received, parts)
         return Outcome(parts.site, parts.gateway, msg.seq, readings, (), deadletter, rejected, n)
 
     def _status(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Outcome:
@@ -210,17 +193,8 @@ class Validator:
         deadletter, rejected = None, ()
         if bad:
             items = tuple(DeadItem(b.index, b.reason.value, b.detail) for b in sorted(bad))
-            rejected = tuple(item.reason for item in items)
-            deadletter = DeadLetter(
-                summary_reason(items),
-                f"{len(items)} of {len(msg.events)} events rejected",
-                topic,
-                payload,
-                received,
-                site=parts.site,
-                gateway=parts.gateway,
-                items=items,
-            )
+            total = len(msg.events)
+            deadletter, rejected = _partly_rejected(items, total, "events", topic, payload, received, parts)
         return Outcome(parts.site, parts.gateway, msg.seq, None, tuple(records), deadletter, rejected, 0)
 
 
@@ -259,6 +233,29 @@ def _items(
     return tuple(items)
 
 
+def _partly_rejected(
+    items: tuple[DeadItem, ...],
+    total: int,
+    noun: str,
+    topic: str,
+    payload: bytes,
+    received: float,
+    parts: TopicParts,
+) -> tuple[DeadLetter, tuple[str, ...]]:
+    """The dead letter of a message some of whose `total` items were rejected, and one reason per item."""
+    letter = DeadLetter(
+        summary_reason(items),
+        f"{len(items)} of {total} {noun} rejected",
+        topic,
+        payload,
+        received,
+        site=parts.site,
+        gateway=parts.gateway,
+        items=items,
+    )
+    return letter, tuple(item.reason for item in items)
+
+
 def _reject(
     topic: str, payload: bytes, received: float, reason: Reason, detail: str, parts: TopicParts | None = None
 ) -> Outcome:
@@ -268,7 +265,11 @@ def _reject(
 
 
 def _gw_mismatch(
-    topic: str, payload: bytes, received: float, parts: TopicParts, msg: StatusMessage | EventsMessage
+    topic: str,
+    payload: bytes,
+    received: float,
+    parts: TopicParts,
+    msg: TelemetryMessage | StatusMessage | EventsMessage,
 ) -> Outcome:
     return _reject(
         topic,

@@ -85,10 +85,12 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
             if event.message.partition not in ctx.owned:  # buffered before a revocation: the new owner has it
                 continue
             now = ctx.clock()
-            accepted, dead = ctx.intake.telemetry(event.value, names.telemetry)
+            accepted, dead = ctx.intake.telemetry(event.value, names.telemetry, ctx.states.fresh_sources)
             if dead:
                 await emit.dead(dead)
             if accepted is not None:
+                if accepted.duplicates:
+                    m.duplicates.inc(accepted.duplicates)
                 started = time.perf_counter()
                 out = ctx.states.evaluate(accepted.site, accepted.readings, now)
                 m.eval_seconds.observe(time.perf_counter() - started)

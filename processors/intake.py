@@ -7,13 +7,13 @@ cut out of the batch (one dead-letter record names them) and the rest is evaluat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from processors.state.sites import SiteIndex
-from riskwatch.wire.batch import BatchDecodeError, decode, remap_sensors
+from riskwatch.wire.batch import BatchDecodeError, Source, decode, keep_sources, remap_sensors
 from riskwatch.wire.deadletter import DeadItem, DeadLetter, Reason, summary_reason
 from riskwatch.wire.gateway import GatewayDecodeError, GatewayRecord
 from riskwatch.wire.readings import Readings
@@ -29,6 +29,11 @@ class Accepted(NamedTuple):
     readings: Readings
     global_sensor: np.ndarray  # registry index of each kept reading
     n_in: int  # readings in the record before any were refused
+    duplicates: int = 0  # readings of gateway messages already evaluated (left out, counted)
+
+
+# (site, sources, now) -> per source: new? Marks the new ones as seen (processors/state/seen.py).
+FreshSources = Callable[[str, Sequence[Source], float], list[bool]]
 
 
 class Intake:
@@ -40,7 +45,10 @@ class Intake:
         self.fingerprint = index.registry.fingerprint
         self._index_of = {s.id: s.index for s in index.registry.sensor_list}
 
-    def telemetry(self, raw: bytes, source: str) -> tuple[Accepted | None, list[DeadLetter]]:
+    def telemetry(
+        self, raw: bytes, source: str, fresh: FreshSources | None = None
+    ) -> tuple[Accepted | None, list[DeadLetter]]:
+        """Decode and check a batch; with `fresh`, leave out gateway messages already evaluated."""
         try:
             batch = decode(raw)
         except BatchDecodeError as exc:
@@ -48,6 +56,11 @@ class Intake:
         if batch.site not in self.index.site_number:
             detail = f"site {batch.site!r} is not in the worker's registry ({self.index.registry.source})"
             return None, [self._dead(Reason.REGISTRY_MISMATCH, detail, source, raw, site=batch.site)]
+        duplicates = 0
+        if fresh is not None and batch.sources:
+            n_before = len(batch.readings)
+            batch = keep_sources(batch, fresh(batch.site, batch.sources, self.clock()))
+            duplicates = n_before - len(batch.readings)
         readings = batch.readings
         dead: list[DeadLetter] = []
         if batch.fingerprint != self.fingerprint:
@@ -67,7 +80,8 @@ class Intake:
             dead.append(
                 self._rows_refused(batch.site, readings, split.unknown_rows, split.foreign_rows, source, raw)
             )
-        return Accepted(batch.site, split.readings, split.global_sensor, len(batch.readings)), dead
+        accepted = Accepted(batch.site, split.readings, split.global_sensor, len(batch.readings), duplicates)
+        return accepted, dead
 
     def gateway(self, raw: bytes, source: str) -> tuple[GatewayRecord | None, list[DeadLetter]]:
         try:

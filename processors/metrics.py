@@ -12,63 +12,52 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.readings = Counter(
-            "riskwatch_readings", "Readings evaluated (rate = readings/s)", registry=registry
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=registry)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        self.readings = counter("riskwatch_readings", "Readings evaluated (rate = readings/s)")
+        self.batches = counter("riskwatch_batches", "Telemetry batches evaluated")
+        self.duplicates = counter(
+            "riskwatch_duplicate_readings",
+            "Readings of gateway messages already evaluated, left out by (gateway, seq)",
         )
-        self.batches = Counter("riskwatch_batches", "Telemetry batches evaluated", registry=registry)
         self.eval_seconds = Histogram(
             "riskwatch_batch_eval_seconds",
             "Engine evaluation time per batch",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
-        self.transitions = Counter(
-            "riskwatch_transitions", "Transitions emitted", ["kind", "entity_type"], registry=registry
+        self.transitions = counter("riskwatch_transitions", "Transitions emitted", "kind", "entity_type")
+        self.deadletters = counter("riskwatch_deadletters", "Records sent to the dead-letter topic", "reason")
+        self.lag = gauge(
+            "riskwatch_consumer_lag", "Records behind the end of the partition", "topic", "partition"
         )
-        self.deadletters = Counter(
-            "riskwatch_deadletters", "Records sent to the dead-letter topic", ["reason"], registry=registry
+        self.entities = gauge(
+            "riskwatch_entities", "Entities currently at each non-normal level", "entity_type", "level"
         )
-        self.lag = Gauge(
-            "riskwatch_consumer_lag",
-            "Records behind the end of the partition",
-            ["topic", "partition"],
-            registry=registry,
+        self.snapshot_age = gauge(
+            "riskwatch_snapshot_age_seconds", "Age of the oldest pending state snapshot of an owned partition"
         )
-        self.entities = Gauge(
-            "riskwatch_entities",
-            "Entities currently at each non-normal level",
-            ["entity_type", "level"],
-            registry=registry,
+        self.partitions_owned = gauge(
+            "riskwatch_partitions_owned", "Telemetry partitions assigned to this worker"
         )
-        self.snapshot_age = Gauge(
-            "riskwatch_snapshot_age_seconds",
-            "Age of the oldest pending state snapshot of an owned partition",
-            registry=registry,
+        self.ready = gauge(
+            "riskwatch_worker_ready", "1 once the tables of the current assignment are restored"
         )
-        self.partitions_owned = Gauge(
-            "riskwatch_partitions_owned", "Telemetry partitions assigned to this worker", registry=registry
+        self.sites_owned = gauge("riskwatch_sites_owned", "Sites whose partition this worker owns")
+        self.history_written = counter(
+            "riskwatch_history_points_written", "History points written to InfluxDB"
         )
-        self.ready = Gauge(
-            "riskwatch_worker_ready",
-            "1 once the tables of the current assignment are restored",
-            registry=registry,
+        self.history_dropped = counter(
+            "riskwatch_history_points_dropped", "History points dropped because the buffer limit was exceeded"
         )
-        self.sites_owned = Gauge(
-            "riskwatch_sites_owned", "Sites whose partition this worker owns", registry=registry
-        )
-        self.history_written = Counter(
-            "riskwatch_history_points_written", "History points written to InfluxDB", registry=registry
-        )
-        self.history_dropped = Counter(
-            "riskwatch_history_points_dropped",
-            "History points dropped because the buffer limit was exceeded",
-            registry=registry,
-        )
-        self.history_retries = Counter(
-            "riskwatch_history_write_retries", "Failed history writes retried", registry=registry
-        )
-        self.history_pending = Gauge(
-            "riskwatch_history_points_pending", "History points waiting in the buffer", registry=registry
+        self.history_retries = counter("riskwatch_history_write_retries", "Failed history writes retried")
+        self.history_pending = gauge(
+            "riskwatch_history_points_pending", "History points waiting in the buffer"
         )
 
     # WriterHooks for processors.history.writer

@@ -59,9 +59,8 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool:
     """Has the worker read partition `partition` of both input topics up to their end?
 
-    Timers start on a partition only then: the engine starts a never-seen sensor's stale timer at its
-    first evaluation and ignores readings older than that, so ticking before the backlog is read would
-    discard the backlog's readings.
+    Timers start on a partition only then: a tick before the backlog is read would turn a restored site's
+    sensors stale (last reading + timeout) only for the backlog's readings to bring them back.
     """
     for topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
         tp = TP(topic, partition)

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:  # http.py imports this module
+    from alerting.channels.http import HttpPoster
 
 
 class Outcome(StrEnum):
@@ -102,6 +105,31 @@ def redact_url(url: str) -> str:
     """Scheme and host only: paths and queries of robot URLs are credentials."""
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}/***"
+
+
+async def robot_post(
+    http: HttpPoster,
+    url: str,
+    doc: dict[str, Any],
+    message: Message,
+    robot: str,
+    code_keys: tuple[str, ...],
+    retry_codes: frozenset[int],
+) -> SendResult:
+    """Post to a chat robot, which answers HTTP 200 with a JSON code: 0 sent, `retry_codes` try later.
+
+    The code is the first of `code_keys` the answer has. Signing stays with each robot's channel.
+    """
+    result, body = await http.post_json(url, doc, message)
+    if result is not None:
+        return result
+    if not isinstance(body, dict):
+        return SendResult.error(f"{robot} answered without JSON: {body!r}"[:300])
+    code = next((body[key] for key in code_keys if key in body), None)
+    if code == 0:
+        return SendResult.ok()
+    detail = f"{robot} {code_keys[0]} {code}: {body!r}"[:300]
+    return SendResult.retryable(detail) if code in retry_codes else SendResult.error(detail)
 
 
 class Channel(Protocol):

@@ -10,7 +10,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import ClassVar
 
-from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult, robot_post
 from alerting.channels.http import HttpPoster
 
 # DingTalk error codes that mean "later, not never": 130101 = sending too fast (DOMAIN.md: 20/min).
@@ -54,14 +54,7 @@ class Channel:
         url = self._settings.url
         if self._secret:
             url = signed_url(url, self._secret, int(self._clock() * 1000))
-        result, body = await self._http.post_json(url, doc, message)
-        if result is not None:
-            return result
-        code = body.get("errcode") if isinstance(body, dict) else None
-        if code == 0:
-            return SendResult.ok()
-        detail = f"dingtalk errcode {code}: {body!r}"[:300]
-        return SendResult.retryable(detail) if code in _RETRY_CODES else SendResult.error(detail)
+        return await robot_post(self._http, url, doc, message, "dingtalk", ("errcode",), _RETRY_CODES)
 
     async def close(self) -> None:
         await self._http.close()

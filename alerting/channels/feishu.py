@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult, robot_post
 from alerting.channels.http import HttpPoster
 
 _RETRY_CODES = frozenset({11232, 9499})  # 11232: frequency limited
@@ -58,16 +58,8 @@ class Channel:
         if self._secret:
             timestamp = int(self._clock())
             doc = {"timestamp": str(timestamp), "sign": sign(self._secret, timestamp), **doc}
-        result, body = await self._http.post_json(self._settings.url, doc, message)
-        if result is not None:
-            return result
-        if not isinstance(body, dict):
-            return SendResult.error(f"feishu answered without JSON: {body!r}"[:300])
-        code = body.get("code", body.get("StatusCode"))
-        if code == 0:
-            return SendResult.ok()
-        detail = f"feishu code {code}: {body!r}"[:300]
-        return SendResult.retryable(detail) if code in _RETRY_CODES else SendResult.error(detail)
+        url = self._settings.url
+        return await robot_post(self._http, url, doc, message, "feishu", ("code", "StatusCode"), _RETRY_CODES)
 
     async def close(self) -> None:
         await self._http.close()

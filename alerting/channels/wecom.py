@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult
+from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult, robot_post
 from alerting.channels.http import HttpPoster
 
 MAX_MARKDOWN_BYTES = 4096  # DOMAIN.md: WeCom markdown <= 4096 bytes
@@ -39,14 +39,8 @@ class Channel:
         if message.mobiles:
             content += "\n" + " ".join(f"@{m}" for m in message.mobiles)
         doc = {"msgtype": "markdown", "markdown": {"content": truncate_utf8(content, MAX_MARKDOWN_BYTES)}}
-        result, body = await self._http.post_json(self._settings.url, doc, message)
-        if result is not None:
-            return result
-        code = body.get("errcode") if isinstance(body, dict) else None
-        if code == 0:
-            return SendResult.ok()
-        detail = f"wecom errcode {code}: {body!r}"[:300]
-        return SendResult.retryable(detail) if code in _RETRY_CODES else SendResult.error(detail)
+        url = self._settings.url
+        return await robot_post(self._http, url, doc, message, "wecom", ("errcode",), _RETRY_CODES)
 
     async def close(self) -> None:
         await self._http.close()

@@ -15,7 +15,7 @@ from processors.engine.model import EngineModel
 from processors.engine.rules import MAINTENANCE_RULE, members_of
 from processors.engine.sensors import FAULT_REASON, REASON_NAMES, Emits
 from riskwatch.levels import AlarmState, Colour
-from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
+from riskwatch.wire.transitions import Cause, CauseItem, EntityType, Transition, transition_id
 
 MAX_CAUSE_ITEMS = 20  # a unit's cause lists at most this many sensors, and says how many more
 
@@ -126,20 +126,9 @@ def unit_transition(
     text = "unit in maintenance mode" if rule == MAINTENANCE_RULE else ""
     if more:
         text = f"{text}; {more} more sensors not normal".lstrip("; ")
-    label = Colour(new).label
-    return Transition(
-        id=transition_id("warning", "unit", uid, label, at),
-        kind="warning",
-        entity_type="unit",
-        entity=uid,
-        old=Colour(old).label,
-        new=label,
-        at=at,
-        cause=Cause(rule_name(model, rule), items, text),
-        site=model.site_ids[site],
-        region=model.region_ids[int(model.site_region[site])],
-        unit=uid,
-    )
+    cause = Cause(rule_name(model, rule), items, text)
+    region = model.region_ids[int(model.site_region[site])]
+    return _warning("unit", uid, old, new, at, cause, site=model.site_ids[site], region=region, unit=uid)
 
 
 def site_transition(
@@ -156,17 +145,8 @@ def site_transition(
         cause = Cause(rule, items, f"highest hazard source {model.unit_ids[top]} is {label} ({rule})")
     else:
         cause = Cause("highest_unit", (), "every hazard source is normal")
-    return Transition(
-        id=transition_id("warning", "site", sid, label, at),
-        kind="warning",
-        entity_type="site",
-        entity=sid,
-        old=Colour(old).label,
-        new=label,
-        at=at,
-        cause=cause,
-        site=sid,
-        region=model.region_ids[int(model.site_region[site])],
+    return _warning(
+        "site", sid, old, new, at, cause, site=sid, region=model.region_ids[int(model.site_region[site])]
     )
 
 
@@ -183,15 +163,34 @@ def region_transition(
         else ""
     )
     text = f"highest site {top} is {label}" if new else "every site is normal"
+    return _warning("region", rid, old, new, at, Cause("highest_site", (), text), region=rid, counts=counts)
+
+
+def _warning(
+    entity_type: EntityType,
+    entity: str,
+    old: int,
+    new: int,
+    at: float,
+    cause: Cause,
+    site: str = "",
+    region: str = "",
+    unit: str = "",
+    counts: dict[str, int] | None = None,
+) -> Transition:
+    """A unit's, site's or region's colour change; its id comes from the input alone."""
+    label = Colour(new).label
     return Transition(
-        id=transition_id("warning", "region", rid, label, at),
+        id=transition_id("warning", entity_type, entity, label, at),
         kind="warning",
-        entity_type="region",
-        entity=rid,
+        entity_type=entity_type,
+        entity=entity,
         old=Colour(old).label,
         new=label,
         at=at,
-        cause=Cause("highest_site", (), text),
-        region=rid,
-        counts=counts,
+        cause=cause,
+        site=site,
+        region=region,
+        unit=unit,
+        counts=counts if counts is not None else {},
     )

@@ -58,9 +58,7 @@ def evaluate_detailed(
         raise ValueError("engine state was built for another registry (fingerprint mismatch)")
     s, u = state.sensor, state.unit
     if not state.primed:
-        unseen = np.isnan(s["last_ts"])
-        for key in ("last_ts", "since", "usince"):
-            s[key][unseen] = now
+        s["last_ts"][np.isnan(s["last_ts"])] = now
         state.primed = True
     em = Emits()
     touched_units, rejects = apply_event_list(model, state, events, em) if events else ([], [])
@@ -124,10 +122,15 @@ def _readings(
             idx, rts, rv, rq = sensor.astype(np.intp), ts, value, quality
         else:
             idx, rts, rv, rq = sensor[r].astype(np.intp), ts[r], value[r], quality[r]
-        fresh = ~(rts < s["last_ts"][idx])
-        if np.count_nonzero(fresh) != fresh.size:
-            out_of_order += int(np.count_nonzero(~fresh))
-            idx, rts, rv, rq = idx[fresh], rts[fresh], rv[fresh], rq[fresh]
+        late = rts < s["last_ts"][idx]
+        if np.count_nonzero(late):
+            # a never-seen sensor's last_ts is only its stale timer start: its first reading is taken
+            late &= s["seen"][idx] != 0
+            n_late = int(np.count_nonzero(late))
+            if n_late:
+                out_of_order += n_late
+                keep = ~late
+                idx, rts, rv, rq = idx[keep], rts[keep], rv[keep], rq[keep]
         left = apply_round(model, s, idx, rv, rts, rq, em)
         if left.size:
             watch.append(left.astype(np.int32))

@@ -46,11 +46,12 @@ class RefSensor:
     code: int = 0
     cand: int = 0
     cand_since: float = 0.0
-    since: float = math.nan
-    last_ts: float = math.nan
+    since: float = -math.inf  # never changed
+    last_ts: float = math.nan  # stale timer start: newest taken reading, or the engine's start if none
+    seen: bool = False  # a reading was taken: older ones are out of order from now on
     last_value: float = math.nan
     ucode: int = 0
-    usince: float = math.nan
+    usince: float = -math.inf  # never changed: no report time for the unit's `at`
     chat: bool = False
     t1: float = -math.inf
     t2: float = -math.inf
@@ -74,7 +75,7 @@ class ReferenceEngine(RollUp):
         self.registry = registry
         self.sensors = [RefSensor(s, *thresholds(s)) for s in registry.sensor_list]
         for rs in self.sensors:
-            rs.last_ts = rs.since = rs.usince = math.nan if now is None else now
+            rs.last_ts = math.nan if now is None else now
         self.all_units = all_units
         self.tracked = timers == "tracked"
         self.pending: set[int] = set()  # sensors with a delay running or chattering (tracked timers)
@@ -184,11 +185,11 @@ class ReferenceEngine(RollUp):
 
     def reading(self, index: int, v: float, ts: float, q: int) -> None:
         rs = self.sensors[index]
-        if ts < rs.last_ts:
+        if rs.seen and ts < rs.last_ts:
             self.out_of_order += 1
             return
         self.advance(rs, ts)
-        rs.last_ts, rs.last_value = ts, v
+        rs.last_ts, rs.last_value, rs.seen = ts, v, True
         fault = q != 0 or not (rs.spec.range_low <= v <= rs.spec.range_high)
         target = FAULT if fault else self.level(rs, v)
         if target == rs.code:
@@ -237,7 +238,7 @@ class ReferenceEngine(RollUp):
         self.out, self.dirty = [], set()
         for rs in self.sensors:
             if math.isnan(rs.last_ts):
-                rs.last_ts = rs.since = rs.usince = now
+                rs.last_ts = now
         for ev in events:
             self.event(ev)
         n = len(self.sensors)
@@ -277,11 +278,11 @@ class ReferenceEngine(RollUp):
             "t2",
         )
         columns = {name: sa[name].tolist() for name in fields}
-        chat = sa["chat"].tolist()
+        chat, seen = sa["chat"].tolist(), sa["seen"].tolist()
         for i, rs in enumerate(self.sensors):
             for name in fields:
                 setattr(rs, name, columns[name][i])
-            rs.chat = bool(chat[i])
+            rs.chat, rs.seen = bool(chat[i]), bool(seen[i])
         for u, unit in enumerate(model.unit_ids):
             self.unit_colour[unit] = int(ua["colour"][u])
             self.unit_at[unit] = float(ua["colour_at"][u])

@@ -259,6 +259,7 @@ def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr
     if n_need:
         advance(model, s, idx[need], ts[need], em)
     s["last_ts"][idx] = ts
+    s["seen"][idx] = 1
     s["last_value"][idx] = v
     code = s["code"][idx]
     target = target_codes(model, s, idx, v, q, code)

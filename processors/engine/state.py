@@ -15,17 +15,25 @@ import orjson
 
 from processors.engine.model import EngineModel, keep_bands
 
-_MAGIC = b"RWENGINE1\n"
+_PREFIX = b"RWENGINE"
+# 2: sensor.seen added (a never-seen sensor's first reading is taken whatever its time) and since/usince
+# -inf until a sensor first changes. A snapshot of another version is refused: its arrays mean otherwise.
+VERSION = 2
+_MAGIC = _PREFIX + str(VERSION).encode() + b"\n"
 
 SENSOR_ARRAYS: dict[str, type] = {
     "code": np.int8,  # debounced internal code (see model.py)
     "cand": np.int8,  # candidate code waiting for its on/off delay
     "cand_since": np.float64,  # when the candidate started
-    "since": np.float64,  # when `code` was entered
-    "last_ts": np.float64,  # newest accepted reading (NaN: never seen, primed with the first `now`)
+    "since": np.float64,  # when `code` was entered (-inf: never changed)
+    # stale timer start: the newest accepted reading, or the state's start while never seen (NaN: not
+    # primed yet, see `primed`); once `seen`, readings older than it are out of order
+    "last_ts": np.float64,
+    "seen": np.int8,  # 1 once a reading was taken: a sensor's first reading is taken whatever its time
     "last_value": np.float64,
     "ucode": np.int8,  # code as last reported downstream (frozen while chattering); units use it
-    "usince": np.float64,  # when `ucode` was entered
+    # when `ucode` was entered (-inf: never changed, so a unit's time never comes from the state's start)
+    "usince": np.float64,
     "chat": np.int8,  # 1 while chattering
     "t1": np.float64,  # times of the last two alarm-state changes, for chattering detection
     "t2": np.float64,
@@ -60,8 +68,8 @@ class EngineState:
     stale_due: float = -np.inf  # no sensor turns stale before this (lower bound); -inf: scan next time
     watch_due: float = np.inf  # no watched sensor has a delay or chattering ending before this
     unit_due: float = np.inf  # no unit has a time-based change before this
-    primed: bool = False  # never-seen sensors got `now` as their last_ts
-    out_of_order: int = 0  # readings older than their sensor's last (ignored, counted)
+    primed: bool = False  # never-seen sensors got the state's start as their last_ts (stale timer)
+    out_of_order: int = 0  # readings older than their sensor's newest accepted one (ignored, counted)
     rejected: int = 0  # readings for unknown sensors or with a bad timestamp
     evaluations: int = 0
 
@@ -70,14 +78,11 @@ class EngineState:
         """All sensors normal and unseen; stale timers start at `now`, or at the first evaluation."""
         n, nu, ns, nr = model.n_sensors, len(model.unit_ids), len(model.site_ids), len(model.region_ids)
         sensor = {k: np.zeros(n, dt) for k, dt in SENSOR_ARRAYS.items()}
-        for k in ("t1", "t2"):
+        for k in ("t1", "t2", "since", "usince"):
             sensor[k][:] = -np.inf
         sensor["last_ts"][:] = np.nan if now is None else now
         sensor["last_value"][:] = np.nan
         sensor["keep_lo"][:], sensor["keep_hi"][:] = keep_bands(model, np.arange(n), sensor["code"])
-        if now is not None:
-            sensor["since"][:] = now
-            sensor["usince"][:] = now
         unit = {k: np.zeros(nu, dt) for k, dt in UNIT_ARRAYS.items()}
         unit["rule"][:] = -1
         unit["due"][:] = np.inf
@@ -134,8 +139,15 @@ class EngineState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> EngineState:
-        if not raw.startswith(_MAGIC):
+        if not raw.startswith(_PREFIX):
             raise ValueError("not an engine state snapshot (bad magic)")
+        if not raw.startswith(_MAGIC):
+            end = raw.find(b"\n", 0, 24)
+            found = raw[len(_PREFIX) : end if end > 0 else 24].decode("ascii", "replace")
+            raise ValueError(
+                f"engine state snapshot version {found} is not readable by this build (version {VERSION});"
+                " start the state afresh"
+            )
         start = len(_MAGIC)
         size = int.from_bytes(raw[start : start + 4], "little")
         header = orjson.loads(raw[start + 4 : start + 4 + size])

@@ -14,18 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.engine_port import EngineApi
+from processors.state.seen import RecentSeqs
 from processors.state.sites import SiteIndex
 from processors.state.snapshot import SiteSnapshot, SnapshotError
+from riskwatch.wire.batch import Source
 from riskwatch.wire.gateway import GatewayRecord
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 
 log = logging.getLogger(__name__)
 
-NORMAL = "normal"
-# A site started by a timer starts its sensors' stale timers this long before `now`: the engine ignores
-# readings older than a sensor's start, and readings reach the worker a little after their event time.
-TIMER_START_LEAD_S = 30.0  # the label of both Colour.NORMAL and AlarmState.NORMAL
+NORMAL = "normal"  # the label of both Colour.NORMAL and AlarmState.NORMAL
 EntityKey = tuple[str, str]  # (entity_type, entity)
 
 
@@ -37,6 +36,7 @@ class SiteSlot:
     model: Any
     state: Any
     open: dict[EntityKey, Transition] = field(default_factory=dict)
+    seen: RecentSeqs = field(default_factory=RecentSeqs)
     dirty: bool = False
 
 
@@ -52,23 +52,31 @@ class SiteStates:
         self.restore_failures = 0
 
     def slot(self, site: str, start: float | None = None) -> SiteSlot:
-        """The site's live state, restored from its snapshot or started fresh at `start` (default: now)."""
+        """The site's live state, restored from its snapshot or started fresh at `start` (default: now).
+
+        A fresh state's sensors turn stale `stale_after_s` after `start` unless they report; their first
+        readings are taken whatever their time, so a backlog older than `start` is not lost.
+        """
         slot = self.slots.get(site)
         if slot is None:
             slot = self.slots[site] = self._restore(site, start)
         return slot
 
     def evaluate(self, site: str, readings: Readings, now: float) -> list[Transition]:
-        # A fresh state starts its stale timers at the batch's first reading, not at `now`: the engine
-        # ignores readings older than a sensor's start, and a backlog's readings are older than now.
-        start = float(readings.ts.min()) if len(readings) else now
-        slot = self.slot(site, min(start, now))
+        slot = self.slot(site, now)
         slot.state, out = self.engine.evaluate(slot.model, slot.state, readings, now)
         slot.dirty = True
         return self._record(slot, out)
 
+    def fresh_sources(self, site: str, sources: Sequence[Source], now: float) -> list[bool]:
+        """For each gateway message of a batch: True if new (now remembered), False if a duplicate."""
+        slot = self.slot(site, now)
+        flags = [slot.seen.check_and_add(src.gateway, src.seq) for src in sources]
+        slot.dirty = True
+        return flags
+
     def apply_gateway(self, site: str, records: Sequence[GatewayRecord], now: float) -> list[Transition]:
-        slot = self.slot(site, min([now, *(r.t for r in records if r.t is not None)]))
+        slot = self.slot(site, now)
         slot.state, out = self.engine.apply_gateway(slot.model, slot.state, records, now)
         slot.dirty = True
         return self._record(slot, out)
@@ -78,7 +86,7 @@ class SiteStates:
         batch = empty if empty is not None else Readings.empty()
         out: list[Transition] = []
         for site in sites:
-            slot = self.slot(site, now - TIMER_START_LEAD_S)
+            slot = self.slot(site, now)
             slot.state, found = self.engine.evaluate(slot.model, slot.state, batch, now)
             if found:
                 slot.dirty = True
@@ -91,7 +99,7 @@ class SiteStates:
         out = []
         for slot in chosen:
             if slot.dirty:
-                snap = SiteSnapshot(self.engine.to_bytes(slot.state), tuple(slot.open.values()))
+                snap = SiteSnapshot(self.engine.to_bytes(slot.state), tuple(slot.open.values()), slot.seen)
                 out.append((slot.site, snap.to_bytes()))
                 slot.dirty = False
         return out
@@ -132,7 +140,8 @@ class SiteStates:
             try:
                 snap = SiteSnapshot.from_bytes(raw)
                 state = self.engine.from_bytes(snap.state)
-                return SiteSlot(site, model, state, {(t.entity_type, t.entity): t for t in snap.open})
+                opened = {(t.entity_type, t.entity): t for t in snap.open}
+                return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs())
             except (SnapshotError, ValueError) as exc:
                 # A snapshot from an incompatible build: start fresh rather than stop the worker.
                 self.restore_failures += 1

@@ -47,6 +47,25 @@ def _gas(name: str, group: Group, uom: str, hi: float, l1: float, l2: float) -> 
     return QuantityType(name, group, uom, 0.0, hi, l1_high=l1, l2_high=l2)
 
 
+def _process(name: str, uom: str, deadband_pct: float, delay_s: float) -> QuantityType:
+    return QuantityType(
+        name,
+        "process",
+        uom,
+        deadband_pct=deadband_pct,
+        on_delay_s=delay_s,
+        off_delay_s=delay_s,
+        needs_setpoints=True,
+    )
+
+
+# Tailings points go stale after 1 h (DOMAIN.md); deadband 0.5 % of span unless given.
+def _tailings(name: str, uom: str, hi: float, side: BandSide, deadband_pct: float = 0.5) -> QuantityType:
+    return QuantityType(
+        name, "tailings", uom, 0.0, hi, deadband_pct=deadband_pct, stale_after_s=3600.0, band_side=side
+    )
+
+
 TYPES: dict[str, QuantityType] = {
     t.name: t
     for t in (
@@ -71,36 +90,10 @@ TYPES: dict[str, QuantityType] = {
             "methane", "methane", "%CH4", 0.0, 4.0, deadband_pct=0.0, stale_after_s=60.0, needs_location=True
         ),
         # Process quantities: ISA-18.2 starting points (deadband % of span / delay) from DOMAIN.md.
-        QuantityType(
-            "pressure",
-            "process",
-            "kPa",
-            deadband_pct=2.0,
-            on_delay_s=15.0,
-            off_delay_s=15.0,
-            needs_setpoints=True,
-        ),
-        QuantityType(
-            "temperature",
-            "process",
-            "degC",
-            deadband_pct=1.0,
-            on_delay_s=60.0,
-            off_delay_s=60.0,
-            needs_setpoints=True,
-        ),
-        QuantityType(
-            "level", "process", "m", deadband_pct=5.0, on_delay_s=60.0, off_delay_s=60.0, needs_setpoints=True
-        ),
-        QuantityType(
-            "flow",
-            "process",
-            "m3/h",
-            deadband_pct=5.0,
-            on_delay_s=15.0,
-            off_delay_s=15.0,
-            needs_setpoints=True,
-        ),
+        _process("pressure", "kPa", 2.0, 15.0),
+        _process("temperature", "degC", 1.0, 60.0),
+        _process("level", "m", 5.0, 60.0),
+        _process("flow", "m3/h", 5.0, 15.0),
         # Kiln (MEM Order No. 10, 2023, art. 6(5)): gas-main low-pressure alarm and the cut-off valve's
         # confirmation (1 = closed). The low set point is plant-specific.
         QuantityType(
@@ -128,62 +121,13 @@ TYPES: dict[str, QuantityType] = {
         ),
         # Tailings (GB 51108-2015 §8.3, GB 50863 §5.5): blue < yellow < orange < red per point, set by
         # the designer; depth/freeboard/beach are worse when lower.
-        QuantityType(
-            "dam_displacement",
-            "tailings",
-            "mm",
-            0.0,
-            1000.0,
-            deadband_pct=0.5,
-            stale_after_s=3600.0,
-            band_side="high",
-        ),
-        QuantityType(
-            "phreatic_depth",
-            "tailings",
-            "m",
-            0.0,
-            50.0,
-            deadband_pct=0.5,
-            stale_after_s=3600.0,
-            band_side="low",
-        ),
-        QuantityType(
-            "dry_beach_length",
-            "tailings",
-            "m",
-            0.0,
-            500.0,
-            deadband_pct=0.5,
-            stale_after_s=3600.0,
-            band_side="low",
-        ),
-        QuantityType(
-            "freeboard", "tailings", "m", 0.0, 20.0, deadband_pct=0.5, stale_after_s=3600.0, band_side="low"
-        ),
-        QuantityType(
-            "water_level",
-            "tailings",
-            "m",
-            0.0,
-            2000.0,
-            deadband_pct=0.1,
-            stale_after_s=3600.0,
-            band_side="high",
-        ),
-        QuantityType(
-            "rainfall", "tailings", "mm", 0.0, 500.0, deadband_pct=0.0, stale_after_s=3600.0, band_side="high"
-        ),
-        QuantityType(
-            "landslide_displacement",
-            "tailings",
-            "mm",
-            0.0,
-            2000.0,
-            deadband_pct=0.5,
-            stale_after_s=3600.0,
-            band_side="high",
-        ),
+        _tailings("dam_displacement", "mm", 1000.0, "high"),
+        _tailings("phreatic_depth", "m", 50.0, "low"),
+        _tailings("dry_beach_length", "m", 500.0, "low"),
+        _tailings("freeboard", "m", 20.0, "low"),
+        _tailings("water_level", "m", 2000.0, "high", deadband_pct=0.1),
+        _tailings("rainfall", "mm", 500.0, "high", deadband_pct=0.0),
+        _tailings("landslide_displacement", "mm", 2000.0, "high"),
     )
 }
 

@@ -164,13 +164,20 @@ def decode(raw: bytes) -> TelemetryBatch:
 
 def drop_sources(batch: TelemetryBatch, drop: Callable[[Source], bool]) -> Readings:
     """The batch's readings without the rows of sources `drop` says were already seen."""
-    flags = [drop(source) for source in batch.sources]
-    if not any(flags):
-        return batch.readings
+    return keep_sources(batch, [not drop(source) for source in batch.sources]).readings
+
+
+def keep_sources(batch: TelemetryBatch, keep: Sequence[bool]) -> TelemetryBatch:
+    """The batch with only the sources (gateway messages) flagged in `keep`, and their rows."""
+    if all(keep):
+        return batch
     counts = np.fromiter((s.count for s in batch.sources), np.int64, len(batch.sources))
-    keep = np.repeat(~np.array(flags), counts)
+    rows = np.repeat(np.array(keep, dtype=bool), counts)
     r = batch.readings
-    return Readings(r.sensor[keep], r.value[keep], r.ts[keep], r.quality[keep])
+    return batch._replace(
+        sources=tuple(s for s, k in zip(batch.sources, keep, strict=True) if k),
+        readings=Readings(r.sensor[rows], r.value[rows], r.ts[rows], r.quality[rows]),
+    )
 
 
 def remap_sensors(batch: TelemetryBatch, index_of: Mapping[str, int]) -> tuple[Readings, list[str]]:

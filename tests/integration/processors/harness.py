@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -63,7 +64,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def batch(registry: Registry, site: str, values: dict[str, float], ts: float, seq: int = 1) -> bytes:
+_SEQS = itertools.count(1)
+
+
+def batch(registry: Registry, site: str, values: dict[str, float], ts: float, seq: int | None = None) -> bytes:
+    """One gateway message's readings as a batch; each call is a new message (seq) unless `seq` is given."""
+    seq = next(_SEQS) if seq is None else seq
     ids = list(values)
     readings = Readings.of(
         [registry.sensors[i].index for i in ids], [values[i] for i in ids], [ts] * len(ids)

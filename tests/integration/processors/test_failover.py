@@ -60,8 +60,8 @@ def _wait_assigned(workers: list[WorkerProcess], timeout: float = 60, sites: boo
 
 def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     reg_path, reg = write_registry(tmp_path, stale_s=3600, no_delays=True)
-    # Event times ahead of the clock: a worker that has already ticked a site starts its sensors at that
-    # tick and ignores older readings (the engine's out-of-order rule), as with live data.
+    # Event times ahead of the clock, as with live data. (Once needed: the engine used to ignore a sensor's
+    # first readings older than a tick that started its site; it takes them now.)
     base = time.time() + 120
     names = [Topics(f"t{uuid.uuid4().hex[:10]}") for _ in range(2)]
     for t in names:

@@ -57,7 +57,9 @@ def test_set_point_crossings_give_transitions_history_and_views(
         topics.telemetry,
         [
             (b"S5", batch(reg, "S5", {"S5-G1": 3.0, "S5-G2": 4.0}, old)),
-            (b"S5", batch(reg, "S5", {"S5-G1": 5.0}, old + 10)),
+            (b"S5", batch(reg, "S5", {"S5-G1": 5.0}, old + 10, seq=777)),
+            # The same gateway message redelivered (at least once): left out, so the aggregate counts 2.
+            (b"S5", batch(reg, "S5", {"S5-G1": 5.0}, old + 10, seq=777)),
             (b"S1", batch(reg, "S1", {"S1-G1": 10.0, "S1-G2": 60.0}, now)),
             (b"S2", b"RWTB\x07 not a batch"),
         ],
@@ -109,6 +111,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics").read().decode()
         assert "riskwatch_readings_total 5.0" in metrics
         assert 'riskwatch_deadletters_total{reason="batch_decode"} 1.0' in metrics
+        assert "riskwatch_duplicate_readings_total 1.0" in metrics
 
         rows = wait_for(
             lambda: influx_query(

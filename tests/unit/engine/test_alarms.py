@@ -138,6 +138,48 @@ def test_out_of_order_readings_are_counted_and_ignored() -> None:
     assert rig.alarm("GT-1") == "normal" and out.transitions == []
 
 
+def test_a_never_seen_sensors_first_reading_is_taken_even_if_older_than_the_state() -> None:
+    rig = Rig(RIG, start=1000.0)
+    out = rig.feed(990, {"GT-1": 60}, now=1000)  # a backlog, or a gateway whose clock is a little behind
+    assert out.out_of_order == 0 and rig.state.out_of_order == 0
+    assert rig.changes("GT-1") == [("normal", "l2_high", 990.0)]
+    assert rig.alarm("GT-1") == "l2_high" and rig.colour("U1") == "orange"
+
+
+def test_warnings_from_a_first_reading_older_than_the_state_carry_the_readings_time() -> None:
+    # The unit's time is the latest of its sensors' report times; sensors that never reported have none,
+    # so the ids do not depend on when the state happened to be started (the worker's clock).
+    for start in (1000.0, 1003.0):
+        rig = Rig(RIG, start=start)
+        rig.feed(990, {"GT-1": 60}, now=start)
+        assert rig.changes("U1") == [("normal", "orange", 990.0)]
+        assert rig.changes("S1") == [("normal", "orange", 990.0)]
+
+
+def test_after_the_first_reading_older_readings_are_still_out_of_order() -> None:
+    rig = Rig(RIG, start=1000.0)
+    i = rig.index("GT-1")
+    batch = Readings.of([i, i], [60.0, 5.0], [990.0, 980.0])  # the second is older than the first
+    out = evaluate_detailed(rig.model, rig.state, batch, 1000.0)
+    rig.log.extend(out.transitions)
+    assert out.out_of_order == 1
+    out = rig.feed(985, {"GT-1": 5}, now=1001)
+    assert out.out_of_order == 1 and rig.state.out_of_order == 2
+    assert rig.alarm("GT-1") == "l2_high" and rig.changes("GT-1") == [("normal", "l2_high", 990.0)]
+
+
+def test_a_never_seen_sensor_still_turns_stale_at_the_state_start_plus_its_timeout() -> None:
+    rig = Rig(RIG, start=1000.0)
+    rig.feed(990, {"GT-1": 5.0}, now=1000)  # taken: GT-1's stale timer now runs from its reading
+    rig.tick(1109.9)
+    assert rig.log == []
+    rig.tick(1110)
+    assert rig.changes("GT-1") == [("normal", "stale", 1110.0)]
+    rig.tick(1120)  # the sensors that never reported: the state's start + 120 s (TT-1 has 3600 s)
+    stale = {(t.entity, t.new, t.at) for t in rig.log if t.kind == "alarm"}
+    assert stale == {("GT-1", "stale", 1110.0), ("LT-1", "stale", 1120.0), ("RAW", "stale", 1120.0)}
+
+
 def test_unknown_sensors_and_bad_times_are_rejected_with_a_reason() -> None:
     rig = Rig(RIG)
     batch = Readings.of([0, 99, -1, 1], [5.0, 5.0, 5.0, 5.0], [1.0, 1.0, 1.0, math.inf])

@@ -18,7 +18,7 @@ def test_engine_port_binds_the_real_engine_and_round_trips_a_site() -> None:
     index = SiteIndex(load_registry(EXAMPLE))
     site = index.sub_registry("SH-BL01")  # the glass-kiln plant
     model = engine.compile_model(site)
-    state = engine.initial(model, 100.0)  # the worker starts a site state at its first reading
+    state = engine.initial(model, 100.0)  # the worker starts a fresh site state at its clock's now
     pt = site.sensors["SH-K1-PT01"].index
     state, out = engine.evaluate(model, state, Readings.of([pt], [5.0], [100.0]), 100.0)
     assert [(t.entity, t.new) for t in out if t.kind == "alarm"] == [("SH-K1-PT01", "l1_low")]

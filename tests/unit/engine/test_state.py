@@ -56,6 +56,14 @@ def test_a_corrupt_snapshot_is_refused() -> None:
         EngineState.from_bytes(raw + b"\0")
 
 
+def test_a_snapshot_of_another_version_is_refused_with_its_version() -> None:
+    raw = EngineState.initial(MODEL, now=0.0).to_bytes()
+    assert raw.startswith(b"RWENGINE2\n")
+    older = b"RWENGINE1\n" + raw[len(b"RWENGINE2\n") :]  # before sensor.seen: last_ts meant otherwise
+    with pytest.raises(ValueError, match="version 1 is not readable by this build \\(version 2\\)"):
+        EngineState.from_bytes(older)
+
+
 def test_replaying_the_same_input_gives_the_same_ids() -> None:
     first = run(EngineState.initial(MODEL, now=BATCHES[0][0].ts.min()), BATCHES)
     second = run(EngineState.initial(MODEL, now=BATCHES[0][0].ts.min()), BATCHES)

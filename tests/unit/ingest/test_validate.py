@@ -73,6 +73,8 @@ def test_bad_reading_is_dead_lettered_and_the_good_one_goes_on(
     assert out.deadletter is not None and out.deadletter.reason == reason
     assert [(i.index, i.reason) for i in out.deadletter.items] == [(1, reason.value)]
     assert out.deadletter.items[0].detail
+    assert out.deadletter.detail == "1 of 2 readings rejected"
+    assert (out.deadletter.site, out.deadletter.gateway) == ("site-A", "gw-a1")
     assert out.rejected == (reason.value,)
 
 
@@ -125,3 +127,6 @@ def test_status_and_events_become_gateway_records(table: SensorTable) -> None:
     )
     assert [(r.kind, r.seq, r.index) for r in events.records] == [("interlock_bypassed", 9, 0)]
     assert events.deadletter is not None and events.deadletter.reason == Reason.FUTURE_TIMESTAMP
+    assert events.deadletter.detail == "1 of 2 events rejected"
+    assert (events.deadletter.site, events.deadletter.gateway) == ("site-A", "gw-a1")
+    assert events.rejected == ("future_timestamp",)

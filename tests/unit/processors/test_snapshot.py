@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import struct
+
+import orjson
 import pytest
 
+from processors.state.seen import RecentSeqs
 from processors.state.snapshot import SiteSnapshot, SnapshotError
 from riskwatch.wire.transitions import Cause, CauseItem, Transition
 
@@ -20,12 +24,30 @@ def test_snapshot_round_trips_state_and_open_levels() -> None:
         "R",
         "U1",
     )
-    snap = SiteSnapshot(b"\x00\x01state", (t,))
-    assert SiteSnapshot.from_bytes(snap.to_bytes()) == snap
+    seen = RecentSeqs.from_json({"GW1": [7, 8, 9], "GW2": [1]})
+    snap = SiteSnapshot(b"\x00\x01state", (t,), seen)
+    back = SiteSnapshot.from_bytes(snap.to_bytes())
+    assert back == snap
+    assert not back.seen.check_and_add("GW1", 8)  # the window survives: 8 is still a duplicate
+    assert back.seen.check_and_add("GW1", 10)
+
+
+def test_version_1_snapshots_still_restore_with_an_empty_window() -> None:
+    v1 = struct.pack("<4sBI", b"RWSS", 1, 3) + b"abc" + orjson.dumps([])
+    snap = SiteSnapshot.from_bytes(v1)
+    assert (snap.state, snap.open, snap.seen.to_json()) == (b"abc", (), {})
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b"RWSS", b"XXXX\x01\x00\x00\x00\x00[]", SiteSnapshot(b"abc", ()).to_bytes()[:-3]]
+    "raw",
+    [
+        b"",
+        b"RWSS",
+        b"XXXX\x01\x00\x00\x00\x00[]",
+        b"RWSS\x09\x00\x00\x00\x00[]",  # a version from the future
+        SiteSnapshot(b"abc", ()).to_bytes()[:-3],
+        SiteSnapshot(b"abc", ()).to_bytes()[:-1],  # the window's JSON cut short
+    ],
 )
 def test_unreadable_snapshots_raise_snapshot_error(raw: bytes) -> None:
     with pytest.raises(SnapshotError):

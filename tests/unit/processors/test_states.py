@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from processors.engine_port import load_engine
 from processors.state.states import SiteStates
 from riskwatch.wire.gateway import GatewayRecord
 from riskwatch.wire.readings import Readings
@@ -57,3 +58,21 @@ def test_gateway_offline_reaches_the_engine(registry, index, fake_engine):  # ty
     rec = GatewayRecord(type="status", site="S3", gw="S3-GW", t=50.0, received=51.0, state="offline")
     out = states.apply_gateway("S3", [rec], now=52.0)
     assert sorted(t.entity for t in out if t.entity_type == "sensor") == ["S3-G1", "S3-G2", "S3-G3"]
+
+
+def test_a_site_started_by_a_tick_takes_older_first_readings(registry, index):  # type: ignore[no-untyped-def]
+    states = SiteStates(index, load_engine(), lambda site: None)
+    assert states.tick(["S1"], now=1000.0) == []
+    # A gateway uploading buffered data from before the worker first saw the site: taken, at its time
+    # (and stale 8 s later, this registry's timeout).
+    out = states.evaluate("S1", _readings(registry, index, {"S1-G1": 60.0}, 960.0), now=1001.0)
+    alarms = [(t.entity, t.new, t.at) for t in out if t.entity_type == "sensor"]
+    assert alarms == [("S1-G1", "l2_high", 960.0), ("S1-G1", "stale", 968.0)]
+
+
+def test_a_site_started_by_a_backlog_starts_silent_sensors_stale_timers_now(registry, index):  # type: ignore[no-untyped-def]
+    states = SiteStates(index, load_engine(), lambda site: None)
+    out = states.evaluate("S2", _readings(registry, index, {"S2-G1": 1.0}, 100.0), now=200.0)
+    out += states.tick(["S2"], now=208.0)  # this registry's sensors go stale after 8 s
+    stale = [(t.entity, t.at) for t in out if t.entity_type == "sensor"]
+    assert stale == [("S2-G1", 108.0), ("S2-G2", 208.0), ("S2-G3", 208.0)]
