@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from processors.state.sites import SiteIndex
-from riskwatch.wire.batch import BatchDecodeError, Source, decode, keep_sources, remap_sensors
+from riskwatch.wire.batch import BatchDecodeError, Source, decode, keep_sources, remap_sensors, source_stamps
 from riskwatch.wire.deadletter import DeadItem, DeadLetter, Reason, summary_reason
 from riskwatch.wire.gateway import GatewayDecodeError, GatewayRecord
 from riskwatch.wire.readings import Readings
@@ -32,8 +32,8 @@ class Accepted(NamedTuple):
     duplicates: int = 0  # readings of gateway messages already evaluated (left out, counted)
 
 
-# (site, sources, now) -> per source: new? Marks the new ones as seen (processors/state/seen.py).
-FreshSources = Callable[[str, Sequence[Source], float], list[bool]]
+# (site, sources, stamps, now) -> per source: new? Marks the new ones as seen (processors/state/seen.py).
+FreshSources = Callable[[str, Sequence[Source], Sequence[float], float], list[bool]]
 
 
 class Intake:
@@ -59,7 +59,8 @@ class Intake:
         duplicates = 0
         if fresh is not None and batch.sources:
             n_before = len(batch.readings)
-            batch = keep_sources(batch, fresh(batch.site, batch.sources, self.clock()))
+            stamps = source_stamps(batch)
+            batch = keep_sources(batch, fresh(batch.site, batch.sources, stamps, self.clock()))
             duplicates = n_before - len(batch.readings)
         readings = batch.readings
         dead: list[DeadLetter] = []

@@ -144,7 +144,7 @@ class GatewayClient:
 
     def publish_rows(self, rows: list[dict[str, Any]]) -> int:
         """Publish already-built reading rows as one telemetry message; returns its seq."""
-        self.seq += 1
+        self.seq = self._next_seq(self.seq)
         payload = telemetry_payload(self.gateway, self.seq, rows)
         with self._lock:  # register before settling: the PUBACK may beat publish()'s return
             info = self.client.publish(self.topic("telemetry"), payload, qos=QOS)
@@ -157,12 +157,17 @@ class GatewayClient:
         """Report plant events; `targets` maps a unit to the sensor id an event names, else the unit."""
         if not events:
             return
-        self.event_seq += 1
+        self.event_seq = self._next_seq(self.event_seq)
         rows = [
             {"kind": e.kind, "target": (targets or {}).get(e.unit, e.unit), "t": e.t, "note": e.detail}
             for e in events
         ]
         self.client.publish(self.topic("events"), events_payload(self.gateway, self.event_seq, rows), qos=QOS)
+
+    def _next_seq(self, last: int) -> int:
+        """A millisecond clock, kept strictly increasing (docs/gateway-protocol.md): a new client for a
+        gateway (a restart) never reuses a seq of the one before, as a counter from 0 would."""
+        return max(last + 1, int(self.clock() * 1000))
 
     @property
     def in_flight(self) -> int:

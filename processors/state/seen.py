@@ -5,56 +5,66 @@ session redelivers, a worker replays from its last committed offset. The engine 
 reading (older than its sensor's newest), but the 1-minute aggregates would count it twice; so every
 batch source (one gateway message) is checked against the site's recent sequence numbers first.
 
+A message is a duplicate only if its (gateway, seq) is recent *and* its stamp (the time of its first
+reading) is the one remembered for that seq: a redelivery repeats the content, while a gateway that
+restarted its counter (the protocol asks it not to, but a power cut can reset a counter kept in RAM)
+sends new readings under old seqs, and dropping real readings is worse than any double count.
+
 Per gateway the last `WINDOW` sequence numbers are kept, in arrival order, and stored with the site's
 snapshot, so the window survives restarts and rebalances together with the state it describes. A seq
-older than the window is let through: gateways may restart their counters (the protocol asks them not
-to), and dropping a real reading is worse than counting a very late duplicate twice in an aggregate.
+older than the window is let through.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 WINDOW = 256  # messages per gateway: minutes of redelivery at the gateways' ~1 message/s
+UNKNOWN = math.nan  # stamp of a seq restored from a snapshot that kept none: any content matches
 
 
 class RecentSeqs:
-    """Per gateway, the last `window` sequence numbers seen."""
+    """Per gateway, the last `window` sequence numbers seen, each with its message's stamp."""
 
     def __init__(self, window: int = WINDOW) -> None:
         self.window = window
-        self._order: dict[str, deque[int]] = {}
-        self._members: dict[str, set[int]] = {}
+        self._seqs: dict[str, dict[int, float]] = {}  # insertion order = arrival order
 
-    def check_and_add(self, gateway: str, seq: int) -> bool:
-        """True if (gateway, seq) is new (and remember it); False if it is a duplicate."""
-        members = self._members.get(gateway)
-        if members is None:
-            members = self._members[gateway] = set()
-            self._order[gateway] = deque()
-        if seq in members:
+    def check_and_add(self, gateway: str, seq: int, stamp: float = UNKNOWN) -> bool:
+        """True if the message is new (and remember it); False if it repeats one already seen."""
+        seqs = self._seqs.setdefault(gateway, {})
+        old = seqs.pop(seq, None)
+        if old is not None and (old == stamp or math.isnan(old) or math.isnan(stamp)):
+            seqs[seq] = old
             return False
-        order = self._order[gateway]
-        order.append(seq)
-        members.add(seq)
-        if len(order) > self.window:
-            members.discard(order.popleft())
+        seqs[seq] = stamp  # new, or a reused seq with other content: remember the latest
+        if len(seqs) > self.window:
+            del seqs[next(iter(seqs))]
         return True
 
-    def to_json(self) -> dict[str, list[int]]:
-        return {gw: list(order) for gw, order in self._order.items()}
+    def to_json(self) -> dict[str, list[list[float]]]:
+        return {
+            gw: [[seq, None if math.isnan(t) else t] for seq, t in seqs.items()]
+            for gw, seqs in self._seqs.items()
+        }
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Iterable[int]], window: int = WINDOW) -> RecentSeqs:
+    def from_json(cls, doc: Mapping[str, Iterable[Any]], window: int = WINDOW) -> RecentSeqs:
+        """Reads `{gw: [[seq, stamp], ...]}`, and the earlier `{gw: [seq, ...]}` (stamps unknown)."""
         seen = cls(window)
-        for gw, seqs in doc.items():
-            for seq in seqs:
-                seen.check_and_add(str(gw), int(seq))
+        for gw, entries in doc.items():
+            for entry in entries:
+                if isinstance(entry, list):
+                    seq, stamp = entry
+                    seen.check_and_add(str(gw), int(seq), UNKNOWN if stamp is None else float(stamp))
+                else:
+                    seen.check_and_add(str(gw), int(entry))
         return seen
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RecentSeqs) and self.to_json() == other.to_json()
 
     def __repr__(self) -> str:
-        return f"RecentSeqs({sum(len(o) for o in self._order.values())} seqs of {len(self._order)} gateways)"
+        return f"RecentSeqs({sum(len(o) for o in self._seqs.values())} seqs of {len(self._seqs)} gateways)"

@@ -68,10 +68,14 @@ class SiteStates:
         slot.dirty = True
         return self._record(slot, out)
 
-    def fresh_sources(self, site: str, sources: Sequence[Source], now: float) -> list[bool]:
+    def fresh_sources(
+        self, site: str, sources: Sequence[Source], stamps: Sequence[float], now: float
+    ) -> list[bool]:
         """For each gateway message of a batch: True if new (now remembered), False if a duplicate."""
         slot = self.slot(site, now)
-        flags = [slot.seen.check_and_add(src.gateway, src.seq) for src in sources]
+        flags = [
+            slot.seen.check_and_add(src.gateway, src.seq, t) for src, t in zip(sources, stamps, strict=True)
+        ]
         slot.dirty = True
         return flags
 

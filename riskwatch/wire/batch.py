@@ -180,6 +180,17 @@ def keep_sources(batch: TelemetryBatch, keep: Sequence[bool]) -> TelemetryBatch:
     )
 
 
+def source_stamps(batch: TelemetryBatch) -> list[float]:
+    """Per source, the time of its first reading (NaN if it has none): what tells a redelivered message
+    from new readings sent under a reused seq."""
+    counts = np.fromiter((s.count for s in batch.sources), np.int64, len(batch.sources))
+    ts = batch.readings.ts
+    if ts.size == 0:
+        return [float("nan")] * counts.size
+    starts = np.minimum(np.cumsum(counts) - counts, ts.size - 1)
+    return np.where(counts > 0, ts[starts], np.nan).tolist()  # type: ignore[no-any-return]
+
+
 def remap_sensors(batch: TelemetryBatch, index_of: Mapping[str, int]) -> tuple[Readings, list[str]]:
     """Re-index a batch encoded against another registry, using its id table.
 

@@ -67,7 +67,9 @@ def free_port() -> int:
 _SEQS = itertools.count(1)
 
 
-def batch(registry: Registry, site: str, values: dict[str, float], ts: float, seq: int | None = None) -> bytes:
+def batch(
+    registry: Registry, site: str, values: dict[str, float], ts: float, seq: int | None = None
+) -> bytes:
     """One gateway message's readings as a batch; each call is a new message (seq) unless `seq` is given."""
     seq = next(_SEQS) if seq is None else seq
     ids = list(values)

@@ -96,7 +96,9 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         while time.time() < end and metric(second.metrics_port, "riskwatch_sites_owned") != len(SITES):
             time.sleep(0.5)
         owned_after = metric(second.metrics_port, "riskwatch_sites_owned")
-        assert owned_after == len(SITES), f"survivor owns {owned_after} sites 90 s after the kill: {second.output()}"
+        assert owned_after == len(SITES), (
+            f"survivor owns {owned_after} sites 90 s after the kill: {second.output()}"
+        )
         expected = set(_by_id(_alarms(reference)))
         seen = drain(
             stack.kafka_bootstrap,

@@ -52,7 +52,7 @@ def test_runner_publishes_all_gateways_and_drops_and_restores_one(stack) -> None
             by_gateway.setdefault(msg.gateway, []).append(msg.seq)
             stuck += [v for s, v in zip(msg.sensor, msg.value, strict=True) if s == "CHEM-02-TF1-LEL-03"]
         assert set(by_gateway) == set(registry.gateways)
-        assert all(seqs == sorted(seqs) and seqs[0] == 1 for seqs in by_gateway.values())
+        assert all(seqs == sorted(set(seqs)) for seqs in by_gateway.values())  # strictly increasing
         # 9 ticks; the dropped gateway missed the ticks while it was away.
         assert len(by_gateway["GW-CHEM-01A"]) == 9 and 4 <= len(by_gateway["GW-COAL-01B"]) <= 7
         assert stuck.count(60.0) >= 5

@@ -24,11 +24,12 @@ def test_snapshot_round_trips_state_and_open_levels() -> None:
         "R",
         "U1",
     )
-    seen = RecentSeqs.from_json({"GW1": [7, 8, 9], "GW2": [1]})
+    seen = RecentSeqs.from_json({"GW1": [[7, 1.5], [8, 2.5], [9, 3.5]], "GW2": [1]})
     snap = SiteSnapshot(b"\x00\x01state", (t,), seen)
     back = SiteSnapshot.from_bytes(snap.to_bytes())
     assert back == snap
-    assert not back.seen.check_and_add("GW1", 8)  # the window survives: 8 is still a duplicate
+    assert not back.seen.check_and_add("GW1", 8, 2.5)  # the window survives: 8 is still a duplicate
+    assert back.seen.check_and_add("GW1", 9, 4.5)  # ... of the same content only
     assert back.seen.check_and_add("GW1", 10)
 
 
