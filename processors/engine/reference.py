@@ -122,7 +122,8 @@ class ReferenceEngine(RollUp):
         rs.since = at
         was_chattering = rs.chat
         starts = False
-        if (old_state == AlarmState.NORMAL) != (new_state == AlarmState.NORMAL):
+        stale = AlarmState.STALE in (old_state, new_state)  # communication loss is not chattering
+        if (old_state == AlarmState.NORMAL) != (new_state == AlarmState.NORMAL) and not stale:
             starts = not rs.chat and at - rs.t2 < WINDOW
             rs.t2, rs.t1 = rs.t1, at
             rs.chat = rs.chat or starts

@@ -10,7 +10,8 @@ Semantics (the reference implementation in `reference.py` does the same one read
   the value is past its set point by the deadband. A new level becomes the candidate; it is committed
   when it has lasted the on-delay (more severe) or off-delay (less severe).
 - An alarm-state change is emitted unless the sensor is chattering: the 3rd on/off change (into or out
-  of NORMAL) within 60 s is emitted with rule "chattering", later changes are held back until no on/off
+  of NORMAL; going stale and back is communication, not the process, and does not count) within 60 s
+  is emitted with rule "chattering", later changes are held back until no on/off
   change happened for 60 s; then the settled state is emitted with rule "chattering_cleared".
 Batches are processed in rounds (the k-th reading of each sensor in round k), so a sensor with several
 readings in one batch is still processed in order, and every round is plain array code.
@@ -33,8 +34,10 @@ from processors.engine.model import (
     EngineModel,
     keep_bands,
 )
+from riskwatch.levels import AlarmState
 
 # Reasons recorded with a sensor transition (Cause.rule).
+_STALE = int(AlarmState.STALE)
 SET_POINT, FAULT_REASON, STALE_REASON, GATEWAY_OFFLINE, CHATTERING, CHATTERING_CLEARED = range(6)
 REASON_NAMES = ("set_point", "fault", "stale", "gateway_offline", "chattering", "chattering_cleared")
 
@@ -104,8 +107,11 @@ def change(
     s["keep_lo"][idx], s["keep_hi"][idx] = keep_bands(model, idx, new)
     chat_before = s["chat"][idx] != 0
     label = old_state != new_state
-    # Chattering counts on/off changes (into or out of NORMAL), not escalations such as L1 -> L2.
-    onoff = (old_state == 0) != (new_state == 0)
+    # Chattering counts on/off changes of the process alarm (into or out of NORMAL), not escalations such
+    # as L1 -> L2, and not communication loss: a gateway dropping off and coming back turns its sensors
+    # stale and normal again, which is not the process flapping (ISA-18.2 chattering is about alarms), and
+    # counting it would hold back the next real alarm change of every sensor behind that gateway.
+    onoff = ((old_state == 0) != (new_state == 0)) & (old_state != _STALE) & (new_state != _STALE)
     t1, t2 = s["t1"], s["t2"]
     starts = onoff & ~chat_before & (at - t2[idx] < CHATTER_WINDOW_S)
     lidx = idx[onoff]

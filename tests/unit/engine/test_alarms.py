@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from processors.engine import EngineState, compile_model, evaluate, evaluate_detailed
+from processors.engine import EngineState, Event, compile_model, evaluate, evaluate_detailed
 from riskwatch.wire.readings import Readings
 from tests.unit.engine.conftest import Rig, site_yaml
 
@@ -128,6 +128,23 @@ def test_chattering_is_reported_once_instead_of_flooding() -> None:
     rig.tick(98)  # 60 s after the last on/off change (t=38): settled normal, reported once
     last = [t for t in rig.log if t.entity == "RAW"][-1]
     assert (last.old, last.new, last.at, last.cause.rule) == ("l1_high", "normal", 98.0, "chattering_cleared")
+
+
+def test_a_gateway_dropping_off_and_back_is_not_chattering() -> None:
+    """Stale and back is communication, not the process: a real alarm right after is reported at once."""
+    rig = Rig(RIG)
+    rig.feed(0, {"RAW": 5.0})
+    rig.tick(10, events=[Event("gateway_offline", "G1", 10.0)])
+    rig.tick(20, events=[Event("gateway_online", "G1", 20.0)])
+    rig.feed(21, {"RAW": 5.0})
+    rig.feed(30, {"RAW": 60.0})  # a real L2 within 60 s of two stale/normal changes
+    rig.feed(40, {"RAW": 5.0})
+    assert [(t.old, t.new, t.at, t.cause.rule) for t in rig.log if t.entity == "RAW"] == [
+        ("normal", "stale", 10.0, "gateway_offline"),
+        ("stale", "normal", 21.0, "set_point"),
+        ("normal", "l2_high", 30.0, "set_point"),
+        ("l2_high", "normal", 40.0, "set_point"),
+    ]
 
 
 def test_out_of_order_readings_are_counted_and_ignored() -> None:
