@@ -104,6 +104,13 @@ class SiteStates:
                 slot.dirty = False
         return out
 
+    def mark_dirty(self, sites: Iterable[str]) -> None:
+        """Snapshots taken but not stored (the write failed): take them again next time."""
+        for site in sites:
+            slot = self.slots.get(site)
+            if slot is not None:
+                slot.dirty = True
+
     def drop(self, sites: Iterable[str]) -> None:
         """Forget sites whose partition left this worker; their next owner restores them."""
         for site in sites:

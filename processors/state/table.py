@@ -6,19 +6,25 @@ runs ahead of the stored state. After SIGKILL or a rebalance, the next owner res
 replays from the committed offset; the engine ignores readings older than a sensor's last, so the
 replayed overlap changes nothing and re-emitted transitions carry the same ids.
 
+"Written" means delivered: a flush sends each snapshot to the changelog itself and waits for Kafka's
+acknowledgement before acking the events. (A plain `table[key] = value` only queues the record in Faust's
+send-soon buffer, and Faust's pre-commit flush of that buffer gives up after 0.1 s without progress, so
+an offset could be committed while the snapshot it depends on was still queued; a SIGKILL then left the
+next owner an older snapshot and a later offset, and it skipped batches.)
+
 Snapshots are written every `snapshot_every_s` per partition (not per batch) to keep the changelog
-small. Faust's table writes need "the current event" to choose the partition; a flush borrows the last
-event seen on that partition (the changelog is co-partitioned with rw.telemetry and rw.gateway).
+small. The changelog is co-partitioned with rw.telemetry and rw.gateway, so a site's snapshot goes to the
+partition of its batches.
 """
 
 from __future__ import annotations
 
-import weakref
+import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 
 from processors.state.states import SiteStates
 
@@ -26,11 +32,21 @@ from processors.state.states import SiteStates
 class SnapshotTable:
     """The `site -> snapshot` table plus per-partition pending events."""
 
-    def __init__(self, app: faust.App, name: str, partitions: int, states: SiteStates) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        name: str,
+        partitions: int,
+        states: SiteStates,
+        take_in_flight: Callable[[], list[Awaitable[Any]]],
+    ) -> None:
         self.table = app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)
         self.states = states
+        self.take_in_flight = take_in_flight  # sends (transitions, dead letters) not yet known delivered
+        # Held by an agent from evaluating a record until its event is held, so a snapshot never covers
+        # a batch whose transitions are not yet sent (a replay would not send them again: it is a duplicate).
+        self.lock = asyncio.Lock()
         self._pending: dict[int, list[tuple[Any, Any]]] = defaultdict(list)  # partition -> [(stream, event)]
-        self._last_event: dict[int, Any] = {}
         self.last_flush: dict[int, float] = {}
 
     def load(self, site: str) -> bytes | None:
@@ -39,36 +55,44 @@ class SnapshotTable:
 
     def hold(self, stream: Any, event: Any) -> None:
         """Remember an event to ack once its partition's snapshots are written."""
-        partition = event.message.partition
-        self._pending[partition].append((stream, event))
-        self._last_event[partition] = event
+        self._pending[event.message.partition].append((stream, event))
 
     def pending_since(self, partition: int, now: float) -> float:
         return now - self.last_flush.get(partition, now) if self._pending.get(partition) else 0.0
 
     async def flush(self, partition: int, sites: list[str], now: float) -> int:
-        """Write the partition's dirty snapshots, then ack its held events. Returns snapshots written."""
-        event = self._last_event.get(partition)
-        if event is None:
-            return 0
-        written = 0
-        token = _current_event.set(weakref.ref(event))
+        """Write the partition's dirty snapshots and ack the events they cover. Returns snapshots written.
+
+        Order: the transitions the snapshots cover are delivered, then the snapshots, then the acks. A
+        crash anywhere in between leaves an offset to replay from that is not past the stored state.
+        """
+        async with self.lock:
+            held, self._pending[partition] = self._pending[partition], []
+            dirty = self.states.take_dirty(sites)
+            before = self.take_in_flight()
         try:
-            for site, raw in self.states.take_dirty(sites):
-                self.table[site.encode()] = raw
-                written += 1
-        finally:
-            _current_event.reset(token)
-        held, self._pending[partition] = self._pending[partition], []
+            if before:
+                await asyncio.gather(*before)
+            sent = []
+            for site, raw in dirty:
+                key = site.encode()
+                # What Table.__setitem__ does, keeping the changelog future to wait on.
+                sent.append(self.table.send_changelog(partition, key, raw))
+                self.table.data[key] = raw
+            if sent:
+                await asyncio.gather(*sent)
+        except BaseException:
+            self._pending[partition] = held + self._pending[partition]
+            self.states.mark_dirty(site for site, _ in dirty)
+            raise
         for stream, ev in held:
             await stream.ack(ev)
         self.last_flush[partition] = now
-        return written
+        return len(dirty)
 
     def forget(self, partitions: set[int], sites: list[str]) -> None:
         """Partitions revoked: drop their held events (the next owner replays them) and live state."""
         for p in partitions:
             self._pending.pop(p, None)
-            self._last_event.pop(p, None)
             self.last_flush.pop(p, None)
         self.states.drop(sites)
