@@ -8,8 +8,23 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faust.streams import current_event
 
 from processors.state.table import SnapshotTable
+
+
+class StoreData(dict):  # type: ignore[type-arg]
+    """Like Faust's rocksdb store: a write needs a current event, whose partition picks the database."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        event = current_event()
+        assert event is not None, "Faust's rocksdb store asserts a current event"
+        self.log.append(f"stored {key.decode()} in p{event.message.partition}")
+        super().__setitem__(key, value)
 
 
 class FakeTable:
@@ -17,7 +32,7 @@ class FakeTable:
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
-        self.data: dict[bytes, bytes] = {}
+        self.data = StoreData(log)
         self.futures: list[asyncio.Future[None]] = []
 
     def send_changelog(self, partition: int, key: bytes, value: bytes) -> asyncio.Future[None]:
@@ -89,7 +104,13 @@ def test_acks_wait_for_the_transitions_and_then_the_snapshots() -> None:
         assert log == [], "nothing is sent to the changelog before the covered transitions are delivered"
         transition.set_result(None)
         await _settle()
-        assert log == ["transition delivered", "snapshot A -> p0", "snapshot B -> p0"]
+        assert log == [
+            "transition delivered",
+            "snapshot A -> p0",
+            "snapshot B -> p0",
+            "stored A in p0",
+            "stored B in p0",
+        ]
         table.hold(stream, _event(0, 9))  # arrives while the snapshots are in flight: not covered by them
         fake.futures[0].set_result(None)
         await _settle()
@@ -120,7 +141,8 @@ def test_a_failed_snapshot_write_keeps_the_events_held_and_the_sites_dirty() -> 
         # The next flush writes the site again and only then acks offset 3.
         retry = asyncio.ensure_future(table.flush(1, ["A"], now=55.0))
         await _settle()
-        assert log[-1] == "snapshot A -> p1" and not any(line.startswith("ack") for line in log)
+        assert log[-2:] == ["snapshot A -> p1", "stored A in p1"]
+        assert not any(line.startswith("ack") for line in log)
         fake.futures[1].set_result(None)
         assert await retry == 1
         assert fake.data[b"A"] == b"state-a-again"
