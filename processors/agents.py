@@ -12,9 +12,11 @@ from collections.abc import Awaitable
 from typing import Any, NamedTuple
 
 import faust
+from faust.types import TP
 
 from processors import regions
 from processors.app import WorkerContext
+from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
@@ -86,17 +88,33 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     ctx.load_snapshot = snapshots.load
     region_table = app.Table("region-state", partitions=n, key_type=bytes, value_type=bytes)
     m = ctx.metrics
+    order = OffsetOrder(ctx.processed)
 
     @app.agent(telemetry, name="telemetry")
     async def on_telemetry(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
-            if event.message.partition not in ctx.owned:  # buffered before a revocation: the new owner has it
+            if not await _in_order(event, names.telemetry):
                 continue
             async with snapshots.lock:
                 await _telemetry(event)
-                ctx.processed[(names.telemetry, event.message.partition)] = event.message.offset
+                order.done(names.telemetry, event.message.partition, event.message.offset)
                 snapshots.hold(acks, event)
+
+    async def _in_order(event: Any, topic: str) -> bool:
+        """Whether to process `event`: owned, and next in its partition (else seek back to the hole)."""
+        p, offset = event.message.partition, event.message.offset
+        if p not in ctx.owned:  # buffered before a revocation: the new owner has it
+            return False
+        verdict, expected = order.check(topic, p, offset, time.monotonic())
+        if verdict is Order.SEEK:
+            log.warning(
+                "%s partition %d: offsets %d..%d never reached the agent; re-reading from %d",
+                topic, p, expected, offset - 1, expected,
+            )  # fmt: skip
+            m.rereads.labels(topic).inc()
+            await app.consumer.seek(TP(topic, p), expected)
+        return verdict is Order.PROCESS
 
     async def _telemetry(event: Any) -> None:
         now = ctx.clock()
@@ -120,7 +138,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     async def on_gateway(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
-            if event.message.partition not in ctx.owned:
+            if not await _in_order(event, names.gateway):
                 continue
             async with snapshots.lock:
                 record, dead = ctx.intake.gateway(event.value, names.gateway)
@@ -128,7 +146,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
                     await emit.dead(dead)
                 if record is not None:
                     await emit.transitions(ctx.states.apply_gateway(record.site, [record], ctx.clock()))
-                ctx.processed[(names.gateway, event.message.partition)] = event.message.offset
+                order.done(names.gateway, event.message.partition, event.message.offset)
                 snapshots.hold(acks, event)
 
     @app.agent(by_region, name="regions")
@@ -155,6 +173,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         ctx.owned -= gone
         m.partitions_owned.set(len(ctx.owned))
         ctx.caught_up -= gone
+        order.forget(gone)
         sites = [site for p in gone for site in ctx.sites_by_partition.get(p, ())]
         snapshots.forget(gone, sites)
 

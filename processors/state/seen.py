@@ -42,6 +42,10 @@ class RecentSeqs:
             members.discard(order.popleft())
         return True
 
+    def last_seqs(self) -> dict[str, int]:
+        """Per gateway, the seq that arrived last (for logs)."""
+        return {gw: next(reversed(order)) for gw, order in self._order.items() if order}
+
     def to_json(self) -> dict[str, list[int]]:
         return {gw: list(order) for gw, order in self._order.items()}
 

@@ -148,6 +148,11 @@ class SiteStates:
                 snap = SiteSnapshot.from_bytes(raw)
                 state = self.engine.from_bytes(snap.state)
                 opened = {(t.entity_type, t.entity): t for t in snap.open}
+                log.info(
+                    "site %s: restored from its snapshot; last seqs %s",
+                    site,
+                    snap.seen.last_seqs() if snap.seen else {},
+                )
                 return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs())
             except (SnapshotError, ValueError) as exc:
                 # A snapshot from an incompatible build: start fresh rather than stop the worker.

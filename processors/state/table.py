@@ -20,6 +20,7 @@ partition of its batches.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,8 @@ import faust
 from faust.streams import _current_event
 
 from processors.state.states import SiteStates
+
+log = logging.getLogger(__name__)
 
 
 class SnapshotTable:
@@ -86,6 +89,14 @@ class SnapshotTable:
             raise
         for stream, ev in held:
             await stream.ack(ev)
+        if held or dirty:
+            log.info(
+                "partition %d: stored %s, acked %d records up to offset %s",
+                partition,
+                [site for site, _ in dirty],
+                len(held),
+                max((ev.message.offset for _, ev in held), default=None),
+            )
         self.last_flush[partition] = now
         return len(dirty)
 
