@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import faust
@@ -28,6 +28,8 @@ class Tables(NamedTuple):
     snapshots: SnapshotTable
     regions: Any  # faust Table region -> RegionState bytes
     emitter: Emitter
+    order: OffsetOrder
+    reread: Callable[[str, int, int, str], Awaitable[None]]  # (topic, partition, offset, why): seek back
 
 
 class Emitter:
@@ -106,15 +108,15 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         p, offset = event.message.partition, event.message.offset
         if p not in ctx.owned:  # buffered before a revocation: the new owner has it
             return False
-        verdict, expected = order.check(topic, p, offset, time.monotonic())
+        verdict, expected = order.check(topic, p, offset)
         if verdict is Order.SEEK:
-            log.warning(
-                "%s partition %d: offsets %d..%d never reached the agent; re-reading from %d",
-                topic, p, expected, offset - 1, expected,
-            )  # fmt: skip
-            m.rereads.labels(topic).inc()
-            await app.consumer.seek(TP(topic, p), expected)
+            await reread(topic, p, expected, f"offsets {expected}..{offset - 1} never reached the agent")
         return verdict is Order.PROCESS
+
+    async def reread(topic: str, partition: int, offset: int, why: str) -> None:
+        log.warning("%s partition %d: %s; re-reading from %d", topic, partition, why, offset)
+        m.rereads.labels(topic).inc()
+        await app.consumer.seek(TP(topic, partition), offset)
 
     async def _telemetry(event: Any) -> None:
         now = ctx.clock()
@@ -188,4 +190,4 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     app.on_partitions_revoked.connect(on_revoked)
     app.on_partitions_assigned.connect(on_assigned)
     app.on_rebalance_complete.connect(on_rebalance_complete)
-    return Tables(snapshots, region_table, emit)
+    return Tables(snapshots, region_table, emit, order, reread)
