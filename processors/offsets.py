@@ -33,7 +33,7 @@ class OffsetOrder:
     def __init__(
         self,
         processed: MutableMapping[Key, int],
-        reseek_after_s: float = 10.0,
+        reseek_after_s: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.processed = processed
