@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import faust
+from faust.types import TP
 
 from processors import regions
 from processors.app import WorkerContext
+from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
@@ -25,6 +28,8 @@ class Tables(NamedTuple):
     snapshots: SnapshotTable
     regions: Any  # faust Table region -> RegionState bytes
     emitter: Emitter
+    order: OffsetOrder
+    reread: Callable[[str, int, int, str], Awaitable[None]]  # (topic, partition, offset, why): seek back
 
 
 class Emitter:
@@ -37,6 +42,14 @@ class Emitter:
         self.warnings = app.topic(t.warnings, key_type=bytes, value_type=bytes)
         self.deadletter = app.topic(t.deadletter, key_type=bytes, value_type=bytes)
         self.region_topic = region_topic
+        self.in_flight: list[Awaitable[Any]] = []  # delivery futures of the sends since the last take
+
+    def take_in_flight(self) -> list[Awaitable[Any]]:
+        out, self.in_flight = self.in_flight, []
+        return out
+
+    async def _send(self, topic: Any, key: bytes, value: bytes) -> None:
+        self.in_flight.append(await topic.send(key=key, value=value))
 
     async def transitions(self, out: list[Transition]) -> None:
         if not out:
@@ -44,20 +57,20 @@ class Emitter:
         m = self.ctx.metrics
         for t in out:
             raw = t.to_bytes()
-            await (self.alarms if t.kind == "alarm" else self.warnings).send(key=t.key, value=raw)
+            await self._send(self.alarms if t.kind == "alarm" else self.warnings, t.key, raw)
             if t.entity_type == "site":
-                await self.region_topic.send(key=t.region.encode(), value=raw)
+                await self._send(self.region_topic, t.region.encode(), raw)
             m.transitions.labels(t.kind, t.entity_type).inc()
         self.ctx.history.put_transitions(out)
 
     async def region(self, t: Transition) -> None:
-        await self.warnings.send(key=t.key, value=t.to_bytes())
+        await self._send(self.warnings, t.key, t.to_bytes())
         self.ctx.metrics.transitions.labels(t.kind, t.entity_type).inc()
         self.ctx.history.put_transitions([t])
 
     async def dead(self, letters: list[DeadLetter]) -> None:
         for d in letters:
-            await self.deadletter.send(key=d.key, value=d.to_bytes())
+            await self._send(self.deadletter, d.key, d.to_bytes())
             self.ctx.metrics.deadletters.labels(d.reason).inc()
             log.warning("dead-lettered a record from %s: %s: %s", d.source, d.reason, d.detail[:200])
 
@@ -72,49 +85,71 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     by_region = app.topic(
         f"{s.group}-sites-by-region", key_type=bytes, value_type=bytes, partitions=n, internal=True
     )
-    snapshots = SnapshotTable(app, "site-state", n, ctx.states)
+    emit = Emitter(app, ctx, by_region)
+    snapshots = SnapshotTable(app, "site-state", n, ctx.states, emit.take_in_flight)
     ctx.load_snapshot = snapshots.load
     region_table = app.Table("region-state", partitions=n, key_type=bytes, value_type=bytes)
-    emit = Emitter(app, ctx, by_region)
     m = ctx.metrics
+    order = OffsetOrder(ctx.processed)
 
     @app.agent(telemetry, name="telemetry")
     async def on_telemetry(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
-            if event.message.partition not in ctx.owned:  # buffered before a revocation: the new owner has it
+            if not await _in_order(event, names.telemetry):
                 continue
-            now = ctx.clock()
-            accepted, dead = ctx.intake.telemetry(event.value, names.telemetry, ctx.states.fresh_sources)
-            if dead:
-                await emit.dead(dead)
-            if accepted is not None:
-                if accepted.duplicates:
-                    m.duplicates.inc(accepted.duplicates)
-                started = time.perf_counter()
-                out = ctx.states.evaluate(accepted.site, accepted.readings, now)
-                m.eval_seconds.observe(time.perf_counter() - started)
-                m.batches.inc()
-                m.readings.inc(len(accepted.readings))
-                r = accepted.readings
-                ctx.aggregator.add(accepted.global_sensor, r.value, r.ts, now)
-                await emit.transitions(out)
-            ctx.processed[(names.telemetry, event.message.partition)] = event.message.offset
-            snapshots.hold(acks, event)
+            async with snapshots.lock:
+                await _telemetry(event)
+                order.done(names.telemetry, event.message.partition, event.message.offset)
+                snapshots.hold(acks, event)
+
+    async def _in_order(event: Any, topic: str) -> bool:
+        """Whether to process `event`: owned, and next in its partition (else seek back to the hole)."""
+        p, offset = event.message.partition, event.message.offset
+        if p not in ctx.owned:  # buffered before a revocation: the new owner has it
+            return False
+        verdict, expected = order.check(topic, p, offset)
+        if verdict is Order.SEEK:
+            await reread(topic, p, expected, f"offsets {expected}..{offset - 1} never reached the agent")
+        return verdict is Order.PROCESS
+
+    async def reread(topic: str, partition: int, offset: int, why: str) -> None:
+        log.warning("%s partition %d: %s; re-reading from %d", topic, partition, why, offset)
+        m.rereads.labels(topic).inc()
+        await app.consumer.seek(TP(topic, partition), offset)
+
+    async def _telemetry(event: Any) -> None:
+        now = ctx.clock()
+        accepted, dead = ctx.intake.telemetry(event.value, names.telemetry, ctx.states.fresh_sources)
+        if dead:
+            await emit.dead(dead)
+        if accepted is None:
+            return
+        if accepted.duplicates:
+            m.duplicates.inc(accepted.duplicates)
+        started = time.perf_counter()
+        out = ctx.states.evaluate(accepted.site, accepted.readings, now)
+        m.eval_seconds.observe(time.perf_counter() - started)
+        m.batches.inc()
+        m.readings.inc(len(accepted.readings))
+        r = accepted.readings
+        ctx.aggregator.add(accepted.global_sensor, r.value, r.ts, now)
+        await emit.transitions(out)
 
     @app.agent(gateway, name="gateway")
     async def on_gateway(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
-            if event.message.partition not in ctx.owned:
+            if not await _in_order(event, names.gateway):
                 continue
-            record, dead = ctx.intake.gateway(event.value, names.gateway)
-            if dead:
-                await emit.dead(dead)
-            if record is not None:
-                await emit.transitions(ctx.states.apply_gateway(record.site, [record], ctx.clock()))
-            ctx.processed[(names.gateway, event.message.partition)] = event.message.offset
-            snapshots.hold(acks, event)
+            async with snapshots.lock:
+                record, dead = ctx.intake.gateway(event.value, names.gateway)
+                if dead:
+                    await emit.dead(dead)
+                if record is not None:
+                    await emit.transitions(ctx.states.apply_gateway(record.site, [record], ctx.clock()))
+                order.done(names.gateway, event.message.partition, event.message.offset)
+                snapshots.hold(acks, event)
 
     @app.agent(by_region, name="regions")
     async def on_site_warning(stream: faust.StreamT) -> None:
@@ -140,6 +175,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         ctx.owned -= gone
         m.partitions_owned.set(len(ctx.owned))
         ctx.caught_up -= gone
+        order.forget(gone)
         sites = [site for p in gone for site in ctx.sites_by_partition.get(p, ())]
         snapshots.forget(gone, sites)
 
@@ -154,4 +190,4 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     app.on_partitions_revoked.connect(on_revoked)
     app.on_partitions_assigned.connect(on_assigned)
     app.on_rebalance_complete.connect(on_rebalance_complete)
-    return Tables(snapshots, region_table, emit)
+    return Tables(snapshots, region_table, emit, order, reread)

@@ -31,6 +31,11 @@ class WorkerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.rereads = counter(
+            "riskwatch_record_rereads",
+            "Seeks back to records Faust fetched but never delivered (processors/offsets.py)",
+            "topic",
+        )
         self.transitions = counter("riskwatch_transitions", "Transitions emitted", "kind", "entity_type")
         self.deadletters = counter("riskwatch_deadletters", "Records sent to the dead-letter topic", "reason")
         self.lag = gauge(

@@ -42,6 +42,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
         for agg in ctx.aggregator.close_due(now):
             ctx.history.put_aggregate(agg)
+        await _reread_stalled(app, ctx, tables, partitions)
         _gauges(app, ctx, snapshots, partitions, now)
 
     @app.task
@@ -54,6 +55,19 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         ctx.history.stop(timeout=5.0)
 
     app.on_before_shutdown.connect(stop_history)
+
+
+async def _reread_stalled(app: faust.App, ctx: WorkerContext, tables: Any, partitions: set[int]) -> None:
+    """Seek back where records exist beyond the last processed one and nothing moves (processors/offsets.py)."""
+    for p in sorted(partitions):
+        for topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
+            try:
+                end = app.consumer.highwater(TP(topic, p))
+            except Exception:  # not fetched yet
+                continue
+            start = tables.order.stalled(topic, p, end)
+            if start is not None:
+                await tables.reread(topic, p, start, f"stalled below the partition's end offset {end}")
 
 
 async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool:

@@ -107,16 +107,32 @@ bind-address = "{s.host}:{s.influx_rpc_port}"
     def command(self) -> list[str]:
         return [str(self.binary), "-config", str(self.dir / "influxdb.conf")]
 
-    def _influxql(self, query: str, auth: bool = True) -> int:
+    def _influxql(self, query: str, auth: bool = True) -> tuple[int, str]:
+        """POST one InfluxQL statement; returns the HTTP status and the body (which carries the error)."""
         params = {"q": query}
         if auth:
             params |= {"u": INFLUX_ADMIN, "p": self.settings.influx_password}
         req = urllib.request.Request(f"{self.url}/query?{urllib.parse.urlencode(params)}", method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                return int(resp.status)
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                body = resp.read().decode(errors="replace")
+                # InfluxDB 1.x answers statement errors with 200 and an "error" in the results.
+                return (500 if '"error"' in body else int(resp.status)), body
         except urllib.error.HTTPError as exc:
-            return int(exc.code)
+            return int(exc.code), exc.read().decode(errors="replace")
+        except OSError as exc:  # timed out or refused: the caller retries
+            return 0, str(exc)
+
+    def _influxql_until_ok(self, what: str, query: str, auth: bool, timeout: float = 30.0) -> None:
+        """Retry a set-up statement: right after the first ping, InfluxDB can still refuse it."""
+        end = time.monotonic() + timeout
+        while True:
+            status, body = self._influxql(query, auth=auth)
+            if status == 200:
+                return
+            if time.monotonic() > end:
+                raise StackError(f"influxdb: {what} answered HTTP {status}: {body.strip()[:300]}")
+            time.sleep(0.5)
 
     def _ping(self) -> None:
         with urllib.request.urlopen(f"{self.url}/ping", timeout=3) as resp:
@@ -134,17 +150,25 @@ bind-address = "{s.host}:{s.influx_rpc_port}"
         if marker.exists():
             return
         # With auth on, InfluxDB 1.x accepts exactly one unauthenticated statement: creating the first admin.
-        self._influxql(
-            f"CREATE USER \"{INFLUX_ADMIN}\" WITH PASSWORD '{self.settings.influx_password}' "
-            "WITH ALL PRIVILEGES",
-            auth=False,
-        )
+        # Retried, as a fresh InfluxDB can refuse it for a moment; an attempt that timed out may still have
+        # created the admin, which an authenticated SHOW USERS then confirms.
+        create_user = f"CREATE USER \"{INFLUX_ADMIN}\" WITH PASSWORD '{self.settings.influx_password}' WITH ALL PRIVILEGES"
+        end = time.monotonic() + 30
+        while self._influxql(create_user, auth=False)[0] != 200:
+            if self._influxql("SHOW USERS")[0] == 200:  # the admin exists (created by an earlier attempt)
+                break
+            if time.monotonic() > end:
+                status, body = self._influxql(create_user, auth=False)
+                raise StackError(
+                    f"influxdb: creating the admin user answered HTTP {status}: {body.strip()[:300]}"
+                )
+            time.sleep(0.5)
         # Hazard-source records >= 30 days, coal alarm records >= 1 year (DOMAIN.md "Retention"): keep 400 d.
-        status = self._influxql(
-            f'CREATE DATABASE "{INFLUX_DATABASE}" WITH DURATION 400d NAME "{INFLUX_RETENTION}"'
+        self._influxql_until_ok(
+            f"creating database {INFLUX_DATABASE}",
+            f'CREATE DATABASE "{INFLUX_DATABASE}" WITH DURATION 400d NAME "{INFLUX_RETENTION}"',
+            auth=True,
         )
-        if status != 200:
-            raise StackError(f"influxdb: creating database {INFLUX_DATABASE} answered HTTP {status}")
         marker.touch()
         self.write_and_read_back()
 

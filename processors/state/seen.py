@@ -44,6 +44,10 @@ class RecentSeqs:
             del seqs[next(iter(seqs))]
         return True
 
+    def last_seqs(self) -> dict[str, int]:
+        """Per gateway, the seq that arrived last (for logs)."""
+        return {gw: next(reversed(seqs)) for gw, seqs in self._seqs.items() if seqs}
+
     def to_json(self) -> dict[str, list[list[float]]]:
         return {
             gw: [[seq, None if math.isnan(t) else t] for seq, t in seqs.items()]

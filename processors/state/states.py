@@ -108,6 +108,13 @@ class SiteStates:
                 slot.dirty = False
         return out
 
+    def mark_dirty(self, sites: Iterable[str]) -> None:
+        """Snapshots taken but not stored (the write failed): take them again next time."""
+        for site in sites:
+            slot = self.slots.get(site)
+            if slot is not None:
+                slot.dirty = True
+
     def drop(self, sites: Iterable[str]) -> None:
         """Forget sites whose partition left this worker; their next owner restores them."""
         for site in sites:
@@ -145,6 +152,11 @@ class SiteStates:
                 snap = SiteSnapshot.from_bytes(raw)
                 state = self.engine.from_bytes(snap.state)
                 opened = {(t.entity_type, t.entity): t for t in snap.open}
+                log.info(
+                    "site %s: restored from its snapshot; last seqs %s",
+                    site,
+                    snap.seen.last_seqs() if snap.seen else {},
+                )
                 return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs())
             except (SnapshotError, ValueError) as exc:
                 # A snapshot from an incompatible build: start fresh rather than stop the worker.

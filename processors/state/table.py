@@ -6,15 +6,25 @@ runs ahead of the stored state. After SIGKILL or a rebalance, the next owner res
 replays from the committed offset; the engine ignores readings older than a sensor's last, so the
 replayed overlap changes nothing and re-emitted transitions carry the same ids.
 
+"Written" means delivered: a flush sends each snapshot to the changelog itself and waits for Kafka's
+acknowledgement before acking the events. (A plain `table[key] = value` only queues the record in Faust's
+send-soon buffer, and Faust's pre-commit flush of that buffer gives up after 0.1 s without progress, so
+an offset could be committed while the snapshot it depends on was still queued; a SIGKILL then left the
+next owner an older snapshot and a later offset, and it skipped batches.)
+
 Snapshots are written every `snapshot_every_s` per partition (not per batch) to keep the changelog
-small. Faust's table writes need "the current event" to choose the partition; a flush borrows the last
-event seen on that partition (the changelog is co-partitioned with rw.telemetry and rw.gateway).
+small. The changelog is co-partitioned with rw.telemetry and rw.gateway, so a site's snapshot goes to the
+partition of its batches.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import faust
@@ -22,15 +32,27 @@ from faust.streams import _current_event
 
 from processors.state.states import SiteStates
 
+log = logging.getLogger(__name__)
+
 
 class SnapshotTable:
     """The `site -> snapshot` table plus per-partition pending events."""
 
-    def __init__(self, app: faust.App, name: str, partitions: int, states: SiteStates) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        name: str,
+        partitions: int,
+        states: SiteStates,
+        take_in_flight: Callable[[], list[Awaitable[Any]]],
+    ) -> None:
         self.table = app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)
         self.states = states
+        self.take_in_flight = take_in_flight  # sends (transitions, dead letters) not yet known delivered
+        # Held by an agent from evaluating a record until its event is held, so a snapshot never covers
+        # a batch whose transitions are not yet sent (a replay would not send them again: it is a duplicate).
+        self.lock = asyncio.Lock()
         self._pending: dict[int, list[tuple[Any, Any]]] = defaultdict(list)  # partition -> [(stream, event)]
-        self._last_event: dict[int, Any] = {}
         self.last_flush: dict[int, float] = {}
 
     def load(self, site: str) -> bytes | None:
@@ -39,36 +61,71 @@ class SnapshotTable:
 
     def hold(self, stream: Any, event: Any) -> None:
         """Remember an event to ack once its partition's snapshots are written."""
-        partition = event.message.partition
-        self._pending[partition].append((stream, event))
-        self._last_event[partition] = event
+        self._pending[event.message.partition].append((stream, event))
 
     def pending_since(self, partition: int, now: float) -> float:
         return now - self.last_flush.get(partition, now) if self._pending.get(partition) else 0.0
 
     async def flush(self, partition: int, sites: list[str], now: float) -> int:
-        """Write the partition's dirty snapshots, then ack its held events. Returns snapshots written."""
-        event = self._last_event.get(partition)
-        if event is None:
-            return 0
-        written = 0
-        token = _current_event.set(weakref.ref(event))
+        """Write the partition's dirty snapshots and ack the events they cover. Returns snapshots written.
+
+        Order: the transitions the snapshots cover are delivered, then the snapshots, then the acks. A
+        crash anywhere in between leaves an offset to replay from that is not past the stored state.
+        """
+        async with self.lock:
+            held, self._pending[partition] = self._pending[partition], []
+            dirty = self.states.take_dirty(sites)
+            before = self.take_in_flight()
         try:
-            for site, raw in self.states.take_dirty(sites):
-                self.table[site.encode()] = raw
-                written += 1
-        finally:
-            _current_event.reset(token)
-        held, self._pending[partition] = self._pending[partition], []
+            if before:
+                await asyncio.gather(*before)
+            sent = [self.table.send_changelog(partition, site.encode(), raw) for site, raw in dirty]
+            self._store(partition, dirty)
+            if sent:
+                await asyncio.gather(*sent)
+        except BaseException:
+            self._pending[partition] = held + self._pending[partition]
+            self.states.mark_dirty(site for site, _ in dirty)
+            raise
         for stream, ev in held:
             await stream.ack(ev)
+        if held or dirty:
+            log.debug(
+                "partition %d: stored %s, acked %d records up to offset %s",
+                partition,
+                [site for site, _ in dirty],
+                len(held),
+                max((ev.message.offset for _, ev in held), default=None),
+            )
         self.last_flush[partition] = now
-        return written
+        return len(dirty)
+
+    def _store(self, partition: int, snapshots: list[tuple[str, bytes]]) -> None:
+        """Write to the local store (what Table.__setitem__ does besides the changelog send).
+
+        Faust's rocksdb store picks the partition's database from "the current event"; outside an
+        agent there is none, so a stand-in that carries only the partition is made current.
+        """
+        at = _AtPartition(partition)
+        token = _current_event.set(weakref.ref(at))
+        try:
+            for site, raw in snapshots:
+                self.table.data[site.encode()] = raw
+        finally:
+            _current_event.reset(token)
 
     def forget(self, partitions: set[int], sites: list[str]) -> None:
         """Partitions revoked: drop their held events (the next owner replays them) and live state."""
         for p in partitions:
             self._pending.pop(p, None)
-            self._last_event.pop(p, None)
             self.last_flush.pop(p, None)
         self.states.drop(sites)
+
+
+class _AtPartition:
+    """All of an event that Faust's store reads when writing: the partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)

@@ -1,0 +1,87 @@
+"""Records of a partition must reach the engine in offset order, without holes.
+
+faust-streaming 0.15.3 can drop a fetched record without a trace: `Stream` skips an event whose consumer
+generation is not the app's current one or that arrives while flow control is paused (streams.py, "Skipping
+message ... generation_id"), and the fetcher advances its read offset even when a paused flow cancels the
+delivery. A skipped record is never acked, so it is not committed, but this worker would not see it again
+until the next rebalance; in the failover test a worker that took over a partition received 18 of 45 records.
+Our input topics have no legitimate holes (no transactions, no compaction), so a hole means loss: the agent
+seeks back to the first missing offset and drops what arrives beyond the hole until the re-read catches up.
+A hole at the tail shows no later record; the timer finds it instead: a partition with records beyond the
+last one processed and no progress for a while is sought back too.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, MutableMapping
+
+Key = tuple[str, int]  # (topic, partition)
+
+
+class Order(enum.Enum):
+    PROCESS = "process"  # the next record (or the first since the assignment)
+    SKIP = "skip"  # already processed since the assignment (a re-read overlap)
+    SEEK = "seek"  # records before this one are missing: seek back to `expected`, drop this one
+    WAIT = "wait"  # a seek back is under way: drop this one, it comes again
+
+
+class OffsetOrder:
+    """Per (topic, partition), the last processed offset (shared with the lag and catch-up gauges)."""
+
+    def __init__(
+        self,
+        processed: MutableMapping[Key, int],
+        reseek_after_s: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.processed = processed
+        self.reseek_after_s = reseek_after_s
+        self.clock = clock
+        self._sought: dict[Key, tuple[int, float]] = {}  # key -> (offset sought, when)
+        self._progress: dict[Key, float] = {}  # key -> when a record was last processed
+
+    def check(self, topic: str, partition: int, offset: int) -> tuple[Order, int]:
+        """What to do with the record at `offset`; the second value is the offset expected next."""
+        key, now = (topic, partition), self.clock()
+        last = self.processed.get(key)
+        if last is None:
+            return Order.PROCESS, offset
+        expected = last + 1
+        if offset == expected:
+            return Order.PROCESS, expected
+        if offset < expected:
+            return Order.SKIP, expected
+        return (Order.SEEK if self._seek_due(key, expected, now) else Order.WAIT), expected
+
+    def done(self, topic: str, partition: int, offset: int) -> None:
+        self.processed[(topic, partition)] = offset
+        self._progress[(topic, partition)] = self.clock()
+
+    def stalled(self, topic: str, partition: int, end: int | None) -> int | None:
+        """The offset to seek back to if records up to `end` (the partition's end offset) exist beyond the
+        last processed one and nothing was processed for `reseek_after_s`; else None."""
+        key, now = (topic, partition), self.clock()
+        last = self.processed.get(key)
+        if last is None or end is None or last + 1 >= end:
+            return None
+        if now - self._progress.get(key, now) < self.reseek_after_s:
+            return None
+        return last + 1 if self._seek_due(key, last + 1, now) else None
+
+    def _seek_due(self, key: Key, expected: int, now: float) -> bool:
+        """Seek to `expected` unless that seek was made less than `reseek_after_s` ago."""
+        sought = self._sought.get(key)
+        if sought is not None and sought[0] == expected and now - sought[1] < self.reseek_after_s:
+            return False
+        self._sought[key] = (expected, now)
+        return True
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions revoked: their next assignment starts from the committed offset, whatever it is."""
+        for key in [k for k in self.processed if k[1] in partitions]:
+            del self.processed[key]
+        for table in (self._sought, self._progress):
+            for key in [k for k in table if k[1] in partitions]:
+                del table[key]
