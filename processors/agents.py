@@ -169,6 +169,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
                 await emit.region(out)
 
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        if ctx.ready:
+            ctx.not_ready_since = time.monotonic()
         ctx.ready = False
         m.ready.set(0)
         gone = {tp.partition for tp in revoked if tp.topic == names.telemetry}
@@ -185,6 +187,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
 
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         ctx.ready = True  # Faust sends this once the tables of the new assignment are restored
+        ctx.not_ready_since = None
         m.ready.set(1)
 
     app.on_partitions_revoked.connect(on_revoked)

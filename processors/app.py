@@ -44,6 +44,7 @@ class WorkerSettings:
     history_limit_points: int = 0  # 0: ten minutes of aggregates at full rate (10 x sensors) + transitions
     commit_every: int = 10_000
     session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
+    recovery_timeout_s: float = 180.0  # not ready (tables not restored) this long: exit, to be restarted
     stream_buffer_maxsize: int = 4096
     fetch_max_bytes: int = 16 << 20  # per partition: whole columnar batches are ~21 bytes a reading
     loglevel: str = "warning"
@@ -91,6 +92,7 @@ class WorkerContext:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
         self.owned: set[int] = set()
         self.ready = False
+        self.not_ready_since: float | None = time.monotonic()  # when the worker last stopped being ready
         self.caught_up: set[int] = set()  # owned partitions read to their end once: timers run on these
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset evaluated
         self.sites_by_partition: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}

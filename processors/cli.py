@@ -50,6 +50,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--session-timeout", type=float, default=30.0, help="seconds before a dead worker's partitions move"
     )
+    parser.add_argument(
+        "--recovery-timeout",
+        type=float,
+        default=180.0,
+        help="seconds without restored tables after a rebalance before the worker exits with status 75 "
+        "so its supervisor restarts it (0: never)",
+    )
     parser.add_argument("--engine-module", default="processors.engine", help=argparse.SUPPRESS)
     parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
 
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         snapshot_every_s=args.snapshot_every,
         history_limit_points=args.history_buffer_points,
         session_timeout_s=args.session_timeout,
+        recovery_timeout_s=args.recovery_timeout,
         loglevel=args.loglevel,
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,10 @@ refreshes the lag, colour and snapshot-age gauges.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import time
 from collections import Counter
 from typing import Any
 
@@ -49,12 +52,36 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     async def start_history() -> None:
         ctx.history.start()
 
+    @app.task
+    async def recovery_watchdog() -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            if recovery_overdue(ctx.not_ready_since, time.monotonic(), s.recovery_timeout_s):
+                # Faust's table recovery can hang (docs/processors.md, "Known limits"); a fresh start
+                # recovers. Nothing is lost: events are acked only after their state is stored.
+                log.critical(
+                    "tables not restored %.0f s after the last rebalance (limit %.0f s): exiting so the "
+                    "supervisor restarts this worker",
+                    time.monotonic() - (ctx.not_ready_since or 0.0),
+                    s.recovery_timeout_s,
+                )
+                logging.shutdown()
+                os._exit(EXIT_RECOVERY_STUCK)
+
     async def stop_history(*args: Any, **kwargs: Any) -> None:
         for agg in ctx.aggregator.close_due(ctx.clock(), everything=True):
             ctx.history.put_aggregate(agg)
         ctx.history.stop(timeout=5.0)
 
     app.on_before_shutdown.connect(stop_history)
+
+
+EXIT_RECOVERY_STUCK = 75  # EX_TEMPFAIL: try again
+
+
+def recovery_overdue(not_ready_since: float | None, now: float, timeout_s: float) -> bool:
+    """Has the worker been without restored tables for longer than `timeout_s` (0: never judged)?"""
+    return timeout_s > 0 and not_ready_since is not None and now - not_ready_since > timeout_s
 
 
 async def _reread_stalled(app: faust.App, ctx: WorkerContext, tables: Any, partitions: set[int]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from processors.timers import EXIT_RECOVERY_STUCK
 from riskwatch.registry import Registry, load_registry
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import encode
@@ -160,6 +161,8 @@ class WorkerProcess:
             "1",
             "--session-timeout",
             "8",
+            "--recovery-timeout",
+            "40",
             "--engine-module",
             ENGINE,
             "--loglevel",
@@ -179,9 +182,19 @@ class WorkerProcess:
                 "RW_TEST_INFLUX",
             ]  # type: ignore[attr-defined]
             env["RW_TEST_INFLUX"] = stack.influx_token  # type: ignore[attr-defined]
+        self._cmd, self._env = cmd, env
+        self.restarts = 0
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT
         )
+
+    def supervise(self) -> None:
+        """Do what a supervisor does: restart the worker if it exited because its tables never recovered."""
+        if self.proc.poll() == EXIT_RECOVERY_STUCK:
+            self.restarts += 1
+            self.proc = subprocess.Popen(
+                self._cmd, cwd=REPO, env=self._env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
+            )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:

@@ -92,12 +92,16 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         drain(stack.kafka_bootstrap, [pair_topics.alarms], 2, 60)
         first.kill()
         produce(stack.kafka_bootstrap, pair_topics.telemetry, _input(reg, base, range(ROUNDS // 2, ROUNDS)))
-        end = time.time() + 90
+        # Faust's table recovery can hang; the worker then exits (--recovery-timeout, 40 s here) and its
+        # supervisor restarts it, as the harness does here (docs/processors.md, "Known limits").
+        end = time.time() + 150
         while time.time() < end and metric(second.metrics_port, "riskwatch_sites_owned") != len(SITES):
+            second.supervise()
             time.sleep(0.5)
         owned_after = metric(second.metrics_port, "riskwatch_sites_owned")
         assert owned_after == len(SITES), (
-            f"survivor owns {owned_after} sites 90 s after the kill: {second.output()}"
+            f"survivor owns {owned_after} sites 150 s after the kill ({second.restarts} restarts): "
+            f"{second.output()}"
         )
         expected = set(_by_id(_alarms(reference)))
         seen = drain(
