@@ -84,14 +84,19 @@ def recovery_overdue(not_ready_since: float | None, now: float, timeout_s: float
     return timeout_s > 0 and not_ready_since is not None and now - not_ready_since > timeout_s
 
 
+def _end_offset(app: faust.App, tp: TP) -> int | None:
+    """The partition's end offset as last fetched (None before the first fetch)."""
+    try:
+        return app.consumer.highwater(tp)  # type: ignore[no-any-return]
+    except Exception:  # aiokafka raises until the partition has been fetched once
+        return None
+
+
 async def _reread_stalled(app: faust.App, ctx: WorkerContext, tables: Any, partitions: set[int]) -> None:
     """Seek back where records exist beyond the last processed one and nothing moves (processors/offsets.py)."""
     for p in sorted(partitions):
         for topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
-            try:
-                end = app.consumer.highwater(TP(topic, p))
-            except Exception:  # not fetched yet
-                continue
+            end = _end_offset(app, TP(topic, p))
             start = tables.order.stalled(topic, p, end)
             if start is not None:
                 await tables.reread(topic, p, start, f"stalled below the partition's end offset {end}")
@@ -105,10 +110,7 @@ async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool
     """
     for topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
         tp = TP(topic, partition)
-        try:
-            high = app.consumer.highwater(tp)
-        except Exception:  # no fetch yet
-            return False
+        high = _end_offset(app, tp)
         if high is None:
             return False
         done = ctx.processed.get((topic, partition))
@@ -123,10 +125,7 @@ def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[
     m.snapshot_age.set(max((snapshots.pending_since(p, now) for p in partitions), default=0.0))
     for tp in app.consumer.assignment():
         processed = ctx.processed.get((tp.topic, tp.partition))
-        try:
-            high = app.consumer.highwater(tp)
-        except Exception:  # not fetched yet
-            continue
+        high = _end_offset(app, tp)
         if high is not None and tp.topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
             m.lag.labels(tp.topic, str(tp.partition)).set(
                 max(0, high - (processed + 1 if processed is not None else 0))

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from deploy.stack.process import file_lock
@@ -123,16 +124,27 @@ bind-address = "{s.host}:{s.influx_rpc_port}"
         except OSError as exc:  # timed out or refused: the caller retries
             return 0, str(exc)
 
-    def _influxql_until_ok(self, what: str, query: str, auth: bool, timeout: float = 30.0) -> None:
+    def _until_ok(self, what: str, attempt: Callable[[], tuple[int, str]], timeout: float = 30.0) -> None:
         """Retry a set-up statement: right after the first ping, InfluxDB can still refuse it."""
         end = time.monotonic() + timeout
         while True:
-            status, body = self._influxql(query, auth=auth)
+            status, body = attempt()
             if status == 200:
                 return
             if time.monotonic() > end:
                 raise StackError(f"influxdb: {what} answered HTTP {status}: {body.strip()[:300]}")
             time.sleep(0.5)
+
+    def _create_admin(self) -> tuple[int, str]:
+        # With auth on, InfluxDB 1.x accepts exactly one unauthenticated statement: creating the first admin.
+        status, body = self._influxql(
+            f"CREATE USER \"{INFLUX_ADMIN}\" WITH PASSWORD '{self.settings.influx_password}' "
+            "WITH ALL PRIVILEGES",
+            auth=False,
+        )
+        if status != 200 and self._influxql("SHOW USERS")[0] == 200:
+            return 200, body  # an earlier attempt that timed out did create it
+        return status, body
 
     def _ping(self) -> None:
         with urllib.request.urlopen(f"{self.url}/ping", timeout=3) as resp:
@@ -149,25 +161,13 @@ bind-address = "{s.host}:{s.influx_rpc_port}"
         marker = self.dir / ".initialised"
         if marker.exists():
             return
-        # With auth on, InfluxDB 1.x accepts exactly one unauthenticated statement: creating the first admin.
-        # Retried, as a fresh InfluxDB can refuse it for a moment; an attempt that timed out may still have
-        # created the admin, which an authenticated SHOW USERS then confirms.
-        create_user = f"CREATE USER \"{INFLUX_ADMIN}\" WITH PASSWORD '{self.settings.influx_password}' WITH ALL PRIVILEGES"
-        end = time.monotonic() + 30
-        while self._influxql(create_user, auth=False)[0] != 200:
-            if self._influxql("SHOW USERS")[0] == 200:  # the admin exists (created by an earlier attempt)
-                break
-            if time.monotonic() > end:
-                status, body = self._influxql(create_user, auth=False)
-                raise StackError(
-                    f"influxdb: creating the admin user answered HTTP {status}: {body.strip()[:300]}"
-                )
-            time.sleep(0.5)
+        self._until_ok("creating the admin user", self._create_admin)
         # Hazard-source records >= 30 days, coal alarm records >= 1 year (DOMAIN.md "Retention"): keep 400 d.
-        self._influxql_until_ok(
+        self._until_ok(
             f"creating database {INFLUX_DATABASE}",
-            f'CREATE DATABASE "{INFLUX_DATABASE}" WITH DURATION 400d NAME "{INFLUX_RETENTION}"',
-            auth=True,
+            lambda: self._influxql(
+                f'CREATE DATABASE "{INFLUX_DATABASE}" WITH DURATION 400d NAME "{INFLUX_RETENTION}"'
+            ),
         )
         marker.touch()
         self.write_and_read_back()
