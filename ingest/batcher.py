@@ -11,7 +11,7 @@ from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from riskwatch.wire.batch import encode
+from riskwatch.wire.batch import SensorIdTable, encode
 from riskwatch.wire.readings import Readings
 
 T = TypeVar("T")
@@ -46,7 +46,8 @@ class SiteBatcher(Generic[T]):
         linger_s: float,
         compress: bool = False,
     ) -> None:
-        self.fingerprint, self.sensor_ids, self.compress = fingerprint, sensor_ids, compress
+        # ids pre-encoded once: each batch's id table is then a gather, not a Python step per sensor
+        self.fingerprint, self.sensor_ids, self.compress = fingerprint, SensorIdTable(sensor_ids), compress
         self.max_readings, self.linger_s = max_readings, linger_s
         self._open: dict[str, _Open[T]] = {}
 

@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 
 from ingest.bench_load import Broker, GatewayLoad, naive_bridge, start_publishers
+from riskwatch.registry.generate import SENSORS_PER_GATEWAY
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import decode
 
@@ -41,13 +42,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="use this running stack (riskwatch stack up); default: start a temporary one",
     )
     parser.add_argument("--messages", type=int, default=10000, help="messages in the throughput phase")
-    parser.add_argument("--per-message", type=int, default=50, help="readings per MQTT message (default 50)")
+    parser.add_argument(
+        "--per-message",
+        type=_per_message,
+        default=50,
+        help=f"readings per MQTT message (default 50, at most {SENSORS_PER_GATEWAY}: a gateway's sensors)",
+    )
     parser.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
     parser.add_argument("--gateways", type=int, default=20, help="gateways (default 20, 100 sensors each)")
     parser.add_argument("--latency-s", type=float, default=5.0, help="latency phase length")
     parser.add_argument("--latency-rate", type=float, default=20000, help="readings/s in the latency phase")
     parser.add_argument("--bridge-args", default="", help="extra flags for the bridge under test, quoted")
     parser.add_argument("--baseline-s", type=float, default=8.0, help="naive bridge measuring window")
+
+
+def _per_message(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= SENSORS_PER_GATEWAY:
+        raise argparse.ArgumentTypeError(
+            f"must be 1..{SENSORS_PER_GATEWAY}, the sensors of one bench gateway"
+        )
+    return n
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The columnar Kafka batch codec for `rw.telemetry` (version 1; layout in docs/batch-codec.md).
+"""The columnar Kafka batch codec for `rw.telemetry` (version 2; layout in docs/batch-codec.md).
 
 One Kafka message carries many readings of ONE site. The columns are stored raw (little endian), so
 `decode` is a handful of `numpy.frombuffer` views over the message bytes: no per-reading Python work.
@@ -12,20 +12,24 @@ Layout, all integers little endian:
              readings    u32 count
              zero padding to a multiple of 8 bytes
     columns  value f64[n] | ts f64[n] | sensor i32[n] | quality u8[n]
-    ids      (flag bit 0) u32 count, then per entry: index u32, sensor id u16 length + UTF-8
+    ids      (flag bit 0) u32 count m | index u32[m] | length u16[m] | the m sensor ids' UTF-8, concatenated
 
 Readings are stored source after source, so `count` of each source says which rows came from which
 gateway message: a consumer de-duplicating by (gateway, seq) drops exactly those rows (`drop_sources`).
 With flag bit 1 everything after the header padding (columns and id table) is one zlib stream.
 The optional id table maps every registry index used in the batch back to its sensor id, so a consumer
-whose registry has another fingerprint can detect the mismatch and remap (`remap_sensors`).
+whose registry has another fingerprint can detect the mismatch and remap (`remap_sensors`). It is stored
+as columns too (version 1 stored it entry by entry, which cost a Python step per sensor to skip over):
+decoding checks its size in O(1) and splits the ids only when a consumer asks for them.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cached_property
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -35,7 +39,8 @@ from riskwatch.errors import RiskwatchError
 from riskwatch.wire.readings import QUALITY_DTYPE, SENSOR_DTYPE, TS_DTYPE, VALUE_DTYPE, Readings
 
 MAGIC = b"RWTB"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: the same but for an entry-by-entry id table
 FLAG_SENSOR_IDS = 0x01
 FLAG_ZLIB = 0x02  # columns and id table zlib-compressed (level 1: ~6x cheaper than Kafka's gzip -9)
 
@@ -46,7 +51,9 @@ _PREFIX = struct.Struct("<4sBBH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _SOURCE = struct.Struct("<QI")
-_ID_ENTRY = struct.Struct("<IH")
+_ID_ENTRY = struct.Struct("<IH")  # version 1's id table entry
+_LE_U32 = np.dtype("<u4")
+_LE_U16 = np.dtype("<u2")
 
 
 class BatchDecodeError(RiskwatchError):
@@ -71,18 +78,82 @@ class TelemetryBatch(NamedTuple):
     sensor_ids: Mapping[int, str]  # registry index -> sensor id; empty if the producer left it out
 
 
+class SensorIdTable:
+    """A registry's sensor ids (by index) pre-encoded, so packing a batch's id table is a gather and a
+    join rather than a Python step per sensor. Build it once per registry; `encode` takes it as is."""
+
+    def __init__(self, ids: Sequence[str] | Mapping[int, str]) -> None:
+        if isinstance(ids, Mapping):
+            size = max(ids, default=-1) + 1
+            by_index = [""] * size
+            for index, sensor_id in ids.items():
+                by_index[index] = sensor_id
+            ids = by_index
+        self.encoded: tuple[bytes, ...] = tuple(sensor_id.encode() for sensor_id in ids)
+        lengths = np.fromiter(map(len, self.encoded), np.int64, len(self.encoded))
+        if lengths.size and lengths.max() > 0xFFFF:
+            raise ValueError("a sensor id longer than 65535 bytes")
+        self.lengths = lengths.astype(_LE_U16)
+
+    def pack(self, used: npt.NDArray[np.int64]) -> list[bytes]:
+        """The id table for the (sorted, unique) indices `used`, as parts to join."""
+        if used.size and (used[0] < 0 or used[-1] >= len(self.encoded)):
+            raise ValueError(f"sensor index out of the id table's range 0..{len(self.encoded) - 1}")
+        picked = used.tolist()
+        blob = b"".join(
+            itemgetter(*picked)(self.encoded) if len(picked) > 1 else map(self.encoded.__getitem__, picked)
+        )
+        return [
+            _U32.pack(used.size),
+            used.astype(_LE_U32).tobytes(),
+            self.lengths[used].tobytes(),
+            blob,
+        ]
+
+
+class DecodedIds(Mapping[int, str]):
+    """A decoded id table: index -> sensor id, split into strings only when first looked at (a
+    consumer on the batch's own registry never needs them)."""
+
+    def __init__(self, indices: npt.NDArray[np.uint32], lengths: npt.NDArray[np.uint16], blob: bytes) -> None:
+        self.indices, self.lengths, self.blob = indices, lengths, blob
+
+    @cached_property
+    def _ids(self) -> dict[int, str]:
+        ends = np.cumsum(self.lengths, dtype=np.int64).tolist()
+        starts = [0, *ends[:-1]]
+        blob = self.blob
+        try:
+            return {
+                index: blob[a:b].decode()
+                for index, a, b in zip(self.indices.tolist(), starts, ends, strict=True)
+            }
+        except UnicodeDecodeError as exc:
+            raise BatchDecodeError(f"telemetry batch has a garbled sensor id: {exc}") from exc
+
+    def __getitem__(self, index: int) -> str:
+        return self._ids[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+
 def encode(
     site: str,
     fingerprint: str,
     sources: Sequence[tuple[str, int, int] | tuple[str, int]],
     readings: Readings,
-    sensor_ids: Mapping[int, str] | Sequence[str] | None = None,
+    sensor_ids: SensorIdTable | Mapping[int, str] | Sequence[str] | None = None,
     compress: bool = False,
 ) -> bytes:
     """Pack one site's readings into a batch message.
 
-    `sensor_ids` is either a mapping index -> id or the registry's full id list indexed by index; when
-    given, the batch carries the ids of the indices it uses. `compress` zlib-compresses the body.
+    `sensor_ids` (best a `SensorIdTable` built once; or a mapping index -> id, or the registry's full id
+    list by index): when given, the batch carries the ids of the indices it uses. `compress`
+    zlib-compresses the body.
     """
     n = len(readings)
     if len(sources) == 1 and len(sources[0]) == 2:  # a lone (gateway, seq) owns every reading
@@ -108,12 +179,8 @@ def encode(
     parts.append(np.ascontiguousarray(readings.sensor, _LE_I32).tobytes())
     parts.append(np.ascontiguousarray(readings.quality, _U8).tobytes())
     if sensor_ids is not None:
-        used = np.unique(readings.sensor).tolist()
-        parts.append(_U32.pack(len(used)))
-        for index in used:
-            sensor_id = sensor_ids[index].encode()
-            parts.append(_ID_ENTRY.pack(index, len(sensor_id)))
-            parts.append(sensor_id)
+        table = sensor_ids if isinstance(sensor_ids, SensorIdTable) else SensorIdTable(sensor_ids)
+        parts.extend(table.pack(np.unique(readings.sensor).astype(np.int64)))
     if compress:
         parts[header:] = [zlib.compress(b"".join(parts[header:]), 1)]
     return b"".join(parts)
@@ -126,8 +193,10 @@ def decode(raw: bytes) -> TelemetryBatch:
     magic, version, flags, _ = reader.unpack(_PREFIX)
     if magic != MAGIC:
         raise BatchDecodeError(f"not a riskwatch telemetry batch (magic {magic!r}, first bytes {raw[:16]!r})")
-    if version != VERSION:
-        raise BatchDecodeError(f"unsupported telemetry batch codec version {version} (this build reads 1)")
+    if version not in READABLE_VERSIONS:
+        raise BatchDecodeError(
+            f"unsupported telemetry batch codec version {version} (this build reads {READABLE_VERSIONS})"
+        )
     site = reader.text()
     fingerprint = reader.text()
     sources = tuple(Source(reader.text(), *reader.unpack(_SOURCE)) for _ in range(reader.unpack(_U32)[0]))
@@ -146,11 +215,9 @@ def decode(raw: bytes) -> TelemetryBatch:
     ts = reader.column(_LE_F64, n)
     sensor = reader.column(_LE_I32, n)
     quality = reader.column(_U8, n)
-    sensor_ids: dict[int, str] = {}
+    sensor_ids: Mapping[int, str] = {}
     if flags & FLAG_SENSOR_IDS:
-        for _ in range(reader.unpack(_U32)[0]):
-            index, length = reader.unpack(_ID_ENTRY)
-            sensor_ids[index] = reader.raw_text(length)
+        sensor_ids = _id_table(reader) if version >= 2 else _id_entries(reader)
     if reader.pos != len(reader.raw):
         raise BatchDecodeError(f"telemetry batch has {len(reader.raw) - reader.pos} trailing bytes")
     readings = Readings(
@@ -160,6 +227,28 @@ def decode(raw: bytes) -> TelemetryBatch:
         quality.astype(QUALITY_DTYPE, copy=False),
     )
     return TelemetryBatch(site, fingerprint, sources, readings, sensor_ids)
+
+
+def _id_table(reader: _Reader) -> DecodedIds:
+    m = reader.unpack(_U32)[0]
+    indices = reader.column(_LE_U32, m)
+    lengths = reader.column(_LE_U16, m)
+    size = int(lengths.sum(dtype=np.int64))
+    blob = reader.raw[reader._take(size) : reader.pos]
+    try:  # one C-speed pass checks the whole table's UTF-8
+        blob.decode()
+    except UnicodeDecodeError as exc:
+        raise BatchDecodeError(f"telemetry batch has a garbled sensor id: {exc}") from exc
+    return DecodedIds(indices, lengths, blob)
+
+
+def _id_entries(reader: _Reader) -> dict[int, str]:
+    """Version 1's id table, entry after entry."""
+    ids = {}
+    for _ in range(reader.unpack(_U32)[0]):
+        index, length = reader.unpack(_ID_ENTRY)
+        ids[index] = reader.raw_text(length)
+    return ids
 
 
 def drop_sources(batch: TelemetryBatch, drop: Callable[[Source], bool]) -> Readings:

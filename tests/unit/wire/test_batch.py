@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from riskwatch.wire.batch import (
     BatchDecodeError,
+    SensorIdTable,
     Source,
     TelemetryBatch,
     decode,
@@ -107,6 +110,41 @@ def test_remap_to_another_registry() -> None:
     np.testing.assert_array_equal(readings.sensor, [11, 10, 11])
     np.testing.assert_array_equal(readings.ts, [1e9 + 1, 1e9 + 2, 1e9 + 3])
     assert unknown == ["pt-101"]
+
+
+def _version_1(raw: bytes) -> bytes:
+    """The same batch as version 1 wrote it: the id table entry by entry (index u32, u16 length, UTF-8)."""
+    ids = {i: s.encode() for i, s in decode(raw).sensor_ids.items()}
+    v1_table = struct.pack("<I", len(ids)) + b"".join(
+        struct.pack("<IH", i, len(s)) + s for i, s in ids.items()
+    )
+    v2_table_size = 4 + 6 * len(ids) + sum(map(len, ids.values()))
+    return raw[:4] + bytes([1]) + raw[5 : len(raw) - v2_table_size] + v1_table
+
+
+def test_version_1_batches_still_decode() -> None:
+    raw = _version_1(encode("site-A", "old", [("gw-1", 7, 4)], _sample(), IDS))
+    batch = decode(raw)
+    np.testing.assert_array_equal(batch.readings.sensor, [0, 3, 2, 3])
+    assert dict(batch.sensor_ids) == {0: "pt-101", 2: "gas-01", 3: "ch4-工作面"}
+    readings, unknown = remap_sensors(batch, {"gas-01": 10, "ch4-工作面": 11})
+    np.testing.assert_array_equal(readings.sensor, [11, 10, 11])
+    assert unknown == ["pt-101"]
+
+
+def test_a_garbled_sensor_id_is_a_decode_error() -> None:
+    raw = encode("s", "fp", [], _sample(), IDS)
+    at = raw.index("工".encode())
+    with pytest.raises(BatchDecodeError, match="garbled sensor id"):
+        decode(raw[:at] + b"\xff\xfe\xfd" + raw[at + 3 :])
+
+
+def test_id_table_from_a_list_a_mapping_or_prebuilt_is_the_same_bytes() -> None:
+    expected = encode("s", "fp", [], _sample(), IDS)
+    assert encode("s", "fp", [], _sample(), dict(enumerate(IDS))) == expected
+    assert encode("s", "fp", [], _sample(), SensorIdTable(IDS)) == expected
+    with pytest.raises(ValueError, match="out of the id table"):
+        encode("s", "fp", [], Readings.of([7], [1.0], [1e9], [0]), SensorIdTable(IDS))
 
 
 def test_remap_without_id_table_is_an_error() -> None:
