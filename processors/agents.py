@@ -75,6 +75,25 @@ class Emitter:
             log.warning("dead-lettered a record from %s: %s: %s", d.source, d.reason, d.detail[:200])
 
 
+def tune_fetcher(app: faust.App, fetch_max_wait_ms: int) -> bool:
+    """Set the consumer's fetch wait, which Faust 0.15.3 fixes at 1500 ms when it builds the aiokafka
+    consumer. With it, readings waited up to 1.5 s in Kafka behind a fetch of quiet partitions (reading
+    -> warning p50 ~1 s at 200k readings/s). aiokafka reads the value each time it builds a fetch, so
+    setting it on the running consumer takes effect at the next fetch. Returns False (and the worker
+    carries on, only slower to react) if this Faust/aiokafka has no such attribute."""
+    consumer = getattr(getattr(app.consumer, "_thread", None), "_consumer", None)
+    fetcher = getattr(consumer, "_fetcher", None)
+    if consumer is None or not hasattr(consumer, "_fetch_max_wait_ms"):
+        log.warning(
+            "cannot set the consumer's fetch wait on this Faust/aiokafka: readings may wait up to 1.5 s"
+        )
+        return False
+    consumer._fetch_max_wait_ms = fetch_max_wait_ms  # for a fetcher made later
+    if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+        fetcher._fetch_max_wait_ms = fetch_max_wait_ms
+    return True
+
+
 def install(app: faust.App, ctx: WorkerContext) -> Tables:
     """Register the agents on `app`; returns the tables the timers and views use."""
     s = ctx.settings
@@ -127,6 +146,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
             return
         if accepted.duplicates:
             m.duplicates.inc(accepted.duplicates)
+        if event.message.timestamp:
+            m.record_delay.observe(max(0.0, now - event.message.timestamp))
         started = time.perf_counter()
         out = ctx.states.evaluate(accepted.site, accepted.readings, now)
         m.eval_seconds.observe(time.perf_counter() - started)
@@ -182,6 +203,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         snapshots.forget(gone, sites)
 
     async def on_assigned(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        tune_fetcher(app, s.fetch_max_wait_ms)
         ctx.owned = {tp.partition for tp in assigned if tp.topic == names.telemetry}
         m.partitions_owned.set(len(ctx.owned))
 

@@ -47,6 +47,10 @@ class WorkerSettings:
     recovery_timeout_s: float = 180.0  # not ready (tables not restored) this long: exit, to be restarted
     stream_buffer_maxsize: int = 4096
     fetch_max_bytes: int = 16 << 20  # per partition: whole columnar batches are ~21 bytes a reading
+    # How long the broker may hold a fetch that finds no new records. aiokafka keeps one fetch in flight
+    # per broker, so a fetch parked on quiet partitions (rw.gateway, the region stage) delays the next
+    # fetch of rw.telemetry by up to this long; Faust 0.15.3 hard-codes 1500 ms (see agents.tune_fetcher).
+    fetch_max_wait_ms: int = 50
     loglevel: str = "warning"
 
     @property

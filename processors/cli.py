@@ -48,6 +48,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tick-every", type=float, default=1.0, help="seconds between timer evaluations")
     parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between state snapshots")
     parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=50,
+        help="longest the broker holds a fetch with no new records (Faust's own 1500 ms delays readings)",
+    )
+    parser.add_argument(
         "--session-timeout", type=float, default=30.0, help="seconds before a dead worker's partitions move"
     )
     parser.add_argument(
@@ -113,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         web_port=args.web_port,
         tick_every_s=args.tick_every,
         snapshot_every_s=args.snapshot_every,
+        fetch_max_wait_ms=args.fetch_max_wait_ms,
         history_limit_points=args.history_buffer_points,
         session_timeout_s=args.session_timeout,
         recovery_timeout_s=args.recovery_timeout,

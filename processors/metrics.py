@@ -31,6 +31,12 @@ class WorkerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.record_delay = Histogram(
+            "riskwatch_record_delay_seconds",
+            "From a telemetry batch's Kafka timestamp (the bridge sending it) to its evaluation",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=registry,
+        )
         self.rereads = counter(
             "riskwatch_record_rereads",
             "Seeks back to records Faust fetched but never delivered (processors/offsets.py)",

@@ -1,16 +1,19 @@
 """The load generator: many gateways across several processes publishing at a fixed rate, and a Kafka
 reader in the parent counting what arrives on `rw.telemetry` (readings, lag, latency percentiles).
 
-Each publisher process owns a slice of the gateways, runs a `Simulation` over their sensors (so the
+Each publisher process owns a slice of the gateways, runs `Simulation`s over their sensors (so the
 values are the plants' realistic mix, computed as arrays) and publishes one telemetry message per
-gateway per period. Counters cross processes through shared integers; nothing per reading crosses.
+gateway per period. Real gateways' clocks are not aligned, so a slice's sites are spread over
+`PHASES` evenly spaced moments of the period instead of all publishing on the same instant (which
+would make every second one burst, and measure the burst rather than the pipeline). Counters cross
+processes through shared integers; nothing per reading crosses.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -24,6 +27,7 @@ from simulators.simulation import Simulation
 DRAIN_TIMEOUT_S = 30.0
 STALL_S = 20.0  # after publishing, keep counting while Kafka still receives; give up after this long idle
 DRAIN_CAP_S = 600.0
+PHASES = 10  # publishing moments per period in each process; whole sites share one
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,49 +78,70 @@ class LoadResult:
         return self.received / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def split_by_gateway(sensors: Sequence[SimSensor], parts: int) -> list[tuple[SimSensor, ...]]:
-    """Deal whole gateways round-robin to `parts` slices (a gateway never spans two processes)."""
-    by_gw: dict[str, list[SimSensor]] = {}
+def split_whole(
+    sensors: Sequence[SimSensor], parts: int, key: Callable[[SimSensor], Hashable]
+) -> list[tuple[SimSensor, ...]]:
+    """Deal the groups of sensors with one `key` round-robin to at most `parts` slices, never splitting
+    a group (and never making more slices than groups)."""
+    groups: dict[Hashable, list[SimSensor]] = {}
     for s in sensors:
-        by_gw.setdefault(s.gateway, []).append(s)
-    slices: list[list[SimSensor]] = [[] for _ in range(max(1, min(parts, len(by_gw))))]
-    for k, group in enumerate(by_gw.values()):
+        groups.setdefault(key(s), []).append(s)
+    slices: list[list[SimSensor]] = [[] for _ in range(max(1, min(parts, len(groups))))]
+    for k, group in enumerate(groups.values()):
         slices[k % len(slices)].extend(group)
     return [tuple(s) for s in slices]
 
 
+def split_by_gateway(sensors: Sequence[SimSensor], parts: int) -> list[tuple[SimSensor, ...]]:
+    """Whole gateways to `parts` slices (a gateway never spans two processes)."""
+    return split_whole(sensors, parts, lambda s: s.gateway)
+
+
+def schedule(start_at: float, period: float, phases: int, end: float) -> Iterator[tuple[float, int]]:
+    """(time, phase) of every publishing moment before `end`, in time order: phase j of period k is at
+    start_at + k * period + j * period / phases."""
+    k = 0
+    while True:
+        for j in range(phases):
+            t = start_at + k * period + j * period / phases
+            if t >= end:
+                return
+            yield t, j
+        k += 1
+
+
 def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: Synchronized) -> None:
     """A publisher process: connect its gateways, publish every period until the duration ends."""
-    sim = Simulation(job.sensors, job.industries, seed=job.seed)
-    site_of = sim.site_of_gateway
+    sims = [
+        Simulation(part, job.industries, seed=job.seed * PHASES + j)
+        for j, part in enumerate(split_whole(job.sensors, PHASES, lambda s: s.site))
+    ]
+    owner = {key: sim for sim in sims for s in sim.sensors for key in (s.id, s.gateway)}
 
     def on_acked(n: int) -> None:
         with acked.get_lock():
             acked.value += n
 
     clients = {
-        gw: GatewayClient(site_of[gw], gw, job.broker, on_acked=on_acked) for gw in sim.gateway_positions
+        gw: GatewayClient(site, gw, job.broker, on_acked=on_acked)
+        for sim in sims
+        for gw, site in sim.site_of_gateway.items()
     }
     for client in clients.values():
         client.connect()
     period = 1.0 / job.rate_hz
-    time.sleep(max(0.0, job.start_at - time.time()))
-    k = 0
-    end = job.start_at + job.duration_s
     starts = sorted(job.faults, key=lambda f: f.at)
     stops = sorted(job.faults, key=lambda f: f.at + f.for_s)
-    while True:
-        t = job.start_at + k * period
-        if t >= end:
-            break
+    for t, phase in schedule(job.start_at, period, len(sims), job.start_at + job.duration_s):
         time.sleep(max(0.0, t - time.time()))
         now = time.time()
         while starts and starts[0].at <= now - job.start_at:
-            sim.start_fault(starts.pop(0).fault, now)
+            fault = starts.pop(0).fault
+            owner[fault.target].start_fault(fault, now)
         while stops and stops[0].at + stops[0].for_s <= now - job.start_at:
             done = stops.pop(0).fault
-            sim.stop_fault(done.kind, done.target)
-        tick = sim.tick(now, period)  # readings carry the moment they were taken
+            owner[done.target].stop_fault(done.kind, done.target)
+        tick = sims[phase].tick(now, period)  # readings carry the moment they were taken
         n = 0
         for batch in tick.batches:
             try:
@@ -127,7 +152,6 @@ def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: 
                     errors.value += 1
         with sent.get_lock():
             sent.value += n
-        k += 1
     for client in clients.values():
         client.close(timeout=DRAIN_TIMEOUT_S)
 

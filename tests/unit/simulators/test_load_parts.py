@@ -10,7 +10,7 @@ import pytest
 from riskwatch.cli import main
 from riskwatch.registry import load_registry
 from simulators import synthetic
-from simulators.load import split_by_gateway
+from simulators.load import schedule, split_by_gateway, split_whole
 from simulators.sensors import from_registry
 
 
@@ -33,6 +33,16 @@ def test_gateways_are_dealt_whole_and_round_robin() -> None:
     gateways = [{s.gateway for s in p} for p in parts]
     assert not (gateways[0] & gateways[1]) and not (gateways[1] & gateways[2])
     assert len(split_by_gateway(sensors[:150], 8)) == 2  # never more processes than gateways
+
+
+def test_sites_are_spread_whole_over_the_phases_of_a_period() -> None:
+    sensors, _ = synthetic.sim_sensors(synthetic.registry_doc(2_000, sensors_per_gateway=100))
+    phases = split_whole(sensors, 4, lambda s: s.site)
+    assert [len(p) for p in phases] == [500] * 4
+    assert sum(len({s.site for s in p}) for p in phases) == 20  # no site in two phases
+    moments = list(schedule(100.0, 1.0, 4, 102.0))
+    assert moments == [(100.0 + k + j / 4, j) for k in range(2) for j in range(4)]
+    assert list(schedule(100.0, 0.5, 2, 100.6)) == [(100.0, 0), (100.25, 1), (100.5, 0)]
 
 
 def test_simulate_with_a_broken_scenario_says_where(
