@@ -21,12 +21,20 @@ from alerting.messages import render
 from alerting.routing.recipients import recipients
 from alerting.routing.sites import SiteDirectory
 from alerting.store import Intent, Store
+from riskwatch.levels import Colour
 
 
 @dataclass(frozen=True, slots=True)
 class Flushed:
     messages: int
     suppressed: int
+
+
+def _colour(alert: Alert | None) -> Colour:
+    try:
+        return Colour.parse(alert.colour) if alert is not None else Colour.NORMAL
+    except ValueError:
+        return Colour.NORMAL
 
 
 def message_key(channel: str, intents: list[Intent]) -> str:
@@ -39,6 +47,7 @@ class Dispatcher:
     def __init__(self, store: Store, cfg: RoutingConfig, directory: SiteDirectory, now: float) -> None:
         self.store, self.cfg, self.directory = store, cfg, directory
         self._flushed: dict[tuple[str, str], float] = {}
+        self._sent_colour: dict[tuple[str, str], Colour] = {}  # the worst colour each group has sent
         self._limits: dict[str, SlidingWindow] = {}
         for name, channel in cfg.channels.items():
             rate = channel.effective_rate()
@@ -51,12 +60,18 @@ class Dispatcher:
         for intent in self.store.pending_intents():
             groups[(intent.channel, intent.group_key)].append(intent)
         ready: dict[str, list[list[Intent]]] = defaultdict(list)
+        alerts: dict[str, Alert | None] = {}
         for (channel, key), intents in sorted(groups.items(), key=lambda kv: kv[1][0].id):
             first, flushed = intents[0], self._flushed.get((channel, key))
-            due = now >= first.created_at + first.wait if flushed is None else now >= flushed + first.interval
+            if flushed is None:
+                due = now >= first.created_at + first.wait
+            else:
+                # A colour worse than any this group has sent goes out like a first notification (after
+                # the group wait, not the interval): a red must not wait behind the yellow before it.
+                worse = self._worse_than_sent(channel, key, intents, alerts)
+                due = now >= flushed + first.interval or (worse is not None and now >= worse + first.wait)
             if due:
                 ready[channel].append(intents)
-        alerts: dict[str, Alert | None] = {}
         muted: dict[str, str | None] = {}
         messages = suppressed = 0
         for channel, batch in ready.items():
@@ -76,13 +91,26 @@ class Dispatcher:
         self._forget(now)
         return Flushed(messages, suppressed)
 
+    def _worse_than_sent(
+        self, channel: str, key: str, intents: list[Intent], alerts: dict[str, Alert | None]
+    ) -> float | None:
+        """When the first intent whose alert is worse than anything the group has sent was made."""
+        sent = self._sent_colour.get((channel, key), Colour.NORMAL)
+        for intent in intents:
+            if _colour(self._alert(intent.alert_id, alerts)) > sent:
+                return intent.created_at
+        return None
+
+    def _alert(self, alert_id: str, alerts: dict[str, Alert | None]) -> Alert | None:
+        if alert_id not in alerts:
+            alerts[alert_id] = self.store.get_alert(alert_id)
+        return alerts[alert_id]
+
     def _muted(
         self, intent: Intent, alerts: dict[str, Alert | None], muted: dict[str, str | None], now: float
     ) -> bool:
         """Mute check at flush time (a later site red still inhibits); suppressions are audited."""
-        if intent.alert_id not in alerts:
-            alerts[intent.alert_id] = self.store.get_alert(intent.alert_id)
-        alert = alerts[intent.alert_id]
+        alert = self._alert(intent.alert_id, alerts)
         if intent.alert_id not in muted:
             muted[intent.alert_id] = (
                 "alert missing" if alert is None else mute_reason(alert, self.store, self.cfg, now)
@@ -111,7 +139,10 @@ class Dispatcher:
             if limit is not None:
                 limit.record(now)
         for group in batch:
-            self._flushed[(channel, group[0].group_key)] = now
+            key = (channel, group[0].group_key)
+            self._flushed[key] = now
+            worst = max((_colour(alerts.get(i.alert_id)) for i in group), default=Colour.NORMAL)
+            self._sent_colour[key] = max(worst, self._sent_colour.get(key, Colour.NORMAL))
         return len(messages)
 
     def _queue(
@@ -147,3 +178,4 @@ class Dispatcher:
         """Group flush times older than a day carry no information any more."""
         for key in [k for k, t in self._flushed.items() if t < now - 86400]:
             del self._flushed[key]
+            self._sent_colour.pop(key, None)

@@ -51,6 +51,27 @@ def test_group_wait_collects_a_site_burst_into_one_message(clock: FakeClock, db_
     assert outbox(m)[-1].alert_ids == ("al-" + warning(entity="U9", entity_type="unit", at=9.0).id,)
 
 
+def test_a_worse_colour_skips_the_group_interval_but_not_the_group_wait(
+    clock: FakeClock, db_path: Path
+) -> None:
+    cfg = make_config("route: {receiver: leader, group_wait: 2s, group_interval: 60s}")
+    m, d = setup(cfg, clock, db_path)
+    m.handle(warning(entity="U1", entity_type="unit", unit="U1", new="yellow", at=1.0))
+    clock.advance(2)
+    assert d.step(clock()).messages == 1  # the yellow, after the group wait
+    m.handle(warning(entity="U2", entity_type="unit", unit="U2", new="red", at=3.0))
+    assert d.step(clock()).messages == 0  # a red waits the group wait for company...
+    clock.advance(2)
+    assert d.step(clock()).messages == 1  # ...but not the 60 s interval behind the yellow
+    assert outbox(m)[-1].colour == "red"
+    m.handle(warning(entity="U3", entity_type="unit", unit="U3", new="orange", at=5.0))
+    m.handle(warning(entity="U4", entity_type="unit", unit="U4", new="red", at=5.0))
+    clock.advance(10)
+    assert d.step(clock()).messages == 0  # nothing worse than the red already sent: the interval holds
+    clock.advance(50)
+    assert d.step(clock()).messages == 1
+
+
 def test_site_red_inhibits_its_own_unit_alerts_but_not_other_sites(clock: FakeClock, db_path: Path) -> None:
     cfg = make_config("route: {receiver: leader, group_wait: 5s}")
     m, d = setup(cfg, clock, db_path)
