@@ -37,9 +37,10 @@ SETTLE_S = 20.0  # after the load, how long late warnings and alerts may still a
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sensors", type=int, default=20_000, help="sensors (default 20,000)")
+    # The defaults are issue 7's target: a province's 200k sensors at 1 Hz for 5 minutes.
+    parser.add_argument("--sensors", type=int, default=200_000, help="sensors (default 200,000)")
     parser.add_argument("--rate", type=float, default=1.0, help="readings per sensor per second (default 1)")
-    parser.add_argument("--duration", type=float, default=40.0, help="seconds of load (default 40)")
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
     parser.add_argument("--processes", type=int, default=2, help="publisher processes (default 2)")
     parser.add_argument("--sensors-per-gateway", type=int, default=500, help="readings per MQTT message")
     parser.add_argument("--incidents", type=int, default=4, help="incidents injected (default 4)")
