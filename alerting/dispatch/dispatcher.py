@@ -31,10 +31,7 @@ class Flushed:
 
 
 def _colour(alert: Alert | None) -> Colour:
-    try:
-        return Colour.parse(alert.colour) if alert is not None else Colour.NORMAL
-    except ValueError:
-        return Colour.NORMAL
+    return Colour.parse(alert.colour) if alert is not None else Colour.NORMAL
 
 
 def message_key(channel: str, intents: list[Intent]) -> str:

@@ -29,7 +29,6 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
-from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -99,10 +98,7 @@ class SensorIdTable:
         """The id table for the (sorted, unique) indices `used`, as parts to join."""
         if used.size and (used[0] < 0 or used[-1] >= len(self.encoded)):
             raise ValueError(f"sensor index out of the id table's range 0..{len(self.encoded) - 1}")
-        picked = used.tolist()
-        blob = b"".join(
-            itemgetter(*picked)(self.encoded) if len(picked) > 1 else map(self.encoded.__getitem__, picked)
-        )
+        blob = b"".join(map(self.encoded.__getitem__, used.tolist()))  # C-level gather, no Python step
         return [
             _U32.pack(used.size),
             used.astype(_LE_U32).tobytes(),
