@@ -42,6 +42,8 @@ class WorkerSettings:
     tick_every_s: float = 1.0
     snapshot_every_s: float = 5.0
     history_limit_points: int = 0  # 0: ten minutes of aggregates at full rate (10 x sensors) + transitions
+    # A closed minute's aggregates are spread out, not written in one burst (see history/writer.py).
+    history_pace_points_per_s: float = 20_000.0
     commit_every: int = 10_000
     session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
     recovery_timeout_s: float = 180.0  # not ready (tables not restored) this long: exit, to be restarted
@@ -91,7 +93,9 @@ class WorkerContext:
             [registry.sites[s.site].region for s in sensors],
         )
         limit = settings.history_limit_points or 10 * len(sensors) + 100_000
-        self.history = HistoryWriter(sink, tags, limit, hooks=metrics)
+        self.history = HistoryWriter(
+            sink, tags, limit, hooks=metrics, pace_points_per_s=settings.history_pace_points_per_s
+        )
         # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
         self.owned: set[int] = set()

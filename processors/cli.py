@@ -45,6 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history-buffer-points", type=int, default=0, help="history buffer limit (0: 10 min at full rate)"
     )
+    parser.add_argument(
+        "--history-pace",
+        type=float,
+        default=20_000.0,
+        help="points/s a closed minute's aggregates are written at (faster if needed to finish in 30 s; 0: no pacing)",
+    )
     parser.add_argument("--tick-every", type=float, default=1.0, help="seconds between timer evaluations")
     parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between state snapshots")
     parser.add_argument(
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         snapshot_every_s=args.snapshot_every,
         fetch_max_wait_ms=args.fetch_max_wait_ms,
         history_limit_points=args.history_buffer_points,
+        history_pace_points_per_s=args.history_pace,
         session_timeout_s=args.session_timeout,
         recovery_timeout_s=args.recovery_timeout,
         loglevel=args.loglevel,

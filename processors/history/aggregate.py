@@ -28,6 +28,17 @@ class MinuteAggregate(NamedTuple):
     def __len__(self) -> int:  # type: ignore[override]
         return int(self.sensor.shape[0])
 
+    def rows(self, lo: int, hi: int) -> MinuteAggregate:
+        """Sensors [lo, hi) of this minute (views, no copy)."""
+        return MinuteAggregate(
+            self.start,
+            self.sensor[lo:hi],
+            self.min[lo:hi],
+            self.max[lo:hi],
+            self.mean[lo:hi],
+            self.count[lo:hi],
+        )
+
 
 class _Bucket:
     def __init__(self, n: int) -> None:

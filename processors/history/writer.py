@@ -4,21 +4,37 @@ The stream thread only appends to an in-memory queue (O(1)). A background thread
 and writes it in chunks; a failed chunk is retried with exponential back-off and stays at the head of
 the queue, so order is kept and nothing is lost while the buffer has room. Points are dropped (and
 counted) only when the queue would exceed `limit_points`.
+
+A closed minute's aggregates (one point per sensor: 200k at a province's scale) are paced: written at
+`pace_points_per_s`, or faster when that would take longer than `PACE_WITHIN_S`. Written in one burst,
+they kept InfluxDB busy on a core for 15 s every minute, which on a small machine starved the bridge and
+the worker and delayed warnings by a second. Pacing is measured from when the points were queued, so a
+backlog (after an outage) is written at full speed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from processors.history.aggregate import MinuteAggregate
 from processors.history.lines import aggregate_lines, transition_line
 from riskwatch.wire.transitions import Transition
 
 log = logging.getLogger(__name__)
+
+PACE_WITHIN_S = 30.0  # a minute's aggregates are all written within this, whatever the registry's size
+
+
+class _Item(NamedTuple):
+    points: int
+    render: Callable[[int, int], list[str]]  # lines of points [lo, hi)
+    queued_at: float
+    pace_points_per_s: float  # 0: not paced
 
 
 class Sink(Protocol):
@@ -60,14 +76,16 @@ class HistoryWriter:
         chunk_points: int = 5000,
         backoff: tuple[float, float] = (0.5, 30.0),
         hooks: WriterHooks | None = None,
+        pace_points_per_s: float = 0.0,
     ) -> None:
         self.sink = sink
         self.sensor_tags = sensor_tags
         self.limit = limit_points
         self.chunk = chunk_points
+        self.pace = pace_points_per_s
         self.backoff = backoff
         self.hooks = hooks or _NoHooks()
-        self._queue: deque[tuple[int, Callable[[], list[str]]]] = deque()
+        self._queue: deque[_Item] = deque()
         self._pending = 0
         self.dropped = 0
         self.written = 0
@@ -86,19 +104,21 @@ class HistoryWriter:
     def put_transitions(self, transitions: Sequence[Transition]) -> None:
         if transitions:
             items = list(transitions)
-            self._put(len(items), lambda: [transition_line(t) for t in items])
+            self._put(len(items), lambda lo, hi: [transition_line(t) for t in items[lo:hi]], 0.0)
 
     def put_aggregate(self, agg: MinuteAggregate) -> None:
-        if len(agg):
-            self._put(len(agg), lambda: aggregate_lines(agg, self.sensor_tags))
+        n = len(agg)
+        if n:
+            pace = max(self.pace, n / PACE_WITHIN_S) if self.pace > 0 else 0.0
+            self._put(n, lambda lo, hi: aggregate_lines(agg.rows(lo, hi), self.sensor_tags), pace)
 
-    def _put(self, points: int, render: Callable[[], list[str]]) -> None:
+    def _put(self, points: int, render: Callable[[int, int], list[str]], pace: float) -> None:
         with self._lock:
             if self._pending + points > self.limit:
                 self.dropped += points
                 self.hooks.dropped(points)
                 return
-            self._queue.append((points, render))
+            self._queue.append(_Item(points, render, time.monotonic(), pace))
             self._pending += points
             self.hooks.pending(self._pending)
         self._wake.set()
@@ -112,22 +132,28 @@ class HistoryWriter:
         self.sink.close()
 
     def _run(self) -> None:
-        lines: list[str] = []
+        item: _Item | None = None
+        done = 0  # points of `item` written
+        lines: list[str] = []  # the rendered chunk being written
         delay = self.backoff[0]
         while True:
-            if not lines:
+            if item is None:
                 with self._lock:
-                    render = self._queue.popleft()[1] if self._queue else None
-                if render is None:
+                    item, done = (self._queue.popleft() if self._queue else None), 0
+                if item is None:
                     if self._stop.is_set():
                         return
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
-                lines = render()
-            part = lines[: self.chunk]
+            if not lines:
+                if item.pace_points_per_s and not self._stop.is_set():
+                    wait = item.queued_at + done / item.pace_points_per_s - time.monotonic()
+                    if wait > 0:
+                        self._stop.wait(wait)  # a stop ends the pause: what is queued goes out at once
+                lines = item.render(done, min(done + self.chunk, item.points))
             try:
-                self.sink.write(part)
+                self.sink.write(lines)
             except Exception as exc:  # any failure of the database or the network: retry, keep order
                 self.hooks.retried()
                 log.warning("history write failed (%s); retrying in %.1fs", exc, delay)
@@ -136,10 +162,12 @@ class HistoryWriter:
                 delay = min(delay * 2, self.backoff[1])
                 continue
             delay = self.backoff[0]
-            done = len(part)
-            lines = lines[done:]
-            self.written += done
-            self.hooks.written(done)
+            written, lines = len(lines), []
+            done += written
+            if done >= item.points:
+                item = None
+            self.written += written
+            self.hooks.written(written)
             with self._lock:
-                self._pending -= done  # one line per point
+                self._pending -= written  # one line per point
                 self.hooks.pending(self._pending)

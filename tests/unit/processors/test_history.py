@@ -4,6 +4,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from processors.history.aggregate import MinuteAggregator
 from processors.history.lines import aggregate_lines, sensor_tag_sets, transition_line
@@ -121,3 +122,84 @@ def test_points_beyond_the_limit_are_dropped_and_counted() -> None:
     sink.down.clear()
     assert _wait(lambda: len(sink.lines) == 2)
     writer.stop()
+
+
+class TimedSink(FlakySink):
+    """Records when each chunk arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[float, int]] = []
+
+    def write(self, lines: list[str]) -> None:
+        super().write(lines)
+        self.arrivals.append((time.monotonic(), len(lines)))
+
+
+def _minute(n: int, start: float = 60.0) -> object:
+    agg = MinuteAggregator(n)
+    agg.add(np.arange(n), np.ones(n), np.full(n, start + 1), now=start + 2)
+    (minute,) = agg.close_due(1e12)
+    return minute
+
+
+def test_a_minute_of_aggregates_is_paced_not_burst() -> None:
+    sink = TimedSink()
+    tags = sensor_tag_sets([f"s{i}" for i in range(400)], ["S"] * 400, ["R"] * 400)
+    writer = HistoryWriter(sink, tags, limit_points=10_000, chunk_points=50, pace_points_per_s=1000)
+    writer.start()
+    queued = time.monotonic()
+    writer.put_aggregate(_minute(400))  # type: ignore[arg-type]
+    assert _wait(lambda: len(sink.lines) == 400, timeout=5)
+    # 400 points at 1000/s in chunks of 50: the last chunk is due 350 ms after queueing, not at once.
+    first, last = sink.arrivals[0][0] - queued, sink.arrivals[-1][0] - queued
+    assert first < 0.1 and 0.33 <= last < 1.0, (first, last)
+    assert [n for _, n in sink.arrivals] == [50] * 8
+    assert sorted(int(line.split(",")[1][len("sensor=s") :]) for line in sink.lines) == list(range(400))
+    writer.stop()
+
+
+def test_a_large_minute_is_written_within_the_pacing_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from processors.history import writer as module
+
+    monkeypatch.setattr(module, "PACE_WITHIN_S", 0.3)  # at 1 point/s, 3000 points would take 50 minutes
+    sink = TimedSink()
+    n = 3000
+    tags = sensor_tag_sets([f"s{i}" for i in range(n)], ["S"] * n, ["R"] * n)
+    writer = HistoryWriter(sink, tags, limit_points=10_000, chunk_points=500, pace_points_per_s=1)
+    writer.start()
+    queued = time.monotonic()
+    writer.put_aggregate(_minute(n))  # type: ignore[arg-type]
+    assert _wait(lambda: len(sink.lines) == n, timeout=5)
+    assert 0.2 <= sink.arrivals[-1][0] - queued < 1.0
+    writer.stop()
+
+
+def test_a_backlog_after_an_outage_is_written_at_full_speed() -> None:
+    sink = TimedSink()
+    sink.down.set()
+    tags = sensor_tag_sets([f"s{i}" for i in range(200)], ["S"] * 200, ["R"] * 200)
+    writer = HistoryWriter(
+        sink, tags, limit_points=10_000, chunk_points=50, backoff=(0.01, 0.02), pace_points_per_s=200
+    )
+    writer.start()
+    writer.put_aggregate(_minute(200, 60.0))  # type: ignore[arg-type]
+    writer.put_aggregate(_minute(200, 120.0))  # type: ignore[arg-type]
+    time.sleep(1.2)  # both minutes' pacing (1 s each at 200/s) has run out while the database was down
+    back = time.monotonic()
+    sink.down.clear()
+    assert _wait(lambda: len(sink.lines) == 400, timeout=5)
+    assert sink.arrivals[-1][0] - back < 0.5
+    writer.stop()
+
+
+def test_stop_writes_what_is_queued_without_pacing() -> None:
+    sink = TimedSink()
+    tags = sensor_tag_sets([f"s{i}" for i in range(100)], ["S"] * 100, ["R"] * 100)
+    writer = HistoryWriter(sink, tags, limit_points=10_000, chunk_points=10, pace_points_per_s=10)
+    writer.start()
+    writer.put_aggregate(_minute(100))  # type: ignore[arg-type]  (10 s at 10/s)
+    time.sleep(0.05)
+    started = time.monotonic()
+    writer.stop(timeout=5)
+    assert len(sink.lines) == 100 and time.monotonic() - started < 1.0
