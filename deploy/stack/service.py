@@ -71,6 +71,10 @@ class Service(ABC):
     @abstractmethod
     def command(self) -> list[str]: ...
 
+    # Run under SCHED_IDLE: only on CPU the alarm path (broker, Kafka) leaves idle. For a service that
+    # only stores history; a lower `nice` was not enough (it still took half a core in bursts).
+    background: bool = False
+
     @abstractmethod
     def probe(self) -> None:
         """Raise unless the service really answers (used by readiness and status)."""
@@ -92,7 +96,10 @@ class Service(ABC):
         self.provision()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
-        start_process(self.command(), self.pidfile, self.log, env=self.env(), cwd=self.dir)
+        command = self.command()
+        if self.background:  # `chrt` execs the server, so the recorded pid is the server's own
+            command = ["chrt", "--idle", "0", *command]
+        start_process(command, self.pidfile, self.log, env=self.env(), cwd=self.dir)
         self.wait_ready()
         self.after_ready()
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -187,6 +188,12 @@ def test_stack_lifecycle_from_the_cli(tmp_path: Path) -> None:
         assert {s["name"] for s in services} == {"kafka", "mosquitto", "influxdb"}
         assert all(s["ready"] and s["pid"] and s["address"].startswith("127.0.0.1:") for s in services)
         pids = {s["name"]: s["pid"] for s in services}
+        # The recorded pid is the server itself (not a `nice` wrapper), and history yields the CPU.
+        assert b"influxd" in Path(f"/proc/{pids['influxdb']}/cmdline").read_bytes()
+        assert os.sched_getscheduler(pids["influxdb"]) == os.SCHED_IDLE
+        assert (
+            os.sched_getscheduler(pids["kafka"]) == os.sched_getscheduler(pids["mosquitto"]) == os.SCHED_OTHER
+        )
 
         again = _riskwatch("stack", "--home", str(home), "up")
         assert again.returncode == 0, again.stderr
