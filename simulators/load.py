@@ -6,7 +6,9 @@ values are the plants' realistic mix, computed as arrays) and publishes one tele
 gateway per period. Real gateways' clocks are not aligned, so a slice's sites are spread over
 `PHASES` evenly spaced moments of the period instead of all publishing on the same instant (which
 would make every second one burst, and measure the burst rather than the pipeline). Counters cross
-processes through shared integers; nothing per reading crosses.
+processes through shared integers; nothing per reading crosses. Publishing starts only once every
+process has built its simulations and connected its gateways: a process still starting would otherwise
+publish the periods it missed in one burst, on a machine already busy with the other processes' start.
 """
 
 from __future__ import annotations
@@ -49,8 +51,31 @@ class LoadSlice:
     rate_hz: float
     duration_s: float
     seed: int
-    start_at: float  # wall time all processes start publishing, so their periods line up
     faults: tuple[ScheduledFault, ...] = ()  # only faults on this slice's sensors
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What the publisher processes and the parent share (multiprocessing values, no readings)."""
+
+    sent: Synchronized  # type: ignore[type-arg]
+    acked: Synchronized  # type: ignore[type-arg]
+    errors: Synchronized  # type: ignore[type-arg]
+    ready: Synchronized  # type: ignore[type-arg]  # processes connected and waiting for `go`
+    start_at: Synchronized  # type: ignore[type-arg]  # wall time all processes start, so periods line up
+    go: Any  # multiprocessing.Event: start_at is set
+
+    @classmethod
+    def create(cls, ctx: Any) -> _Shared:
+        return cls(
+            ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0), ctx.Value("i", 0), ctx.Value("d", 0.0),
+            ctx.Event(),
+        )  # fmt: skip
+
+    @staticmethod
+    def add(value: Any, n: int) -> None:
+        with value.get_lock():
+            value.value += n
 
 
 @dataclass(slots=True)
@@ -110,8 +135,9 @@ def schedule(start_at: float, period: float, phases: int, end: float) -> Iterato
         k += 1
 
 
-def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: Synchronized) -> None:
-    """A publisher process: connect its gateways, publish every period until the duration ends."""
+def _publisher(job: LoadSlice, shared: _Shared) -> None:
+    """A publisher process: connect its gateways, wait for the common start, publish every period until
+    the duration ends."""
     sims = [
         Simulation(part, job.industries, seed=job.seed * PHASES + j)
         for j, part in enumerate(split_whole(job.sensors, PHASES, lambda s: s.site))
@@ -119,8 +145,7 @@ def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: 
     owner = {key: sim for sim in sims for s in sim.sensors for key in (s.id, s.gateway)}
 
     def on_acked(n: int) -> None:
-        with acked.get_lock():
-            acked.value += n
+        shared.add(shared.acked, n)
 
     clients = {
         gw: GatewayClient(site, gw, job.broker, on_acked=on_acked)
@@ -129,16 +154,19 @@ def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: 
     }
     for client in clients.values():
         client.connect()
+    shared.add(shared.ready, 1)
+    shared.go.wait()
+    start_at = shared.start_at.value
     period = 1.0 / job.rate_hz
     starts = sorted(job.faults, key=lambda f: f.at)
     stops = sorted(job.faults, key=lambda f: f.at + f.for_s)
-    for t, phase in schedule(job.start_at, period, len(sims), job.start_at + job.duration_s):
+    for t, phase in schedule(start_at, period, len(sims), start_at + job.duration_s):
         time.sleep(max(0.0, t - time.time()))
         now = time.time()
-        while starts and starts[0].at <= now - job.start_at:
+        while starts and starts[0].at <= now - start_at:
             fault = starts.pop(0).fault
             owner[fault.target].start_fault(fault, now)
-        while stops and stops[0].at + stops[0].for_s <= now - job.start_at:
+        while stops and stops[0].at + stops[0].for_s <= now - start_at:
             done = stops.pop(0).fault
             owner[done.target].stop_fault(done.kind, done.target)
         tick = sims[phase].tick(now, period)  # readings carry the moment they were taken
@@ -148,10 +176,8 @@ def _publisher(job: LoadSlice, sent: Synchronized, acked: Synchronized, errors: 
                 clients[batch.gateway].publish_batch(batch)
                 n += len(batch)
             except Exception:  # a publish that raised was not sent: count it, never hide it
-                with errors.get_lock():
-                    errors.value += 1
-        with sent.get_lock():
-            sent.value += n
+                shared.add(shared.errors, 1)
+        shared.add(shared.sent, n)
     for client in clients.values():
         client.close(timeout=DRAIN_TIMEOUT_S)
 
@@ -177,16 +203,17 @@ def run_load(
     if rate_hz <= 0 or duration_s <= 0:
         raise SimulatorError("--rate and --duration must be positive")
     ctx = mp.get_context("spawn")  # no forked paho threads or Kafka sockets in the children
-    sent, acked, errors = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0)
-    start_at = time.time() + 3.0 + 0.5 * processes  # time for the children to import and connect
+    shared = _Shared.create(ctx)
+    sent, acked, errors = shared.sent, shared.acked, shared.errors
     jobs = []
     for k, part in enumerate(split_by_gateway(sensors, processes)):
         mine = {s.id for s in part}
         own = tuple(f for f in faults if f.fault.target in mine)
-        jobs.append(LoadSlice(part, industries, broker, rate_hz, duration_s, seed + k, start_at, own))
-    procs = [ctx.Process(target=_publisher, args=(job, sent, acked, errors), daemon=True) for job in jobs]
+        jobs.append(LoadSlice(part, industries, broker, rate_hz, duration_s, seed + k, own))
+    procs = [ctx.Process(target=_publisher, args=(job, shared), daemon=True) for job in jobs]
     for p in procs:
         p.start()
+    start_at = _start_together(procs, shared)
     result = LoadResult()
     last_t, last_received = time.time(), 0
     try:
@@ -229,6 +256,22 @@ def run_load(
     if failed:
         raise SimulatorError(f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr")
     return result, start_at
+
+
+def _start_together(procs: Sequence[Any], shared: _Shared, timeout_s: float = 300.0) -> float:
+    """Wait until every publisher is connected, then start them all a moment later; the start time."""
+    end = time.time() + timeout_s
+    while shared.ready.value < len(procs):
+        dead = [p.exitcode for p in procs if not p.is_alive()]
+        if dead or time.time() > end:
+            for p in procs:
+                p.terminate()
+            why = f"exit codes {dead}" if dead else f"not connected after {timeout_s:.0f} s"
+            raise SimulatorError(f"publisher processes failed to start ({why}); see stderr")
+        time.sleep(0.05)
+    shared.start_at.value = time.time() + 0.5
+    shared.go.set()
+    return float(shared.start_at.value)
 
 
 def _fill(
