@@ -52,9 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def plan_incidents(
     doc: dict[str, Any], count: int, duration_s: float
 ) -> list[tuple[str, str, list[ScheduledFault]]]:
-    """`count` incidents at distinct sites, evenly spread over the run: two flammable detectors of one
-    unit stuck at 80 %LEL (above the 50 %LEL L2) -> that unit red (rule gas_l2_two_detectors)."""
+    """`count` incidents at distinct sites (at most one per site), evenly spread over the run: two
+    flammable detectors of one unit stuck at 80 %LEL (above the 50 %LEL L2) -> that unit red (rule
+    gas_l2_two_detectors). A site used twice would still be red from its previous incident."""
     sites = doc["sites"]
+    count = min(count, len(sites))
     if count <= 0:
         return []
     step = max(1, len(sites) // count)
