@@ -203,3 +203,28 @@ def test_stop_writes_what_is_queued_without_pacing() -> None:
     started = time.monotonic()
     writer.stop(timeout=5)
     assert len(sink.lines) == 100 and time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("fold_readings", [1, 7, 1 << 15])
+def test_aggregates_are_exact_whenever_kept_batches_are_folded(
+    monkeypatch: pytest.MonkeyPatch, fold_readings: int
+) -> None:
+    from processors.history import aggregate
+
+    monkeypatch.setattr(aggregate, "FOLD_READINGS", fold_readings)
+    rng = np.random.default_rng(7)
+    n, batches = 50, 40
+    sensor = rng.integers(0, n, (batches, 25))
+    value = rng.normal(0, 5, (batches, 25))
+    agg = MinuteAggregator(n, grace_s=0)
+    for b in range(batches):
+        agg.add(sensor[b], value[b], np.full(25, 61.0 + b), now=120.0)
+    (minute,) = agg.close_due(now=121.0)
+    flat_s, flat_v = sensor.ravel(), value.ravel()
+    assert list(minute.sensor) == sorted(set(flat_s.tolist()))
+    for s, lo, hi, mean, count in zip(
+        minute.sensor, minute.min, minute.max, minute.mean, minute.count, strict=True
+    ):
+        rows = flat_s == s
+        assert (lo, hi, count) == (flat_v[rows].min(), flat_v[rows].max(), rows.sum())
+        assert np.isclose(mean, flat_v[rows].mean())
