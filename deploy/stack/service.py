@@ -71,7 +71,7 @@ class Service(ABC):
     @abstractmethod
     def command(self) -> list[str]: ...
 
-    # Run under SCHED_IDLE: only on CPU the alarm path (broker, Kafka) leaves idle. For a service that
+    # Run under SCHED_IDLE: only on CPU the alarm path (Mosquitto, Kafka, bridge, worker) leaves idle. For a service that
     # only stores history; a lower `nice` was not enough (it still took half a core in bursts).
     background: bool = False
 

@@ -3,6 +3,8 @@ the simulators' view of it; gateways are dealt whole to publisher processes; CLI
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import time
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,8 @@ import pytest
 from riskwatch.cli import main
 from riskwatch.registry import load_registry
 from simulators import synthetic
-from simulators.load import schedule, split_by_gateway, split_whole
-from simulators.sensors import from_registry
+from simulators.load import _Shared, _start_together, schedule, split_by_gateway, split_whole
+from simulators.sensors import SimulatorError, from_registry
 
 
 def test_synthetic_registry_loads_and_matches_the_simulated_sensors(tmp_path: Path) -> None:
@@ -53,3 +55,32 @@ def test_simulate_with_a_broken_scenario_says_where(
     assert main(["simulate", "--scenario", str(bad), "--check"]) == 1
     err = capsys.readouterr().err
     assert f"{bad}: expect[0]: " in err and "unknown colour 'purple'" in err
+
+
+class _FakeProcess:
+    def __init__(self, exitcode: int | None = None) -> None:
+        self.exitcode, self.terminated = exitcode, False
+
+    def is_alive(self) -> bool:
+        return self.exitcode is None
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+
+def test_publishers_start_together_once_all_are_connected() -> None:
+    shared = _Shared.create(mp.get_context("spawn"))
+    shared.ready.value = 2  # both publishers connected
+    before = time.time()
+    start_at = _start_together([_FakeProcess(), _FakeProcess()], shared)
+    assert shared.go.is_set() and start_at == shared.start_at.value
+    assert before < start_at <= time.time() + 0.5
+
+
+def test_a_publisher_dying_before_it_connects_is_a_clear_error() -> None:
+    shared = _Shared.create(mp.get_context("spawn"))
+    shared.ready.value = 1
+    procs = [_FakeProcess(), _FakeProcess(exitcode=1)]
+    with pytest.raises(SimulatorError, match=r"exit codes \[1\]"):
+        _start_together(procs, shared, timeout_s=5)
+    assert not shared.go.is_set() and all(p.terminated for p in procs)
