@@ -7,7 +7,9 @@ NAME of an environment variable and resolved only in `resolve_secrets`, the one 
 
 from __future__ import annotations
 
+import math
 import re
+import string
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
@@ -32,11 +34,14 @@ _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.
 def parse_duration(value: Any) -> float:
     """'30s', '5m', '2h', '1d' or a number of seconds -> seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 2h)")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+        seconds = float(value) if abs(value) < 1e300 else math.inf
+    elif (match := _DURATION.match(str(value))) is not None:
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    else:
+        raise ValueError(f"not a duration: {str(value)[:100]!r} (use e.g. 30s, 5m, 2h)")
+    if not 0 <= seconds < 1e12:  # .inf, .nan, negative or beyond any calendar
+        raise ValueError(f"not a usable duration: {str(value)[:100]!r} (use e.g. 30s, 5m, 2h)")
+    return seconds
 
 
 def _colour(value: Any) -> Colour:
@@ -221,7 +226,21 @@ class Defaults(_Model):
     @field_validator("alarm_colours", mode="before")
     @classmethod
     def _cols(cls, v: Any) -> dict[str, Colour]:
-        return {str(k): _colour(c) for k, c in dict(v).items()}
+        if not isinstance(v, dict):
+            raise ValueError("must be a mapping of alarm state to colour")
+        return {str(k): _colour(c) for k, c in v.items()}
+
+    @field_validator("ack_url")
+    @classmethod
+    def _link(cls, v: str) -> str:
+        # Checked here so that a mistake fails at load time, not when a message is rendered.
+        try:
+            fields = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(v) if n is not None]
+        except ValueError as exc:
+            raise ValueError(f"not a link template: {exc}") from None
+        if any(n not in ("alert_id", "site") or spec or conv for n, spec, conv in fields):
+            raise ValueError("only {alert_id} and {site} may be filled in, as they are")
+        return v
 
     @field_validator("retry_initial", "retry_max", mode="before")
     @classmethod

@@ -37,8 +37,18 @@ class Rendered:
     link: str
 
 
-def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, TZ).strftime("%Y-%m-%d %H:%M:%S")
+def _time(epoch: float, clock_only: bool = False) -> str:
+    """Shanghai time; never raises: a time no calendar can show (a gateway's clock far off) is given as
+    its raw epoch value, marked invalid, so the warning itself still goes out."""
+    try:
+        moment = datetime.fromtimestamp(float(epoch), TZ)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return f"{epoch!r} (invalid time)"
+    return moment.strftime("%H:%M:%S" if clock_only else "%Y-%m-%d %H:%M:%S")
+
+
+def _num(value: object) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def _colour_name(label: str, language: str) -> str:
@@ -49,10 +59,10 @@ def _values(alert: Alert, language: str) -> list[str]:
     """One line per sensor in the cause: value against its set point, since when."""
     lines = []
     for item in alert.cause.get("items", ()):
-        value = "-" if item.get("value") is None else f"{item['value']:g}"
+        value = "-" if item.get("value") is None else _num(item["value"])
         unit = item.get("unit", "")
-        setpoint = "" if item.get("setpoint") is None else f"{item['setpoint']:g}"
-        since = f" {_time(item['since'])[11:]}" if item.get("since") else ""
+        setpoint = "" if item.get("setpoint") is None else _num(item["setpoint"])
+        since = f" {_time(item['since'], clock_only=True)}" if item.get("since") else ""
         if language == "zh":
             sp = f"（设定值 {setpoint}{unit}）" if setpoint else ""
             lines.append(
@@ -79,7 +89,11 @@ def _entity(alert: Alert, language: str) -> str:
 
 
 def ack_link(template: str, alert: Alert) -> str:
-    return template.format(alert_id=alert.id, site=alert.site)
+    """The routes file's `ack_url` with the alert filled in (checked when the file is loaded)."""
+    try:
+        return template.format(alert_id=alert.id, site=alert.site)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return template
 
 
 def _single(alert: Alert, reason: str, sites: SiteDirectory, language: str, link: str) -> Rendered:
@@ -130,7 +144,7 @@ def render(items: Sequence[tuple[Alert, str]], sites: SiteDirectory, language: s
         link = ack_link(ack_url, alert)
         line = (
             f"{_colour_name(alert.colour, language)} {site.name} {sites.unit_name(alert.unit) or alert.entity} "
-            f"{_REASON[language].get(reason, reason)} {_time(alert.event_at or alert.updated_at)[11:]} "
+            f"{_REASON[language].get(reason, reason)} {_time(alert.event_at or alert.updated_at, clock_only=True)} "
             f"{_cause(alert)}"
         )
         md.append(f"- {line} [{'确认' if language == 'zh' else 'ack'}]({link})")

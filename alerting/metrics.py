@@ -19,6 +19,13 @@ class AlertingMetrics:
         self.outbox = Gauge(
             "riskwatch_alerting_outbox_messages", "Outbox messages by status", ["status"], registry=registry
         )
+        # Same name and label as the other components' dead-letter counter: one dashboard for all.
+        self.deadletters = Counter(
+            "riskwatch_deadletters",
+            "Inputs sent to the dead-letter topic, by reason",
+            ["reason"],
+            registry=registry,
+        )
         self.open_alerts = Gauge("riskwatch_alerting_open_alerts", "Alerts not closed yet", registry=registry)
 
     def render(self) -> bytes:

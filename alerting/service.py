@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from prometheus_client import CollectorRegistry
 
 from alerting.api.app import build_app, serve
@@ -20,15 +26,19 @@ from alerting.api.auth import TokenAuth
 from alerting.api.feed import EventHub
 from alerting.channels import build_channel
 from alerting.config import RoutingConfig, Secrets
+from alerting.deadletters import DeadLetters, store_failed
 from alerting.dispatch.dispatcher import Dispatcher
 from alerting.dispatch.outbox import Deliverer
+from alerting.health import Health, TaskDied, supervise
+from alerting.inputs import RecordRejected, decode_transition
 from alerting.lifecycle.manager import AlertManager
 from alerting.metrics import AlertingMetrics
 from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
+from alerting.store.sqlite import REFUSED
 from riskwatch.errors import RiskwatchError
 from riskwatch.topics import Topics
-from riskwatch.wire.transitions import Transition, TransitionDecodeError
+from riskwatch.wire.deadletter import Reason
 
 log = logging.getLogger("riskwatch.alerting")
 
@@ -62,7 +72,8 @@ class AlertingService:
         self.directory = SiteDirectory(cfg.sites, sites, units)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; then finish the current step and shut down cleanly."""
+        """Run until `stop` is set; then finish the current step and shut down cleanly. If one of the
+        service's tasks dies, everything stops and TaskDied is raised: the process exits non-zero."""
         store = Store(self.options.db)
         hub, wake, audit_wake = EventHub(), asyncio.Event(), asyncio.Event()
 
@@ -71,16 +82,18 @@ class AlertingService:
             wake.set()
             audit_wake.set()
 
-        manager = AlertManager(store, self.cfg, self.directory, self.clock, changed)
-        dispatcher = Dispatcher(store, self.cfg, self.directory, self.clock())
+        dead = DeadLetters(store, self.metrics)
+        manager = AlertManager(store, self.cfg, self.directory, self.clock, changed, dead)
+        dispatcher = Dispatcher(store, self.cfg, self.directory, self.clock(), dead)
         channels = {
             name: build_channel(
                 name, settings, self.secrets.get(f"channels.{name}"), self.secrets.get(f"channels.{name}.url")
             )
             for name, settings in self.cfg.channels.items()
         }
-        deliverer = Deliverer(store, channels, self.cfg.defaults, self.metrics)  # type: ignore[arg-type]
-        app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub, self.metrics)
+        deliverer = Deliverer(store, channels, self.cfg.defaults, self.metrics, dead)  # type: ignore[arg-type]
+        health = Health()
+        app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub, self.metrics, health)
         try:
             runner = await serve(app, self.options.http_host, self.options.http_port)
         except OSError as exc:
@@ -88,28 +101,24 @@ class AlertingService:
             where = f"{self.options.http_host}:{self.options.http_port}"
             raise RiskwatchError(f"cannot listen on {where}: {exc.strerror}; choose --http-port") from None
         log.info("alerting API on http://%s:%d", self.options.http_host, self.options.http_port)
-        tasks = [
-            asyncio.create_task(self._consume(manager, store, wake, stop), name="consume"),
+        tasks: list[asyncio.Task[object]] = [
+            asyncio.create_task(self._consume(manager, dead, wake, audit_wake), name="consume"),
             asyncio.create_task(self._notify(manager, dispatcher, deliverer, wake), name="notify"),
-            asyncio.create_task(self._publish(store, audit_wake), name="publish"),
+            asyncio.create_task(self._publish(store, dead, audit_wake), name="publish"),
         ]
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-        for task in [*tasks, stopper]:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await runner.cleanup()
-        for channel in channels.values():
-            await channel.close()  # type: ignore[attr-defined]
-        store.close()
-        for task in done:
-            if task is not stopper and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        try:
+            await supervise(tasks, stop, health)
+        except TaskDied as exc:
+            log.error("%s; stopping", exc, exc_info=exc.__cause__)
+            raise
+        finally:
+            await runner.cleanup()
+            for channel in channels.values():
+                await channel.close()  # type: ignore[attr-defined]
+            store.close()
 
     async def _consume(
-        self, manager: AlertManager, store: Store, wake: asyncio.Event, stop: asyncio.Event
+        self, manager: AlertManager, dead: DeadLetters, wake: asyncio.Event, audit_wake: asyncio.Event
     ) -> None:
         consumer = AIOKafkaConsumer(
             self.topics.warnings, self.topics.alarms, bootstrap_servers=self.options.kafka,
@@ -119,12 +128,13 @@ class AlertingService:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                with store.transaction():  # one commit (fsync) per batch, each record a savepoint
+                with manager.store.transaction():  # one commit (fsync) per batch, each record a savepoint
                     for records in batches.values():
-                        for record in records:
-                            self._ingest(manager, store, record.topic, record.value)
+                        for r in records:
+                            self.ingest(manager, dead, r.topic, r.value, r.partition, r.offset)
                 if batches:
                     wake.set()
+                    audit_wake.set()  # dead letters, if any, are published with the audit trail
                     try:
                         # The store committed every change above (fsync): only now may Kafka forget them.
                         await consumer.commit()
@@ -135,15 +145,38 @@ class AlertingService:
         finally:
             await consumer.stop()
 
-    def _ingest(self, manager: AlertManager, store: Store, topic: str, raw: bytes | None) -> None:
+    def ingest(
+        self, manager: AlertManager, dead: DeadLetters, topic: str, raw: bytes | None,
+        partition: int | None = None, offset: int | None = None,
+    ) -> bool:  # fmt: skip
+        """One record, one guarded step: decode and check it, then apply it. A record that cannot be
+        used is dead-lettered with its topic, partition and offset and skipped; True if it was applied.
+        Only a failing store stops the consumer (nothing to blame on the record: it is replayed later)."""
+        kind = "alarm" if topic == self.topics.alarms else "warning"
         try:
-            applied = manager.handle(Transition.from_bytes(raw or b""))
-            self.metrics.transitions.labels("applied" if applied else "duplicate").inc()
-        except (TransitionDecodeError, ValueError, TypeError) as exc:
-            self.metrics.transitions.labels("rejected").inc()
-            log.warning("rejected a record on %s: %s", topic, exc)
-            with store.transaction():
-                store.reject(topic, str(exc), raw or b"", self.clock())
+            transition = decode_transition(raw, kind)
+        except RecordRejected as exc:
+            self._rejected(dead, Reason.MALFORMED_RECORD, str(exc), topic, raw, partition, offset, "")
+            return False
+        try:
+            applied = manager.handle(transition)
+        except Exception as exc:
+            if store_failed(exc):
+                raise
+            detail = f"{type(exc).__name__}: {exc}"
+            self._rejected(
+                dead, Reason.NOTIFICATION_ERROR, detail, topic, raw, partition, offset, transition.site
+            )
+            return False
+        self.metrics.transitions.labels("applied" if applied else "duplicate").inc()
+        return applied
+
+    def _rejected(
+        self, dead: DeadLetters, reason: Reason, detail: str, topic: str, raw: bytes | None,
+        partition: int | None, offset: int | None, site: str,
+    ) -> None:  # fmt: skip
+        self.metrics.transitions.labels("rejected").inc()
+        dead.record(reason, detail, topic, raw or b"", self.clock(), site, partition, offset)
 
     async def _notify(
         self, manager: AlertManager, dispatcher: Dispatcher, deliverer: Deliverer, wake: asyncio.Event
@@ -161,32 +194,81 @@ class AlertingService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.options.tick_s)
 
-    async def _publish(self, store: Store, audit_wake: asyncio.Event) -> None:
-        """Audit events go to rw.alerts from the store (an outbox too): none lost if Kafka is away."""
+    async def _publish(self, store: Store, dead: DeadLetters, audit_wake: asyncio.Event) -> None:
+        """Audit events go to rw.alerts and dead letters to rw.deadletter from the store (an outbox too):
+        none lost if Kafka is away. A record Kafka refuses for good is set aside, not retried forever."""
         producer = AIOKafkaProducer(bootstrap_servers=self.options.kafka, acks="all", enable_idempotence=True)
         await _start(producer, "producer")
         try:
             while True:
                 audit_wake.clear()
                 events = store.unpublished_events()
-                if events:
-                    try:
-                        futures = [
-                            await producer.send(self.topics.alerts, e.to_bytes(), key=e.alert_id.encode())
-                            for e in events
-                        ]
-                        await asyncio.gather(*futures)
-                    except KafkaError as exc:
-                        log.warning("audit publish to %s failed, will retry: %r", self.topics.alerts, exc)
-                        await asyncio.sleep(1.0)
-                        continue
-                    with store.transaction():
-                        store.mark_published(e.seq for e in events)
+                letters = store.unpublished_deadletters()
+                if not events and not letters:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(audit_wake.wait(), self.options.tick_s)
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(audit_wake.wait(), self.options.tick_s)
+                records = [(self.topics.alerts, e.alert_id.encode(), e.to_bytes()) for e in events]
+                records += [(self.topics.deadletter, key, doc) for _, key, doc in letters]
+                results = await _send_each(producer, records)
+                seqs = [e.seq for e in events] + [seq for seq, _, _ in letters]
+                retry = self._settle_published(store, dead, len(events), seqs, records, results)
+                if retry is not None:
+                    log.warning("publishing to Kafka failed, will retry: %r", retry)
+                    await asyncio.sleep(1.0)
         finally:
             await producer.stop()
+
+    def _settle_published(
+        self, store: Store, dead: DeadLetters, n_events: int, seqs: list[int],
+        records: list[tuple[str, bytes, bytes]], results: list[BaseException | None],
+    ) -> BaseException | None:  # fmt: skip
+        """Mark what Kafka took as published and what it refused for good as refused (an audit event is
+        then dead-lettered); returns a retryable error if some records are still to send."""
+        retry = None
+        with store.transaction():
+            for i, (seq, (topic, _, value), result) in enumerate(zip(seqs, records, results, strict=True)):
+                is_event = i < n_events
+                mark = store.mark_published if is_event else store.mark_deadletters_published
+                if result is None:
+                    mark([seq])
+                elif isinstance(result, _REFUSED):
+                    mark([seq], REFUSED)
+                    detail = f"{topic} refused record {seq}: {type(result).__name__}: {result}"
+                    if is_event:
+                        dead.record(Reason.NOTIFICATION_ERROR, detail, topic, value, self.clock())
+                    else:
+                        log.error("%s; the dead letter stays in the store", detail)
+                else:
+                    retry = result
+        return retry
+
+
+# Kafka refuses these records for good: retrying one would block every record behind it.
+_REFUSED = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, CorruptRecordException)
+
+
+async def _send_each(
+    producer: AIOKafkaProducer, records: list[tuple[str, bytes, bytes]]
+) -> list[BaseException | None]:
+    """Send every record; per record None (acknowledged) or the Kafka error it got."""
+    pending: list[asyncio.Future[object] | BaseException] = []
+    for topic, key, value in records:
+        try:
+            pending.append(await producer.send(topic, value, key=key))
+        except KafkaError as exc:
+            pending.append(exc)
+    results: list[BaseException | None] = []
+    for item in pending:
+        if isinstance(item, BaseException):
+            results.append(item)
+            continue
+        try:
+            await item
+            results.append(None)
+        except KafkaError as exc:
+            results.append(exc)
+    return results
 
 
 async def _start(client: AIOKafkaConsumer | AIOKafkaProducer, what: str) -> None:

@@ -1,11 +1,15 @@
 """The aiohttp application: list/filter, acknowledge, note, close, shelve, maintenance, SSE stream.
 
 401 = no or unknown token, 403 = the role may not do this, 400 = malformed request (with a reason),
-404 = no such alert, 409 = the alert's state does not allow it (e.g. close before acknowledge).
+404 = no such alert, 409 = the alert's state does not allow it (e.g. close before acknowledge),
+413 = body over MAX_BODY_BYTES, 422 = a text over its length limit. Every request is one guarded step:
+whatever goes wrong inside it is answered (500 with a reason at worst) and never stops the service.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -15,16 +19,36 @@ from aiohttp import web
 
 from alerting.api.auth import TokenAuth, User
 from alerting.api.feed import EventHub, stream
-from alerting.api.page import alert_page
+from alerting.api.page import ALERT_ID, alert_page
+from alerting.deadletters import store_failed
+from alerting.health import Health
 from alerting.lifecycle.manager import AlertManager, UnknownAlert
-from alerting.lifecycle.model import Alert, InvalidInput, LifecycleError
+from alerting.lifecycle.model import MAX_NOTE_CHARS, Alert, InvalidInput, LifecycleError
 from alerting.metrics import AlertingMetrics
+from riskwatch.wire.deadletter import safe_text
+
+log = logging.getLogger("riskwatch.alerting")
 
 USER = web.AppKey("user_by_request", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STATES = {"active-unacknowledged", "active-acknowledged", "cleared-unacknowledged", "cleared-acknowledged",
            "closed"}  # fmt: skip
 _COLOURS = {"red", "orange", "yellow", "blue", "normal"}
+# Bounds on what a request may carry: every text ends up in the store and in an audit event on rw.alerts.
+MAX_BODY_BYTES = 64 * 1024
+MAX_ID_CHARS = 200  # site and unit ids
+MAX_SHELVE_S = 30 * 86400.0
+MAX_MAINTENANCE_S = 366 * 86400.0
+MAX_EPOCH = 4_102_444_800.0  # 2100-01-01: later "times" are mistakes
+MAX_SEQ = 2**62
+
+
+class TooLarge(InvalidInput):
+    """The request body is over MAX_BODY_BYTES (HTTP 413)."""
+
+
+class TooLong(InvalidInput):
+    """A text field is over its length limit (HTTP 422)."""
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -44,7 +68,11 @@ def _view(alert: Alert) -> dict[str, Any]:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        doc = orjson.loads(await request.read() or b"{}")
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge(f"request body is over {MAX_BODY_BYTES} bytes") from None
+    try:
+        doc = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -52,10 +80,12 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return doc
 
 
-def _text(doc: dict[str, Any], name: str, required: bool = False) -> str:
+def _text(doc: dict[str, Any], name: str, required: bool = False, limit: int = MAX_NOTE_CHARS) -> str:
     value = doc.get(name, "")
     if not isinstance(value, str):
         raise InvalidInput(f"`{name}` must be a string")
+    if len(value) > limit:
+        raise TooLong(f"`{name}` is {len(value)} characters; at most {limit}")
     if required and not value.strip():
         raise InvalidInput(f"`{name}` is required")
     return value
@@ -65,24 +95,61 @@ def _time(doc: dict[str, Any], name: str) -> float:
     """ISO 8601 with an offset, or epoch seconds."""
     value = doc.get(name)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        return _epoch(name, value)
+    if isinstance(value, str) and len(value) <= 64:
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
             if moment.tzinfo is not None:
-                return moment.timestamp()
+                return _epoch(name, moment.timestamp())
+        except (ValueError, OverflowError):
+            pass
     raise InvalidInput(
         f"`{name}` must be epoch seconds or an ISO time with offset, e.g. 2026-11-23T22:00+08:00"
     )
 
 
+def _epoch(name: str, value: float) -> float:
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not 0 <= seconds <= MAX_EPOCH:
+        raise InvalidInput(f"`{name}` is out of range (epoch seconds between 0 and {MAX_EPOCH:.0f})")
+    return seconds
+
+
+def _alert_id(request: web.Request) -> str:
+    """The alert id in the path; anything that is not an id cannot name an alert."""
+    alert_id = request.match_info["id"]
+    if not ALERT_ID.fullmatch(alert_id):
+        raise UnknownAlert(f"no alert {safe_text(alert_id, 200)!r}")
+    return alert_id
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The last guard of every request: an unexpected error is answered, logged and left behind."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        if store_failed(exc):
+            log.error("store failed while answering %s %s: %r", request.method, request.path, exc)
+            return _error(503, f"the alert store is unavailable: {safe_text(exc, 200)}")
+        log.exception("error answering %s %s", request.method, safe_text(request.path, 200))
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+
 def build_app(
-    manager: AlertManager, auth: TokenAuth, hub: EventHub, metrics: AlertingMetrics | None = None
+    manager: AlertManager,
+    auth: TokenAuth,
+    hub: EventHub,
+    metrics: AlertingMetrics | None = None,
+    health: Health | None = None,
 ) -> web.Application:
-    """The HTTP API over one AlertManager; `/metrics` serves Prometheus text when metrics are given."""
+    """The HTTP API over one AlertManager; `/metrics` serves Prometheus text when metrics are given;
+    `/healthz` is unhealthy (503) once one of the service's tasks in `health` has died."""
 
     def guarded(
         action: str, handler: Callable[[web.Request, User], Awaitable[web.StreamResponse]]
@@ -97,6 +164,10 @@ def build_app(
                 return await handler(request, user)
             except UnknownAlert as exc:
                 return _error(404, str(exc))
+            except TooLarge as exc:
+                return _error(413, str(exc))
+            except TooLong as exc:
+                return _error(422, str(exc))
             except InvalidInput as exc:
                 return _error(400, str(exc))
             except LifecycleError as exc:
@@ -107,6 +178,8 @@ def build_app(
     async def list_alerts(request: web.Request, user: User) -> web.Response:
         q = request.query
         state, colour, site = q.get("state"), q.get("colour"), q.get("site")
+        if site is not None and len(site) > MAX_ID_CHARS:
+            raise TooLong(f"`site` is {len(site)} characters; at most {MAX_ID_CHARS}")
         if state and state not in _STATES:
             raise InvalidInput(f"unknown state {state!r}; one of {', '.join(sorted(_STATES))}")
         if colour and colour not in _COLOURS:
@@ -121,7 +194,7 @@ def build_app(
         return _json({"alerts": [_view(a) for a in alerts]})
 
     async def get_alert(request: web.Request, user: User) -> web.Response:
-        alert_id = request.match_info["id"]
+        alert_id = _alert_id(request)
         alert = manager.store.get_alert(alert_id)
         if alert is None:
             raise UnknownAlert(f"no alert {alert_id!r}")
@@ -130,13 +203,11 @@ def build_app(
 
     async def ack(request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
-        return _json(
-            {"alert": _view(manager.acknowledge(request.match_info["id"], user.name, _text(doc, "note")))}
-        )
+        return _json({"alert": _view(manager.acknowledge(_alert_id(request), user.name, _text(doc, "note")))})
 
     async def note(request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
-        alert = manager.add_note(request.match_info["id"], user.name, _text(doc, "note", required=True))
+        alert = manager.add_note(_alert_id(request), user.name, _text(doc, "note", required=True))
         return _json({"alert": _view(alert)})
 
     async def close(request: web.Request, user: User) -> web.Response:
@@ -144,43 +215,60 @@ def build_app(
         text = _text(doc, "note")
         if not text.strip():
             raise InvalidInput("closing needs a disposal `note`: what was done and what was found")
-        return _json({"alert": _view(manager.close(request.match_info["id"], user.name, text))})
+        return _json({"alert": _view(manager.close(_alert_id(request), user.name, text))})
 
     async def shelve(request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
         if "minutes" in doc:
             minutes = doc["minutes"]
-            if not isinstance(minutes, int | float) or isinstance(minutes, bool) or minutes <= 0:
-                raise InvalidInput("`minutes` must be a positive number")
+            longest = MAX_SHELVE_S / 60
+            if (
+                not isinstance(minutes, int | float)
+                or isinstance(minutes, bool)
+                or not 0 < minutes <= longest
+            ):
+                raise InvalidInput(f"`minutes` must be a positive number, at most {longest:.0f}")
             until = manager.clock() + 60.0 * minutes
         else:
             until = _time(doc, "until")
+            if until - manager.clock() > MAX_SHELVE_S:
+                raise InvalidInput(f"`until` is more than {MAX_SHELVE_S / 86400:.0f} days away")
         reason = _text(doc, "reason", required=True)
-        return _json({"alert": _view(manager.shelve(request.match_info["id"], user.name, until, reason))})
+        return _json({"alert": _view(manager.shelve(_alert_id(request), user.name, until, reason))})
 
     async def maintenance(request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
-        site = _text(doc, "site", required=True)
-        window = manager.add_maintenance(
-            site,
-            _text(doc, "unit"),
-            _time(doc, "start"),
-            _time(doc, "end"),
-            _text(doc, "reason", True),
-            user.name,
-        )
+        site = _text(doc, "site", required=True, limit=MAX_ID_CHARS)
+        unit = _text(doc, "unit", limit=MAX_ID_CHARS)
+        start, end = _time(doc, "start"), _time(doc, "end")
+        if end - start > MAX_MAINTENANCE_S:
+            raise InvalidInput(f"a maintenance window lasts at most {MAX_MAINTENANCE_S / 86400:.0f} days")
+        window = manager.add_maintenance(site, unit, start, end, _text(doc, "reason", True), user.name)
         return _json({"maintenance": window}, 201)
 
     async def events(request: web.Request, user: User) -> web.StreamResponse:
         after = request.headers.get("Last-Event-ID") or request.query.get("after")
-        try:
-            start = int(after) if after is not None else manager.store.last_seq()
-        except ValueError:
-            raise InvalidInput("Last-Event-ID / `after` must be an event sequence number") from None
+        if after is None:
+            start = manager.store.last_seq()
+        else:
+            try:
+                start = int(after) if len(after) <= 20 else -1
+            except ValueError:
+                start = -1
+            if not 0 <= start <= MAX_SEQ:
+                raise InvalidInput("Last-Event-ID / `after` must be an event sequence number")
         return await stream(request, manager.store, hub, start)
 
-    async def health(request: web.Request) -> web.Response:
-        return _json({"ok": True, "outbox": manager.store.outbox_status()})
+    async def healthz(request: web.Request) -> web.Response:
+        tasks = health.tasks if health is not None else {}
+        ok = health is None or health.ok
+        try:
+            outbox: dict[str, int] | str = manager.store.outbox_status()
+        except Exception as exc:
+            if not store_failed(exc):
+                raise
+            ok, outbox = False, f"store unavailable: {safe_text(exc, 200)}"
+        return _json({"ok": ok, "tasks": tasks, "outbox": outbox}, 200 if ok else 503)
 
     async def prometheus(request: web.Request) -> web.Response:
         assert metrics is not None
@@ -191,8 +279,8 @@ def build_app(
         metrics.open_alerts.set(manager.store.open_alert_count())
         return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
-    app = web.Application()
-    app.router.add_get("/healthz", health)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_guard])
+    app.router.add_get("/healthz", healthz)
     app.router.add_get("/alerts/{id}", alert_page)  # the acknowledge link in every message
     if metrics is not None:
         app.router.add_get("/metrics", prometheus)

@@ -40,12 +40,12 @@ if (t.value) load();
 """
 
 
-_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+ALERT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")  # alert ids are al-<transition id>
 
 
 async def alert_page(request: web.Request) -> web.Response:
     alert_id = request.match_info["id"]
     # The id lands in HTML and in a JS string: only plain id characters are accepted (ids are al-<hex>).
-    if not _ID.fullmatch(alert_id):
+    if not ALERT_ID.fullmatch(alert_id):
         return web.Response(status=400, text="not an alert id", content_type="text/plain")
     return web.Response(text=_PAGE.replace("ALERT_ID", alert_id), content_type="text/html", charset="utf-8")

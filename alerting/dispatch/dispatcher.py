@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from alerting.channels.base import Message
 from alerting.config import RoutingConfig
+from alerting.deadletters import DeadLetters, as_bytes, store_failed
 from alerting.dispatch.mute import mute_reason
 from alerting.dispatch.ratelimit import WINDOW_S, SlidingWindow
 from alerting.lifecycle.machine import SYSTEM
@@ -22,6 +23,7 @@ from alerting.routing.recipients import recipients
 from alerting.routing.sites import SiteDirectory
 from alerting.store import Intent, Store
 from riskwatch.levels import Colour
+from riskwatch.wire.deadletter import Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,12 @@ def message_key(channel: str, intents: list[Intent]) -> str:
 
 
 class Dispatcher:
-    def __init__(self, store: Store, cfg: RoutingConfig, directory: SiteDirectory, now: float) -> None:
+    def __init__(
+        self, store: Store, cfg: RoutingConfig, directory: SiteDirectory, now: float,
+        dead: DeadLetters | None = None,
+    ) -> None:  # fmt: skip
         self.store, self.cfg, self.directory = store, cfg, directory
+        self.dead = dead if dead is not None else DeadLetters(store)
         self._flushed: dict[tuple[str, str], float] = {}
         self._sent_colour: dict[tuple[str, str], Colour] = {}  # the worst colour each group has sent
         self._limits: dict[str, SlidingWindow] = {}
@@ -145,27 +151,56 @@ class Dispatcher:
     def _queue(
         self, channel: str, intents: list[Intent], alerts: dict[str, Alert | None], now: float
     ) -> None:
+        """Render one message and put it in the outbox with the intents it settles: one guarded step. A
+        message that cannot be made is marked failed, audited and dead-lettered: it never stays pending
+        to fail again on every round (or after every restart)."""
         seen: dict[str, str] = {}
         for intent in intents:  # one line per alert, the latest reason wins
             seen[intent.alert_id] = intent.reason
         items = [(alerts[a], r) for a, r in seen.items() if alerts[a] is not None]
-        people: dict[str, object] = {}
-        for receiver in dict.fromkeys(i.receiver for i in intents):
-            if receiver in self.cfg.receivers:
-                for pid, person in recipients(self.cfg, receiver, now).people:
-                    people[pid] = person
-        mobiles = tuple(dict.fromkeys(p.mobile for p in people.values() if p.mobile))  # type: ignore[attr-defined]
-        emails = tuple(dict.fromkeys(p.email for p in people.values() if p.email))  # type: ignore[attr-defined]
-        d = self.cfg.defaults
-        rendered = render(items, self.directory, d.language, d.ack_url)  # type: ignore[arg-type]
-        message = Message(
-            key=message_key(channel, intents), channel=channel, title=rendered.title,
-            markdown=rendered.markdown, text=rendered.text, colour=rendered.colour, mobiles=mobiles,
-            emails=emails, alert_ids=tuple(seen), link=rendered.link, language=d.language,
-        )  # fmt: skip
+        try:
+            people: dict[str, object] = {}
+            for receiver in dict.fromkeys(i.receiver for i in intents):
+                if receiver in self.cfg.receivers:
+                    for pid, person in recipients(self.cfg, receiver, now).people:
+                        people[pid] = person
+            mobiles = tuple(dict.fromkeys(p.mobile for p in people.values() if p.mobile))  # type: ignore[attr-defined]
+            emails = tuple(dict.fromkeys(p.email for p in people.values() if p.email))  # type: ignore[attr-defined]
+            d = self.cfg.defaults
+            rendered = render(items, self.directory, d.language, d.ack_url)  # type: ignore[arg-type]
+            message = Message(
+                key=message_key(channel, intents), channel=channel, title=rendered.title,
+                markdown=rendered.markdown, text=rendered.text, colour=rendered.colour, mobiles=mobiles,
+                emails=emails, alert_ids=tuple(seen), link=rendered.link, language=d.language,
+            )  # fmt: skip
+            with self.store.transaction():
+                self.store.add_outbox(message, now)
+                self.store.settle_intents([i.id for i in intents], "queued", message.key)
+        except Exception as exc:
+            if store_failed(exc):
+                raise
+            self._unsendable(channel, intents, items, exc, now)
+
+    def _unsendable(
+        self, channel: str, intents: list[Intent], items: list[tuple[Alert | None, str]], exc: Exception,
+        now: float,
+    ) -> None:  # fmt: skip
+        detail = f"notification on {channel} could not be made: {type(exc).__name__}: {exc}"
+        original = {
+            "channel": channel,
+            "intents": [{"id": i.id, "alert_id": i.alert_id, "reason": i.reason, "receiver": i.receiver}
+                        for i in intents],
+            "alerts": [a.to_doc() for a, _ in items if a is not None],
+        }  # fmt: skip
         with self.store.transaction():
-            self.store.add_outbox(message, now)
-            self.store.settle_intents([i.id for i in intents], "queued", message.key)
+            self.store.settle_intents([i.id for i in intents], "failed")
+            for alert, _ in items:
+                if alert is not None:
+                    event = AlertEvent(alert.id, "delivery_failed", now, SYSTEM, alert.state.value, alert.colour,
+                                       detail, {"channel": channel})  # fmt: skip
+                    self.store.append_event(event)
+            site = next((a.site for a, _ in items if a is not None), "")
+            self.dead.record(Reason.NOTIFICATION_ERROR, detail, channel, as_bytes(original), now, site=site)
 
     def _event(self, alert: Alert, type_: str, now: float, note: str, intent: Intent) -> AlertEvent:
         detail = {"channel": intent.channel, "receiver": intent.receiver, "reason": intent.reason}

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from alerting.channels.base import Channel, Outcome, SendResult
 from alerting.config import Defaults
+from alerting.deadletters import DeadLetters
 from alerting.lifecycle.machine import SYSTEM
 from alerting.lifecycle.model import AlertEvent
 from alerting.metrics import AlertingMetrics
 from alerting.store import OutboxRow, Store
+from riskwatch.wire.deadletter import Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +40,10 @@ class Deliverer:
         channels: Mapping[str, Channel],
         defaults: Defaults,
         metrics: AlertingMetrics | None = None,
+        dead: DeadLetters | None = None,
     ) -> None:
         self.store, self.channels, self.defaults, self.metrics = store, dict(channels), defaults, metrics
+        self.dead = dead if dead is not None else DeadLetters(store, metrics)
 
     async def step(self, now: float) -> Delivered:
         """Send every due message; channels in parallel, each channel's messages in order."""
@@ -59,7 +63,13 @@ class Deliverer:
             if channel is None:
                 result = SendResult.error(f"channel {name!r} is no longer configured")
             else:
-                result = await channel.send(row.message)
+                try:
+                    result = await channel.send(row.message)
+                except Exception as exc:  # a channel must not raise; one that does fails this message
+                    result = SendResult.error(f"{name} raised {type(exc).__name__}: {exc}"[:300])
+                    self.dead.record(
+                        Reason.NOTIFICATION_ERROR, result.detail, name, row.message.to_bytes(), now
+                    )
             # Settle each message right after its send: a crash then resends at most the one in flight.
             with self.store.transaction():
                 out.append(self._settle(row, result, now))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from alerting.config import EscalationPolicy, RoutingConfig
+from alerting.deadletters import DeadLetters, as_bytes, store_failed
 from alerting.lifecycle import machine
 from alerting.lifecycle.machine import Notify, Routed, Step
 from alerting.lifecycle.model import Alert, AlertEvent, InvalidInput, LifecycleError, NoteRequired
@@ -12,6 +14,7 @@ from alerting.routing.sites import SiteDirectory
 from alerting.routing.tree import Facts, Route, build_tree, match_routes
 from alerting.store import Intent, Store
 from riskwatch.levels import Colour
+from riskwatch.wire.deadletter import Reason
 from riskwatch.wire.transitions import Transition
 
 Clock = Callable[[], float]
@@ -33,8 +36,10 @@ class AlertManager:
         directory: SiteDirectory,
         clock: Clock,
         on_change: Callable[[], None] = lambda: None,
+        dead: DeadLetters | None = None,
     ) -> None:
         self.store, self.cfg, self.directory, self.clock = store, cfg, directory, clock
+        self.dead = dead if dead is not None else DeadLetters(store)
         self._on_change = on_change
         self.tree = build_tree(cfg.route)
         self._routes: dict[str, Route] = {}
@@ -89,11 +94,32 @@ class AlertManager:
         now = self.clock()
         with self.store.transaction():
             due = self.store.due_timers(now)
-            for alert in due:
-                self._apply(machine.tick(alert, self._policy(alert), now), now)
+            for alert in due:  # each alert one guarded step: one that cannot be handled stops only itself
+                try:
+                    with self.store.transaction():
+                        self._apply(machine.tick(alert, self._policy(alert), now), now)
+                except Exception as exc:
+                    if store_failed(exc):
+                        raise
+                    self._timer_failed(alert, exc, now)
         if due:
             self._on_change()
         return len(due)
+
+    def _timer_failed(self, alert: Alert, exc: Exception, now: float) -> None:
+        """Disarm the alert's timers (or it would fail again every tick), audit and dead-letter it."""
+        detail = f"timers of alert {alert.id} could not be handled: {type(exc).__name__}: {exc}"
+        with self.store.transaction():
+            self.store.put_alert(
+                replace(alert, next_escalation_at=None, renotify_at=None, shelved_until=None)
+            )
+            self.store.append_event(
+                AlertEvent(alert.id, "delivery_failed", now, machine.SYSTEM, alert.state.value, alert.colour,
+                           detail)
+            )  # fmt: skip
+            self.dead.record(
+                Reason.NOTIFICATION_ERROR, detail, "timers", as_bytes(alert.to_doc()), now, alert.site
+            )
 
     def _get(self, alert_id: str) -> Alert:
         alert = self.store.get_alert(alert_id)

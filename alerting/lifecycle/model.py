@@ -9,6 +9,12 @@ from typing import Any
 import orjson
 
 from riskwatch.errors import RiskwatchError
+from riskwatch.wire.deadletter import safe_text
+
+# Bounds of what people may write (the API refuses longer texts) and of one audit event as published.
+MAX_NOTE_CHARS = 2000
+MAX_FIELD_CHARS = 200
+MAX_EVENT_BYTES = 64 * 1024
 
 
 class AlertState(StrEnum):
@@ -112,7 +118,21 @@ class AlertEvent:
     seq: int = 0  # assigned by the store
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        """JSON, at most MAX_EVENT_BYTES whatever went into it: every event must fit one Kafka record
+        on `rw.alerts`, or the audit trail would stop behind it."""
+        doc = asdict(self)
+        try:
+            raw = orjson.dumps(doc)
+        except TypeError:  # a text that is not valid Unicode (a lone surrogate)
+            raw = b""
+        if raw and len(raw) <= MAX_EVENT_BYTES:
+            return raw
+        for name in ("alert_id", "type", "actor", "state", "colour"):
+            doc[name] = safe_text(doc[name], MAX_FIELD_CHARS)
+        doc["note"] = safe_text(self.note, MAX_NOTE_CHARS)
+        detail = {safe_text(k, 100): safe_text(v, MAX_FIELD_CHARS) for k, v in list(self.detail.items())[:20]}
+        doc["detail"] = {**detail, "truncated": True}
+        return orjson.dumps(doc)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> AlertEvent:

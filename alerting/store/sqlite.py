@@ -16,6 +16,7 @@ import orjson
 
 from alerting.channels.base import Message
 from alerting.lifecycle.model import Alert, AlertEvent
+from riskwatch.wire.deadletter import DeadLetter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -42,10 +43,14 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at) WHERE status = 
 CREATE TABLE IF NOT EXISTS maintenance (
   id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, unit TEXT NOT NULL, start REAL NOT NULL,
   "end" REAL NOT NULL, reason TEXT NOT NULL, created_by TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rejected (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, reason TEXT NOT NULL, raw BLOB NOT NULL,
-  at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deadletters (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, reason TEXT NOT NULL, key BLOB NOT NULL, doc BLOB NOT NULL,
+  published INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS deadletters_unpublished ON deadletters(seq) WHERE published = 0;
 """
+
+
+PUBLISHED, REFUSED = 1, 2  # `published` of audit events and dead letters (0 = not yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +121,31 @@ class Store:
         """Forget transition ids older than any replay can be (Kafka retention is days, not months)."""
         return int(self._db.execute("DELETE FROM seen WHERE at < ?", (before,)).rowcount)
 
-    def reject(self, source: str, reason: str, raw: bytes, at: float) -> None:
-        """Keep bad input with its reason: never crash on it, never drop it silently."""
+    # -- dead letters: kept here first, then published to rw.deadletter (an outbox, like the audit trail)
+    def add_deadletter(self, letter: DeadLetter) -> None:
+        """Keep what could not be used with its reason: never crash on it, never drop it silently."""
         self._db.execute(
-            "INSERT INTO rejected(source, reason, raw, at) VALUES (?, ?, ?, ?)", (source, reason, raw, at)
+            "INSERT INTO deadletters(reason, key, doc) VALUES (?, ?, ?)",
+            (letter.reason, letter.key, letter.to_bytes()),
         )
 
-    def rejected_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0])
+    def unpublished_deadletters(self, limit: int = 100) -> list[tuple[int, bytes, bytes]]:
+        """(seq, key, bytes) of dead letters not yet on Kafka, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, key, doc FROM deadletters WHERE published = 0 ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [(int(seq), bytes(key), bytes(doc)) for seq, key, doc in rows]
+
+    def mark_deadletters_published(self, seqs: Iterable[int], status: int = PUBLISHED) -> None:
+        self._db.executemany(
+            "UPDATE deadletters SET published = ? WHERE seq = ?", [(status, s) for s in seqs]
+        )
+
+    def deadletters(self) -> list[DeadLetter]:
+        return [
+            DeadLetter.from_bytes(doc)
+            for (doc,) in self._db.execute("SELECT doc FROM deadletters ORDER BY seq")
+        ]
 
     # -- alerts
     def put_alert(self, alert: Alert) -> None:
@@ -185,8 +207,9 @@ class Store:
         sql = "SELECT seq, doc FROM audit WHERE published = 0 ORDER BY seq LIMIT ?"
         return self._events(sql, (limit,))
 
-    def mark_published(self, seqs: Iterable[int]) -> None:
-        self._db.executemany("UPDATE audit SET published = 1 WHERE seq = ?", [(s,) for s in seqs])
+    def mark_published(self, seqs: Iterable[int], status: int = PUBLISHED) -> None:
+        """`status` REFUSED: Kafka refused the record for good; it stays here and is not retried."""
+        self._db.executemany("UPDATE audit SET published = ? WHERE seq = ?", [(status, s) for s in seqs])
 
     def last_seq(self) -> int:
         return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0])
