@@ -18,12 +18,17 @@ T = TypeVar("T")
 
 
 class Cut(NamedTuple, Generic[T]):
-    """A finished batch: its Kafka key and value, the messages it carries, its reading count."""
+    """A finished batch: its Kafka key and value, the messages it carries, its reading count.
+
+    `error` says why the batch could not be encoded (then `value` is empty): its messages must still be
+    settled, or their acknowledgements would wait forever.
+    """
 
     key: bytes
     value: bytes
     tokens: list[T]
     readings: int
+    error: str = ""
 
 
 @dataclass(slots=True)
@@ -77,11 +82,15 @@ class SiteBatcher(Generic[T]):
 
     def _cut(self, site: str) -> Cut[T]:
         b = self._open.pop(site)
+        key = site.encode(errors="backslashreplace")
         parts = b.parts
-        readings = (
-            parts[0]
-            if len(parts) == 1
-            else Readings(*(np.concatenate(col) for col in zip(*parts, strict=True)))
-        )
-        value = encode(site, self.fingerprint, b.sources, readings, self.sensor_ids, self.compress)
-        return Cut(site.encode(), value, b.tokens, b.count)
+        try:
+            readings = (
+                parts[0]
+                if len(parts) == 1
+                else Readings(*(np.concatenate(col) for col in zip(*parts, strict=True)))
+            )
+            value = encode(site, self.fingerprint, b.sources, readings, self.sensor_ids, self.compress)
+        except Exception as exc:
+            return Cut(key, b"", b.tokens, b.count, f"{type(exc).__name__}: {exc}")
+        return Cut(key, value, b.tokens, b.count)

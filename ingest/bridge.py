@@ -23,6 +23,7 @@ from ingest.spool import Record
 from ingest.validate import Outcome, Validator
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter, Reason
+from riskwatch.wire.gateway import CHANNELS
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +63,55 @@ class Worker:
         self.tracker = AckTracker()
 
     def handle(self, msg: Inbound) -> None:
+        """One MQTT message in one guarded step: validate, serialise every record, hand them on.
+
+        Whatever raises on the way (a bug, an input nobody foresaw) turns the message into an
+        `internal_error` dead letter, so it is still acknowledged and the loop goes on with the next one.
+        """
         pending = self.tracker.open(msg.mid, msg.qos)
         try:
+            channel = msg.topic.rsplit("/", 1)[-1]
+            self.metrics.messages_in.labels(channel if channel in CHANNELS else "other").inc()
             out = self.validator.validate(msg.topic, msg.payload, msg.received)
-        except Exception as exc:  # a validator bug: dead-letter the message rather than stall the acks
-            log.exception("validating a message on %s failed", msg.topic)
-            out = internal_error(msg, exc)
-        channel = msg.topic.rsplit("/", 1)[-1]
-        self.metrics.messages_in.labels(
-            channel if channel in ("telemetry", "status", "events") else "other"
-        ).inc()
-        if out.readings_in:
-            self.metrics.readings_in.inc(out.readings_in)
-        for reason in out.rejected:
-            self.metrics.rejects.labels(reason).inc()
+            records = self._records(out)  # all serialised before anything is handed on
+            if out.readings_in:
+                self.metrics.readings_in.inc(out.readings_in)
+            for reason in out.rejected:
+                self.metrics.rejects.labels(reason).inc()
+            for record in records:
+                self._send(record, pending)
+            if out.readings is not None and out.seq is not None:
+                self.tracker.hold(pending)  # released when the batch carrying these readings is durable
+                cut = self.batcher.add(out.site, out.gateway, out.seq, out.readings, pending, self.clock())
+                if cut is not None:
+                    self._send_cut(cut)
+        except Exception as exc:
+            log.exception("handling a message on %r failed; dead-lettered as internal_error", msg.topic)
+            self._internal_error(msg, exc, pending)
+        finally:
+            self.tracker.seal(pending)
+
+    def _records(self, out: Outcome) -> list[Record]:
+        records = []
         if out.deadletter is not None:
-            self._send(Record(self.topics.deadletter, out.deadletter.key, out.deadletter.to_bytes()), pending)
-        for record in out.records:
-            self._send(Record(self.topics.gateway, out.site.encode(), record.to_bytes()), pending)
-        if out.readings is not None and out.seq is not None:
-            self.tracker.hold(pending)  # released when the batch carrying these readings is durable
-            cut = self.batcher.add(out.site, out.gateway, out.seq, out.readings, pending, self.clock())
-            if cut is not None:
-                self._send_cut(cut)
-        self.tracker.seal(pending)
+            records.append(Record(self.topics.deadletter, out.deadletter.key, out.deadletter.to_bytes()))
+        site = out.site.encode()
+        records += [Record(self.topics.gateway, site, r.to_bytes()) for r in out.records]
+        return records
+
+    def _internal_error(self, msg: Inbound, exc: Exception, pending: Pending) -> None:
+        self.metrics.rejects.labels(Reason.INTERNAL_ERROR.value).inc()
+        try:
+            letter = DeadLetter(
+                Reason.INTERNAL_ERROR.value,
+                f"bridge error {type(exc).__name__}: {exc}",
+                msg.topic,
+                msg.payload,
+                msg.received,
+            )
+            self._send(Record(self.topics.deadletter, letter.key, letter.to_bytes()), pending)
+        except Exception:  # not even the dead letter could be made: the counter and the log keep the trace
+            log.exception("could not dead-letter a message on %r", msg.topic)
 
     def tick(self) -> None:
         """Ship batches that waited their linger; acknowledge what is durable."""
@@ -122,20 +148,34 @@ class Worker:
 
     def _send(self, record: Record, pending: Pending) -> None:
         self.tracker.hold(pending)
-        self.sink.send(record, lambda: self.tracker.release([pending]))
+        try:
+            self.sink.send(record, lambda: self.tracker.release([pending]))
+        except Exception:
+            self.tracker.release([pending])  # a hold that nothing will release would stall every ack
+            raise
 
     def _send_cut(self, cut: Cut[Pending]) -> None:
+        if cut.error:  # the batch could not be encoded: its messages are dead-lettered, never stuck
+            self.metrics.rejects.labels(Reason.INTERNAL_ERROR.value).inc()
+            letter = DeadLetter(
+                Reason.INTERNAL_ERROR.value,
+                f"encoding a batch of {cut.readings} readings failed: {cut.error}",
+                self.topics.telemetry,
+                b"",
+                time.time(),
+                site=cut.key.decode(errors="replace"),
+            )
+            self.sink.send(
+                Record(self.topics.deadletter, letter.key, letter.to_bytes()),
+                lambda: self.tracker.release(cut.tokens),
+            )
+            return
+
         def done() -> None:
             self.tracker.release(cut.tokens)
             self.metrics.readings_out.inc(cut.readings)
 
         self.sink.send(Record(self.topics.telemetry, cut.key, cut.value), done)
-
-
-def internal_error(msg: Inbound, exc: Exception) -> Outcome:
-    detail = f"bridge error {type(exc).__name__}: {exc}"
-    record = DeadLetter(Reason.INTERNAL_ERROR.value, detail, msg.topic, msg.payload, msg.received)
-    return Outcome("", "", None, None, (), record, (Reason.INTERNAL_ERROR.value,), 0)
 
 
 def run_loop(worker: Worker, inbox: queue.SimpleQueue[Inbound], stop: threading.Event) -> None:
@@ -147,7 +187,7 @@ def run_loop(worker: Worker, inbox: queue.SimpleQueue[Inbound], stop: threading.
             msg = None
         n = 0
         while msg is not None:
-            worker.handle(msg)
+            worker.handle(msg)  # guarded: a message that cannot be handled is dead-lettered
             n += 1
             if n >= _DRAIN:
                 break

@@ -65,7 +65,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-max-readings", type=int, default=d["batch_max_readings"])
     parser.add_argument("--batch-linger-ms", type=float, default=d["batch_linger_s"] * 1000)
-    parser.add_argument("--future-tolerance-s", type=float, default=d["future_tolerance_s"])
+    parser.add_argument(
+        "--future-tolerance-s",
+        type=float,
+        default=d["future_tolerance_s"],
+        help="how far ahead of the bridge clock a timestamp may be (default %(default)s s)",
+    )
+    parser.add_argument(
+        "--max-age-s",
+        type=float,
+        default=d["max_age_s"],
+        help="how old a reading, event or status time may be (default %(default)s s, 7 days)",
+    )
+    parser.add_argument(
+        "--max-readings",
+        type=int,
+        default=d["max_readings"],
+        help="readings per telemetry message (default %(default)s); more is dead-lettered as too_many_items",
+    )
     parser.add_argument("--max-payload-kb", type=int, default=d["max_payload"] // 1024)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
@@ -97,6 +114,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         batch_max_readings=args.batch_max_readings,
         batch_linger_s=args.batch_linger_ms / 1000,
         future_tolerance_s=args.future_tolerance_s,
+        max_age_s=args.max_age_s,
+        max_readings=args.max_readings,
         max_payload=args.max_payload_kb * 1024,
     )
 

@@ -72,6 +72,8 @@ class BridgeService:
             {
                 "max_payload": settings.max_payload,
                 "future_tolerance_s": settings.future_tolerance_s,
+                "max_age_s": settings.max_age_s,
+                "max_readings": settings.max_readings,
                 "topic_root": settings.topic_root,
             },
             settings.batch_max_readings,

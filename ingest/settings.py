@@ -6,7 +6,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_PAYLOAD
+from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_PAYLOAD
+from riskwatch.wire.gateway import DEFAULT_MAX_READINGS
 
 
 def default_client_id() -> str:
@@ -43,6 +44,8 @@ class BridgeSettings:
     spool_max_bytes: int = 1024 * 1024 * 1024
     max_payload: int = DEFAULT_MAX_PAYLOAD
     future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S
+    max_age_s: float = DEFAULT_MAX_AGE_S  # readings, events and statuses older than this are dead-lettered
+    max_readings: int = DEFAULT_MAX_READINGS  # per telemetry message
     metrics_port: int = 9108  # 0: no metrics endpoint
     metrics_host: str = "127.0.0.1"
     shutdown_timeout_s: float = 30.0

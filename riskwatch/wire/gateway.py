@@ -8,6 +8,7 @@ returns a `Rejected` with a stable reason code, or marks the bad items of a mess
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -32,6 +33,16 @@ EVENT_KINDS = (
 )
 Channel = Literal["telemetry", "status", "events"]
 _NUMBER = (int, float)
+
+# Bounds of the protocol: anything longer or bigger is refused with a reason, so no gateway can make
+# the bridge (or anything downstream) handle unbounded text or counts.
+MAX_ID_CHARS = 128  # gateway and sensor ids
+MAX_TARGET_CHARS = 128  # an event's unit or sensor id
+MAX_NOTE_CHARS = 1000  # an event's free-text note
+MAX_UNIT_CHARS = 32
+DEFAULT_MAX_READINGS = 5000  # per telemetry message (a 256 KiB payload holds at most ~11,000)
+DEFAULT_MAX_EVENTS = 200  # per events message
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson (and so the fast path) represents
 
 
 class GatewayDecodeError(RiskwatchError):
@@ -104,35 +115,82 @@ def parse_topic(topic: str, root: str = "rw") -> TopicParts | Rejected:
 
 def load_json(payload: bytes) -> Any | Rejected:
     """orjson first; on failure the stdlib parser, which accepts NaN/Infinity so those readings get
-    the precise `non_finite_value` reason instead of losing the whole message to `malformed_json`."""
+    the precise `non_finite_value` reason instead of losing the whole message to `malformed_json`.
+
+    The stdlib parser also accepts what orjson rightly refuses: lone surrogate escapes ("\\ud800",
+    which no UTF-8 encoder can write back) and integers beyond 64 bits (which no float column holds).
+    Such documents are refused here, so nothing downstream ever meets them.
+    """
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         try:
-            return json.loads(payload)
-        except (ValueError, RecursionError):
-            return Rejected(Reason.MALFORMED_JSON, str(exc))
+            doc = json.loads(payload)
+        except (ValueError, RecursionError, TypeError) as fallback_exc:
+            return Rejected(Reason.MALFORMED_JSON, f"{exc}; {type(fallback_exc).__name__}")
+        problem = _unrepresentable(doc)
+        return doc if problem is None else problem
 
 
-def _header(doc: Any, items_key: str) -> tuple[str, int, list[Any]] | Rejected:
+def _unrepresentable(doc: Any) -> Rejected | None:
+    """The first string with a lone surrogate or integer beyond 64 bits in `doc`, walked without recursion."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif kind is list:
+            stack.extend(node)
+        elif kind is str:
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return Rejected(
+                    Reason.MALFORMED_JSON,
+                    "a string holds a lone surrogate escape (such as \\ud800), which is not valid Unicode",
+                )
+        elif kind is int and not _INT_MIN <= node <= _INT_MAX:
+            return Rejected(
+                Reason.SCHEMA, f"an integer with {node.bit_length()} bits: numbers must fit in 64 bits"
+            )
+    return None
+
+
+def _gateway_problem(doc: Any) -> str:
     if type(doc) is not dict:
-        return Rejected(Reason.SCHEMA, "payload must be a JSON object")
-    gw, seq, items = doc.get("gw"), doc.get("seq"), doc.get(items_key)
+        return "payload must be a JSON object"
+    gw = doc.get("gw")
     if type(gw) is not str or not gw:
-        return Rejected(Reason.SCHEMA, "'gw' must be a non-empty string")
+        return "'gw' must be a non-empty string"
+    if len(gw) > MAX_ID_CHARS:
+        return f"'gw' is longer than {MAX_ID_CHARS} characters"
+    return ""
+
+
+def _header(doc: Any, items_key: str, max_items: int) -> tuple[str, int, list[Any]] | Rejected:
+    problem = _gateway_problem(doc)
+    if problem:
+        return Rejected(Reason.SCHEMA, problem)
+    gw, seq, items = doc["gw"], doc.get("seq"), doc.get(items_key)
     if type(seq) is not int or seq < 0 or seq >= 2**64:
         return Rejected(Reason.SCHEMA, "'seq' must be an integer in [0, 2^64)")
     if type(items) is not list or not items:
         return Rejected(Reason.SCHEMA, f"'{items_key}' must be a non-empty array")
+    if len(items) > max_items:
+        return Rejected(
+            Reason.TOO_MANY_ITEMS, f"{len(items)} {items_key} in one message; at most {max_items}"
+        )
     return gw, seq, items
 
 
-def parse_telemetry(payload: bytes) -> TelemetryMessage | Rejected:
+def parse_telemetry(payload: bytes, max_readings: int = DEFAULT_MAX_READINGS) -> TelemetryMessage | Rejected:
     """Parse {"gw", "seq", "readings": [{"s", "v", "t", "q"?, "u"?}]} into columns."""
     doc = load_json(payload)
     if isinstance(doc, Rejected):
         return doc
-    head = _header(doc, "readings")
+    head = _header(doc, "readings", max_readings)
     if isinstance(head, Rejected):
         return head
     gw, seq, rows = head
@@ -149,12 +207,15 @@ def parse_telemetry(payload: bytes) -> TelemetryMessage | Rejected:
             and set(map(type, quality)) == {int}
             and (min(quality) >= 0 and max(quality) <= 255)
             and all(sensor)
+            and max(map(len, sensor)) <= MAX_ID_CHARS
         )
     except (KeyError, TypeError, AttributeError):
         ok = False
     if ok:
         unit = units if any(u is not None for u in units) else None
-        if unit is not None and not set(map(type, unit)) <= {str, type(None)}:
+        if unit is not None and (
+            not set(map(type, unit)) <= {str, type(None)} or max(len(u or "") for u in unit) > MAX_UNIT_CHARS
+        ):
             ok = False
         else:
             return TelemetryMessage(
@@ -189,18 +250,29 @@ def _parse_telemetry_slow(gw: str, seq: int, rows: list[Any]) -> TelemetryMessag
 def _reading_problem(r: Any) -> str:
     if type(r) is not dict:
         return "reading must be an object"
-    if type(r.get("s")) is not str or not r["s"]:
+    s = r.get("s")
+    if type(s) is not str or not s:
         return "'s' (sensor id) must be a non-empty string"
-    if type(r.get("v")) not in _NUMBER:
+    if len(s) > MAX_ID_CHARS:
+        return f"'s' (sensor id) is longer than {MAX_ID_CHARS} characters"
+    if not _is_number(r.get("v")):
         return "'v' (value) must be a number"
-    if type(r.get("t")) not in _NUMBER:
+    if not _is_number(r.get("t")):
         return "'t' (epoch seconds) must be a number"
     q = r.get("q", 0)
     if type(q) is not int or not 0 <= q <= 255:
         return "'q' (quality) must be an integer 0..255"
-    if type(r.get("u", "")) is not str:
+    u = r.get("u", "")
+    if type(u) is not str:
         return "'u' (unit) must be a string"
+    if len(u) > MAX_UNIT_CHARS:
+        return f"'u' (unit) is longer than {MAX_UNIT_CHARS} characters"
     return ""
+
+
+def _is_number(x: Any) -> bool:
+    """A JSON number a float64 column holds (huge integers are refused before this, see load_json)."""
+    return type(x) is float or (type(x) is int and _INT_MIN <= x <= _INT_MAX)
 
 
 def parse_status(payload: bytes) -> StatusMessage | Rejected:
@@ -208,45 +280,56 @@ def parse_status(payload: bytes) -> StatusMessage | Rejected:
     doc = load_json(payload)
     if isinstance(doc, Rejected):
         return doc
-    if type(doc) is not dict or type(doc.get("gw")) is not str or not doc["gw"]:
-        return Rejected(Reason.SCHEMA, "status must be an object with a non-empty 'gw'")
+    problem = _gateway_problem(doc)
+    if problem:
+        return Rejected(Reason.SCHEMA, f"status: {problem}")
     if doc.get("state") not in STATUS_STATES:
         return Rejected(Reason.SCHEMA, f"'state' must be one of {STATUS_STATES}")
     t = doc.get("t")
-    if t is not None and type(t) not in _NUMBER:
+    if t is not None and not _is_number(t):
         return Rejected(Reason.SCHEMA, "'t' must be a number of epoch seconds")
     return StatusMessage(doc["gw"], doc["state"], None if t is None else float(t))
 
 
-def parse_events(payload: bytes) -> EventsMessage | Rejected:
+def parse_events(payload: bytes, max_events: int = DEFAULT_MAX_EVENTS) -> EventsMessage | Rejected:
     """Parse {"gw", "seq", "events": [{"kind", "target", "t", "note"?}]}."""
     doc = load_json(payload)
     if isinstance(doc, Rejected):
         return doc
-    head = _header(doc, "events")
+    head = _header(doc, "events", max_events)
     if isinstance(head, Rejected):
         return head
     gw, seq, rows = head
     events: list[GatewayEvent | None] = []
     bad: list[ItemError] = []
     for i, e in enumerate(rows):
-        problem = ""
-        if type(e) is not dict:
-            problem = "event must be an object"
-        elif e.get("kind") not in EVENT_KINDS:
-            problem = f"'kind' must be one of {EVENT_KINDS}"
-        elif type(e.get("target")) is not str or not e["target"]:
-            problem = "'target' must be a non-empty string (a unit or sensor id)"
-        elif type(e.get("t")) not in _NUMBER:
-            problem = "'t' (epoch seconds) must be a number"
-        elif type(e.get("note", "")) is not str:
-            problem = "'note' must be a string"
+        problem = _event_problem(e)
         if problem:
             bad.append(ItemError(i, Reason.SCHEMA, problem))
             events.append(None)
         else:
             events.append(GatewayEvent(e["kind"], e["target"], float(e["t"]), e.get("note", "")))
     return EventsMessage(gw, seq, events, bad)
+
+
+def _event_problem(e: Any) -> str:
+    if type(e) is not dict:
+        return "event must be an object"
+    if type(e.get("kind")) is not str or e["kind"] not in EVENT_KINDS:
+        return f"'kind' must be one of {EVENT_KINDS}"
+    target = e.get("target")
+    if type(target) is not str or not target:
+        return "'target' must be a non-empty string (a unit or sensor id)"
+    if len(target) > MAX_TARGET_CHARS:
+        return f"'target' is longer than {MAX_TARGET_CHARS} characters"
+    if not _is_number(e.get("t")):
+        return "'t' (epoch seconds) must be a number"
+    note = e.get("note", "")
+    if type(note) is not str:
+        return "'note' must be a string"
+    if len(note) > MAX_NOTE_CHARS:
+        return f"'note' is longer than {MAX_NOTE_CHARS} characters"
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,15 +359,51 @@ class GatewayRecord:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> GatewayRecord:
+        """Decode and check every field's type; anything else raises GatewayDecodeError, never more."""
         try:
-            doc: dict[str, Any] = orjson.loads(raw)
-            if doc.pop("v", None) != PROTOCOL_VERSION:
-                raise GatewayDecodeError(f"unsupported rw.gateway record version in {raw[:80]!r}")
-            return cls(**doc)
-        except GatewayDecodeError:
-            raise
-        except (orjson.JSONDecodeError, TypeError) as exc:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             raise GatewayDecodeError(f"malformed rw.gateway record: {exc}") from exc
+        if type(doc) is not dict:
+            raise GatewayDecodeError("malformed rw.gateway record: not a JSON object")
+        if doc.pop("v", None) != PROTOCOL_VERSION:
+            raise GatewayDecodeError(f"unsupported rw.gateway record version in {raw[:80]!r}")
+        problem = _record_problem(doc)
+        if problem:
+            raise GatewayDecodeError(f"malformed rw.gateway record: {problem}")
+        t = doc.get("t")
+        doc["t"] = None if t is None else float(t)
+        doc["received"] = float(doc["received"])
+        return cls(**doc)
+
+
+_RECORD_FIELDS = {"type", "site", "gw", "t", "received", "state", "seq", "index", "kind", "target", "note"}
+_RECORD_TEXT = ("site", "gw", "state", "kind", "target", "note")
+
+
+def _record_problem(doc: dict[str, Any]) -> str:
+    unknown = set(doc) - _RECORD_FIELDS
+    if unknown:
+        return f"unknown fields {sorted(map(str, unknown))[:5]}"
+    if doc.get("type") not in ("status", "event"):
+        return "'type' must be 'status' or 'event'"
+    for name in ("site", "gw"):
+        if name not in doc:
+            return f"'{name}' is missing"
+    for name in _RECORD_TEXT:
+        if type(doc.get(name, "")) is not str:
+            return f"'{name}' must be a string"
+    for name in ("seq", "index"):
+        value = doc.get(name, 0)
+        if type(value) is not int or value < 0:
+            return f"'{name}' must be a non-negative integer"
+    t = doc.get("t")
+    if t is not None and not (_is_number(t) and math.isfinite(t)):
+        return "'t' must be a finite number or null"
+    received = doc.get("received")
+    if not (_is_number(received) and math.isfinite(received)):
+        return "'received' must be a finite number"
+    return ""
 
 
 def telemetry_payload(gateway: str, seq: int, readings: list[dict[str, Any]]) -> bytes:

@@ -80,8 +80,8 @@ def test_bad_reading_is_dead_lettered_and_the_good_one_goes_on(
 
 def test_non_finite_value_from_a_python_json_gateway(table: SensorTable) -> None:
     payload = (
-        b'{"gw": "gw-a1", "seq": 4, "readings": [{"s": "pt-1", "v": NaN, "t": 1},'
-        b' {"s": "pt-1", "v": Infinity, "t": 2}, {"s": "pt-1", "v": 1, "t": 3}]}'
+        b'{"gw": "gw-a1", "seq": 4, "readings": [{"s": "pt-1", "v": NaN, "t": 1700000000},'
+        b' {"s": "pt-1", "v": Infinity, "t": 1700000001}, {"s": "pt-1", "v": 1, "t": 1700000002}]}'
     )
     out = Validator(table).validate(TOPIC, payload, NOW)
     assert out.deadletter is not None and out.deadletter.reason == Reason.NON_FINITE_VALUE
@@ -130,3 +130,128 @@ def test_status_and_events_become_gateway_records(table: SensorTable) -> None:
     assert events.deadletter.detail == "1 of 2 events rejected"
     assert (events.deadletter.site, events.deadletter.gateway) == ("site-A", "gw-a1")
     assert events.rejected == ("future_timestamp",)
+
+
+def _events(*events: dict[str, object], gw: str = "gw-a1") -> bytes:
+    return events_payload(gw, 5, list(events))
+
+
+@pytest.mark.parametrize(
+    ("reading", "reason"),
+    [
+        ({"s": "pt-1", "v": 1, "t": -1e11}, Reason.OLD_TIMESTAMP),
+        ({"s": "pt-1", "v": 1, "t": NOW - 8 * 86400}, Reason.OLD_TIMESTAMP),
+        ({"s": "pt-a2", "v": 1, "t": NOW}, Reason.SENSOR_GATEWAY_MISMATCH),
+        ({"s": "x" * 129, "v": 1, "t": NOW}, Reason.SCHEMA),
+        ({"s": "pt-1", "v": 1, "t": NOW, "u": "M" * 33}, Reason.SCHEMA),
+    ],
+)
+def test_bounds_and_bindings_of_readings(table: SensorTable, reading: dict, reason: Reason) -> None:
+    out = Validator(table).validate(TOPIC, _msg({"s": "gas-1", "v": 3, "t": NOW}, reading), NOW)
+    assert out.readings is not None and out.readings.sensor.tolist() == [1]
+    assert out.deadletter is not None and [(i.index, i.reason) for i in out.deadletter.items] == [
+        (1, reason.value)
+    ]
+    assert out.deadletter.items[0].detail
+
+
+def test_max_age_is_configurable(table: SensorTable) -> None:
+    payload = _msg({"s": "pt-1", "v": 1, "t": NOW - 3600})
+    assert Validator(table).validate(TOPIC, payload, NOW).deadletter is None
+    out = Validator(table, max_age_s=600).validate(TOPIC, payload, NOW)
+    assert out.readings is None and out.deadletter is not None
+    assert (
+        out.deadletter.reason == Reason.OLD_TIMESTAMP
+        and "maximum age 600 s" in out.deadletter.items[0].detail
+    )
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (TOPIC, _msg(*[{"s": "pt-1", "v": 1, "t": NOW}] * 11), Reason.TOO_MANY_ITEMS),
+        (
+            "rw/v1/site-A/gw-a1/events",
+            _events(*[{"kind": "valve_closed", "target": "u1", "t": NOW}] * 4),
+            Reason.TOO_MANY_ITEMS,
+        ),
+        (
+            TOPIC,
+            b'{"gw": "gw-a1", "seq": 1, "readings": [{"s": "pt-1", "v": 1e999999, "t": 1700000000}]}',
+            Reason.NON_FINITE_VALUE,
+        ),
+        (
+            TOPIC,
+            b'{"gw": "gw-a1", "seq": 1, "readings": [{"s": "pt-1", "v": 1, "t": ' + b"9" * 400 + b"}]}",
+            Reason.SCHEMA,
+        ),
+        (
+            TOPIC,
+            b'{"gw": "gw-a1", "seq": ' + b"9" * 30 + b', "readings": [{"s": "pt-1", "v": 1, "t": 1}]}',
+            Reason.SCHEMA,
+        ),
+        (
+            TOPIC,
+            b'{"gw": "gw-a1", "seq": 1, "readings": [{"s": "pt-\\udc00", "v": 1, "t": 1}]}',
+            Reason.MALFORMED_JSON,
+        ),
+        (
+            "rw/v1/site-A/gw-a1/status",
+            b'{"gw": "gw-a1", "state": "online", "t": -1e11}',
+            Reason.OLD_TIMESTAMP,
+        ),
+        (
+            "rw/v1/site-A/gw-a1/status",
+            b'{"gw": "gw-a1", "state": "online", "t": NaN}',
+            Reason.NON_FINITE_TIMESTAMP,
+        ),
+        (
+            "rw/v1/site-A/gw-a1/status",
+            b'{"gw": "gw-a1", "state": "online", "t": ' + b"9" * 400 + b"}",
+            Reason.SCHEMA,
+        ),
+        (
+            "rw/v1/site-A/gw-a1/status",
+            b'{"gw": "gw-a1", "state": "online", "t": ' + b"9" * 30 + b"}",
+            Reason.FUTURE_TIMESTAMP,
+        ),
+    ],
+)
+def test_limits_of_whole_messages(table: SensorTable, topic: str, payload: bytes, reason: Reason) -> None:
+    out = Validator(table, max_readings=10, max_events=3).validate(topic, payload, NOW)
+    assert out.readings is None and out.records == ()
+    assert out.deadletter is not None and out.deadletter.reason == reason, out.deadletter
+    assert out.deadletter.detail
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"kind": "maintenance_on", "target": "u2", "t": NOW}, Reason.TARGET_NOT_SERVED),  # gw-a2's unit
+        ({"kind": "maintenance_on", "target": "u3", "t": NOW}, Reason.TARGET_NOT_SERVED),  # nobody's
+        ({"kind": "maintenance_on", "target": "ub", "t": NOW}, Reason.TARGET_NOT_SERVED),  # another site's
+        ({"kind": "maintenance_on", "target": "pt-a2", "t": NOW}, Reason.TARGET_NOT_SERVED),  # gw-a2's sensor
+        ({"kind": "maintenance_on", "target": "nowhere", "t": NOW}, Reason.TARGET_UNKNOWN),
+        ({"kind": "valve_closed", "target": "u1", "t": -1e11}, Reason.OLD_TIMESTAMP),
+        ({"kind": "valve_closed", "target": "u1", "t": NOW, "note": "n" * 1001}, Reason.SCHEMA),
+        ({"kind": "valve_closed", "target": "u" * 129, "t": NOW}, Reason.SCHEMA),
+    ],
+)
+def test_events_are_bound_to_what_their_gateway_serves(
+    table: SensorTable, event: dict, reason: Reason
+) -> None:
+    good = [
+        {"kind": "valve_closed", "target": "u1", "t": NOW},
+        {"kind": "valve_opened", "target": "gas-1", "t": NOW},
+    ]
+    out = Validator(table).validate("rw/v1/site-A/gw-a1/events", _events(*good, event), NOW)
+    assert [(r.kind, r.target) for r in out.records] == [("valve_closed", "u1"), ("valve_opened", "gas-1")]
+    assert out.deadletter is not None and [(i.index, i.reason) for i in out.deadletter.items] == [
+        (2, reason.value)
+    ]
+    assert out.deadletter.items[0].detail
+
+
+def test_long_gateway_id_in_the_payload_is_schema(table: SensorTable) -> None:
+    out = Validator(table).validate(TOPIC, _msg({"s": "pt-1", "v": 1, "t": NOW}, gw="g" * 129), NOW)
+    assert out.deadletter is not None and out.deadletter.reason == Reason.SCHEMA

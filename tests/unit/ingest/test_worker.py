@@ -89,3 +89,61 @@ def test_flush_ships_open_batches() -> None:
     worker.sink.send = lambda record, done: (sink.sent.append((record, done)), done())  # type: ignore[method-assign]
     assert worker.flush(1.0)
     assert acker.acked == [1] and sink.sent[-1][0].topic == "x.telemetry"
+
+
+def _ack_all(sink: _Sink, worker: Worker) -> None:
+    for _, done in sink.sent:
+        done()
+    worker.tick()
+
+
+def test_a_lone_surrogate_is_dead_lettered_and_the_loop_goes_on() -> None:
+    sink, acker, clock = _Sink(), _Acker(), [0.0]
+    worker = _worker(sink, acker, clock)
+    hostile = b'{"gw": "gw-a1", "seq": 1, "events": [{"kind": "valve_closed", "target": "u1", "t": 1700000000, "note": "\\ud800"}]}'
+    worker.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/events", hostile, NOW))
+    worker.handle(Inbound(2, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
+    assert [r.topic for r, _ in sink.sent] == ["x.deadletter", "x.gateway"]
+    letter = DeadLetter.from_bytes(sink.sent[0][0].value)
+    assert letter.reason == "malformed_json" and "surrogate" in letter.detail
+    assert letter.original == hostile
+    _ack_all(sink, worker)
+    assert acker.acked == [1, 2]
+
+
+def test_any_exception_while_handling_becomes_an_internal_error_dead_letter() -> None:
+    sink, acker, clock = _Sink(), _Acker(), [0.0]
+    worker = _worker(sink, acker, clock)
+    real = worker.validator
+
+    class _Broken:
+        def validate(self, topic: str, payload: bytes, received: float) -> object:
+            if b"boom" in payload:
+                raise OverflowError("int too large to convert to float")
+            return real.validate(topic, payload, received)
+
+    worker.validator = _Broken()  # type: ignore[assignment]
+    worker.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/telemetry", b"boom" * 100_000, NOW))
+    worker.handle(Inbound(2, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
+    assert [r.topic for r, _ in sink.sent] == ["x.deadletter", "x.gateway"]
+    raw = sink.sent[0][0].value
+    letter = DeadLetter.from_bytes(raw)
+    assert letter.reason == "internal_error" and "OverflowError" in letter.detail
+    assert len(raw) <= 256 * 1024 and letter.original_length == 400_000
+    assert worker.metrics.rejects.labels("internal_error")._value.get() == 1
+    _ack_all(sink, worker)
+    assert acker.acked == [1, 2]
+
+
+def test_a_batch_that_cannot_be_encoded_releases_its_messages() -> None:
+    sink, acker, clock = _Sink(), _Acker(), [0.0]
+    worker = _worker(sink, acker, clock)
+    worker.batcher.fingerprint = 12345  # type: ignore[assignment]  # makes the encoder raise
+    good = telemetry_payload("gw-a1", 1, [{"s": "pt-1", "v": 1.0, "t": NOW}])
+    worker.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/telemetry", good, NOW))
+    clock[0] = 1.0
+    worker.tick()
+    assert [r.topic for r, _ in sink.sent] == ["x.deadletter"]
+    assert DeadLetter.from_bytes(sink.sent[0][0].value).reason == "internal_error"
+    _ack_all(sink, worker)
+    assert acker.acked == [1]
