@@ -1,8 +1,9 @@
 """The narrow seam between the Faust worker and the pure warning engine.
 
-The worker needs five things from an engine module: compile a model from a registry, make an initial
-state, evaluate a columnar batch at `now`, apply gateway status/events, and round-trip a state through
-bytes. `load_engine` binds them from a module (default `processors.engine`), so the worker never reaches
+The worker needs these from an engine module: compile a model from a registry, make an initial state,
+evaluate a columnar batch at `now`, apply gateway status/events, round-trip a state through bytes
+(restoring fits the state to the model in use, migrating it by id after a registry edit), and read the
+state's counts of ignored inputs for metrics. `load_engine` binds them from a module (default `processors.engine`), so the worker never reaches
 into engine internals and tests can run it against a small stand-in engine.
 """
 
@@ -37,6 +38,11 @@ class EngineApi(NamedTuple):
     apply_gateway: ApplyGateway
     to_bytes: Callable[[Any], bytes]
     from_bytes: Callable[[bytes], Any]
+    # (model, snapshot, start) -> state fit for `model`: migrated by id if the registry was edited, new
+    # entities started at `start`. Raises ValueError if the snapshot cannot be used (start afresh).
+    restore: Callable[[Any, bytes, float], Any]
+    # state -> running totals by reason of the inputs the engine ignored: "out_of_order", "rejected"
+    ignored: Callable[[Any], dict[str, int]]
 
 
 def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
@@ -51,9 +57,29 @@ def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
             apply_gateway=_gateway_adapter(module),
             to_bytes=lambda state: state.to_bytes(),
             from_bytes=state_cls.from_bytes,
+            restore=_restorer(module),
+            ignored=_ignored,
         )
     except (ImportError, AttributeError) as exc:
         raise EngineUnavailable(f"warning engine {module_name!r} is not usable: {exc}") from exc
+
+
+def _restorer(module: Any) -> Callable[[Any, bytes, float], Any]:
+    state_cls = module.EngineState
+    adopt = getattr(module, "adopt", None)
+
+    def restore(model: Any, raw: bytes, start: float) -> Any:
+        state = state_cls.from_bytes(raw)
+        return adopt(model, state, start) if adopt is not None else state
+
+    return restore
+
+
+def _ignored(state: Any) -> dict[str, int]:
+    return {
+        "out_of_order": int(getattr(state, "out_of_order", 0)),
+        "rejected": int(getattr(state, "rejected", 0)),
+    }
 
 
 # Wire event kinds (riskwatch.wire.gateway) whose engine name differs.

@@ -56,6 +56,10 @@ def evaluate_detailed(
     """Like `evaluate`, also returning rejected readings/events with their reasons."""
     if state.fingerprint != model.fingerprint:
         raise ValueError("engine state was built for another registry (fingerprint mismatch)")
+    if state.sensor["code"].shape[0] != model.n_sensors or state.unit["colour"].shape[0] != len(
+        model.unit_ids
+    ):
+        raise ValueError("engine state was built for another registry (sizes differ; migrate it with adopt)")
     s, u = state.sensor, state.unit
     if not state.primed:
         s["last_ts"][np.isnan(s["last_ts"])] = now
@@ -72,9 +76,12 @@ def evaluate_detailed(
     units = [np.asarray(touched_units, np.int64), *(a.astype(np.int64) for a in em.units)]
     if now >= state.unit_due:
         units.append(np.flatnonzero(u["due"] <= now))
+    if state.resync:  # after a migration (migrate.adopt): every unit, site and region is decided anew
+        units.append(np.arange(len(model.unit_ids), dtype=np.int64))
     dirty = np.unique(np.concatenate(units)) if any(a.size for a in units) else np.zeros(0, np.int64)
-    if dirty.size:
-        transitions.extend(_roll_up(model, state, dirty, now))
+    if dirty.size or state.resync:
+        transitions.extend(_roll_up(model, state, dirty, now, every_site=state.resync))
+        state.resync = False
     if now >= state.unit_due:
         state.unit_due = float(u["due"].min()) if u["due"].size else np.inf
     state.out_of_order += out_of_order
@@ -171,7 +178,9 @@ def _timers(model: EngineModel, state: EngineState, now: float, em: Emits) -> No
         state.stale_due = float(deadline.min()) if deadline.size else np.inf
 
 
-def _roll_up(model: EngineModel, state: EngineState, units: Arr, now: float) -> list[Transition]:
+def _roll_up(
+    model: EngineModel, state: EngineState, units: Arr, now: float, every_site: bool = False
+) -> list[Transition]:
     s, u = state.sensor, state.unit
     verdict = evaluate_units(model, s, u, units, now)
     u["due"][units] = verdict.due
@@ -180,7 +189,7 @@ def _roll_up(model: EngineModel, state: EngineState, units: Arr, now: float) -> 
     old = u["colour"][units]
     u["rule"][units] = verdict.rule
     changed = np.flatnonzero(verdict.colour != old)
-    if changed.size == 0:
+    if changed.size == 0 and not every_site:
         return []
     out = []
     cu = units[changed]
@@ -199,24 +208,31 @@ def _roll_up(model: EngineModel, state: EngineState, units: Arr, now: float) -> 
                 float(verdict.at[k]),
             )
         )
-    sites = np.unique(model.unit_site[cu])
+    sites = np.arange(len(model.site_ids)) if every_site else np.unique(model.unit_site[cu])
     site_colour = state.site["colour"]
     changed_sites = []
     for site in sites.tolist():
         lo, hi = int(model.site_ptr[site]), int(model.site_ptr[site + 1])
         colour = int(u["colour"][lo:hi].max()) if hi > lo else 0
         if colour != site_colour[site]:
-            at = float(u["colour_at"][lo:hi].max())
+            at = float(u["colour_at"][lo:hi].max()) if hi > lo else float(state.site["colour_at"][site])
             out.append(site_transition(model, s, u, site, int(site_colour[site]), colour, at))
             site_colour[site] = colour
             state.site["colour_at"][site] = at
             changed_sites.append(site)
     region_colour = state.region["colour"]
-    for region in sorted({int(model.site_region[site]) for site in changed_sites}):
+    regions = (
+        range(len(model.region_ids)) if every_site else {int(model.site_region[x]) for x in changed_sites}
+    )
+    for region in sorted(regions):
         mine = model.site_region == region
-        colour = int(site_colour[mine].max())
+        colour = int(site_colour[mine].max()) if mine.any() else 0
         if colour != region_colour[region]:
-            at = float(state.site["colour_at"][mine].max())
+            at = (
+                float(state.site["colour_at"][mine].max())
+                if mine.any()
+                else float(state.region["colour_at"][region])
+            )
             out.append(region_transition(model, site_colour, region, int(region_colour[region]), colour, at))
             region_colour[region] = colour
             state.region["colour_at"][region] = at

@@ -6,6 +6,7 @@ evaluation) and returns it; take `copy()` or `to_bytes()` to keep a version. Sna
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -52,6 +53,20 @@ UNIT_ARRAYS: dict[str, type] = {
 }
 SITE_ARRAYS: dict[str, type] = {"colour": np.int8, "colour_at": np.float64}
 REGION_ARRAYS: dict[str, type] = {"colour": np.int8, "colour_at": np.float64}
+# Entity kinds whose ids a state keeps (in its snapshot), so it can be migrated to an edited registry.
+ID_KINDS = ("sensor", "unit", "site", "region", "gateway")
+Ids = Mapping[str, tuple[str, ...]]
+
+
+def model_ids(model: EngineModel) -> dict[str, tuple[str, ...]]:
+    """The ids of a model's entities by kind, in index order (shared, not copied)."""
+    return {
+        "sensor": model.sensor_ids,
+        "unit": model.unit_ids,
+        "site": model.site_ids,
+        "region": model.region_ids,
+        "gateway": model.gateway_ids,
+    }
 
 
 @dataclass(eq=False)
@@ -72,6 +87,10 @@ class EngineState:
     out_of_order: int = 0  # readings older than their sensor's newest accepted one (ignored, counted)
     rejected: int = 0  # readings for unknown sensors or with a bad timestamp
     evaluations: int = 0
+    # Every unit, site and region is rolled up at the next evaluation (set after a migration to an edited
+    # registry: a removed unit may have held its site's colour, a changed rule set may decide otherwise).
+    resync: bool = False
+    ids: Ids | None = None  # entity ids by kind (`model_ids`); None in a snapshot that kept none
 
     @classmethod
     def initial(cls, model: EngineModel, now: float | None = None) -> EngineState:
@@ -97,6 +116,7 @@ class EngineState:
             gateway_offline=np.zeros(len(model.gateway_ids), np.int8),
             watch=np.zeros(0, np.int32),
             primed=now is not None,
+            ids=model_ids(model),
         )
 
     def bytes_per_sensor(self) -> float:
@@ -120,6 +140,7 @@ class EngineState:
             region=dup(self.region),
             gateway_offline=self.gateway_offline.copy(),
             watch=self.watch.copy(),
+            ids=self.ids,
             **scalars,
         )
 
@@ -131,6 +152,8 @@ class EngineState:
             "scalars": {name: _encode(getattr(self, name)) for name in _SCALARS},
             "arrays": [[name, a.dtype.str, int(a.shape[0])] for name, a in arrays],
         }
+        if self.ids is not None:
+            header["ids"] = {kind: list(self.ids[kind]) for kind in ID_KINDS}
         head = orjson.dumps(header)
         body = b"".join(
             np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes() for _, a in arrays
@@ -168,14 +191,26 @@ class EngineState:
                 raise ValueError(
                     f"engine state snapshot has another {group} layout (made by another version)"
                 )
-        scalars = {k: _decode(v) for k, v in header["scalars"].items()}
-        return cls(
+        scalars = {k: _decode(v) for k, v in header["scalars"].items() if k in _SCALARS}
+        state = cls(
             fingerprint=header["fingerprint"],
             gateway_offline=loose["gateway_offline"],
             watch=loose["watch"],
+            ids=_ids(header.get("ids")),
             **groups,  # type: ignore[arg-type]
             **scalars,
         )
+        if state.ids is not None:
+            lengths = {
+                "sensor": len(state.sensor["code"]),
+                "unit": len(state.unit["colour"]),
+                "site": len(state.site["colour"]),
+                "region": len(state.region["colour"]),
+                "gateway": len(state.gateway_offline),
+            }
+            if any(len(state.ids[kind]) != n for kind, n in lengths.items()):
+                raise ValueError("engine state snapshot has ids that do not match its arrays")
+        return state
 
     def _arrays(self) -> list[tuple[str, npt.NDArray[Any]]]:
         out: list[tuple[str, npt.NDArray[Any]]] = []
@@ -186,7 +221,31 @@ class EngineState:
         return out
 
 
-_SCALARS = ("stale_due", "watch_due", "unit_due", "primed", "out_of_order", "rejected", "evaluations")
+_SCALARS = (
+    "stale_due",
+    "watch_due",
+    "unit_due",
+    "primed",
+    "out_of_order",
+    "rejected",
+    "evaluations",
+    "resync",
+)
+
+
+def _ids(doc: object) -> Ids | None:
+    """The ids of a snapshot's header (absent in snapshots made before they were kept)."""
+    if doc is None:
+        return None
+    if not isinstance(doc, dict) or set(doc) != set(ID_KINDS):
+        raise ValueError("engine state snapshot has a malformed id table")
+    out = {}
+    for kind in ID_KINDS:
+        ids = doc[kind]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"engine state snapshot has malformed {kind} ids")
+        out[kind] = tuple(ids)
+    return out
 
 
 def _encode(value: object) -> object:

@@ -134,7 +134,7 @@ class SiteStates:
         if raw is None:
             return {}
         try:
-            return {(t.entity_type, t.entity): t for t in SiteSnapshot.from_bytes(raw).open}
+            return self._still_there(site, SiteSnapshot.from_bytes(raw).open)
         except SnapshotError:
             return {}
 
@@ -147,11 +147,13 @@ class SiteStates:
     def _restore(self, site: str, start: float | None) -> SiteSlot:
         model = self._model(site)
         raw = self.load(site)
+        start = start if start is not None else time.time()
         if raw is not None:
             try:
                 snap = SiteSnapshot.from_bytes(raw)
-                state = self.engine.from_bytes(snap.state)
-                opened = {(t.entity_type, t.entity): t for t in snap.open}
+                # Fitted to the registry in use: after an edit, kept by id, new entities start at `start`.
+                state = self.engine.restore(model, snap.state, start)
+                opened = self._still_there(site, snap.open)
                 log.info(
                     "site %s: restored from its snapshot; last seqs %s",
                     site,
@@ -162,7 +164,21 @@ class SiteStates:
                 # A snapshot from an incompatible build: start fresh rather than stop the worker.
                 self.restore_failures += 1
                 log.error("site %s: snapshot not restorable (%s); starting from the initial state", site, exc)
-        return SiteSlot(site, model, self.engine.initial(model, start if start is not None else time.time()))
+        return SiteSlot(site, model, self.engine.initial(model, start))
+
+    def _still_there(self, site: str, opened: Iterable[Transition]) -> dict[EntityKey, Transition]:
+        """Open levels of the entities the registry still has (an edit may have removed some)."""
+        reg = self.index.registry
+        keep = {
+            "sensor": lambda e: e in reg.sensors and reg.sensors[e].site == site,
+            "unit": lambda e: e in reg.units and reg.units[e].site == site,
+            "site": lambda e: e == site,
+        }
+        return {
+            (t.entity_type, t.entity): t
+            for t in opened
+            if t.entity_type in keep and keep[t.entity_type](t.entity)
+        }
 
     def _record(self, slot: SiteSlot, transitions: list[Transition]) -> list[Transition]:
         kept = [t for t in transitions if t.entity_type != "region"]

@@ -76,3 +76,44 @@ def test_a_site_started_by_a_backlog_starts_silent_sensors_stale_timers_now(regi
     out += states.tick(["S2"], now=208.0)  # this registry's sensors go stale after 8 s
     stale = [(t.entity, t.at) for t in out if t.entity_type == "sensor"]
     assert stale == [("S2-G1", 108.0), ("S2-G2", 208.0), ("S2-G3", 208.0)]
+
+
+def _edited_registry():  # type: ignore[no-untyped-def]
+    """The test registry with S1-G3 removed and S1-G0 added at the front of S1 (every index moves)."""
+    import yaml
+
+    from riskwatch.registry import Registry
+    from tests.integration.processors.harness import REGISTRY_YAML, STALE_S
+
+    g3 = f"- {{id: S1-G3, type: flammable_gas, stale_after_s: {STALE_S}}}"
+    g1 = f"- {{id: S1-G1, type: flammable_gas, stale_after_s: {STALE_S}}}"
+    g0 = f"- {{id: S1-G0, type: flammable_gas, stale_after_s: {STALE_S}}}"
+    assert g3 in REGISTRY_YAML and g1 in REGISTRY_YAML
+    text = REGISTRY_YAML.replace(f"\n          {g3}", "").replace(g1, f"{g0}\n          {g1}")
+    return Registry.from_dict(yaml.safe_load(text), source="<edited>")
+
+
+def test_an_edited_registry_keeps_unchanged_state_by_id(registry, index):  # type: ignore[no-untyped-def]
+    from processors.state.sites import SiteIndex
+
+    engine = load_engine()
+    first = SiteStates(index, engine, lambda site: None)
+    first.evaluate("S1", _readings(registry, index, {"S1-G1": 60.0, "S1-G3": 60.0}, 100.0), now=100.0)
+    assert {e for _, e in first.open_levels("S1")} >= {"S1-G1", "S1-G3"}
+    snaps = dict(first.take_dirty())
+
+    edited = _edited_registry()
+    index2 = SiteIndex(edited)
+    second = SiteStates(index2, engine, snaps.get)
+    # Restored and migrated, no error; with S1-G3 gone one gas detector is at L2, no longer two: orange.
+    out = second.tick(["S1"], now=101.0)
+    assert [(t.entity, t.old, t.new) for t in out] == [("S1-U1", "red", "orange"), ("S1", "red", "orange")]
+    assert {e for t, e in second.open_levels("S1") if t == "sensor"} == {"S1-G1"}  # S1-G3 removed
+    out = second.evaluate("S1", _readings(edited, index2, {"S1-G0": 60.0}, 102.0), now=102.0)
+    assert [(t.entity, t.new) for t in out if t.entity_type == "sensor"] == [("S1-G0", "l2_high")]
+    out = second.evaluate("S1", _readings(edited, index2, {"S1-G1": 1.0}, 103.0), now=103.0)
+    out += second.evaluate("S1", _readings(edited, index2, {"S1-G1": 1.0, "S1-G0": 60.0}, 106.0), 106.0)
+    out += second.tick(["S1"], now=113.0)
+    assert [(t.entity, t.old, t.new) for t in out if t.entity == "S1-G1"] == [
+        ("S1-G1", "l2_high", "normal")  # the alarm kept through the edit, cleared by a real reading
+    ]
