@@ -27,6 +27,12 @@ class BridgeMetrics:
         self.rejects = Counter(
             p + "rejects", "rejected messages or items, by dead-letter reason", ["reason"], registry=registry
         )
+        self.oversized = Counter(
+            p + "oversized_records",
+            "records Kafka refused as too large: replaced by a dead letter, or dropped if one themselves",
+            ["topic", "outcome"],
+            registry=registry,
+        )
         self.acked = Counter(p + "mqtt_acked", "MQTT messages acknowledged to the broker", registry=registry)
         self.spool_bytes = Gauge(p + "spool_bytes", "bytes waiting in the local spool", registry=registry)
         self.spool_records = Gauge(

@@ -59,13 +59,18 @@ class BridgeService:
         self.metrics = BridgeMetrics(self.metrics_registry)
         self.inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        topics = Topics(settings.topic_prefix)
         self.sink = KafkaSink(
-            lambda: producer_factory(settings), self.spool, self.metrics, settings.delivery_timeout_s
+            lambda: producer_factory(settings),
+            self.spool,
+            self.metrics,
+            settings.delivery_timeout_s,
+            deadletter_topic=topics.deadletter,
         )
         self.source = MqttSource(settings, self.inbox, self.metrics)
         self.worker = Worker(
             registry,
-            Topics(settings.topic_prefix),
+            topics,
             self.sink,
             self.source,
             self.metrics,

@@ -15,8 +15,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
 from ingest.metrics import BridgeMetrics
 from ingest.spool import Record, Spool
+from riskwatch.wire.deadletter import DeadLetter, Reason
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,9 @@ Done = Callable[[], None]
 _SPOOL_CHUNK = 5000  # records per fsync while spooling
 _BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 _GRACE_S = 5.0  # beyond delivery_timeout_s, before we stop waiting for the producer's own verdict
+# Kafka refuses these records for good (the producer's max request size or the broker's message.max.bytes):
+# retrying them would block everything queued behind them, so they are replaced, never retried.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class _Flight:
@@ -59,8 +65,10 @@ class KafkaSink:
         metrics: BridgeMetrics,
         delivery_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
+        deadletter_topic: str = "rw.deadletter",
     ) -> None:
         self.producer_factory, self.spool, self.metrics = producer_factory, spool, metrics
+        self.deadletter_topic = deadletter_topic
         self.producer: ProducerLike | None = None
         # kafka-python 3.0.12's idempotent producer resets its producer id when a batch expires and then
         # never asks for a new one, so after any failure replay starts on a fresh producer.
@@ -152,8 +160,41 @@ class KafkaSink:
             self.metrics.produce_latency.observe(self.clock() - flight.started)
             self.metrics.records_out.labels(flight.record.topic).inc()
             flight.done()
+        elif isinstance(exc, _TOO_LARGE):
+            stand_in = self._stand_in(flight.record, exc)
+            if stand_in is None:
+                flight.done()
+            else:  # through the spool: this may run on the producer's own I/O thread
+                with self._cond:
+                    self._queue_for_spool(stand_in, flight.done)
         else:
             self._failed(flight.record, flight.done, exc)
+
+    def _stand_in(self, record: Record, exc: BaseException) -> Record | None:
+        """What goes to Kafka instead of a record it refuses as too large: a bounded dead letter naming
+        it (with its first bytes, length and hash), or nothing if the refused record is a dead letter."""
+        if record.topic == self.deadletter_topic:
+            self.metrics.oversized.labels(record.topic, "dropped").inc()
+            log.error(
+                "Kafka refused a %d-byte dead letter as too large (%s); dropped", len(record.value), exc
+            )
+            return None
+        self.metrics.oversized.labels(record.topic, "replaced").inc()
+        log.error(
+            "Kafka refused a %d-byte record for %s as too large (%s); dead-lettered instead",
+            len(record.value),
+            record.topic,
+            exc,
+        )
+        letter = DeadLetter(
+            Reason.OVERSIZED_PAYLOAD.value,
+            f"Kafka refused this {len(record.value)}-byte record for {record.topic} as too large: {exc}",
+            record.topic,
+            record.value,
+            time.time(),
+            site=record.key.decode(errors="replace"),
+        )
+        return Record(self.deadletter_topic, record.key, letter.to_bytes())
 
     def _expire_flights(self) -> None:
         """Records the producer neither acknowledged nor failed in time count as failed (and spooled)."""
@@ -222,16 +263,27 @@ class KafkaSink:
                 backoff += 1
 
     def _replay_oldest(self) -> bool:
-        """Send the oldest segment; delete it only when Kafka acknowledged every record in it."""
+        """Send the oldest segment; delete it only when Kafka acknowledged every record in it (or
+        refused one as too large for good, which is replaced by its dead letter, see `_stand_in`)."""
         segment = self.spool.oldest()
         if segment is None:
             return True
         try:
             producer = self._ensure_producer()
-            futures = [producer.send(r.topic, value=r.value, key=r.key) for r in segment.records]
+            outcomes = [_try_send(producer, r) for r in segment.records]
             deadline = self.clock() + self.delivery_timeout_s
-            for future in futures:
-                future.get(timeout=max(0.1, deadline - self.clock()))
+            for record, outcome in zip(segment.records, outcomes, strict=True):
+                try:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    outcome.get(timeout=max(0.1, deadline - self.clock()))
+                except _TOO_LARGE as exc:
+                    stand_in = self._stand_in(record, exc)
+                    if stand_in is not None:
+                        try:
+                            _send_now(producer, stand_in, max(0.1, deadline - self.clock()))
+                        except _TOO_LARGE as again:
+                            self._stand_in(stand_in, again)  # counted and logged; nothing smaller to send
         except Exception as exc:
             log.info("spool replay paused, Kafka not answering yet: %s", exc)
             self._fresh_producer_needed = True
@@ -252,3 +304,15 @@ class KafkaSink:
     def _update_gauges(self) -> None:
         self.metrics.spool_bytes.set(self.spool.bytes)
         self.metrics.spool_records.set(self.spool.records)
+
+
+def _try_send(producer: ProducerLike, record: Record) -> FutureLike | BaseException:
+    """The producer's future, or the exception its `send` raised for a record it refuses outright."""
+    try:
+        return producer.send(record.topic, value=record.value, key=record.key)
+    except _TOO_LARGE as exc:
+        return exc
+
+
+def _send_now(producer: ProducerLike, record: Record, timeout_s: float) -> None:
+    producer.send(record.topic, value=record.value, key=record.key).get(timeout=timeout_s)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from ingest.metrics import BridgeMetrics
 from ingest.sink import KafkaSink
 from ingest.spool import Record, Spool
+from riskwatch.wire.deadletter import DeadLetter
 
 
 class _Future:
@@ -152,5 +153,60 @@ def test_kafka_down_at_start_spools_until_a_producer_can_be_built(tmp_path: Path
         assert _wait(lambda: done == [1]) and sink.spool.records == 1
         cluster.up = True
         assert _wait(lambda: cluster.log == [b"a"] and not sink.spooling, 20)
+    finally:
+        sink.close()
+
+
+class _SizeLimitedProducer(_Producer):
+    """Kafka with a maximum record size: bigger records are refused for good, like the real producer
+    (synchronously, past max_request_size) or the broker (through the future, past message.max.bytes)."""
+
+    limit = 100_000  # a stand-in dead letter keeps 64 KiB of the original: ~88 KB
+
+    def send(self, topic: str, value: bytes, key: bytes) -> _Future:
+        from kafka.errors import MessageSizeTooLargeError
+
+        if len(value) > self.limit and value.startswith(b"sync"):
+            raise MessageSizeTooLargeError(f"{len(value)} bytes > max_request_size")
+        if len(value) > self.limit:
+            future = _Future()
+            future.outcome = (False, MessageSizeTooLargeError("broker: message too large"))
+            future.get = lambda timeout=None: (_ for _ in ()).throw(future.outcome[1])  # type: ignore[method-assign]
+            return future
+        return super().send(topic, value, key)
+
+
+def test_records_kafka_refuses_as_too_large_are_replaced_never_retried(tmp_path: Path) -> None:
+    leftover = Spool(tmp_path, 10**7)
+    leftover.append(
+        [
+            Record("t.telemetry", b"site", b"async" * 30_000),  # refused by the broker
+            Record("t.deadletter", b"site", b"sync" * 40_000),  # a dead letter too big: dropped, counted
+            Record("t.telemetry", b"site", b"after"),
+        ]
+    )
+    leftover.close()
+    cluster = _Cluster()
+    cluster.producer = lambda: _SizeLimitedProducer(cluster)  # type: ignore[method-assign]
+    metrics = BridgeMetrics(CollectorRegistry())
+    sink = KafkaSink(cluster.producer, Spool(tmp_path, 10**7), metrics, 1.0, deadletter_topic="t.deadletter")
+    sink.start()
+    done: list[str] = []
+    try:
+        assert _wait(lambda: sink.spool.empty() and not sink.spooling)  # not stuck behind the big ones
+        assert b"after" in cluster.log
+        sink.send(Record("t.telemetry", b"site", b"sync" * 40_000), lambda: done.append("live-sync"))
+        sink.send(Record("t.gateway", b"site", b"x" * 200_000), lambda: done.append("live-async"))
+        sink.send(Record("t.telemetry", b"site", b"next"), lambda: done.append("next"))
+        assert _wait(lambda: sorted(done) == ["live-async", "live-sync", "next"] and sink.spool.empty())
+        letters = [DeadLetter.from_bytes(v) for v in cluster.log if v.startswith(b'{"v":1')]
+        assert sorted((d.reason, d.source, d.original_length) for d in letters) == [
+            ("oversized_payload", "t.gateway", 200_000),
+            ("oversized_payload", "t.telemetry", 150_000),
+            ("oversized_payload", "t.telemetry", 160_000),
+        ]
+        assert all("too large" in d.detail for d in letters)
+        assert metrics.oversized.labels("t.deadletter", "dropped")._value.get() == 1
+        assert metrics.oversized.labels("t.telemetry", "replaced")._value.get() == 2
     finally:
         sink.close()
