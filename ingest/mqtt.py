@@ -122,6 +122,11 @@ class MqttSource:
         )
         self.client.loop_start()
 
+    def alive(self) -> bool:
+        """Whether paho's network thread runs (it retries connections itself; it ends only on `stop`)."""
+        thread = getattr(self.client, "_thread", None)
+        return thread is not None and thread.is_alive()
+
     def ack(self, mid: int, qos: int) -> None:
         if qos > 0:
             self.client.ack(mid, qos)

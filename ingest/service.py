@@ -6,10 +6,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+import orjson
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from ingest.bridge import Worker, run_loop
 from ingest.lookup import RegistryLike
@@ -87,18 +90,33 @@ class BridgeService:
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=run_loop, args=(self.worker, self.inbox, self._stop), name="bridge-worker", daemon=True
+            target=_fatal_logged(run_loop),
+            args=(self.worker, self.inbox, self._stop),
+            name="bridge-worker",
+            daemon=True,
         )
+        self._metrics_app = make_wsgi_app(self.metrics_registry)
         self._http: Any = None
+        self._http_thread: threading.Thread | None = None
+        self._started = False
 
     def start(self) -> None:
         if self.settings.metrics_port:
-            self._http, _ = start_http_server(
-                self.settings.metrics_port, self.settings.metrics_host, registry=self.metrics_registry
+            self._http = make_server(
+                self.settings.metrics_host,
+                self.settings.metrics_port,
+                self._http_app,
+                _HttpServer,
+                handler_class=_QuietHandler,
             )
+            self._http_thread = threading.Thread(
+                target=self._http.serve_forever, name="bridge-http", daemon=True
+            )
+            self._http_thread.start()
         self.sink.start()
         self._thread.start()
         self.source.start()
+        self._started = True
         log.info(
             "bridge started: MQTT %s:%s -> Kafka %s (prefix %s)",
             self.settings.mqtt_host,
@@ -106,6 +124,46 @@ class BridgeService:
             self.settings.kafka_bootstrap,
             self.settings.topic_prefix,
         )
+
+    def threads(self) -> dict[str, bool]:
+        """Whether each of the bridge's internal threads is alive (after `start`)."""
+        threads = {
+            "worker": self._thread.is_alive(),
+            "kafka-sink": self.sink.alive(),
+            "mqtt": self.source.alive(),
+        }
+        if self._http_thread is not None:
+            threads["http"] = self._http_thread.is_alive()
+        return threads
+
+    def healthy(self) -> bool:
+        """False once any internal thread has died: the bridge would sit connected and idle, so it must
+        say so (`/healthz` answers 503) and exit non-zero rather than look healthy."""
+        return self._started and all(self.threads().values())
+
+    def abort(self) -> None:
+        """Stop after an internal failure without trusting the worker: nothing more is acknowledged, so
+        the broker redelivers whatever was not yet durable to the next bridge on this session."""
+        self.source.accepting = False
+        self._stop.set()
+        for step in (self.source.stop, self.sink.close):
+            try:
+                step()
+            except Exception:
+                log.exception("aborting the bridge: %s failed", getattr(step, "__qualname__", step))
+        if self._http is not None:
+            self._http.shutdown()
+            self._http = None
+
+    def _http_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """`/healthz` (200 or 503, with each thread's state); anything else is the Prometheus metrics."""
+        if environ.get("PATH_INFO") == "/healthz":
+            ok = self.healthy()
+            body = orjson.dumps({"ok": ok, "threads": self.threads()})
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return self._metrics_app(environ, start_response)
 
     def stop(self) -> bool:
         """Stop taking messages, finish the ones received, make them durable, acknowledge, disconnect."""
@@ -130,3 +188,24 @@ class BridgeService:
         if self._http is not None:
             self._http.shutdown()
         return clean
+
+
+def _fatal_logged(target: Callable[..., None]) -> Callable[..., None]:
+    """A thread body whose death is logged loudly (health then reports it)."""
+
+    def run(*args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException:  # the thread ends here; `healthy()` reports it
+            log.critical("bridge thread %s died", threading.current_thread().name, exc_info=True)
+
+    return run
+
+
+class _HttpServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

@@ -91,6 +91,9 @@ class KafkaSink:
             self._spooling = True
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     @property
     def spooling(self) -> bool:
         return self._spooling
