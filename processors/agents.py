@@ -18,6 +18,7 @@ from processors import regions
 from processors.app import WorkerContext
 from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
+from processors.steps import Record, Steps
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 
@@ -110,17 +111,31 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     region_table = app.Table("region-state", partitions=n, key_type=bytes, value_type=bytes)
     m = ctx.metrics
     order = OffsetOrder(ctx.processed)
+    steps = Steps(ctx)
 
-    @app.agent(telemetry, name="telemetry")
+    async def on_error(agent: Any, exc: BaseException) -> None:
+        ctx.health.failed(f"agent {agent.name} crashed: {exc!r}")
+
+    @app.agent(telemetry, name="telemetry", on_error=on_error)
     async def on_telemetry(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
             if not await _in_order(event, names.telemetry):
                 continue
             async with snapshots.lock:
-                await _telemetry(event)
-                order.done(names.telemetry, event.message.partition, event.message.offset)
+                await _handle(event, names.telemetry, steps.telemetry)
                 snapshots.hold(acks, event)
+
+    async def _handle(event: Any, topic: str, step: Callable[[Record], Any]) -> None:
+        """One record, one guarded step (processors/steps.py); then send, and mark it processed: a record
+        that could not be used is dead-lettered and acked like any other, never retried forever."""
+        msg = event.message
+        stamp = msg.timestamp if msg.timestamp else None
+        outcome = step(Record(topic, msg.partition, msg.offset, event.value, stamp, event.key))
+        if outcome.dead:
+            await emit.dead(outcome.dead)
+        await emit.transitions(outcome.transitions)
+        order.done(topic, msg.partition, msg.offset)
 
     async def _in_order(event: Any, topic: str) -> bool:
         """Whether to process `event`: owned, and next in its partition (else seek back to the hole)."""
@@ -137,54 +152,32 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         m.rereads.labels(topic).inc()
         await app.consumer.seek(TP(topic, partition), offset)
 
-    async def _telemetry(event: Any) -> None:
-        now = ctx.clock()
-        accepted, dead = ctx.intake.telemetry(event.value, names.telemetry, ctx.states.fresh_sources)
-        if dead:
-            await emit.dead(dead)
-        if accepted is None:
-            return
-        if accepted.duplicates:
-            m.duplicates.inc(accepted.duplicates)
-        if event.message.timestamp:
-            m.record_delay.observe(max(0.0, now - event.message.timestamp))
-        started = time.perf_counter()
-        out = ctx.states.evaluate(accepted.site, accepted.readings, now)
-        m.eval_seconds.observe(time.perf_counter() - started)
-        m.batches.inc()
-        m.readings.inc(len(accepted.readings))
-        r = accepted.readings
-        ctx.aggregator.add(accepted.global_sensor, r.value, r.ts, now)
-        await emit.transitions(out)
-
-    @app.agent(gateway, name="gateway")
+    @app.agent(gateway, name="gateway", on_error=on_error)
     async def on_gateway(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
             if not await _in_order(event, names.gateway):
                 continue
             async with snapshots.lock:
-                record, dead = ctx.intake.gateway(event.value, names.gateway)
-                if dead:
-                    await emit.dead(dead)
-                if record is not None:
-                    await emit.transitions(ctx.states.apply_gateway(record.site, [record], ctx.clock()))
-                order.done(names.gateway, event.message.partition, event.message.offset)
+                await _handle(event, names.gateway, steps.gateway)
                 snapshots.hold(acks, event)
 
-    @app.agent(by_region, name="regions")
+    @app.agent(by_region, name="regions", on_error=on_error)
     async def on_site_warning(stream: faust.StreamT) -> None:
         # Low rate (site colour changes only): the region state is written per event, acked by Faust.
         async for raw in stream:
             try:
                 site_t = Transition.from_bytes(raw)
-            except TransitionDecodeError as exc:
-                log.error("region stage: unreadable site transition skipped: %s", exc)
+                if site_t.entity_type != "site" or not site_t.region:
+                    raise TransitionDecodeError("not a site transition with a region")
+                key = site_t.region.encode()
+                stored = region_table.get(key)
+                state = regions.RegionState.from_bytes(stored) if stored else regions.RegionState()
+                out = regions.apply(state, site_t)
+            except Exception as exc:  # the internal topic is untrusted input too: skip what we cannot use
+                m.evaluation_errors.labels("regions").inc()
+                log.error("region stage: unusable site transition skipped: %r", exc)
                 continue
-            key = site_t.region.encode()
-            stored = region_table.get(key)
-            state = regions.RegionState.from_bytes(stored) if stored else regions.RegionState()
-            out = regions.apply(state, site_t)
             region_table[key] = state.to_bytes()
             if out is not None:
                 await emit.region(out)

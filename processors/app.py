@@ -16,11 +16,12 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
 from processors.engine_port import EngineApi
+from processors.health import Health
 from processors.history.aggregate import MinuteAggregator
 from processors.history.influx import NullSink
 from processors.history.lines import sensor_tag_sets
 from processors.history.writer import HistoryWriter, Sink
-from processors.intake import Intake
+from processors.intake import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, Intake
 from processors.metrics import WorkerMetrics
 from processors.state.sites import SiteIndex
 from processors.state.states import SiteStates
@@ -54,6 +55,9 @@ class WorkerSettings:
     # fetch of rw.telemetry by up to this long; Faust 0.15.3 hard-codes 1500 ms (see agents.tune_fetcher).
     fetch_max_wait_ms: int = 50
     loglevel: str = "warning"
+    # Readings/events stamped beyond the worker's clock + this are taken at that bound (processors/intake.py)
+    future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S
+    max_age_s: float = DEFAULT_MAX_AGE_S  # older readings are dead-lettered (old_timestamp)
 
     @property
     def group(self) -> str:
@@ -81,10 +85,22 @@ class WorkerContext:
         self.registry = registry
         self.clock = clock
         self.metrics = metrics
+        self.health = Health(stale_after_s=max(30.0, 10 * settings.tick_every_s))
         self.index = SiteIndex(registry)
-        self.intake = Intake(self.index, clock)
+        self.intake = Intake(
+            self.index,
+            clock,
+            settings.future_tolerance_s,
+            settings.max_age_s,
+            on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
+        )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
-        self.states = SiteStates(self.index, engine, lambda site: self.load_snapshot(site))
+        self.states = SiteStates(
+            self.index,
+            engine,
+            lambda site: self.load_snapshot(site),
+            on_ignored=lambda reason, n: metrics.ignored.labels(reason).inc(n),
+        )
         self.aggregator = MinuteAggregator(len(registry.sensor_list))
         sensors = registry.sensor_list
         tags = sensor_tag_sets(

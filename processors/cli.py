@@ -69,6 +69,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seconds without restored tables after a rebalance before the worker exits with status 75 "
         "so its supervisor restarts it (0: never)",
     )
+    parser.add_argument(
+        "--future-tolerance-s",
+        type=float,
+        default=5.0,
+        help="readings and events stamped later than the worker's clock + this are taken at that bound",
+    )
+    parser.add_argument(
+        "--max-age-s",
+        type=float,
+        default=7 * 24 * 3600.0,
+        help="readings older than this (by the worker's clock) are dead-lettered as old_timestamp",
+    )
     parser.add_argument("--engine-module", default="processors.engine", help=argparse.SUPPRESS)
     parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
 
@@ -131,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         session_timeout_s=args.session_timeout,
         recovery_timeout_s=args.recovery_timeout,
         loglevel=args.loglevel,
+        future_tolerance_s=args.future_tolerance_s,
+        max_age_s=args.max_age_s,
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = CollectorRegistry()

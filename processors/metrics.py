@@ -44,6 +44,22 @@ class WorkerMetrics:
         )
         self.transitions = counter("riskwatch_transitions", "Transitions emitted", "kind", "entity_type")
         self.deadletters = counter("riskwatch_deadletters", "Records sent to the dead-letter topic", "reason")
+        self.ignored = counter(
+            "riskwatch_readings_ignored",
+            "Inputs the engine evaluated without effect: out_of_order (older than the sensor's newest "
+            "reading), rejected (a non-finite time, an unknown sensor or event target)",
+            "reason",
+        )
+        self.clamped = counter(
+            "riskwatch_timestamps_clamped",
+            "Readings and events stamped beyond the worker's clock + tolerance, taken at that bound",
+            "input",
+        )
+        self.evaluation_errors = counter(
+            "riskwatch_evaluation_errors",
+            "Evaluations that raised (the record is dead-lettered, a timer tick skips the site)",
+            "stage",
+        )
         self.lag = gauge(
             "riskwatch_consumer_lag", "Records behind the end of the partition", "topic", "partition"
         )
@@ -67,6 +83,14 @@ class WorkerMetrics:
             "riskwatch_history_points_dropped", "History points dropped because the buffer limit was exceeded"
         )
         self.history_retries = counter("riskwatch_history_write_retries", "Failed history writes retried")
+        self.history_rejected = counter(
+            "riskwatch_history_rejected_points",
+            "History points InfluxDB refused as malformed (4xx) or that could not be rendered: dropped",
+        )
+        self.history_repaired = counter(
+            "riskwatch_history_repaired_fields",
+            "Aggregate fields that overflowed (a mean of huge values) and were clipped to the minute's range",
+        )
         self.history_pending = gauge(
             "riskwatch_history_points_pending", "History points waiting in the buffer"
         )
@@ -80,6 +104,9 @@ class WorkerMetrics:
 
     def retried(self) -> None:
         self.history_retries.inc()
+
+    def rejected(self, points: int) -> None:
+        self.history_rejected.inc(points)
 
     def pending(self, points: int) -> None:
         self.history_pending.set(points)

@@ -30,6 +30,13 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
     @app.timer(interval=s.tick_every_s, name="riskwatch-tick")
     async def tick() -> None:
+        ctx.health.beat("tick")
+        try:
+            await _tick()
+        except Exception as exc:  # a timer that raises is never run again: exit instead of idling
+            ctx.health.failed(f"the timer crashed: {exc!r}")
+
+    async def _tick() -> None:
         if not ctx.ready or app.rebalancing or app.in_recovery:  # state being restored; next tick catches up
             return
         now = ctx.clock()
@@ -39,12 +46,18 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
             if await _caught_up(app, ctx, p):
                 ctx.caught_up.add(p)
         sites = [site for p in sorted(partitions & ctx.caught_up) for site in ctx.sites_by_partition[p]]
+        errors = ctx.states.tick_errors
         await emit.transitions(ctx.states.tick(sites, now))
+        if ctx.states.tick_errors > errors:
+            ctx.metrics.evaluation_errors.labels("tick").inc(ctx.states.tick_errors - errors)
         for p in sorted(partitions):
             if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
         for agg in ctx.aggregator.close_due(now):
             ctx.history.put_aggregate(agg)
+        if ctx.aggregator.repaired:
+            ctx.metrics.history_repaired.inc(ctx.aggregator.repaired)
+            ctx.aggregator.repaired = 0
         await _reread_stalled(app, ctx, tables, partitions)
         _gauges(app, ctx, snapshots, partitions, now)
 
@@ -55,7 +68,8 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     @app.task
     async def recovery_watchdog() -> None:
         while True:
-            await asyncio.sleep(5.0)
+            await asyncio.sleep(1.0)
+            ctx.health.check(ctx.history.alive)
             if recovery_overdue(ctx.not_ready_since, time.monotonic(), s.recovery_timeout_s):
                 # Faust's table recovery can hang (docs/processors.md, "Known limits"); a fresh start
                 # recovers. Nothing is lost: events are acked only after their state is stored.

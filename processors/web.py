@@ -3,6 +3,7 @@
     GET /site/{site}/          {"site", "region", "colour", "since", "cause", "units": [...], "open_alarms"}
     GET /site/{site}/alarms/   {"site", "alarms": [transition, ...]}  (sensors not normal, newest first)
     GET /region/{region}/      {"region", "colour", "counts", "sites": {site: colour}, "cause"}
+    GET /healthz               {"ok", "ready", "problems", "last_run_s_ago"}: 503 when a task died or stalled
 
 Requests are routed by Faust to the worker that owns the key's partition (`table_route`).
 """
@@ -74,6 +75,12 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         @app.table_route(table=snapshots, match_info="site")
         async def get(self, request: Request, site: str) -> Response:
             return _site_response(self, ctx, site, alarms_document)
+
+    @app.page("/healthz")
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            ok, doc = ctx.health.status()
+            return self.json({**doc, "ready": ctx.ready}, status=200 if ok else 503)
 
     @app.page("/region/{region}/")
     class RegionView(View):

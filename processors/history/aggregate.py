@@ -81,6 +81,7 @@ class MinuteAggregator:
         self.max_age_s = max_age_s
         self.buckets: dict[int, _Bucket] = {}
         self.too_old = 0
+        self.repaired = 0  # means that overflowed (huge values) and were clipped to the minute's range
 
     def add(
         self,
@@ -120,7 +121,12 @@ class MinuteAggregator:
             b.fold()
             idx = np.flatnonzero(b.count)
             count = b.count[idx]
-            out.append(
-                MinuteAggregate(minute * MINUTE, idx, b.min[idx], b.max[idx], b.sum[idx] / count, count)
-            )
+            lo, hi = b.min[idx], b.max[idx]
+            mean = b.sum[idx] / count
+            bad = ~np.isfinite(mean)  # the sum of finite values can overflow (two readings of 1.7e308)
+            if bad.any():
+                # InfluxDB refuses an infinite field; the true mean lies between the finite min and max
+                self.repaired += int(np.count_nonzero(bad))
+                mean[bad] = np.clip(lo[bad] / 2 + hi[bad] / 2, lo[bad], hi[bad])
+            out.append(MinuteAggregate(minute * MINUTE, idx, lo, hi, mean, count))
         return out

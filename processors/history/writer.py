@@ -2,8 +2,12 @@
 
 The stream thread only appends to an in-memory queue (O(1)). A background thread formats line protocol
 and writes it in chunks; a failed chunk is retried with exponential back-off and stays at the head of
-the queue, so order is kept and nothing is lost while the buffer has room. Points are dropped (and
-counted) only when the queue would exceed `limit_points`.
+the queue, so order is kept and nothing is lost while the buffer has room (an outage, a 5xx, a refused
+connection). Points are dropped (and counted) only when the queue would exceed `limit_points`, and when
+the database refuses them as malformed (`PointsRejected`, a 4xx such as 400 or 422): retrying those
+would block every later point for good. A refused chunk is split in halves until the refused points are
+found alone; the others are written (a point written twice lands on the same series and time, so
+InfluxDB keeps one). Points that cannot even be rendered are dropped the same way.
 
 A closed minute's aggregates (one point per sensor: 200k at a province's scale) are paced: written at
 `pace_points_per_s`, or faster when that would take longer than `PACE_WITHIN_S`. Written in one burst,
@@ -37,9 +41,13 @@ class _Item(NamedTuple):
     pace_points_per_s: float  # 0: not paced
 
 
+class PointsRejected(Exception):
+    """The database refused the points as malformed (not an outage): retrying cannot help."""
+
+
 class Sink(Protocol):
     def write(self, lines: list[str]) -> None:
-        """Write the lines or raise; the writer retries."""
+        """Write the lines or raise: PointsRejected if they are refused as such, anything else is retried."""
 
     def close(self) -> None: ...
 
@@ -49,6 +57,7 @@ class WriterHooks(Protocol):
     def dropped(self, points: int) -> None: ...
     def retried(self) -> None: ...
     def pending(self, points: int) -> None: ...
+    def rejected(self, points: int) -> None: ...
 
 
 class _NoHooks:
@@ -62,6 +71,9 @@ class _NoHooks:
         pass
 
     def pending(self, points: int) -> None:
+        pass
+
+    def rejected(self, points: int) -> None:
         pass
 
 
@@ -89,6 +101,7 @@ class HistoryWriter:
         self._pending = 0
         self.dropped = 0
         self.written = 0
+        self.rejected = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -100,6 +113,10 @@ class HistoryWriter:
 
     def start(self) -> None:
         self._thread.start()
+
+    def alive(self) -> bool:
+        """False only if the thread was started and died before being told to stop."""
+        return self._thread.ident is None or self._stop.is_set() or self._thread.is_alive()
 
     def put_transitions(self, transitions: Sequence[Transition]) -> None:
         if transitions:
@@ -132,9 +149,16 @@ class HistoryWriter:
         self.sink.close()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            log.exception("the history writer thread died")  # the worker's health check sees it
+            raise
+
+    def _loop(self) -> None:
         item: _Item | None = None
-        done = 0  # points of `item` written
-        lines: list[str] = []  # the rendered chunk being written
+        done = 0  # points of `item` written or dropped
+        pieces: list[list[str]] = []  # the rendered chunk still to write, last piece first
         delay = self.backoff[0]
         while True:
             if item is None:
@@ -146,14 +170,33 @@ class HistoryWriter:
                     self._wake.wait(1.0)
                     self._wake.clear()
                     continue
-            if not lines:
+            if not pieces:
                 if item.pace_points_per_s and not self._stop.is_set():
                     wait = item.queued_at + done / item.pace_points_per_s - time.monotonic()
                     if wait > 0:
                         self._stop.wait(wait)  # a stop ends the pause: what is queued goes out at once
-                lines = item.render(done, min(done + self.chunk, item.points))
+                hi = min(done + self.chunk, item.points)
+                try:
+                    pieces = [item.render(done, hi)]  # one line per point
+                except Exception:
+                    log.exception("history points %d..%d could not be rendered; dropped", done, hi)
+                    self._settle(0, hi - done)
+                    done = hi
+                    if done >= item.points:
+                        item = None
+                    continue
+            lines = pieces[-1]
             try:
                 self.sink.write(lines)
+            except PointsRejected as exc:
+                if len(lines) > 1:  # find the refused points: the rest of the chunk is written
+                    half = len(lines) // 2
+                    pieces[-1:] = [lines[half:], lines[:half]]
+                    continue
+                pieces.pop()
+                log.error("InfluxDB refused a history point, dropped: %s: %.300s", exc, lines[0])
+                self._settle(0, 1)
+                done += 1
             except Exception as exc:  # any failure of the database or the network: retry, keep order
                 self.hooks.retried()
                 log.warning("history write failed (%s); retrying in %.1fs", exc, delay)
@@ -161,13 +204,22 @@ class HistoryWriter:
                     return
                 delay = min(delay * 2, self.backoff[1])
                 continue
-            delay = self.backoff[0]
-            written, lines = len(lines), []
-            done += written
-            if done >= item.points:
+            else:
+                delay = self.backoff[0]
+                pieces.pop()
+                self._settle(len(lines), 0)
+                done += len(lines)
+            if done >= item.points and not pieces:
                 item = None
+
+    def _settle(self, written: int, rejected: int) -> None:
+        """Points that left the buffer: written, or refused (dropped and counted)."""
+        if written:
             self.written += written
             self.hooks.written(written)
-            with self._lock:
-                self._pending -= written  # one line per point
-                self.hooks.pending(self._pending)
+        if rejected:
+            self.rejected += rejected
+            self.hooks.rejected(rejected)
+        with self._lock:
+            self._pending -= written + rejected
+            self.hooks.pending(self._pending)

@@ -43,13 +43,22 @@ class SiteSlot:
 class SiteStates:
     """The live state of every loaded site; region roll-up happens downstream, so region output is dropped."""
 
-    def __init__(self, index: SiteIndex, engine: EngineApi, load: Callable[[str], bytes | None]) -> None:
+    def __init__(
+        self,
+        index: SiteIndex,
+        engine: EngineApi,
+        load: Callable[[str], bytes | None],
+        on_ignored: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.index = index
         self.engine = engine
         self.load = load
+        # (reason, count): inputs the engine evaluated without effect (out of order, rejected)
+        self.on_ignored = on_ignored or (lambda reason, n: None)
         self.slots: dict[str, SiteSlot] = {}
         self._models: dict[str, Any] = {}
         self.restore_failures = 0
+        self.tick_errors = 0
 
     def slot(self, site: str, start: float | None = None) -> SiteSlot:
         """The site's live state, restored from its snapshot or started fresh at `start` (default: now).
@@ -64,9 +73,16 @@ class SiteStates:
 
     def evaluate(self, site: str, readings: Readings, now: float) -> list[Transition]:
         slot = self.slot(site, now)
+        before = self.engine.ignored(slot.state)
+        slot.dirty = True  # before evaluating: a state updated in place and then raising is stored too
         slot.state, out = self.engine.evaluate(slot.model, slot.state, readings, now)
-        slot.dirty = True
+        self._count_ignored(before, slot.state)
         return self._record(slot, out)
+
+    def _count_ignored(self, before: dict[str, int], state: Any) -> None:
+        for reason, total in self.engine.ignored(state).items():
+            if total > before.get(reason, 0):
+                self.on_ignored(reason, total - before.get(reason, 0))
 
     def fresh_sources(
         self, site: str, sources: Sequence[Source], stamps: Sequence[float], now: float
@@ -81,17 +97,27 @@ class SiteStates:
 
     def apply_gateway(self, site: str, records: Sequence[GatewayRecord], now: float) -> list[Transition]:
         slot = self.slot(site, now)
-        slot.state, out = self.engine.apply_gateway(slot.model, slot.state, records, now)
+        before = self.engine.ignored(slot.state)
         slot.dirty = True
+        slot.state, out = self.engine.apply_gateway(slot.model, slot.state, records, now)
+        self._count_ignored(before, slot.state)
         return self._record(slot, out)
 
     def tick(self, sites: Iterable[str], now: float, empty: Readings | None = None) -> list[Transition]:
-        """Evaluate each site with an empty batch: stale sensors, off-delays, persistence rules."""
+        """Evaluate each site with an empty batch: stale sensors, off-delays, persistence rules.
+
+        A site whose evaluation raises is logged, counted in `tick_errors` and skipped: the other sites'
+        timers go on (one bad state must not stop every site's stale detection)."""
         batch = empty if empty is not None else Readings.empty()
         out: list[Transition] = []
         for site in sites:
-            slot = self.slot(site, now)
-            slot.state, found = self.engine.evaluate(slot.model, slot.state, batch, now)
+            try:
+                slot = self.slot(site, now)
+                slot.state, found = self.engine.evaluate(slot.model, slot.state, batch, now)
+            except Exception:
+                self.tick_errors += 1
+                log.exception("site %s: timer evaluation failed; skipped this tick", site)
+                continue
             if found:
                 slot.dirty = True
                 out.extend(self._record(slot, found))
@@ -160,8 +186,9 @@ class SiteStates:
                     snap.seen.last_seqs() if snap.seen else {},
                 )
                 return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs())
-            except (SnapshotError, ValueError) as exc:
-                # A snapshot from an incompatible build: start fresh rather than stop the worker.
+            except Exception as exc:
+                # A snapshot from an incompatible build, or one that cannot be migrated to this registry:
+                # start fresh rather than stop the worker (or fail on every record of the site).
                 self.restore_failures += 1
                 log.error("site %s: snapshot not restorable (%s); starting from the initial state", site, exc)
         return SiteSlot(site, model, self.engine.initial(model, start))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -228,3 +229,85 @@ def test_aggregates_are_exact_whenever_kept_batches_are_folded(
         rows = flat_s == s
         assert (lo, hi, count) == (flat_v[rows].min(), flat_v[rows].max(), rows.sum())
         assert np.isclose(mean, flat_v[rows].mean())
+
+
+class PickySink(FlakySink):
+    """Refuses any chunk holding a line with `bad` in it, as InfluxDB answers 400 to a malformed point."""
+
+    def write(self, lines: list[str]) -> None:
+        from processors.history.writer import PointsRejected
+
+        if any("bad" in line for line in lines):
+            raise PointsRejected("HTTP 400: unable to parse")
+        super().write(lines)
+
+
+def test_a_huge_mean_is_clipped_not_written_as_inf() -> None:
+    agg = MinuteAggregator(2)
+    agg.add(np.array([0, 0, 1]), np.array([1.7e308, 1.7e308, 2.0]), np.array([60.0, 61.0, 62.0]), 62.0)
+    (minute,) = agg.close_due(1000.0)
+    assert minute.mean.tolist() == [1.7e308, 2.0] and agg.repaired == 1
+    lines = aggregate_lines(minute, ["sensor=a", "sensor=b"])
+    assert not any("inf" in line for line in lines)
+
+
+def test_a_refused_point_is_dropped_and_counted_the_rest_written_in_order() -> None:
+    sink = PickySink()
+    rejected: list[int] = []
+
+    class Hooks:
+        def written(self, points: int) -> None: ...
+        def dropped(self, points: int) -> None: ...
+        def retried(self) -> None:
+            raise AssertionError("a refused point is not retried")
+
+        def pending(self, points: int) -> None: ...
+        def rejected(self, points: int) -> None:
+            rejected.append(points)
+
+    writer = HistoryWriter(sink, [], limit_points=100, chunk_points=8, backoff=(0.01, 0.05), hooks=Hooks())
+    writer.start()
+    bad = dataclasses.replace(_transition(3), entity="bad")
+    writer.put_transitions(
+        [_transition(n) for n in range(3)] + [bad] + [_transition(n) for n in range(4, 10)]
+    )
+    assert _wait(lambda: len(sink.lines) == 9 and writer.pending == 0)
+    assert [line.split('id="')[1][:3] for line in sink.lines] == [f"id{n}" for n in range(10) if n != 3]
+    assert writer.rejected == 1 and rejected == [1] and writer.alive()
+    writer.put_transitions([_transition(20)])  # and the writer goes on
+    assert _wait(lambda: len(sink.lines) == 10)
+    writer.stop()
+
+
+def test_points_that_cannot_be_rendered_are_dropped_and_the_writer_goes_on() -> None:
+    sink = FlakySink()
+    writer = HistoryWriter(sink, [], limit_points=100, backoff=(0.01, 0.05))
+    writer.start()
+    writer.put_transitions([dataclasses.replace(_transition(0), at=float("inf"))])  # round(inf) raises
+    writer.put_transitions([_transition(1)])
+    assert _wait(lambda: len(sink.lines) == 1 and writer.pending == 0)
+    assert writer.rejected == 1 and writer.alive()
+    writer.stop()
+
+
+def test_influx_sink_refuses_malformed_points_and_retries_an_outage() -> None:
+    from influxdb_client.rest import ApiException
+
+    from processors.history.influx import InfluxSink
+    from processors.history.writer import PointsRejected
+
+    sink = InfluxSink("http://127.0.0.1:9", "u:p", "-", "db/rp")
+
+    class Api:
+        status = 400
+
+        def write(self, **kwargs: object) -> None:
+            raise ApiException(status=self.status, reason="x")
+
+    sink._api = Api()  # type: ignore[assignment]
+    with pytest.raises(PointsRejected, match="HTTP 400"):
+        sink.write(["m f=inf 1"])
+    Api.status = 503
+    with pytest.raises(ApiException):  # an outage: the writer retries it
+        sink.write(["m f=1 1"])
+    sink.close()

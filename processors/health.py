@@ -1,0 +1,64 @@
+"""Is this worker doing its job? A dead agent, timer or history thread must not leave it looking healthy.
+
+Faust restarts a crashed agent in place and a crashed timer just stops, while the web and metrics ports
+keep answering: the worker would sit idle and look alive. So any task that dies reports here, and the
+worker exits with `EXIT_TASK_DIED` for its supervisor to restart it (nothing is lost: events are acked
+only after their state is stored, and the next start replays from the committed offset). `GET /healthz`
+answers 503 once a task died or the timer has not run for `stale_after_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EXIT_TASK_DIED = 70  # EX_SOFTWARE
+
+
+class Health:
+    """Heartbeats of the worker's loops and the first fatal problem; exits on a fatal one."""
+
+    def __init__(
+        self,
+        stale_after_s: float = 30.0,
+        exit: Callable[[int], Any] = os._exit,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stale_after_s = stale_after_s
+        self.exit = exit
+        self.clock = clock
+        self.problem: str | None = None
+        self.beats: dict[str, float] = {}
+        self.started = clock()
+
+    def beat(self, name: str) -> None:
+        """`name` (a timer, a loop) ran just now."""
+        self.beats[name] = self.clock()
+
+    def failed(self, why: str) -> None:
+        """A task of the worker died: report it and exit non-zero (the supervisor restarts the worker)."""
+        if self.problem is None:
+            self.problem = why
+        log.critical("%s: exiting with status %d so the supervisor restarts this worker", why, EXIT_TASK_DIED)
+        logging.shutdown()
+        self.exit(EXIT_TASK_DIED)
+
+    def check(self, thread_alive: Callable[[], bool] | None = None) -> None:
+        """Called periodically: a background thread that died is fatal too."""
+        if thread_alive is not None and not thread_alive():
+            self.failed("the history writer thread died")
+
+    def status(self, expected: tuple[str, ...] = ("tick",)) -> tuple[bool, dict[str, Any]]:
+        """(healthy?, a JSON document saying why) for `GET /healthz`."""
+        now = self.clock()
+        ages = {name: round(now - at, 3) for name, at in self.beats.items()}
+        late = [name for name in expected if now - self.beats.get(name, self.started) > self.stale_after_s]
+        problems = ([self.problem] if self.problem else []) + [
+            f"{name} has not run for more than {self.stale_after_s:.0f} s" for name in late
+        ]
+        return not problems, {"ok": not problems, "problems": problems, "last_run_s_ago": ages}

@@ -1,0 +1,179 @@
+"""Each Kafka record is one guarded step: evaluated, or dead-lettered with its topic, partition and offset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from processors.app import WorkerContext, WorkerSettings
+from processors.engine_port import load_engine
+from processors.health import EXIT_TASK_DIED, Health
+from processors.history.influx import NullSink
+from processors.metrics import WorkerMetrics
+from processors.steps import Record, Steps
+from riskwatch.wire.batch import encode
+from riskwatch.wire.deadletter import DeadLetter
+from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.readings import Readings
+
+NOW = 1_000_000.0
+
+
+class Clock:
+    def __init__(self, t: float = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _steps(registry, engine=None, clock=None):  # type: ignore[no-untyped-def]
+    settings = WorkerSettings(kafka="-", data_dir=Path("/nonexistent"), partitions=4)
+    metrics = WorkerMetrics(CollectorRegistry())
+    ctx = WorkerContext(settings, registry, engine or load_engine(), metrics, NullSink(), clock or Clock())
+    return Steps(ctx), ctx
+
+
+def _batch(registry, site, values, ts, seq=1):  # type: ignore[no-untyped-def]
+    ids = list(values)
+    readings = Readings.of([registry.sensors[i].index for i in ids], list(values.values()), [ts] * len(ids))
+    return encode(site, registry.fingerprint, [(f"{site}-GW", seq, len(ids))], readings, registry.sensor_ids)
+
+
+def _rec(value: bytes, offset: int = 0, topic: str = "rw.telemetry", partition: int = 3) -> Record:
+    return Record(topic, partition, offset, value)
+
+
+def _metric(ctx, name, **labels):  # type: ignore[no-untyped-def]
+    return ctx.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_a_record_whose_evaluation_raises_is_dead_lettered_and_the_next_is_evaluated(registry) -> None:  # type: ignore[no-untyped-def]
+    real = load_engine()
+
+    def evaluate(model, state, readings, now):  # type: ignore[no-untyped-def]
+        if model.site_ids == ("S1",):
+            raise RuntimeError("engine bug")
+        return real.evaluate(model, state, readings, now)
+
+    steps, ctx = _steps(registry, real._replace(evaluate=evaluate))
+    bad = _batch(registry, "S1", {"S1-G1": 60.0}, NOW)
+    out = steps.telemetry(_rec(bad, offset=41))
+    assert out.transitions == []
+    letter = DeadLetter.from_bytes(out.dead[0].to_bytes())
+    assert (letter.reason, letter.source, letter.partition, letter.offset, letter.site) == (
+        "evaluation_error",
+        "rw.telemetry",
+        3,
+        41,
+        "S1",
+    )
+    assert letter.original == bad and "engine bug" in letter.detail
+    assert _metric(ctx, "riskwatch_evaluation_errors_total", stage="telemetry") == 1
+    # The partition goes on: the next record (another site of it) is evaluated.
+    good = steps.telemetry(_rec(_batch(registry, "S2", {"S2-G1": 60.0}, NOW), offset=42))
+    assert good.dead == [] and [t.entity for t in good.transitions if t.kind == "alarm"] == ["S2-G1"]
+
+
+def test_undecodable_records_are_dead_lettered_with_their_place(registry) -> None:  # type: ignore[no-untyped-def]
+    steps, _ = _steps(registry)
+    (letter,) = steps.telemetry(_rec(b"RWTB\x02garbage", offset=7)).dead
+    assert (letter.reason, letter.partition, letter.offset) == ("batch_decode", 3, 7)
+    (letter,) = steps.gateway(_rec(b"{not json", offset=8, topic="rw.gateway")).dead
+    assert (letter.reason, letter.source, letter.partition, letter.offset) == (
+        "malformed_record",
+        "rw.gateway",
+        3,
+        8,
+    )
+
+
+def _gw(**fields):  # type: ignore[no-untyped-def]
+    doc = {"v": 1, "type": "event", "site": "S1", "gw": "S1-GW", "t": NOW, "received": NOW}
+    doc.update(kind="maintenance_on", target="S1-U1")
+    doc.update(fields)
+    return orjson.dumps(doc)
+
+
+def test_gateway_records_of_the_wrong_types_are_malformed(registry) -> None:  # type: ignore[no-untyped-def]
+    steps, _ = _steps(registry)
+    for bad in (
+        {"t": "soon"},
+        {"site": 5},
+        {"seq": [1]},
+        {"received": float("nan")},
+        {"kind": "explode"},
+        {"type": "other"},
+        {"type": "status", "state": "maybe"},
+        {"note": {"a": 1}},
+    ):
+        out = steps.gateway(_rec(_gw(**bad), topic="rw.gateway"))
+        assert [d.reason for d in out.dead] == ["malformed_record"], bad
+        assert out.transitions == []
+
+
+def test_gateway_records_must_name_their_sites_gateway_and_units(registry) -> None:  # type: ignore[no-untyped-def]
+    steps, _ = _steps(registry)
+    cases = {
+        "target_unknown": {"target": "NO-SUCH-UNIT"},
+        "target_not_served": {"target": "S2-U1"},
+        "gateway_unknown": {"gw": "NO-GW"},
+        "gateway_site_mismatch": {"gw": "S2-GW"},
+    }
+    for reason, fields in cases.items():
+        out = steps.gateway(_rec(_gw(**fields), topic="rw.gateway", offset=5))
+        assert [(d.reason, d.offset) for d in out.dead] == [(reason, 5)], fields
+    out = steps.gateway(_rec(_gw(), topic="rw.gateway"))
+    assert out.dead == []
+    record = GatewayRecord.from_bytes(_gw())
+    assert record.target == "S1-U1"
+
+
+def test_a_far_future_stamp_blinds_a_sensor_for_the_tolerance_at_most(registry) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    steps, ctx = _steps(registry, clock=clock)
+    out = steps.telemetry(_rec(_batch(registry, "S1", {"S1-G1": 1.0}, NOW + 299.0, seq=1)))
+    assert out.dead == []
+    assert _metric(ctx, "riskwatch_timestamps_clamped_total", input="reading") == 1
+    clock.t = NOW + 6.0  # the real clock passes the clamped stamp (NOW + 5 s)
+    out = steps.telemetry(_rec(_batch(registry, "S1", {"S1-G1": 60.0}, NOW + 6.0, seq=2), offset=1))
+    assert [(t.entity, t.new) for t in out.transitions if t.kind == "alarm"] == [("S1-G1", "l2_high")]
+    assert _metric(ctx, "riskwatch_readings_ignored_total", reason="out_of_order") == 0
+
+
+def test_out_of_order_readings_are_counted_in_a_metric(registry) -> None:  # type: ignore[no-untyped-def]
+    steps, ctx = _steps(registry)
+    steps.telemetry(_rec(_batch(registry, "S1", {"S1-G1": 1.0, "S1-G2": 1.0}, NOW, seq=1)))
+    steps.telemetry(_rec(_batch(registry, "S1", {"S1-G1": 60.0, "S1-G2": 60.0}, NOW - 10, seq=2), 1))
+    assert _metric(ctx, "riskwatch_readings_ignored_total", reason="out_of_order") == 2
+
+
+def test_readings_older_than_the_maximum_age_are_dead_lettered_the_rest_evaluated(registry) -> None:  # type: ignore[no-untyped-def]
+    steps, _ = _steps(registry)
+    ids = ["S1-G1", "S1-G2"]
+    readings = Readings.of([registry.sensors[i].index for i in ids], [60.0, 60.0], [NOW, -1e11])
+    raw = encode("S1", registry.fingerprint, [("S1-GW", 1, 2)], readings, registry.sensor_ids)
+    out = steps.telemetry(_rec(raw))
+    (letter,) = out.dead
+    assert letter.reason == "old_timestamp" and [(i.index, i.sensor) for i in letter.items] == [(1, "S1-G2")]
+    assert [t.entity for t in out.transitions if t.kind == "alarm"] == ["S1-G1"]
+
+
+def test_a_task_that_dies_fails_health_and_exits_non_zero() -> None:
+    exits: list[int] = []
+    t = [0.0]
+    health = Health(stale_after_s=30.0, exit=exits.append, clock=lambda: t[0])
+    health.beat("tick")
+    assert health.status()[0]
+    t[0] = 31.0
+    ok, doc = health.status()
+    assert not ok and "tick has not run" in doc["problems"][0] and exits == []
+    health.beat("tick")
+    health.check(lambda: True)
+    assert health.status()[0]
+    health.check(lambda: False)  # the history thread died
+    assert exits == [EXIT_TASK_DIED] and not health.status()[0]
+    health.failed("agent telemetry crashed")
+    assert exits == [EXIT_TASK_DIED] * 2 and health.problem == "the history writer thread died"
