@@ -49,9 +49,14 @@ def _colour(value: Any) -> Colour:
 
 
 def _strs(value: Any) -> tuple[str, ...]:
+    """A name or a list of names; anything else is a ValueError (pydantic reports it with its path)."""
     if value is None:
         return ()
-    return (str(value),) if isinstance(value, str | int) else tuple(str(v) for v in value)
+    if isinstance(value, str | int):
+        return (str(value),)
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int) for v in value):
+        return tuple(str(v) for v in value)
+    raise ValueError(f"must be a name or a list of names, not {str(value)[:100]!r}")
 
 
 class _Model(BaseModel):
@@ -335,15 +340,23 @@ def parse_config(raw: Any, file: str = "<routes>") -> RoutingConfig:
     return cfg
 
 
+# libyaml's safe loader when present: linear on hostile nesting where the pure-Python one is quadratic.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_config(path: Path | str) -> RoutingConfig:
     """Read and check a routing YAML file."""
     file = str(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_LOADER)
     except OSError as exc:
         raise ConfigError(file, "(file)", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "(file)", f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, "(yaml)", f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(file, "(yaml)", "not valid YAML: nested too deeply") from None
     return parse_config(raw, file)
 
 

@@ -131,8 +131,10 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The last guard of every request: an unexpected error is answered, logged and left behind."""
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:  # the router's own 404/405/413: answered as JSON like the rest
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
     except Exception as exc:
         if store_failed(exc):
             log.error("store failed while answering %s %s: %r", request.method, request.path, exc)

@@ -5,6 +5,7 @@ dead-lettered; API bodies are bounded; audit events always fit a Kafka record; a
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.unit.alerting.conftest import FakeClock, make_config, warning
 from tests.unit.alerting.test_api import call, with_api
 
 WARNINGS = "rw.warnings"
+_config = functools.cache(make_config)  # configs are frozen; parsing one per fuzz example is slow
 
 
 class Pipeline:
@@ -33,7 +35,7 @@ class Pipeline:
 
     def __init__(self, db: Path, cfg_overrides: str = "route: {receiver: leader, group_wait: 0s}") -> None:
         self.clock = FakeClock()
-        cfg = make_config(cfg_overrides)
+        cfg = _config(cfg_overrides)
         self.registry = CollectorRegistry()
         self.service = AlertingService(
             ServiceOptions(kafka="unused:9092", db=db),
