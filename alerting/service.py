@@ -128,11 +128,11 @@ class AlertingService:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                with manager.store.transaction():  # one commit (fsync) per batch, each record a savepoint
-                    for records in batches.values():
-                        for r in records:
-                            self.ingest(manager, dead, r.topic, r.value, r.partition, r.offset)
                 if batches:
+                    with manager.store.transaction():  # one commit (fsync) per batch, each record a savepoint
+                        for records in batches.values():
+                            for r in records:
+                                self.ingest(manager, dead, r.topic, r.value, r.partition, r.offset)
                     wake.set()
                     audit_wake.set()  # dead letters, if any, are published with the audit trail
                     try:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
 from tests.integration.alerting.receivers import HttpReceiver, SmtpReceiver
-from tests.integration.alerting.service_proc import SECRETS, ServiceProcess, api_port, routes_doc, wait_for
+from tests.integration.alerting.service_proc import ServiceProcess, api_port, routes_doc, wait_for
 
 
 def red(
@@ -36,16 +34,6 @@ def produce(bootstrap: str, topic: str, records: list[bytes], keys: list[bytes] 
         producer.send(topic, raw, key=(keys[i] if keys else b"S1"))
     producer.flush(30)
     producer.close()
-
-
-@pytest.fixture
-def receivers() -> Iterator[tuple[HttpReceiver, SmtpReceiver]]:
-    http = HttpReceiver(secrets={"dingtalk": SECRETS["RW_T_DING"], "feishu": SECRETS["RW_T_FEISHU"],
-                                 "hook": SECRETS["RW_T_HOOK"], "sms": SECRETS["RW_T_SMS"]}).start()  # fmt: skip
-    smtp = SmtpReceiver().start()
-    yield http, smtp
-    http.stop()
-    smtp.stop()
 
 
 def start(
@@ -88,18 +76,7 @@ def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
 
 
 def read_audit(bootstrap: str, topic: str, done: Any, timeout: float = 30) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=1000, group_id=None)  # fmt: skip
-    events: list[dict[str, Any]] = []
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline and not done(events):
-            for record in consumer:
-                events.append(orjson.loads(record.value))
-    finally:
-        consumer.close()
-    assert done(events), events
-    return sorted(events, key=lambda e: e["seq"])
+    return sorted(read_topic(bootstrap, topic, done, timeout), key=lambda e: e["seq"])
 
 
 def test_unacknowledged_red_escalates_and_acknowledgement_stops_it(
@@ -174,11 +151,9 @@ def test_killed_mid_delivery_and_restarted_delivers_each_notification_exactly_on
     assert sum(counts.values()) - len(counts) == 1 and max(counts.values()) == 2
 
 
-def test_bad_records_are_kept_with_a_reason_and_do_not_stop_the_service(
+def test_bad_records_are_dead_lettered_with_a_reason_and_do_not_stop_the_service(
     tmp_path: Path, stack: Any, topics: Topics, receivers: tuple[HttpReceiver, SmtpReceiver]
 ) -> None:
-    import sqlite3
-
     http, smtp = receivers
     service = start(tmp_path, stack, topics, http, smtp, escalation=None)
     try:
@@ -188,12 +163,30 @@ def test_bad_records_are_kept_with_a_reason_and_do_not_stop_the_service(
             metrics = response.read().decode()
         assert 'riskwatch_alerting_transitions_total{result="rejected"} 2.0' in metrics
         assert 'riskwatch_alerting_transitions_total{result="applied"} 1.0' in metrics
+        assert 'riskwatch_deadletters_total{reason="malformed_record"} 2.0' in metrics
         assert "riskwatch_alerting_open_alerts 1.0" in metrics
+        letters = read_topic(stack.kafka_bootstrap, topics.deadletter, lambda docs: len(docs) >= 2)
+        assert [(d["reason"], d["source"], d["component"]) for d in letters] == [
+            ("malformed_record", topics.warnings, "alerting")] * 2  # fmt: skip
+        assert "not valid JSON" in letters[0]["detail"] and letters[0]["offset"] + 1 == letters[1]["offset"]
     finally:
         service.stop()
-    with sqlite3.connect(service.db) as db:
-        reasons = [r[0] for r in db.execute("SELECT reason FROM rejected ORDER BY id")]
-    assert len(reasons) == 2 and "malformed transition record" in reasons[0]
+
+
+def read_topic(bootstrap: str, topic: str, done: Any, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every JSON record on `topic` (from the start) once `done(records)` holds, in offset order."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=1000, group_id=None)  # fmt: skip
+    docs: list[dict[str, Any]] = []
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and not done(docs):
+            for record in consumer:
+                docs.append(orjson.loads(record.value))
+    finally:
+        consumer.close()
+    assert done(docs), docs
+    return docs
 
 
 def test_kafka_outage_delays_the_audit_trail_but_loses_nothing(
