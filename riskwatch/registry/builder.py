@@ -33,7 +33,7 @@ class Builder:
         self.problems: list[Problem] = []
 
     def report(self, path: str, reason: str) -> None:
-        self.problems.append(Problem(self.source, path, reason))
+        self.problems.append(Problem.of(self.source, path, reason))
 
     def spec(self, model: type[BaseModel], raw: Any, path: str, skip: tuple[str, ...] = ()) -> Any:
         """Validate one element (without its nested lists `skip`), reporting schema errors at their path."""
@@ -58,10 +58,11 @@ class Builder:
     def build(self, doc: Any) -> Registry:
         if not isinstance(doc, dict):
             raise RegistryError(
-                [Problem(self.source, "(document)", "expected a mapping with regions and sites")]
+                [Problem.of(self.source, "(document)", "expected a mapping with regions and sites")]
             )
         for key in doc.keys() - {"version", "regions", "sites", "rule_sets"}:
-            self.report(str(key), "unknown key; expected version, regions, sites, rule_sets")
+            where = key if isinstance(key, str) and key.strip() else repr(key)  # never an empty path
+            self.report(where, "unknown key; expected version, regions, sites, rule_sets")
         if doc.get("version", 1) != 1:
             self.report("version", f"unsupported registry version {doc.get('version')!r}; expected 1")
         for key in ("regions", "sites"):
@@ -212,6 +213,9 @@ class Builder:
                     f"{spath}.unit", "a sensor listed at site level must name its unit (hazard source)"
                 )
                 continue
+            if not isinstance(unit_id, str):  # a list or mapping here cannot even be looked up
+                self.report(f"{spath}.unit", f"expected a hazard source id, got {type(unit_id).__name__}")
+                continue
             if unit_id not in site_units:
                 if unit_id in self.units:
                     owner = self.units[unit_id].site
@@ -260,11 +264,13 @@ class Builder:
         if spec.gateway is not None and not self.check_gateway(gateway, site, f"{path}.gateway"):
             return
 
-        def report(suffix: str, reason: str) -> None:
-            self.problems.append(Problem(self.source, path + suffix, reason))
-
         sensor = resolve_sensor(
-            spec, site=site, unit=unit, gateway=gateway, index=len(self.sensors), report=report
+            spec,
+            site=site,
+            unit=unit,
+            gateway=gateway,
+            index=len(self.sensors),
+            report=lambda suffix, reason: self.report(path + suffix, reason),
         )
         if sensor is not None:
             self.sensors[sensor.id] = sensor

@@ -10,6 +10,11 @@ from typing import Any, NamedTuple
 from riskwatch.errors import ConfigError
 from riskwatch.registry.models import Gateway, Region, Sensor, Site, Unit
 from riskwatch.registry.rules import Rule
+from riskwatch.wire.deadletter import safe_text
+
+# A problem names what the document said: cut what it quotes so one hostile value cannot flood the
+# report, and escape lone surrogates so every line prints and logs.
+_PATH_CHARS, _REASON_CHARS = 300, 1000
 
 
 class Problem(NamedTuple):
@@ -21,6 +26,13 @@ class Problem(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.file}: {self.path}: {self.reason}"
+
+    @classmethod
+    def of(cls, file: str, path: str, reason: str) -> Problem:
+        """A problem whose texts always encode to UTF-8 and stay short, whatever the document held."""
+        return cls(
+            safe_text(file, _PATH_CHARS), safe_text(path, _PATH_CHARS), safe_text(reason, _REASON_CHARS)
+        )
 
 
 class RegistryError(ConfigError):
