@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.settings import BridgeSettings, default_client_id
+from ingest.settings import BridgeSettings
 
 if TYPE_CHECKING:
     from ingest.service import BridgeService
@@ -41,8 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--client-id",
         default=None,
-        help="MQTT client id; keep it stable across restarts "
-        "(the persistent session is found by it); default riskwatch-bridge-HOSTNAME",
+        help="MQTT client id (default: the --mqtt-user account name). riskwatch's Mosquitto binds client ids "
+        "to accounts and ignores this: the session is the account's, so give each bridge its own account",
     )
     parser.add_argument(
         "--session-expiry-s",
@@ -93,8 +93,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retire",
         action="store_true",
-        help="discard this bridge's persistent MQTT session (by --client-id) and exit, when decommissioning "
-        "a bridge: otherwise the broker keeps queueing for it until --session-expiry-s",
+        help="discard this bridge's persistent MQTT session (its --mqtt-user account's) and exit, when "
+        "decommissioning a bridge: otherwise the broker keeps queueing for it until --session-expiry-s",
     )
 
 
@@ -105,7 +105,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         mqtt_port=args.mqtt_port,
         mqtt_user=args.mqtt_user,
         mqtt_password=environ.get(args.mqtt_password_env, ""),
-        mqtt_client_id=args.client_id or default_client_id(),
+        mqtt_client_id=args.client_id or "",
         share_group=args.share_group,
         session_expiry_s=args.session_expiry_s,
         kafka_bootstrap=args.kafka_bootstrap,

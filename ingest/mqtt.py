@@ -43,6 +43,9 @@ def subscription(settings: BridgeSettings) -> str:
 def retire_session(settings: BridgeSettings, timeout_s: float = 10.0) -> bool:
     """End the bridge's persistent session at the broker (decommissioning a bridge); True on success.
 
+    With client ids bound to accounts the session is the account's: run this only once no bridge is
+    connected on that account (it would take the connection over).
+
     A stopped bridge's session keeps its shared subscription: the broker goes on queueing messages for
     it (in its own share group, every message; in a shared group, its round-robin share, which no other
     bridge then receives) until the session expires. Connecting once with clean start and a session
@@ -57,7 +60,7 @@ def retire_session(settings: BridgeSettings, timeout_s: float = 10.0) -> bool:
         outcome.append(str(reason))
         done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(settings.mqtt_user, settings.mqtt_password or None)
     client.on_connect = on_connect
     props = Properties(PacketTypes.CONNECT)
@@ -74,7 +77,7 @@ def retire_session(settings: BridgeSettings, timeout_s: float = 10.0) -> bool:
     client.loop_start()
     try:
         if not done.wait(timeout_s) or outcome[0] != "Success":
-            log.error("MQTT broker refused to retire %r: %s", settings.mqtt_client_id, outcome or "no answer")
+            log.error("MQTT broker refused to retire %r: %s", settings.client_id, outcome or "no answer")
             return False
         return True
     finally:
@@ -97,7 +100,7 @@ class MqttSource:
         self.connected = False
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=settings.mqtt_client_id,
+            client_id=settings.client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
@@ -147,10 +150,12 @@ class MqttSource:
             return
         self.connected = True
         self.metrics.mqtt_connected.set(1)
+        assigned = getattr(props, "AssignedClientIdentifier", None) if props is not None else None
         log.info(
-            "connected to MQTT %s:%s (session present: %s)",
+            "connected to MQTT %s:%s as %r (session present: %s)",
             self.settings.mqtt_host,
             self.settings.mqtt_port,
+            assigned or self.settings.client_id,
             flags.session_present,
         )
         client.subscribe(subscription(self.settings), qos=1)

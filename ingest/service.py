@@ -31,7 +31,7 @@ def make_producer(settings: BridgeSettings) -> Any:
 
     return KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
-        client_id=f"{settings.mqtt_client_id}",
+        client_id=settings.client_id,
         acks="all",
         enable_idempotence=True,
         compression_type=None if settings.compression == "none" else settings.compression,

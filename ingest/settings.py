@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_PAYLOAD
 from riskwatch.wire.gateway import DEFAULT_MAX_READINGS
-
-
-def default_client_id() -> str:
-    """Stable across restarts of the same host, so the persistent MQTT session is found again."""
-    return f"riskwatch-bridge-{socket.gethostname()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +18,10 @@ class BridgeSettings:
     mqtt_port: int = 1883
     mqtt_user: str = "riskwatch-bridge"
     mqtt_password: str = field(default="", repr=False)
-    mqtt_client_id: str = field(default_factory=default_client_id)
+    # Empty: the account name. Brokers that bind client ids to accounts (use_username_as_clientid, as
+    # riskwatch's Mosquitto config does) use the account name whatever is sent, so the persistent session
+    # belongs to the account: run each bridge instance on its own account.
+    mqtt_client_id: str = ""
     share_group: str = "riskwatch"  # bridges with the same group split the gateways' messages
     topic_root: str = "rw"  # MQTT side: {root}/v1/{site}/{gateway}/{channel}
     session_expiry_s: int = 7 * 24 * 3600  # Mosquitto keeps queueing this long while the bridge is down
@@ -49,3 +46,8 @@ class BridgeSettings:
     metrics_port: int = 9108  # 0: no metrics endpoint
     metrics_host: str = "127.0.0.1"
     shutdown_timeout_s: float = 30.0
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id sent: stable across restarts, so the persistent session is found again."""
+        return self.mqtt_client_id or self.mqtt_user

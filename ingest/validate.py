@@ -18,6 +18,7 @@ from riskwatch.wire.deadletter import DeadItem, DeadLetter, Reason, summary_reas
 from riskwatch.wire.gateway import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_READINGS,
+    MAX_PAYLOAD_BYTES,
     EventsMessage,
     GatewayRecord,
     ItemError,
@@ -32,7 +33,7 @@ from riskwatch.wire.gateway import (
 )
 from riskwatch.wire.readings import Readings
 
-DEFAULT_MAX_PAYLOAD = 256 * 1024  # bytes; hundreds of readings are ~30 KiB
+DEFAULT_MAX_PAYLOAD = MAX_PAYLOAD_BYTES  # hundreds of readings are ~30 KiB
 DEFAULT_FUTURE_TOLERANCE_S = 300.0  # gateway clocks drift; beyond this a timestamp is a clock fault
 # A gateway buffers readings through an outage and sends them late; older than this is a clock fault
 # (or an attack), and no downstream step is asked to handle times from before the window.

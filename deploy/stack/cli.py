@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from deploy.stack.settings import StackSettings
+from deploy.stack.settings import BRIDGE_USER, StackSettings
 from deploy.stack.stack import SETTINGS_FILE, Stack
 from riskwatch.errors import StackError
 from riskwatch.paths import cache_dir, home_dir
@@ -49,6 +49,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     accounts.add_argument("--registry", type=Path, required=True, help="site registry YAML")
     accounts.add_argument("--out", type=Path, required=True, help="folder for passwd, acl and passwords.json")
+    accounts.add_argument(
+        "--bridges",
+        type=int,
+        default=1,
+        help="bridge accounts to create (riskwatch-bridge, riskwatch-bridge-2, ...): one per bridge instance, "
+        "since the broker binds client ids to accounts (default %(default)s)",
+    )
     info = sub.add_parser("info", help="print connection details (addresses, credentials) as JSON")
     info.add_argument("--gateways", action="store_true", help="include gateway MQTT passwords")
 
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "up":
         return _up(home, args)
     if args.action == "accounts":
-        return _accounts(args.registry, args.out)
+        return _accounts(args.registry, args.out, args.bridges)
     stack = Stack(home)
     if args.action == "down":
         for name, stopped in stack.down():
@@ -123,7 +130,7 @@ def _up(home: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def _accounts(registry_path: Path, out: Path) -> int:
+def _accounts(registry_path: Path, out: Path, bridges: int = 1) -> int:
     """Fresh random passwords per gateway; the plaintext goes only to a 0600 file for the plant IT staff."""
     import secrets
 
@@ -135,11 +142,11 @@ def _accounts(registry_path: Path, out: Path) -> int:
         gw.id: {"site": gw.site, "password": secrets.token_urlsafe(12)} for gw in registry.gateways.values()
     }
     bridge_password = secrets.token_urlsafe(18)
-    write_auth_files(out, bridge_password, gateways)
+    more = {f"{BRIDGE_USER}-{i}": secrets.token_urlsafe(18) for i in range(2, bridges + 1)}
+    write_auth_files(out, bridge_password, gateways, more)
     plain = out / "passwords.json"
-    plain.write_bytes(
-        orjson.dumps({"bridge": bridge_password, "gateways": gateways}, option=orjson.OPT_INDENT_2)
-    )
+    doc = {"bridge": bridge_password, "bridges": {BRIDGE_USER: bridge_password, **more}, "gateways": gateways}
+    plain.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     plain.chmod(0o600)
     print(f"wrote {out / 'passwd'}, {out / 'acl'} and {plain} for {len(gateways)} gateways")
     return 0

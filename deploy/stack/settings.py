@@ -23,6 +23,9 @@ INFLUXDB_VERSION = "1.8.10"
 INFLUX_DATABASE = "riskwatch"
 INFLUX_RETENTION = "autogen"
 BRIDGE_USER = "riskwatch-bridge"
+# Readiness probes log in with an account of their own that may not read or write anything: with
+# client ids bound to accounts, a probe logged in as a bridge would take over that bridge's session.
+PROBE_USER = "riskwatch-probe"
 INFLUX_ADMIN = "riskwatch-admin"
 
 

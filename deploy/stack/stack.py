@@ -120,6 +120,11 @@ class Stack:
         assert isinstance(mosquitto, Mosquitto)
         return mosquitto.add_gateways(pairs)
 
+    def add_bridges(self, names: Iterable[str]) -> dict[str, str]:
+        mosquitto = self.service("mosquitto")
+        assert isinstance(mosquitto, Mosquitto)
+        return mosquitto.add_bridges(names)
+
     def gateway_passwords(self) -> dict[str, str]:
         mosquitto = self.service("mosquitto")
         assert isinstance(mosquitto, Mosquitto)
@@ -129,6 +134,12 @@ class Stack:
 def add_gateways(info: StackInfo, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """MQTT accounts for gateways (username = gateway id) limited to `rw/v1/{site}/{gateway}/#`."""
     return Stack(info.home).add_gateways(pairs)
+
+
+def add_bridge_accounts(info: StackInfo, names: Iterable[str]) -> dict[str, str]:
+    """MQTT accounts that read every gateway's topics, one per bridge instance (or watching tool):
+    client ids are bound to accounts, so two clients on one account take each other's session."""
+    return Stack(info.home).add_bridges(names)
 
 
 def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:

@@ -40,6 +40,11 @@ MAX_ID_CHARS = 128  # gateway and sensor ids
 MAX_TARGET_CHARS = 128  # an event's unit or sensor id
 MAX_NOTE_CHARS = 1000  # an event's free-text note
 MAX_UNIT_CHARS = 32
+MAX_PAYLOAD_BYTES = 256 * 1024  # the bridge's default payload limit (--max-payload-kb)
+# Mosquitto's max_packet_size is the payload limit plus room for the rest of a PUBLISH packet (topic up to
+# 64 KiB, properties): a bit more than the limit still reaches the bridge, which dead-letters it as
+# `oversized_payload`; anything bigger the broker refuses by disconnecting the sender.
+MQTT_PACKET_OVERHEAD = 64 * 1024
 DEFAULT_MAX_READINGS = 5000  # per telemetry message (a 256 KiB payload holds at most ~11,000)
 DEFAULT_MAX_EVENTS = 200  # per events message
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson (and so the fast path) represents

@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from deploy.stack import StackInfo, add_gateways
+from deploy.stack import StackInfo, add_bridge_accounts, add_gateways
 from ingest.service import BridgeService
 from ingest.settings import BridgeSettings
 from riskwatch.registry import Registry, load_registry
@@ -27,7 +27,8 @@ class Plant:
     """A unique two-site plant per test, as a real registry (also written to `registry_file`).
 
     `gw_moved` has an MQTT account at site B but the registry puts it at site A; `gw_stranger` has an
-    MQTT account at site A but is not in the registry.
+    MQTT account at site A but is not in the registry. `gw_a2` serves `unit_a2` (with `sensor_a2`) at
+    site A; `gw_a` serves `unit_a` (with `sensors_a`).
     """
 
     site_a: str
@@ -41,9 +42,14 @@ class Plant:
     registry: Registry
     registry_file: Path
     passwords: dict[str, str]
+    unit_a: str = ""
+    gw_a2: str = ""
+    unit_a2: str = ""
+    sensor_a2: str = ""
 
 
-def _site(site: str, gateways: list[str], unit: str, sensors: list[str]) -> dict[str, Any]:
+def _site(site: str, gateways: list[str], units: dict[str, tuple[str, list[str]]]) -> dict[str, Any]:
+    """`units`: unit id -> (its gateway, its sensors)."""
     return {
         "id": site,
         "region": "R1",
@@ -54,9 +60,10 @@ def _site(site: str, gateways: list[str], unit: str, sensors: list[str]) -> dict
             {
                 "id": unit,
                 "kind": "tank_farm",
-                "gateway": gateways[0],
+                "gateway": gateway,
                 "sensors": [{"id": s, "type": "flammable_gas"} for s in sensors],
             }
+            for unit, (gateway, sensors) in units.items()
         ],
     }
 
@@ -66,20 +73,25 @@ def plant(stack: StackInfo, tmp_path: Path) -> Plant:
     tag = uuid.uuid4().hex[:6]
     site_a, site_b = f"sa{tag}", f"sb{tag}"
     gw_a, gw_b, gw_moved, gw_stranger = f"ga{tag}", f"gb{tag}", f"gm{tag}", f"gx{tag}"
+    gw_a2, unit_a, unit_a2 = f"gc{tag}", f"ua{tag}", f"uc{tag}"
     sensors_a = tuple(f"gt-{tag}-{i:03d}" for i in range(50))
-    sensor_b = f"gt-{tag}-b"
+    sensor_b, sensor_a2 = f"gt-{tag}-b", f"gt-{tag}-c"
     doc = {
         "version": 1,
         "regions": [{"id": "R1"}],
         "sites": [
-            _site(site_a, [gw_a, gw_moved], f"ua{tag}", list(sensors_a)),
-            _site(site_b, [gw_b], f"ub{tag}", [sensor_b]),
+            _site(
+                site_a,
+                [gw_a, gw_moved, gw_a2],
+                {unit_a: (gw_a, list(sensors_a)), unit_a2: (gw_a2, [sensor_a2])},
+            ),
+            _site(site_b, [gw_b], {f"ub{tag}": (gw_b, [sensor_b])}),
         ],
     }
     registry_file = tmp_path / "registry.json"
     registry_file.write_bytes(orjson.dumps(doc))
     passwords = add_gateways(
-        stack, [(site_a, gw_a), (site_b, gw_b), (site_b, gw_moved), (site_a, gw_stranger)]
+        stack, [(site_a, gw_a), (site_b, gw_b), (site_b, gw_moved), (site_a, gw_stranger), (site_a, gw_a2)]
     )
     return Plant(
         site_a,
@@ -93,18 +105,27 @@ def plant(stack: StackInfo, tmp_path: Path) -> Plant:
         load_registry(registry_file),
         registry_file,
         passwords,
+        unit_a,
+        gw_a2,
+        unit_a2,
+        sensor_a2,
     )
+
+
+def bridge_account(stack: StackInfo, name: str) -> str:
+    """An MQTT account (and so a client id and session) for one test bridge; returns its password."""
+    return add_bridge_accounts(stack, [name])[name]
 
 
 def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: Any) -> BridgeSettings:
     tag = uuid.uuid4().hex[:8]
+    account = f"bridge-{tag}"
     base = BridgeSettings(
         registry=Path("unused"),
         mqtt_host=stack.mqtt_host,
         mqtt_port=stack.mqtt_port,
-        mqtt_user=stack.bridge_user,
-        mqtt_password=stack.bridge_password,
-        mqtt_client_id=f"bridge-{tag}",
+        mqtt_user=account,
+        mqtt_password=bridge_account(stack, account),
         share_group=f"g{tag}",  # a test's bridge never shares with an earlier test's lingering session
         session_expiry_s=120,
         kafka_bootstrap=stack.kafka_bootstrap,
@@ -132,10 +153,10 @@ def run_bridge(stack: StackInfo, topics: Topics, tmp_path: Path) -> Iterator[Cal
     yield start
     for service in started:
         service.stop()
-        retire(stack, service.settings.mqtt_client_id)
+        retire(stack, service.settings.mqtt_user)
 
 
-def retire(stack: StackInfo, client_id: str) -> None:
+def retire(stack: StackInfo, account: str) -> None:
     """Discard a finished test bridge's persistent session, so the broker stops queueing for it."""
     from ingest.mqtt import retire_session
 
@@ -143,26 +164,27 @@ def retire(stack: StackInfo, client_id: str) -> None:
         registry=Path("unused"),
         mqtt_host=stack.mqtt_host,
         mqtt_port=stack.mqtt_port,
-        mqtt_user=stack.bridge_user,
-        mqtt_password=stack.bridge_password,
-        mqtt_client_id=client_id,
+        mqtt_user=account,
+        mqtt_password=bridge_account(stack, account),
     )
-    assert retire_session(settings), f"could not retire the MQTT session {client_id!r}"
+    assert retire_session(settings), f"could not retire the MQTT session of {account!r}"
 
 
 class GatewayClient:
     """A paho MQTT v5 client logged in as a gateway; `publish` waits for the PUBACK and returns its reason."""
 
-    def __init__(self, stack: StackInfo, user: str, password: str) -> None:
+    def __init__(self, stack: StackInfo, user: str, password: str, client_id: str = "") -> None:
         self.pubacks: dict[int, str] = {}
+        self.disconnects = 0
         self._lock = threading.Lock()
         connected = threading.Event()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=uuid.uuid4().hex
+            CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=client_id or uuid.uuid4().hex
         )
         self.client.username_pw_set(user, password)
         self.client.max_inflight_messages_set(100)
         self.client.on_connect = lambda *a: connected.set()
+        self.client.on_disconnect = lambda *a: setattr(self, "disconnects", self.disconnects + 1)
         self.client.on_publish = self._on_publish
         self.client.connect(stack.mqtt_host, stack.mqtt_port)
         self.client.loop_start()

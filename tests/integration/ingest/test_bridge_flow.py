@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -67,11 +68,12 @@ def test_every_reading_arrives_decoded_keyed_by_site(
 def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_going(
     stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
 ) -> None:
-    bridge = run_bridge(plant.registry, max_payload=64 * 1024)
+    bridge = run_bridge(plant.registry, max_payload=64 * 1024, max_readings=100)
     stranger, moved, passwords = plant.gw_stranger, plant.gw_moved, plant.passwords
     now = time.time()
     good = {"s": plant.sensors_a[0], "v": 1.0, "t": now}
     telemetry = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+    events = mqtt_topic(plant.site_a, plant.gw_a, "events")
     cases = [
         (telemetry, b"{not json", "malformed_json"),
         (telemetry, b'{"gw": "%s", "seq": 1}' % plant.gw_a.encode(), "schema"),
@@ -95,6 +97,36 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
         ),
         (telemetry, telemetry_payload(plant.gw_a, 5, [{**good, "u": "ppm"}]), "wrong_unit"),
         (telemetry, telemetry_payload(plant.gw_a, 6, [{**good, "t": now + 3600}]), "future_timestamp"),
+        # hostile inputs: none of them may stop the bridge
+        (
+            telemetry,
+            b'{"gw": "%s", "seq": 7, "readings": [{"s": "x\\ud800", "v": 1, "t": %d}]}'
+            % (plant.gw_a.encode(), int(now)),
+            "malformed_json",
+        ),
+        (telemetry, telemetry_payload(plant.gw_a, 8, [good, {**good, "t": -1e11}]), "old_timestamp"),
+        (
+            telemetry,
+            b'{"gw": "%s", "seq": 9, "readings": [{"s": "%s", "v": 1, "t": %s}]}'
+            % (plant.gw_a.encode(), plant.sensors_a[0].encode(), b"9" * 400),
+            "schema",
+        ),
+        (
+            telemetry,
+            telemetry_payload(plant.gw_a, 10, [good, {"s": plant.sensor_a2, "v": 1, "t": now}]),
+            "sensor_gateway_mismatch",
+        ),
+        (telemetry, telemetry_payload(plant.gw_a, 11, [good] * 101), "too_many_items"),
+        (
+            events,
+            events_payload(plant.gw_a, 12, [{"kind": "maintenance_on", "target": plant.unit_a2, "t": now}]),
+            "target_not_served",
+        ),
+        (
+            events,
+            events_payload(plant.gw_a, 13, [{"kind": "maintenance_on", "target": "unit-1", "t": now}]),
+            "target_unknown",
+        ),
     ]
     gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
     gx = GatewayClient(stack, stranger, passwords[stranger])
@@ -115,10 +147,7 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
             gm.publish(mqtt_topic(plant.site_b, moved, "telemetry"), telemetry_payload(moved, 1, [good]))
             == "Success"
         )
-        expected = {
-            (telemetry if t != mqtt_topic(plant.site_a, plant.gw_a, "firmware") else t, reason)
-            for t, _, reason in cases
-        }
+        expected = {(t, reason) for t, _, reason in cases}
         expected |= {(mqtt_topic(plant.site_a, stranger, "telemetry"), "gateway_unknown")}
         expected |= {(mqtt_topic(plant.site_b, moved, "telemetry"), "gateway_site_mismatch")}
         # the bridge is still alive: a good message after all that still arrives, and so do status and events
@@ -130,15 +159,18 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
         assert (
             gw.publish(
                 mqtt_topic(plant.site_a, plant.gw_a, "events"),
-                events_payload(plant.gw_a, 1, [{"kind": "maintenance_on", "target": "unit-1", "t": now}]),
+                events_payload(plant.gw_a, 1, [{"kind": "maintenance_on", "target": plant.unit_a, "t": now}]),
             )
             == "Success"
         )
-        records = dead.until(lambda rs: len(rs) >= len(expected))
+        records = dead.until(lambda rs: len(rs) >= len(cases) + 2)
         letters = [DeadLetter.from_bytes(r.value) for r in records]
         assert {(d.source, d.reason) for d in letters} == expected
-        by_reason = {d.reason: d for d in letters}
+        by_reason: dict[str, DeadLetter] = {}
+        for letter in letters:
+            by_reason.setdefault(letter.reason, letter)
         assert by_reason["malformed_json"].original == b"{not json"
+        assert any("surrogate" in d.detail for d in letters if d.reason == "malformed_json")
         assert [(i.index, i.reason) for i in by_reason["sensor_unknown"].items] == [(1, "sensor_unknown")]
         batches = telemetry_reader.until(
             lambda rs: any(99 in [s.seq for s in decode(r.value).sources] for r in rs)
@@ -154,8 +186,11 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
             ("event", "maintenance_on"),
         }
         rejects = bridge.metrics_registry.get_sample_value
-        for _, reason in expected:
-            assert rejects("riskwatch_bridge_rejects_total", {"reason": reason}) == 1, reason
+        counts = Counter(reason for _, _, reason in cases)
+        counts.update(["gateway_unknown", "gateway_site_mismatch"])
+        for reason, count in counts.items():
+            assert rejects("riskwatch_bridge_rejects_total", {"reason": reason}) == count, reason
+        assert rejects("riskwatch_bridge_rejects_total", {"reason": "internal_error"}) is None
     finally:
         for client in (gw, gx, gm):
             client.close()
@@ -200,7 +235,9 @@ def test_metrics_are_served_on_the_bridges_own_port(
     try:
         topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
         assert (
-            gw.publish(topic, telemetry_payload(plant.gw_a, 1, [{"s": plant.sensors_a[0], "v": 1, "t": 1}]))
+            gw.publish(
+                topic, telemetry_payload(plant.gw_a, 1, [{"s": plant.sensors_a[0], "v": 1, "t": time.time()}])
+            )
             == "Success"
         )
         assert gw.publish(topic, b"nope") == "Success"
@@ -220,3 +257,54 @@ def test_metrics_are_served_on_the_bridges_own_port(
         "riskwatch_bridge_kafka_produce_latency_seconds_count",
     ):
         assert line in text, line
+
+
+def test_client_ids_are_bound_to_accounts(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    """Nobody can take over the bridge's persistent session, or kick another gateway off, by its client id."""
+    bridge = run_bridge(plant.registry)
+    account = bridge.settings.mqtt_user
+    drops: list[float] = []
+    gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    reader = TopicReader(stack, topics.telemetry)
+    impostors = []
+    try:
+        for client_id in (account, bridge.settings.client_id, plant.gw_a):
+            impostors.append(GatewayClient(stack, plant.gw_a2, plant.passwords[plant.gw_a2], client_id))
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # a taken-over session would show as a dropped connection
+            if not bridge.source.connected:
+                drops.append(time.monotonic())
+            time.sleep(0.01)
+        assert drops == [] and gw.disconnects == 0
+        topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+        payload = telemetry_payload(plant.gw_a, 1, [{"s": plant.sensors_a[0], "v": 1.0, "t": time.time()}])
+        assert gw.publish(topic, payload) == "Success"
+        assert reader.until(lambda rs: len(rs) >= 1)
+    finally:
+        for client in (gw, *impostors):
+            client.close()
+        reader.close()
+
+
+def test_the_broker_refuses_packets_beyond_what_the_bridge_accepts(
+    stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
+) -> None:
+    bridge = run_bridge(plant.registry)
+    dead = TopicReader(stack, topics.deadletter)
+    topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
+    big = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
+    try:
+        # a little over the bridge's limit reaches it and is dead-lettered
+        assert big.publish(topic, b" " * (300 * 1024)) == "Success"
+        letters = [DeadLetter.from_bytes(r.value) for r in dead.until(lambda rs: len(rs) >= 1)]
+        assert [(d.reason, d.original_length) for d in letters] == [("oversized_payload", 300 * 1024)]
+        # far over it, the broker disconnects the sender; the bridge never sees it
+        big.publish(topic, b" " * (400 * 1024), wait=False)
+        assert wait_for(lambda: big.disconnects > 0, 10)
+        assert bridge.source.connected
+    finally:
+        big.client.disconnect()
+        big.client.loop_stop()
+        dead.close()

@@ -19,10 +19,17 @@ from deploy.stack import Stack, StackInfo
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode, drop_sources
 from riskwatch.wire.gateway import telemetry_payload
-from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader, retire, wait_for
+from tests.integration.ingest.conftest import (
+    GatewayClient,
+    Plant,
+    TopicReader,
+    bridge_account,
+    retire,
+    wait_for,
+)
 
 MESSAGES = 300
-BRIDGE_CLIENTS: list[str] = []  # client ids of the bridge processes a test started
+BRIDGE_CLIENTS: list[str] = []  # accounts (so client ids) of the bridge processes a test started
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +97,7 @@ def test_kafka_outage_mid_stream_loses_nothing(
 def _bridge_process(
     stack: StackInfo, topics: Topics, plant: Plant, spool: Path, client_id: str, *extra: str
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RISKWATCH_BRIDGE_PW": stack.bridge_password}
+    env = {**os.environ, "RISKWATCH_BRIDGE_PW": bridge_account(stack, client_id)}
     if client_id not in BRIDGE_CLIENTS:
         BRIDGE_CLIENTS.append(client_id)
     args = _bridge_args(stack, topics, plant, spool, client_id, *extra)
@@ -112,11 +119,9 @@ def _bridge_args(
         "--mqtt-port",
         str(stack.mqtt_port),
         "--mqtt-user",
-        stack.bridge_user,
+        client_id,  # the broker binds client ids to accounts: one account per bridge
         "--mqtt-password-env",
         "RISKWATCH_BRIDGE_PW",
-        "--client-id",
-        client_id,
         "--share-group",
         client_id,
         "--session-expiry-s",
@@ -261,7 +266,7 @@ def test_a_retired_bridge_session_is_gone_and_queues_nothing(
         topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
         readings = [{"s": plant.sensors_a[0], "v": 1.0, "t": time.time()}]
         assert gw.publish(topic, telemetry_payload(plant.gw_a, 10**6, readings)) == "Success"
-        env = {**os.environ, "RISKWATCH_BRIDGE_PW": stack.bridge_password}
+        env = {**os.environ, "RISKWATCH_BRIDGE_PW": bridge_account(stack, client_id)}
         retired = subprocess.run(
             [*_bridge_args(stack, topics, plant, tmp_path / "spool", client_id), "--retire"],
             env=env,
@@ -287,7 +292,7 @@ def _session_present(stack: StackInfo, client_id: str) -> bool:
     present: list[bool] = []
     done = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.username_pw_set(stack.bridge_user, stack.bridge_password)
+    client.username_pw_set(client_id, bridge_account(stack, client_id))
     client.on_connect = lambda c, u, flags, reason, p: (present.append(flags.session_present), done.set())
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 0  # this probe leaves no session behind either
