@@ -139,7 +139,11 @@ def _gateways(stack: Any, n_gateways: int, registry_file: Path) -> list[GatewayL
 def _bridge(
     info: Any, topics: Topics, registry_file: Path, spool: Path, extra: str
 ) -> subprocess.Popen[bytes]:
+    from deploy.stack import add_bridge_accounts
+
     tag = uuid.uuid4().hex[:8]
+    account = f"bench-{tag}"  # client ids are bound to accounts: one per bridge
+    password = add_bridge_accounts(info, [account])[account]
     return subprocess.Popen(
         [
             sys.executable,
@@ -153,9 +157,7 @@ def _bridge(
             "--mqtt-port",
             str(info.mqtt_port),
             "--mqtt-user",
-            info.bridge_user,
-            "--client-id",
-            f"bench-{tag}",
+            account,
             "--share-group",
             f"bench-{tag}",
             "--session-expiry-s",
@@ -172,7 +174,7 @@ def _bridge(
             "WARNING",
             *shlex.split(extra),
         ],
-        env={**os.environ, "RISKWATCH_MQTT_PASSWORD": info.bridge_password},
+        env={**os.environ, "RISKWATCH_MQTT_PASSWORD": password},
     )
 
 
@@ -272,17 +274,13 @@ def _baseline(
     from deploy.stack import ensure_topics
 
     ensure_topics(info.kafka_bootstrap, [naive_topic], 6)
+    from deploy.stack import add_bridge_accounts
+
+    account = f"naive-{uuid.uuid4().hex[:8]}"
+    password = add_bridge_accounts(info, [account])[account]
     proc = ctx.Process(
         target=naive_bridge,
-        args=(
-            broker,
-            info.bridge_user,
-            info.bridge_password,
-            info.kafka_bootstrap,
-            naive_topic,
-            f"naive-{uuid.uuid4().hex[:8]}",
-            ready,
-        ),
+        args=(broker, account, password, info.kafka_bootstrap, naive_topic, account, ready),
         daemon=True,
     )
     proc.start()

@@ -121,3 +121,79 @@ def test_gateway_record_round_trip() -> None:
         GatewayRecord.from_bytes(b'{"v": 9}')
     with pytest.raises(GatewayDecodeError):
         GatewayRecord.from_bytes(b"garbage")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "words"),
+    [
+        (
+            b'{"gw": "g", "seq": 1, "readings": [{"s": "\\ud800", "v": 1, "t": 1}]}',
+            Reason.MALFORMED_JSON,
+            "surrogate",
+        ),
+        (b'{"gw": "g\\udfff", "state": "online"}', Reason.MALFORMED_JSON, "surrogate"),
+        (
+            b'{"gw": "g", "seq": 1, "events": [{"kind": "valve_closed", "target": "u", "t": 1, "note": "\\ud83d"}]}',
+            Reason.MALFORMED_JSON,
+            "surrogate",
+        ),
+        (
+            b'{"gw": "g", "seq": 1, "readings": [{"s": "a", "v": ' + b"9" * 500 + b', "t": 1}]}',
+            Reason.SCHEMA,
+            "64 bits",
+        ),
+        (
+            b'{"gw": "g", "seq": 1, "readings": [{"s": "a", "v": 1, "t": -' + b"9" * 500 + b"}]}",
+            Reason.SCHEMA,
+            "64 bits",
+        ),
+        (b'{"gw": "g", "state": "online", "t": ' + b"9" * 500 + b"}", Reason.SCHEMA, "64 bits"),
+        (
+            b'{"gw": "g", "seq": 1, "readings": [' + b"[" * 5000 + b"]" * 5000 + b"]}",
+            Reason.MALFORMED_JSON,
+            "",
+        ),
+    ],
+)
+def test_what_no_encoder_can_write_back_is_refused(payload: bytes, reason: Reason, words: str) -> None:
+    parse = (
+        parse_status if b'"state"' in payload else parse_events if b'"events"' in payload else parse_telemetry
+    )
+    result = parse(payload)
+    assert isinstance(result, Rejected) and result.reason == reason and words in result.detail
+
+
+def test_a_valid_surrogate_pair_is_an_ordinary_character() -> None:
+    msg = parse_telemetry(b'{"gw": "g", "seq": 1, "readings": [{"s": "\\ud83d\\ude00", "v": 1, "t": 1}]}')
+    assert isinstance(msg, TelemetryMessage) and msg.sensor == ["\U0001f600"]
+
+
+def test_too_many_items_and_long_texts() -> None:
+    readings = [{"s": "a", "v": 1, "t": 1}] * 4
+    assert (
+        parse_telemetry(telemetry_payload("g", 1, readings), max_readings=3).reason == Reason.TOO_MANY_ITEMS
+    )  # type: ignore[union-attr]
+    events = [{"kind": "valve_closed", "target": "u", "t": 1}] * 3
+    assert parse_events(events_payload("g", 1, events), max_events=2).reason == Reason.TOO_MANY_ITEMS  # type: ignore[union-attr]
+    long = parse_telemetry(telemetry_payload("g", 1, [{"s": "s" * 129, "v": 1, "t": 1}, readings[0]]))
+    assert isinstance(long, TelemetryMessage) and [(b.index, b.reason) for b in long.bad] == [
+        (0, Reason.SCHEMA)
+    ]
+    assert parse_status(status_payload("g" * 129, "online")).reason == Reason.SCHEMA  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"[1, 2]",
+        b'{"v": 1, "type": "status", "site": "s", "gw": "g", "t": null, "received": "now"}',
+        b'{"v": 1, "type": "status", "site": ["s"], "gw": "g", "t": null, "received": 1.0}',
+        b'{"v": 1, "type": "event", "site": "s", "gw": "g", "t": 1.0, "received": 1.0, "seq": -1}',
+        b'{"v": 1, "type": "alarm", "site": "s", "gw": "g", "t": 1.0, "received": 1.0}',
+        b'{"v": 1, "type": "event", "site": "s", "gw": "g", "t": 1.0, "received": 1.0, "note": 5}',
+        b'{"v": 1, "type": "event", "site": "s", "gw": "g", "t": 1.0, "received": 1.0, "id": [1]}',
+    ],
+)
+def test_gateway_records_of_the_wrong_shape_are_refused(doc: bytes) -> None:
+    with pytest.raises(GatewayDecodeError):
+        GatewayRecord.from_bytes(doc)
