@@ -53,6 +53,11 @@ _SOURCE = struct.Struct("<QI")
 _ID_ENTRY = struct.Struct("<IH")  # version 1's id table entry
 _LE_U32 = np.dtype("<u4")
 _LE_U16 = np.dtype("<u2")
+# A compressed body never inflates beyond what its header's reading count can explain (the columns, an
+# id table of at most one maximal id per reading) nor beyond this: a small hostile record must not
+# decompress into gigabytes.
+MAX_BODY_BYTES = 64 << 20
+_ROW_BYTES = 8 + 8 + 4 + 1
 
 
 class BatchDecodeError(RiskwatchError):
@@ -117,7 +122,7 @@ class DecodedIds(Mapping[int, str]):
     @cached_property
     def _ids(self) -> dict[int, str]:
         ends = np.cumsum(self.lengths, dtype=np.int64).tolist()
-        starts = [0, *ends[:-1]]
+        starts = [0, *ends][:-1]  # (an empty table has no start either)
         blob = self.blob
         try:
             return {
@@ -203,10 +208,8 @@ def decode(raw: bytes) -> TelemetryBatch:
     if flags & FLAG_ZLIB:
         if reader.pos > len(raw):
             raise BatchDecodeError("telemetry batch truncated before its compressed body")
-        try:
-            reader = _Reader(zlib.decompress(raw[reader.pos :]))
-        except zlib.error as exc:
-            raise BatchDecodeError(f"telemetry batch body does not decompress: {exc}") from exc
+        ids = 4 + n * (_ID_ENTRY.size + 0xFFFF) if flags & FLAG_SENSOR_IDS else 0
+        reader = _Reader(_inflate(raw[reader.pos :], min(n * _ROW_BYTES + ids, MAX_BODY_BYTES)))
     value = reader.column(_LE_F64, n)
     ts = reader.column(_LE_F64, n)
     sensor = reader.column(_LE_I32, n)
@@ -223,6 +226,24 @@ def decode(raw: bytes) -> TelemetryBatch:
         quality.astype(QUALITY_DTYPE, copy=False),
     )
     return TelemetryBatch(site, fingerprint, sources, readings, sensor_ids)
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
+    """The decompressed body, refused if it is longer than `limit` or followed by anything."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BatchDecodeError(f"telemetry batch body does not decompress: {exc}") from exc
+    if len(out) > limit:
+        raise BatchDecodeError(
+            f"telemetry batch body decompresses to more than the {limit} bytes it can hold"
+        )
+    if not inflater.eof:
+        raise BatchDecodeError("telemetry batch body does not decompress: truncated zlib stream")
+    if inflater.unused_data:
+        raise BatchDecodeError(f"telemetry batch has {len(inflater.unused_data)} bytes after its body")
+    return out
 
 
 def _id_table(reader: _Reader) -> DecodedIds:
@@ -286,16 +307,19 @@ def remap_sensors(batch: TelemetryBatch, index_of: Mapping[str, int]) -> tuple[R
         if len(batch.readings) == 0:
             return batch.readings, []
         raise BatchDecodeError(f"batch from registry {batch.fingerprint!r} has no sensor id table to remap")
-    old = np.fromiter(batch.sensor_ids.keys(), np.int64, len(batch.sensor_ids))
-    new = np.fromiter((index_of.get(s, -1) for s in batch.sensor_ids.values()), np.int64, len(old))
+    ids = dict(batch.sensor_ids)
+    old = np.fromiter(ids.keys(), np.int64, len(ids))
+    new = np.fromiter((index_of.get(s, -1) for s in ids.values()), np.int64, len(ids))
     r = batch.readings
-    if not np.isin(r.sensor, old).all():
+    # Sorted lookup, not a dense table: the producer chooses the indices (up to 2^32).
+    order = np.argsort(old)
+    old, new = old[order], new[order]
+    at = np.minimum(np.searchsorted(old, r.sensor), old.size - 1)
+    if not (old[at] == r.sensor).all():
         raise BatchDecodeError("batch uses a sensor index missing from its own id table")
-    table = np.full(int(old.max()) + 1, -1, np.int64)
-    table[old] = new
-    mapped = table[r.sensor]
+    mapped = new[at]
     known = mapped >= 0
-    unknown = sorted({batch.sensor_ids[i] for i in np.unique(r.sensor[~known]).tolist()})
+    unknown = sorted({ids[i] for i in np.unique(r.sensor[~known]).tolist()})
     out = Readings(mapped[known].astype(SENSOR_DTYPE), r.value[known], r.ts[known], r.quality[known])
     return out, unknown
 
