@@ -150,7 +150,10 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     async def reread(topic: str, partition: int, offset: int, why: str) -> None:
         log.warning("%s partition %d: %s; re-reading from %d", topic, partition, why, offset)
         m.rereads.labels(topic).inc()
-        await app.consumer.seek(TP(topic, partition), offset)
+        try:
+            await app.consumer.seek(TP(topic, partition), offset)
+        except Exception as exc:  # the partition moved meanwhile; a seek that did not take is repeated
+            log.warning("%s partition %d: seek to %d failed: %r", topic, partition, offset, exc)
 
     @app.agent(gateway, name="gateway", on_error=on_error)
     async def on_gateway(stream: faust.StreamT) -> None:

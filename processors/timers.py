@@ -33,7 +33,11 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         ctx.health.beat("tick")
         try:
             await _tick()
-        except Exception as exc:  # a timer that raises is never run again: exit instead of idling
+        except Exception as exc:
+            if app.rebalancing or not ctx.ready:  # partitions moved under it (a seek, a position): next tick
+                log.warning("timer interrupted by a rebalance: %r", exc)
+                return
+            # A timer that raises is never run again: exit for the supervisor instead of idling.
             ctx.health.failed(f"the timer crashed: {exc!r}")
 
     async def _tick() -> None:
