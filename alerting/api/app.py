@@ -137,7 +137,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.status, exc.reason)
     except Exception as exc:
         if store_failed(exc):
-            log.error("store failed while answering %s %s: %r", request.method, request.path, exc)
+            log.error("store failed answering %s %s: %r", request.method, safe_text(request.path, 200), exc)
             return _error(503, f"the alert store is unavailable: {safe_text(exc, 200)}")
         log.exception("error answering %s %s", request.method, safe_text(request.path, 200))
         return _error(500, f"internal error: {type(exc).__name__}")

@@ -239,6 +239,30 @@ def test_oversized_bodies_and_fields_are_refused_with_a_reason(db_path: Path) ->
     with_api(db_path, body)
 
 
+def test_an_error_inside_a_request_is_answered_and_the_server_goes_on(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    async def body(client: Any, manager: AlertManager, alert_id: str) -> None:
+        real = manager.store.list_alerts
+        for exc, code, reason in [
+            (RuntimeError("bug"), 500, "internal error: RuntimeError"),
+            (sqlite3.OperationalError("database is locked"), 503, "the alert store is unavailable"),
+        ]:
+            monkeypatch.setattr(
+                manager.store, "list_alerts", lambda *a, exc=exc, **k: (_ for _ in ()).throw(exc)
+            )
+            status, doc = await call(client, "GET", "/api/alerts", "tok-view")
+            assert status == code and reason in doc["error"]
+        monkeypatch.setattr(manager.store, "list_alerts", real)
+        assert (await call(client, "GET", "/api/alerts", "tok-view"))[0] == 200
+        status, doc = await call(client, "GET", "/no/such/path")
+        assert (status, doc["error"]) == (404, "Not Found")
+
+    with_api(db_path, body)
+
+
 def test_audit_events_always_fit_one_kafka_record() -> None:
     huge = AlertEvent("al-1", "noted", 1.0, "zhang", "closed", "red", "火" * 1_000_000, {"x": "y" * 10**6})
     raw = huge.to_bytes()
