@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 _DEFAULTS = {f.name: f.default for f in fields(BridgeSettings)}
 HEALTH_CHECK_S = 1.0
-EXIT_UNHEALTHY = 3  # an internal thread died: never sit connected and idle
+EXIT_UNHEALTHY = 70  # EX_SOFTWARE, as the worker: an internal thread died, never sit connected and idle
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
