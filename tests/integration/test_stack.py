@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from deploy.stack import Stack, StackInfo, add_gateways
+from deploy.stack import Stack, StackInfo, add_bridge_accounts, add_gateways
 from deploy.stack.process import PidFile
 from deploy.stack.settings import StackSettings
 from riskwatch.topics import mqtt_topic
@@ -84,7 +84,8 @@ def test_gateway_publishes_only_under_its_own_site_and_id(stack: StackInfo) -> N
         f"gw{uuid.uuid4().hex[:6]}",
     )
     password = add_gateways(stack, [(site, gateway)])[gateway]
-    watcher = _Mqtt(stack, stack.bridge_user, stack.bridge_password)
+    account = f"watch-{uuid.uuid4().hex[:6]}"  # its own: client ids are bound to accounts
+    watcher = _Mqtt(stack, account, add_bridge_accounts(stack, [account])[account])
     watcher.client.subscribe("rw/v1/#", qos=1)
     gw = _Mqtt(stack, gateway, password)
     try:

@@ -1,4 +1,5 @@
-"""A bridge-account MQTT subscriber for tests: collects what gateways publish under rw/v1/#."""
+"""An MQTT subscriber for tests on a bridge-like account of its own (client ids are bound to accounts, so
+sharing the bridge's would take over its session): collects what gateways publish under rw/v1/#."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ class Watch:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         ready = threading.Event()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"watch-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
-        )
-        self.client.username_pw_set(stack.bridge_user, stack.bridge_password)
+        from deploy.stack import add_bridge_accounts
+
+        account = f"watch-{uuid.uuid4().hex[:8]}"
+        password = add_bridge_accounts(stack, [account])[account]
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=account, protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(account, password)
 
         def on_connect(client: mqtt.Client, *_: Any) -> None:
             client.subscribe(pattern, qos=1)
