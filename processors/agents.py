@@ -6,6 +6,7 @@ per-event cost is ~100 µs here, so per-reading events would cap a worker near 1
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -113,10 +114,22 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     order = OffsetOrder(ctx.processed)
     steps = Steps(ctx)
 
-    async def on_error(agent: Any, exc: BaseException) -> None:
-        ctx.health.failed(f"agent {agent.name} crashed: {exc!r}")
+    def fatal(fun: Callable[[faust.StreamT], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
+        """An agent that raises is restarted in place by Faust, into the record it failed on: report it to
+        the health check, which exits the worker for its supervisor (processors/health.py)."""
 
-    @app.agent(telemetry, name="telemetry", on_error=on_error)
+        @functools.wraps(fun)
+        async def agent(stream: faust.StreamT) -> None:
+            try:
+                await fun(stream)
+            except Exception as exc:
+                ctx.health.failed(f"agent {fun.__name__} crashed: {exc!r}")
+                raise
+
+        return agent
+
+    @app.agent(telemetry, name="telemetry")
+    @fatal
     async def on_telemetry(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
@@ -155,7 +168,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         except Exception as exc:  # the partition moved meanwhile; a seek that did not take is repeated
             log.warning("%s partition %d: seek to %d failed: %r", topic, partition, offset, exc)
 
-    @app.agent(gateway, name="gateway", on_error=on_error)
+    @app.agent(gateway, name="gateway")
+    @fatal
     async def on_gateway(stream: faust.StreamT) -> None:
         acks = stream.noack()
         async for event in acks.events():
@@ -165,7 +179,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
                 await _handle(event, names.gateway, steps.gateway)
                 snapshots.hold(acks, event)
 
-    @app.agent(by_region, name="regions", on_error=on_error)
+    @app.agent(by_region, name="regions")
+    @fatal
     async def on_site_warning(stream: faust.StreamT) -> None:
         # Low rate (site colour changes only): the region state is written per event, acked by Faust.
         async for raw in stream:

@@ -177,3 +177,25 @@ def test_a_task_that_dies_fails_health_and_exits_non_zero() -> None:
     assert exits == [EXIT_TASK_DIED] and not health.status()[0]
     health.failed("agent telemetry crashed")
     assert exits == [EXIT_TASK_DIED] * 2 and health.problem == "the history writer thread died"
+
+
+def test_the_worker_app_builds_and_an_agent_that_raises_exits_the_worker(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import pytest
+
+    from processors.app import build_app
+
+    settings = WorkerSettings(kafka="127.0.0.1:1", data_dir=tmp_path, partitions=4)
+    app, ctx = build_app(settings, registry, load_engine())
+    assert sorted(app.agents) == ["gateway", "regions", "telemetry"]
+    exits: list[int] = []
+    ctx.health.exit = exits.append
+
+    class BrokenStream:
+        def noack(self) -> object:
+            raise RuntimeError("stream broke")
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(app.agents["telemetry"].fun(BrokenStream()))
+    assert exits == [EXIT_TASK_DIED] and "telemetry" in (ctx.health.problem or "")
