@@ -192,3 +192,95 @@ def test_influxdb_outage_loses_no_transition_from_history(stack, topics: Topics,
         assert metric(worker.metrics_port, "riskwatch_history_points_dropped_total") == 0
     finally:
         worker.stop()
+
+
+def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
+    stack, topics: Topics, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A worker restarted with an edited registry keeps S1-G1's alarm by id and evaluates the new S1-G0;
+    unusable records on the same partition are dead-lettered with their offsets and skipped."""
+    import orjson
+
+    from riskwatch.registry import load_registry
+    from tests.integration.processors.harness import REGISTRY_YAML
+
+    reg_path, reg = write_registry(tmp_path, stale_s=3600)
+    now = time.time()
+    produce(stack.kafka_bootstrap, topics.telemetry, [(b"S1", batch(reg, "S1", {"S1-G1": 60.0}, now))])
+    first = WorkerProcess(stack, topics, reg_path, tmp_path / "w1")
+    try:
+        alarms = read_transitions(
+            stack.kafka_bootstrap, topics.alarms, time.time() + 60, done=lambda ts: len(ts) >= 1
+        )
+        assert [(t.entity, t.new) for t in alarms] == [("S1-G1", "l2_high")], first.output()
+        time.sleep(3)  # snapshots every second: S1's state is stored and its batch acked
+    finally:
+        first.stop()
+
+    # The edit: S1-G3 removed, S1-G0 added before S1-G1 (every index of S1 moves).
+    stale = "stale_after_s: 3600"
+    g1 = f"- {{id: S1-G1, type: flammable_gas, {stale}}}"
+    edited = (
+        REGISTRY_YAML.replace(f"stale_after_s: {STALE_S}", stale)
+        .replace(f"\n          - {{id: S1-G3, type: flammable_gas, {stale}}}", "")
+        .replace(g1, f"- {{id: S1-G0, type: flammable_gas, {stale}}}\n          {g1}")
+    )
+    (tmp_path / "edited").mkdir()
+    edited_path = tmp_path / "edited" / "registry.yaml"
+    edited_path.write_text(edited, encoding="utf-8")
+    reg2 = load_registry(edited_path)
+    assert "S1-G0" in reg2.sensors and "S1-G3" not in reg2.sensors
+
+    hostile = orjson.dumps(
+        {"v": 1, "type": "event", "site": "S1", "gw": "S1-GW", "t": "soon", "received": now, "kind": "x"}
+    )
+    unknown_target = orjson.dumps(
+        {
+            "v": 1,
+            "type": "event",
+            "site": "S1",
+            "gw": "S1-GW",
+            "t": now,
+            "received": now,
+            "kind": "maintenance_on",
+            "target": "NO-SUCH-UNIT",
+        }
+    )
+    produce(stack.kafka_bootstrap, topics.gateway, [(b"S1", hostile), (b"S1", unknown_target)])
+    later = time.time()
+    produce(
+        stack.kafka_bootstrap,
+        topics.telemetry,
+        [
+            (b"S1", b"RWTB\x02\x03garbage"),
+            (b"S1", batch(reg2, "S1", {"S1-G0": 60.0, "S1-G1": 1.0}, later)),
+        ],
+    )
+    second = WorkerProcess(stack, topics, edited_path, tmp_path / "w1")
+    try:
+        found = read_transitions(
+            stack.kafka_bootstrap,
+            topics.alarms,
+            time.time() + 90,
+            done=lambda ts: {("S1-G0", "l2_high"), ("S1-G1", "normal")} <= {(t.entity, t.new) for t in ts},
+        )
+        changes = [(t.entity, t.old, t.new) for t in found]
+        assert ("S1-G0", "normal", "l2_high") in changes, second.output()
+        # The alarm kept through the edit is cleared by a real reading (its off-delay, then normal).
+        assert ("S1-G1", "l2_high", "normal") in changes, second.output()
+        letters = [
+            DeadLetter.from_bytes(r)
+            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 30, 3)
+        ]
+        got = {(d.reason, d.source, d.offset) for d in letters}
+        assert got == {
+            ("malformed_record", topics.gateway, 0),
+            ("target_unknown", topics.gateway, 1),
+            ("batch_decode", topics.telemetry, 1),
+        }, second.output()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{second.metrics_port}/metrics").read().decode()
+        assert "riskwatch_evaluation_errors_total{" not in text  # the edit made nothing raise
+        health = json.load(urllib.request.urlopen(f"http://127.0.0.1:{second.web_port}/healthz"))
+        assert health["ok"] is True
+    finally:
+        second.stop()
