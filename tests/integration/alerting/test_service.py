@@ -168,7 +168,10 @@ def test_bad_records_are_dead_lettered_with_a_reason_and_do_not_stop_the_service
         letters = read_topic(stack.kafka_bootstrap, topics.deadletter, lambda docs: len(docs) >= 2)
         assert [(d["reason"], d["source"], d["component"]) for d in letters] == [
             ("malformed_record", topics.warnings, "alerting")] * 2  # fmt: skip
-        assert "not valid JSON" in letters[0]["detail"] and letters[0]["offset"] + 1 == letters[1]["offset"]
+        assert (
+            "malformed transition record" in letters[0]["detail"]
+            and letters[0]["offset"] + 1 == letters[1]["offset"]
+        )
     finally:
         service.stop()
 
