@@ -110,10 +110,11 @@ def topic_partitions(kafka: str, topics: Topics) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry
 
     from processors.app import WorkerSettings, build_app
     from processors.engine_port import load_engine
+    from processors.health import serve_metrics
     from processors.history.influx import InfluxSink
     from riskwatch.registry import load_registry
 
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     app, ctx = build_app(settings, registry, engine, metrics_registry=metrics, sink=sink)
     ctx.states.compile_all()
     if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.bind, registry=metrics)
+        serve_metrics(args.bind, args.metrics_port, metrics, ctx.health)  # with GET /healthz
     return start_worker(app, args.loglevel)
 
 

@@ -4,16 +4,23 @@ Faust restarts a crashed agent in place and a crashed timer just stops, while th
 keep answering: the worker would sit idle and look alive. So any task that dies reports here, and the
 worker exits with `EXIT_TASK_DIED` for its supervisor to restart it (nothing is lost: events are acked
 only after their state is stored, and the next start replays from the committed offset). `GET /healthz`
-answers 503 once a task died or the timer has not run for `stale_after_s`.
+answers 503 once a task died or the timer has not run for `stale_after_s`, on the metrics port (a plain
+thread, `serve_metrics`) and on the Faust web port.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import orjson
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +69,30 @@ class Health:
             f"{name} has not run for more than {self.stale_after_s:.0f} s" for name in late
         ]
         return not problems, {"ok": not problems, "problems": problems, "last_run_s_ago": ages}
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes every few seconds: not worth a line
+        pass
+
+
+def serve_metrics(addr: str, port: int, registry: CollectorRegistry, health: Health) -> WSGIServer:
+    """Serve Prometheus metrics, and `GET /healthz` from `health`, on a daemon thread."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            ok, doc = health.status()
+            body = orjson.dumps(doc)
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+    server = make_server(addr, port, app, _Server, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server

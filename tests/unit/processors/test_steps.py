@@ -199,3 +199,30 @@ def test_the_worker_app_builds_and_an_agent_that_raises_exits_the_worker(registr
     with pytest.raises(RuntimeError):
         asyncio.run(app.agents["telemetry"].fun(BrokenStream()))
     assert exits == [EXIT_TASK_DIED] and "telemetry" in (ctx.health.problem or "")
+
+
+def test_healthz_on_the_metrics_port_answers_503_once_a_task_died() -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    import pytest
+
+    from processors.health import serve_metrics
+
+    registry = CollectorRegistry()
+    WorkerMetrics(registry)
+    health = Health(exit=lambda code: None)
+    health.beat("tick")
+    server = serve_metrics("127.0.0.1", 0, registry, health)
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as r:
+            assert r.status == 200 and json.load(r)["ok"] is True
+        assert b"riskwatch_readings_total" in urllib.request.urlopen(f"{base}/metrics", timeout=5).read()
+        health.failed("agent telemetry crashed")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{base}/healthz", timeout=5)
+        assert err.value.code == 503 and b"telemetry crashed" in err.value.read()
+    finally:
+        server.shutdown()
