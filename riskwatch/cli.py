@@ -31,6 +31,9 @@ COMMANDS: dict[str, Command] = {
     "bridge": Command("ingest.cli", "run the MQTT -> Kafka ingest bridge"),
     "worker": Command("processors.cli", "run the Faust warning worker"),
     "alerting": Command("alerting.cli", "run the alerting service (routing, channels, lifecycle, API)"),
+    "run": Command(
+        "deploy.run", "run bridge, worker and alerting on this machine, restarting any that fails"
+    ),
     "routes": Command("alerting.routing.cli", "show who would be notified for a site and colour"),
     "simulate": Command("simulators.cli", "run plant simulators, scenarios or the load generator"),
     "demo": Command("simulators.demo", "run the whole pipeline with simulated plants and a live view"),

@@ -1,15 +1,16 @@
-"""The riskwatch services as child processes, for the demo and the end-to-end benchmark.
+"""The riskwatch services as child processes, for the demo, the end-to-end benchmark and tests.
 
-Each service is started as `python -m riskwatch COMMAND ...` (the flags of ingest/cli.py,
-processors/cli.py, alerting/cli.py), its pid recorded in `run_dir/pids/NAME.pid`, its output in
-`run_dir/logs/NAME.log`, and it is stopped by that pid only: SIGTERM, then SIGKILL after a grace period.
+Each service is started as `python -m riskwatch COMMAND ...` with the command line `riskwatch run` uses
+(deploy/run.py), its pid recorded in `run_dir/pids/NAME.pid`, its output in `run_dir/logs/NAME.log`, and
+it is stopped by that pid only: SIGTERM, then SIGKILL after a grace period. With a `supervisor`
+(deploy/supervisor.py, as the demo does) each service is also watched and restarted with backoff like
+under `riskwatch run`; without one, a test can kill and restart services itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy.run import REPO, alerting_spec, bridge_spec, worker_spec
+from deploy.supervisor import ChildSpec, Supervisor, spawn, terminate
 from simulators.sensors import SimulatorError
 
-REPO = Path(os.path.abspath(__file__)).parents[1]  # the checkout the services run from (cwd)
+__all__ = ["REPO", "Pipeline", "Service", "free_port", "wait_http"]
+
 STOP_GRACE_S = 20.0
 
 
@@ -68,81 +72,62 @@ class Pipeline:
     topic_prefix: str = "rw"
     services: dict[str, Service] = field(default_factory=dict)
     bridge_argv: list[str] = field(default_factory=list)  # to retire its MQTT session at stop
+    supervisor: Supervisor | None = None  # restarts crashed or unhealthy services (the demo)
 
-    def _start(
-        self, name: str, argv: list[str], env: dict[str, str] | None = None, ready_url: str = ""
-    ) -> Service:
-        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "pids").mkdir(parents=True, exist_ok=True)
-        log = self.run_dir / "logs" / f"{name}.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "riskwatch", *argv],
-                cwd=REPO,
-                env={**os.environ, **(env or {})},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C in the demo reaches us, and we stop children in order
-            )
-        (self.run_dir / "pids" / f"{name}.pid").write_text(str(proc.pid))
-        service = Service(name, proc, log, ready_url)
-        self.services[name] = service
+    def __post_init__(self) -> None:
+        if self.supervisor is not None and self.supervisor.on_start is None:
+            self.supervisor.on_start = self.on_restart
+
+    def _start(self, spec: ChildSpec, ready_url: str = "") -> Service:
+        log = self.run_dir / "logs" / f"{spec.name}.log"
+        proc = self.supervisor.add(spec).proc if self.supervisor is not None else spawn(spec, self.run_dir)
+        service = Service(spec.name, proc, log, ready_url)  # type: ignore[arg-type]
+        self.services[spec.name] = service
         return service
+
+    def on_restart(self, child: Any) -> None:
+        """The supervisor's `on_start`: keep `services[name].proc` the running process."""
+        if child.name in self.services:
+            self.services[child.name].proc = child.proc
 
     def start_bridge(self, extra: list[str] | None = None) -> Service:
         port = free_port()
-        argv = [
-            "bridge", "--registry", str(self.registry), "--mqtt-host", self.stack.mqtt_host,
-            "--mqtt-port", str(self.stack.mqtt_port), "--mqtt-user", self.stack.bridge_user,
-            "--mqtt-password-env", "RISKWATCH_MQTT_PASSWORD", "--kafka", self.stack.kafka_bootstrap,
-            "--topic-prefix", self.topic_prefix, "--spool-dir", str(self.run_dir / "spool"),
-            "--metrics-port", str(port), "--client-id", f"riskwatch-bridge-{self.topic_prefix}",
-            # Own share group: a stopped bridge's persistent session stays in its group until it
-            # expires and keeps receiving its round-robin share, which a new bridge would never see.
-            "--share-group", f"riskwatch-{self.topic_prefix}",
-            *(extra or []),
-        ]  # fmt: skip
-        env = {"RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password}
-        self.bridge_argv = argv
-        return self._start("bridge", argv, env, f"http://127.0.0.1:{port}/metrics")
+        # Own share group (from the prefix): a stopped bridge's persistent session stays in its group until
+        # it expires and keeps receiving its round-robin share, which a new bridge would never see.
+        spec = bridge_spec(
+            self.stack, self.registry, self.topic_prefix, self.run_dir, port,
+            ["--client-id", f"riskwatch-bridge-{self.topic_prefix}", *(extra or [])],
+        )  # fmt: skip
+        self.bridge_argv = spec.argv[3:]
+        return self._start(spec, f"http://127.0.0.1:{port}/metrics")
 
     def start_worker(self, ready_site: str = "", extra: list[str] | None = None) -> Service:
         """With `ready_site`, ready means its state is restored and it serves that site's colour (the
         web view answers 503 while partitions are assigned), not merely that the process is up."""
         web, metrics = free_port(), free_port()
-        argv = [
-            "worker", "--registry", str(self.registry), "--kafka", self.stack.kafka_bootstrap,
-            "--topic-prefix", self.topic_prefix, "--data-dir", str(self.run_dir / "worker"),
-            "--web-port", str(web), "--metrics-port", str(metrics),
-            "--influx-url", self.stack.influx_url, "--influx-token-env", "RISKWATCH_INFLUX_TOKEN",
-            "--influx-org", self.stack.influx_org, "--influx-bucket", self.stack.influx_bucket,
-            "--group", f"riskwatch-worker-{self.topic_prefix}",
-            *(extra or []),
-        ]  # fmt: skip
-        env = {"RISKWATCH_INFLUX_TOKEN": self.stack.influx_token}
+        spec = worker_spec(self.stack, self.registry, self.topic_prefix, self.run_dir, web, metrics, extra)
         ready = (
             f"http://127.0.0.1:{web}/site/{ready_site}/"
             if ready_site
             else f"http://127.0.0.1:{metrics}/metrics"
         )
-        return self._start("worker", argv, env, ready)
+        return self._start(spec, ready)
 
     def start_alerting(
         self, routes: Path, extra: list[str] | None = None, env: dict[str, str] | None = None
     ) -> Service:
         port = free_port()
-        argv = [
-            "alerting", "--routes", str(routes), "--kafka", self.stack.kafka_bootstrap,
-            "--topic-prefix", self.topic_prefix, "--db", str(self.run_dir / "alerting.db"),
-            "--http-port", str(port), "--registry", str(self.registry),
-            "--group-id", f"riskwatch-alerting-{self.topic_prefix}", *(extra or []),
-        ]  # fmt: skip
-        return self._start("alerting", argv, env, f"http://127.0.0.1:{port}/")
+        spec = alerting_spec(
+            self.stack, self.registry, routes, self.topic_prefix, self.run_dir, port, extra, env
+        )
+        return self._start(spec, f"http://127.0.0.1:{port}/")
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Every started service answers on its HTTP port; else a clear error naming it and its log."""
         for service in self.services.values():
-            if service.ready_url and not wait_http(service.ready_url, timeout_s, service.proc):
+            # A supervised service that died is restarted: wait for the new one rather than give up.
+            proc = None if self.supervisor is not None else service.proc
+            if service.ready_url and not wait_http(service.ready_url, timeout_s, proc):
                 tail = service.log.read_text(errors="replace")[-1500:] if service.log.exists() else ""
                 raise SimulatorError(
                     f"{service.name} did not become ready (exit code {service.proc.poll()}); "
@@ -150,22 +135,19 @@ class Pipeline:
                 )
 
     def dead(self) -> list[str]:
+        """Services that exited (a supervised one counts only while it is not being restarted: never)."""
+        if self.supervisor is not None:
+            return []
         return [name for name, s in self.services.items() if s.proc.poll() is not None]
 
     def stop(self) -> None:
         """Stop in reverse start order, by the recorded pids only."""
+        if self.supervisor is not None:
+            self.supervisor.stop_all()
+            self.services.clear()
         for name in reversed(list(self.services)):
             service = self.services.pop(name)
-            proc = service.proc
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            terminate(service.proc, STOP_GRACE_S)
             with contextlib.suppress(FileNotFoundError):
                 (self.run_dir / "pids" / f"{name}.pid").unlink()
         if self.bridge_argv:

@@ -1,0 +1,323 @@
+"""`riskwatch run`: the bridge, the worker and alerting on one machine, supervised (a small deployment or a
+pilot). Each runs as its own child process (`riskwatch bridge|worker|alerting`), is watched by its exit
+and its `/healthz`, and is restarted with backoff when it crashes or turns unhealthy (deploy/supervisor.py);
+every restart is said on the console and in RUN_DIR/logs/run.log. Ctrl-C or SIGTERM stops them in
+reverse start order, by recorded pid.
+
+The component command lines are built here once (`bridge_spec`, `worker_spec`, `alerting_spec`) and also
+used by simulators/pipeline.py (the demo, benchmarks, tests), so a supervised demo and `riskwatch run`
+start components exactly alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from deploy.supervisor import Backoff, ChildSpec, Supervisor, say_to
+from riskwatch.errors import RiskwatchError
+from riskwatch.paths import home_dir
+
+REPO = Path(os.path.abspath(__file__)).parents[1]  # the checkout the children run from (cwd)
+DEFAULT_PREFIX = "rw"
+MQTT_PASSWORD_ENV = "RISKWATCH_MQTT_PASSWORD"
+INFLUX_TOKEN_ENV = "RISKWATCH_INFLUX_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the services are and the accounts to use (the fields of deploy.stack.StackInfo)."""
+
+    kafka_bootstrap: str
+    mqtt_host: str
+    mqtt_port: int
+    bridge_user: str
+    bridge_password: str
+    influx_url: str = ""
+    influx_token: str = ""
+    influx_org: str = "-"
+    influx_bucket: str = "riskwatch/autogen"
+
+
+def _riskwatch(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "riskwatch", *argv]
+
+
+def _groups(prefix: str) -> tuple[list[str], list[str], list[str]]:
+    """Extra bridge, worker and alerting flags for a non-default prefix: its own MQTT share group and
+    consumer groups, so a second set on the same brokers (a test, a demo) never shares their work."""
+    if prefix == DEFAULT_PREFIX:
+        return [], [], []
+    return (
+        ["--share-group", f"riskwatch-{prefix}"],
+        ["--group", f"riskwatch-worker-{prefix}"],
+        ["--group-id", f"riskwatch-alerting-{prefix}"],
+    )
+
+
+def bridge_spec(
+    ep: Any, registry: Path, prefix: str, run_dir: Path, metrics_port: int, extra: list[str] | None = None
+) -> ChildSpec:
+    """`riskwatch bridge`; `ep` is an Endpoints or a StackInfo. Health: /healthz on its metrics port."""
+    argv = _riskwatch(
+        "bridge", "--registry", str(registry), "--mqtt-host", ep.mqtt_host, "--mqtt-port", str(ep.mqtt_port),
+        "--mqtt-user", ep.bridge_user, "--mqtt-password-env", MQTT_PASSWORD_ENV,
+        "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix, "--spool-dir", str(run_dir / "spool"),
+        "--metrics-port", str(metrics_port), *_groups(prefix)[0], *(extra or []),
+    )  # fmt: skip
+    return ChildSpec(
+        "bridge", argv, {MQTT_PASSWORD_ENV: ep.bridge_password},
+        f"http://127.0.0.1:{metrics_port}/healthz", REPO,
+    )  # fmt: skip
+
+
+def worker_spec(
+    ep: Any,
+    registry: Path,
+    prefix: str,
+    run_dir: Path,
+    web_port: int,
+    metrics_port: int,
+    extra: list[str] | None = None,
+) -> ChildSpec:
+    """`riskwatch worker`, history into InfluxDB when it has a URL. Health: /healthz on its web port."""
+    influx = (
+        ["--influx-url", ep.influx_url, "--influx-token-env", INFLUX_TOKEN_ENV,
+         "--influx-org", ep.influx_org, "--influx-bucket", ep.influx_bucket]
+        if ep.influx_url else []
+    )  # fmt: skip
+    argv = _riskwatch(
+        "worker", "--registry", str(registry), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
+        "--data-dir", str(run_dir / "worker"), "--web-port", str(web_port),
+        "--metrics-port", str(metrics_port), *influx, *_groups(prefix)[1], *(extra or []),
+    )  # fmt: skip
+    env = {INFLUX_TOKEN_ENV: ep.influx_token} if ep.influx_url else {}
+    return ChildSpec("worker", argv, env, f"http://127.0.0.1:{web_port}/healthz", REPO)
+
+
+def alerting_spec(
+    ep: Any,
+    registry: Path,
+    routes: Path,
+    prefix: str,
+    run_dir: Path,
+    http_port: int,
+    extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> ChildSpec:
+    """`riskwatch alerting` with its store in run_dir. Health: /healthz on its HTTP port."""
+    argv = _riskwatch(
+        "alerting", "--routes", str(routes), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
+        "--db", str(run_dir / "alerting.db"), "--http-port", str(http_port), "--registry", str(registry),
+        *_groups(prefix)[2], *(extra or []),
+    )  # fmt: skip
+    return ChildSpec("alerting", argv, dict(env or {}), f"http://127.0.0.1:{http_port}/healthz", REPO)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run the bridge, the worker and alerting on this machine, each as a child process; restart one "
+        "that exits or whose /healthz fails, with backoff (1 s doubling to --max-backoff, reset after "
+        "60 s healthy), and say so. Ctrl-C or SIGTERM stops them all. Addresses and accounts come from the "
+        "local stack (riskwatch stack up) unless given; passwords and tokens only from the environment."
+    )
+    parser.add_argument(
+        "--registry", type=Path, required=True, metavar="FILE", help="site registry file (YAML or JSON)"
+    )
+    parser.add_argument(
+        "--routes", type=Path, required=True, metavar="FILE", help="alerting routing file (YAML)"
+    )
+    parser.add_argument(
+        "--stack-home",
+        type=Path,
+        metavar="DIR",
+        help="local stack folder to take addresses and accounts from (default .riskwatch/stack); "
+        "not needed when --kafka and --mqtt are given",
+    )
+    parser.add_argument("--kafka", metavar="HOST:PORT", help="Kafka bootstrap (default: the local stack's)")
+    parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker (default: the local stack's)")
+    parser.add_argument(
+        "--mqtt-user",
+        metavar="NAME",
+        help=f"the bridge's MQTT account (default: the local stack's bridge account); its password is read "
+        f"from ${MQTT_PASSWORD_ENV}. Each bridge needs an account of its own (client ids are bound to accounts)",
+    )
+    parser.add_argument(
+        "--influx-url",
+        metavar="URL",
+        help=f"InfluxDB for history, token from ${INFLUX_TOKEN_ENV} (default: the local stack's; "
+        "'' turns history off)",
+    )
+    parser.add_argument(
+        "--topic-prefix",
+        default=DEFAULT_PREFIX,
+        metavar="PREFIX",
+        help="Kafka topic prefix (default rw); another prefix also gets its own MQTT share group and "
+        "Kafka consumer groups",
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder for logs, pids, the bridge spool, worker state and the alert store "
+        "(default .riskwatch/run)",
+    )
+    parser.add_argument(
+        "--bridge-metrics-port",
+        type=int,
+        default=9108,
+        metavar="PORT",
+        help="bridge /metrics, /healthz (default %(default)s)",
+    )
+    parser.add_argument(
+        "--worker-web-port",
+        type=int,
+        default=6066,
+        metavar="PORT",
+        help="worker views and /healthz (default %(default)s)",
+    )
+    parser.add_argument(
+        "--worker-metrics-port",
+        type=int,
+        default=9101,
+        metavar="PORT",
+        help="worker /metrics (default %(default)s)",
+    )
+    parser.add_argument(
+        "--alerting-http-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="alerting API and /healthz (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-backoff",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="longest wait before a restart, seconds (default 60)",
+    )
+
+
+def _host_port(option: str, text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise RiskwatchError(f"{option}: expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
+    """The local stack's addresses and accounts, overridden by the options given."""
+    ep: Endpoints | None = None
+    if not (args.kafka and args.mqtt):
+        from deploy.stack import Stack
+
+        info = Stack(args.stack_home or home_dir() / "stack").info()  # StackError says: stack up first
+        ep = Endpoints(
+            info.kafka_bootstrap, info.mqtt_host, info.mqtt_port, info.bridge_user, info.bridge_password,
+            info.influx_url, info.influx_token, info.influx_org, info.influx_bucket,
+        )  # fmt: skip
+    else:
+        ep = Endpoints(args.kafka, "", 0, "riskwatch-bridge", "")
+    if args.kafka:
+        ep = replace(ep, kafka_bootstrap=args.kafka)
+    if args.mqtt:
+        host, port = _host_port("--mqtt", args.mqtt)
+        ep = replace(ep, mqtt_host=host, mqtt_port=port)
+    if args.mqtt_user or (args.kafka and args.mqtt):
+        password = environ.get(MQTT_PASSWORD_ENV, "")
+        if not password:
+            raise RiskwatchError(f"set ${MQTT_PASSWORD_ENV} to the password of the bridge's MQTT account")
+        ep = replace(ep, bridge_user=args.mqtt_user or ep.bridge_user, bridge_password=password)
+    if args.influx_url is not None:
+        ep = replace(ep, influx_url=args.influx_url, influx_token=environ.get(INFLUX_TOKEN_ENV, ""))
+    return ep
+
+
+def check_config(args: argparse.Namespace, environ: dict[str, str]) -> None:
+    """Refuse to start on a configuration the components would die on at once: each error names the
+    file and the field (or the option)."""
+    from riskwatch.registry import load_registry
+
+    load_registry(args.registry)
+    from alerting.config import load_config, resolve_secrets
+
+    resolve_secrets(load_config(args.routes), environ, str(args.routes))
+    ports = {
+        "--bridge-metrics-port": args.bridge_metrics_port,
+        "--worker-web-port": args.worker_web_port,
+        "--worker-metrics-port": args.worker_metrics_port,
+        "--alerting-http-port": args.alerting_http_port,
+    }
+    seen: dict[int, str] = {}
+    for option, port in ports.items():
+        if not 0 < port < 65536:
+            raise RiskwatchError(f"{option}: {port} is not a TCP port")
+        if port in seen:
+            raise RiskwatchError(f"{option} and {seen[port]} are both {port}")
+        seen[port] = option
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise RiskwatchError(f"{option}: port {port} is taken ({exc.strerror})") from None
+    if args.max_backoff < 1:
+        raise RiskwatchError(f"--max-backoff: {args.max_backoff:g} s is below the first delay of 1 s")
+
+
+def specs(args: argparse.Namespace, ep: Endpoints, run_dir: Path) -> list[ChildSpec]:
+    prefix = args.topic_prefix
+    return [
+        bridge_spec(ep, args.registry.resolve(), prefix, run_dir, args.bridge_metrics_port),
+        worker_spec(
+            ep, args.registry.resolve(), prefix, run_dir, args.worker_web_port, args.worker_metrics_port
+        ),
+        alerting_spec(
+            ep, args.registry.resolve(), args.routes.resolve(), prefix, run_dir, args.alerting_http_port
+        ),
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    environ = dict(os.environ)
+    check_config(args, environ)
+    ep = endpoints(args, environ)
+    run_dir = (args.run_dir or home_dir() / "run").resolve()
+    say = say_to(sys.stdout, run_dir / "logs" / "run.log")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if not stop.is_set():
+            say(f"riskwatch run: {signal.Signals(signum).name}: stopping alerting, worker, bridge ...")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    supervisor = Supervisor(run_dir, say, backoff=Backoff(max_s=args.max_backoff))
+    try:
+        say(
+            f"riskwatch run: topics {args.topic_prefix}.*, Kafka {ep.kafka_bootstrap}, MQTT "
+            f"{ep.mqtt_host}:{ep.mqtt_port} as {ep.bridge_user}; logs and pids in {run_dir}"
+        )
+        for spec in specs(args, ep, run_dir):
+            child = supervisor.add(spec)
+            say(
+                f"started {spec.name} (pid {child.proc.pid if child.proc else '?'}), health {spec.health_url}"
+            )
+        supervisor.run(stop)
+    finally:
+        # A second Ctrl-C must not cut the orderly stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        supervisor.stop_all()
+        for sig, handler in previous.items():
+            with contextlib.suppress(Exception):
+                signal.signal(sig, handler)
+    say("riskwatch run: everything stopped")
+    return 0
