@@ -7,9 +7,11 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
 from alerting.config import load_config, resolve_secrets
+from alerting.health import EXIT_TASK_DIED, TaskDied
 from alerting.routing.sites import registry_lookup
 from alerting.service import AlertingService, ServiceOptions
 from riskwatch.paths import home_dir
@@ -50,5 +52,9 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await service.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except TaskDied as exc:  # already logged with its traceback; say it once more where a supervisor looks
+        print(f"riskwatch alerting: {exc}", file=sys.stderr)
+        return EXIT_TASK_DIED
     return 0
