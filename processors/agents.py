@@ -58,10 +58,15 @@ class Emitter:
             return
         m = self.ctx.metrics
         for t in out:
-            raw = t.to_bytes()
-            await self._send(self.alarms if t.kind == "alarm" else self.warnings, t.key, raw)
+            try:
+                raw, key, region = t.to_bytes(), t.key, t.region.encode()
+            except Exception as exc:  # a bug, not a broker failure: retrying would fail the same way
+                m.evaluation_errors.labels("emit").inc()
+                log.error("transition %s of %r could not be serialised, not sent: %r", t.id, t.entity, exc)
+                continue
+            await self._send(self.alarms if t.kind == "alarm" else self.warnings, key, raw)
             if t.entity_type == "site":
-                await self._send(self.region_topic, t.region.encode(), raw)
+                await self._send(self.region_topic, region, raw)
             m.transitions.labels(t.kind, t.entity_type).inc()
         self.ctx.history.put_transitions(out)
 
