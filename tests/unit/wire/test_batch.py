@@ -170,3 +170,33 @@ def test_a_lone_source_without_count_owns_every_reading() -> None:
     assert batch.sources == (Source("g", 5, 4),)
     with pytest.raises(ValueError, match="several sources"):
         encode("s", "fp", [("g", 1), ("h", 2)], _sample())
+
+
+def _count_at(raw: bytes) -> int:
+    """Offset of the reading count u32 in an encoded batch without sources (after site and fingerprint)."""
+    site_len = struct.unpack_from("<H", raw, 8)[0]
+    fp_at = 10 + site_len
+    fp_len = struct.unpack_from("<H", raw, fp_at)[0]
+    return fp_at + 2 + fp_len + 4  # + the u32 source count (0)
+
+
+def test_a_header_that_lies_about_its_size_is_a_decode_error() -> None:
+    for compress in (False, True):
+        raw = bytearray(encode("S", "f", [], _sample(), IDS, compress=compress))
+        at = _count_at(bytes(raw))
+        for claimed in (5, 1 << 20, 0xFFFFFFFF):  # more readings than the body holds
+            raw[at : at + 4] = struct.pack("<I", claimed)
+            with pytest.raises(BatchDecodeError):
+                decode(bytes(raw))
+    raw = bytearray(encode("S", "f", [("gw", 1, 4)], _sample()))
+    raw[14:18] = struct.pack("<I", 0xFFFFFFFF)  # four billion sources
+    with pytest.raises(BatchDecodeError):
+        decode(bytes(raw))
+
+
+def test_an_empty_id_table_and_bytes_after_the_zlib_stream() -> None:
+    empty = encode("S", "f", [], Readings.empty(), IDS)
+    assert dict(decode(empty).sensor_ids) == {}
+    raw = encode("S", "f", [], _sample(), IDS, compress=True)
+    with pytest.raises(BatchDecodeError, match="after its body"):
+        decode(raw + b"\x00")
