@@ -19,6 +19,8 @@ import faust
 from faust.types import TP
 
 from processors.app import WorkerContext
+from processors.intake import COMPONENT
+from riskwatch.wire.deadletter import DeadLetter, Reason
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,9 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
         for agg in ctx.aggregator.close_due(now):
             ctx.history.put_aggregate(agg)
+        refused = ctx.history.take_refused()
+        if refused:
+            await emit.dead([history_letter(line, why, now) for line, why in refused])
         if ctx.aggregator.repaired:
             ctx.metrics.history_repaired.inc(ctx.aggregator.repaired)
             ctx.aggregator.repaired = 0
@@ -95,6 +100,19 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
 
 EXIT_RECOVERY_STUCK = 75  # EX_TEMPFAIL: try again
+
+
+def history_letter(line: str, why: str, now: float) -> DeadLetter:
+    """A history point InfluxDB refused (4xx), as a dead letter: visible on rw.deadletter like any input
+    the worker could not use. Made here, on the stream's side: the writer thread has no producer."""
+    return DeadLetter(
+        reason=Reason.HISTORY_REJECTED.value,
+        detail=f"InfluxDB refused the point: {why}",
+        source="influxdb",
+        original=line.encode("utf-8", "backslashreplace"),
+        at=now,
+        component=COMPONENT,
+    )
 
 
 def recovery_overdue(not_ready_since: float | None, now: float, timeout_s: float) -> bool:

@@ -32,6 +32,7 @@ from riskwatch.wire.transitions import Transition
 log = logging.getLogger(__name__)
 
 PACE_WITHIN_S = 30.0  # a minute's aggregates are all written within this, whatever the registry's size
+REFUSED_KEPT = 1000  # refused lines kept for the stream to dead-letter (the counter counts them all)
 
 
 class _Item(NamedTuple):
@@ -102,6 +103,8 @@ class HistoryWriter:
         self.dropped = 0
         self.written = 0
         self.rejected = 0
+        # (line, why) of refused points, for the stream side to dead-letter: no producer in this thread
+        self.refused: deque[tuple[str, str]] = deque(maxlen=REFUSED_KEPT)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -195,6 +198,7 @@ class HistoryWriter:
                     continue
                 pieces.pop()
                 log.error("InfluxDB refused a history point, dropped: %s: %.300s", exc, lines[0])
+                self.refused.append((lines[0], str(exc)))
                 self._settle(0, 1)
                 done += 1
             except Exception as exc:  # any failure of the database or the network: retry, keep order
@@ -211,6 +215,13 @@ class HistoryWriter:
                 done += len(lines)
             if done >= item.points and not pieces:
                 item = None
+
+    def take_refused(self) -> list[tuple[str, str]]:
+        """The refused points (line, why) since the last call (called from the stream's thread)."""
+        out = []
+        while self.refused:
+            out.append(self.refused.popleft())
+        return out
 
     def _settle(self, written: int, rejected: int) -> None:
         """Points that left the buffer: written, or refused (dropped and counted)."""

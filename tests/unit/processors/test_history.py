@@ -274,6 +274,13 @@ def test_a_refused_point_is_dropped_and_counted_the_rest_written_in_order() -> N
     assert _wait(lambda: len(sink.lines) == 9 and writer.pending == 0)
     assert [line.split('id="')[1][:3] for line in sink.lines] == [f"id{n}" for n in range(10) if n != 3]
     assert writer.rejected == 1 and rejected == [1] and writer.alive()
+    ((line, why),) = writer.take_refused()
+    assert "entity=bad" in line and "HTTP 400" in why and writer.take_refused() == []
+    from processors.timers import history_letter
+    from riskwatch.wire.deadletter import DeadLetter
+
+    letter = DeadLetter.from_bytes(history_letter(line, why, 5.0).to_bytes())
+    assert (letter.reason, letter.source, letter.original) == ("history_rejected", "influxdb", line.encode())
     writer.put_transitions([_transition(20)])  # and the writer goes on
     assert _wait(lambda: len(sink.lines) == 10)
     writer.stop()
