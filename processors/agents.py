@@ -128,7 +128,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
             try:
                 await fun(stream)
             except Exception as exc:
-                ctx.health.failed(f"agent {fun.__name__} crashed: {exc!r}")
+                if not app.should_stop:  # an error while the worker shuts down is not a crash
+                    ctx.health.failed(f"agent {fun.__name__} crashed: {exc!r}")
                 raise
 
         return agent

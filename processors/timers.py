@@ -36,7 +36,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         try:
             await _tick()
         except Exception as exc:
-            if app.rebalancing or not ctx.ready:  # partitions moved under it (a seek, a position): next tick
+            if app.should_stop or app.rebalancing or not ctx.ready:  # shutting down, or partitions moved
                 log.warning("timer interrupted by a rebalance: %r", exc)
                 return
             # A timer that raises is never run again: exit for the supervisor instead of idling.
