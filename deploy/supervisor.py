@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 STOP_GRACE_S = 30.0  # the bridge flushes for up to 30 s on SIGTERM (BridgeSettings.shutdown_timeout_s)
 
@@ -230,14 +230,15 @@ def terminate(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> i
     return proc.poll()
 
 
-def say_to(stream: object = None, log_file: Path | None = None) -> Callable[[str], None]:
-    """A `say` that prints timestamped lines to `stream` (default stdout) and appends them to `log_file`."""
+def say_to(stream: TextIO | None, log_file: Path | None = None) -> Callable[[str], None]:
+    """A `say` that prints timestamped lines to `stream` (None: nowhere) and appends them to `log_file`."""
     lock = threading.Lock()
 
     def say(text: str) -> None:
         line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}"
         with lock:
-            print(line, file=stream or sys.stdout, flush=True)
+            if stream is not None:
+                print(line, file=stream, flush=True)
             if log_file is not None:
                 log_file.parent.mkdir(parents=True, exist_ok=True)
                 with log_file.open("a", encoding="utf-8") as out:
@@ -376,10 +377,28 @@ class Supervisor:
                     (self.run_dir / "pids" / f"{child.name}.pid").unlink()
 
 
-def check(urls: Sequence[str], tries: int, every_s: float, timeout_s: float, wait_s: float) -> int:
-    """The systemd health check: 0 when every URL is healthy. With `wait_s`, wait that long for it
-    (ExecStartPost: the unit is started only once healthy); otherwise unhealthy only after `tries` failed
-    probes `every_s` apart, so one slow answer does not restart a component."""
+# The port each component answers /healthz on, as named in deploy/systemd/riskwatch.env.
+HEALTH_PORT_ENV = {
+    "bridge": "RISKWATCH_BRIDGE_METRICS_PORT",
+    "worker": "RISKWATCH_WORKER_WEB_PORT",
+    "alerting": "RISKWATCH_ALERTING_HTTP_PORT",
+}
+
+
+def component_url(name: str, environ: dict[str, str]) -> str:
+    """http://127.0.0.1:PORT/healthz of a component, its port from the environment (the units' env file)."""
+    if name not in HEALTH_PORT_ENV:
+        raise SystemExit(f"unknown component {name!r}; expected one of {', '.join(HEALTH_PORT_ENV)}")
+    port = environ.get(HEALTH_PORT_ENV[name], "")
+    if not port.isdigit():
+        raise SystemExit(f"${HEALTH_PORT_ENV[name]} is not set to a port (got {port!r})")
+    return f"http://127.0.0.1:{port}/healthz"
+
+
+def check(urls: Sequence[str], tries: int, every_s: float, timeout_s: float, wait_s: float) -> str:
+    """The systemd health check: "" when every URL is healthy, else why not. With `wait_s`, wait that
+    long for health (ExecStartPost: a unit counts as started only once healthy); otherwise unhealthy only
+    after `tries` failed probes `every_s` apart, so one slow answer does not restart a component."""
     deadline = time.monotonic() + wait_s
     for url in urls:
         failed = 0
@@ -389,25 +408,44 @@ def check(urls: Sequence[str], tries: int, every_s: float, timeout_s: float, wai
                 break
             failed += 1
             if (wait_s and time.monotonic() >= deadline) or (not wait_s and failed >= tries):
-                print(f"unhealthy: {probe.detail}", file=sys.stderr)
-                return 1
+                return f"{probe.detail} ({failed} checks)"
             time.sleep(every_s)
-    return 0
+    return ""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m deploy.supervisor", description="health checks for the systemd units"
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("check", help="exit 0 when every URL answers 2xx, else 1 saying why")
-    c.add_argument("urls", nargs="+", metavar="URL")
+    c = sub.add_parser("check", help="exit 0 when every URL answers 2xx, else say why and exit 1")
+    c.add_argument("urls", nargs="*", metavar="URL")
+    c.add_argument(
+        "--component",
+        choices=sorted(HEALTH_PORT_ENV),
+        help="check this component's /healthz, its port from the environment (see HEALTH_PORT_ENV)",
+    )
     c.add_argument("--tries", type=int, default=3, help="failed probes before unhealthy (default 3)")
     c.add_argument("--every", type=float, default=5.0, help="seconds between probes (default 5)")
     c.add_argument("--timeout", type=float, default=5.0, help="one probe's timeout (default 5 s)")
     c.add_argument("--wait", type=float, default=0.0, help="wait up to this long for health (start-up)")
+    c.add_argument(
+        "--restart", metavar="UNIT", help="when unhealthy, `systemctl restart --no-block UNIT` and say so"
+    )
     args = parser.parse_args(argv)
-    return check(args.urls, args.tries, args.every, args.timeout, args.wait)
+    urls = list(args.urls)
+    if args.component:
+        urls.append(component_url(args.component, dict(os.environ if environ is None else environ)))
+    if not urls:
+        parser.error("give a URL or --component")
+    why = check(urls, args.tries, args.every, args.timeout, args.wait)
+    if not why:
+        return 0
+    print(f"unhealthy: {why}", file=sys.stderr, flush=True)
+    if args.restart:
+        print(f"restarting {args.restart}", file=sys.stderr, flush=True)
+        subprocess.run(["systemctl", "restart", "--no-block", args.restart], check=False)
+    return 1
 
 
 if __name__ == "__main__":

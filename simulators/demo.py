@@ -1,8 +1,9 @@
 """`riskwatch demo`: the whole pipeline with simulated plants, a scripted incident sequence and a live view.
 
 Starts the local stack if it is not running (`riskwatch stack up`), then the bridge, the worker and
-alerting as child processes (pids in .riskwatch/demo/PREFIX/pids/), a local webhook receiver that alerting
-routes to, and the plants of simulators/scenarios/registry.yaml playing simulators/demo_script.yaml.
+alerting as child processes supervised as under `riskwatch run` (restarted with backoff when one exits or
+turns unhealthy; pids in .riskwatch/demo/PREFIX/pids/, what the supervisor did in logs/run.log), a local
+webhook receiver that alerting routes to, and the plants of simulators/scenarios/registry.yaml playing simulators/demo_script.yaml.
 Each run uses fresh topics (prefix demoYYYYmmddHHMMSS) and its own folder .riskwatch/demo/PREFIX/.
 Ctrl-C (or `--duration`) stops everything it started, by pid, and prints a summary.
 """
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deploy.supervisor import Child, Supervisor, say_to
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators.gateway import Broker
@@ -62,6 +64,8 @@ class Demo:
         self.stop = threading.Event()
         self.plain = args.plain or not sys.stdout.isatty()
         self.pipeline: Pipeline | None = None
+        self.supervisor: Supervisor | None = None
+        self.state: DemoState | None = None
         self.receiver: WebhookReceiver | None = None
         self.started_stack = False
         self.readers: list[TopicReader] = []
@@ -95,8 +99,20 @@ class Demo:
         self.clients = make_clients(self.sim, self.broker)
         for client in self.clients.values():
             client.connect()
-        self.pipeline = Pipeline(self.run_dir, self.registry_path, info, topics.prefix)
-        print("demo: starting bridge, worker and alerting ...", flush=True)
+        # In the live view the supervisor's lines go to logs/run.log only; restarts show in the header.
+        self.state = state
+        keep = say_to(None, self.run_dir / "logs" / "run.log")
+
+        def supervisor_says(text: str) -> None:
+            keep(text)
+            self.say(text)
+
+        self.supervisor = Supervisor(self.run_dir, supervisor_says, on_start=self._started)
+        self.pipeline = Pipeline(
+            self.run_dir, self.registry_path, info, topics.prefix, supervisor=self.supervisor
+        )
+        self.supervisor.start_thread()  # a service dying while the others start is restarted too
+        print("demo: starting bridge, worker and alerting (supervised) ...", flush=True)
         self.pipeline.start_bridge()
         self.pipeline.start_worker(ready_site=next(iter(registry.sites)))
         self.pipeline.start_alerting(routes, env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
@@ -115,6 +131,14 @@ class Demo:
         self.registry = registry
         state.started = time.time()
         return state
+
+    def _started(self, child: Child) -> None:
+        """A service (re)started: keep the pipeline's process and the view's header current."""
+        if self.pipeline is not None:
+            self.pipeline.on_restart(child)
+        if self.state is not None and child.proc is not None:
+            again = f", restarted {child.restarts}x" if child.restarts else ""
+            self.state.services[child.name] = f"pid {child.proc.pid}{again}"
 
     def _alert(self, state: DemoState, delivery: Any) -> None:
         state.on_alert(delivery)
@@ -167,10 +191,6 @@ class Demo:
                     state.readings_per_s = (self.telemetry.readings - last_count) / (now - last)
                     state.readings_total = self.telemetry.readings
                     last, last_count = now, self.telemetry.readings
-                    dead = self.pipeline.dead() if self.pipeline else []
-                    if dead:
-                        self.say(f"services died: {', '.join(dead)}; see {self.run_dir}/logs")
-                        break
                 if live is not None:
                     live.update(render(state))
         finally:
