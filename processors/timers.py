@@ -30,17 +30,26 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     snapshots = tables.snapshots
     emit = tables.emitter
 
+    failing_since: list[float] = []  # when the timer's current run of failures began
+
     @app.timer(interval=s.tick_every_s, name="riskwatch-tick")
     async def tick() -> None:
-        ctx.health.beat("tick")
         try:
             await _tick()
         except Exception as exc:
             if app.should_stop or app.rebalancing or not ctx.ready:  # shutting down, or partitions moved
                 log.warning("timer interrupted by a rebalance: %r", exc)
                 return
-            # A timer that raises is never run again: exit for the supervisor instead of idling.
-            ctx.health.failed(f"the timer crashed: {exc!r}")
+            # A failed snapshot flush is retried by the next tick (Kafka briefly gone); a timer that keeps
+            # failing does nothing useful: exit for the supervisor instead of idling behind live ports.
+            first = failing_since[0] if failing_since else time.monotonic()
+            failing_since[:] = [first]
+            if time.monotonic() - first >= TIMER_FAILING_EXIT_S:
+                ctx.health.failed(f"the timer has failed for {TIMER_FAILING_EXIT_S:.0f} s: {exc!r}")
+            log.exception("timer failed; retrying at the next tick")
+            return
+        failing_since.clear()
+        ctx.health.beat("tick")
 
     async def _tick() -> None:
         if not ctx.ready or app.rebalancing or app.in_recovery:  # state being restored; next tick catches up
@@ -100,6 +109,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
 
 EXIT_RECOVERY_STUCK = 75  # EX_TEMPFAIL: try again
+TIMER_FAILING_EXIT_S = 60.0  # a timer failing on every tick for this long exits the worker (status 70)
 
 
 def history_letter(line: str, why: str, now: float) -> DeadLetter:
