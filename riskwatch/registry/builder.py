@@ -166,7 +166,24 @@ class Builder:
                 )
                 ok = False
             grade = scored
-        site = Site(spec.id, spec.region, spec.name, spec.industry, grade, spec.static_score, rule_set)
+        if (spec.lat is None) != (spec.lon is None):
+            given, missing = ("lat", "lon") if spec.lon is None else ("lon", "lat")
+            self.report(
+                f"{path}.{missing}",
+                f"`{given}` is given without `{missing}`: a site's map position needs both",
+            )
+            ok = False
+        site = Site(
+            spec.id,
+            spec.region,
+            spec.name,
+            spec.industry,
+            grade,
+            spec.static_score,
+            rule_set,
+            spec.lat,
+            spec.lon,
+        )
         if ok:
             self.sites[spec.id] = site
         gateways: list[str] = []

@@ -43,6 +43,8 @@ class Site:
     static_grade: str | None  # Colour label of the static risk grade; a baseline, never mixed in
     static_score: float | None
     rule_set: str  # name of the rule set its units use
+    lat: float | None = None  # WGS-84 degrees, for the board's map
+    lon: float | None = None
 
 
 class Sensor(NamedTuple):

@@ -70,6 +70,9 @@ class SiteSpec(_Spec):
     industry: str
     static_grade: ColourName | None = None
     static_score: Annotated[float, Field(ge=0, le=100)] | None = None  # 应急〔2018〕19号 score
+    # WGS-84 degrees of the site's main gate, for the board's map; given together or not at all.
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
     rules: str | None = None  # a rule set name; default: the set of its industry
     gateways: list[GatewaySpec] = []
     units: list[UnitSpec] = []
