@@ -3,6 +3,7 @@ on exit and on failed health checks, what it says, the stable-period reset, and 
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
 import subprocess
@@ -253,3 +254,36 @@ def test_health_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     )
     assert "unhealthy: http://127.0.0.1:9/healthz did not answer" in capsys.readouterr().err
     assert subprocess.run([sys.executable, "-m", "deploy.supervisor", "check", "--help"]).returncode == 0
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        body = (
+            b'{"ok": false, "problems": ["the history writer thread died"]}' if self.status != 200 else b"{}"
+        )
+        self.send_response(self.status)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_check_by_component_reads_its_port_from_the_env_file(status: int, capsys) -> None:  # type: ignore[no-untyped-def]
+    handler = type("H", (_Health,), {"status": status})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"RISKWATCH_WORKER_WEB_PORT": str(server.server_address[1])}
+        code = main(["check", "--component", "worker", "--tries", "2", "--every", "0.01"], environ=env)
+    finally:
+        server.shutdown()
+    assert code == (0 if status == 200 else 1)
+    if status == 503:
+        err = capsys.readouterr().err
+        assert "answered 503" in err and "the history writer thread died" in err and "(2 checks)" in err, err
+    with pytest.raises(SystemExit, match="RISKWATCH_BRIDGE_METRICS_PORT is not set"):
+        main(["check", "--component", "bridge"], environ={})

@@ -1,0 +1,136 @@
+"""`riskwatch run` refuses a bad configuration before starting anything, naming the file and the field (or
+the option); the component command lines it builds parse with each component's own options."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from deploy.run import Endpoints, alerting_spec, bridge_spec, worker_spec
+from riskwatch.cli import main
+from simulators.cli import DEFAULT_REGISTRY
+
+ROUTES = Path(__file__).resolve().parents[2] / "simulators" / "demo_routes.yaml"
+
+
+@pytest.fixture
+def stack_home(tmp_path: Path) -> Path:
+    """A configured (not running) local stack: `riskwatch run` only reads its addresses."""
+    from deploy.stack.settings import StackSettings
+
+    home = tmp_path / "stack"
+    home.mkdir()
+    StackSettings.create().save(home / "stack.json")
+    return home
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["run", *argv])
+    return code, capsys.readouterr().err
+
+
+def _argv(stack_home: Path, tmp_path: Path, **over: str) -> list[str]:
+    options = {
+        "--registry": str(DEFAULT_REGISTRY),
+        "--routes": str(ROUTES),
+        "--stack-home": str(stack_home),
+        "--run-dir": str(tmp_path / "run"),
+        **over,
+    }
+    return [x for k, v in options.items() for x in (k, v)]
+
+
+@pytest.fixture(autouse=True)
+def _webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RISKWATCH_DEMO_WEBHOOK_SECRET", "s3cret")
+
+
+def test_a_bad_registry_is_named_with_its_field(stack_home: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "registry.yaml"
+    bad.write_text("regions: [{id: R1, sites: [{id: S1, industry: bakery}]}]\n")
+    code, err = _run(capsys, *_argv(stack_home, tmp_path, **{"--registry": str(bad)}))
+    assert code == 1
+    assert err.startswith("riskwatch run: error:") and f"{bad}: regions[0].sites: " in err, err
+    assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_a_missing_routes_file_is_named(stack_home: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nope.yaml"
+    code, err = _run(capsys, *_argv(stack_home, tmp_path, **{"--routes": str(missing)}))
+    assert code == 1 and f"{missing}: (file): cannot read" in err, err
+
+
+def test_a_missing_channel_secret_is_named(stack_home: Path, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("RISKWATCH_DEMO_WEBHOOK_SECRET")
+    code, err = _run(capsys, *_argv(stack_home, tmp_path))
+    assert code == 1 and str(ROUTES) in err and "RISKWATCH_DEMO_WEBHOOK_SECRET" in err, err
+
+
+def test_a_taken_port_is_named_by_its_option(stack_home: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = str(s.getsockname()[1])
+        code, err = _run(capsys, *_argv(stack_home, tmp_path, **{"--alerting-http-port": port}))
+    assert code == 1 and f"--alerting-http-port: port {port} is taken" in err, err
+
+
+def test_the_same_port_twice_is_refused(stack_home: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, err = _run(
+        capsys,
+        *_argv(stack_home, tmp_path, **{"--worker-web-port": "18080", "--alerting-http-port": "18080"}),
+    )
+    assert code == 1 and "--alerting-http-port and --worker-web-port are both 18080" in err, err
+
+
+def test_no_stack_and_no_addresses_says_what_to_do(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, err = _run(capsys, *_argv(tmp_path / "nostack", tmp_path))
+    assert code == 1 and "riskwatch stack up" in err, err
+
+
+def test_an_explicit_bridge_account_needs_its_password(
+    stack_home: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("RISKWATCH_MQTT_PASSWORD", raising=False)
+    code, err = _run(capsys, *_argv(stack_home, tmp_path, **{"--mqtt-user": "bridge-2"}))
+    assert code == 1 and "set $RISKWATCH_MQTT_PASSWORD" in err, err
+
+
+def test_bad_mqtt_address_is_named(stack_home: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code, err = _run(capsys, *_argv(stack_home, tmp_path, **{"--mqtt": "localhost"}))
+    assert code == 1 and "--mqtt: expected HOST:PORT, got 'localhost'" in err, err
+
+
+EP = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", "http://i:8086", "tok")
+
+
+def _parses(component: str, argv: list[str]) -> argparse.Namespace:
+    module = {"bridge": "ingest.cli", "worker": "processors.cli", "alerting": "alerting.cli"}[component]
+    assert argv[1:4] == ["-m", "riskwatch", component]
+    parser = argparse.ArgumentParser()
+    importlib.import_module(module).configure(parser)  # type: ignore[attr-defined]
+    return parser.parse_args(argv[4:])
+
+
+def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path) -> None:
+    reg, routes = Path("reg.yaml"), Path("routes.yaml")
+    bridge = bridge_spec(EP, reg, "p1", tmp_path, 9108)
+    args = _parses("bridge", bridge.argv)
+    assert (args.mqtt_user, args.mqtt_port, args.share_group) == ("bridge-1", 8883, "riskwatch-p1")
+    assert bridge.env == {"RISKWATCH_MQTT_PASSWORD": "pw"} and "pw" not in bridge.argv
+    assert bridge.health_url == "http://127.0.0.1:9108/healthz"
+    worker = worker_spec(EP, reg, "p1", tmp_path, 6066, 9101)
+    args = _parses("worker", worker.argv)
+    assert (args.group, args.influx_url, args.web_port) == ("riskwatch-worker-p1", "http://i:8086", 6066)
+    assert worker.env == {"RISKWATCH_INFLUX_TOKEN": "tok"} and "tok" not in worker.argv
+    assert worker.health_url == "http://127.0.0.1:6066/healthz"
+    alerting = alerting_spec(EP, reg, routes, "rw", tmp_path, 8080)
+    args = _parses("alerting", alerting.argv)
+    assert args.group_id == "riskwatch-alerting"  # the default prefix keeps the components' own groups
+    assert alerting.health_url == "http://127.0.0.1:8080/healthz"
+    assert json.dumps(alerting.env) == "{}"
