@@ -74,7 +74,9 @@ class Backoff:
 class HealthPolicy:
     every_s: float = 1.0  # between probes of one child
     timeout_s: float = 2.0  # one probe's HTTP timeout
-    failures: int = 3  # consecutive failed probes of a healthy child before it is restarted
+    # Consecutive failed probes of a healthy child before it is restarted: about 10 s of 503s or silence.
+    # A dead thread or task makes the component exit on its own; this is for one that hangs.
+    unhealthy_after: int = 10
     start_timeout_s: float = 120.0  # a child not healthy this long after its start is restarted
 
 
@@ -169,7 +171,7 @@ class Child:
 
     def on_probe(self, probe: Probe, now: float) -> tuple[str, str]:
         """(a line to say, or "";  why to stop it, or ""). A healthy answer resets the count of failed
-        probes (and, once healthy for stable_s, the backoff); a healthy child failing `failures` probes in
+        probes (and, once healthy for stable_s, the backoff); a healthy child failing `unhealthy_after` probes in
         a row, or one not healthy within start_timeout_s of its start, is to be stopped and restarted."""
         self.next_probe_at = now + self.health.every_s
         if probe.ok:
@@ -187,7 +189,7 @@ class Child:
                 return "", f"{self.name} did not become healthy within {limit:g} s ({probe.detail})"
             return "", ""
         self.bad_probes += 1
-        if self.bad_probes >= self.health.failures:
+        if self.bad_probes >= self.health.unhealthy_after:
             return "", f"{self.name} is unhealthy: {probe.detail} ({self.bad_probes} checks in a row)"
         return "", ""
 

@@ -135,7 +135,7 @@ def test_backoff_resets_after_a_stable_period(tmp_path: Path) -> None:
 
 
 def test_an_unhealthy_child_is_stopped_and_restarted_after_three_failed_checks(tmp_path: Path) -> None:
-    w = World(tmp_path, health=HealthPolicy(every_s=1.0, failures=3))
+    w = World(tmp_path, health=HealthPolicy(every_s=1.0, unhealthy_after=3))
     w.health["h"] = Probe(True, "200")
     w.add("alerting", "h")
     w.run_for(1)
@@ -161,7 +161,7 @@ def test_an_unhealthy_child_is_stopped_and_restarted_after_three_failed_checks(t
 
 
 def test_one_failed_check_between_good_ones_restarts_nothing(tmp_path: Path) -> None:
-    w = World(tmp_path, health=HealthPolicy(every_s=1.0, failures=3))
+    w = World(tmp_path, health=HealthPolicy(every_s=1.0, unhealthy_after=3))
     w.health["h"] = Probe(True, "200")
     w.add("worker", "h")
     for _ in range(5):
