@@ -85,7 +85,10 @@ class WorkerContext:
         self.registry = registry
         self.clock = clock
         self.metrics = metrics
-        self.health = Health(stale_after_s=max(30.0, 10 * settings.tick_every_s))
+        self.health = Health(
+            stale_after_s=max(30.0, 10 * settings.tick_every_s),
+            startup_s=settings.recovery_timeout_s or float("inf"),
+        )
         self.index = SiteIndex(registry)
         self.intake = Intake(
             self.index,

@@ -164,12 +164,16 @@ def test_readings_older_than_the_maximum_age_are_dead_lettered_the_rest_evaluate
 def test_a_task_that_dies_fails_health_and_exits_non_zero() -> None:
     exits: list[int] = []
     t = [0.0]
-    health = Health(stale_after_s=30.0, exit=exits.append, clock=lambda: t[0])
+    health = Health(stale_after_s=30.0, exit=exits.append, clock=lambda: t[0], startup_s=180.0)
+    t[0] = 100.0
+    assert health.status()[0]  # timers start once tables are restored: not late before the startup bound
+    t[0] = 181.0
+    assert not health.status()[0]
     health.beat("tick")
     assert health.status()[0]
-    t[0] = 31.0
+    t[0] = 212.0
     ok, doc = health.status()
-    assert not ok and "tick has not run" in doc["problems"][0] and exits == []
+    assert not ok and "tick has not completed for 31 s" in doc["problems"][0] and exits == []
     health.beat("tick")
     health.check(lambda: True)
     assert health.status()[0]
