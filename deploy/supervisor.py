@@ -171,8 +171,9 @@ class Child:
 
     def on_probe(self, probe: Probe, now: float) -> tuple[str, str]:
         """(a line to say, or "";  why to stop it, or ""). A healthy answer resets the count of failed
-        probes (and, once healthy for stable_s, the backoff); a healthy child failing `unhealthy_after` probes in
-        a row, or one not healthy within start_timeout_s of its start, is to be stopped and restarted."""
+        probes (and, once healthy for stable_s, the backoff); a healthy child failing `unhealthy_after`
+        probes in a row, or one not healthy within start_timeout_s of its start, is to be stopped and
+        restarted."""
         self.next_probe_at = now + self.health.every_s
         if probe.ok:
             self.bad_probes = 0
@@ -344,7 +345,13 @@ class Supervisor:
                 if stop:
                     self._stop_unhealthy(child, stop)
         elif child.state is State.WAITING and now >= child.restart_at:
-            self._start(child)
+            try:
+                self._start(child)
+            except OSError as exc:  # e.g. the interpreter or a folder went away: try again later
+                child.failures += 1
+                self._restart_later(child, Restart(f"{child.name} could not be started ({exc})",
+                                                   self.backoff.delay(child.failures)))  # fmt: skip
+                return
             self.say(
                 f"{child.name} restarted (pid {child.proc.pid if child.proc else '?'}, restart {child.restarts})"
             )

@@ -287,3 +287,24 @@ def test_check_by_component_reads_its_port_from_the_env_file(status: int, capsys
         assert "answered 503" in err and "the history writer thread died" in err and "(2 checks)" in err, err
     with pytest.raises(SystemExit, match="RISKWATCH_BRIDGE_METRICS_PORT is not set"):
         main(["check", "--component", "bridge"], environ={})
+
+
+def test_a_restart_that_cannot_spawn_is_retried_with_backoff(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.add("bridge")
+    w.run_for(2)
+    real = w.sup._spawn
+    fail = {"left": 2}
+
+    def flaky(spec: ChildSpec, run_dir: Path) -> FakeProc:
+        if fail["left"]:
+            fail["left"] -= 1
+            raise FileNotFoundError(2, "No such file or directory", "/opt/riskwatch/.venv/bin/python")
+        return real(spec, run_dir)  # type: ignore[return-value]
+
+    w.sup._spawn = flaky  # type: ignore[assignment]
+    w.proc("bridge").code = 1
+    w.run_for(10)
+    could_not = [line for line in w.lines if "bridge could not be started" in line]
+    assert len(could_not) == 2 and "restarting in 2 s (restart 2)" in could_not[0], could_not
+    assert len(w.procs["bridge"]) == 2 and w.sup.children["bridge"].state is State.HEALTHY
