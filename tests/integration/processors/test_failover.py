@@ -16,6 +16,7 @@ ROUNDS = 30
 GAP_S = 61.0
 LEVELS = (5.0, 30.0)  # %LEL: normal, L1 (GB/T 50493-2019: L1 25, L2 50)
 SITES = [f"S{n}" for n in range(6)]
+FUTURE = ("--future-tolerance-s", "86400")
 
 
 def _input(reg: Registry, base: float, rounds: range) -> list[tuple[bytes, bytes]]:
@@ -61,7 +62,8 @@ def _wait_assigned(workers: list[WorkerProcess], timeout: float = 60, sites: boo
 def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     reg_path, reg = write_registry(tmp_path, stale_s=3600, no_delays=True)
     # Event times ahead of the clock, as with live data. (Once needed: the engine used to ignore a sensor's
-    # first readings older than a tick that started its site; it takes them now.)
+    # first readings older than a tick that started its site; it takes them now.) The rounds run up to
+    # half an hour ahead, so the workers take future stamps as they are (`FUTURE`), not at clock + 5 s.
     base = time.time() + 120
     names = [Topics(f"t{uuid.uuid4().hex[:10]}") for _ in range(2)]
     for t in names:
@@ -69,7 +71,7 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
     single_topics, pair_topics = names
 
     # Reference: one worker, the whole input.
-    single = WorkerProcess(stack, single_topics, reg_path, tmp_path / "single")
+    single = WorkerProcess(stack, single_topics, reg_path, tmp_path / "single", *FUTURE)
     try:
         produce(stack.kafka_bootstrap, single_topics.telemetry, _input(reg, base, range(ROUNDS)))
         reference = drain(stack.kafka_bootstrap, [single_topics.alarms, single_topics.warnings], 6, 120)
@@ -80,11 +82,11 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
     # Two workers; the first is killed half way through the input.
     # Started one after the other: two Faust workers declaring the same new internal topics at once
     # can stall their first rebalance (see docs/processors.md, "Known limits").
-    first = WorkerProcess(stack, pair_topics, reg_path, tmp_path / "first")
+    first = WorkerProcess(stack, pair_topics, reg_path, tmp_path / "first", *FUTURE)
     second: WorkerProcess | None = None
     try:
         _wait_assigned([first], sites=False)
-        second = WorkerProcess(stack, pair_topics, reg_path, tmp_path / "second")
+        second = WorkerProcess(stack, pair_topics, reg_path, tmp_path / "second", *FUTURE)
         owned = _wait_assigned([first, second])
         if owned[0] < owned[1]:  # kill the worker that owns more sites (a partition may hold none)
             first, second = second, first
