@@ -134,3 +134,36 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
     assert args.group_id == "riskwatch-alerting"  # the default prefix keeps the components' own groups
     assert alerting.health_url == "http://127.0.0.1:8080/healthz"
     assert json.dumps(alerting.env) == "{}"
+
+
+class _Proc:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.code = pid, None
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+def test_a_supervised_pipeline_follows_restarts(tmp_path: Path) -> None:
+    """The demo's Pipeline: `services[name].proc` is the running process after a restart, and a
+    supervised service is never reported dead (it is being restarted)."""
+    from deploy.supervisor import Backoff, Supervisor
+    from simulators.pipeline import Pipeline
+
+    pids = iter(range(100, 200))
+    now = [0.0]
+    lines: list[str] = []
+    sup = Supervisor(
+        tmp_path, lines.append, backoff=Backoff(), clock=lambda: now[0],
+        spawn=lambda spec, run_dir: _Proc(next(pids)),
+    )  # fmt: skip
+    pipe = Pipeline(tmp_path, Path("reg.yaml"), EP, "p2", supervisor=sup)
+    first = pipe.start_bridge().proc
+    assert pipe.bridge_argv[0] == "bridge" and "--share-group" in pipe.bridge_argv
+    first.code = 70  # type: ignore[union-attr]
+    sup.tick()
+    assert pipe.dead() == []
+    now[0] = 1.5
+    sup.tick()
+    assert pipe.services["bridge"].proc is not first and pipe.services["bridge"].proc.pid == 101
+    assert any(line.startswith("bridge exited with status 70") for line in lines)
