@@ -15,6 +15,7 @@ from alerting.health import EXIT_TASK_DIED, TaskDied
 from alerting.routing.sites import registry_lookup
 from alerting.service import AlertingService, ServiceOptions
 from riskwatch.paths import home_dir
+from riskwatch.registry import load_registry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-id", default="riskwatch-alerting", help="Kafka consumer group")
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between timer/retry checks")
     parser.add_argument("--registry", default=None, help="site registry YAML for site names and industry")
+    parser.add_argument(
+        "--map",
+        type=Path,
+        default=None,
+        help="the board's region geometry (GeoJSON, features naming registry regions); "
+        "default: the shipped example regions",
+    )
+    parser.add_argument("--no-board", action="store_true", help="serve the API only, no board pages")
     parser.add_argument("--log-level", default="INFO")
+
+
+LOGIN_LINK_ENV = "RISKWATCH_LOGIN_LINK"
+
+
+def login_links(environ: dict[str, str] | os._Environ[str]) -> tuple[tuple[str, str], ...]:
+    """`RISKWATCH_LOGIN_LINK=user:secret` accepts one login by that secret (/board/login#once=secret),
+    for a launcher such as `riskwatch demo` that prints the link; the variable never reaches a file."""
+    value = environ.get(LOGIN_LINK_ENV, "")
+    user, _, secret = value.partition(":")
+    return ((user, secret),) if user and len(secret) >= 16 else ()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
     db.parent.mkdir(parents=True, exist_ok=True)
     options = ServiceOptions(
         kafka=args.kafka, db=db, topic_prefix=args.topic_prefix, http_host=args.http_host,
-        http_port=args.http_port, group_id=args.group_id, tick_s=args.tick,
+        http_port=args.http_port, group_id=args.group_id, tick_s=args.tick, board=not args.no_board,
+        map_file=args.map, login_links=login_links(os.environ),
     )  # fmt: skip
     sites, units = registry_lookup(args.registry) if args.registry else (None, None)
-    service = AlertingService(options, cfg, secrets, sites, units)
+    site_registry = load_registry(args.registry) if args.registry else None
+    service = AlertingService(options, cfg, secrets, sites, units, site_registry=site_registry)
 
     async def main() -> None:
         stop = asyncio.Event()

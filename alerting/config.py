@@ -17,7 +17,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerting.channels import channel_module
 from alerting.channels.base import ChannelSettings
@@ -204,10 +204,29 @@ class InhibitRule(_Model):
         return _colour(v)
 
 
+class Scope(_Model):
+    """What a user sees and acts on: these regions and these sites; both empty = the whole province."""
+
+    regions: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()
+
+
 class ApiToken(_Model):
+    """A person or system that uses the API and the board: by token, by password, or both."""
+
     user: str
     role: Role
-    token_env: str
+    token_env: str | None = None  # names the variable holding the bearer token
+    password_env: str | None = (
+        None  # names the variable holding a password hash (python -m alerting.board.passwords)
+    )
+    scope: Scope = Scope()
+
+    @model_validator(mode="after")
+    def _some_credential(self) -> ApiToken:
+        if not self.token_env and not self.password_env:
+            raise ValueError("give `token_env`, `password_env` or both")
+        return self
 
 
 class Defaults(_Model):
@@ -400,7 +419,10 @@ def resolve_secrets(cfg: RoutingConfig, environ: Mapping[str, str], file: str = 
         if url_env := getattr(channel, "url_env", None):
             wanted[f"channels.{name}.url"] = (f"channels.{name}.url_env", url_env)
     for i, token in enumerate(cfg.api_tokens):
-        wanted[f"api_tokens.{token.user}"] = (f"api_tokens[{i}].token_env", token.token_env)
+        if token.token_env:
+            wanted[f"api_tokens.{token.user}"] = (f"api_tokens[{i}].token_env", token.token_env)
+        if token.password_env:
+            wanted[f"passwords.{token.user}"] = (f"api_tokens[{i}].password_env", token.password_env)
     values: dict[str, Secret] = {}
     for key, (path, env_name) in wanted.items():
         value = environ.get(env_name)

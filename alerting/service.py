@@ -22,8 +22,10 @@ from aiokafka.errors import (
 from prometheus_client import CollectorRegistry
 
 from alerting.api.app import build_app, serve
-from alerting.api.auth import TokenAuth
+from alerting.api.auth import Sessions, TokenAuth
 from alerting.api.feed import EventHub
+from alerting.board.geometry import load_map, shipped_map
+from alerting.board.web import HISTORY_S, Board
 from alerting.channels import build_channel
 from alerting.config import RoutingConfig, Secrets
 from alerting.deadletters import DeadLetters, store_failed
@@ -53,6 +55,9 @@ class ServiceOptions:
     group_id: str = "riskwatch-alerting"
     tick_s: float = 1.0  # how often timers, grouping and retries are looked at
     seen_retention_s: float = 30 * 86400.0  # transition ids kept for de-duplication (>> Kafka retention)
+    board: bool = True  # serve the monitoring-centre board (pages, sessions, live feed) on the HTTP port
+    map_file: Path | None = None  # the deployment's approved GeoJSON; default: the shipped example regions
+    login_links: tuple[tuple[str, str], ...] = ()  # (user, secret) one-time login links to accept
 
 
 class AlertingService:
@@ -65,8 +70,10 @@ class AlertingService:
         units: UnitLookup | None = None,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        site_registry: object | None = None,
     ) -> None:
         self.options, self.cfg, self.secrets, self.clock = options, cfg, secrets, clock
+        self.site_registry = site_registry  # the full registry, for the board's sites, units and gateways
         self.metrics = AlertingMetrics(registry if registry is not None else CollectorRegistry())
         self.topics = Topics(options.topic_prefix)
         self.directory = SiteDirectory(cfg.sites, sites, units)
@@ -93,7 +100,12 @@ class AlertingService:
         }
         deliverer = Deliverer(store, channels, self.cfg.defaults, self.metrics, dead)  # type: ignore[arg-type]
         health = Health()
-        app = build_app(manager, TokenAuth.from_config(self.cfg, self.secrets), hub, self.metrics, health)
+        auth = TokenAuth.from_config(self.cfg, self.secrets)
+        board = self._board(store, hub) if self.options.board else None
+        app = build_app(manager, auth, hub, self.metrics, health, board)
+        sessions = Sessions(store, auth, self.clock)
+        for user, secret in self.options.login_links:
+            sessions.add_login_link(user, secret)
         try:
             runner = await serve(app, self.options.http_host, self.options.http_port)
         except OSError as exc:
@@ -116,6 +128,18 @@ class AlertingService:
             for channel in channels.values():
                 await channel.close()  # type: ignore[attr-defined]
             store.close()
+
+    def _board(self, store: Store, hub: EventHub) -> Board:
+        if self.options.map_file is not None:
+            geometry = load_map(self.options.map_file)
+        else:
+            regions = set(self.site_registry.regions) if self.site_registry is not None else None  # type: ignore[attr-defined]
+            try:
+                geometry = shipped_map(regions)
+            except RiskwatchError as exc:
+                log.warning("board map: %s; the map shows sites only", exc)
+                geometry = None
+        return Board(store, hub, self.site_registry, geometry, self.clock)
 
     async def _consume(
         self, manager: AlertManager, dead: DeadLetters, wake: asyncio.Event, audit_wake: asyncio.Event
@@ -160,6 +184,9 @@ class AlertingService:
             return False
         try:
             applied = manager.handle(transition)
+            if applied:
+                with manager.store.transaction():  # the board's current levels and their history
+                    manager.store.record_level(transition)
         except Exception as exc:
             if store_failed(exc):
                 raise
@@ -187,6 +214,8 @@ class AlertingService:
                 pruned_at = self.clock()
                 with manager.store.transaction():
                     manager.store.prune_seen(pruned_at - self.options.seen_retention_s)
+                    manager.store.prune_level_log(pruned_at - HISTORY_S)
+                    manager.store.prune_sessions(pruned_at)
             wake.clear()
             manager.tick()
             dispatcher.step(self.clock())

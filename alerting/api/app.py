@@ -8,6 +8,7 @@ whatever goes wrong inside it is answered (500 with a reason at worst) and never
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from alerting.api.auth import TokenAuth, User
+from alerting.api.auth import SESSION_COOKIE, SESSION_S, Sessions, TokenAuth, User
 from alerting.api.feed import EventHub, stream
 from alerting.api.page import ALERT_ID, alert_page
 from alerting.deadletters import store_failed
@@ -41,6 +42,10 @@ MAX_SHELVE_S = 30 * 86400.0
 MAX_MAINTENANCE_S = 366 * 86400.0
 MAX_EPOCH = 4_102_444_800.0  # 2100-01-01: later "times" are mistakes
 MAX_SEQ = 2**62
+
+
+class OutOfScope(Exception):
+    """The alert or site is outside the user's scope (HTTP 403)."""
 
 
 class TooLarge(InvalidInput):
@@ -143,25 +148,88 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(500, f"internal error: {type(exc).__name__}")
 
 
+# No inline script anywhere (pages load their scripts from /board/static); styles may be set inline
+# because the chart library positions its tooltips with style attributes. No framing: no clickjacking.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A browser's POST names its page's origin; it must be this host (absent: not a browser)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return origin in (f"http://{request.host}", f"https://{request.host}")
+
+
 def build_app(
     manager: AlertManager,
     auth: TokenAuth,
     hub: EventHub,
     metrics: AlertingMetrics | None = None,
     health: Health | None = None,
+    board: Any | None = None,
 ) -> web.Application:
     """The HTTP API over one AlertManager; `/metrics` serves Prometheus text when metrics are given;
-    `/healthz` is unhealthy (503) once one of the service's tasks in `health` has died."""
+    `/healthz` is unhealthy (503) once one of the service's tasks in `health` has died. With a `board`
+    (alerting.board.web.Board) it serves the monitoring-centre board and browser sessions too."""
+    sessions = Sessions(manager.store, auth, manager.clock)
+
+    def authenticate(request: web.Request) -> tuple[User | None, str]:
+        """The user, by bearer token or by session cookie; for a POST with a cookie, why it is refused."""
+        if "Authorization" in request.headers:
+            return auth.user(request.headers.get("Authorization")), ""
+        found = sessions.lookup(request.cookies.get(SESSION_COOKIE))
+        if found is None:
+            return None, ""
+        user, csrf = found
+        if request.method not in ("GET", "HEAD"):
+            given = request.headers.get("X-CSRF-Token", "")
+            if not _same_origin(request) or not hmac.compare_digest(given.encode(), csrf.encode()):
+                return user, "missing or wrong X-CSRF-Token (or a foreign Origin) for a session request"
+        return user, ""
+
+    def in_scope(user: User, alert_id: str) -> None:
+        alert = manager.store.get_alert(alert_id)
+        if alert is None:
+            raise UnknownAlert(f"no alert {alert_id!r}")
+        region = alert.region or (board.region_of(alert.site) if board is not None else "")
+        if not user.sees(alert.site, region):
+            raise OutOfScope(f"alert {alert_id} is at site {alert.site}, not in your scope")
 
     def guarded(
         action: str, handler: Callable[[web.Request, User], Awaitable[web.StreamResponse]]
     ) -> Handler:
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            user = auth.user(request.headers.get("Authorization"))
+            user, refused = authenticate(request)
             if user is None:
+                if SESSION_COOKIE in request.cookies and "Authorization" not in request.headers:
+                    return _error(401, "unknown or expired session: log in again")
                 return _error(401, "missing or unknown bearer token")
+            if refused:
+                return _error(403, refused)
             if not user.may(action):
                 return _error(403, f"role {user.role} may not {action}")
+            if "id" in request.match_info and request.path.startswith("/api/alerts/"):
+                try:
+                    in_scope(user, _alert_id(request))
+                except UnknownAlert as exc:
+                    return _error(404, str(exc))
+                except OutOfScope as exc:
+                    return _error(403, str(exc))
             try:
                 return await handler(request, user)
             except UnknownAlert as exc:
@@ -174,6 +242,8 @@ def build_app(
                 return _error(400, str(exc))
             except LifecycleError as exc:
                 return _error(409, str(exc))
+            except OutOfScope as exc:
+                return _error(403, str(exc))
 
         return wrapper
 
@@ -192,7 +262,11 @@ def build_app(
             raise InvalidInput("`limit` must be an integer") from None
         if not 1 <= limit <= 1000:
             raise InvalidInput("`limit` must be between 1 and 1000")
-        alerts = manager.store.list_alerts(state=state, site=site, colour=colour, limit=limit)
+        allow = None
+        if not user.whole_province:
+            region_of = board.region_of if board is not None else (lambda site, fallback="": fallback)
+            allow = lambda a: user.sees(a.site, a.region or region_of(a.site))  # noqa: E731
+        alerts = manager.store.list_alerts(state=state, site=site, colour=colour, limit=limit, allow=allow)
         return _json({"alerts": [_view(a) for a in alerts]})
 
     async def get_alert(request: web.Request, user: User) -> web.Response:
@@ -241,6 +315,8 @@ def build_app(
     async def maintenance(request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
         site = _text(doc, "site", required=True, limit=MAX_ID_CHARS)
+        if not user.sees(site, board.region_of(site) if board is not None else ""):
+            raise OutOfScope(f"site {site} is not in your scope")
         unit = _text(doc, "unit", limit=MAX_ID_CHARS)
         start, end = _time(doc, "start"), _time(doc, "end")
         if end - start > MAX_MAINTENANCE_S:
@@ -259,7 +335,69 @@ def build_app(
                 start = -1
             if not 0 <= start <= MAX_SEQ:
                 raise InvalidInput("Last-Event-ID / `after` must be an event sequence number")
-        return await stream(request, manager.store, hub, start)
+        if user.whole_province:
+            return await stream(request, manager.store, hub, start)
+        region_of = board.region_of if board is not None else (lambda site, fallback="": fallback)
+        seen: dict[str, bool] = {}
+
+        def visible(alert_id: str) -> bool:
+            if alert_id not in seen:
+                alert = manager.store.get_alert(alert_id)
+                seen[alert_id] = alert is not None and user.sees(
+                    alert.site, alert.region or region_of(alert.site)
+                )
+            return seen[alert_id]
+
+        return await stream(request, manager.store, hub, start, visible)
+
+    async def login(request: web.Request) -> web.Response:
+        """Token, user + password, or a one-time link's secret -> a session cookie and its CSRF token."""
+        if not _same_origin(request):
+            return _error(403, "login from a foreign origin")
+        try:
+            doc = await _body(request)
+            once, token = _text(doc, "once", limit=200), _text(doc, "token", limit=200)
+            name, password = _text(doc, "user", limit=200), _text(doc, "password", limit=200)
+        except InvalidInput as exc:
+            return _error(400, str(exc))
+        user = None
+        if once:
+            user = sessions.use_login_link(once)
+        elif token:
+            user = auth.by_token(token)
+        elif name and password:
+            user = auth.by_password(name, password)
+        if user is None:
+            log.info("board login refused (%s)", "link" if once else "token" if token else "password")
+            return _error(401, "unknown token, user or password, or a used or expired link")
+        key, csrf = sessions.open(user)
+        log.info("board login: %s (%s)", user.name, user.role)
+        response = _json({"user": user.name, "role": user.role, "csrf": csrf})
+        response.set_cookie(
+            SESSION_COOKIE, key, max_age=int(SESSION_S), path="/", httponly=True, samesite="Strict",
+            secure=request.secure,
+        )  # fmt: skip
+        return response
+
+    async def me(request: web.Request, user: User) -> web.Response:
+        found = sessions.lookup(request.cookies.get(SESSION_COOKIE))
+        csrf = found[1] if found is not None else ""
+        return _json({"user": user.name, "role": user.role, "actions": user.actions(), "csrf": csrf})
+
+    async def logout(request: web.Request) -> web.Response:
+        if not _same_origin(request):
+            return _error(403, "logout from a foreign origin")
+        sessions.close(request.cookies.get(SESSION_COOKIE))
+        response = _json({"ok": True})
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def desk_link(request: web.Request) -> web.StreamResponse:
+        """The acknowledge link in every message: the board's desk at that alert."""
+        alert_id = request.match_info["id"]
+        if not ALERT_ID.fullmatch(alert_id):
+            return _error(400, "not an alert id")
+        raise web.HTTPFound(f"/board/#desk/{alert_id}")
 
     async def healthz(request: web.Request) -> web.Response:
         tasks = health.tasks if health is not None else {}
@@ -281,9 +419,16 @@ def build_app(
         metrics.open_alerts.set(manager.store.open_alert_count())
         return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_guard])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers, _guard])
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/alerts/{id}", alert_page)  # the acknowledge link in every message
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/me", guarded("read", me))
+    if board is not None:
+        app.router.add_get("/alerts/{id}", desk_link)  # the acknowledge link in every message
+        app.router.add_routes(board.routes(guarded))
+    else:
+        app.router.add_get("/alerts/{id}", alert_page)
     if metrics is not None:
         app.router.add_get("/metrics", prometheus)
     app.router.add_get("/api/alerts", guarded("read", list_alerts))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -28,7 +29,14 @@ class EventHub:
             await asyncio.wait_for(self._event.wait(), timeout)
 
 
-async def stream(request: web.Request, store: Store, hub: EventHub, after: int) -> web.StreamResponse:
+async def stream(
+    request: web.Request,
+    store: Store,
+    hub: EventHub,
+    after: int,
+    visible: Callable[[str], bool] | None = None,
+) -> web.StreamResponse:
+    """Audit events after `after`; with `visible`, only those of alerts it accepts (a user's scope)."""
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
@@ -39,6 +47,9 @@ async def stream(request: web.Request, store: Store, hub: EventHub, after: int) 
         while True:
             events = store.events_after(seq)
             for event in events:
+                if visible is not None and not visible(event.alert_id):
+                    seq = event.seq
+                    continue
                 frame = f"id: {event.seq}\nevent: {event.type}\ndata: ".encode() + event.to_bytes() + b"\n\n"
                 await response.write(frame)
                 seq = event.seq

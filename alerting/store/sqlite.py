@@ -7,7 +7,7 @@ disagree after a crash; Kafka offsets are committed only after that transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ import orjson
 from alerting.channels.base import Message
 from alerting.lifecycle.model import Alert, AlertEvent
 from riskwatch.wire.deadletter import DeadLetter
+from riskwatch.wire.transitions import Transition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -47,6 +48,20 @@ CREATE TABLE IF NOT EXISTS deadletters (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, reason TEXT NOT NULL, key BLOB NOT NULL, doc BLOB NOT NULL,
   published INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS deadletters_unpublished ON deadletters(seq) WHERE published = 0;
+CREATE TABLE IF NOT EXISTS levels (
+  kind TEXT NOT NULL, entity_type TEXT NOT NULL, entity TEXT NOT NULL, site TEXT NOT NULL,
+  region TEXT NOT NULL, unit TEXT NOT NULL, level TEXT NOT NULL, since REAL NOT NULL, doc BLOB NOT NULL,
+  PRIMARY KEY (kind, entity_type, entity));
+CREATE TABLE IF NOT EXISTS level_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, entity_type TEXT NOT NULL, entity TEXT NOT NULL,
+  site TEXT NOT NULL, region TEXT NOT NULL, old TEXT NOT NULL, level TEXT NOT NULL, at REAL NOT NULL,
+  doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS level_log_at ON level_log(at);
+CREATE INDEX IF NOT EXISTS level_log_site ON level_log(site, at);
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS login_links (
+  id TEXT PRIMARY KEY, user TEXT NOT NULL, expires REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -176,16 +191,27 @@ class Store:
         return [Alert.from_doc(orjson.loads(r[0])) for r in rows]
 
     def list_alerts(
-        self, state: str | None = None, site: str | None = None, colour: str | None = None, limit: int = 100
-    ) -> list[Alert]:
-        where, params = [], []
+        self, state: str | None = None, site: str | None = None, colour: str | None = None, limit: int = 100,
+        allow: Callable[[Alert], bool] | None = None, open_only: bool = False,
+    ) -> list[Alert]:  # fmt: skip
+        """Newest first; `allow` keeps only the alerts a user's scope covers (the limit counts those)."""
+        where, params = (["open = 1"] if open_only else []), []
         for column, value in (("state", state), ("site", site), ("colour", colour)):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
         sql = "SELECT doc FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
-        rows = self._db.execute(sql + " ORDER BY updated_at DESC LIMIT ?", (*params, limit))
-        return [Alert.from_doc(orjson.loads(r[0])) for r in rows]
+        if allow is None:
+            rows = self._db.execute(sql + " ORDER BY updated_at DESC LIMIT ?", (*params, limit))
+            return [Alert.from_doc(orjson.loads(r[0])) for r in rows]
+        found: list[Alert] = []
+        for (doc,) in self._db.execute(sql + " ORDER BY updated_at DESC", params):
+            alert = Alert.from_doc(orjson.loads(doc))
+            if allow(alert):
+                found.append(alert)
+                if len(found) >= limit:
+                    break
+        return found
 
     # -- audit trail
     def append_event(self, event: AlertEvent) -> int:
@@ -307,3 +333,115 @@ class Store:
             (site, unit, at, at),
         ).fetchone()
         return None if row is None else str(row[0])
+
+    # -- current level of every entity and its changes: the board's state, rebuilt from rw.warnings and
+    # rw.alarms by this consumer (its offsets are committed with the store), so a board that starts at
+    # any time has every colour, not only the changes since it started.
+    def record_level(self, t: Transition) -> int:
+        """Log one applied transition; the current level moves only forward in event time (a late,
+        older record is history, not the present). Returns the log sequence number."""
+        doc = t.to_bytes()
+        cursor = self._db.execute(
+            "INSERT INTO level_log(kind, entity_type, entity, site, region, old, level, at, doc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (t.kind, t.entity_type, t.entity, t.site, t.region, t.old, t.new, t.at, doc),
+        )
+        self._db.execute(
+            "INSERT INTO levels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(kind, entity_type, entity) DO UPDATE SET level = excluded.level, "
+            "since = excluded.since, doc = excluded.doc, site = excluded.site, region = excluded.region, "
+            "unit = excluded.unit WHERE excluded.since >= levels.since",
+            (t.kind, t.entity_type, t.entity, t.site, t.region, t.unit, t.new, t.at, doc),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def levels(self) -> list[LevelRow]:
+        """Every entity's current level (normal ones included: they say since when)."""
+        rows = self._db.execute("SELECT doc FROM levels")
+        return [LevelRow.from_doc(bytes(doc)) for (doc,) in rows]
+
+    def level_changes_after(self, seq: int, limit: int = 500) -> list[tuple[int, LevelRow]]:
+        rows = self._db.execute(
+            "SELECT seq, doc FROM level_log WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        return [(int(s), LevelRow.from_doc(bytes(d))) for s, d in rows]
+
+    def last_level_seq(self) -> int:
+        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM level_log").fetchone()[0])
+
+    def level_history(self, since: float, site: str | None = None) -> list[LevelRow]:
+        """Changes with event time after `since`, oldest first (optionally one site's)."""
+        sql, params = "SELECT doc FROM level_log WHERE at > ?", [since]
+        if site is not None:
+            sql, params = sql + " AND site = ?", [*params, site]
+        return [LevelRow.from_doc(bytes(d)) for (d,) in self._db.execute(sql + " ORDER BY at, seq", params)]
+
+    def prune_level_log(self, before: float) -> int:
+        """Forget changes older than the longest window the board shows (the current level stays)."""
+        return int(self._db.execute("DELETE FROM level_log WHERE at < ?", (before,)).rowcount)
+
+    # -- board sessions and one-time login links (only hashes of the secrets are kept)
+    def put_session(self, key: str, user: str, csrf: str, expires: float) -> None:
+        self._db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)", (key, user, csrf, expires))
+
+    def session(self, key: str, now: float) -> tuple[str, str] | None:
+        """(user, csrf token) of a live session."""
+        row = self._db.execute(
+            "SELECT user, csrf FROM sessions WHERE id = ? AND expires > ?", (key, now)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def drop_session(self, key: str) -> None:
+        self._db.execute("DELETE FROM sessions WHERE id = ?", (key,))
+
+    def put_login_link(self, key: str, user: str, expires: float) -> None:
+        """Accept a one-time link; adding it again (a restart) never revives a used one."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO login_links(id, user, expires) VALUES (?, ?, ?)", (key, user, expires)
+        )
+
+    def use_login_link(self, key: str, now: float) -> str | None:
+        """The user of a live, unused one-time link, which is used up by this call."""
+        row = self._db.execute(
+            "SELECT user FROM login_links WHERE id = ? AND expires > ? AND used = 0", (key, now)
+        ).fetchone()
+        self._db.execute("UPDATE login_links SET used = 1 WHERE id = ?", (key,))
+        return None if row is None else str(row[0])
+
+    def prune_sessions(self, now: float) -> None:
+        self._db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+        self._db.execute("DELETE FROM login_links WHERE expires <= ?", (now,))
+
+
+@dataclass(frozen=True, slots=True)
+class LevelRow:
+    """One entity's level as the board shows it: a colour (warnings) or an alarm state (alarms)."""
+
+    kind: str
+    entity_type: str
+    entity: str
+    site: str
+    region: str
+    unit: str
+    old: str
+    level: str
+    at: float
+    rule: str
+    items: tuple[dict[str, object], ...]
+
+    @classmethod
+    def from_doc(cls, raw: bytes) -> LevelRow:
+        doc = orjson.loads(raw)
+        cause = doc.get("cause") or {}
+        return cls(
+            doc["kind"], doc["entity_type"], doc["entity"], doc.get("site", ""), doc.get("region", ""),
+            doc.get("unit", ""), doc["old"], doc["new"], float(doc["at"]), cause.get("rule", ""),
+            tuple(cause.get("items", ())),
+        )  # fmt: skip
+
+    def to_doc(self) -> dict[str, object]:
+        return {
+            "kind": self.kind, "type": self.entity_type, "entity": self.entity, "site": self.site,
+            "region": self.region, "unit": self.unit, "old": self.old, "level": self.level, "at": self.at,
+            "rule": self.rule, "items": list(self.items),
+        }  # fmt: skip

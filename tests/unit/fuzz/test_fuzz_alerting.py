@@ -166,6 +166,8 @@ def test_every_request_body_gets_an_answer_never_a_500(tmp_path: Path) -> None:
     )
     def check(action: str, body: bytes, other_id: str | None) -> None:
         alert_id = api.alert_id if other_id is None else urllib.parse.quote(other_id, safe="") or "x"
+        if alert_id in (".", ".."):  # a dot segment is resolved away by URL normalisation: another path
+            alert_id = "x"
         path = "/api/maintenance" if action == "maintenance" else f"/api/alerts/{alert_id}/{action}"
         _answered(*api.request("POST", path, body))
 
