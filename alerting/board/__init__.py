@@ -1,0 +1,1 @@
+"""The monitoring-centre board: map, sites table, alert desk, served by alerting."""
