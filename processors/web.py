@@ -1,6 +1,7 @@
 """HTTP views (Faust web): current colour and cause of a site or a region, and a site's open alarms.
 
-    GET /site/{site}/          {"site", "region", "colour", "since", "cause", "units": [...], "open_alarms"}
+    GET /site/{site}/          {"site", "region", "colour", "since", "cause", "units": [...], "open_alarms",
+                                "readings_evaluated"}
     GET /site/{site}/alarms/   {"site", "alarms": [transition, ...]}  (sensors not normal, newest first)
     GET /region/{region}/      {"region", "colour", "counts", "sites": {site: colour}, "cause"}
     GET /healthz               {"ok", "ready", "problems", "last_run_s_ago"}: 503 when a task died or stalled
@@ -40,6 +41,9 @@ def site_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
         **_level(open_levels.get(("site", site))),
         "units": units,
         "open_alarms": alarms,
+        # every reading the engine evaluated for the site, exact across restarts (kept in the snapshot):
+        # what a count of the readings sent is checked against
+        "readings_evaluated": ctx.states.evaluated(site),
     }
 
 

@@ -37,6 +37,7 @@ class SiteSlot:
     state: Any
     open: dict[EntityKey, Transition] = field(default_factory=dict)
     seen: RecentSeqs = field(default_factory=RecentSeqs)
+    evaluated: int = 0  # readings evaluated, kept in the snapshot: loss is counted against it
     dirty: bool = False
 
 
@@ -76,6 +77,7 @@ class SiteStates:
         before = self.engine.ignored(slot.state)
         slot.dirty = True  # before evaluating: a state updated in place and then raising is stored too
         slot.state, out = self.engine.evaluate(slot.model, slot.state, readings, now)
+        slot.evaluated += len(readings)
         self._count_ignored(before, slot.state)
         return self._record(slot, out)
 
@@ -129,7 +131,9 @@ class SiteStates:
         out = []
         for slot in chosen:
             if slot.dirty:
-                snap = SiteSnapshot(self.engine.to_bytes(slot.state), tuple(slot.open.values()), slot.seen)
+                snap = SiteSnapshot(
+                    self.engine.to_bytes(slot.state), tuple(slot.open.values()), slot.seen, slot.evaluated
+                )
                 out.append((slot.site, snap.to_bytes()))
                 slot.dirty = False
         return out
@@ -150,6 +154,18 @@ class SiteStates:
         """Compile every site's model up front, so the first batch of a site does not pay for it."""
         for site in self.index.site_ids:
             self._model(site)
+
+    def evaluated(self, site: str) -> int:
+        """Readings of the site the engine evaluated (duplicates left out), across restarts: live if
+        loaded, else from its stored snapshot (not loading it)."""
+        slot = self.slots.get(site)
+        if slot is not None:
+            return slot.evaluated
+        raw = self.load(site)
+        try:
+            return SiteSnapshot.from_bytes(raw).evaluated if raw is not None else 0
+        except SnapshotError:
+            return 0
 
     def open_levels(self, site: str) -> dict[EntityKey, Transition]:
         """The site's non-normal levels: live if loaded, else from its stored snapshot (not loading it)."""
@@ -185,7 +201,7 @@ class SiteStates:
                     site,
                     snap.seen.last_seqs() if snap.seen else {},
                 )
-                return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs())
+                return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs(), snap.evaluated)
             except Exception as exc:
                 # A snapshot from an incompatible build, or one that cannot be migrated to this registry:
                 # start fresh rather than stop the worker (or fail on every record of the site).

@@ -33,6 +33,21 @@ def test_snapshot_round_trips_state_and_open_levels() -> None:
     assert back.seen.check_and_add("GW1", 10)
 
 
+def test_the_evaluated_count_round_trips_and_version_2_snapshots_read_as_zero() -> None:
+    seen = RecentSeqs.from_json({"GW1": [[7, 1.5]]})
+    back = SiteSnapshot.from_bytes(SiteSnapshot(b"st", (), seen, 12_345).to_bytes())
+    assert (back.evaluated, back.seen) == (12_345, seen)
+    v2 = (
+        struct.pack("<4sBI", b"RWSS", 2, 2)
+        + b"st"
+        + struct.pack("<I", 2)
+        + b"[]"
+        + orjson.dumps(seen.to_json())
+    )
+    old = SiteSnapshot.from_bytes(v2)
+    assert (old.state, old.evaluated, old.seen) == (b"st", 0, seen)
+
+
 def test_version_1_snapshots_still_restore_with_an_empty_window() -> None:
     v1 = struct.pack("<4sBI", b"RWSS", 1, 3) + b"abc" + orjson.dumps([])
     snap = SiteSnapshot.from_bytes(v1)
@@ -47,7 +62,9 @@ def test_version_1_snapshots_still_restore_with_an_empty_window() -> None:
         b"XXXX\x01\x00\x00\x00\x00[]",
         b"RWSS\x09\x00\x00\x00\x00[]",  # a version from the future
         SiteSnapshot(b"abc", ()).to_bytes()[:-3],
-        SiteSnapshot(b"abc", ()).to_bytes()[:-1],  # the window's JSON cut short
+        SiteSnapshot(b"abc", ()).to_bytes()[:-1],  # the counts' JSON cut short
+        SiteSnapshot(b"abc", ()).to_bytes()[:-20],  # the window's JSON cut short
+        SiteSnapshot(b"abc", ()).to_bytes().replace(b'"evaluated":0', b'"evaluated":-1'),
     ],
 )
 def test_unreadable_snapshots_raise_snapshot_error(raw: bytes) -> None:

@@ -117,3 +117,15 @@ def test_an_edited_registry_keeps_unchanged_state_by_id(registry, index):  # typ
     assert [(t.entity, t.old, t.new) for t in out if t.entity == "S1-G1"] == [
         ("S1-G1", "l2_high", "normal")  # the alarm kept through the edit, cleared by a real reading
     ]
+
+
+def test_readings_evaluated_are_counted_per_site_and_survive_a_restart(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    first = SiteStates(index, fake_engine, lambda site: None)
+    first.evaluate("S1", _readings(registry, index, {"S1-G1": 1.0, "S1-G2": 2.0}, 100.0), now=100.0)
+    first.evaluate("S1", _readings(registry, index, {"S1-G1": 1.5}, 101.0), now=101.0)
+    assert (first.evaluated("S1"), first.evaluated("S2")) == (3, 0)
+    snaps = dict(first.take_dirty())
+    second = SiteStates(index, fake_engine, snaps.get)
+    assert second.evaluated("S1") == 3  # from the stored snapshot, before the site is loaded
+    second.evaluate("S1", _readings(registry, index, {"S1-G2": 2.5}, 102.0), now=102.0)
+    assert second.evaluated("S1") == 4
