@@ -1,0 +1,215 @@
+"""Board at province scale in a real browser: 5,000 sites, 500 open alerts.
+
+    python -m alerting.board.bench --kafka HOST:PORT [--sites 5000 --alerts 500 --changes 20 --json FILE]
+
+Runs the real alerting service (consumer, store, HTTP app with the board) against Kafka (e.g. the local
+stack: `riskwatch stack up`, then `riskwatch stack info` for the address), loads `--alerts` red warnings
+onto rw.warnings so that many alerts are open, opens the board in Debian's chromium (Playwright) and
+measures:
+
+- time to first full render: from the board page's navigation start to the map, counts and desk drawn
+  with every site and alert (the page's own performance clock);
+- warning -> page: from a warning's send to Kafka being acknowledged to its colour on the map, for
+  `--changes` warnings one after the other (p50 and max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from alerting.board.screenshots import CHROMIUM, CHROMIUM_ARGS, _free_port
+from alerting.config import Secret, Secrets, parse_config
+from alerting.service import AlertingService, ServiceOptions
+from riskwatch.registry import load_registry
+from riskwatch.topics import Topics
+from riskwatch.wire.transitions import Cause, Transition, transition_id
+
+# Box (lat, lon) of each example region, to spread sites over the shipped map.
+BOXES = {
+    "CN-370500": (37.3, 38.0, 118.2, 119.0),
+    "CN-140500": (35.3, 35.9, 112.2, 113.0),
+    "CN-130800": (40.3, 41.9, 116.5, 118.5),
+    "CN-130582": (36.8, 36.95, 114.2, 114.5),
+}
+TOKEN = "bench-token-0123456789abcdef"
+
+
+def registry_doc(n_sites: int, seed: int = 11) -> dict[str, Any]:
+    rng = random.Random(seed)
+    regions = list(BOXES)
+    sites = []
+    for i in range(n_sites):
+        region = regions[i % len(regions)]
+        lat0, lat1, lon0, lon1 = BOXES[region]
+        sid = f"B{i:05d}"
+        sites.append({
+            "id": sid, "region": region, "name": f"企业 {i}", "industry": "hazardous_chemicals",
+            "static_score": float(rng.randint(55, 98)), "lat": round(rng.uniform(lat0, lat1), 5),
+            "lon": round(rng.uniform(lon0, lon1), 5), "gateways": [{"id": f"{sid}-GW"}],
+            "units": [{"id": f"{sid}-U1", "kind": "tank_farm", "sensors": [{"id": f"{sid}-G1", "type": "flammable_gas"}]}],
+        })  # fmt: skip
+    return {"version": 1, "regions": [{"id": r, "name": r} for r in regions], "sites": sites}
+
+
+def warning(site: str, region: str, old: str, new: str, at: float) -> Transition:
+    return Transition(
+        transition_id("warning", "site", site, new, at), "warning", "site", site, old, new, at,
+        Cause("bench"), site, region,
+    )  # fmt: skip
+
+
+class ServiceThread:
+    """The real alerting service on its own event loop in a thread."""
+
+    def __init__(self, service: AlertingService) -> None:
+        self.service = service
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop_event: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._run, name="alerting", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop, self.stop_event = asyncio.get_running_loop(), asyncio.Event()
+            await self.service.run(self.stop_event)
+
+        asyncio.run(main())
+
+    def start(self) -> ServiceThread:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(15)
+
+
+def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20) -> dict[str, Any]:
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import NewTopic
+    from playwright.sync_api import sync_playwright
+
+    topics = Topics(f"bb{uuid.uuid4().hex[:8]}")
+    admin = KafkaAdminClient(bootstrap_servers=kafka)
+    admin.create_topics([NewTopic(t, 3, 1) for t in topics.all()])
+    admin.close()
+    tmp = Path(tempfile.mkdtemp(prefix="board-bench-"))
+    doc = registry_doc(n_sites)
+    (tmp / "registry.json").write_bytes(orjson.dumps(doc))
+    registry = load_registry(tmp / "registry.json")
+    cfg = parse_config({
+        "people": {"duty": {"name": "值班员"}},
+        "channels": {"none": {"type": "webhook", "url": "http://127.0.0.1:9/none"}},
+        "receivers": {"duty": {"people": ["duty"], "channels": ["none"]}},
+        "route": {"receiver": "duty", "min_colour": "yellow", "group_wait": "60s", "group_interval": "60s"},
+        "api_tokens": [{"user": "bench", "role": "supervisor", "token_env": "X"}],
+    }, "bench")  # fmt: skip
+    port = _free_port()
+    options = ServiceOptions(kafka=kafka, db=tmp / "alerting.db", topic_prefix=topics.prefix, http_port=port,
+                             group_id=f"alerting-{topics.prefix}", tick_s=0.5)  # fmt: skip
+    service = AlertingService(
+        options, cfg, Secrets({"api_tokens.bench": Secret(TOKEN)}), site_registry=registry
+    )
+    svc = ServiceThread(service).start()
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=5)
+    base = f"http://127.0.0.1:{port}"
+    sites = doc["sites"]
+    try:
+        now = time.time()
+        for s in sites[:n_alerts]:
+            producer.send(
+                topics.warnings,
+                warning(s["id"], s["region"], "normal", "red", now).to_bytes(),
+                key=s["id"].encode(),
+            )
+        producer.flush()
+        _wait_alerts(base, n_alerts, 120)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(base + "/board/login")
+            page.fill("#token", TOKEN)
+            page.click("#submit")
+            page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+            renders = []
+            for _ in range(3):  # a fresh navigation each time: first full render with everything
+                page.goto(base + "/board/#map")
+                page.wait_for_function(
+                    "() => window.rwBoard && rwBoard.renderedAt", timeout=120_000, polling=50
+                )
+                renders.append(page.evaluate("rwBoard.renderedAt") / 1000)
+            shown = page.evaluate("() => rwBoard.chart.getOption().series[0].data.length")
+            open_alerts = page.evaluate("rwBoard.alerts.size")
+            delays = []
+            for k in range(changes):
+                s = sites[n_alerts + k]
+                t = warning(s["id"], s["region"], "normal", "orange", time.time())
+                future = producer.send(topics.warnings, t.to_bytes(), key=s["id"].encode())
+                future.get(timeout=10)
+                on_kafka = time.time()
+                page.wait_for_function(
+                    f"() => rwBoard.chart.getOption().series[0].data.find(d => d.name === '{s['id']}').colour === 'orange'",
+                    timeout=30_000, polling="raf",
+                )  # fmt: skip
+                delays.append(time.time() - on_kafka)
+            browser.close()
+    finally:
+        producer.close()
+        svc.stop()
+    return {
+        "sites": n_sites, "sites_on_map": shown, "open_alerts": open_alerts,
+        "first_full_render_s": {"runs": [round(r, 3) for r in renders], "median": round(statistics.median(renders), 3)},
+        "warning_to_page_s": {"p50": round(statistics.median(delays), 3), "max": round(max(delays), 3),
+                              "n": len(delays)},
+    }  # fmt: skip
+
+
+def _wait_alerts(base: str, n: int, timeout_s: float) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            req = urllib.request.Request(
+                base + "/api/alerts?limit=1000", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            with urllib.request.urlopen(req, timeout=5) as r:
+                if len(orjson.loads(r.read())["alerts"]) >= n:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"alerting did not open {n} alerts within {timeout_s:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kafka", required=True, help="Kafka bootstrap HOST:PORT (riskwatch stack info)")
+    parser.add_argument("--sites", type=int, default=5000)
+    parser.add_argument("--alerts", type=int, default=500)
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    result = run(args.kafka, args.sites, args.alerts, args.changes)
+    print(json.dumps(result, ensure_ascii=False, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

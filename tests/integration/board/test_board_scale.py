@@ -1,0 +1,22 @@
+"""The board at province scale in a real browser (5,000 sites, 500 open alerts) against the real alerting
+service on the test stack's Kafka: first full render and warning -> colour on the page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from alerting.board.bench import run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_board_at_5000_sites_and_500_alerts(stack: Any) -> None:
+    result = run(stack.kafka_bootstrap, n_sites=5000, n_alerts=500, changes=10)
+    print(result)
+    assert result["sites_on_map"] == 5000 and result["open_alerts"] >= 500
+    assert result["first_full_render_s"]["median"] < 10.0
+    # Live: a warning on Kafka is on the page within a second (median), never more than two.
+    assert result["warning_to_page_s"]["p50"] <= 1.0
+    assert result["warning_to_page_s"]["max"] <= 2.0
