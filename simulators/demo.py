@@ -91,6 +91,10 @@ class Demo:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         routes = self.run_dir / "routes.yaml"
         routes.write_text(ROUTES_TEMPLATE.read_text().replace("{webhook_url}", self.receiver.url))
+        # The board's demo user (a province supervisor) and a one-time login link for it.
+        board_token, login_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        with routes.open("a", encoding="utf-8") as f:
+            f.write("api_tokens:\n  - {user: demo, role: supervisor, token_env: RISKWATCH_DEMO_TOKEN}\n")
         # Gateways connect before the bridge subscribes: their retained "online" replaces any retained
         # "offline" a previous run left in Mosquitto, which the bridge would otherwise deliver as news.
         passwords = Stack(self.stack_home).add_gateways((g.site, g.id) for g in registry.gateways.values())
@@ -115,13 +119,20 @@ class Demo:
         print("demo: starting bridge, worker and alerting (supervised) ...", flush=True)
         self.pipeline.start_bridge()
         self.pipeline.start_worker(ready_site=next(iter(registry.sites)))
-        self.pipeline.start_alerting(routes, env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
+        board = self.pipeline.start_alerting(routes, env={
+            "RISKWATCH_DEMO_WEBHOOK_SECRET": secret, "RISKWATCH_DEMO_TOKEN": board_token,
+            "RISKWATCH_LOGIN_LINK": f"demo:{login_secret}",
+        })  # fmt: skip
         self.pipeline.wait_ready(120.0)
         state.services = {name: f"pid {s.proc.pid}" for name, s in self.pipeline.services.items()}
         print(
             "demo: "
             + ", ".join(f"{k} {v}" for k, v in state.services.items())
             + f"; logs in {self.run_dir}/logs"
+        )
+        board_url = board.ready_url.rstrip("/")
+        print(
+            f"demo: the board is at {board_url}/board/ ; log in once with {board_url}/board/login#once={login_secret}"
         )
         self.warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
         self.telemetry = TelemetryCounter(
