@@ -167,11 +167,7 @@ class Board:
         """Everything a page needs to start: sites, regions, current levels, open alerts, and the feed
         cursor taken first (whatever changes while this is read arrives again on the feed, harmlessly)."""
         cursor = self._cursor()
-        levels = [
-            self.row_doc(r)
-            for r in self.store.levels()
-            if (r.kind == "warning" or r.level != "normal") and self.sees_row(user, r)
-        ]
+        levels = [self.row_doc(r) for r in self.store.levels(shown_only=True) if self.sees_row(user, r)]
         alerts = self.store.list_alerts(limit=5000, open_only=True, allow=lambda a: self.sees_alert(user, a))
         sites = self.sites_for(user)
         regions = sorted({s["region"] for s in sites})
@@ -191,7 +187,7 @@ class Board:
         if not user.sees(site["id"], site["region"]):
             return _json({"error": f"site {site_id} is not in your scope"}, 403)
         now = self.clock()
-        rows = [r for r in self.store.levels() if r.site == site_id]
+        rows = self.store.levels(site=site_id)
         stale = {r.entity for r in rows if r.kind == "alarm" and r.level == "stale"}
         gateways = [
             {
@@ -200,8 +196,7 @@ class Board:
             }
             for g in site["gateways"]
         ]
-        history = [r.to_doc() for r in self.store.level_history(now - 24 * 3600.0, site_id)
-                   if r.kind == "warning" and r.entity_type == "site"]  # fmt: skip
+        history = [r.to_doc() for r in self.store.level_history(now - 24 * 3600.0, site_id, ("site",))]
         alerts = self.store.list_alerts(site=site_id, open_only=True, limit=200)
         return _json({
             "site": site, "now": now,
@@ -222,12 +217,12 @@ class Board:
 
     def worst_since(self, user: User, start: float) -> dict[str, dict[str, str]]:
         seen: dict[tuple[str, str], list[str]] = {}
-        for row in self.store.level_history(start):
+        for row in self.store.level_history(start, entity_types=("site", "region")):
             if row.kind == "warning" and row.entity_type in ("site", "region") and self.sees_row(user, row):
                 # The colour before the first change in the window held at the window's start.
                 seen.setdefault((row.entity_type, row.entity), [row.old]).append(row.level)
         out: dict[str, dict[str, str]] = {"sites": {}, "regions": {}}
-        for row in self.store.levels():
+        for row in self.store.levels(shown_only=True):
             if row.kind == "warning" and row.entity_type in ("site", "region") and self.sees_row(user, row):
                 seen.setdefault((row.entity_type, row.entity), [row.level])
         for (kind, entity), labels in seen.items():

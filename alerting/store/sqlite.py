@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS level_log (
   doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS level_log_at ON level_log(at);
 CREATE INDEX IF NOT EXISTS level_log_site ON level_log(site, at);
+CREATE INDEX IF NOT EXISTS levels_site ON levels(site);
 CREATE TABLE IF NOT EXISTS sessions (
   id TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS login_links (
@@ -355,10 +356,15 @@ class Store:
         )
         return int(cursor.lastrowid or 0)
 
-    def levels(self) -> list[LevelRow]:
-        """Every entity's current level (normal ones included: they say since when)."""
-        rows = self._db.execute("SELECT doc FROM levels")
-        return [LevelRow.from_doc(bytes(doc)) for (doc,) in rows]
+    def levels(self, site: str | None = None, shown_only: bool = False) -> list[LevelRow]:
+        """Current levels (normal ones included: they say since when), optionally of one site; with
+        `shown_only`, colours and alarm states that are not normal (not the province's quiet sensors)."""
+        sql, params = "SELECT doc FROM levels WHERE 1 = 1", []
+        if site is not None:
+            sql, params = sql + " AND site = ?", [site]
+        if shown_only:
+            sql += " AND (kind = 'warning' OR level != 'normal')"
+        return [LevelRow.from_doc(bytes(doc)) for (doc,) in self._db.execute(sql, params)]
 
     def level_changes_after(self, seq: int, limit: int = 500) -> list[tuple[int, LevelRow]]:
         rows = self._db.execute(
@@ -369,11 +375,17 @@ class Store:
     def last_level_seq(self) -> int:
         return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM level_log").fetchone()[0])
 
-    def level_history(self, since: float, site: str | None = None) -> list[LevelRow]:
-        """Changes with event time after `since`, oldest first (optionally one site's)."""
-        sql, params = "SELECT doc FROM level_log WHERE at > ?", [since]
+    def level_history(
+        self, since: float, site: str | None = None, entity_types: tuple[str, ...] = ()
+    ) -> list[LevelRow]:
+        """Colour changes (warnings) with event time after `since`, oldest first; optionally one site's
+        and only these entity types."""
+        sql, params = "SELECT doc FROM level_log WHERE at > ? AND kind = 'warning'", [since]
         if site is not None:
             sql, params = sql + " AND site = ?", [*params, site]
+        if entity_types:
+            sql += f" AND entity_type IN ({', '.join('?' * len(entity_types))})"
+            params = [*params, *entity_types]
         return [LevelRow.from_doc(bytes(d)) for (d,) in self._db.execute(sql + " ORDER BY at, seq", params)]
 
     def prune_level_log(self, before: float) -> int:
