@@ -19,9 +19,9 @@ TZ = ZoneInfo("Asia/Shanghai")
 DIGEST_LINES = 20
 
 _REASON = {
-    "zh": {"opened": "新预警", "raised": "级别升高", "reactivated": "再次报警", "cleared": "已恢复正常",
+    "zh": {"opened": "新预警", "raised": "级别升高", "reactivated": "再次报警", "cleared": "已恢复正常", "raised_and_cleared": "发生后已恢复正常",
            "escalated": "超时未签收，升级通知", "renotify": "已签收未闭环，提醒处置"},
-    "en": {"opened": "new", "raised": "raised", "reactivated": "active again", "cleared": "back to normal",
+    "en": {"opened": "new", "raised": "raised", "reactivated": "active again", "cleared": "back to normal", "raised_and_cleared": "occurred, back to normal since",
            "escalated": "not acknowledged in time, escalated", "renotify": "acknowledged but not closed"},
 }  # fmt: skip
 _COLOUR_EN = {c.label: c.label.upper() for c in Colour}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alerting.channels.base import Message
 from alerting.config import RoutingConfig
@@ -34,6 +34,15 @@ class Flushed:
 
 def _colour(alert: Alert | None) -> Colour:
     return Colour.parse(alert.colour) if alert is not None else Colour.NORMAL
+
+
+def _item(alert: Alert, reason: str, raised_here: bool) -> tuple[Alert, str]:
+    """An alert's line in a message. One that was raised and cleared again before its group was sent (a
+    red replayed late after a worker restart, a short spike inside the group wait) is told at its peak
+    colour, "cleared since": the officer must learn that the red happened, not only that all is normal."""
+    if reason == "cleared" and raised_here and alert.peak_colour != alert.colour:
+        return replace(alert, colour=alert.peak_colour), "raised_and_cleared"
+    return alert, reason
 
 
 def message_key(channel: str, intents: list[Intent]) -> str:
@@ -155,9 +164,12 @@ class Dispatcher:
         message that cannot be made is marked failed, audited and dead-lettered: it never stays pending
         to fail again on every round (or after every restart)."""
         seen: dict[str, str] = {}
+        raised: set[str] = set()
         for intent in intents:  # one line per alert, the latest reason wins
             seen[intent.alert_id] = intent.reason
-        items = [(alerts[a], r) for a, r in seen.items() if alerts[a] is not None]
+            if intent.reason != "cleared":
+                raised.add(intent.alert_id)
+        items = [_item(alert, r, a in raised) for a, r in seen.items() if (alert := alerts[a]) is not None]
         try:
             people: dict[str, object] = {}
             for receiver in dict.fromkeys(i.receiver for i in intents):

@@ -138,3 +138,29 @@ def test_rate_window_is_reseeded_from_the_outbox_after_a_restart(clock: FakeCloc
     clock.advance(6)  # 2 x 60 s / 20: the paced digest may go
     assert restarted.step(clock()).messages == 1
     assert len(outbox(m)[-1].alert_ids) == 5
+
+
+def test_a_red_raised_and_cleared_inside_the_group_wait_is_still_told_as_red(
+    clock: FakeClock, db_path: Path
+) -> None:
+    """A red replayed late (a worker restarted mid-incident) arrives with its clear a moment after: the
+    message must say a red happened, not only "back to normal"."""
+    cfg = make_config("route: {receiver: leader, group_wait: 2s, group_interval: 60s}")
+    m, d = setup(cfg, clock, db_path)
+    m.handle(warning(entity="U1", entity_type="unit", unit="U1", new="red", at=1.0))
+    clock.advance(0.2)
+    m.handle(warning(entity="U1", entity_type="unit", unit="U1", old="red", new="normal", at=1.2))
+    clock.advance(2)
+    assert d.step(clock()).messages == 1
+    [msg] = outbox(m)
+    assert msg.colour == "red" and "红色" in msg.title
+    assert "发生后已恢复正常" in msg.text
+    # A clear told on its own (the red went out before) stays a plain "back to normal".
+    m.handle(warning(entity="U2", entity_type="unit", unit="U2", new="red", at=10.0))
+    clock.advance(70)
+    d.step(clock())
+    m.handle(warning(entity="U2", entity_type="unit", unit="U2", old="red", new="normal", at=80.0))
+    clock.advance(70)
+    d.step(clock())
+    last = outbox(m)[-1]
+    assert last.colour == "normal" and "已恢复" in last.title
