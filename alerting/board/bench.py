@@ -145,7 +145,8 @@ def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20)
             page.wait_for_selector("body[data-ready='1']", timeout=120_000)
             renders = []
             for _ in range(3):  # a fresh navigation each time: first full render with everything
-                page.goto(base + "/board/#map")
+                page.goto("about:blank")
+                page.goto(base + "/board/")
                 page.wait_for_function(
                     "() => window.rwBoard && rwBoard.renderedAt", timeout=120_000, polling=50
                 )
