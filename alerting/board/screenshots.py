@@ -91,25 +91,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def record(manager: AlertManager, transitions: list[Transition]) -> None:
+    """Apply transitions as alerting's consumer does: the alert change and the level in one commit."""
+    for t in transitions:
+        with manager.store.transaction():
+            if manager.handle(t):
+                manager.store.record_level(t)
+
+
 @contextmanager
-def serve_board(store_dir: Path, registry_path: Path, transitions: list[Transition]) -> Iterator[str]:
-    """The real board app on a free loopback port, in a thread, over a store holding `transitions`."""
+def serve_board(
+    store_dir: Path, registry_path: Path, transitions: list[Transition], port: int | None = None
+) -> Iterator[str]:
+    """The real board app on a loopback port (free by default), in a thread, over the store in
+    `store_dir` after adding `transitions` to it."""
     registry = load_registry(registry_path)
     cfg = parse_config(ROUTES, "screenshots")
     store = Store(store_dir / "alerting.db")
     hub = EventHub()
     manager = AlertManager(store, cfg, SiteDirectory({}), time.time, hub.notify)
-    for t in transitions:
-        with store.transaction():
-            if manager.handle(t):
-                store.record_level(t)
+    record(manager, transitions)
     try:
         geometry: dict[str, Any] | None = shipped_map(set(registry.regions))
     except Exception:
         geometry = None
     board = Board(store, hub, registry, geometry)
     app = build_app(manager, TokenAuth({TOKEN: User("值班长", "supervisor")}), hub, board=board)
-    port = _free_port()
+    port = port or _free_port()
     ready, stop = threading.Event(), threading.Event()
 
     def run() -> None:
