@@ -7,7 +7,7 @@
     zh: {
       title: "风险监测预警一张图", tab_map: "一张图", tab_sites: "企业列表", tab_desk: "预警处置",
       logout: "退出", connected: "实时", disconnected: "连接中断", reconnecting: "连接中断，正在重连…",
-      mute: "静音", unmute: "声音", w_now: "当前", w_worst: "最近 {h} 小时最高预警",
+      w_now: "当前", w_worst: "最近 {h} 小时最高预警",
       red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色", normal: "正常",
       c_name: "企业", c_region: "地区", c_industry: "行业", c_grade: "固有风险", c_colour: "预警",
       c_since: "起始", c_open: "未闭环", c_online: "在线率", f_text: "名称/编号", all: "全部",
@@ -21,11 +21,16 @@
       "cleared-acknowledged": "已恢复待闭环", closed: "已闭环",
       hazardous_chemicals: "危险化学品", coal_mine: "煤矿", non_coal_mine: "非煤矿山", tailings_pond: "尾矿库",
       gas_kiln: "燃气窑炉", sites_shown: "{n} 家", forbidden: "无权限", site_count: "企业 {n} 家",
+      sound_on: "声音：开", sound_off: "声音：关",
+      ev_opened: "发生", ev_raised: "升级", ev_lowered: "降级", ev_cleared: "恢复", ev_reactivated: "再次发生",
+      ev_acknowledged: "签收", ev_noted: "反馈", ev_closed: "闭环", ev_shelved: "挂起", ev_unshelved: "解除挂起",
+      ev_escalated: "逐级上报", ev_renotify: "再次提醒", ev_notified: "已通知", ev_suppressed: "已抑制",
+      ev_delivery_failed: "通知失败",
     },
     en: {
       title: "Risk monitoring board", tab_map: "Map", tab_sites: "Sites", tab_desk: "Alert desk",
       logout: "Sign out", connected: "live", disconnected: "disconnected", reconnecting: "Disconnected, reconnecting…",
-      mute: "Mute", unmute: "Sound", w_now: "Now", w_worst: "worst colour, last {h} h",
+      w_now: "Now", w_worst: "worst colour, last {h} h",
       red: "red", orange: "orange", yellow: "yellow", blue: "blue", normal: "normal",
       c_name: "Site", c_region: "Region", c_industry: "Industry", c_grade: "Grade", c_colour: "Colour",
       c_since: "Since", c_open: "Open alerts", c_online: "Online", f_text: "name / id", all: "all",
@@ -40,6 +45,7 @@
       closed: "closed", hazardous_chemicals: "hazardous chemicals", coal_mine: "coal mine",
       non_coal_mine: "non-coal mine", tailings_pond: "tailings pond", gas_kiln: "gas kiln",
       sites_shown: "{n} sites", forbidden: "forbidden", site_count: "{n} sites",
+      sound_on: "Sound: on", sound_off: "Sound: off",
     },
   };
   const COLOURS = {red: "#d7191c", orange: "#f28a1d", yellow: "#e9c41a", blue: "#2b83ba", normal: "#7fbf7f"};
@@ -100,6 +106,13 @@
     else { const row = S.levels.get("warning|region|" + id); if (row) best = row.level; }
     for (const s of S.sites.values()) if (s.region === id && RANK[siteColour(s.id)] > RANK[best]) best = siteColour(s.id);
     return best;
+  }
+  function placeName(a) {
+    // A site's name; a region roll-up (no site) names its region.
+    const site = S.sites.get(a.site);
+    if (site) return site.name;
+    const region = S.regions.find((r) => r.id === a.region);
+    return region ? region.name : (a.site || a.region);
   }
   function openAlertsAt(site) { let n = 0; for (const a of S.alerts.values()) if (a.site === site) n++; return n; }
   function onlineRate(site) {
@@ -273,7 +286,7 @@
     $("alerts").replaceChildren(...deskAlerts().map((a) => {
       const site = S.sites.get(a.site);
       const li = el("li", {"data-alert": a.id, "data-entity": a.entity, "data-colour": a.colour, class: (a.id === S.selected ? "sel " : "") + (S.fresh.has(a.id) ? "new" : "")},
-        chip(a.colour), el("span", {}, (site ? site.name : a.site) + " · " + a.entity), el("span", {class: "state"}, t(a.state)),
+        chip(a.colour), el("span", {}, placeName(a) + " · " + a.entity), el("span", {class: "state"}, t(a.state)),
         el("span", {class: "dur", "data-since": String(a.opened_at)}, fmtDur(now - a.opened_at)));
       li.addEventListener("click", () => { location.hash = "#desk/" + a.id; });
       return li;
@@ -284,7 +297,7 @@
     let doc;
     try { doc = await api("/api/alerts/" + encodeURIComponent(id)); }
     catch (e) { $("detail").replaceChildren(el("p", {class: "error", id: "detail-error"}, (e.status === 403 ? t("forbidden") + ": " : "") + e.message)); return; }
-    const a = doc.alert, site = S.sites.get(a.site), may = (x) => S.me.actions.includes(x);
+    const a = doc.alert, may = (x) => S.me.actions.includes(x);
     const note = el("textarea", {id: "note", placeholder: t("note")});
     const result = el("p", {id: "result", role: "status"});
     const act = async (what, body, needsNote) => {
@@ -295,14 +308,14 @@
         showAlert(id);
       } catch (e) { result.textContent = e.status + ": " + e.message; result.className = "error"; }
     };
-    const minutes = el("input", {id: "shelve-minutes", type: "number", value: "60", min: "1"});
+    const minutes = el("input", {id: "shelve-minutes", type: "number", value: "60", min: "1", title: t("minutes")});
     const buttons = [];
     if (!a.closed && may("ack") && !a.acked) buttons.push(el("button", {id: "do-ack", type: "button", onclick: () => act("ack", {note: note.value})}, t("ack")));
     if (!a.closed && may("note")) buttons.push(el("button", {id: "do-note", type: "button", onclick: () => act("notes", {note: note.value}, true)}, t("add_note")));
     if (!a.closed && may("close")) buttons.push(el("button", {id: "do-close", type: "button", onclick: () => act("close", {note: note.value}, true)}, t("close")));
     if (!a.closed && may("shelve")) buttons.push(minutes, el("button", {id: "do-shelve", type: "button", onclick: () => act("shelve", {minutes: Number(minutes.value), reason: note.value}, true)}, t("shelve")));
     $("detail").replaceChildren(
-      el("h2", {}, chip(a.colour), " ", site ? site.name : a.site),
+      el("h2", {}, chip(a.colour), " ", placeName(a)),
       el("dl", {}, el("dt", {}, t("entity")), el("dd", {}, a.entity_type + " " + a.entity),
         el("dt", {}, t("state")), el("dd", {id: "detail-state", "data-state": a.state}, t(a.state)),
         el("dt", {}, t("opened")), el("dd", {}, fmtTime(a.opened_at)),
@@ -312,7 +325,7 @@
       note, el("div", {class: "actions"}, ...buttons), result,
       el("h3", {}, t("audit")),
       el("div", {class: "audit", id: "audit"}, ...doc.audit.filter((e) => e.type !== "notified" || true).map((e) =>
-        el("div", {"data-type": e.type}, fmtTime(e.at) + " · " + e.actor + " · " + e.type + " · " + t(e.state) + (e.note ? " · " + e.note : "")))));
+        el("div", {"data-type": e.type}, fmtTime(e.at) + " · " + e.actor + " · " + (lang === "zh" ? t("ev_" + e.type) : e.type) + " · " + t(e.state) + (e.note ? " · " + e.note : "")))));
   }
 
   // -- sound: one short tone per new red or orange alert, unless muted
@@ -389,7 +402,7 @@
     for (const n of document.querySelectorAll("[data-t]")) n.textContent = t(n.dataset.t);
     for (const n of document.querySelectorAll("[data-tp]")) n.placeholder = t(n.dataset.tp);
     $("lang").textContent = lang === "zh" ? "EN" : "中文";
-    $("mute").textContent = S.muted ? t("unmute") : t("mute");
+    $("mute").textContent = S.muted ? t("sound_off") : t("sound_on");
     $("mute").classList.toggle("on", S.muted);
     setConnected(S.connected);
     fillFilters();

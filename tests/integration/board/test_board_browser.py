@@ -105,9 +105,14 @@ def test_acknowledge_and_close_from_the_page_with_the_audit_trail(board: BoardPi
     page.fill("#note", "罐区泄漏点已封堵，可燃气体浓度恢复正常")
     page.click("#do-close")
     page.wait_for_selector('#detail-state[data-state="closed"]', timeout=5_000)
-    audit = page.inner_text("#audit")
-    assert "centre · acknowledged" in audit and "已签收，赶赴现场" in audit
-    assert "centre · closed" in audit and "罐区泄漏点已封堵" in audit
+    acked, closed = (
+        page.inner_text('#audit [data-type="acknowledged"]'),
+        page.inner_text('#audit [data-type="closed"]'),
+    )
+    assert (
+        "centre · 签收" in acked and "已签收，赶赴现场" in acked
+    )  # who, what, when (the line starts with it)
+    assert "centre · 闭环" in closed and "罐区泄漏点已封堵" in closed
     state["alert_id"] = page.url.rsplit("#desk/", 1)[-1]  # closed: off the open list, still on the desk
     assert state["alert_id"].startswith("al-")
 
