@@ -8,6 +8,7 @@ whatever goes wrong inside it is answered (500 with a reason at worst) and never
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
@@ -366,7 +367,8 @@ def build_app(
         elif token:
             user = auth.by_token(token)
         elif name and password:
-            user = auth.by_password(name, password)
+            # scrypt costs tens of milliseconds: off the event loop that also consumes and notifies.
+            user = await asyncio.to_thread(auth.by_password, name, password)
         if user is None:
             log.info("board login refused (%s)", "link" if once else "token" if token else "password")
             return _error(401, "unknown token, user or password, or a used or expired link")

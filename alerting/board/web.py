@@ -8,7 +8,6 @@ sequence number of each), so a reconnecting EventSource resumes both exactly whe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
@@ -280,8 +279,8 @@ class Board:
                         level_seq, limit=1
                     ):
                         await response.write(b": keepalive\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass  # the page went away
         return response
 
 
