@@ -67,12 +67,10 @@ def world(stack, stack_services, tmp_path_factory: pytest.TempPathFactory) -> It
     broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords)
     announce_online({gw: site for gw, (site, _) in gateways.items()}, broker)
     # Client ids are bound to accounts: this pipeline's bridge gets an account (and so a session) of its own.
-    info = stack
-    if hasattr(stack_services, "add_bridges"):
-        name = f"hostile-bridge-{topics.prefix}"
-        info = dataclasses.replace(
-            stack, bridge_user=name, bridge_password=stack_services.add_bridges([name])[name]
-        )
+    name = f"hostile-bridge-{topics.prefix}"
+    info = dataclasses.replace(
+        stack, bridge_user=name, bridge_password=stack_services.add_bridges([name])[name]
+    )
     secret, token = secrets.token_hex(16), secrets.token_hex(16)
     receiver = WebhookReceiver(secret=secret).start()
     routes = workdir / "routes.yaml"
