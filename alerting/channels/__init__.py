@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from riskwatch.secrets import remember
+
 CHANNEL_TYPES: dict[str, str] = {
     "webhook": "alerting.channels.webhook",
     "dingtalk": "alerting.channels.dingtalk",
@@ -29,6 +31,8 @@ def channel_module(type_name: str) -> ModuleType:
 def build_channel(name: str, settings: object, secret: str | None, url: str | None = None) -> object:
     """Instantiate a configured channel (an `alerting.channels.base.Channel`); `url` from `url_env`."""
     module = channel_module(settings.type)  # type: ignore[attr-defined]
+    # Whatever text this channel's errors carry later, these values are masked before it is recorded.
+    remember(secret, url or getattr(settings, "url", None))
     if url:
         settings = settings.model_copy(update={"url": url})  # type: ignore[attr-defined]
     return module.Channel(name, settings, secret)

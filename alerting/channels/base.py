@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from riskwatch.secrets import redact_url
+
 if TYPE_CHECKING:  # http.py imports this module
     from alerting.channels.http import HttpPoster
 
@@ -99,12 +101,6 @@ class HttpSettings(ChannelSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, (redact_url(value) if name == "url" and value else value)
-
-
-def redact_url(url: str) -> str:
-    """Scheme and host only: paths and queries of robot URLs are credentials."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}/***"
 
 
 async def robot_post(

@@ -9,6 +9,7 @@ import orjson
 from yarl import URL
 
 from alerting.channels.base import Message, SendResult
+from riskwatch.secrets import redact
 
 # Statuses worth retrying: the receiver is overloaded, throttling, or briefly broken.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -40,7 +41,8 @@ class HttpPoster:
                 raw = await response.read()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return SendResult.retryable(f"cannot reach {_host(url)}: {exc!r}"), None
+            # aiohttp's exception texts may quote the URL, and with it the robot's access token.
+            return SendResult.retryable(redact(f"cannot reach {_host(url)}: {exc!r}", url)), None
         if status in _RETRY_STATUSES:
             return SendResult.retryable(f"HTTP {status}: {raw[:200]!r}"), None
         if not 200 <= status < 300:

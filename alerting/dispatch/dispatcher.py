@@ -23,6 +23,7 @@ from alerting.routing.recipients import recipients
 from alerting.routing.sites import SiteDirectory
 from alerting.store import Intent, Store
 from riskwatch.levels import Colour
+from riskwatch.secrets import redact
 from riskwatch.wire.deadletter import Reason
 
 
@@ -197,7 +198,7 @@ class Dispatcher:
         self, channel: str, intents: list[Intent], items: list[tuple[Alert | None, str]], exc: Exception,
         now: float,
     ) -> None:  # fmt: skip
-        detail = f"notification on {channel} could not be made: {type(exc).__name__}: {exc}"
+        detail = redact(f"notification on {channel} could not be made: {type(exc).__name__}: {exc}")
         original = {
             "channel": channel,
             "intents": [{"id": i.id, "alert_id": i.alert_id, "reason": i.reason, "receiver": i.receiver}

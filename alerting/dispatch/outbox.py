@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alerting.channels.base import Channel, Outcome, SendResult
 from alerting.config import Defaults
@@ -18,6 +18,7 @@ from alerting.lifecycle.machine import SYSTEM
 from alerting.lifecycle.model import AlertEvent
 from alerting.metrics import AlertingMetrics
 from alerting.store import OutboxRow, Store
+from riskwatch.secrets import redact
 from riskwatch.wire.deadletter import Reason
 
 
@@ -66,10 +67,12 @@ class Deliverer:
                 try:
                     result = await channel.send(row.message)
                 except Exception as exc:  # a channel must not raise; one that does fails this message
-                    result = SendResult.error(f"{name} raised {type(exc).__name__}: {exc}"[:300])
+                    result = SendResult.error(redact(f"{name} raised {type(exc).__name__}: {exc}")[:300])
                     self.dead.record(
                         Reason.NOTIFICATION_ERROR, result.detail, name, row.message.to_bytes(), now
                     )
+            # The detail goes to the outbox, the audit trail and the log: never with a secret in it.
+            result = replace(result, detail=redact(result.detail))
             # Settle each message right after its send: a crash then resends at most the one in flight.
             with self.store.transaction():
                 out.append(self._settle(row, result, now))

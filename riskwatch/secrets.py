@@ -1,0 +1,117 @@
+"""Secrets stay out of logs, exception texts and the audit trail; secret files are private from birth.
+
+`redact` is applied wherever a text that may carry a secret (an exception, a receiver's answer) is
+logged, audited or dead-lettered: URLs keep only scheme and host (robot URLs carry their access token
+in the query or the path), `password=...`-like pairs lose their value, and values registered with
+`remember` (the secrets a process resolved) are replaced wherever they appear.
+
+`write_private` writes a file that is 0600 from the moment it exists: a temporary file in the same
+directory created with that mode, synced, then renamed over the target, so a reader never sees a
+half-written file and no other user ever sees its content.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import urllib.parse
+from pathlib import Path
+
+MASK = "***"
+# Shorter values are too likely to occur in ordinary text to be replaced everywhere.
+MIN_REMEMBERED = 6
+
+_known: set[str] = set()
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{},]+")
+_PAIR = re.compile(
+    r"(?i)\b((?:access[_-]?)?token|password|passwd|pwd|secret|api[_-]?key|apikey|sign|signature)"
+    r"(\s*[=:]\s*)([^\s&'\",;)]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def remember(*values: str | None) -> None:
+    """Register secret values of this process: `redact` masks them wherever they appear. A URL is
+    remembered with its query values and last path segment, the parts that usually hold the token."""
+    for value in values:
+        if not value:
+            continue
+        for part in (value, *_url_parts(value)):
+            if len(part) >= MIN_REMEMBERED:
+                _known.add(part)
+
+
+def _url_parts(value: str) -> list[str]:
+    if "://" not in value:
+        return []
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        return []
+    found = [v for _, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=False)]
+    found += [s for s in (parts.password, parts.path.rstrip("/").rsplit("/", 1)[-1]) if s]
+    return found
+
+
+def redact_url(url: str) -> str:
+    """Scheme and host (and port) only: user info, paths and queries of URLs may be credentials."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return MASK
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host = authority.rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/{MASK}" if rest != host else f"{scheme}://{host}"
+
+
+def redact(text: str, *known: str | None) -> str:
+    """`text` without secrets: remembered and `known` values masked, URLs cut to their host,
+    `password=...`-like values and bearer tokens masked."""
+    values = set(_known)
+    for value in known:
+        if value:
+            values.update(p for p in (value, *_url_parts(value)) if len(p) >= MIN_REMEMBERED)
+    # Longest first, so a URL is masked whole before the token inside it; encoded forms too, since an
+    # error text may quote the value as it was sent.
+    for value in sorted(values, key=len, reverse=True):
+        for form in {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}:
+            text = text.replace(form, MASK)
+    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    text = _PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` atomically with mode 0600 from creation (see the module docstring)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)  # exactly 0600 whatever the umask took away
+            out.write(raw)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    """Make the rename itself durable; some file systems cannot open a directory, which is fine."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
