@@ -13,6 +13,7 @@ from deploy.stack.settings import BRIDGE_USER, StackSettings
 from deploy.stack.stack import SETTINGS_FILE, Stack
 from riskwatch.errors import StackError
 from riskwatch.paths import cache_dir, home_dir
+from riskwatch.secrets import MASK, write_private
 
 EXAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "examples" / "registry.yaml"
 
@@ -56,8 +57,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="bridge accounts to create (riskwatch-bridge, riskwatch-bridge-2, ...): one per bridge instance, "
         "since the broker binds client ids to accounts (default %(default)s)",
     )
-    info = sub.add_parser("info", help="print connection details (addresses, credentials) as JSON")
+    info = sub.add_parser("info", help="print connection details as JSON (passwords masked unless asked)")
+    info.add_argument("--secrets", action="store_true", help="print the bridge password and InfluxDB token")
     info.add_argument("--gateways", action="store_true", help="include gateway MQTT passwords")
+
+
+# StackInfo fields that are credentials: printed only with --secrets.
+SECRET_FIELDS = ("bridge_password", "influx_token")
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -100,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         doc: dict[str, object] = {
             k: str(v) if isinstance(v, Path) else v for k, v in asdict(stack.info()).items()
         }
+        if not args.secrets:  # a terminal, a scroll-back or a pasted log must not show them by default
+            doc.update({k: MASK for k in SECRET_FIELDS})
         if args.gateways:
             doc["gateways"] = stack.gateway_passwords()
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -126,7 +134,7 @@ def _up(home: Path, args: argparse.Namespace) -> int:
         print(f"mosquitto  {len(passwords)} gateway accounts from {registry}")
     for s in stack.status():
         print(f"{s.name:<10} {s.address:<22} pid {s.pid}  {'ready' if s.ready else 'NOT READY: ' + s.detail}")
-    print(f"stack: data and logs under {home}; 'riskwatch stack info' shows credentials")
+    print(f"stack: data and logs under {home}; 'riskwatch stack info --secrets' shows credentials")
     return 0
 
 
@@ -146,7 +154,6 @@ def _accounts(registry_path: Path, out: Path, bridges: int = 1) -> int:
     write_auth_files(out, bridge_password, gateways, more)
     plain = out / "passwords.json"
     doc = {"bridge": bridge_password, "bridges": {BRIDGE_USER: bridge_password, **more}, "gateways": gateways}
-    plain.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    plain.chmod(0o600)
+    write_private(plain, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     print(f"wrote {out / 'passwd'}, {out / 'acl'} and {plain} for {len(gateways)} gateways")
     return 0

@@ -20,6 +20,7 @@ from deploy.stack.process import wait_until
 from deploy.stack.service import Service, require_tool
 from deploy.stack.settings import BRIDGE_USER, PROBE_USER
 from riskwatch.errors import StackError
+from riskwatch.secrets import write_private
 from riskwatch.topics import MQTT_VERSION
 from riskwatch.wire.gateway import MAX_PAYLOAD_BYTES, MQTT_PACKET_OVERHEAD
 
@@ -109,11 +110,8 @@ def write_auth_files(
     acl += [bridge_acl(user) for user in (BRIDGE_USER, *extra)]
     acl += [f"# {PROBE_USER}: no topic at all (readiness probes only)", ""]
     acl += [gateway_acl(entry["site"], gw) for gw, entry in gateways.items()]
-    directory.mkdir(parents=True, exist_ok=True)
     for name, text in (("passwd", "\n".join(lines) + "\n"), ("acl", "\n".join(acl) + "\n")):
-        path = directory / name
-        path.write_text(text)
-        os.chmod(path, 0o600)
+        write_private(directory / name, text)
 
 
 class Mosquitto(Service):
@@ -224,11 +222,7 @@ log_dest file {self.dir / "broker.log"}
             return result
 
     def _save(self, path: Path, doc: dict[str, object]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(doc))
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        write_private(path, orjson.dumps(doc))
 
     def _reload_until_accepted(self, user: str, password: str) -> None:
         self._write_auth()

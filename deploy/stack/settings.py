@@ -8,7 +8,6 @@ deployments bring their own secrets through the environment).
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from deploy.stack.process import LOOPBACK, free_port
+from riskwatch.secrets import write_private
 
 KAFKA_VERSION = "3.9.1"
 MOSQUITTO_MIN_VERSION = "2.0"
@@ -82,8 +82,4 @@ class StackSettings(BaseModel):
         return cls.model_validate_json(path.read_text())
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        write_private(path, self.model_dump_json(indent=2))
