@@ -146,7 +146,13 @@
   }
   function renderMap() {
     if (!S.chart) return;
-    const sites = [...S.sites.values()].filter((s) => s.lat !== null && s.lon !== null);
+    // Worse colours are drawn last, on top: a red site is never hidden under a quiet neighbour.
+    const sites = [...S.sites.values()].filter((s) => s.lat !== null && s.lon !== null)
+      .sort((a, b) => RANK[siteColour(a.id)] - RANK[siteColour(b.id)]);
+    // Redraw only when a colour on the map changed (alarm-only news leaves the map, and a click, alone).
+    const signature = S.regions.map((r) => regionColour(r.id)).join() + "|" + sites.map((s) => s.id + siteColour(s.id)).join();
+    if (signature === S.mapSignature) return;
+    S.mapSignature = signature;
     S.chart.setOption({
       geo: {regions: S.regions.map((r) => ({name: r.id, itemStyle: {areaColor: COLOURS[regionColour(r.id)], opacity: 0.55}}))},
       series: [{
