@@ -36,7 +36,9 @@ def routes_doc(http_url: str, smtp_port: int, api_port: int, **route: Any) -> di
             "ding": {"type": "dingtalk", "url": f"{http_url}/dingtalk?access_token=t", "secret_env": "RW_T_DING"},
             "wecom": {"type": "wecom", "url": f"{http_url}/wecom?key=k"},
             "feishu": {"type": "feishu", "url": f"{http_url}/feishu", "secret_env": "RW_T_FEISHU"},
-            "mail": {"type": "email", "host": "127.0.0.1", "port": smtp_port, "sender": "rw@example.cn"},
+            # A local relay without TLS: opted out explicitly (insecure anywhere else).
+            "mail": {"type": "email", "host": "127.0.0.1", "port": smtp_port, "sender": "rw@example.cn",
+                     "starttls": False},
             "sms": {"type": "sms", "url": f"{http_url}/sms", "secret_env": "RW_T_SMS"},
             "hook": {"type": "webhook", "url": f"{http_url}/hook", "secret_env": "RW_T_HOOK"},
             "hook-leader": {"type": "webhook", "url": f"{http_url}/hook?who=leader", "secret_env": "RW_T_HOOK"},

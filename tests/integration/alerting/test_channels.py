@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiosmtpd.controller import Controller
 
 from alerting.channels import CHANNEL_TYPES, build_channel, channel_module
 from alerting.channels.base import Message, Outcome
-from tests.integration.alerting.receivers import HttpReceiver, SmtpReceiver, free_port
+from tests.integration.alerting.receivers import HttpReceiver, SmtpReceiver, _SmtpHandler, free_port
 
 SECRET = "SECtest-secret-0123456789"
 KIND = {"dingtalk": "dingtalk", "wecom": "wecom", "feishu": "feishu", "webhook": "hook", "sms": "sms"}
@@ -33,9 +37,59 @@ def http() -> Iterator[HttpReceiver]:
     receiver.stop()
 
 
+@dataclass(frozen=True)
+class Pki:
+    ca: Path  # the CA the channel is told to trust
+    cert: Path  # 127.0.0.1's certificate, issued by that CA
+    key: Path
+    rogue_cert: Path  # a self-signed certificate for 127.0.0.1: right name, nobody vouches for it
+    rogue_key: Path
+
+
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpReceiver]:
-    receiver = SmtpReceiver().start()
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A throw-away CA and server certificates, made with the openssl tool for this module only."""
+    d = tmp_path_factory.mktemp("pki")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"]
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=riskwatch test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (d / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        "keyUsage=critical,digitalSignature\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "server.ext", "-out", "server.pem")  # fmt: skip
+    openssl("req", "-x509", *ec, "-keyout", "rogue.key", "-out", "rogue.pem", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1")  # fmt: skip
+    return Pki(d / "ca.pem", d / "server.pem", d / "server.key", d / "rogue.pem", d / "rogue.key")
+
+
+class TlsSmtpReceiver(SmtpReceiver):
+    """The SMTP receiver, requiring STARTTLS with the given certificate before anything else."""
+
+    def __init__(self, cert: Path, key: Path, ca_file: Path | None = None) -> None:
+        super().__init__()
+        self.ca_file = ca_file
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        self._controller = Controller(
+            _SmtpHandler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=context,
+            require_starttls=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def smtp(pki: Pki) -> Iterator[SmtpReceiver]:
+    """Every channel test mails over verified STARTTLS, the default."""
+    receiver = TlsSmtpReceiver(pki.cert, pki.key, pki.ca).start()
     yield receiver
     receiver.stop()
 
@@ -44,6 +98,8 @@ def make(type_: str, http: HttpReceiver, smtp: SmtpReceiver, port: int | None = 
     if type_ == "email":
         raw: dict[str, Any] = {"type": "email", "host": "127.0.0.1", "port": port or smtp.port,
                                "sender": "riskwatch@example.cn", "timeout_s": 5}  # fmt: skip
+        if ca_file := getattr(smtp, "ca_file", None):
+            raw["ca_file"] = str(ca_file)
     else:
         base = f"http://127.0.0.1:{port}" if port else http.url
         raw = {"type": type_, "url": f"{base}/{KIND[type_]}?access_token=t", "timeout_s": 5}
@@ -151,3 +207,54 @@ def test_wecom_markdown_uses_font_colour_and_fits_4096_bytes(http: HttpReceiver,
 def test_sms_without_mobiles_is_an_error_not_a_silent_drop(http: HttpReceiver, smtp: SmtpReceiver) -> None:
     msg = replace(message(), mobiles=())
     assert send(make("sms", http, smtp), msg).outcome is Outcome.ERROR
+
+
+def mail(settings: dict[str, Any], receiver: SmtpReceiver, key: str) -> Any:
+    raw = {"type": "email", "host": "127.0.0.1", "port": receiver.port, "sender": "rw@example.cn",
+           "timeout_s": 5, "username": "rw", "secret_env": "X", **settings}  # fmt: skip
+    channel = build_channel("c", channel_module("email").Settings.model_validate(raw), SECRET)
+    result = send(channel, message(key))
+    return result, [m for _, m in receiver.mails if m["X-Idempotency-Key"] == key]
+
+
+def test_email_refuses_a_server_that_offers_no_starttls() -> None:
+    plain = SmtpReceiver().start()
+    try:
+        result, got = mail({}, plain, "no-tls")
+    finally:
+        plain.stop()
+    assert result.outcome is Outcome.RETRYABLE and "offers no STARTTLS" in result.detail
+    assert got == [] and SECRET not in result.detail
+
+
+@pytest.mark.parametrize("case", ["self-signed", "unknown CA"])
+def test_email_refuses_a_certificate_that_does_not_verify(case: str, pki: Pki) -> None:
+    if case == "self-signed":  # the right name on it, but signed by nobody the channel trusts
+        receiver, settings = TlsSmtpReceiver(pki.rogue_cert, pki.rogue_key), {"ca_file": str(pki.ca)}
+    else:  # issued by a CA the system does not know, and no ca_file given
+        receiver, settings = TlsSmtpReceiver(pki.cert, pki.key), {}
+    receiver.start()
+    try:
+        result, got = mail(settings, receiver, f"bad-cert-{case}")
+    finally:
+        receiver.stop()
+    assert result.outcome is Outcome.RETRYABLE, result
+    assert "certificate does not verify" in result.detail
+    assert ("self-signed" if case == "self-signed" else "local issuer") in result.detail
+    assert got == []
+
+
+def test_email_over_verified_starttls_delivers(smtp: SmtpReceiver, pki: Pki) -> None:
+    result, got = mail({"ca_file": str(pki.ca), "username": None, "secret_env": None}, smtp, "tls-ok")
+    assert result.outcome is Outcome.OK, result.detail
+    assert len(got) == 1
+
+
+def test_email_starttls_false_sends_in_clear_to_a_local_relay() -> None:
+    plain = SmtpReceiver().start()
+    try:
+        result, got = mail({"starttls": False, "username": None, "secret_env": None}, plain, "relay")
+    finally:
+        plain.stop()
+    assert result.outcome is Outcome.OK, result.detail
+    assert len(got) == 1
