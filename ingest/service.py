@@ -21,6 +21,7 @@ from ingest.mqtt import Inbound, MqttSource
 from ingest.settings import BridgeSettings
 from ingest.sink import KafkaSink
 from ingest.spool import Spool
+from riskwatch.httpheaders import secure_wsgi
 from riskwatch.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class BridgeService:
             self._http = make_server(
                 self.settings.metrics_host,
                 self.settings.metrics_port,
-                self._http_app,
+                secure_wsgi(self._http_app),
                 _HttpServer,
                 handler_class=_QuietHandler,
             )

@@ -167,6 +167,13 @@ def build_app(
         web_host=settings.web_host,
         web_port=max(settings.web_port, 1),
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        # Faust's own pages show table data, the cluster's layout and internals to anyone who asks:
+        # closed. Routing a request to the key's owner does not need them (it uses the assignment).
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         producer_acks=-1,
         # Held (unacked) events wait for the next snapshot; on a rebalance they are simply replayed by
         # the next owner, so do not wait for them to be acked (that would stall the rebalance).

@@ -31,7 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, required=True, help="this worker's own folder for table stores"
     )
-    parser.add_argument("--bind", default="127.0.0.1", help="address for the web and metrics ports")
+    parser.add_argument("--bind", default="127.0.0.1", help="address for the web views (and metrics)")
+    parser.add_argument(
+        "--metrics-host",
+        default=None,
+        help="address for /metrics and /healthz, e.g. a monitoring network's (default: --bind)",
+    )
     parser.add_argument("--web-port", type=int, default=6066, help="Faust web views port (0: off)")
     parser.add_argument("--metrics-port", type=int, default=9101, help="Prometheus /metrics port (0: off)")
     parser.add_argument("--influx-url", default="", help="InfluxDB URL for history (empty: no history)")
@@ -152,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     app, ctx = build_app(settings, registry, engine, metrics_registry=metrics, sink=sink)
     ctx.states.compile_all()
     if args.metrics_port:
-        serve_metrics(args.bind, args.metrics_port, metrics, ctx.health)  # with GET /healthz
+        serve_metrics(args.metrics_host or args.bind, args.metrics_port, metrics, ctx.health)  # with /healthz
     return start_worker(app, args.loglevel)
 
 

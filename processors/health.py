@@ -22,6 +22,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from riskwatch.httpheaders import secure_wsgi
+
 log = logging.getLogger(__name__)
 
 EXIT_TASK_DIED = 70  # EX_SOFTWARE
@@ -105,6 +107,6 @@ def serve_metrics(addr: str, port: int, registry: CollectorRegistry, health: Hea
             return [body]
         return metrics(environ, start_response)  # type: ignore[no-any-return]
 
-    server = make_server(addr, port, app, _Server, handler_class=_Quiet)
+    server = make_server(addr, port, secure_wsgi(app), _Server, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

@@ -6,7 +6,8 @@
     GET /region/{region}/      {"region", "colour", "counts", "sites": {site: colour}, "cause"}
     GET /healthz               {"ok", "ready", "problems", "last_run_s_ago"}: 503 when a task died or stalled
 
-Requests are routed by Faust to the worker that owns the key's partition (`table_route`).
+Requests are routed by Faust to the worker that owns the key's partition (`table_route`). Faust's own
+pages (/table, /router, statistics) are off (see `build_app`); every answer carries SECURITY_HEADERS.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from faust.web import Request, Response, View
 
 from processors.app import WorkerContext
 from processors.regions import RegionState
+from riskwatch.httpheaders import SECURITY_HEADERS
 from riskwatch.wire.transitions import Transition
 
 
@@ -64,7 +66,14 @@ def _site_response(
     return view.json(document(ctx, site))
 
 
+async def _secure(request: Any, response: Any) -> None:
+    """aiohttp's on_response_prepare hook: every answer, errors included, gets the security headers."""
+    for name, value in SECURITY_HEADERS:
+        response.headers[name] = value
+
+
 def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
+    app.web.web_app.on_response_prepare.append(_secure)  # type: ignore[attr-defined]
     snapshots = tables.snapshots.table
     region_table = tables.regions
 
