@@ -19,8 +19,10 @@ import urllib.parse
 from pathlib import Path
 
 MASK = "***"
-# Shorter values are too likely to occur in ordinary text to be replaced everywhere.
+# Shorter values are too likely to occur in ordinary text to be replaced everywhere. Parts of a URL must
+# look like a token (robots' are 32 to 64 characters): `?who=leader` or `/alerts` are not secrets.
 MIN_REMEMBERED = 6
+MIN_URL_PART = 16
 
 _known: set[str] = set()
 
@@ -38,9 +40,13 @@ def remember(*values: str | None) -> None:
     for value in values:
         if not value:
             continue
-        for part in (value, *_url_parts(value)):
-            if len(part) >= MIN_REMEMBERED:
-                _known.add(part)
+        _known.update(_secret_forms(value))
+
+
+def _secret_forms(value: str) -> set[str]:
+    """The value itself and, for a URL, its token-like parts."""
+    forms = {value} if len(value) >= MIN_REMEMBERED else set()
+    return forms | {part for part in _url_parts(value) if len(part) >= MIN_URL_PART}
 
 
 def _url_parts(value: str) -> list[str]:
@@ -71,7 +77,7 @@ def redact(text: str, *known: str | None) -> str:
     values = set(_known)
     for value in known:
         if value:
-            values.update(p for p in (value, *_url_parts(value)) if len(p) >= MIN_REMEMBERED)
+            values.update(_secret_forms(value))
     # Longest first, so a URL is masked whole before the token inside it; encoded forms too, since an
     # error text may quote the value as it was sent.
     for value in sorted(values, key=len, reverse=True):

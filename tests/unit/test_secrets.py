@@ -32,10 +32,15 @@ def test_password_pairs_bearer_tokens_and_known_values_are_masked() -> None:
 
 
 def test_remembered_secrets_and_their_url_parts_are_masked_everywhere() -> None:
-    rs.remember("https://open.feishu.cn/open-apis/bot/v2/hook/0f1e2d3c-hook-token", None, "")
+    rs.remember(
+        "https://open.feishu.cn/open-apis/bot/v2/hook/0f1e2d3c-hook-token",
+        None,
+        "",
+        "http://h/alerts?who=leader",
+    )
     out = rs.redact("feishu said: bad hook 0f1e2d3c-hook-token")
     assert "0f1e2d3c-hook-token" not in out and out == "feishu said: bad hook ***"
-    assert rs.redact("a short x") == "a short x"  # nothing else touched
+    assert rs.redact("a short x: alerts for the leader") == "a short x: alerts for the leader"  # not tokens
 
 
 @pytest.fixture
