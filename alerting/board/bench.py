@@ -151,7 +151,7 @@ def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20)
                     "() => window.rwBoard && rwBoard.renderedAt", timeout=120_000, polling=50
                 )
                 renders.append(page.evaluate("rwBoard.renderedAt") / 1000)
-            shown = page.evaluate("() => rwBoard.chart.getOption().series[0].data.length")
+            shown = page.evaluate("() => rwBoard.chart.getOption().series.flatMap(s => s.data).length")
             open_alerts = page.evaluate("rwBoard.alerts.size")
             delays = []
             for k in range(changes):
@@ -161,7 +161,7 @@ def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20)
                 future.get(timeout=10)
                 on_kafka = time.time()
                 page.wait_for_function(
-                    f"() => rwBoard.chart.getOption().series[0].data.find(d => d.name === '{s['id']}').colour === 'orange'",
+                    f"() => rwBoard.chart.getOption().series.flatMap(s => s.data).find(d => d.name === '{s['id']}').colour === 'orange'",
                     timeout=30_000, polling="raf",
                 )  # fmt: skip
                 delays.append(time.time() - on_kafka)

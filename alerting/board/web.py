@@ -121,6 +121,7 @@ class Board:
         return [
             web.get("/", self.home),
             web.get("/board", self.home),
+            web.get("/favicon.ico", self.no_icon),
             web.get("/board/", self.page("index.html")),
             web.get("/board/login", self.page("login.html")),
             web.get("/board/static/{name}", self.static),
@@ -134,6 +135,9 @@ class Board:
 
     async def home(self, request: web.Request) -> web.Response:
         raise web.HTTPFound("/board/")
+
+    async def no_icon(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
 
     def page(self, name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:

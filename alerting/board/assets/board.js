@@ -146,21 +146,23 @@
   }
   function renderMap() {
     if (!S.chart) return;
-    // Worse colours are drawn last, on top: a red site is never hidden under a quiet neighbour.
-    const sites = [...S.sites.values()].filter((s) => s.lat !== null && s.lon !== null)
-      .sort((a, b) => RANK[siteColour(a.id)] - RANK[siteColour(b.id)]);
+    const sites = [...S.sites.values()].filter((s) => s.lat !== null && s.lon !== null);
     // Redraw only when a colour on the map changed (alarm-only news leaves the map, and a click, alone).
     const signature = S.regions.map((r) => regionColour(r.id)).join() + "|" + sites.map((s) => s.id + siteColour(s.id)).join();
     if (signature === S.mapSignature) return;
     S.mapSignature = signature;
+    // One series per colour, worse colours drawn above: a red site is never hidden under a quiet
+    // neighbour, however the colours changed since the page opened.
+    const big = sites.length > 500;
     S.chart.setOption({
       geo: {regions: S.regions.map((r) => ({name: r.id, itemStyle: {areaColor: COLOURS[regionColour(r.id)], opacity: 0.55}}))},
-      series: [{
-        id: "sites", type: "scatter", coordinateSystem: "geo", symbolSize: sites.length > 500 ? 7 : 16, zlevel: 2,
-        label: {show: sites.length <= 500, position: "right", color: "#fff", formatter: (p) => p.data.grade},
-        data: sites.map((s) => ({name: s.id, value: [s.lon, s.lat], grade: s.grade,
-          colour: siteColour(s.id), itemStyle: {color: COLOURS[siteColour(s.id)], borderColor: "#fff", borderWidth: 1}})),
-      }],
+      series: ORDER.slice().reverse().map((colour) => ({
+        id: "sites-" + colour, type: "scatter", coordinateSystem: "geo", symbolSize: big ? 7 : 16, zlevel: 2,
+        z: 2 + RANK[colour], itemStyle: {color: COLOURS[colour], borderColor: "#fff", borderWidth: 1},
+        label: {show: !big, position: "right", color: "#fff", formatter: (p) => p.data.grade},
+        data: sites.filter((s) => siteColour(s.id) === colour)
+          .map((s) => ({name: s.id, value: [s.lon, s.lat], grade: s.grade, colour})),
+      })),
     });
   }
   function initMap(geo) {
@@ -228,6 +230,13 @@
       visualMap: {show: false, dimension: 1, pieces: ORDER.map((c) => ({value: RANK[c], color: COLOURS[c]}))},
     }, true);
     S.history.resize();
+  }
+
+  // An open panel follows its site's news, at most once a second however busy the site is.
+  let panelTimer = null;
+  function refreshPanel() {
+    if (panelTimer) return;
+    panelTimer = setTimeout(() => { panelTimer = null; if (S.panelSite && !$("panel").hidden) openPanel(S.panelSite); }, 1000);
   }
 
   // -- sites table
@@ -362,7 +371,7 @@
       const row = JSON.parse(e.data); S.cursor = e.lastEventId; S.lastEventAt = Date.now();
       applyLevel(row); render();
       if (S.window) refreshWindow();
-      if (S.panelSite && row.site === S.panelSite && !$("panel").hidden) openPanel(S.panelSite);
+      if (S.panelSite && row.site === S.panelSite && !$("panel").hidden) refreshPanel();
     });
     source.addEventListener("alert", (e) => {
       const doc = JSON.parse(e.data); S.cursor = e.lastEventId; S.lastEventAt = Date.now();

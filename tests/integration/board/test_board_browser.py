@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,7 +27,7 @@ from tests.integration.board.conftest import PASSWORD, TOKENS, BoardPipeline
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MAP_COLOURS = (
-    "() => Object.fromEntries(rwBoard.chart.getOption().series[0].data.map(d => [d.name, d.colour]))"
+    "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
 )
 SCENARIO = DEFAULT_REGISTRY.parent / "chem_tank_leak.yaml"
 state: dict[str, Any] = {}  # what the tests of this module hand on to each other, in order
@@ -67,9 +68,12 @@ def test_log_in_and_see_every_site_in_the_engines_colour(board: BoardPipeline, b
 
 
 def test_incident_turns_the_site_red_on_map_and_desk_in_time(
-    board: BoardPipeline, browser: Any, stack: Any
+    board: BoardPipeline, browser: Any, stack: Any, tmp_path: Path
 ) -> None:
     page = state["page"]
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     scenario = load_scenario(SCENARIO)
     registry = load_registry(scenario.registry_path())
     sim = Simulation.from_registry(registry, seed=scenario.seed, speed=scenario.speed)
@@ -86,6 +90,31 @@ def test_incident_turns_the_site_red_on_map_and_desk_in_time(
     expect = next(e for e in scenario.expect if e.entity == "CHEM-01")
     page.wait_for_function(f"() => ({MAP_COLOURS})()['CHEM-01'] === 'red'", timeout=(expect.by + 5) * 1000)
     state["red_after_s"] = time.time() - started
+    # Zoom in on the site with the mouse wheel (its neighbours are a few km away) and click its marker
+    # where the map draws it, as a person would: its panel shows the rule and the sensors in alarm.
+    site = next(s for s in registry.sites.values() if s.id == "CHEM-01")
+    where = f"() => rwBoard.chart.convertToPixel({{geoIndex: 0}}, [{site.lon}, {site.lat}])"
+    box = page.locator("#map").bounding_box()
+    for _ in range(12):
+        x, y = page.evaluate(where)
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.mouse.wheel(0, -300)
+        page.wait_for_timeout(120)
+    page.wait_for_timeout(400)
+    x, y = page.evaluate(where)
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    try:
+        page.wait_for_selector(f'#panel:not([hidden]) h2:has-text("{site.name}")', timeout=5_000)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "click.png"))
+        panel = page.inner_text("#panel") if page.is_visible("#panel") else "(hidden)"
+        raise AssertionError(
+            f"no panel for {site.id} after clicking at {x:.0f},{y:.0f}; panel: {panel[:300]!r}; "
+            f"page errors: {errors}; see {tmp_path}/click.png"
+        ) from None
+    assert page.inner_text("#panel-rule") == "gas_l2_two_detectors"
+    assert "CHEM-01-TF1-LEL" in page.inner_text("#panel-body")  # a detector in alarm, with its value
+    page.click("#panel-close")
     page.click("#tab-desk")
     row = page.wait_for_selector('#alerts li[data-entity="CHEM-01"][data-colour="red"]', timeout=5_000)
     assert row is not None

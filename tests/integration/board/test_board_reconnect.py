@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow]
 
 REGISTRY = ROOT / "deploy/examples/registry.yaml"
 MAP_COLOURS = (
-    "() => Object.fromEntries(rwBoard.chart.getOption().series[0].data.map(d => [d.name, d.colour]))"
+    "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
 )
 
 
