@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 from alerting.config import load_config, resolve_secrets
-from alerting.health import EXIT_TASK_DIED, TaskDied
+from alerting.health import TaskDied
 from alerting.routing.sites import registry_lookup
 from alerting.service import AlertingService, ServiceOptions
+from riskwatch.errors import EXIT_TASK_DIED
 from riskwatch.paths import home_dir
 from riskwatch.registry import load_registry
 

@@ -7,8 +7,6 @@ import asyncio
 
 from riskwatch.errors import RiskwatchError
 
-EXIT_TASK_DIED = 70  # EX_SOFTWARE, as the bridge and the worker: a supervisor restarts the process
-
 
 class TaskDied(RiskwatchError):
     """An internal task of the service stopped: the service cannot do its job any more."""

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.settings import BridgeSettings
+from riskwatch.errors import EXIT_TASK_DIED
 
 if TYPE_CHECKING:
     from ingest.service import BridgeService
 
 _DEFAULTS = {f.name: f.default for f in fields(BridgeSettings)}
 HEALTH_CHECK_S = 1.0
-EXIT_UNHEALTHY = 70  # EX_SOFTWARE, as the worker: an internal thread died, never sit connected and idle
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -152,13 +152,13 @@ def run(args: argparse.Namespace) -> int:
 
 def supervise(service: BridgeService, stop: threading.Event, every_s: float = HEALTH_CHECK_S) -> int:
     """Run until `stop` (a clean, flushed stop: 0, or 1 if something was not durable in time), or until
-    an internal thread dies (EXIT_UNHEALTHY, without flushing: the broker redelivers the rest)."""
+    an internal thread dies (EXIT_TASK_DIED, without flushing: the broker redelivers the rest)."""
     log = logging.getLogger(__name__)
     while not stop.wait(every_s):
         if not service.healthy():
             dead = [name for name, alive in service.threads().items() if not alive]
             log.critical("bridge thread(s) %s died; exiting so a supervisor restarts the bridge", dead)
             service.abort()
-            return EXIT_UNHEALTHY
+            return EXIT_TASK_DIED
     log.info("stopping: flushing what is in flight")
     return 0 if service.stop() else 1

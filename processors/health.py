@@ -22,11 +22,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from riskwatch.errors import EXIT_TASK_DIED
 from riskwatch.httpheaders import secure_wsgi
 
 log = logging.getLogger(__name__)
-
-EXIT_TASK_DIED = 70  # EX_SOFTWARE
 
 
 class Health:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The exit status of a component one of whose threads or tasks died (EX_SOFTWARE): it never sits healthy
+# and idle, and its supervisor (riskwatch run, systemd, docker) restarts it. Shared by every component.
+EXIT_TASK_DIED = 70
+
 
 class RiskwatchError(Exception):
     """Base error. Its message is shown to the user as is, so say what to do next."""

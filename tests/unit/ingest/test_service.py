@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ingest.cli import EXIT_UNHEALTHY, supervise
+from ingest.cli import EXIT_TASK_DIED, supervise
 from ingest.service import BridgeService
 from ingest.settings import BridgeSettings
 from tests.unit.ingest.conftest import small_registry
@@ -71,7 +71,7 @@ def test_a_dead_worker_thread_makes_healthz_fail_and_the_bridge_exit_non_zero(se
         runner = threading.Thread(target=lambda: code.append(supervise(service, threading.Event(), 0.05)))
         runner.start()
         runner.join(10)
-        assert code == [EXIT_UNHEALTHY]
+        assert code == [EXIT_TASK_DIED]
     finally:
         service.abort()
 
