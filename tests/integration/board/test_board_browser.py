@@ -26,9 +26,7 @@ from tests.integration.board.conftest import PASSWORD, TOKENS, BoardPipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MAP_COLOURS = (
-    "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
-)
+MAP_COLOURS = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
 SCENARIO = DEFAULT_REGISTRY.parent / "chem_tank_leak.yaml"
 state: dict[str, Any] = {}  # what the tests of this module hand on to each other, in order
 

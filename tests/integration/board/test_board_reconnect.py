@@ -15,9 +15,7 @@ from alerting.board.screenshots import ROOT, _free_port, _t, login, script, serv
 pytestmark = [pytest.mark.slow]
 
 REGISTRY = ROOT / "deploy/examples/registry.yaml"
-MAP_COLOURS = (
-    "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
-)
+MAP_COLOURS = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
 
 
 def test_disconnection_is_shown_and_the_page_catches_up_with_no_gap(browser: Any, tmp_path: Path) -> None:
