@@ -43,6 +43,9 @@ MAX_SHELVE_S = 30 * 86400.0
 MAX_MAINTENANCE_S = 366 * 86400.0
 MAX_EPOCH = 4_102_444_800.0  # 2100-01-01: later "times" are mistakes
 MAX_SEQ = 2**62
+# Password guessing: after this many failures for one user name, its password logins wait out the lock.
+LOGIN_FAILURES = 5
+LOGIN_LOCK_S = 300.0
 
 
 class OutOfScope(Exception):
@@ -188,6 +191,7 @@ def build_app(
     `/healthz` is unhealthy (503) once one of the service's tasks in `health` has died. With a `board`
     (alerting.board.web.Board) it serves the monitoring-centre board and browser sessions too."""
     sessions = Sessions(manager.store, auth, manager.clock)
+    failed_logins: dict[str, list[float]] = {}  # user name -> times of recent failed password logins
 
     def authenticate(request: web.Request) -> tuple[User | None, str]:
         """The user, by bearer token or by session cookie; for a POST with a cookie, why it is refused."""
@@ -367,8 +371,18 @@ def build_app(
         elif token:
             user = auth.by_token(token)
         elif name and password:
+            now = manager.clock()
+            recent = [t for t in failed_logins.get(name, []) if now - t < LOGIN_LOCK_S]
+            failed_logins[name] = recent
+            if len(recent) >= LOGIN_FAILURES:
+                wait = LOGIN_LOCK_S - (now - recent[0])
+                return _error(429, f"too many failed logins for this user; try again in {wait:.0f} s")
             # scrypt costs tens of milliseconds: off the event loop that also consumes and notifies.
             user = await asyncio.to_thread(auth.by_password, name, password)
+            if user is None:
+                recent.append(now)
+                if len(failed_logins) > 10_000:  # bounded, whatever names are tried
+                    failed_logins.clear()
         if user is None:
             log.info("board login refused (%s)", "link" if once else "token" if token else "password")
             return _error(401, "unknown token, user or password, or a used or expired link")

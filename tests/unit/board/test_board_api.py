@@ -251,3 +251,16 @@ def test_shipped_map_covers_the_example_regions_with_plain_coordinates() -> None
     shahe = next(f for f in geo["features"] if f["properties"]["name"] == "CN-130582")
     lon, lat = shahe["geometry"]["coordinates"][0][0]  # decoded from the package's compact encoding
     assert 113.5 < lon < 115 and 36.5 < lat < 37.2
+
+
+def test_password_guessing_is_locked_out_per_user(db_path: Path) -> None:
+    async def body(client: TestClient, manager: AlertManager, board: Board, clock: FakeClock) -> None:
+        for _ in range(5):
+            assert (await login(client, user="liu", password="guess"))[0] == 401
+        status, doc, _ = await login(client, user="liu", password="county-pass")
+        assert status == 429 and "too many failed logins" in doc["error"]  # even the right one, for now
+        assert (await login(client, token="tok-county"))[0] == 200  # a token still works
+        clock.advance(301)
+        assert (await login(client, user="liu", password="county-pass"))[0] == 200
+
+    with_board(db_path, body)
