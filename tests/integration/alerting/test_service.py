@@ -64,8 +64,10 @@ def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
         [(rcpt, mail)] = smtp.mails
         assert rcpt == ["zhang@example.cn"]
         link = re.search(r"http://127\.0\.0\.1:\d+/alerts/al-[0-9a-f]+", mail.get_content()).group(0)
-        with urllib.request.urlopen(link, timeout=5) as response:  # the acknowledge link opens a page
-            assert response.status == 200 and link.rsplit("/", 1)[1] in response.read().decode()
+        alert_id = link.rsplit("/", 1)[1]
+        with urllib.request.urlopen(link, timeout=5) as response:  # the link opens the board's desk at it
+            assert response.status == 200 and "<html" in response.read().decode()
+            assert response.url.endswith(f"/board/#desk/{alert_id}"), response.url
         audit = read_audit(
             stack.kafka_bootstrap, topics.alerts, lambda evs: sum(e["type"] == "notified" for e in evs) >= 6
         )

@@ -42,6 +42,12 @@ class Plant:
     registry: Registry
     registry_file: Path
     passwords: dict[str, str]
+
+    @property
+    def keys(self) -> frozenset[bytes]:
+        """Kafka keys of this plant's records: its sites, and none for a message with no site."""
+        return frozenset({self.site_a.encode(), self.site_b.encode(), b""})
+
     unit_a: str = ""
     gw_a2: str = ""
     unit_a2: str = ""
@@ -216,11 +222,16 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
 
 
 class TopicReader:
-    """Reads a Kafka topic from the beginning, accumulating records across calls."""
+    """Reads a Kafka topic from the beginning, accumulating records across calls.
 
-    def __init__(self, stack: StackInfo, topic: str) -> None:
+    With `keys`, only records with one of those keys are kept: a test's bridge subscribes to every
+    gateway topic and so also receives the retained status messages other tests' gateways left in the
+    broker (dead-lettered as `gateway_unknown` under their own sites)."""
+
+    def __init__(self, stack: StackInfo, topic: str, keys: frozenset[bytes] | None = None) -> None:
         from kafka import KafkaConsumer
 
+        self.keys = keys
         self.records: list[Any] = []
         self.consumer = KafkaConsumer(
             topic,
@@ -234,7 +245,7 @@ class TopicReader:
         deadline = time.monotonic() + timeout
         while not predicate(self.records) and time.monotonic() < deadline:
             for batch in self.consumer.poll(timeout_ms=500).values():
-                self.records.extend(batch)
+                self.records.extend(r for r in batch if self.keys is None or r.key in self.keys)
         return self.records
 
     def close(self) -> None:

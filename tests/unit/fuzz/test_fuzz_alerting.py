@@ -61,8 +61,14 @@ def mutate(changes: dict[str, Any], dropped: list[str]) -> dict[str, Any]:
     for path, value in changes.items():
         *parents, last = path.split(".")
         target: Any = doc
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+        for part in parents:  # an earlier change may have put a scalar or a short list on the path
+            if isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            elif isinstance(target, dict):
+                target = target.setdefault(part, {})
+            else:
+                target = None
+                break
         if isinstance(target, dict):
             target[last] = value
     return doc
