@@ -163,15 +163,20 @@ def _unrepresentable(doc: Any) -> Rejected | None:
     return None
 
 
+def _text_problem(value: Any, name: str, limit: int, what: str) -> str:
+    """The problem with a text field (`what` says what it must be), or "": a string of at most `limit`
+    characters, non-empty when `what` says so."""
+    if type(value) is not str or (not value and what.startswith("a non-empty")):
+        return f"{name} must be {what}"
+    if len(value) > limit:
+        return f"{name} is longer than {limit} characters"
+    return ""
+
+
 def _gateway_problem(doc: Any) -> str:
     if type(doc) is not dict:
         return "payload must be a JSON object"
-    gw = doc.get("gw")
-    if type(gw) is not str or not gw:
-        return "'gw' must be a non-empty string"
-    if len(gw) > MAX_ID_CHARS:
-        return f"'gw' is longer than {MAX_ID_CHARS} characters"
-    return ""
+    return _text_problem(doc.get("gw"), "'gw'", MAX_ID_CHARS, "a non-empty string")
 
 
 def _header(doc: Any, items_key: str, max_items: int) -> tuple[str, int, list[Any]] | Rejected:
@@ -255,11 +260,9 @@ def _parse_telemetry_slow(gw: str, seq: int, rows: list[Any]) -> TelemetryMessag
 def _reading_problem(r: Any) -> str:
     if type(r) is not dict:
         return "reading must be an object"
-    s = r.get("s")
-    if type(s) is not str or not s:
-        return "'s' (sensor id) must be a non-empty string"
-    if len(s) > MAX_ID_CHARS:
-        return f"'s' (sensor id) is longer than {MAX_ID_CHARS} characters"
+    problem = _text_problem(r.get("s"), "'s' (sensor id)", MAX_ID_CHARS, "a non-empty string")
+    if problem:
+        return problem
     if not _is_number(r.get("v")):
         return "'v' (value) must be a number"
     if not _is_number(r.get("t")):
@@ -267,12 +270,7 @@ def _reading_problem(r: Any) -> str:
     q = r.get("q", 0)
     if type(q) is not int or not 0 <= q <= 255:
         return "'q' (quality) must be an integer 0..255"
-    u = r.get("u", "")
-    if type(u) is not str:
-        return "'u' (unit) must be a string"
-    if len(u) > MAX_UNIT_CHARS:
-        return f"'u' (unit) is longer than {MAX_UNIT_CHARS} characters"
-    return ""
+    return _text_problem(r.get("u", ""), "'u' (unit)", MAX_UNIT_CHARS, "a string")
 
 
 def _is_number(x: Any) -> bool:
@@ -322,19 +320,14 @@ def _event_problem(e: Any) -> str:
         return "event must be an object"
     if type(e.get("kind")) is not str or e["kind"] not in EVENT_KINDS:
         return f"'kind' must be one of {EVENT_KINDS}"
-    target = e.get("target")
-    if type(target) is not str or not target:
-        return "'target' must be a non-empty string (a unit or sensor id)"
-    if len(target) > MAX_TARGET_CHARS:
-        return f"'target' is longer than {MAX_TARGET_CHARS} characters"
+    problem = _text_problem(
+        e.get("target"), "'target'", MAX_TARGET_CHARS, "a non-empty string (a unit or sensor id)"
+    )
+    if problem:
+        return problem
     if not _is_number(e.get("t")):
         return "'t' (epoch seconds) must be a number"
-    note = e.get("note", "")
-    if type(note) is not str:
-        return "'note' must be a string"
-    if len(note) > MAX_NOTE_CHARS:
-        return f"'note' is longer than {MAX_NOTE_CHARS} characters"
-    return ""
+    return _text_problem(e.get("note", ""), "'note'", MAX_NOTE_CHARS, "a string")
 
 
 @dataclass(frozen=True, slots=True)
