@@ -52,25 +52,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def plan_incidents(
     doc: dict[str, Any], count: int, duration_s: float
 ) -> list[tuple[str, str, list[ScheduledFault]]]:
-    """`count` incidents at distinct sites (at most one per site), evenly spread over the run: two
-    flammable detectors of one unit stuck at 80 %LEL (above the 50 %LEL L2) -> that unit red (rule
+    """`count` incidents at distinct chemical sites (at most one per site), evenly spread over the run:
+    two flammable detectors of one unit stuck at 80 %LEL (above the 50 %LEL L2) -> that unit red (rule
     gas_l2_two_detectors). A site used twice would still be red from its previous incident."""
-    sites = doc["sites"]
-    count = min(count, len(sites))
+    candidates = []
+    for site in doc["sites"]:
+        if site["industry"] != "hazardous_chemicals":
+            continue
+        for unit in site["units"]:
+            detectors = [s["id"] for s in unit["sensors"] if s["type"] == "flammable_gas"][:2]
+            if len(detectors) == 2:
+                candidates.append((site["id"], unit["id"], detectors))
+                break
+    count = min(count, len(candidates))
     if count <= 0:
         return []
-    step = max(1, len(sites) // count)
+    step = max(1, len(candidates) // count)
     margin = min(10.0, duration_s / 4)
     times = np.linspace(margin, max(margin, duration_s - margin - INCIDENT_S), count)
     out = []
     for k in range(count):
-        site = sites[(k * step) % len(sites)]
-        unit = site["units"][0]
-        detectors = [s["id"] for s in unit["sensors"] if s["type"] == "flammable_gas"][:2]
+        site, unit, detectors = candidates[(k * step) % len(candidates)]
         faults = [
             ScheduledFault(float(times[k]), INCIDENT_S, Fault("stuck", d, {"value": 80.0})) for d in detectors
         ]
-        out.append((site["id"], unit["id"], faults))
+        out.append((site, unit, faults))
     return out
 
 

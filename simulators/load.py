@@ -21,8 +21,9 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from simulators.faults import Fault
-from simulators.gateway import Broker, GatewayClient
+from simulators.gateway import Broker, GatewayClient, connect_all
 from simulators.kafka_watch import TelemetryCounter
+from simulators.mqtt_loop import NetworkLoop
 from simulators.sensors import SimSensor, SimulatorError
 from simulators.simulation import Simulation
 
@@ -147,13 +148,13 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
     def on_acked(n: int) -> None:
         shared.add(shared.acked, n)
 
+    net = NetworkLoop(f"load-{job.seed}")  # one thread for all this process's gateways (mqtt_loop.py)
     clients = {
-        gw: GatewayClient(site, gw, job.broker, on_acked=on_acked)
+        gw: GatewayClient(site, gw, job.broker, on_acked=on_acked, net=net)
         for sim in sims
         for gw, site in sim.site_of_gateway.items()
     }
-    for client in clients.values():
-        client.connect()
+    connect_all(list(clients.values()))
     shared.add(shared.ready, 1)
     shared.go.wait()
     start_at = shared.start_at.value
@@ -161,6 +162,8 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
     starts = sorted(job.faults, key=lambda f: f.at)
     stops = sorted(job.faults, key=lambda f: f.at + f.for_s)
     for t, phase in schedule(start_at, period, len(sims), start_at + job.duration_s):
+        if net.error is not None:
+            raise SimulatorError(f"the MQTT network thread failed: {net.error!r}")
         time.sleep(max(0.0, t - time.time()))
         now = time.time()
         while starts and starts[0].at <= now - start_at:
@@ -180,6 +183,9 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
         shared.add(shared.sent, n)
     for client in clients.values():
         client.close(timeout=DRAIN_TIMEOUT_S)
+    for client in clients.values():
+        client.wait_closed(DRAIN_TIMEOUT_S)
+    net.stop()
 
 
 def run_load(
