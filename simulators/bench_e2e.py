@@ -52,18 +52,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="readings per sensor per second (default 1)")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
     parser.add_argument("--processes", type=int, default=2, help="publisher processes (default 2)")
-    parser.add_argument(
-        "--shape", choices=("province", "flat"), default="province",
-        help="province: enterprises of 1-3 gateways of 20-200 sensors (default); flat: one gateway per site",
-    )  # fmt: skip
-    parser.add_argument("--enterprises", type=int, default=2_000, help="province shape: enterprises (default 2,000)")
-    parser.add_argument(
-        "--sensors-per-gateway", type=int, default=500, help="flat shape: readings per MQTT message (default 500)"
-    )
+    add_shape_options(parser)
     # 20 so that p99 reading -> warning is measured over 20 samples, not decided by the worst of four
     parser.add_argument("--incidents", type=int, default=20, help="incidents injected (default 20)")
     parser.add_argument("--png", type=Path, help="plot file (default .riskwatch/bench-e2e.png)")
     parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
+
+
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    """The load's shape, shared by `bench e2e`, `bench capacity` and `simulate --load`."""
+    parser.add_argument(
+        "--shape", choices=synthetic.SHAPES, default="province",
+        help="province: enterprises of 1-3 gateways of 20-200 sensors (default); flat: one gateway per site",
+    )  # fmt: skip
+    parser.add_argument(
+        "--enterprises", type=int, help="province shape: enterprises (default one per 100 sensors: 2,000 at 200k)"
+    )
+    parser.add_argument(
+        "--sensors-per-gateway", type=int, default=500, help="flat shape: readings per MQTT message (default 500)"
+    )
 
 
 def plan_incidents(
@@ -99,10 +106,7 @@ def plan_incidents(
 
 def estate(args: argparse.Namespace, run_dir: Path) -> tuple[dict[str, Any], Path, Any, dict[str, str]]:
     """The run's registry document, its file, and the simulators' sensors and industries."""
-    if args.shape == "province":
-        doc = synthetic.province_doc(args.sensors, args.enterprises)
-    else:
-        doc = synthetic.registry_doc(args.sensors, args.sensors_per_gateway)
+    doc = synthetic.shaped_doc(args.shape, args.sensors, args.enterprises, args.sensors_per_gateway)
     registry = synthetic.write_registry(doc, run_dir / "registry.json")
     sensors, industries = synthetic.sim_sensors(doc, registry)
     return doc, registry, sensors, industries

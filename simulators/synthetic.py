@@ -133,6 +133,19 @@ def province_doc(n_sensors: int, enterprises: int = 2_000, seed: int = 0,
     return {"version": 1, "regions": [{"id": r} for r in REGIONS], "sites": sites}
 
 
+SHAPES = ("province", "flat")
+
+
+def shaped_doc(shape: str, n_sensors: int, enterprises: int | None = None, sensors_per_gateway: int = 500) -> dict[str, Any]:  # fmt: skip
+    """The load generator's estate: the province shape (`enterprises`, default one per 100 sensors) or
+    the flat one (one gateway of `sensors_per_gateway` per site)."""
+    if shape == "province":
+        return province_doc(n_sensors, enterprises or max(1, n_sensors // 100))
+    if shape == "flat":
+        return registry_doc(n_sensors, sensors_per_gateway)
+    raise SimulatorError(f"unknown load shape {shape!r}; one of {', '.join(SHAPES)}")
+
+
 def _sizes(draw: Any, total: int) -> Any:
     """Gateway sizes in [lo, hi] summing to `total`: the draw scaled, clipped, then the remainder dealt
     one sensor at a time to the gateways that still have room."""
