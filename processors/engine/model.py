@@ -19,7 +19,7 @@ from riskwatch.registry.types import TYPES
 FAULT = 8
 STALE = 9
 CODE_OFFSET = 4  # LUT index = code + CODE_OFFSET
-CHATTER_WINDOW_S = 60.0  # DOMAIN.md: chattering = >= 3 on/off in 1 min (ISA-18.2)
+CHATTER_WINDOW_S = 60.0  # docs/domain.md: chattering = >= 3 on/off in 1 min (ISA-18.2)
 CHATTER_COUNT = 3
 
 F64 = npt.NDArray[np.float64]

@@ -1,4 +1,4 @@
-"""Scenario tests written from the standards (DOMAIN.md): set points, coal methane, tailings, kiln."""
+"""Scenario tests written from the standards (docs/domain.md): set points, coal methane, tailings, kiln."""
 
 from __future__ import annotations
 
