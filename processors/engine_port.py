@@ -82,10 +82,6 @@ def _ignored(state: Any) -> dict[str, int]:
     }
 
 
-# Wire event kinds (riskwatch.wire.gateway) whose engine name differs.
-_EVENT_NAMES = {"valve_opened": "valve_open"}
-
-
 def gateway_events(records: Sequence[GatewayRecord]) -> list[tuple[str, str, float]]:
     """`rw.gateway` records as engine events (kind, target, at): a gateway status or a unit event."""
     out = []
@@ -94,7 +90,7 @@ def gateway_events(records: Sequence[GatewayRecord]) -> list[tuple[str, str, flo
         if rec.type == "status":
             out.append((f"gateway_{rec.state}", rec.gw, at))
         else:
-            out.append((_EVENT_NAMES.get(rec.kind, rec.kind), rec.target, at))
+            out.append((rec.kind, rec.target, at))  # the engine takes the protocol's event kinds
     return out
 
 
