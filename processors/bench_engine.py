@@ -135,7 +135,7 @@ def _same(a: list[list[Transition]], b: list[list[Transition]]) -> bool:
 def load_reference(ref: ReferenceEngine, model: EngineModel, state: EngineState) -> None:
     """Hand the engine's state to the reference as plain values (it shares no code with the engine)."""
     sa, ua = state.sensor, state.unit
-    units = {
+    units: dict[str, dict[str, float | str]] = {
         unit: {
             "colour": int(ua["colour"][u]),
             "colour_at": float(ua["colour_at"][u]),

@@ -97,13 +97,13 @@ def gateway_events(records: Sequence[GatewayRecord]) -> list[tuple[str, str, flo
 def _gateway_adapter(module: Any) -> ApplyGateway:
     """Map `rw.gateway` records onto the engine's event input."""
     if hasattr(module, "apply_gateway"):  # an engine taking the wire records directly
-        return module.apply_gateway  # type: ignore[no-any-return]
+        return module.apply_gateway
     event_cls = module.Event
     evaluate = module.evaluate
     empty = Readings.empty()
 
     def apply(model: Any, state: Any, records: Sequence[GatewayRecord], now: float) -> tuple[Any, list[Any]]:
         events = [event_cls(*e) for e in gateway_events(records)]
-        return evaluate(model, state, empty, now, events=events)  # type: ignore[no-any-return]
+        return evaluate(model, state, empty, now, events=events)
 
     return apply

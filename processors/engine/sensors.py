@@ -290,7 +290,8 @@ def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr
     if not busy:
         return _NONE
     w = np.concatenate(busy) if len(busy) > 1 else busy[0]
-    return w[(cand[w] != s["code"][w]) | (s["chat"][w] != 0)]
+    still: Arr = w[(cand[w] != s["code"][w]) | (s["chat"][w] != 0)]
+    return still
 
 
 _NONE = np.zeros(0, np.intp)

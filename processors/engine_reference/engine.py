@@ -283,8 +283,8 @@ class ReferenceEngine(RollUp):
         """Take over another engine's state, given as plain values: `sensors` holds one column per
         RefSensor field in registry order; `units` maps a unit id to its colour, colour_at, rule (name),
         due, maintenance, bypassed, valve (closed at) and event_at; `sites` to (colour, colour_at)."""
-        names = ("code", "cand", "cand_since", "since", "last_ts", "last_value", "ucode", "usince")
-        names += ("t1", "t2")
+        names: tuple[str, ...] = ("code", "cand", "cand_since", "since", "last_ts", "last_value")
+        names += ("ucode", "usince", "t1", "t2")
         int_fields = ("code", "cand", "ucode")
         for i, rs in enumerate(self.sensors):
             for name in names:

@@ -177,7 +177,7 @@ UNIT_KINDS: tuple[str, ...] = (
 )
 
 
-def static_grade_from_score(score: float) -> str:
+def static_grade_from_score(score: float) -> Literal["blue", "yellow", "orange", "red"]:
     """Static risk grade from the 应急〔2018〕19号 score: >=90 blue, 75-<90 yellow, 60-<75 orange, <60 red."""
     if score >= 90:
         return "blue"
