@@ -47,7 +47,7 @@ P99_LIMIT_S = 1.0  # the capacity criterion: reading -> warning p99 under this, 
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    # The defaults are issue 7's target: a province's 200k sensors at 1 Hz for 5 minutes.
+    # The defaults are the target: a province's 200k sensors at 1 Hz for 5 minutes.
     parser.add_argument("--sensors", type=int, default=200_000, help="sensors (default 200,000)")
     parser.add_argument("--rate", type=float, default=1.0, help="readings per sensor per second (default 1)")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")

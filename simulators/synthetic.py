@@ -30,7 +30,7 @@ EXAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "deploy" / "examples
 GATEWAY_SENSORS = (20, 200)  # sensors behind one gateway in a province
 GATEWAYS_PER_SITE = (1, 3)
 
-# (type, uom, range, L1 high, L2 high): GB/T 50493-2019 gas set points (DOMAIN.md); process values
+# (type, uom, range, L1 high, L2 high): GB/T 50493-2019 gas set points (docs/domain.md); process values
 # carry plant-style set points.
 MIX: tuple[tuple[str, str, tuple[float, float], float, float], ...] = (
     ("flammable_gas", "%LEL", (0.0, 100.0), 25.0, 50.0),
