@@ -102,6 +102,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         announce_online({s.gateway: s.site for s in sensors}, broker)  # before the bridge subscribes
         pipeline.start_bridge()
         pipeline.start_worker(ready_site=synthetic.site_id(0))
+        pipeline.start_historian()
         pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         pipeline.wait_ready(120.0)
         counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=industries)

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry
 from processors.app import WorkerContext, WorkerSettings
 from processors.engine_port import load_engine
 from processors.health import EXIT_TASK_DIED, Health
-from processors.history.influx import NullSink
 from processors.metrics import WorkerMetrics
 from processors.steps import Record, Steps
 from riskwatch.wire.batch import encode
@@ -32,7 +31,7 @@ class Clock:
 def _steps(registry, engine=None, clock=None):  # type: ignore[no-untyped-def]
     settings = WorkerSettings(kafka="-", data_dir=Path("/nonexistent"), partitions=4)
     metrics = WorkerMetrics(CollectorRegistry())
-    ctx = WorkerContext(settings, registry, engine or load_engine(), metrics, NullSink(), clock or Clock())
+    ctx = WorkerContext(settings, registry, engine or load_engine(), metrics, clock or Clock())
     return Steps(ctx), ctx
 
 
