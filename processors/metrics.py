@@ -76,6 +76,9 @@ class WorkerMetrics:
             "riskwatch_worker_ready", "1 once the tables of the current assignment are restored"
         )
         self.sites_owned = gauge("riskwatch_sites_owned", "Sites whose partition this worker owns")
+        self.gateways = gauge(
+            "riskwatch_gateways", "Gateways of the sites this worker has loaded, online or offline", "state"
+        )
         self.history_repaired = counter(
             "riskwatch_history_repaired_fields",
             "Aggregate fields that overflowed (a mean of huge values) and were clipped to the minute's range",

@@ -158,9 +158,14 @@ def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[
                 max(0, high - (processed + 1 if processed is not None else 0))
             )
     counts: Counter[tuple[str, str]] = Counter()
+    offline = total = 0
     for slot in ctx.states.slots.values():
         for etype, _ in slot.open:
             counts[(etype, slot.open[(etype, _)].new)] += 1
+        off, n = ctx.states.engine.gateways(slot.state)
+        offline, total = offline + off, total + n
+    m.gateways.labels("offline").set(offline)
+    m.gateways.labels("online").set(total - offline)
     m.entities.clear()
     for (etype, level), n in counts.items():
         m.entities.labels(etype, level).set(n)

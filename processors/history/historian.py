@@ -97,6 +97,7 @@ class Historian:
     ) -> None:
         self.options, self.sink, self.metrics, self.health, self.clock = options, sink, metrics, health, clock
         self.topics = Topics(options.topic_prefix)
+        self.metrics.writing.set(1)  # no failed write yet: 0 only while writes fail
 
     def lines_of(self, records: list[ConsumerRecord]) -> tuple[list[str], list[DeadLetter]]:  # type: ignore[type-arg]
         """Each record on its own: its lines, or a dead letter saying why it cannot be written."""

@@ -174,12 +174,11 @@ def test_a_task_that_dies_fails_health_and_exits_non_zero() -> None:
     ok, doc = health.status()
     assert not ok and "tick has not completed for 31 s" in doc["problems"][0] and exits == []
     health.beat("tick")
-    health.check(lambda: True)
     assert health.status()[0]
-    health.check(lambda: False)  # the history thread died
+    health.failed("the timer has failed for 60 s")
     assert exits == [EXIT_TASK_DIED] and not health.status()[0]
     health.failed("agent telemetry crashed")
-    assert exits == [EXIT_TASK_DIED] * 2 and health.problem == "the history writer thread died"
+    assert exits == [EXIT_TASK_DIED] * 2 and health.problem == "the timer has failed for 60 s"
 
 
 def test_the_worker_app_builds_and_an_agent_that_raises_exits_the_worker(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
