@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -127,7 +128,6 @@ class Historian:
         pace = self.options.pace_points_per_s if fresh else 0.0
 
         def paced(n: int) -> None:
-            self.metrics.written.inc(n)
             if pace > 0:
                 time.sleep(n / pace)
 
@@ -202,6 +202,10 @@ class Historian:
         self.metrics.unwritten_age.set(0)
         for r in records:
             self.metrics.records.labels(r.topic).inc()
+        written = Counter(line.split(",", 1)[0] for line in lines)
+        written.subtract(d.original.split(b",", 1)[0].decode("utf-8", "replace") for d in refused)
+        for measurement, n in written.items():
+            self.metrics.written.labels(measurement).inc(n)
 
     async def run(self, stop: asyncio.Event) -> None:
         t = self.topics

@@ -13,7 +13,10 @@ class HistorianMetrics:
             registry=registry,
         )  # fmt: skip
         self.written = Counter(
-            "riskwatch_history_points_written", "History points InfluxDB accepted", registry=registry
+            "riskwatch_history_points_written",
+            "History points InfluxDB accepted (counted once their records are committed)",
+            ["measurement"],
+            registry=registry,
         )
         self.rejected = Counter(
             "riskwatch_history_rejected_points",

@@ -244,4 +244,6 @@ def test_the_historian_commits_a_fetch_only_once_influxdb_has_it_and_dead_letter
         ("malformed_record", "rw.warnings", 4),
     ]
     assert metrics.retries._value.get() == 2 and metrics.rejected._value.get() == 1
+    written = {m: metrics.written.labels(m)._value.get() for m in ("sensor_1m", "transition")}
+    assert written == {"sensor_1m": 1, "transition": 1}
     assert health.status()[1]["writing"] and health.unwritten_since is None

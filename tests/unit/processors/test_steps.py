@@ -12,6 +12,7 @@ from processors.engine_port import load_engine
 from processors.health import EXIT_TASK_DIED, Health
 from processors.metrics import WorkerMetrics
 from processors.steps import Record, Steps
+from riskwatch.registry import Registry
 from riskwatch.wire.batch import encode
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.gateway import GatewayRecord
@@ -228,3 +229,27 @@ def test_healthz_on_the_metrics_port_answers_503_once_a_task_died() -> None:
         assert err.value.code == 503 and b"telemetry crashed" in err.value.read()
     finally:
         server.shutdown()
+
+
+def test_the_site_view_shows_the_live_colour_its_static_grade_and_the_picture_they_make() -> None:
+    import yaml
+
+    from processors.web import site_document
+    from tests.integration.processors.harness import REGISTRY_YAML
+
+    doc = yaml.safe_load(REGISTRY_YAML)
+    site = next(s for s in doc["sites"] if s["id"] == "S1")
+    site["static_score"] = 65  # 应急〔2018〕19号: 60 to below 75 is orange, grade C
+    registry = Registry.from_dict(doc, source="<test>")
+    steps, ctx = _steps(registry, clock=Clock(1000.0))
+    assert site_document(ctx, "S1")["picture"] == "normal"  # no live warning: nothing to raise
+    steps.telemetry(_rec(_batch(registry, "S1", {"S1-G2": 60.0}, 999.0)))  # flammable gas L2: orange
+    view = site_document(ctx, "S1")
+    assert (view["colour"], view["static_grade"], view["grade"], view["picture"]) == (
+        "orange",
+        "orange",
+        "C",
+        "red",
+    )
+    other = site_document(ctx, "S2")  # no static grade in the registry
+    assert (other["grade"], other["picture"]) == ("", "normal")
