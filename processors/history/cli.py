@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     )
     sink = InfluxSink(args.influx_url, token, args.influx_org, args.influx_bucket)
     registry = CollectorRegistry()
-    health = HistorianHealth(stale_after_s=60.0, startup_s=60.0)
+    # A dead loop is reported here and the process exits 70 by returning it (below), after cleaning up.
+    health = HistorianHealth(stale_after_s=60.0, startup_s=60.0, exit=lambda code: None)
     historian = Historian(options, sink, HistorianMetrics(registry), health)
     serve_metrics(args.metrics_host, args.metrics_port, registry, health)
 
@@ -79,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except Exception as exc:  # the loop died: say so and exit for the supervisor (health.failed exits 70)
-        logging.getLogger("riskwatch.historian").exception("the historian's loop died")
+    except Exception as exc:  # the loop died: /healthz says so and the process exits 70 for its supervisor
         health.failed(f"the historian's loop died: {exc!r}")
+        logging.getLogger("riskwatch.historian").exception("the historian's loop died; exiting")
         return EXIT_TASK_DIED
     finally:
         sink.close()

@@ -247,3 +247,24 @@ def test_the_historian_commits_a_fetch_only_once_influxdb_has_it_and_dead_letter
     written = {m: metrics.written.labels(m)._value.get() for m in ("sensor_1m", "transition")}
     assert written == {"sensor_1m": 1, "transition": 1}
     assert health.status()[1]["writing"] and health.unwritten_since is None
+
+
+def test_the_historian_exits_70_when_its_loop_dies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from processors.history import cli
+    from processors.history.historian import Historian
+    from riskwatch.errors import EXIT_TASK_DIED
+
+    async def dies(self: Historian, stop: object) -> None:
+        raise RuntimeError("a bug in the loop")
+
+    monkeypatch.setattr(Historian, "run", dies)
+    monkeypatch.setenv("RW_TEST_TOKEN", "u:p")
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    args = parser.parse_args(
+        ["--kafka", "127.0.0.1:9", "--influx-url", "http://127.0.0.1:9", "--influx-token-env", "RW_TEST_TOKEN",
+         "--metrics-port", "0"]
+    )  # fmt: skip
+    assert cli.run(args) == EXIT_TASK_DIED
