@@ -179,3 +179,16 @@ def test_a_supervised_pipeline_follows_restarts(tmp_path: Path) -> None:
     sup.tick()
     assert pipe.services["bridge"].proc is not first and pipe.services["bridge"].proc.pid == 101
     assert any(line.startswith("bridge exited with status 70") for line in lines)
+
+
+def test_riskwatch_run_starts_the_historian_when_there_is_an_influxdb(tmp_path: Path) -> None:
+    from deploy.run import configure, specs
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["--registry", "reg.yaml", "--routes", "routes.yaml"])
+    assert [s.name for s in specs(args, EP, tmp_path)] == ["bridge", "worker", "historian", "alerting"]
+    no_influx = Endpoints("k:9092", "m", 8883, "bridge-1", "pw")
+    assert [s.name for s in specs(args, no_influx, tmp_path)] == ["bridge", "worker", "alerting"]
+    (historian,) = [s for s in specs(args, EP, tmp_path) if s.name == "historian"]
+    assert historian.health_url == "http://127.0.0.1:9103/healthz"
