@@ -73,7 +73,7 @@ class HistorianHealth(Health):
         return ok, doc
 
 
-def render(topics: Topics, record: ConsumerRecord) -> list[str]:  # type: ignore[type-arg]
+def render(topics: Topics, record: ConsumerRecord) -> list[str]:
     """The line protocol of one record; raises on a record that cannot be used."""
     raw = record.value
     if not raw:
@@ -100,7 +100,7 @@ class Historian:
         self.topics = Topics(options.topic_prefix)
         self.metrics.writing.set(1)  # no failed write yet: 0 only while writes fail
 
-    def lines_of(self, records: list[ConsumerRecord]) -> tuple[list[str], list[DeadLetter]]:  # type: ignore[type-arg]
+    def lines_of(self, records: list[ConsumerRecord]) -> tuple[list[str], list[DeadLetter]]:
         """Each record on its own: its lines, or a dead letter saying why it cannot be written."""
         lines: list[str] = []
         dead: list[DeadLetter] = []
@@ -182,7 +182,7 @@ class Historian:
         self,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-        records: list[ConsumerRecord],  # type: ignore[type-arg]
+        records: list[ConsumerRecord],
         stop: asyncio.Event,
     ) -> None:
         """One fetched batch: render, write, dead-letter, then commit. Stopped midway, nothing is committed."""

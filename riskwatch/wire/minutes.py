@@ -66,28 +66,42 @@ class SiteMinute:
             raise MinuteDecodeError(f"not JSON: {exc}") from None
         if type(doc) is not dict or doc.get("v") != WIRE_VERSION:
             raise MinuteDecodeError(f"unsupported minute wire version in {bytes(raw[:80])!r}")
-        for name in ("site", "region"):
-            value = doc.get(name)
-            if type(value) is not str or not 0 < len(value) <= MAX_ID_CHARS:
-                raise MinuteDecodeError(f"`{name}` must be a string of 1 to {MAX_ID_CHARS} characters")
-        start = doc.get("start")
-        if type(start) not in (int, float) or not math.isfinite(start) or not 0 <= start < 1e11:
+        site, region = _text(doc.get("site"), "site"), _text(doc.get("region"), "region")
+        start = _number(doc.get("start"), "start")
+        if not 0 <= start < 1e11:
             raise MinuteDecodeError("`start` must be epoch seconds")
-        columns = {name: doc.get(name) for name in ("sensor", "min", "max", "mean", "count")}
-        for name, column in columns.items():
-            if type(column) is not list:
-                raise MinuteDecodeError(f"`{name}` must be a list")
-        n = len(columns["sensor"])  # type: ignore[arg-type]
-        if n > MAX_SENSORS or any(len(c) != n for c in columns.values()):  # type: ignore[arg-type]
+        columns = [_list(doc.get(name), name) for name in ("sensor", "min", "max", "mean", "count")]
+        n = len(columns[0])
+        if n > MAX_SENSORS or any(len(c) != n for c in columns):
             raise MinuteDecodeError(f"the lists must have the same length, at most {MAX_SENSORS}")
-        for s in columns["sensor"]:  # type: ignore[union-attr]
-            if type(s) is not str or not 0 < len(s) <= MAX_ID_CHARS:
-                raise MinuteDecodeError(f"a `sensor` must be a string of 1 to {MAX_ID_CHARS} characters")
-        for name in ("min", "max", "mean"):
-            for x in columns[name]:  # type: ignore[union-attr]
-                if type(x) not in (int, float) or not math.isfinite(x):
-                    raise MinuteDecodeError(f"`{name}` must hold finite numbers")
-        for c in columns["count"]:  # type: ignore[union-attr]
-            if type(c) is not int or c < 1:
-                raise MinuteDecodeError("`count` must hold positive integers")
-        return cls(doc["site"], doc["region"], float(start), *columns.values())  # type: ignore[arg-type]
+        sensor = [_text(x, "sensor") for x in columns[0]]
+        lo, hi, mean = (
+            [_number(x, name) for x in c]
+            for name, c in zip(("min", "max", "mean"), columns[1:4], strict=True)
+        )
+        count = [_count(x) for x in columns[4]]
+        return cls(site, region, start, sensor, lo, hi, mean, count)
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        raise MinuteDecodeError(f"`{name}` must be a string of 1 to {MAX_ID_CHARS} characters")
+    return value
+
+
+def _number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MinuteDecodeError(f"`{name}` must hold finite numbers")
+    return float(value)
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MinuteDecodeError("`count` must hold positive integers")
+    return value
+
+
+def _list(value: object, name: str) -> list[object]:
+    if not isinstance(value, list):
+        raise MinuteDecodeError(f"`{name}` must be a list")
+    return value
