@@ -18,6 +18,7 @@ second) and reports the highest one that held reading -> warning p99 < 1 s with 
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import time
 import uuid
@@ -29,12 +30,12 @@ import numpy as np
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators import synthetic
+from simulators.charts import GREEN, RED, Panel, Series, plot
 from simulators.faults import Fault
 from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import DeadLetterCounter, TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import LoadResult, ScheduledFault, progress_line, run_load
 from simulators.pipeline import Pipeline
-from simulators.png import GREEN, RED, Panel, Series, plot
 from simulators.stackctl import ensure_stack, stop_stack
 from simulators.webhook import WebhookReceiver
 
@@ -44,6 +45,8 @@ INCIDENT_S = 15.0  # how long an incident's detectors read high
 SETTLE_S = 20.0  # after the load, how long late warnings and alerts may still arrive
 COUNT_WAIT_S = 120.0  # after the load, how long the engine may take to finish evaluating a backlog
 P99_LIMIT_S = 1.0  # the capacity criterion: reading -> warning p99 under this, nothing lost
+# After the load and the settle: a minute closes 30 s after it ends, then the historian writes it.
+HISTORY_WAIT_S = 150.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -154,6 +157,7 @@ class E2E:
         announce_online({s.gateway: s.site for s in self.sensors}, self.broker)  # before the bridge subscribes
         self.pipeline.start_bridge()
         self.pipeline.start_worker(ready_site=self.sites[0])
+        self.pipeline.start_historian()
         self.pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         self.pipeline.wait_ready(300.0)
         self.counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=self.industries)
@@ -242,12 +246,55 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
               f"{len(run.sites):,} sites, x {args.rate:g} Hz for {args.duration:g} s, {args.incidents} incidents; "
               f"run folder {run.run_dir}", flush=True)  # fmt: skip
         figures, result = run.step(args.rate, args.duration, args.incidents)
+        assert run.pipeline is not None
+        figures.update(_history_caught_up(run.pipeline, time.time() + HISTORY_WAIT_S))
         incidents = plan_incidents(run.doc, args.incidents, args.duration)
         png = args.png or run.home / "bench-e2e.png"
         _plot(png, result, incidents)
         figures["png"] = str(png)
         _report(figures)
         return figures
+
+
+def _metric(url: str, family: str, **labels: str) -> float:
+    """Sum of a Prometheus family's samples (with `labels`) at `url`; 0 if unreachable."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    total = 0.0
+    pattern = re.compile(rf"^{re.escape(family)}(\{{[^}}]*\}})?\s+(\S+)$")
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
+def _history_caught_up(pipeline: Pipeline, deadline: float) -> dict[str, Any]:
+    """Does the historian keep up? Minute points the worker published against those the historian wrote
+    to InfluxDB, waiting for the minutes still closing; and how long after the load it took."""
+
+    def url(name: str) -> str:
+        argv = [str(a) for a in pipeline.services[name].proc.args]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{argv[argv.index('--metrics-port') + 1]}/metrics"
+
+    worker, historian = url("worker"), url("historian")
+    started = time.time()
+    while True:
+        published = _metric(worker, "riskwatch_history_points_published_total")
+        written = _metric(historian, "riskwatch_history_points_written_total", measurement="sensor_1m")
+        if (published and written >= published) or time.time() > deadline:
+            break
+        time.sleep(2.0)
+    return {
+        "history_points_published": int(published),
+        "history_points_written": int(written),
+        "history_caught_up_after_s": round(time.time() - started, 1) if written >= published else None,
+    }
 
 
 def _red_at(unit: str, seen: list[tuple[float, Any]], after: float) -> tuple[float, float] | None:
@@ -336,6 +383,7 @@ def _report(f: dict[str, Any]) -> None:
         f"{f['evaluated']:,}, dead-lettered {f['dead_lettered']:,}, lost {f['lost']:,}; incidents {f['incidents_warned']}/{f['incidents']} warned, "
         f"{f['incidents_alerted']}/{f['incidents']} alerted; reading->warning p50 {f['latency_p50_s']} s "
         f"p99 {f['latency_p99_s']} s max {f['latency_max_s']} s; reading->alert p50 {f['alert_latency_p50_s']} s; "
-        f"plot {f['png']}",
+        f"history: {f['history_points_written']:,} of {f['history_points_published']:,} minute points written "
+        f"(caught up {f['history_caught_up_after_s']} s after the load); plot {f['png']}",
         flush=True,
     )
