@@ -7,10 +7,10 @@ one worker. Counted at the end of the path:
   - recovery: 30 s after each kill, reading -> Kafka p99 is back under 1 s for the rest of the run, and an
     incident starting then is warned within 1 s of its reading.
 
-Not in the default run yet (set RISKWATCH_CLUSTER_TEST=1): on the shared development machine it took 6-9
-minutes and failed both times it ran: once only on recovery latency (load average ~30; nothing lost,
-every incident alerted, no repeated key), once with the surviving worker's count short (170,835 of
-200,000 readings evaluated 90 s after the load), a cause not yet found.
+Not in the default run yet (set RISKWATCH_CLUSTER_TEST=1): of three runs on the shared development
+machine, one passed (4 min, load average ~8), one failed only on recovery latency (load average ~30;
+nothing lost, every incident alerted, no repeated key), and one found the surviving worker's count short
+(170,835 of 200,000 readings evaluated 90 s after the load), a cause not yet found.
 """
 
 from __future__ import annotations
