@@ -1,9 +1,6 @@
-"""InfluxDB line protocol for the two history measurements.
-
-- `sensor_1m`  tags sensor, site, region; fields min, max, mean, count; time = the minute's start.
-- `transition` tags kind, entity_type, entity, site, region; fields id, old, new, rule, cause (JSON);
-  time = the transition's `at`. A transition written twice (a replay) lands on the same series and time,
-  so InfluxDB keeps one point: history is idempotent like the topics.
+"""InfluxDB line protocol for the two history measurements (described in riskwatch/wire/history.py,
+which readers use too). A transition written twice (a replay) lands on the same series and time, so
+InfluxDB keeps one point: history is idempotent like the topics.
 """
 
 from __future__ import annotations
@@ -14,10 +11,8 @@ from dataclasses import asdict
 import orjson
 
 from processors.history.aggregate import MinuteAggregate
+from riskwatch.wire.history import AGGREGATE_MEASUREMENT, TRANSITION_MEASUREMENT
 from riskwatch.wire.transitions import Transition
-
-AGGREGATE_MEASUREMENT = "sensor_1m"
-TRANSITION_MEASUREMENT = "transition"
 
 
 def _tag(text: str) -> str:
