@@ -81,13 +81,13 @@ def routes(
             raise PermissionError(f"{entity} is not in your scope")
 
     async def influx_table(request: web.Request, user: User, what: str) -> web.Response:
-        if history is None:
-            return web.json_response({"error": "no InfluxDB configured (--influx-url)"}, status=503)
         entity = request.match_info["id"]
         try:
             check_scope(user, entity)
         except PermissionError as exc:
             return web.json_response({"error": str(exc)}, status=403)
+        if history is None:
+            return web.json_response({"error": "no InfluxDB configured (--influx-url)"}, status=503)
         start, end = _range(request.query, parse_time)
         make = tables.sensor_table if what == "sensor" else tables.colour_table
         try:
