@@ -176,8 +176,10 @@ def gather(
     now: float,
     sites: set[str] | None = None,
 ) -> Bulletin:
-    """The bulletin of `day` (local to `tz`) for these sites (default: the whole registry)."""
-    start, end = day_bounds(day, tz)
+    """The bulletin of `day` (local to `tz`) for these sites (default: the whole registry), as known at
+    `now`: for a day not yet over, times, rates and completeness cover midnight to `now`."""
+    start, day_end = day_bounds(day, tz)
+    end = max(start + 1.0, min(day_end, now))
     before_start, _ = day_bounds(day - timedelta(days=1), tz)
     scope = set(registry.sites) if sites is None else sites & set(registry.sites)
     site_rows = [
@@ -268,6 +270,8 @@ def render(b: Bulletin) -> str:
     made = datetime.fromtimestamp(b.generated_at, zone).strftime("%Y-%m-%d %H:%M")
     title = f"每日四色预警通报 {b.day.isoformat()}"
     meta = f"{b.enterprises} 家企业 · 时区 {b.tz} · 生成于 {made} · 颜色为当日达到的最高预警色"
+    if b.end < day_bounds(b.day, b.tz)[1]:
+        meta += f" · 统计截至 {datetime.fromtimestamp(b.end, zone).strftime('%H:%M')}"
     sign = {k: f"{v:+d}" for k, v in b.change.items()}
     kpis = "".join(
         f'<div class="kpi"><b>{b.totals.get(col, 0)}</b>{r.COLOUR_ZH[col]}色 ({sign[col]} 较前日)</div>'

@@ -130,6 +130,7 @@ def gather(
     day = first
     while day <= last:
         start, end = day_bounds(day, tz)
+        end = max(start + 1.0, min(end, now))  # a day not yet over: up to now
         day_acts = {s: [t for t in ts if start <= t < end] for s, ts in acts.items()}
         day_acts = {s: ts for s, ts in day_acts.items() if ts}
         standing = []
