@@ -66,7 +66,11 @@ class AlertArchive:
         """Alerts that were open at some time in [start, end) (opened before `end`, not closed before
         `start`), oldest first, each with its audit trail; only these sites when given."""
         out = []
-        rows = self._db.execute("SELECT id, doc FROM alerts ORDER BY rowid").fetchall()
+        # an alert closed before `start` was last updated (closed) before it: only open ones and those
+        # changed since can have been open in the range
+        rows = self._db.execute(
+            "SELECT id, doc FROM alerts WHERE open = 1 OR updated_at >= ? ORDER BY rowid", (start,)
+        ).fetchall()
         for alert_id, doc in rows:
             alert = Alert.from_doc(orjson.loads(doc))
             if alert.opened_at >= end or (sites is not None and alert.site not in sites):

@@ -23,15 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--to", dest="end", default=None, help="end (exclusive; default now)")
         p.add_argument("--format", choices=export.FORMATS, default="table")
         p.add_argument("--out", type=Path, default=None, help="write to this file (needed for xlsx)")
-        p.add_argument("--tz", default=sources.DEFAULT_TZ, help="time zone for dates and printed times")
-        p.add_argument(
-            "--influx-url",
-            default=None,
-            help=f"default: the local stack's; token from ${sources.INFLUX_TOKEN_ENV}",
-        )
-        p.add_argument("--influx-bucket", default=None)
-        p.add_argument("--db", type=Path, default=None, help="the alerting service's store")
-        p.add_argument("--stack-home", type=Path, default=None)
+        sources.add_source_options(p, for_reports=False)
 
 
 def run(args: argparse.Namespace) -> int:

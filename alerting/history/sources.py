@@ -17,8 +17,14 @@ INFLUX_TOKEN_ENV = "RISKWATCH_INFLUX_TOKEN"
 DEFAULT_TZ = "Asia/Shanghai"
 
 
-def add_source_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", type=Path, required=True, help="site registry (YAML or JSON)")
+def add_source_options(parser: argparse.ArgumentParser, for_reports: bool = True) -> None:
+    """Where history is read from; reports also need the registry and the routing file."""
+    if for_reports:
+        parser.add_argument("--registry", type=Path, required=True, help="site registry (YAML or JSON)")
+        parser.add_argument(
+            "--routes", type=Path, default=None,
+            help="routing YAML: acknowledgement deadlines come from its escalation policies",
+        )  # fmt: skip
     parser.add_argument(
         "--influx-url", default=None,
         help=f"InfluxDB with the history, token from ${INFLUX_TOKEN_ENV} (default: the local stack's)",
@@ -28,8 +34,6 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         "--db", type=Path, default=None,
         help="the alerting service's store (default .riskwatch/alerting.db, else .riskwatch/run/alerting.db)",
     )  # fmt: skip
-    parser.add_argument("--routes", type=Path, default=None,
-                        help="routing YAML: acknowledgement deadlines come from its escalation policies")  # fmt: skip
     parser.add_argument(
         "--tz", default=DEFAULT_TZ, help=f"time zone of days and times (default {DEFAULT_TZ})"
     )

@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -270,6 +271,23 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
         "报警质量报告" in subprocess.run(["pdftotext", str(qpdf), "-"], capture_output=True, text=True).stdout
     )
     archive.close()
+    # the same history through the command line: a sensor's minutes from InfluxDB, the site's alerts to Excel
+    cli = [sys.executable, "-m", "riskwatch", "history"]
+    env = {**os.environ, "RISKWATCH_INFLUX_TOKEN": stack.influx_token}
+    where = ["--influx-url", stack.influx_url, "--influx-bucket", f"{database}/autogen", "--tz", tz,
+             "--from", str(bulletin.start), "--to", str(bulletin.end)]  # fmt: skip
+    sensor = "CHEM-01-TF1-LEL-01"
+    out = subprocess.run([*cli, "sensor", sensor, *where, "--format", "csv"], env=env, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    minutes = [line for line in out.splitlines()[1:] if sensor in line]
+    assert len(minutes) == len(influx.sensor_minutes(sensor, bulletin.start, bulletin.end)) >= 2
+    xlsx = tmp_path / "chem-alerts.xlsx"
+    subprocess.run([*cli, "alerts", "--site", "CHEM-01", *where, "--db", str(tmp_path / "run" / "alerting.db"),
+                    "--format", "xlsx", "--out", str(xlsx)], env=env, check=True, capture_output=True)  # fmt: skip
+    from openpyxl import load_workbook
+
+    cells = [c for row in load_workbook(xlsx).active.iter_rows(values_only=True) for c in row]
+    assert "迟到签收" in cells and "已关闭阀门，泄漏处置完毕" in cells
     if shots := os.environ.get("RISKWATCH_REPORT_SCREENSHOTS"):  # docs/reports.md's pictures
         for name, pdf in (("bulletin", pdf_path), ("quality", qpdf)):
             out = Path(shots) / name
