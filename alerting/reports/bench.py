@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import re
+import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import date
@@ -74,10 +75,17 @@ class _Influx:
     def query(self, q: str) -> None:
         self._post("/query", {}, urllib.parse.urlencode({"q": q}).encode())
 
-    def write(self, lines: list[str]) -> None:
-        for i in range(0, len(lines), 50_000):
-            body = "\n".join(lines[i : i + 50_000]).encode()
-            self._post("/write", {"db": self.database, "precision": "ms"}, body)
+    def write(self, lines: list[str], chunk: int = 10_000) -> None:
+        for i in range(0, len(lines), chunk):
+            body = "\n".join(lines[i : i + chunk]).encode()
+            for attempt in range(6):  # a loaded InfluxDB answers 500 "timeout" while creating new series
+                try:
+                    self._post("/write", {"db": self.database, "precision": "ms"}, body)
+                    break
+                except urllib.error.HTTPError as exc:
+                    if exc.code != 500 or attempt == 5:
+                        raise
+                    time.sleep(2.0 * (attempt + 1))  # the same points again: InfluxDB keeps one of each
 
 
 def _write_province(influx: _Influx, registry: Any, minutes: int) -> int:
@@ -211,7 +219,8 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
         t0 = time.perf_counter()
         _, pdf_path = daily.write(bulletin, Path(tmp) / "out")
         render_s = time.perf_counter() - t0
-        pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf_path.read_bytes()))
+        info = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True).stdout
+        pages = next((line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")), "?")
         archive.close()
     if not args.keep:
         influx.query(f'DROP DATABASE "{database}"')
