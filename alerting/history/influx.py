@@ -13,6 +13,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -84,7 +85,7 @@ class InfluxHistory:
         self.conn = conn
         self._from = f'"{conn.database}"."{conn.retention}"'
 
-    def _series(self, query: str) -> Iterator[dict[str, object]]:
+    def _series(self, query: str) -> Iterator[dict[str, Any]]:
         """Every series of the answer: {"tags": {...}, "columns": [...], "values": [[...]]}."""
         params = urllib.parse.urlencode(
             {"db": self.conn.database, "q": query, "epoch": "ms", "chunked": "true", "chunk_size": "50000"}
@@ -112,12 +113,12 @@ class InfluxHistory:
         except OSError as exc:
             raise HistoryUnavailable(f"cannot reach InfluxDB at {self.conn.url}: {exc}") from None
 
-    def _rows(self, query: str) -> Iterator[tuple[dict[str, str], dict[str, object]]]:
+    def _rows(self, query: str) -> Iterator[tuple[dict[str, str], dict[str, Any]]]:
         for series in self._series(query):
             tags = series.get("tags") or {}
             columns = series["columns"]
             for values in series.get("values", ()):
-                yield tags, dict(zip(columns, values, strict=True))  # type: ignore[arg-type]
+                yield tags, dict(zip(columns, values, strict=True))
 
     def _range(self, start: float, end: float) -> str:
         return f"time >= {_ns(start)} AND time < {_ns(end)}"
@@ -129,8 +130,8 @@ class InfluxHistory:
             f'WHERE "sensor" = {_quote(sensor)} AND {self._range(start, end)} ORDER BY time'
         )
         return [
-            MinuteRow(sensor, v["time"] / 1000, float(v["min"]), float(v["max"]), float(v["mean"]),  # type: ignore[arg-type, operator]
-                      int(v["count"]))  # type: ignore[call-overload]
+            MinuteRow(sensor, v["time"] / 1000, float(v["min"]), float(v["max"]), float(v["mean"]),
+                      int(v["count"]))
             for _, v in self._rows(q)
         ]  # fmt: skip
 
@@ -141,7 +142,7 @@ class InfluxHistory:
             f'SELECT count("count") FROM {self._from}."{AGGREGATE_MEASUREMENT}" '
             f'WHERE {self._range(start, end)} GROUP BY "sensor"'
         )
-        return {tags["sensor"]: int(v["count"]) for tags, v in self._rows(q)}  # type: ignore[call-overload]
+        return {tags["sensor"]: int(v["count"]) for tags, v in self._rows(q)}
 
     def extremes(
         self, start: float, end: float, sensors: list[str] | None = None
@@ -159,8 +160,8 @@ class InfluxHistory:
         out: dict[str, list[MinuteRow]] = {}
         for tags, v in self._rows(q):
             out.setdefault(tags["sensor"], []).append(
-                MinuteRow(tags["sensor"], v["time"] / 1000, float(v["min"]), float(v["max"]),  # type: ignore[arg-type, operator]
-                          float(v["mean"]), int(v["count"]))  # type: ignore[arg-type, call-overload]
+                MinuteRow(tags["sensor"], v["time"] / 1000, float(v["min"]), float(v["max"]),
+                          float(v["mean"]), int(v["count"]))
             )  # fmt: skip
         return out
 
@@ -188,7 +189,7 @@ class InfluxHistory:
         )
         rows = [
             TransitionRow(
-                v["time"] / 1000, tags["kind"], tags["entity_type"], tags["entity"], _tag(tags.get("site")),  # type: ignore[operator]
+                v["time"] / 1000, tags["kind"], tags["entity_type"], tags["entity"], _tag(tags.get("site")),
                 _tag(tags.get("region")), str(v["old"]), str(v["new"]), str(v["rule"] or ""), str(v["cause"] or "{}"),
             )
             for tags, v in self._rows(q)

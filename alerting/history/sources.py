@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerting.history.alerts import AlertArchive
+from alerting.history.alerts import AlertArchive, AlertHistory
 from alerting.history.influx import InfluxConnection, InfluxHistory
 from riskwatch.errors import RiskwatchError
 from riskwatch.paths import home_dir
@@ -93,7 +94,7 @@ def parse_time(text: str, option: str, tz: str) -> float:
     return moment.timestamp()
 
 
-def deadline_lookup(routes: Path | None, default_s: float):  # type: ignore[no-untyped-def]
+def deadline_lookup(routes: Path | None, default_s: float) -> Callable[[AlertHistory], float]:
     """The acknowledgement deadline of an alert: its escalation policy's first tier (the time the policy
     lets pass before calling the next person), else `default_s`."""
     policies: dict[str, float] = {}
@@ -103,7 +104,7 @@ def deadline_lookup(routes: Path | None, default_s: float):  # type: ignore[no-u
         cfg = load_config(routes)
         policies = {name: p.tiers[0].after for name, p in cfg.escalation_policies.items() if p.tiers}
 
-    def deadline(history) -> float:  # type: ignore[no-untyped-def]
+    def deadline(history: AlertHistory) -> float:
         return policies.get(history.alert.escalation or "", default_s)
 
     return deadline

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from alerting.history.alerts import AlertArchive
 from alerting.history.export import local_time
 from alerting.history.influx import InfluxHistory
+from alerting.lifecycle.model import Alert
 
 Table = tuple[list[str], list[list[object]]]
 
@@ -37,7 +40,7 @@ def alert_table(
     end: float,
     tz: str,
     sites: set[str] | None = None,
-    visible=None,  # type: ignore[no-untyped-def]
+    visible: Callable[[Alert], bool] | None = None,
 ) -> Table:
     """Alerts open in [start, end) with every audit event: one row per event."""
     rows: list[list[object]] = []

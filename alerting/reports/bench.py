@@ -46,7 +46,7 @@ def province(n_sensors: int, n_sites: int) -> Any:
 
     doc = generate_dict(n_sensors, n_regions=16)
     parts = max(1, n_sites // len(doc["sites"]))
-    split = []
+    split: list[dict[str, Any]] = []
     for site in doc["sites"]:
         size = -(-len(site["units"]) // parts)
         for p in range(parts):
@@ -219,8 +219,8 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
         t0 = time.perf_counter()
         _, pdf_path = daily.write(bulletin, Path(tmp) / "out")
         render_s = time.perf_counter() - t0
-        info = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True).stdout
-        pages = next((line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")), "?")
+        described = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True).stdout
+        pages = next((line.split()[-1] for line in described.splitlines() if line.startswith("Pages:")), "?")
         archive.close()
     if not args.keep:
         influx.query(f'DROP DATABASE "{database}"')

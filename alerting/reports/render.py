@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: charts are files
 import matplotlib.pyplot as plt
 from matplotlib import font_manager
+from matplotlib.ticker import MaxNLocator
 
 from riskwatch.errors import RiskwatchError
 
@@ -60,7 +61,7 @@ def stacked_bars(title: str, rows: dict[str, dict[str, int]], colours: Sequence[
     ax.set_title(title)
     ax.invert_yaxis()
     ax.legend(ncol=len(colours), loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return png_data_uri(fig)
 
 
