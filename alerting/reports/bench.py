@@ -94,23 +94,26 @@ def _write_province(influx: _Influx, registry: Any, minutes: int) -> int:
     import numpy as np
 
     from alerting.reports.daily import day_bounds
-    from processors.history.aggregate import MinuteAggregate
-    from processors.history.lines import aggregate_lines, sensor_tag_sets, transition_line
+    from processors.history.lines import minute_lines, transition_line
+    from riskwatch.wire.minutes import SiteMinute
     from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
 
     rng = random.Random(3)
     start, _ = day_bounds(DAY, TZ)
     sensors = registry.sensor_list
-    tags = sensor_tag_sets([s.id for s in sensors], [s.site for s in sensors],
-                           [registry.sites[s.site].region for s in sensors])  # fmt: skip
+    by_site: dict[str, list[str]] = {}
+    for s in sensors:
+        by_site.setdefault(s.site, []).append(s.id)
     points = 0
     for m in range(minutes):
-        n = len(sensors)
-        values = np.random.default_rng(m).normal(10, 1, n)
-        agg = MinuteAggregate(
-            start + 3600 + 60 * m, np.arange(n), values - 1, values + 1, values, np.full(n, 60)
-        )
-        lines = aggregate_lines(agg, tags)
+        values = np.random.default_rng(m).normal(10, 1, len(sensors)).tolist()
+        lines, k = [], 0
+        for site_id, ids in by_site.items():  # the worker's own records: one per site and minute
+            v = values[k : k + len(ids)]
+            k += len(ids)
+            minute = SiteMinute(site_id, registry.sites[site_id].region, start + 3600 + 60 * m, ids,
+                                [x - 1 for x in v], [x + 1 for x in v], v, [60] * len(ids))  # fmt: skip
+            lines += minute_lines(minute)
         influx.write(lines)
         points += len(lines)
     transitions = []

@@ -136,7 +136,8 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
     acked_at_once: dict[str, float] = {}
     try:
         pipe.start_bridge()
-        pipe.start_worker(ready_site="CHEM-01", extra=["--influx-bucket", f"{database}/autogen"])
+        pipe.start_worker(ready_site="CHEM-01")
+        pipe.start_historian(extra=["--influx-bucket", f"{database}/autogen"])
         alerting = pipe.start_alerting(routes, env={"RW_R_HOOK": HOOK, "RW_R_TOKEN": TOKEN})
         pipe.wait_ready(120)
         url = alerting.ready_url.rstrip("/")
