@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "bridge": "ingest.bench",
     "processors": "processors.bench",
     "e2e": "simulators.bench_e2e",
+    "bulletin": "alerting.reports.bench",
 }
 
 
