@@ -58,6 +58,9 @@ class ServiceOptions:
     board: bool = True  # serve the monitoring-centre board (pages, sessions, live feed) on the HTTP port
     map_file: Path | None = None  # the deployment's approved GeoJSON; default: the shipped example regions
     login_links: tuple[tuple[str, str], ...] = ()  # (user, secret) one-time login links to accept
+    influx_url: str = ""  # history for /api/history (empty: those routes answer 503)
+    influx_token: str = ""  # "user:password", from the environment only
+    influx_bucket: str = "riskwatch/autogen"
 
 
 class AlertingService:
@@ -102,7 +105,15 @@ class AlertingService:
         health = Health()
         auth = TokenAuth.from_config(self.cfg, self.secrets)
         board = self._board(store, hub) if self.options.board else None
-        app = build_app(manager, auth, hub, self.metrics, health, board)
+        history = None
+        if self.options.influx_url:
+            from alerting.history.influx import InfluxConnection, InfluxHistory
+
+            conn = InfluxConnection(
+                self.options.influx_url, self.options.influx_token, self.options.influx_bucket
+            )
+            history = InfluxHistory(conn)
+        app = build_app(manager, auth, hub, self.metrics, health, board, history, self.site_registry)
         sessions = Sessions(store, auth, self.clock)
         for user, secret in self.options.login_links:
             sessions.add_login_link(user, secret)

@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -129,9 +130,17 @@ def alerting_spec(
     argv = _riskwatch(
         "alerting", "--routes", str(routes), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
         "--db", str(run_dir / "alerting.db"), "--http-port", str(http_port), "--registry", str(registry),
-        *_groups(prefix)[2], *(extra or []),
+        *_groups(prefix)[2], *_influx(ep), *(extra or []),
     )  # fmt: skip
-    return ChildSpec("alerting", argv, dict(env or {}), f"http://127.0.0.1:{http_port}/healthz", REPO)
+    env = {**(env or {}), **({INFLUX_TOKEN_ENV: ep.influx_token} if getattr(ep, "influx_url", "") else {})}
+    return ChildSpec("alerting", argv, env, f"http://127.0.0.1:{http_port}/healthz", REPO)
+
+
+def _influx(ep: Any) -> list[str]:
+    """alerting's history options (it reads the history the worker writes, for /api/history)."""
+    if not getattr(ep, "influx_url", ""):
+        return []
+    return ["--influx-url", ep.influx_url, "--influx-bucket", ep.influx_bucket]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -217,6 +226,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="alerting API and /healthz (default %(default)s)",
     )
+    parser.add_argument(
+        "--bulletin-at", default=None, metavar="HH:MM",
+        help="write yesterday's four-colour bulletin (HTML, PDF) at this local time each day into "
+        "RUN_DIR/reports (see --bulletin-tz)",
+    )  # fmt: skip
+    parser.add_argument("--bulletin-tz", default="Asia/Shanghai", help="time zone of the bulletin's days")
     parser.add_argument(
         "--max-backoff",
         type=float,
@@ -308,6 +323,25 @@ def specs(args: argparse.Namespace, ep: Endpoints, run_dir: Path) -> list[ChildS
     ]
 
 
+def _schedule_bulletin(
+    args: argparse.Namespace, ep: Endpoints, run_dir: Path, environ: dict[str, str], stop: threading.Event,
+    say: Callable[[str], None],
+) -> None:  # fmt: skip
+    import time
+
+    from deploy.schedule import parse_clock, start_daily_bulletin
+
+    at = parse_clock(args.bulletin_at)
+    argv = [
+        "--registry", str(args.registry.resolve()), "--routes", str(args.routes.resolve()),
+        "--db", str(run_dir / "alerting.db"), "--out", str(run_dir / "reports"), "--tz", args.bulletin_tz,
+        *(["--influx-url", ep.influx_url, "--influx-bucket", ep.influx_bucket] if ep.influx_url else []),
+    ]  # fmt: skip
+    env = {**environ, INFLUX_TOKEN_ENV: ep.influx_token}
+    start_daily_bulletin(at, args.bulletin_tz, argv, env, REPO, stop, say, time.time)
+    say(f"daily bulletin at {args.bulletin_at} ({args.bulletin_tz}) into {run_dir / 'reports'}")
+
+
 def run(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     check_config(args, environ)
@@ -335,6 +369,8 @@ def run(args: argparse.Namespace) -> int:
             say(
                 f"started {spec.name} (pid {child.proc.pid if child.proc else '?'}), health {spec.health_url}"
             )
+        if args.bulletin_at:
+            _schedule_bulletin(args, ep, run_dir, environ, stop, say)
         supervisor.run(stop)
     finally:
         # A second Ctrl-C must not cut the orderly stop short.

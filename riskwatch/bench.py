@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "e2e": "simulators.bench_e2e",
     "capacity": "simulators.bench_capacity",
     "scale": "processors.bench_scale",
+    "bulletin": "alerting.reports.bench",
 }
 
 
