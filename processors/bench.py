@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import encode
@@ -45,19 +46,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine-module", default="processors.engine", help=argparse.SUPPRESS)
 
 
-def _bootstrap(args: argparse.Namespace) -> str:
+def _access(args: argparse.Namespace) -> KafkaAccess:
+    """The tools account: it may create the run's topics, and the worker and the naive baseline run on it
+    too (on topics of their own that no component account is granted)."""
     if args.kafka:
-        return str(args.kafka)
+        return KafkaAccess.from_env(str(args.kafka), "tools")
     from deploy.stack import Stack
     from riskwatch.paths import home_dir
 
-    return Stack(home_dir() / "stack").info().kafka_bootstrap
+    return Stack(home_dir() / "stack").info().kafka("tools")
 
 
-def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+def _create_topics(access: KafkaAccess, names: list[str], partitions: int) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskwatch-bench")
+    admin = KafkaAdminClient(**access.kafka_python(), client_id="riskwatch-bench")
     try:
         admin.create_topics([NewTopic(n, partitions, 1) for n in names])
     finally:
@@ -76,7 +79,7 @@ def _normal_values(registry: Registry) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _preload(
-    bootstrap: str, registry: Registry, topics: Topics, naive_topic: str, args: argparse.Namespace
+    access: KafkaAccess, registry: Registry, topics: Topics, naive_topic: str, args: argparse.Namespace
 ) -> int:
     from kafka import KafkaProducer
 
@@ -91,7 +94,7 @@ def _preload(
     sites = list(by_site)
     members = [np.array(by_site[site], np.int32) for site in sites]
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
+        **access.kafka_python(), linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
     )
     n_batches = args.readings // args.batch_size
     # Event times a little ahead of the clock, so no sensor turns stale while the run lasts (the timers
@@ -124,7 +127,7 @@ def _preload(
     return n_batches * args.batch_size
 
 
-async def _raw_consume(bootstrap: str, topic: str, partitions: int, messages: int, per_message: int) -> float:
+async def _raw_consume(access: KafkaAccess, topic: str, partitions: int, messages: int, per_message: int) -> float:
     """Readings/s of consuming every record of `topic` with aiokafka and doing nothing with them.
 
     The clock starts once the partitions are assigned, before the first fetch: consuming a topic is
@@ -134,7 +137,7 @@ async def _raw_consume(bootstrap: str, topic: str, partitions: int, messages: in
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **access.aiokafka(),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_bytes=64 << 20,
@@ -213,7 +216,8 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
 
     from riskwatch.registry import generate_dict, load_registry
 
-    bootstrap = _bootstrap(args)
+    access = _access(args)
+    bootstrap = access.bootstrap
     work = Path(tempfile.mkdtemp(prefix="rw-bench-processors-"))
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
     naive_topic = f"{topics.prefix}.naive"
@@ -223,15 +227,15 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
     registry_path = work / "registry.yaml"
     registry_path.write_text(yaml.dump(generate_dict(args.sensors), Dumper=yaml.CSafeDumper, sort_keys=False))
     registry = load_registry(registry_path)
-    _create_topics(bootstrap, [*topics.all(), naive_topic, f"{topics.prefix}.naive-out"], args.partitions)
+    _create_topics(access, [*topics.all(), naive_topic, f"{topics.prefix}.naive-out"], args.partitions)
     started = time.perf_counter()
-    total = _preload(bootstrap, registry, topics, naive_topic, args)
+    total = _preload(access, registry, topics, naive_topic, args)
     print(
         f"  preloaded {total:,} readings in {total // args.batch_size:,} batches and {args.naive_readings:,} JSON records ({time.perf_counter() - started:.1f}s)"
     )
 
     limit = asyncio.run(
-        _raw_consume(bootstrap, topics.telemetry, args.partitions, total // args.batch_size, args.batch_size)
+        _raw_consume(access, topics.telemetry, args.partitions, total // args.batch_size, args.batch_size)
     )
     print(f"  (a) raw aiokafka consume     {limit:>14,.0f} readings/s")
 
@@ -265,6 +269,7 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
             "86400",
         ],
         cwd=cwd,
+        env={**os.environ, **access.env()},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -294,6 +299,7 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
             str(port),
         ],
         cwd=cwd,
+        env={**os.environ, **access.env()},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )

@@ -94,7 +94,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
     from deploy.stack import Stack, ensure_topics
 
-    ensure_topics(info.kafka_bootstrap, topics.all(), 3)
+    ensure_topics(info, topics, 3)
     pipeline = Pipeline(run_dir, registry, info, topics.prefix)
     try:
         passwords = Stack(stack_home).add_gateways(sorted({(s.site, s.gateway) for s in sensors}))
@@ -104,8 +104,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         pipeline.start_worker(ready_site=synthetic.site_id(0))
         pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         pipeline.wait_ready(120.0)
-        counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=industries)
-        warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
+        counter = TelemetryCounter(TopicReader(info.kafka("tools"), topics.telemetry), sites=industries)
+        warnings = TransitionReader(TopicReader(info.kafka("tools"), topics.warnings))
         seen: list[tuple[float, Any]] = []
 
         def poll_warnings() -> None:

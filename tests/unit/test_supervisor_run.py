@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import socket
 from pathlib import Path
 
@@ -106,7 +105,14 @@ def test_bad_mqtt_address_is_named(stack_home: Path, tmp_path: Path, capsys) -> 
     assert code == 1 and "--mqtt: expected HOST:PORT, got 'localhost'" in err, err
 
 
-EP = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", "http://i:8086", "tok")
+KAFKA_PW = {"bridge": "kb-secret", "worker": "kw-secret", "alerting": "ka-secret"}
+EP = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", "http://i:8086", "tok", kafka_passwords=KAFKA_PW)
+
+
+def _kafka_env(component: str) -> dict[str, str]:
+    """What a child gets to log in to Kafka as its own account: env only, never its argv."""
+    return {"RISKWATCH_KAFKA_USER": f"riskwatch-{component}", "RISKWATCH_KAFKA_PASSWORD": KAFKA_PW[component],
+            "RISKWATCH_KAFKA_CA": ""}  # fmt: skip
 
 
 def _parses(component: str, argv: list[str]) -> argparse.Namespace:
@@ -122,18 +128,20 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
     bridge = bridge_spec(EP, reg, "p1", tmp_path, 9108)
     args = _parses("bridge", bridge.argv)
     assert (args.mqtt_user, args.mqtt_port, args.share_group) == ("bridge-1", 8883, "riskwatch-p1")
-    assert bridge.env == {"RISKWATCH_MQTT_PASSWORD": "pw"} and "pw" not in bridge.argv
+    assert bridge.env == {"RISKWATCH_MQTT_PASSWORD": "pw", **_kafka_env("bridge")} and "pw" not in bridge.argv
+    assert not any("secret" in arg for spec in (bridge,) for arg in spec.argv)
     assert bridge.health_url == "http://127.0.0.1:9108/healthz"
     worker = worker_spec(EP, reg, "p1", tmp_path, 6066, 9101)
     args = _parses("worker", worker.argv)
     assert (args.group, args.influx_url, args.web_port) == ("riskwatch-worker-p1", "http://i:8086", 6066)
-    assert worker.env == {"RISKWATCH_INFLUX_TOKEN": "tok"} and "tok" not in worker.argv
+    assert worker.env == {"RISKWATCH_INFLUX_TOKEN": "tok", **_kafka_env("worker")} and "tok" not in worker.argv
+    assert not any("secret" in arg for arg in worker.argv)
     assert worker.health_url == "http://127.0.0.1:6066/healthz"
     alerting = alerting_spec(EP, reg, routes, "rw", tmp_path, 8080)
     args = _parses("alerting", alerting.argv)
     assert args.group_id == "riskwatch-alerting"  # the default prefix keeps the components' own groups
     assert alerting.health_url == "http://127.0.0.1:8080/healthz"
-    assert json.dumps(alerting.env) == "{}"
+    assert alerting.env == _kafka_env("alerting") and not any("secret" in arg for arg in alerting.argv)
 
 
 class _Proc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer
 
 from processors.timers import EXIT_RECOVERY_STUCK
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry, load_registry
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import encode
@@ -80,8 +81,8 @@ def batch(
     return encode(site, registry.fingerprint, [(f"{site}-GW", seq, len(ids))], readings, registry.sensor_ids)
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+def produce(kafka: KafkaAccess, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(**kafka.kafka_python(), acks="all")
     for key, value in records:
         producer.send(topic, key=key, value=value)
     producer.flush()
@@ -89,7 +90,7 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) 
 
 
 def read_transitions(
-    bootstrap: str,
+    kafka: KafkaAccess,
     topic: str,
     until: float,
     want: int | None = None,
@@ -97,7 +98,7 @@ def read_transitions(
 ) -> list[Transition]:
     """Everything on `topic` from the start, reading until `until`, `want` records, or `done(records)`."""
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+        topic, **kafka.kafka_python(), auto_offset_reset="earliest", consumer_timeout_ms=500
     )
     out: list[Transition] = []
 
@@ -115,9 +116,9 @@ def read_transitions(
     return out
 
 
-def read_raw(bootstrap: str, topic: str, until: float, want: int) -> list[bytes]:
+def read_raw(kafka: KafkaAccess, topic: str, until: float, want: int) -> list[bytes]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+        topic, **kafka.kafka_python(), auto_offset_reset="earliest", consumer_timeout_ms=500
     )
     out: list[bytes] = []
     try:
@@ -169,7 +170,7 @@ class WorkerProcess:
             os.environ.get("RW_TEST_WORKER_LOGLEVEL", "warning"),
             *extra,
         ]
-        env = dict(os.environ)
+        env = {**os.environ, **stack.kafka("worker").env()}  # type: ignore[attr-defined]
         if influx:
             cmd += [
                 "--influx-url",
@@ -214,7 +215,7 @@ class WorkerProcess:
 
 
 def drain(
-    bootstrap: str,
+    kafka: KafkaAccess,
     names: list[str],
     quiet_s: float,
     timeout: float,
@@ -227,7 +228,7 @@ def drain(
     With `until`, quiet periods do not end the drain before `until(records)` holds: a worker taking
     over partitions can be silent for a while (session timeout, table recovery) and still owe output."""
     consumer = KafkaConsumer(
-        *names, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=250
+        *names, **kafka.kafka_python(), auto_offset_reset="earliest", consumer_timeout_ms=250
     )
     out: list[Transition] = []
     last = time.time() + first_s - quiet_s

@@ -53,7 +53,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
     now = time.time()
     old = (now // 60 - 2) * 60 + 5.0  # a finished minute, so its aggregate is written at once
     produce(
-        stack.kafka_bootstrap,
+        stack.kafka("tools"),
         topics.telemetry,
         [
             (b"S5", batch(reg, "S5", {"S5-G1": 3.0, "S5-G2": 4.0}, old)),
@@ -67,7 +67,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
     worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1", influx=True)
     try:
         found = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.alarms,
             time.time() + 60,
             done=lambda ts: any(t.site == "S1" for t in ts),
@@ -83,7 +83,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
             50.0,
         )  # GB/T 50493-2019 L2 = 50 %LEL
         warnings = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.warnings,
             time.time() + 30,
             done=lambda ts: {(t.entity_type, t.entity) for t in ts} >= {("site", "S1"), ("region", "RA")},
@@ -96,7 +96,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
         assert (region.new, region.counts, region.key) == ("orange", {"orange": 1}, b"RA")
         (dead,) = [
             DeadLetter.from_bytes(r)
-            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 20, 1)
+            for r in read_raw(stack.kafka("tools"), topics.deadletter, time.time() + 20, 1)
         ]
         assert (dead.reason, dead.original) == ("batch_decode", b"RWTB\x07 not a batch")
 
@@ -138,9 +138,9 @@ def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_pa
     try:
         sent = time.time()
         values = {"S3-G1": 1.0, "S3-G2": 2.0, "S3-G3": 3.0}
-        produce(stack.kafka_bootstrap, topics.telemetry, [(b"S3", batch(reg, "S3", values, sent))])
+        produce(stack.kafka("tools"), topics.telemetry, [(b"S3", batch(reg, "S3", values, sent))])
         stale = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.alarms,
             sent + 60,
             done=lambda ts: sum(t.site == "S3" for t in ts) >= 3,
@@ -166,12 +166,12 @@ def test_influxdb_outage_loses_no_transition_from_history(stack, topics: Topics,
         now = time.time()
         try:
             produce(
-                stack.kafka_bootstrap,
+                stack.kafka("tools"),
                 topics.telemetry,
                 [(f"S{n}".encode(), batch(reg, f"S{n}", {f"S{n}-G1": 30.0 + 10 * n}, now)) for n in range(6)],
             )
             # The stream goes on while InfluxDB is down.
-            sent = read_transitions(stack.kafka_bootstrap, topics.alarms, time.time() + 60, want=6)
+            sent = read_transitions(stack.kafka("tools"), topics.alarms, time.time() + 60, want=6)
             assert len(sent) == 6, worker.output()
             time.sleep(3)  # a few failed write attempts
         finally:
@@ -206,11 +206,11 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
 
     reg_path, reg = write_registry(tmp_path, stale_s=3600)
     now = time.time()
-    produce(stack.kafka_bootstrap, topics.telemetry, [(b"S1", batch(reg, "S1", {"S1-G1": 60.0}, now))])
+    produce(stack.kafka("tools"), topics.telemetry, [(b"S1", batch(reg, "S1", {"S1-G1": 60.0}, now))])
     first = WorkerProcess(stack, topics, reg_path, tmp_path / "w1")
     try:
         alarms = read_transitions(
-            stack.kafka_bootstrap, topics.alarms, time.time() + 60, done=lambda ts: len(ts) >= 1
+            stack.kafka("tools"), topics.alarms, time.time() + 60, done=lambda ts: len(ts) >= 1
         )
         assert [(t.entity, t.new) for t in alarms] == [("S1-G1", "l2_high")], first.output()
         time.sleep(3)  # snapshots every second: S1's state is stored and its batch acked
@@ -246,10 +246,10 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
             "target": "NO-SUCH-UNIT",
         }
     )
-    produce(stack.kafka_bootstrap, topics.gateway, [(b"S1", hostile), (b"S1", unknown_target)])
+    produce(stack.kafka("tools"), topics.gateway, [(b"S1", hostile), (b"S1", unknown_target)])
     later = time.time()
     produce(
-        stack.kafka_bootstrap,
+        stack.kafka("tools"),
         topics.telemetry,
         [
             (b"S1", b"RWTB\x02\x03garbage"),
@@ -259,7 +259,7 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
     second = WorkerProcess(stack, topics, edited_path, tmp_path / "w1")
     try:
         found = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.alarms,
             time.time() + 90,
             done=lambda ts: {("S1-G0", "l2_high"), ("S1-G1", "normal")} <= {(t.entity, t.new) for t in ts},
@@ -270,7 +270,7 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
         assert ("S1-G1", "l2_high", "normal") in changes, second.output()
         letters = [
             DeadLetter.from_bytes(r)
-            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 30, 3)
+            for r in read_raw(stack.kafka("tools"), topics.deadletter, time.time() + 30, 3)
         ]
         got = {(d.reason, d.source, d.offset) for d in letters}
         assert got == {
