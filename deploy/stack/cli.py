@@ -57,6 +57,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="bridge accounts to create (riskwatch-bridge, riskwatch-bridge-2, ...): one per bridge instance, "
         "since the broker binds client ids to accounts (default %(default)s)",
     )
+    kafka_accounts = sub.add_parser(
+        "kafka-accounts",
+        help="write Kafka passwords, the broker's logins, a CA and the broker's certificate (docker-compose)",
+    )
+    kafka_accounts.add_argument("--out", type=Path, required=True, help="folder (deploy/kafka-secrets)")
+    kafka_accounts.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name or address clients reach Kafka by, put in its certificate (repeatable)",
+    )
     acls = sub.add_parser("kafka-acls", help="print the Kafka accounts and what each may do (Markdown)")
     acls.add_argument("--topic-prefix", default="rw", help="topic prefix (default rw)")
     info = sub.add_parser("info", help="print connection details as JSON (passwords masked unless asked)")
@@ -87,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
         return _up(home, args)
     if args.action == "accounts":
         return _accounts(args.registry, args.out, args.bridges)
+    if args.action == "kafka-accounts":
+        from deploy.stack.kafka_deploy import write_secrets
+
+        passwords = write_secrets(args.out, args.host)
+        print(f"wrote {len(passwords)} Kafka account passwords, jaas.conf, admin.properties, ca.pem and "
+              f"kafka.pem under {args.out} (0600; the apache/kafka image reads them as uid 1000)")  # fmt: skip
+        return 0
     if args.action == "kafka-acls":
         return _kafka_acls(args.topic_prefix)
     stack = Stack(home)

@@ -1,6 +1,7 @@
 """Apache Kafka, single node in KRaft mode, run from the official jars on Maven Central.
 
-Locked down: clients log in with SASL/SCRAM on the client listener, one account per component, and the
+Locked down: clients log in with SASL/SCRAM over TLS on the client listener (a certificate from the
+stack's CA, deploy/stack/certs.py), one account per component, and the
 StandardAuthorizer lets each do only what riskwatch/kafka_accounts.py declares (no ACL, no access). The
 controller listener takes only the broker's own PLAIN login, which no client knows. The administrator
 and broker accounts are written into the storage at format time (they must exist before the broker can
@@ -13,6 +14,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from deploy.stack.certs import CertificateAuthority
 from deploy.stack.process import file_lock
 from deploy.stack.service import Service, require_tool
 from deploy.stack.settings import KAFKA_VERSION, StackSettings
@@ -63,17 +65,19 @@ SHARED_SETTINGS = {
     "inter.broker.listener.name": "CLIENT",
 }
 
+# TLS for clients; the controller listener carries only the broker's own traffic (loopback in the stack,
+# the compose network in docker-compose).
+PROTOCOL_MAP = "CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
 PLAIN_LOGIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
 
-def listener_security(broker_password: str, tls: bool) -> dict[str, str]:
+def listener_security(broker_password: str) -> dict[str, str]:
     """The listeners' protocols and the broker's own logins (secrets: server.properties is 0600)."""
     broker = account("broker").user
     login = f'username="{broker}" password="{broker_password}"'
     return {
-        "listener.security.protocol.map": f"CLIENT:{'SASL_SSL' if tls else 'SASL_PLAINTEXT'},"
-        "CONTROLLER:SASL_PLAINTEXT",
+        "listener.security.protocol.map": PROTOCOL_MAP,
         # The broker talks to itself as the broker account over SCRAM ...
         f"listener.name.client.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": f"{SCRAM_LOGIN} required {login};",
         # ... and the controller listener knows no other user: clients cannot log in there at all.
@@ -83,7 +87,23 @@ def listener_security(broker_password: str, tls: bool) -> dict[str, str]:
     }
 
 
-def server_properties(s: StackSettings, data: Path) -> dict[str, str]:
+def tls_files(keystore: Path, ca: Path) -> dict[str, str]:
+    """PEM keystore (key then certificate chain) and the CA the broker verifies itself against when it
+    connects to its own client listener (inter-broker traffic)."""
+    return {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(ca),
+    }
+
+
+def stack_ca(home: Path) -> CertificateAuthority:
+    """The local stack's CA (deploy/stack/certs.py), shared by every TLS listener of the stack."""
+    return CertificateAuthority(home / "certs")
+
+
+def server_properties(s: StackSettings, data: Path, keystore: Path, ca: Path) -> dict[str, str]:
     """The broker's server.properties for a single KRaft node on loopback."""
     return {
         **SHARED_SETTINGS,
@@ -91,7 +111,8 @@ def server_properties(s: StackSettings, data: Path) -> dict[str, str]:
         "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
         "listeners": f"CLIENT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
         "advertised.listeners": f"CLIENT://{s.host}:{s.kafka_port}",
-        **listener_security(s.kafka_passwords["broker"], tls=False),
+        **listener_security(s.kafka_passwords["broker"]),
+        **tls_files(keystore, ca),
         "log.dirs": str(data),
         "num.partitions": str(s.kafka_partitions),
         "offsets.topic.num.partitions": "12",
@@ -167,7 +188,10 @@ class Kafka(Service):
     def prepare(self) -> None:
         s = self.settings
         data = self.dir / "data"
-        props = server_properties(s, data)
+        issued = stack_ca(self.home).server("kafka", [s.host])
+        keystore = self.dir / "keystore.pem"
+        write_private(keystore, issued.key.read_bytes() + issued.cert.read_bytes())
+        props = server_properties(s, data, keystore, issued.ca)
         write_private(self.dir / "server.properties", "".join(f"{k}={v}\n" for k, v in props.items()))
         (self.dir / "log4j.properties").write_text(LOG4J.format(log=self.dir / "server.log"))
         if (data / "meta.properties").exists() and not (data / SCRAM_MARKER).exists():
@@ -203,7 +227,8 @@ class Kafka(Service):
         )
 
     def access(self, component: str) -> KafkaAccess:
-        return KafkaAccess.of(component, self.address, self.settings.kafka_passwords)
+        ca = stack_ca(self.home).ca_cert
+        return KafkaAccess.of(component, self.address, self.settings.kafka_passwords, str(ca))
 
     def probe(self) -> None:
         from kafka import KafkaAdminClient

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.stack.influxdb import InfluxDB
-from deploy.stack.kafka import Kafka, grant
+from deploy.stack.kafka import Kafka, grant, stack_ca
 from deploy.stack.mosquitto import Mosquitto
 from deploy.stack.service import Service, ServiceStatus
 from deploy.stack.settings import BRIDGE_USER, StackSettings
@@ -121,6 +121,7 @@ class Stack:
             influx_org="-",
             influx_bucket=influx.bucket,
             kafka_passwords=dict(s.kafka_passwords),
+            kafka_cafile=str(stack_ca(self.home).ca_cert),
         )
 
     def add_gateways(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

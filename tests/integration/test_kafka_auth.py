@@ -159,3 +159,26 @@ def test_the_controller_listener_takes_no_client_login(stack: StackInfo, stack_s
             client.describe_cluster()
         finally:
             client.close()
+
+
+def test_the_client_listener_speaks_only_tls_with_the_stack_certificate(
+    stack: StackInfo, topics: Topics, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """The right password over plain TCP is refused (it never crosses the wire in clear), and a client
+    that trusts another CA does not accept the broker: it would not accept an impostor either."""
+    from deploy.stack.certs import CertificateAuthority
+
+    forged = _marker()
+    plain = dataclasses.replace(stack.kafka("worker"), cafile="")
+    done = _kcat_produce(plain, stack, topics.warnings, forged, tmp_path)
+    assert done.returncode != 0, done.stdout  # type: ignore[attr-defined]
+    with pytest.raises(KafkaError):
+        _produce(plain.kafka_python(), topics.warnings, forged)
+    other_ca = str(CertificateAuthority(tmp_path / "other-ca").ensure())
+    impostor_check = dataclasses.replace(stack.kafka("worker"), cafile=other_ca)
+    done = _kcat_produce(impostor_check, stack, topics.warnings, forged, tmp_path)
+    assert done.returncode != 0 and "certificate verify failed" in done.stderr, done.stderr  # type: ignore[attr-defined]
+    with pytest.raises(KafkaError):
+        _produce(impostor_check.kafka_python(), topics.warnings, forged)
+    assert forged not in _tools_read(stack, topics.warnings)
+    _produce(stack.kafka("worker").kafka_python(), topics.warnings, _marker())  # the real CA: fine
