@@ -124,6 +124,8 @@ def server_properties(s: StackSettings, data: Path, keystore: Path, ca: Path) ->
 
 class Kafka(Service):
     name = "kafka"
+    # A JVM bringing up TLS, SASL and the authorizer on a busy 2-core machine has taken over 90 s.
+    start_timeout_s = 180.0
 
     @property
     def address(self) -> str:
@@ -233,9 +235,12 @@ class Kafka(Service):
     def probe(self) -> None:
         from kafka import KafkaAdminClient
 
+        # Fail each probe fast: kafka-python's own reconnect backoff grows to ~30 s, which would leave a
+        # broker that just came up unnoticed for that long.
         admin = KafkaAdminClient(
-            **self.access("admin").kafka_python(), request_timeout_ms=5000, client_id="riskwatch-stack-probe"
-        )
+            **self.access("admin").kafka_python(), request_timeout_ms=5000, bootstrap_timeout_ms=5000,
+            reconnect_backoff_max_ms=1000, client_id="riskwatch-stack-probe",
+        )  # fmt: skip
         try:
             if not admin.describe_cluster().get("brokers"):
                 raise StackError("kafka answered with no brokers in its metadata")
