@@ -390,6 +390,7 @@ class Supervisor:
 HEALTH_PORT_ENV = {
     "bridge": "RISKWATCH_BRIDGE_METRICS_PORT",
     "worker": "RISKWATCH_WORKER_WEB_PORT",
+    "historian": "RISKWATCH_HISTORIAN_METRICS_PORT",
     "alerting": "RISKWATCH_ALERTING_HTTP_PORT",
 }
 

@@ -21,6 +21,7 @@ from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
 from processors.steps import Record, Steps
 from riskwatch.wire.deadletter import DeadLetter
+from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Tables(NamedTuple):
 
 
 class Emitter:
-    """Sends transitions and dead letters, feeds history and the region stage."""
+    """Sends transitions, minute aggregates and dead letters, and feeds the region stage."""
 
     def __init__(self, app: faust.App, ctx: WorkerContext, region_topic: Any) -> None:
         t = ctx.settings.topics
@@ -43,6 +44,7 @@ class Emitter:
         self.alarms = app.topic(t.alarms, key_type=bytes, value_type=bytes)
         self.warnings = app.topic(t.warnings, key_type=bytes, value_type=bytes)
         self.deadletter = app.topic(t.deadletter, key_type=bytes, value_type=bytes)
+        self.history = app.topic(t.history, key_type=bytes, value_type=bytes)
         self.region_topic = region_topic
         self.in_flight: list[Awaitable[Any]] = []  # delivery futures of the sends since the last take
 
@@ -68,12 +70,16 @@ class Emitter:
             if t.entity_type == "site":
                 await self._send(self.region_topic, region, raw)
             m.transitions.labels(t.kind, t.entity_type).inc()
-        self.ctx.history.put_transitions(out)
 
     async def region(self, t: Transition) -> None:
         await self._send(self.warnings, t.key, t.to_bytes())
         self.ctx.metrics.transitions.labels(t.kind, t.entity_type).inc()
-        self.ctx.history.put_transitions([t])
+
+    async def minutes(self, records: list[SiteMinute]) -> None:
+        """Closed minutes to the history topic (the historian writes them to InfluxDB)."""
+        for r in records:
+            await self._send(self.history, r.key, r.to_bytes())
+            self.ctx.metrics.history_published.inc(len(r.sensor))
 
     async def dead(self, letters: list[DeadLetter]) -> None:
         for d in letters:
@@ -137,7 +143,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     @app.agent(telemetry, name="telemetry")
     @fatal
     async def on_telemetry(stream: faust.StreamT) -> None:
-        acks = stream.noack()
+        acks = stream.noack()  # type: ignore[attr-defined]  # Faust's Stream has it; StreamT does not say so
         async for event in acks.events():
             if not await _in_order(event, names.telemetry):
                 continue
@@ -177,7 +183,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     @app.agent(gateway, name="gateway")
     @fatal
     async def on_gateway(stream: faust.StreamT) -> None:
-        acks = stream.noack()
+        acks = stream.noack()  # type: ignore[attr-defined]  # Faust's Stream has it; StreamT does not say so
         async for event in acks.events():
             if not await _in_order(event, names.gateway):
                 continue
@@ -229,7 +235,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         ctx.not_ready_since = None
         m.ready.set(1)
 
-    app.on_partitions_revoked.connect(on_revoked)
-    app.on_partitions_assigned.connect(on_assigned)
-    app.on_rebalance_complete.connect(on_rebalance_complete)
+    # Faust calls these with the keyword arguments named here; its signal type says (sender, **kwargs).
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    app.on_rebalance_complete.connect(on_rebalance_complete)  # type: ignore[arg-type]
     return Tables(snapshots, region_table, emit, order, reread)
