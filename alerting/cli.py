@@ -16,18 +16,23 @@ from alerting.history.sources import INFLUX_TOKEN_ENV
 from alerting.routing.sites import registry_lookup
 from alerting.service import AlertingService, ServiceOptions
 from riskwatch.errors import EXIT_TASK_DIED
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.paths import home_dir
 from riskwatch.registry import load_registry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--routes", required=True, help="routing YAML (see deploy/examples/routes.yaml)")
-    parser.add_argument("--kafka", required=True, help="Kafka bootstrap HOST:PORT")
+    parser.add_argument("--kafka", required=True, help=kafka_option_help("alerting"))
     parser.add_argument("--topic-prefix", default="rw", help="topic prefix (default rw: rw.warnings, ...)")
     parser.add_argument("--db", type=Path, default=None, help="SQLite store (default .riskwatch/alerting.db)")
     parser.add_argument("--http-host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, default=8080)
-    parser.add_argument("--group-id", default="riskwatch-alerting", help="Kafka consumer group")
+    parser.add_argument(
+        "--group-id",
+        default="riskwatch-alerting",
+        help="Kafka consumer group; the alerting account may use only groups starting riskwatch-alerting",
+    )
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between timer/retry checks")
     parser.add_argument("--registry", default=None, help="site registry YAML for site names and industry")
     parser.add_argument(
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     db = args.db or home_dir() / "alerting.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     options = ServiceOptions(
-        kafka=args.kafka, db=db, topic_prefix=args.topic_prefix, http_host=args.http_host,
+        kafka=KafkaAccess.from_env(args.kafka, "alerting"), db=db, topic_prefix=args.topic_prefix, http_host=args.http_host,
         http_port=args.http_port, group_id=args.group_id, tick_s=args.tick, board=not args.no_board,
         map_file=args.map, login_links=login_links(os.environ), influx_url=args.influx_url,
         influx_token=os.environ.get(INFLUX_TOKEN_ENV, ""), influx_bucket=args.influx_bucket,

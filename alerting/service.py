@@ -39,6 +39,7 @@ from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
 from alerting.store.sqlite import REFUSED
 from riskwatch.errors import RiskwatchError
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import Reason
 
@@ -47,7 +48,7 @@ log = logging.getLogger("riskwatch.alerting")
 
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
-    kafka: str
+    kafka: KafkaAccess  # where Kafka is and alerting's account
     db: Path
     topic_prefix: str = "rw"
     http_host: str = "127.0.0.1"
@@ -156,7 +157,7 @@ class AlertingService:
         self, manager: AlertManager, dead: DeadLetters, wake: asyncio.Event, audit_wake: asyncio.Event
     ) -> None:
         consumer = AIOKafkaConsumer(
-            self.topics.warnings, self.topics.alarms, bootstrap_servers=self.options.kafka,
+            self.topics.warnings, self.topics.alarms, **self.options.kafka.aiokafka(),
             group_id=self.options.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
         )  # fmt: skip
         await _start(consumer, "consumer")
@@ -237,7 +238,7 @@ class AlertingService:
     async def _publish(self, store: Store, dead: DeadLetters, audit_wake: asyncio.Event) -> None:
         """Audit events go to rw.alerts and dead letters to rw.deadletter from the store (an outbox too):
         none lost if Kafka is away. A record Kafka refuses for good is set aside, not retried forever."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.options.kafka, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**self.options.kafka.aiokafka(), acks="all", enable_idempotence=True)
         await _start(producer, "producer")
         try:
             while True:

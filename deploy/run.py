@@ -19,18 +19,25 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from deploy.supervisor import Backoff, ChildSpec, Supervisor, say_to
 from riskwatch.errors import RiskwatchError
+from riskwatch.kafka_access import CA_ENV, KafkaAccess
 from riskwatch.paths import home_dir
 
 REPO = Path(os.path.abspath(__file__)).parents[1]  # the checkout the children run from (cwd)
 DEFAULT_PREFIX = "rw"
 MQTT_PASSWORD_ENV = "RISKWATCH_MQTT_PASSWORD"
 INFLUX_TOKEN_ENV = "RISKWATCH_INFLUX_TOKEN"
+COMPONENTS = ("bridge", "worker", "alerting")  # the historian's account ("history") only with an InfluxDB
+
+
+def kafka_password_env(component: str) -> str:
+    """Where `riskwatch run` takes a component's Kafka password from when not from the local stack."""
+    return f"RISKWATCH_KAFKA_{component.upper()}_PASSWORD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +53,11 @@ class Endpoints:
     influx_token: str = ""
     influx_org: str = "-"
     influx_bucket: str = "riskwatch/autogen"
+    kafka_passwords: dict[str, str] = field(default_factory=dict, repr=False)  # by component
+    kafka_cafile: str = ""
+
+    def kafka(self, component: str) -> KafkaAccess:
+        return KafkaAccess.of(component, self.kafka_bootstrap, self.kafka_passwords, self.kafka_cafile)
 
 
 def _riskwatch(*argv: str) -> list[str]:
@@ -76,7 +88,7 @@ def bridge_spec(
         "--metrics-port", str(metrics_port), *_groups(prefix)[0], *(extra or []),
     )  # fmt: skip
     return ChildSpec(
-        "bridge", argv, {MQTT_PASSWORD_ENV: ep.bridge_password},
+        "bridge", argv, {MQTT_PASSWORD_ENV: ep.bridge_password, **ep.kafka("bridge").env()},
         f"http://127.0.0.1:{metrics_port}/healthz", REPO,
     )  # fmt: skip
 
@@ -96,7 +108,7 @@ def worker_spec(
         "--data-dir", str(run_dir / "worker"), "--web-port", str(web_port),
         "--metrics-port", str(metrics_port), *_groups(prefix)[1], *(extra or []),
     )  # fmt: skip
-    return ChildSpec("worker", argv, {}, f"http://127.0.0.1:{web_port}/healthz", REPO)
+    return ChildSpec("worker", argv, ep.kafka("worker").env(), f"http://127.0.0.1:{web_port}/healthz", REPO)
 
 
 def historian_spec(ep: Any, prefix: str, metrics_port: int, extra: list[str] | None = None) -> ChildSpec:
@@ -110,7 +122,7 @@ def historian_spec(ep: Any, prefix: str, metrics_port: int, extra: list[str] | N
     return ChildSpec(
         "historian",
         argv,
-        {INFLUX_TOKEN_ENV: ep.influx_token},
+        {INFLUX_TOKEN_ENV: ep.influx_token, **ep.kafka("history").env()},
         f"http://127.0.0.1:{metrics_port}/healthz",
         REPO,
     )
@@ -132,7 +144,11 @@ def alerting_spec(
         "--db", str(run_dir / "alerting.db"), "--http-port", str(http_port), "--registry", str(registry),
         *_groups(prefix)[2], *_influx(ep), *(extra or []),
     )  # fmt: skip
-    env = {**(env or {}), **({INFLUX_TOKEN_ENV: ep.influx_token} if getattr(ep, "influx_url", "") else {})}
+    env = {
+        **ep.kafka("alerting").env(),
+        **(env or {}),
+        **({INFLUX_TOKEN_ENV: ep.influx_token} if getattr(ep, "influx_url", "") else {}),
+    }
     return ChildSpec("alerting", argv, env, f"http://127.0.0.1:{http_port}/healthz", REPO)
 
 
@@ -163,7 +179,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="local stack folder to take addresses and accounts from (default .riskwatch/stack); "
         "not needed when --kafka and --mqtt are given",
     )
-    parser.add_argument("--kafka", metavar="HOST:PORT", help="Kafka bootstrap (default: the local stack's)")
+    parser.add_argument(
+        "--kafka",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap (default: the local stack's, with its accounts); when given, each component's "
+        f"password is read from ${kafka_password_env('bridge')}, ${kafka_password_env('worker')} and "
+        f"${kafka_password_env('alerting')}, the CA of a TLS listener from ${CA_ENV}",
+    )
     parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker (default: the local stack's)")
     parser.add_argument(
         "--mqtt-user",
@@ -258,11 +280,17 @@ def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
         ep = Endpoints(
             info.kafka_bootstrap, info.mqtt_host, info.mqtt_port, info.bridge_user, info.bridge_password,
             info.influx_url, info.influx_token, info.influx_org, info.influx_bucket,
+            dict(info.kafka_passwords), info.kafka_cafile,
         )  # fmt: skip
     else:
         ep = Endpoints(args.kafka, "", 0, "riskwatch-bridge", "")
     if args.kafka:
-        ep = replace(ep, kafka_bootstrap=args.kafka)
+        missing = [kafka_password_env(c) for c in COMPONENTS if not environ.get(kafka_password_env(c))]
+        if missing:
+            raise RiskwatchError(f"set {', '.join('$' + m for m in missing)}: each component's Kafka password")
+        passwords = {c: environ[kafka_password_env(c)] for c in (*COMPONENTS, "history") if environ.get(kafka_password_env(c))}
+        ep = replace(ep, kafka_bootstrap=args.kafka, kafka_passwords=passwords,
+                     kafka_cafile=environ.get(CA_ENV, ep.kafka_cafile))  # fmt: skip
     if args.mqtt:
         host, port = _host_port("--mqtt", args.mqtt)
         ep = replace(ep, mqtt_host=host, mqtt_port=port)
@@ -310,6 +338,8 @@ def check_config(args: argparse.Namespace, environ: dict[str, str]) -> None:
 
 def specs(args: argparse.Namespace, ep: Endpoints, run_dir: Path) -> list[ChildSpec]:
     prefix = args.topic_prefix
+    if ep.influx_url and "history" not in ep.kafka_passwords:
+        raise RiskwatchError(f"set ${kafka_password_env('history')}: the historian's Kafka password")
     history = [historian_spec(ep, prefix, args.historian_metrics_port)] if ep.influx_url else []
     return [
         bridge_spec(ep, args.registry.resolve(), prefix, run_dir, args.bridge_metrics_port),

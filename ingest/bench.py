@@ -29,6 +29,7 @@ import numpy as np
 import orjson
 
 from ingest.bench_load import Broker, GatewayLoad, naive_bridge, start_publishers
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry.generate import SENSORS_PER_GATEWAY
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import decode
@@ -90,7 +91,7 @@ def _stack(home: Path | None) -> Iterator[Any]:
 class _Reader:
     """Counts readings (or records) arriving on a topic; keeps per-reading latencies if asked."""
 
-    def __init__(self, bootstrap: str, topic: str, batches: bool) -> None:
+    def __init__(self, access: KafkaAccess, topic: str, batches: bool) -> None:
         from kafka import KafkaConsumer
 
         self.batches, self.count = batches, 0
@@ -98,7 +99,7 @@ class _Reader:
         self.first = self.last = 0.0
         self.consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap,
+            **access.kafka_python(),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=f"bench-{uuid.uuid4().hex[:8]}",
@@ -175,7 +176,7 @@ def _bridge(
             "WARNING",
             *shlex.split(extra),
         ],
-        env={**os.environ, "RISKWATCH_MQTT_PASSWORD": password},
+        env={**os.environ, "RISKWATCH_MQTT_PASSWORD": password, **info.kafka("bridge").env()},
     )
 
 
@@ -208,12 +209,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
         from deploy.stack import ensure_topics
 
-        ensure_topics(info.kafka_bootstrap, topics.all(), 6)
+        ensure_topics(info, topics, 6)
         gateways = _gateways(stack, args.gateways, Path(tmp) / "registry.json")
         per = args.per_message
 
         bridge = _bridge(info, topics, Path(tmp) / "registry.json", Path(tmp) / "spool", args.bridge_args)
-        reader = _Reader(info.kafka_bootstrap, topics.telemetry, batches=True)
+        reader = _Reader(info.kafka("tools"), topics.telemetry, batches=True)
         try:
             _warm_up(broker, gateways, per, reader)
             base = reader.count
@@ -274,18 +275,18 @@ def _baseline(
     naive_topic = f"{topics.prefix}.naive"
     from deploy.stack import ensure_topics
 
-    ensure_topics(info.kafka_bootstrap, [naive_topic], 6)
+    ensure_topics(info, topics, 6, extra=[naive_topic])
     from deploy.stack import add_bridge_accounts
 
     account = f"naive-{uuid.uuid4().hex[:8]}"
     password = add_bridge_accounts(info, [account])[account]
     proc = ctx.Process(
         target=naive_bridge,
-        args=(broker, account, password, info.kafka_bootstrap, naive_topic, account, ready),
+        args=(broker, account, password, info.kafka("tools"), naive_topic, account, ready),
         daemon=True,
     )
     proc.start()
-    reader = _Reader(info.kafka_bootstrap, naive_topic, batches=False)
+    reader = _Reader(info.kafka("tools"), naive_topic, batches=False)
     pubs: list[Any] = []
     try:
         ready.get(timeout=60)

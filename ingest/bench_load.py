@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.topics import mqtt_topic
 from riskwatch.wire.gateway import telemetry_payload
 
@@ -111,12 +112,12 @@ def start_publishers(
 
 
 def naive_bridge(
-    broker: Broker, user: str, password: str, bootstrap: str, topic: str, group: str, ready: Any
+    broker: Broker, user: str, password: str, kafka: KafkaAccess, topic: str, group: str, ready: Any
 ) -> None:
     """The baseline: one JSON Kafka message per reading, straight from the MQTT callback."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")  # otherwise the library defaults
+    producer = KafkaProducer(**kafka.kafka_python(), acks="all")  # otherwise the library defaults
     lock = threading.Lock()
 
     def on_message(client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.settings import BridgeSettings
 from riskwatch.errors import EXIT_TASK_DIED
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 
 if TYPE_CHECKING:
     from ingest.service import BridgeService
@@ -52,7 +53,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--share-group", default=d["share_group"], help="bridges in one group split the load")
     parser.add_argument(
-        "--kafka", dest="kafka_bootstrap", default=d["kafka_bootstrap"], help="Kafka bootstrap"
+        "--kafka",
+        dest="kafka_bootstrap",
+        default="127.0.0.1:9092",
+        help=kafka_option_help("bridge"),
     )
     parser.add_argument("--topic-prefix", default=d["topic_prefix"], help="Kafka topic prefix (default rw)")
     parser.add_argument("--spool-dir", type=Path, default=d["spool_dir"])
@@ -108,7 +112,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         mqtt_client_id=args.client_id or "",
         share_group=args.share_group,
         session_expiry_s=args.session_expiry_s,
-        kafka_bootstrap=args.kafka_bootstrap,
+        kafka=None if args.retire else KafkaAccess.from_env(args.kafka_bootstrap, "bridge", environ),
         topic_prefix=args.topic_prefix,
         spool_dir=args.spool_dir,
         spool_max_bytes=args.spool_max_mb * 2**20,

@@ -21,6 +21,7 @@ from ingest.mqtt import Inbound, MqttSource
 from ingest.settings import BridgeSettings
 from ingest.sink import KafkaSink
 from ingest.spool import Spool
+from riskwatch.errors import RiskwatchError
 from riskwatch.httpheaders import secure_wsgi
 from riskwatch.topics import Topics
 
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 def make_producer(settings: BridgeSettings) -> Any:
     from kafka import KafkaProducer
 
+    if settings.kafka is None:
+        raise RiskwatchError("the bridge has no Kafka account configured (BridgeSettings.kafka)")
     return KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka.kafka_python(),
         client_id=settings.client_id,
         acks="all",
         enable_idempotence=True,
@@ -122,7 +125,7 @@ class BridgeService:
             "bridge started: MQTT %s:%s -> Kafka %s (prefix %s)",
             self.settings.mqtt_host,
             self.settings.mqtt_port,
-            self.settings.kafka_bootstrap,
+            self.settings.kafka.bootstrap if self.settings.kafka else "-",
             self.settings.topic_prefix,
         )
 

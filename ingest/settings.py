@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_PAYLOAD
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.wire.gateway import DEFAULT_MAX_READINGS
 
 
@@ -26,7 +27,7 @@ class BridgeSettings:
     topic_root: str = "rw"  # MQTT side: {root}/v1/{site}/{gateway}/{channel}
     session_expiry_s: int = 7 * 24 * 3600  # Mosquitto keeps queueing this long while the bridge is down
     receive_maximum: int = 1000  # unacknowledged QoS 1 messages in flight towards this bridge
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka: KafkaAccess | None = None  # where Kafka is and the bridge's account; None: MQTT-only tasks
     topic_prefix: str = "rw"  # Kafka side: {prefix}.telemetry, .gateway, .deadletter
     # kafka-python 3.0.12 has only gzip built in (lz4/zstd need extra packages) and runs it at level 9;
     # the batch codec's own zlib level 1 is ~6x cheaper and shrinks what the broker stores ~4x.

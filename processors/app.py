@@ -23,6 +23,7 @@ from processors.intake import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, Int
 from processors.metrics import WorkerMetrics
 from processors.state.sites import SiteIndex
 from processors.state.states import SiteStates
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry
 from riskwatch.topics import Topics
 
@@ -31,7 +32,7 @@ from riskwatch.topics import Topics
 class WorkerSettings:
     """What one worker process needs to know; built from the command line."""
 
-    kafka: str
+    kafka: KafkaAccess  # where Kafka is and the worker's account
     data_dir: Path
     partitions: int  # of rw.telemetry and rw.gateway (co-partitioned, keyed by site)
     topics: Topics = field(default_factory=Topics)
@@ -132,7 +133,8 @@ def build_app(
     )
     app = faust.App(
         settings.group,
-        broker=f"kafka://{settings.kafka}",
+        broker=f"kafka://{settings.kafka.bootstrap}",
+        broker_credentials=faust.SASLCredentials(**settings.kafka.sasl()),
         store="rocksdb://",  # faust-streaming uses rocksdict when python-rocksdb is absent
         datadir=str(settings.data_dir),
         autodiscover=False,

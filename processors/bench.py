@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import encode
@@ -48,22 +49,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine-module", default="processors.engine", help=argparse.SUPPRESS)
 
 
-def _bootstrap(args: argparse.Namespace) -> tuple[str, Path | None]:
-    """The Kafka to use, and the local stack's folder if this run started it (to stop it after)."""
+def _access(args: argparse.Namespace) -> tuple[KafkaAccess, Path | None]:
+    """The tools account (it may create the run's topics; the worker and the naive baseline run on it too,
+    on topics of their own that no component account is granted), and the local stack's folder if this
+    run started it (to stop it after)."""
     if args.kafka:
-        return str(args.kafka), None
+        return KafkaAccess.from_env(str(args.kafka), "tools"), None
     from riskwatch.paths import home_dir
     from simulators.stackctl import ensure_stack
 
     home = home_dir() / "stack"
     info, started = ensure_stack(home)
-    return info.kafka_bootstrap, home if started else None
+    return info.kafka("tools"), home if started else None
 
 
-def _create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+def _create_topics(access: KafkaAccess, names: list[str], partitions: int) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskwatch-bench")
+    admin = KafkaAdminClient(**access.kafka_python(), client_id="riskwatch-bench")
     try:
         admin.create_topics([NewTopic(n, partitions, 1) for n in names])
     finally:
@@ -82,7 +85,7 @@ def _normal_values(registry: Registry) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _preload(
-    bootstrap: str, registry: Registry, topics: Topics, naive_topic: str, args: argparse.Namespace
+    access: KafkaAccess, registry: Registry, topics: Topics, naive_topic: str, args: argparse.Namespace
 ) -> tuple[int, list[tuple[str, Readings, float]]]:
     """Produce the telemetry and naive topics; the telemetry batches (readings, evaluation time) too,
     for the engine-alone measurement."""
@@ -99,7 +102,7 @@ def _preload(
     sites = list(by_site)
     members = [np.array(by_site[site], np.int32) for site in sites]
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
+        **access.kafka_python(), linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
     )
     n_batches = args.readings // args.batch_size
     # Event times a little ahead of the clock, so no sensor turns stale while the run lasts (the timers
@@ -211,19 +214,20 @@ def rate_of_all(
 
 
 def start_worker(
-    registry: Path, bootstrap: str, prefix: str, data_dir: Path, metrics_port: int, engine_module: str, log: Path,
+    registry: Path, access: KafkaAccess, prefix: str, data_dir: Path, metrics_port: int, engine_module: str, log: Path,
     extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:  # fmt: skip
     """`riskwatch worker` on the preloaded topics, its readings counted on `metrics_port`."""
     argv = [
-        sys.executable, "-m", "riskwatch", "worker", "--registry", str(registry), "--kafka", bootstrap,
+        sys.executable, "-m", "riskwatch", "worker", "--registry", str(registry), "--kafka", access.bootstrap,
         "--topic-prefix", prefix, "--data-dir", str(data_dir), "--web-port", "0",
         "--metrics-port", str(metrics_port), "--loglevel", "error", "--engine-module", engine_module,
         # The preloaded event times run ahead of the clock (_preload): taken as they are, not clamped.
         "--future-tolerance-s", "86400", *extra,
     ]  # fmt: skip
     cwd = Path(__file__).resolve().parents[1]
-    return subprocess.Popen(argv, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    env = {**os.environ, **access.env()}
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
 def _free_port() -> int:
@@ -235,9 +239,9 @@ def _free_port() -> int:
 
 
 def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
-    bootstrap, started_stack = _bootstrap(args)
+    access, started_stack = _access(args)
     try:
-        return _measure(args, bootstrap)
+        return _measure(args, access)
     finally:
         if started_stack is not None:
             from simulators.stackctl import stop_stack
@@ -245,11 +249,12 @@ def measure(args: argparse.Namespace) -> dict[str, float | int | str]:
             stop_stack(started_stack)
 
 
-def _measure(args: argparse.Namespace, bootstrap: str) -> dict[str, float | int | str]:
+def _measure(args: argparse.Namespace, access: KafkaAccess) -> dict[str, float | int | str]:
     import yaml
 
     from riskwatch.registry import generate_dict, load_registry
 
+    bootstrap = access.bootstrap
     work = Path(tempfile.mkdtemp(prefix="rw-bench-processors-"))
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
     naive_topic = f"{topics.prefix}.naive"
@@ -259,9 +264,9 @@ def _measure(args: argparse.Namespace, bootstrap: str) -> dict[str, float | int 
     registry_path = work / "registry.yaml"
     registry_path.write_text(yaml.dump(generate_dict(args.sensors), Dumper=yaml.CSafeDumper, sort_keys=False))
     registry = load_registry(registry_path)
-    _create_topics(bootstrap, [*topics.all(), naive_topic, f"{topics.prefix}.naive-out"], args.partitions)
+    _create_topics(access, [*topics.all(), naive_topic, f"{topics.prefix}.naive-out"], args.partitions)
     started = time.perf_counter()
-    total, batches = _preload(bootstrap, registry, topics, naive_topic, args)
+    total, batches = _preload(access, registry, topics, naive_topic, args)
     print(
         f"  preloaded {total:,} readings in {total // args.batch_size:,} batches and {args.naive_readings:,} JSON records ({time.perf_counter() - started:.1f}s)"
     )
@@ -273,7 +278,7 @@ def _measure(args: argparse.Namespace, bootstrap: str) -> dict[str, float | int 
     cwd = Path(__file__).resolve().parents[1]
     port = _free_port()
     log = work / "worker.log"
-    worker = start_worker(registry_path, bootstrap, topics.prefix, work / "worker", port, args.engine_module, log)
+    worker = start_worker(registry_path, access, topics.prefix, work / "worker", port, args.engine_module, log)
     rate = _rate_of(worker, port, total, log)
     print(f"  (b) riskwatch worker         {rate:>14,.0f} readings/s")
 
@@ -300,6 +305,7 @@ def _measure(args: argparse.Namespace, bootstrap: str) -> dict[str, float | int 
             str(port),
         ],
         cwd=cwd,
+        env={**os.environ, **access.env()},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )

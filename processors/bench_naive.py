@@ -13,10 +13,12 @@ from pathlib import Path
 
 import orjson
 
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="processors.bench_naive")
-    parser.add_argument("--kafka", required=True)
+    parser.add_argument("--kafka", required=True, help=kafka_option_help("tools"))
     parser.add_argument("--topic", required=True)
     parser.add_argument("--out-topic", required=True)
     parser.add_argument("--group", required=True)
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     app = faust.App(
         args.group,
         broker=f"kafka://{args.kafka}",
+        broker_credentials=faust.SASLCredentials(**KafkaAccess.from_env(args.kafka, "tools").sasl()),
         datadir=str(args.data_dir),
         autodiscover=False,
         web_enabled=False,

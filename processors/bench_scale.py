@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from processors import bench
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.topics import Topics
 
 
@@ -29,9 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    bootstrap, started_stack = bench._bootstrap(args)
+    access, started_stack = bench._access(args)
     try:
-        return _measure(args, bootstrap)
+        return _measure(args, access)
     finally:
         if started_stack is not None:
             from simulators.stackctl import stop_stack
@@ -39,7 +40,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             stop_stack(started_stack)
 
 
-def _measure(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+def _measure(args: argparse.Namespace, access: KafkaAccess) -> dict[str, Any]:
     import yaml
 
     from riskwatch.registry import generate_dict, load_registry
@@ -50,8 +51,8 @@ def _measure(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     registry_path = work / "registry.yaml"
     registry_path.write_text(yaml.dump(generate_dict(args.sensors), Dumper=yaml.CSafeDumper, sort_keys=False))
     registry = load_registry(registry_path)
-    bench._create_topics(bootstrap, [*topics.all(), f"{topics.prefix}.naive"], args.partitions)
-    total, _ = bench._preload(bootstrap, registry, topics, f"{topics.prefix}.naive", args)
+    bench._create_topics(access, [*topics.all(), f"{topics.prefix}.naive"], args.partitions)
+    total, _ = bench._preload(access, registry, topics, f"{topics.prefix}.naive", args)
     print(f"scale bench: {total:,} readings in records of {args.batch_size}, {args.partitions} partitions; "
           f"workers {counts}", flush=True)  # fmt: skip
     rows = []
@@ -62,7 +63,7 @@ def _measure(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
             port = bench._free_port()
             log = work / f"w{n}-{k}.log"
             proc = bench.start_worker(
-                registry_path, bootstrap, topics.prefix, work / f"w{n}-{k}", port, args.engine_module, log,
+                registry_path, access, topics.prefix, work / f"w{n}-{k}", port, args.engine_module, log,
                 ("--group", group),
             )  # fmt: skip
             procs.append((proc, port, log))

@@ -16,12 +16,18 @@ import logging
 from pathlib import Path
 
 from riskwatch.errors import RiskwatchError
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.topics import Topics
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", type=Path, required=True, help="site registry YAML file")
-    parser.add_argument("--kafka", required=True, metavar="HOST:PORT", help="Kafka bootstrap server")
+    parser.add_argument(
+        "--kafka",
+        required=True,
+        metavar="HOST:PORT",
+        help=kafka_option_help("worker"),
+    )
     parser.add_argument(
         "--topic-prefix", default="rw", help="topic prefix (default: rw -> rw.telemetry, ...)"
     )
@@ -79,13 +85,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
 
 
-def topic_partitions(kafka: str, topics: Topics) -> int:
+def topic_partitions(access: KafkaAccess, topics: Topics) -> int:
     """Partition count of rw.telemetry, checked equal for rw.gateway (the state is co-partitioned)."""
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
+    kafka = access.bootstrap
     try:
-        consumer = KafkaConsumer(bootstrap_servers=kafka, request_timeout_ms=15000)
+        consumer = KafkaConsumer(**access.kafka_python(), request_timeout_ms=15000)
     except KafkaError as exc:
         raise RiskwatchError(f"cannot reach Kafka at {kafka}: {exc}; is the stack up?") from exc
     try:
@@ -94,7 +101,10 @@ def topic_partitions(kafka: str, topics: Topics) -> int:
         consumer.close()
     missing = [name for name, parts in counts.items() if not parts]
     if missing:
-        raise RiskwatchError(f"topics {', '.join(missing)} do not exist on {kafka}; create them first")
+        raise RiskwatchError(
+            f"topics {', '.join(missing)} do not exist on {kafka} or account {access.user} may not read them; "
+            "create them first (riskwatch stack up does, with the accounts' ACLs)"
+        )
     sizes = {len(parts) for parts in counts.values() if parts}
     if len(sizes) != 1:
         raise RiskwatchError(
@@ -115,10 +125,11 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry(args.registry)
     engine = load_engine(args.engine_module)
     topics = Topics(args.topic_prefix)
+    access = KafkaAccess.from_env(args.kafka, "worker")
     settings = WorkerSettings(
-        kafka=args.kafka,
+        kafka=access,
         data_dir=args.data_dir,
-        partitions=topic_partitions(args.kafka, topics),
+        partitions=topic_partitions(access, topics),
         topics=topics,
         app_id=args.group,
         web_host=args.bind,

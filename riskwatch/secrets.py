@@ -121,3 +121,19 @@ def _sync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_private(path: Path) -> str:
+    """The text of a secret file, refused (RiskwatchError naming the file) unless only its owner can read
+    it: a password others can read is already leaked. Trailing newlines are dropped."""
+    from riskwatch.errors import RiskwatchError
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o777
+        text = path.read_text()
+    except OSError as exc:
+        raise RiskwatchError(f"{path}: cannot read the secret file: {exc.strerror}") from None
+    if mode & 0o077:
+        raise RiskwatchError(f"{path}: mode {mode:o} lets others read this secret; chmod 600 {path}")
+    return text.rstrip("\r\n")

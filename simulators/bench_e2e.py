@@ -150,7 +150,7 @@ class E2E:
         topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
         from deploy.stack import Stack, ensure_topics
 
-        ensure_topics(info.kafka_bootstrap, topics.all(), 3)
+        ensure_topics(info, topics, 3)
         self.pipeline = Pipeline(self.run_dir, self.registry, info, topics.prefix)
         passwords = Stack(self.stack_home).add_gateways(sorted({(s.site, s.gateway) for s in self.sensors}))
         self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
@@ -160,9 +160,9 @@ class E2E:
         self.pipeline.start_historian()
         self.pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         self.pipeline.wait_ready(300.0)
-        self.counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=self.industries)
-        self.warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
-        self.deadletters = DeadLetterCounter(TopicReader(info.kafka_bootstrap, topics.deadletter))
+        self.counter = TelemetryCounter(TopicReader(info.kafka("tools"), topics.telemetry), sites=self.industries)
+        self.warnings = TransitionReader(TopicReader(info.kafka("tools"), topics.warnings))
+        self.deadletters = DeadLetterCounter(TopicReader(info.kafka("tools"), topics.deadletter))
         self.readers = [self.counter.reader, self.warnings.reader, self.deadletters.reader]
         self.seen: list[tuple[float, Any]] = []
         self.evaluated_before = 0

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators.gateway import Broker
@@ -49,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed of the plants (default 0)")
     parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
     parser.add_argument("--mqtt", help="HOST:PORT of the MQTT broker (default: the local stack's)")
-    parser.add_argument("--kafka", help="HOST:PORT of Kafka (default: the local stack's)")
+    parser.add_argument("--kafka", help=kafka_option_help("tools") + " (default: the local stack's)")
     parser.add_argument("--passwords", type=Path, help="JSON file gateway id -> MQTT password")
     parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
 
@@ -67,8 +68,9 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def connect_info(args: argparse.Namespace, gateways: list[tuple[str, str]]) -> tuple[Broker, str]:
-    """The broker with a password for each (site, gateway), and the Kafka bootstrap address."""
+def connect_info(args: argparse.Namespace, gateways: list[tuple[str, str]]) -> tuple[Broker, KafkaAccess]:
+    """The broker with a password for each (site, gateway), and Kafka with the tools account (from the
+    environment when --kafka is given, else the local stack's)."""
     stack = None if (args.mqtt and args.kafka and args.passwords) else _stack(args)
     info = stack.info() if stack is not None else None
     if args.passwords:
@@ -81,7 +83,7 @@ def connect_info(args: argparse.Namespace, gateways: list[tuple[str, str]]) -> t
     else:
         passwords = stack.add_gateways(gateways)  # creates the accounts that do not exist yet
     host, port = _host_port(args.mqtt) if args.mqtt else (info.mqtt_host, info.mqtt_port)
-    kafka = args.kafka or info.kafka_bootstrap
+    kafka = KafkaAccess.from_env(args.kafka, "tools") if args.kafka else info.kafka("tools")
     return Broker(host, port, dict(passwords)), kafka
 
 

@@ -84,7 +84,7 @@ class Demo:
         print(f"demo: registry {self.registry_path}; starting the stack if needed ...", flush=True)
         info, self.started_stack = ensure_stack(self.stack_home, self.registry_path)
         topics = Topics(self.prefix)
-        ensure_topics(info.kafka_bootstrap, topics.all(), 3)
+        ensure_topics(info, topics, 3)
         secret = secrets.token_hex(16)
         state = DemoState.for_sites({s.id: (s.name, s.industry) for s in registry.sites.values()})
         self.receiver = WebhookReceiver(secret=secret, on_delivery=lambda d: self._alert(state, d)).start()
@@ -135,9 +135,9 @@ class Demo:
         print(
             f"demo: the board is at {board_url}/board/ ; log in once with {board_url}/board/login#once={login_secret}"
         )
-        self.warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
+        self.warnings = TransitionReader(TopicReader(info.kafka("tools"), topics.warnings))
         self.telemetry = TelemetryCounter(
-            TopicReader(info.kafka_bootstrap, topics.telemetry), sites=registry.sites
+            TopicReader(info.kafka("tools"), topics.telemetry), sites=registry.sites
         )
         self.readers = [self.warnings.reader, self.telemetry.reader]
         self.registry = registry

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.wire.batch import BatchDecodeError, decode
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 from simulators.latency import LatencyHistogram
@@ -26,11 +27,11 @@ class TopicReader:
     """Every partition of one topic, assigned by hand, starting at the end (or the beginning)."""
 
     def __init__(
-        self, bootstrap: str, topic: str, from_beginning: bool = False, timeout_s: float = 30.0
+        self, access: KafkaAccess, topic: str, from_beginning: bool = False, timeout_s: float = 30.0
     ) -> None:
         self.topic = topic
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **access.kafka_python(),
             group_id=None,
             enable_auto_commit=False,
             fetch_max_bytes=64 * 1024 * 1024,
@@ -44,7 +45,10 @@ class TopicReader:
             partitions = self.consumer.partitions_for_topic(topic)
         if not partitions:
             self.consumer.close()
-            raise SimulatorError(f"Kafka topic {topic} not found at {bootstrap}; is the stack up?")
+            raise SimulatorError(
+                f"Kafka topic {topic} not found at {access.bootstrap} or not readable by {access.user}; "
+                "is the stack up?"
+            )
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         self.consumer.assign(tps)
         if from_beginning:

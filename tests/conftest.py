@@ -90,7 +90,7 @@ def topics(stack: object) -> Topics:
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
     names = Topics(prefix)
-    ensure_topics(stack.kafka_bootstrap, names.all(), TEST_PARTITIONS)  # type: ignore[attr-defined]
+    ensure_topics(stack, names, TEST_PARTITIONS)  # type: ignore[attr-defined]
     return names
 
 

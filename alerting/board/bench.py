@@ -42,6 +42,7 @@ import orjson
 from alerting.board.screenshots import CHROMIUM, CHROMIUM_ARGS, _free_port
 from alerting.config import Secret, Secrets, parse_config
 from alerting.service import AlertingService, ServiceOptions
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.registry import load_registry
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, Transition, transition_id
@@ -106,13 +107,13 @@ class ServiceThread:
         self.thread.join(15)
 
 
-def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20) -> dict[str, Any]:
+def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20) -> dict[str, Any]:
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
     from playwright.sync_api import sync_playwright
 
     topics = Topics(f"bb{uuid.uuid4().hex[:8]}")
-    admin = KafkaAdminClient(bootstrap_servers=kafka)
+    admin = KafkaAdminClient(**kafka.kafka_python())
     admin.create_topics([NewTopic(t, 3, 1) for t in topics.all()])
     admin.close()
     tmp = Path(tempfile.mkdtemp(prefix="board-bench-"))
@@ -133,7 +134,7 @@ def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20)
         options, cfg, Secrets({"api_tokens.bench": Secret(TOKEN)}), site_registry=registry
     )
     svc = ServiceThread(service).start()
-    producer = KafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka.kafka_python(), acks="all", linger_ms=5)
     base = f"http://127.0.0.1:{port}"
     sites = doc["sites"]
     try:
@@ -276,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--kafka", required=True, help="Kafka bootstrap HOST:PORT (riskwatch stack info)")
+    parser.add_argument("--kafka", required=True, help=kafka_option_help("tools") + " (riskwatch stack info)")
     parser.add_argument("--sites", type=int, default=5000)
     parser.add_argument("--alerts", type=int, default=500)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = run(args.kafka, args.sites, args.alerts, args.changes)
+    result = run(KafkaAccess.from_env(args.kafka, "tools"), args.sites, args.alerts, args.changes)
     print(json.dumps(result, ensure_ascii=False, indent=1))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

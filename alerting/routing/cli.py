@@ -13,6 +13,7 @@ from alerting.routing.recipients import recipients
 from alerting.routing.sites import SiteDirectory, SiteLookup, registry_lookup
 from alerting.routing.tree import Facts, build_tree, match_routes
 from riskwatch.errors import RiskwatchError
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.levels import Colour
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, EntityType, Transition, transition_id
@@ -31,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", help="load the routing YAML and report the first problem")
     check.add_argument("--config", required=True)
     fire = sub.add_parser("fire", help="publish a test warning on {prefix}.warnings to see an alert arrive")
-    fire.add_argument("--kafka", required=True, help="Kafka bootstrap HOST:PORT")
+    fire.add_argument("--kafka", required=True, help=kafka_option_help("tools"))
     fire.add_argument("--topic-prefix", default="rw")
     fire.add_argument("--site", required=True)
     fire.add_argument("--level", required=True, help="red, orange, yellow, blue, or normal to clear it")
@@ -130,7 +131,7 @@ def _fire(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise RiskwatchError(str(exc)) from None
     topic = Topics(args.topic_prefix).warnings
-    producer = KafkaProducer(bootstrap_servers=args.kafka, acks="all")
+    producer = KafkaProducer(**KafkaAccess.from_env(args.kafka, "tools").kafka_python(), acks="all")
     try:
         producer.send(topic, transition.to_bytes(), key=transition.key).get(timeout=30)
     finally:

@@ -57,13 +57,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="bridge accounts to create (riskwatch-bridge, riskwatch-bridge-2, ...): one per bridge instance, "
         "since the broker binds client ids to accounts (default %(default)s)",
     )
+    kafka_accounts = sub.add_parser(
+        "kafka-accounts",
+        help="write Kafka passwords, the broker's logins, a CA and the broker's certificate (docker-compose)",
+    )
+    kafka_accounts.add_argument("--out", type=Path, required=True, help="folder (deploy/kafka-secrets)")
+    kafka_accounts.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name or address clients reach Kafka by, put in its certificate (repeatable)",
+    )
+    acls = sub.add_parser("kafka-acls", help="print the Kafka accounts and what each may do (Markdown)")
+    acls.add_argument("--topic-prefix", default="rw", help="topic prefix (default rw)")
     info = sub.add_parser("info", help="print connection details as JSON (passwords masked unless asked)")
-    info.add_argument("--secrets", action="store_true", help="print the bridge password and InfluxDB token")
+    info.add_argument(
+        "--secrets",
+        action="store_true",
+        help="print the bridge password, the InfluxDB token and each Kafka account's password",
+    )
     info.add_argument("--gateways", action="store_true", help="include gateway MQTT passwords")
 
 
-# StackInfo fields that are credentials: printed only with --secrets.
-SECRET_FIELDS = ("bridge_password", "influx_token")
+# StackInfo fields that are credentials (or dicts of them): printed only with --secrets.
+SECRET_FIELDS = ("bridge_password", "influx_token", "kafka_passwords")
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -81,6 +99,15 @@ def run(args: argparse.Namespace) -> int:
         return _up(home, args)
     if args.action == "accounts":
         return _accounts(args.registry, args.out, args.bridges)
+    if args.action == "kafka-accounts":
+        from deploy.stack.kafka_deploy import write_secrets
+
+        passwords = write_secrets(args.out, args.host)
+        print(f"wrote {len(passwords)} Kafka account passwords, jaas.conf, admin.properties, ca.pem and "
+              f"kafka.pem under {args.out} (0600; the apache/kafka image reads them as uid 1000)")  # fmt: skip
+        return 0
+    if args.action == "kafka-acls":
+        return _kafka_acls(args.topic_prefix)
     stack = Stack(home)
     if args.action == "down":
         for name, stopped in stack.down():
@@ -107,12 +134,25 @@ def run(args: argparse.Namespace) -> int:
             k: str(v) if isinstance(v, Path) else v for k, v in asdict(stack.info()).items()
         }
         if not args.secrets:  # a terminal, a scroll-back or a pasted log must not show them by default
-            doc.update({k: MASK for k in SECRET_FIELDS})
+            doc.update({k: _masked(doc[k]) for k in SECRET_FIELDS})
         if args.gateways:
             doc["gateways"] = stack.gateway_passwords()
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     raise StackError(f"unknown action {args.action}")
+
+
+def _masked(value: object) -> object:
+    return {k: MASK for k in value} if isinstance(value, dict) else MASK
+
+
+def _kafka_acls(prefix: str) -> int:
+    """The Kafka accounts and ACL entries riskwatch/kafka_accounts.py declares, for docs and deployers."""
+    from riskwatch.kafka_accounts import markdown_table
+    from riskwatch.topics import Topics
+
+    print(markdown_table(Topics(prefix)))
+    return 0
 
 
 def _up(home: Path, args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from deploy.stack.kafka import Kafka
 from deploy.stack.process import free_port, require_free, start_process
-from deploy.stack.settings import StackSettings, _kafka_cluster_id
+from deploy.stack.settings import StackSettings, kafka_cluster_id
 from riskwatch.errors import StackError
 from riskwatch.paths import cache_dir
 
@@ -38,10 +38,15 @@ class ClusterNode(Kafka):
         super().__init__(home, cache, settings)
         self.node_id, self.voters = node_id, voters
 
-    def properties(self, data: Path) -> dict[str, str]:
+    def properties(self, data: Path, keystore: Path, ca: Path) -> dict[str, str]:
         host = self.settings.host
         return {
-            **super().properties(data),
+            **super().properties(data, keystore, ca),
+            # NOT LOCKED DOWN YET: unlike the single-node stack, the test cluster's listeners are plain and
+            # take anyone (its nodes would need shared broker logins and the stack's accounts and ACLs).
+            "listener.security.protocol.map": "CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "authorizer.class.name": "",
+            "super.users": "",
             "node.id": str(self.node_id),
             "controller.quorum.voters": ",".join(f"{n}@{host}:{port}" for n, port in sorted(self.voters.items())),
             "default.replication.factor": str(REPLICATION),
@@ -60,7 +65,7 @@ class KafkaCluster:
 
     def __init__(self, home: Path, nodes: int = NODES, cache: Path | None = None) -> None:
         self.home = home
-        cluster_id = _kafka_cluster_id()
+        cluster_id = kafka_cluster_id()
         ports = [(free_port(), free_port()) for _ in range(nodes)]
         voters = {n + 1: controller for n, (_, controller) in enumerate(ports)}
         self.nodes = []

@@ -13,9 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from deploy.stack.process import LOOPBACK, free_port
+from riskwatch.kafka_accounts import COMPONENTS
 from riskwatch.secrets import write_private
 
 KAFKA_VERSION = "3.9.1"
@@ -34,7 +35,7 @@ def _secret() -> str:
     return secrets.token_urlsafe(18)
 
 
-def _kafka_cluster_id() -> str:
+def kafka_cluster_id() -> str:
     """Kafka's Uuid text form: URL-safe base64 of 16 bytes without padding.
 
     Like Kafka's own Uuid.randomUuid(), never one starting with '-': the storage tool would read it as
@@ -60,6 +61,8 @@ class StackSettings(BaseModel):
     influx_port: int
     influx_rpc_port: int
     influx_password: str
+    # One Kafka (SASL/SCRAM) password per account of riskwatch/kafka_accounts.py, by component.
+    kafka_passwords: dict[str, str] = Field(default_factory=lambda: {c: _secret() for c in COMPONENTS})
 
     @classmethod
     def create(cls, **overrides: int | None) -> StackSettings:
@@ -71,7 +74,7 @@ class StackSettings(BaseModel):
         return cls(
             **ports,
             **chosen,
-            kafka_cluster_id=_kafka_cluster_id(),
+            kafka_cluster_id=kafka_cluster_id(),
             bridge_password=_secret(),
             influx_password=_secret(),
         )

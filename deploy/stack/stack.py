@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.stack.influxdb import InfluxDB
-from deploy.stack.kafka import Kafka
+from deploy.stack.kafka import Kafka, grant, stack_ca
 from deploy.stack.mosquitto import Mosquitto
 from deploy.stack.service import Service, ServiceStatus
 from deploy.stack.settings import BRIDGE_USER, StackSettings
 from riskwatch.errors import StackError
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.paths import cache_dir
 from riskwatch.topics import Topics
 
@@ -33,6 +34,12 @@ class StackInfo:
     influx_token: str
     influx_org: str
     influx_bucket: str
+    kafka_passwords: dict[str, str]  # by component (riskwatch/kafka_accounts.py)
+    kafka_cafile: str = ""  # the CA the client listener's certificate is verified against; empty: no TLS
+
+    def kafka(self, component: str) -> KafkaAccess:
+        """How `component` logs in to the stack's Kafka (riskwatch/kafka_access.py)."""
+        return KafkaAccess.of(component, self.kafka_bootstrap, self.kafka_passwords, self.kafka_cafile)
 
 
 class Stack:
@@ -78,7 +85,7 @@ class Stack:
             self.down()
             raise
         for prefix in topics:
-            ensure_topics(self.info().kafka_bootstrap, prefix.all(), self.settings.kafka_partitions)
+            ensure_topics(self.info(), prefix, self.settings.kafka_partitions)
         return started
 
     def down(self) -> list[tuple[str, bool]]:
@@ -113,6 +120,8 @@ class Stack:
             influx_token=influx.token,
             influx_org="-",
             influx_bucket=influx.bucket,
+            kafka_passwords=dict(s.kafka_passwords),
+            kafka_cafile=str(stack_ca(self.home).ca_cert),
         )
 
     def add_gateways(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -142,16 +151,19 @@ def add_bridge_accounts(info: StackInfo, names: Iterable[str]) -> dict[str, str]
     return Stack(info.home).add_bridges(names)
 
 
-def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
-    """Create the topics that do not exist yet (single node: replication factor 1)."""
+def ensure_topics(info: StackInfo, topics: Topics, partitions: int, extra: Iterable[str] = ()) -> None:
+    """Create the topics under `topics.prefix` (and `extra` ones) that do not exist yet (single node:
+    replication factor 1), and let each component account use them as riskwatch/kafka_accounts.py says."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskwatch-stack")
+    admin_access = info.kafka("admin")
+    grant(admin_access, topics)
+    admin = KafkaAdminClient(**admin_access.kafka_python(), client_id="riskwatch-stack")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        missing = [NewTopic(n, partitions, 1) for n in (*topics.all(), *extra) if n not in existing]
         if missing:
             # Created concurrently by another client is what we wanted anyway.
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -14,6 +14,7 @@ import os
 import signal
 
 from riskwatch.errors import EXIT_TASK_DIED, ConfigError
+from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Consume rw.warnings, rw.alarms and rw.history and write them to InfluxDB, committing Kafka offsets "
         "only once InfluxDB has accepted the points (nothing lost if InfluxDB or this process goes away)."
     )
-    parser.add_argument("--kafka", required=True, metavar="HOST:PORT", help="Kafka bootstrap server")
+    parser.add_argument("--kafka", required=True, metavar="HOST:PORT", help=kafka_option_help("history"))
     parser.add_argument("--topic-prefix", default="rw", help="topic prefix (default: rw -> rw.history, ...)")
     parser.add_argument(
         "--group-id", default=DEFAULT_GROUP, help="Kafka consumer group (default %(default)s)"
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pace < 0:
         raise ConfigError("command line", "--pace", f"{args.pace:g} is negative")
     options = HistorianOptions(
-        kafka=args.kafka, topic_prefix=args.topic_prefix, group_id=args.group_id, pace_points_per_s=args.pace
+        kafka=KafkaAccess.from_env(args.kafka, "history"), topic_prefix=args.topic_prefix, group_id=args.group_id, pace_points_per_s=args.pace
     )
     sink = InfluxSink(args.influx_url, token, args.influx_org, args.influx_bucket)
     registry = CollectorRegistry()

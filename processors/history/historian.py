@@ -28,6 +28,7 @@ from processors.health import Health
 from processors.history.lines import minute_lines, transition_line
 from processors.history.metrics import HistorianMetrics
 from processors.history.writer import Sink, write_points
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter, Reason
 from riskwatch.wire.minutes import SiteMinute
@@ -41,7 +42,7 @@ DEFAULT_GROUP = "riskwatch-history"
 
 @dataclass(frozen=True, slots=True)
 class HistorianOptions:
-    kafka: str
+    kafka: KafkaAccess  # where Kafka is and the historian's account (riskwatch-history)
     topic_prefix: str = "rw"
     group_id: str = DEFAULT_GROUP
     max_records: int = 2000  # per fetch: one InfluxDB write step and one commit
@@ -210,13 +211,13 @@ class Historian:
     async def run(self, stop: asyncio.Event) -> None:
         t = self.topics
         consumer = AIOKafkaConsumer(
-            t.warnings, t.alarms, t.history, bootstrap_servers=self.options.kafka,
+            t.warnings, t.alarms, t.history, **self.options.kafka.aiokafka(),
             group_id=self.options.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             # An InfluxDB outage keeps one batch in the write step for as long as it lasts: staying in the
             # group meanwhile keeps the partitions here (the health check catches a loop that is stuck).
             max_poll_interval_ms=24 * 3600 * 1000,
         )  # fmt: skip
-        producer = AIOKafkaProducer(bootstrap_servers=self.options.kafka, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**self.options.kafka.aiokafka(), acks="all", enable_idempotence=True)
         await _start(consumer, "consumer", stop, self.health)
         await _start(producer, "producer", stop, self.health)
         lag_at = 0.0

@@ -131,12 +131,12 @@ def test_kafka_record_produced_is_consumed_back(stack: StackInfo, topics: object
     from kafka import KafkaConsumer, KafkaProducer
 
     topic = topics.telemetry  # type: ignore[attr-defined]
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = KafkaProducer(**stack.kafka("tools").kafka_python(), acks="all", enable_idempotence=True)
     producer.send(topic, key=b"site-1", value=b"hello riskwatch").get(timeout=30)
     producer.close()
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=stack.kafka_bootstrap,
+        **stack.kafka("tools").kafka_python(),
         auto_offset_reset="earliest",
         group_id=f"g{uuid.uuid4().hex[:6]}",
         consumer_timeout_ms=15000,

@@ -23,12 +23,6 @@ def test_same_versions_as_the_local_stack() -> None:
     assert services["mosquitto"]["image"].split(":")[1].startswith("2.0.")
 
 
-def test_kafka_settings_match() -> None:
-    env = _compose()["kafka"]["environment"]
-    for key, value in kafka.SHARED_SETTINGS.items():
-        assert env.get(f"KAFKA_{key.upper().replace('.', '_')}") == value, key
-
-
 def test_mosquitto_settings_match() -> None:
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines()
     options = [tuple(line.split(None, 1)) for line in conf if line.strip() and not line.startswith("#")]
@@ -63,7 +57,85 @@ def test_gateway_acl_limits_a_gateway_to_its_site() -> None:
 
 
 def test_kafka_cluster_ids_never_look_like_an_option() -> None:
-    from deploy.stack.settings import _kafka_cluster_id
+    from deploy.stack.settings import kafka_cluster_id
 
-    ids = [_kafka_cluster_id() for _ in range(2000)]  # ~1 in 64 raw ids starts with '-'
+    ids = [kafka_cluster_id() for _ in range(2000)]  # ~1 in 64 raw ids starts with '-'
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+# -- Kafka: accounts, ACLs, listeners -------------------------------------------------------------------
+
+
+def test_kafka_compose_files_are_what_the_code_generates() -> None:
+    """deploy/kafka/compose/* are generated (python -m deploy.stack.kafka_deploy); edited by hand or left
+    behind by a change of riskwatch/kafka_accounts.py or deploy/stack/kafka.py, they fail here."""
+    from deploy.stack import kafka_deploy
+
+    folder = DEPLOY / "kafka" / "compose"
+    assert (folder / "start.sh").read_text() == kafka_deploy.start_script()
+    assert (folder / "setup.sh").read_text() == kafka_deploy.setup_script()
+    committed = dict(
+        line.split("=", 1) for line in (folder / "server.properties").read_text().splitlines() if "=" in line
+    )
+    assert committed == kafka_deploy.server_properties()
+
+
+def test_kafka_compose_shares_the_stack_settings_and_locks_the_listeners() -> None:
+    from deploy.stack import kafka_deploy
+
+    props = kafka_deploy.server_properties()
+    for key, value in kafka.SHARED_SETTINGS.items():
+        assert props[key] == value, key
+    assert props["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:riskwatch-admin;User:riskwatch-broker"
+    jaas = kafka_deploy.jaas_config("pw")
+    controller = jaas.split("controller.KafkaServer", 1)[1]
+    assert (
+        controller.count("user_") == 1 and "user_riskwatch-broker=" in controller
+    )  # no client logs in there
+
+
+def test_kafka_compose_acls_are_the_declared_ones() -> None:
+    """Parse setup.sh's kafka-acls lines back into entries: exactly the declaration, nothing more."""
+    import shlex
+
+    from riskwatch.kafka_accounts import Binding, bindings
+    from riskwatch.topics import Topics
+
+    setup = (DEPLOY / "kafka" / "compose" / "setup.sh").read_text().splitlines()
+    found = set()
+    for line in setup:
+        if not line.startswith("$ACLS --add"):
+            continue
+        words = shlex.split(line)
+        opt = {words[i]: words[i + 1] for i in range(1, len(words) - 1) if words[i].startswith("--")}
+        resource = "topic" if "--topic" in opt else "group"
+        op = {"DescribeConfigs": "DESCRIBE_CONFIGS"}.get(opt["--operation"], opt["--operation"].upper())
+        found.add(
+            Binding(
+                opt["--allow-principal"].removeprefix("User:"),
+                resource,
+                opt[f"--{resource}"],
+                opt["--resource-pattern-type"].upper(),
+                op,
+            )
+        )
+    assert found == set(bindings(Topics("rw")))
+    for account in ("bridge", "worker", "alerting", "history", "tools"):
+        assert f"--entity-name riskwatch-{account} " in "\n".join(setup)  # its SCRAM account is created
+
+
+def test_kafka_compose_service_mounts_the_generated_files_and_secrets() -> None:
+    services = _compose()
+    for name in ("kafka", "kafka-setup"):
+        volumes = services[name]["volumes"]
+        assert "./kafka/compose:/etc/riskwatch/kafka:ro" in volumes
+        assert "./kafka-secrets:/etc/riskwatch/kafka-secrets:ro" in volumes
+    assert services["kafka"]["command"][-1] == "/etc/riskwatch/kafka/start.sh"
+    assert services["kafka-setup"]["command"][-1] == "/etc/riskwatch/kafka/setup.sh"
+    assert "admin.properties" in services["kafka"]["healthcheck"]["test"][1]
+    assert not any(
+        k.startswith("KAFKA_") and k != "KAFKA_HEAP_OPTS" for k in services["kafka"]["environment"]
+    )

@@ -106,7 +106,14 @@ def test_bad_mqtt_address_is_named(stack_home: Path, tmp_path: Path, capsys) -> 
     assert code == 1 and "--mqtt: expected HOST:PORT, got 'localhost'" in err, err
 
 
-EP = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", "http://i:8086", "tok")
+KAFKA_PW = {"bridge": "kb-secret", "worker": "kw-secret", "alerting": "ka-secret", "history": "kh-secret"}
+EP = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", "http://i:8086", "tok", kafka_passwords=KAFKA_PW)
+
+
+def _kafka_env(component: str) -> dict[str, str]:
+    """What a child gets to log in to Kafka as its own account: env only, never its argv."""
+    return {"RISKWATCH_KAFKA_USER": f"riskwatch-{component}", "RISKWATCH_KAFKA_PASSWORD": KAFKA_PW[component],
+            "RISKWATCH_KAFKA_CA": ""}  # fmt: skip
 
 
 def _parses(component: str, argv: list[str]) -> argparse.Namespace:
@@ -125,12 +132,14 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
     bridge = bridge_spec(EP, reg, "p1", tmp_path, 9108)
     args = _parses("bridge", bridge.argv)
     assert (args.mqtt_user, args.mqtt_port, args.share_group) == ("bridge-1", 8883, "riskwatch-p1")
-    assert bridge.env == {"RISKWATCH_MQTT_PASSWORD": "pw"} and "pw" not in bridge.argv
+    assert bridge.env == {"RISKWATCH_MQTT_PASSWORD": "pw", **_kafka_env("bridge")} and "pw" not in bridge.argv
+    assert not any("secret" in arg for spec in (bridge,) for arg in spec.argv)
     assert bridge.health_url == "http://127.0.0.1:9108/healthz"
     worker = worker_spec(EP, reg, "p1", tmp_path, 6066, 9101)
     args = _parses("worker", worker.argv)
     assert (args.group, args.web_port) == ("riskwatch-worker-p1", 6066)
-    assert worker.env == {} and worker.health_url == "http://127.0.0.1:6066/healthz"
+    assert worker.env == _kafka_env("worker") and worker.health_url == "http://127.0.0.1:6066/healthz"
+    assert not any("secret" in arg for arg in worker.argv)
     historian = historian_spec(EP, "p1", 9103)
     args = _parses("historian", historian.argv)
     assert (args.group_id, args.influx_url, args.metrics_port) == (
@@ -138,16 +147,17 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
         "http://i:8086",
         9103,
     )
-    assert historian.env == {"RISKWATCH_INFLUX_TOKEN": "tok"} and "tok" not in historian.argv
-    assert historian.health_url == "http://127.0.0.1:9103/healthz"
-    assert _parses("historian", historian_spec(EP, "rw", 9103).argv).group_id == "riskwatch-history"
+    assert historian.env == {"RISKWATCH_INFLUX_TOKEN": "tok", **_kafka_env("history")} and "tok" not in historian.argv
+    assert not any("secret" in arg for arg in historian.argv)
     alerting = alerting_spec(EP, reg, routes, "rw", tmp_path, 8080)
     args = _parses("alerting", alerting.argv)
     assert args.group_id == "riskwatch-alerting"  # the default prefix keeps the components' own groups
     assert alerting.health_url == "http://127.0.0.1:8080/healthz"
-    # alerting reads the history for /api/history: the same InfluxDB, its token only in the environment
-    assert args.influx_url == "http://i:8086" and alerting.env == {"RISKWATCH_INFLUX_TOKEN": "tok"}
-    assert "tok" not in json.dumps(alerting.argv)
+    # alerting reads the history for /api/history: the same InfluxDB; its tokens and Kafka password only in
+    # the environment
+    assert args.influx_url == "http://i:8086"
+    assert alerting.env == {**_kafka_env("alerting"), "RISKWATCH_INFLUX_TOKEN": "tok"}
+    assert "tok" not in json.dumps(alerting.argv) and not any("secret" in arg for arg in alerting.argv)
 
 
 class _Proc:
@@ -190,7 +200,7 @@ def test_riskwatch_run_starts_the_historian_when_there_is_an_influxdb(tmp_path: 
     configure(parser)
     args = parser.parse_args(["--registry", "reg.yaml", "--routes", "routes.yaml"])
     assert [s.name for s in specs(args, EP, tmp_path)] == ["bridge", "worker", "historian", "alerting"]
-    no_influx = Endpoints("k:9092", "m", 8883, "bridge-1", "pw")
+    no_influx = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", kafka_passwords=KAFKA_PW)
     assert [s.name for s in specs(args, no_influx, tmp_path)] == ["bridge", "worker", "alerting"]
     (historian,) = [s for s in specs(args, EP, tmp_path) if s.name == "historian"]
     assert historian.health_url == "http://127.0.0.1:9103/healthz"

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import yaml
 
+from riskwatch.kafka_access import KafkaAccess
 from tests.integration.alerting.receivers import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,20 +64,20 @@ def routes_doc(http_url: str, smtp_port: int, api_port: int, **route: Any) -> di
 
 
 class ServiceProcess:
-    def __init__(self, tmp: Path, routes: dict[str, Any], kafka: str, prefix: str, api_port: int) -> None:
+    def __init__(self, tmp: Path, routes: dict[str, Any], kafka: KafkaAccess, prefix: str, api_port: int) -> None:
         self.tmp, self.kafka, self.prefix, self.api_port = tmp, kafka, prefix, api_port
         self.routes_file = tmp / "routes.yaml"
         self.routes_file.write_text(yaml.safe_dump(routes, allow_unicode=True), encoding="utf-8")
         self.db = tmp / "alerting.db"
         self.log = tmp / "alerting.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.group = f"alerting-{prefix}"
+        self.group = f"riskwatch-alerting-{prefix}"  # the alerting account may use only these groups
 
     def start(self) -> ServiceProcess:
         cmd = [sys.executable, "-m", "riskwatch", "alerting", "--routes", str(self.routes_file), "--kafka",
-               self.kafka, "--topic-prefix", self.prefix, "--db", str(self.db), "--http-port", str(self.api_port),
+               self.kafka.bootstrap, "--topic-prefix", self.prefix, "--db", str(self.db), "--http-port", str(self.api_port),
                "--group-id", self.group, "--tick", "0.2"]  # fmt: skip
-        env = {**os.environ, **SECRETS, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **SECRETS, **self.kafka.env(), "PYTHONPATH": str(ROOT)}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30

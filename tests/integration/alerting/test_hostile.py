@@ -30,9 +30,9 @@ def test_malformed_records_and_far_past_times_are_dead_lettered_and_the_red_behi
             orjson.dumps({**good, "entity": "E" * 5000}),
             red("S1", "U2", at=-1e11, entity_type="unit").to_bytes(),  # crash-looped alerting when rendered
         ]
-        produce(stack.kafka_bootstrap, topics.warnings, [*bad, red("S1").to_bytes()])
+        produce(stack.kafka("tools"), topics.warnings, [*bad, red("S1").to_bytes()])
         wait_for(lambda: http.records("hook"), 30, "the red behind the bad records")
-        letters = read_topic(stack.kafka_bootstrap, topics.deadletter, lambda docs: len(docs) >= 5)
+        letters = read_topic(stack.kafka("tools"), topics.deadletter, lambda docs: len(docs) >= 5)
         assert {(d["reason"], d["source"], d["component"]) for d in letters} == {
             ("malformed_record", topics.warnings, "alerting")
         }
@@ -61,7 +61,7 @@ def test_an_oversized_note_is_refused_and_the_audit_trail_keeps_flowing(
     http, smtp = receivers
     service = start(tmp_path, stack, topics, http, smtp, escalation=None)
     try:
-        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes()])
+        produce(stack.kafka("tools"), topics.warnings, [red("S1").to_bytes()])
         wait_for(lambda: http.records("hook"), 30, "the alert")
         [alert] = service.api("GET", "/api/alerts", "view-token")[1]["alerts"]
         path = f"/api/alerts/{alert['id']}/ack"
@@ -75,7 +75,7 @@ def test_an_oversized_note_is_refused_and_the_audit_trail_keeps_flowing(
         )
         assert status == 200
         audit = read_audit(
-            stack.kafka_bootstrap, topics.alerts, lambda evs: any(e["type"] == "noted" for e in evs)
+            stack.kafka("tools"), topics.alerts, lambda evs: any(e["type"] == "noted" for e in evs)
         )
         assert [e["note"] for e in audit if e["type"] in ("acknowledged", "noted")] == [
             "已签收" * 600,
@@ -104,7 +104,7 @@ def test_a_dead_task_makes_alerting_exit_non_zero_and_a_restart_carries_on(
     assert "alerting task '" in log and "died: OperationalError: database is locked" in log
     service.start()
     try:
-        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes()])
+        produce(stack.kafka("tools"), topics.warnings, [red("S1").to_bytes()])
         wait_for(lambda: http.records("hook"), 30, "a red after the restart")
     finally:
         service.stop()

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
 from tests.integration.alerting.receivers import HttpReceiver, SmtpReceiver
@@ -28,8 +29,8 @@ def red(
                       site=site, region="R1")  # fmt: skip
 
 
-def produce(bootstrap: str, topic: str, records: list[bytes], keys: list[bytes] | None = None) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+def produce(kafka: KafkaAccess, topic: str, records: list[bytes], keys: list[bytes] | None = None) -> None:
+    producer = KafkaProducer(**kafka.kafka_python(), acks="all")
     for i, raw in enumerate(records):
         producer.send(topic, raw, key=(keys[i] if keys else b"S1"))
     producer.flush(30)
@@ -40,7 +41,7 @@ def start(
     tmp_path: Path, stack: Any, topics: Topics, http: HttpReceiver, smtp: SmtpReceiver, **route: Any
 ) -> ServiceProcess:
     port = api_port()
-    return ServiceProcess(tmp_path, routes_doc(http.url, smtp.port, port, **route), stack.kafka_bootstrap,
+    return ServiceProcess(tmp_path, routes_doc(http.url, smtp.port, port, **route), stack.kafka("alerting"),
                           topics.prefix, port).start()  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
     http, smtp = receivers
     service = start(tmp_path, stack, topics, http, smtp, escalation=None)
     try:
-        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes()])
+        produce(stack.kafka("tools"), topics.warnings, [red("S1").to_bytes()])
         kinds = ("dingtalk", "wecom", "feishu", "sms", "hook")
         wait_for(lambda: all(http.records(k) for k in kinds) and smtp.mails, 30, "every channel")
         for kind in ("dingtalk", "feishu", "sms", "hook"):
@@ -69,7 +70,7 @@ def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
             assert response.status == 200 and "<html" in response.read().decode()
             assert response.url.endswith(f"/board/#desk/{alert_id}"), response.url
         audit = read_audit(
-            stack.kafka_bootstrap, topics.alerts, lambda evs: sum(e["type"] == "notified" for e in evs) >= 6
+            stack.kafka("tools"), topics.alerts, lambda evs: sum(e["type"] == "notified" for e in evs) >= 6
         )
         assert audit[0]["type"] == "opened" and {e["detail"]["channel"] for e in audit[1:]} == {
             "ding", "wecom", "feishu", "mail", "sms", "hook"}  # fmt: skip
@@ -77,8 +78,8 @@ def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
         service.stop()
 
 
-def read_audit(bootstrap: str, topic: str, done: Any, timeout: float = 30) -> list[dict[str, Any]]:
-    return sorted(read_topic(bootstrap, topic, done, timeout), key=lambda e: e["seq"])
+def read_audit(kafka: KafkaAccess, topic: str, done: Any, timeout: float = 30) -> list[dict[str, Any]]:
+    return sorted(read_topic(kafka, topic, done, timeout), key=lambda e: e["seq"])
 
 
 def test_unacknowledged_red_escalates_and_acknowledgement_stops_it(
@@ -87,7 +88,7 @@ def test_unacknowledged_red_escalates_and_acknowledgement_stops_it(
     http, smtp = receivers
     service = start(tmp_path, stack, topics, http, smtp)
     try:
-        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes(), red("S2").to_bytes()],
+        produce(stack.kafka("tools"), topics.warnings, [red("S1").to_bytes(), red("S2").to_bytes()],
                 [b"S1", b"S2"])  # fmt: skip
         wait_for(
             lambda: len(service.api("GET", "/api/alerts", "view-token")[1]["alerts"]) == 2, 20, "2 alerts"
@@ -128,12 +129,12 @@ def test_killed_mid_delivery_and_restarted_delivers_each_notification_exactly_on
     port = api_port()
     doc = routes_doc(http.url, smtp.port, port, **route)
     doc["receivers"]["crash"] = {"roster": "duty", "channels": ["hook"]}
-    service = ServiceProcess(tmp_path, doc, stack.kafka_bootstrap, topics.prefix, port).start()
+    service = ServiceProcess(tmp_path, doc, stack.kafka("alerting"), topics.prefix, port).start()
     n = 30
     now = time.time()
     warnings = [red("S1", f"U{i}", now + i * 0.001, "unit").to_bytes() for i in range(n)]
     try:
-        produce(stack.kafka_bootstrap, topics.warnings, warnings)
+        produce(stack.kafka("tools"), topics.warnings, warnings)
         wait_for(lambda: len(http.records("hook")) >= 8, 60, "some deliveries")
         service.kill()
         before = len(http.records("hook"))
@@ -159,7 +160,7 @@ def test_bad_records_are_dead_lettered_with_a_reason_and_do_not_stop_the_service
     http, smtp = receivers
     service = start(tmp_path, stack, topics, http, smtp, escalation=None)
     try:
-        produce(stack.kafka_bootstrap, topics.warnings, [b"not json", b'{"v": 1}', red("S1").to_bytes()])
+        produce(stack.kafka("tools"), topics.warnings, [b"not json", b'{"v": 1}', red("S1").to_bytes()])
         wait_for(lambda: http.records("hook"), 30, "the good record after two bad ones")
         with urllib.request.urlopen(f"http://127.0.0.1:{service.api_port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
@@ -167,7 +168,7 @@ def test_bad_records_are_dead_lettered_with_a_reason_and_do_not_stop_the_service
         assert 'riskwatch_alerting_transitions_total{result="applied"} 1.0' in metrics
         assert 'riskwatch_deadletters_total{reason="malformed_record"} 2.0' in metrics
         assert "riskwatch_alerting_open_alerts 1.0" in metrics
-        letters = read_topic(stack.kafka_bootstrap, topics.deadletter, lambda docs: len(docs) >= 2)
+        letters = read_topic(stack.kafka("tools"), topics.deadletter, lambda docs: len(docs) >= 2)
         assert [(d["reason"], d["source"], d["component"]) for d in letters] == [
             ("malformed_record", topics.warnings, "alerting")] * 2  # fmt: skip
         assert (
@@ -178,9 +179,9 @@ def test_bad_records_are_dead_lettered_with_a_reason_and_do_not_stop_the_service
         service.stop()
 
 
-def read_topic(bootstrap: str, topic: str, done: Any, timeout: float = 30) -> list[dict[str, Any]]:
+def read_topic(kafka: KafkaAccess, topic: str, done: Any, timeout: float = 30) -> list[dict[str, Any]]:
     """Every JSON record on `topic` (from the start) once `done(records)` holds, in offset order."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = KafkaConsumer(topic, **kafka.kafka_python(), auto_offset_reset="earliest",
                              consumer_timeout_ms=1000, group_id=None)  # fmt: skip
     docs: list[dict[str, Any]] = []
     deadline = time.time() + timeout
@@ -202,7 +203,7 @@ def test_kafka_outage_delays_the_audit_trail_but_loses_nothing(
     http, smtp = receivers
     service = start(tmp_path, stack, topics, http, smtp, escalation=None)
     try:
-        produce(stack.kafka_bootstrap, topics.warnings, [red("S1").to_bytes()])
+        produce(stack.kafka("tools"), topics.warnings, [red("S1").to_bytes()])
         wait_for(lambda: http.records("hook"), 30, "the first alert")
         [alert] = service.api("GET", "/api/alerts", "view-token")[1]["alerts"]
         local = Stack(stack.home)
@@ -216,9 +217,9 @@ def test_kafka_outage_delays_the_audit_trail_but_loses_nothing(
             time.sleep(2)
         finally:
             local.start_service("kafka")
-        produce(stack.kafka_bootstrap, topics.warnings, [red("S2").to_bytes()], [b"S2"])
+        produce(stack.kafka("tools"), topics.warnings, [red("S2").to_bytes()], [b"S2"])
         wait_for(lambda: any(r.body["alert_ids"] != [alert["id"]] for r in http.records("hook")), 90, "S2")
-        audit = read_audit(stack.kafka_bootstrap, topics.alerts,
+        audit = read_audit(stack.kafka("tools"), topics.alerts,
                            lambda evs: any(e["type"] == "acknowledged" for e in evs), timeout=60)  # fmt: skip
         assert [e["actor"] for e in audit if e["type"] == "acknowledged"] == ["zhang"]
     finally:

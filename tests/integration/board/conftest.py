@@ -63,7 +63,7 @@ def board(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boar
         pytest.fail("chromium is not installed: run ./dev setup")
     run_dir = tmp_path_factory.mktemp("board-pipeline")
     topics = Topics(f"b{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack.kafka_bootstrap, topics.all(), 3)
+    ensure_topics(stack, topics, 3)
     receiver = WebhookReceiver(secret=HOOK_SECRET).start()
     routes = run_dir / "routes.yaml"
     routes.write_text(yaml.safe_dump(routes_doc(receiver.url), allow_unicode=True), encoding="utf-8")

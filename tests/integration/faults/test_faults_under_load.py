@@ -86,7 +86,7 @@ class FaultPlan:
 
 def test_kills_and_outages_under_load_lose_nothing(stack, stack_services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     topics = Topics(f"f{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack.kafka_bootstrap, topics.all(), 3)
+    ensure_topics(stack, topics, 3)
     doc = synthetic.registry_doc(SENSORS, PER_GATEWAY)
     registry = synthetic.write_registry(doc, tmp_path / "registry.json")
     sensors, industries = synthetic.sim_sensors(doc)
@@ -98,9 +98,9 @@ def test_kills_and_outages_under_load_lose_nothing(stack, stack_services, tmp_pa
     alerting_env = {"RISKWATCH_DEMO_WEBHOOK_SECRET": secret}
     pipe = Pipeline(tmp_path / "run", registry, stack, topics.prefix)
     first_site = synthetic.site_id(0)
-    warnings = TransitionReader(TopicReader(stack.kafka_bootstrap, topics.warnings))
-    alarms = TransitionReader(TopicReader(stack.kafka_bootstrap, topics.alarms))
-    counter = TelemetryCounter(TopicReader(stack.kafka_bootstrap, topics.telemetry), sites=industries)
+    warnings = TransitionReader(TopicReader(stack.kafka("tools"), topics.warnings))
+    alarms = TransitionReader(TopicReader(stack.kafka("tools"), topics.alarms))
+    counter = TelemetryCounter(TopicReader(stack.kafka("tools"), topics.telemetry), sites=industries)
     seen: list[Any] = []
 
     def restart(name: str, start: Callable[[], Any]) -> Callable[[], None]:

@@ -58,7 +58,7 @@ WEBHOOK_SECRET_ENV = "RISKWATCH_DEMO_WEBHOOK_SECRET"
 def world(stack, stack_services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("hostile")
     topics = Topics(f"h{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack.kafka_bootstrap, topics.all(), 3)
+    ensure_topics(stack, topics, 3)
     doc = registry_doc()
     registry = workdir / "registry.json"
     registry.write_bytes(orjson.dumps(doc))
@@ -81,7 +81,7 @@ def world(stack, stack_services, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     pipe = Pipeline(workdir / "run", registry, info, topics.prefix)
     legit = Legit(broker, {gw: v for gw, v in gateways.items() if gw not in ("HOST-GX", "HOST-GV")})
-    deadletters = DeadLetters(stack.kafka_bootstrap, topics.deadletter).start()
+    deadletters = DeadLetters(stack.kafka("tools"), topics.deadletter).start()
     try:
         pipe.start_bridge()
         pipe.start_worker(ready_site="HOST-S00")
@@ -303,7 +303,7 @@ def test_a_gateway_using_the_bridges_client_id_takes_nothing_over(world: World) 
         time.sleep(0.15)
     for holder in holders:
         holder.wait(15)
-    arrived = telemetry_sources(world.stack.kafka_bootstrap, world.topics.telemetry, gw, sent, 20.0)
+    arrived = telemetry_sources(world.stack.kafka("tools"), world.topics.telemetry, gw, sent, 20.0)
     assert arrived == sent, (
         f"{len(sent - arrived)} of {len(sent)} messages lost while the bridge's id was used"
     )
@@ -593,7 +593,7 @@ def test_a_worker_restarted_on_an_edited_registry_keeps_going(world: World) -> N
     edited = world.workdir / "registry-edited.json"
     edited.write_bytes(orjson.dumps(doc))
     warnings = TransitionReader(
-        TopicReader(world.stack.kafka_bootstrap, world.topics.warnings, from_beginning=True)
+        TopicReader(world.stack.kafka("tools"), world.topics.warnings, from_beginning=True)
     )
     try:
         before = _drain(warnings)

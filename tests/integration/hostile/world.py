@@ -26,12 +26,14 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.wire.batch import BatchDecodeError, decode
 from riskwatch.wire.deadletter import DeadLetter, DeadLetterDecodeError
 from simulators.gateway import Broker, GatewayClient
 from simulators.kafka_watch import TopicReader
 from simulators.pipeline import Pipeline
 from simulators.webhook import WebhookReceiver
+from tests.integration.kcat import kcat
 
 NORMAL = 2.0  # %LEL: clean air
 RED = 80.0  # %LEL: above L2 (50), on two detectors of a unit -> red (gas_l2_two_detectors)
@@ -169,8 +171,8 @@ class Legit:
 class DeadLetters:
     """Every dead letter of the prefix, decoded, collected in a thread."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.reader = TopicReader(bootstrap, topic, from_beginning=True)
+    def __init__(self, kafka: KafkaAccess, topic: str) -> None:
+        self.reader = TopicReader(kafka, topic, from_beginning=True)
         self.letters: list[DeadLetter] = []
         self.sizes: list[int] = []
         self.undecodable: list[bytes] = []
@@ -375,15 +377,17 @@ class World:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def kcat(self, topic: str, value: bytes | None, key: str = "") -> None:
-        """Produce one raw record with kcat (a null value if `value` is None)."""
-        argv = [_tool("kcat"), "-P", "-b", self.stack.kafka_bootstrap, "-t", topic]
+        """Produce one raw record with kcat as the tools account (a null value if `value` is None): an
+        operator's or a compromised tool's record; outsiders and other components' accounts are refused
+        (tests/integration/test_kafka_auth.py)."""
+        argv = ["-P", "-t", topic]
         if key:
             argv += ["-k", key]
         if value is None:
             argv += ["-Z", str(self._file(b""))]
         else:
             argv.append(str(self._file(value)))
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        done = kcat(self.stack.kafka("tools"), self.stack.kafka_bootstrap, *argv)
         assert done.returncode == 0, f"kcat failed: {done.stderr}"
 
 
@@ -394,10 +398,10 @@ def _tool(name: str) -> str:
 
 
 def telemetry_sources(
-    bootstrap: str, topic: str, gateway: str, wanted: set[int], timeout_s: float
+    kafka: KafkaAccess, topic: str, gateway: str, wanted: set[int], timeout_s: float
 ) -> set[int]:
     """The seqs of `wanted` that reached `rw.telemetry` from `gateway` (read from the start)."""
-    reader = TopicReader(bootstrap, topic, from_beginning=True)
+    reader = TopicReader(kafka, topic, from_beginning=True)
     seen: set[int] = set()
     deadline = time.monotonic() + timeout_s
     try:

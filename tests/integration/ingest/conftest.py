@@ -134,7 +134,7 @@ def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: 
         mqtt_password=bridge_account(stack, account),
         share_group=f"g{tag}",  # a test's bridge never shares with an earlier test's lingering session
         session_expiry_s=120,
-        kafka_bootstrap=stack.kafka_bootstrap,
+        kafka=stack.kafka("bridge"),
         topic_prefix=topics.prefix,
         spool_dir=spool,
         metrics_port=0,
@@ -235,7 +235,7 @@ class TopicReader:
         self.records: list[Any] = []
         self.consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=stack.kafka_bootstrap,
+            **stack.kafka("tools").kafka_python(),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=f"r{uuid.uuid4().hex[:8]}",

@@ -15,6 +15,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, KafkaProducer
 
 from processors.timers import EXIT_RECOVERY_STUCK
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry, load_registry
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import encode
@@ -80,8 +81,8 @@ def batch(
     return encode(site, registry.fingerprint, [(f"{site}-GW", seq, len(ids))], readings, registry.sensor_ids)
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+def produce(kafka: KafkaAccess, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(**kafka.kafka_python(), acks="all")
     for key, value in records:
         producer.send(topic, key=key, value=value)
     producer.flush()
@@ -89,7 +90,7 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]]) 
 
 
 def read_transitions(
-    bootstrap: str,
+    kafka: KafkaAccess,
     topic: str,
     until: float,
     want: int | None = None,
@@ -97,7 +98,7 @@ def read_transitions(
 ) -> list[Transition]:
     """Everything on `topic` from the start, reading until `until`, `want` records, or `done(records)`."""
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+        topic, **kafka.kafka_python(), auto_offset_reset="earliest", consumer_timeout_ms=500
     )
     out: list[Transition] = []
 
@@ -115,9 +116,9 @@ def read_transitions(
     return out
 
 
-def read_raw(bootstrap: str, topic: str, until: float, want: int) -> list[bytes]:
+def read_raw(kafka: KafkaAccess, topic: str, until: float, want: int) -> list[bytes]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500
+        topic, **kafka.kafka_python(), auto_offset_reset="earliest", consumer_timeout_ms=500
     )
     out: list[bytes] = []
     try:
@@ -167,7 +168,7 @@ class WorkerProcess:
             os.environ.get("RW_TEST_WORKER_LOGLEVEL", "warning"),
             *extra,
         ]
-        env = dict(os.environ)
+        env = {**os.environ, **stack.kafka("worker").env()}  # type: ignore[attr-defined]
         self._cmd, self._env = cmd, env
         self.restarts = 0
         self.proc = subprocess.Popen(
@@ -212,7 +213,8 @@ class HistorianProcess(WorkerProcess):
             "--influx-bucket", stack.influx_bucket, "--influx-token-env", "RW_TEST_INFLUX",  # type: ignore[attr-defined]
             "--metrics-port", str(self.metrics_port), "--loglevel", "info", *extra,
         ]  # fmt: skip
-        self._cmd, self._env = cmd, {**os.environ, "RW_TEST_INFLUX": stack.influx_token}  # type: ignore[attr-defined]
+        env = {**os.environ, "RW_TEST_INFLUX": stack.influx_token, **stack.kafka("history").env()}  # type: ignore[attr-defined]
+        self._cmd, self._env = cmd, env
         self.restarts = 0
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=self._env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
@@ -220,7 +222,7 @@ class HistorianProcess(WorkerProcess):
 
 
 def drain(
-    bootstrap: str,
+    kafka: KafkaAccess,
     names: list[str],
     quiet_s: float,
     timeout: float,
@@ -233,7 +235,7 @@ def drain(
     With `until`, quiet periods do not end the drain before `until(records)` holds: a worker taking
     over partitions can be silent for a while (session timeout, table recovery) and still owe output."""
     consumer = KafkaConsumer(
-        *names, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=250
+        *names, **kafka.kafka_python(), auto_offset_reset="earliest", consumer_timeout_ms=250
     )
     out: list[Transition] = []
     last = time.time() + first_s - quiet_s

@@ -67,14 +67,14 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
     base = time.time() + 120
     names = [Topics(f"t{uuid.uuid4().hex[:10]}") for _ in range(2)]
     for t in names:
-        ensure_topics(stack.kafka_bootstrap, t.all(), TEST_PARTITIONS)
+        ensure_topics(stack, t, TEST_PARTITIONS)
     single_topics, pair_topics = names
 
     # Reference: one worker, the whole input.
     single = WorkerProcess(stack, single_topics, reg_path, tmp_path / "single", *FUTURE)
     try:
-        produce(stack.kafka_bootstrap, single_topics.telemetry, _input(reg, base, range(ROUNDS)))
-        reference = drain(stack.kafka_bootstrap, [single_topics.alarms, single_topics.warnings], 6, 120)
+        produce(stack.kafka("tools"), single_topics.telemetry, _input(reg, base, range(ROUNDS)))
+        reference = drain(stack.kafka("tools"), [single_topics.alarms, single_topics.warnings], 6, 120)
     finally:
         single.stop()
     assert len(_by_id(reference)) > 100, single.output()
@@ -90,10 +90,10 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         owned = _wait_assigned([first, second])
         if owned[0] < owned[1]:  # kill the worker that owns more sites (a partition may hold none)
             first, second = second, first
-        produce(stack.kafka_bootstrap, pair_topics.telemetry, _input(reg, base, range(ROUNDS // 2)))
-        drain(stack.kafka_bootstrap, [pair_topics.alarms], 2, 60)
+        produce(stack.kafka("tools"), pair_topics.telemetry, _input(reg, base, range(ROUNDS // 2)))
+        drain(stack.kafka("tools"), [pair_topics.alarms], 2, 60)
         first.kill()
-        produce(stack.kafka_bootstrap, pair_topics.telemetry, _input(reg, base, range(ROUNDS // 2, ROUNDS)))
+        produce(stack.kafka("tools"), pair_topics.telemetry, _input(reg, base, range(ROUNDS // 2, ROUNDS)))
         # Faust's table recovery can hang; the worker then exits (--recovery-timeout, 40 s here) and its
         # supervisor restarts it, as the harness does here (docs/processors.md, "Known limits").
         end = time.time() + 150
@@ -107,7 +107,7 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         )
         expected = set(_by_id(_alarms(reference)))
         seen = drain(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             [pair_topics.alarms, pair_topics.warnings],
             8,
             180,

@@ -57,7 +57,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
     now = time.time()
     old = (now // 60 - 2) * 60 + 5.0  # a finished minute, so its aggregate is written at once
     produce(
-        stack.kafka_bootstrap,
+        stack.kafka("tools"),
         topics.telemetry,
         [
             (b"S5", batch(reg, "S5", {"S5-G1": 3.0, "S5-G2": 4.0}, old)),
@@ -72,7 +72,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
     historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
     try:
         found = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.alarms,
             time.time() + 60,
             done=lambda ts: any(t.site == "S1" for t in ts),
@@ -88,7 +88,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
             50.0,
         )  # GB/T 50493-2019 L2 = 50 %LEL
         warnings = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.warnings,
             time.time() + 30,
             done=lambda ts: {(t.entity_type, t.entity) for t in ts} >= {("site", "S1"), ("region", "RA")},
@@ -101,7 +101,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
         assert (region.new, region.counts, region.key) == ("orange", {"orange": 1}, b"RA")
         (dead,) = [
             DeadLetter.from_bytes(r)
-            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 20, 1)
+            for r in read_raw(stack.kafka("tools"), topics.deadletter, time.time() + 20, 1)
         ]
         assert (dead.reason, dead.original) == ("batch_decode", b"RWTB\x07 not a batch")
 
@@ -144,9 +144,9 @@ def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_pa
     try:
         sent = time.time()
         values = {"S3-G1": 1.0, "S3-G2": 2.0, "S3-G3": 3.0}
-        produce(stack.kafka_bootstrap, topics.telemetry, [(b"S3", batch(reg, "S3", values, sent))])
+        produce(stack.kafka("tools"), topics.telemetry, [(b"S3", batch(reg, "S3", values, sent))])
         stale = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.alarms,
             sent + 60,
             done=lambda ts: sum(t.site == "S3" for t in ts) >= 3,
@@ -189,9 +189,9 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
                     (site.encode(), batch(reg, site, {sensor: v}, m + 5 + 10 * k))
                     for k, v in enumerate(values)
                 ]
-        produce(stack.kafka_bootstrap, topics.telemetry, records)
+        produce(stack.kafka("tools"), topics.telemetry, records)
         # The stream goes on while InfluxDB is down: the minutes reach rw.history, transitions their topics.
-        published = read_raw(stack.kafka_bootstrap, topics.history, time.time() + 90, want=len(sent))
+        published = read_raw(stack.kafka("tools"), topics.history, time.time() + 90, want=len(sent))
         assert sum(len(SiteMinute.from_bytes(r).sensor) for r in published) >= len(sent), worker.output()
         assert wait_for(
             lambda: (metric(historian.metrics_port, "riskwatch_history_write_retries_total") or 0) >= 1, 30
@@ -205,7 +205,7 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
         historian.kill()
     finally:
         services.start_service("influxdb")
-    transitions = drain(stack.kafka_bootstrap, [topics.alarms, topics.warnings], quiet_s=3, timeout=30)
+    transitions = drain(stack.kafka("tools"), [topics.alarms, topics.warnings], quiet_s=3, timeout=30)
     assert transitions, "the worker emitted no transition"
     worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w2")
     historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
@@ -253,7 +253,7 @@ def test_the_historian_dead_letters_what_it_cannot_write_and_goes_on(
         good = SiteMinute("S9", "RA", (at // 60) * 60, ["S9-G1"], [1.0], [2.0], [1.5], [2])
         late = SiteMinute("S9", "RA", 9.6e9, ["S9-G1"], [1.0], [2.0], [1.5], [2])  # 2274: beyond int64 ns
         produce(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.history,
             [(b"S9", b"{not json"), (b"S9", late.to_bytes()), (b"S9", good.to_bytes())],
         )
@@ -266,7 +266,7 @@ def test_the_historian_dead_letters_what_it_cannot_write_and_goes_on(
         assert [r[1] for r in rows] == [2], historian.output()
         letters = [
             DeadLetter.from_bytes(r)
-            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 30, 2)
+            for r in read_raw(stack.kafka("tools"), topics.deadletter, time.time() + 30, 2)
         ]
         assert sorted((d.reason, d.component) for d in letters) == [
             ("history_rejected", "historian"),
@@ -289,11 +289,11 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
 
     reg_path, reg = write_registry(tmp_path, stale_s=3600)
     now = time.time()
-    produce(stack.kafka_bootstrap, topics.telemetry, [(b"S1", batch(reg, "S1", {"S1-G1": 60.0}, now))])
+    produce(stack.kafka("tools"), topics.telemetry, [(b"S1", batch(reg, "S1", {"S1-G1": 60.0}, now))])
     first = WorkerProcess(stack, topics, reg_path, tmp_path / "w1")
     try:
         alarms = read_transitions(
-            stack.kafka_bootstrap, topics.alarms, time.time() + 60, done=lambda ts: len(ts) >= 1
+            stack.kafka("tools"), topics.alarms, time.time() + 60, done=lambda ts: len(ts) >= 1
         )
         assert [(t.entity, t.new) for t in alarms] == [("S1-G1", "l2_high")], first.output()
         time.sleep(3)  # snapshots every second: S1's state is stored and its batch acked
@@ -329,10 +329,10 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
             "target": "NO-SUCH-UNIT",
         }
     )
-    produce(stack.kafka_bootstrap, topics.gateway, [(b"S1", hostile), (b"S1", unknown_target)])
+    produce(stack.kafka("tools"), topics.gateway, [(b"S1", hostile), (b"S1", unknown_target)])
     later = time.time()
     produce(
-        stack.kafka_bootstrap,
+        stack.kafka("tools"),
         topics.telemetry,
         [
             (b"S1", b"RWTB\x02\x03garbage"),
@@ -342,7 +342,7 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
     second = WorkerProcess(stack, topics, edited_path, tmp_path / "w1")
     try:
         found = read_transitions(
-            stack.kafka_bootstrap,
+            stack.kafka("tools"),
             topics.alarms,
             time.time() + 90,
             done=lambda ts: {("S1-G0", "l2_high"), ("S1-G1", "normal")} <= {(t.entity, t.new) for t in ts},
@@ -353,7 +353,7 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
         assert ("S1-G1", "l2_high", "normal") in changes, second.output()
         letters = [
             DeadLetter.from_bytes(r)
-            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 30, 3)
+            for r in read_raw(stack.kafka("tools"), topics.deadletter, time.time() + 30, 3)
         ]
         got = {(d.reason, d.source, d.offset) for d in letters}
         assert got == {

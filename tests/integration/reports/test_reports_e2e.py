@@ -93,7 +93,7 @@ def _api(url: str, path: str, body: dict | None = None) -> dict:
 
 def _everything(stack, topic: str) -> list:  # type: ignore[no-untyped-def]
     """Every transition on a topic from its beginning (the pipeline put them there, start-up included)."""
-    reader = TransitionReader(TopicReader(stack.kafka_bootstrap, topic, from_beginning=True))
+    reader = TransitionReader(TopicReader(stack.kafka("tools"), topic, from_beginning=True))
     out, quiet = [], 0
     try:
         while quiet < 5:
@@ -108,7 +108,7 @@ def _everything(stack, topic: str) -> list:  # type: ignore[no-untyped-def]
 def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Path) -> None:
     tz = _noon_zone()
     topics = Topics(f"r{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack.kafka_bootstrap, topics.all(), 3)
+    ensure_topics(stack, topics, 3)
     database = f"rw_{topics.prefix}"
     _influx_admin(stack, f'CREATE DATABASE "{database}"')
     receiver = WebhookReceiver(secret=HOOK).start()
@@ -145,7 +145,7 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
         scenario = load_scenario(scenario_file)
         sim = Simulation.from_registry(registry, seed=scenario.seed, speed=scenario.speed)
         scope = scope_of(sim, {s.id: s.region for s in registry.sites.values()})
-        warnings = TransitionReader(TopicReader(stack.kafka_bootstrap, topics.warnings))
+        warnings = TransitionReader(TopicReader(stack.kafka("tools"), topics.warnings))
         done = threading.Event()
 
         closed: list[str] = []

@@ -17,7 +17,7 @@ def test_load_through_the_bridge_loses_nothing(stack, topics, tmp_path) -> None:
     sensors, industries = synthetic.sim_sensors(doc)
     passwords = add_gateways(stack, sorted({(s.site, s.gateway) for s in sensors}))
     pipeline = Pipeline(tmp_path, registry, stack, topics.prefix)
-    counter = TelemetryCounter(TopicReader(stack.kafka_bootstrap, topics.telemetry), sites=industries)
+    counter = TelemetryCounter(TopicReader(stack.kafka("tools"), topics.telemetry), sites=industries)
     try:
         pipeline.start_bridge()
         pipeline.wait_ready(60)

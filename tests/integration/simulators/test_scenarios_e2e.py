@@ -46,7 +46,7 @@ def _selected() -> list[str]:
 @pytest.fixture(scope="module")
 def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pipeline, Topics]]:
     topics = Topics(f"s{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack.kafka_bootstrap, topics.all(), 3)
+    ensure_topics(stack, topics, 3)
     pipe = Pipeline(tmp_path_factory.mktemp("scenario-pipeline"), DEFAULT_REGISTRY, stack, topics.prefix)
     registry = load_registry(DEFAULT_REGISTRY)
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
@@ -74,7 +74,7 @@ def test_scenario_check_passes_against_the_pipeline(name: str, stack, pipeline, 
     validate_targets(sim, scenario)
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
     scope = scope_of(sim, {s.id: s.region for s in registry.sites.values()})
-    reader = TransitionReader(TopicReader(stack.kafka_bootstrap, topics.warnings))
+    reader = TransitionReader(TopicReader(stack.kafka("tools"), topics.warnings))
     try:
         record = ScenarioRunner(
             scenario, sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords), reader, scope, log=print

@@ -64,7 +64,7 @@ def _wait(predicate: Any, timeout_s: float, every_s: float = 0.1) -> bool:
 
 def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     topics = Topics(f"sv{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack.kafka_bootstrap, topics.all(), 3)
+    ensure_topics(stack, topics, 3)
     doc = synthetic.registry_doc(SENSORS, 100)
     registry = synthetic.write_registry(doc, tmp_path / "registry.json")
     sensors, industries = synthetic.sim_sensors(doc)
@@ -100,7 +100,7 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
         "RISKWATCH_DEMO_WEBHOOK_SECRET": secret,
     }
     console = tmp_path / "console.log"
-    counter = TelemetryCounter(TopicReader(stack.kafka_bootstrap, topics.telemetry), sites=industries)
+    counter = TelemetryCounter(TopicReader(stack.kafka("tools"), topics.telemetry), sites=industries)
     with console.open("wb") as out:
         run = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     children: set[int] = set()

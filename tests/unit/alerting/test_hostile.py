@@ -23,6 +23,7 @@ from alerting.routing.sites import SiteDirectory
 from alerting.service import AlertingService, ServiceOptions, _send_each
 from alerting.store import Store
 from alerting.store.sqlite import REFUSED
+from riskwatch.kafka_access import KafkaAccess
 from tests.unit.alerting.conftest import FakeClock, make_config, warning
 from tests.unit.alerting.test_api import call, with_api
 
@@ -38,7 +39,7 @@ class Pipeline:
         cfg = _config(cfg_overrides)
         self.registry = CollectorRegistry()
         self.service = AlertingService(
-            ServiceOptions(kafka="unused:9092", db=db),
+            ServiceOptions(kafka=KafkaAccess("unused:9092", "riskwatch-alerting", "pw"), db=db),
             cfg,
             None,
             clock=self.clock,

@@ -7,6 +7,7 @@ from processors.history.aggregate import MinuteAggregator
 from processors.history.lines import minute_lines, transition_line
 from processors.history.publish import MinutePublisher
 from processors.history.writer import PointsRejected, write_points
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.wire.minutes import MinuteDecodeError, SiteMinute
 from riskwatch.wire.transitions import Cause, CauseItem, Transition
 
@@ -232,7 +233,7 @@ def test_the_historian_commits_a_fetch_only_once_influxdb_has_it_and_dead_letter
     sink = Sink(down=2)  # InfluxDB refuses the first two attempts; the point of sensor "bad" is malformed
     health = HistorianHealth(exit=lambda code: None)
     metrics = HistorianMetrics(CollectorRegistry())
-    historian = Historian(HistorianOptions("k", backoff=(0.01, 0.02)), sink, metrics, health)
+    historian = Historian(HistorianOptions(KafkaAccess("k", "riskwatch-history", "pw"), backoff=(0.01, 0.02)), sink, metrics, health)
     consumer, producer = Consumer(), Producer()
     asyncio.run(historian.step(consumer, producer, records, asyncio.Event()))  # type: ignore[arg-type]
     assert consumer.commits == 1 and sink.calls >= 3
@@ -261,6 +262,7 @@ def test_the_historian_exits_70_when_its_loop_dies(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(Historian, "run", dies)
     monkeypatch.setenv("RW_TEST_TOKEN", "u:p")
+    monkeypatch.setenv("RISKWATCH_KAFKA_PASSWORD", "kafka-pw")
     parser = argparse.ArgumentParser()
     cli.configure(parser)
     args = parser.parse_args(

@@ -12,6 +12,7 @@ from processors.engine_port import load_engine
 from processors.health import EXIT_TASK_DIED, Health
 from processors.metrics import WorkerMetrics
 from processors.steps import Record, Steps
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry
 from riskwatch.wire.batch import encode
 from riskwatch.wire.deadletter import DeadLetter
@@ -30,7 +31,7 @@ class Clock:
 
 
 def _steps(registry, engine=None, clock=None):  # type: ignore[no-untyped-def]
-    settings = WorkerSettings(kafka="-", data_dir=Path("/nonexistent"), partitions=4)
+    settings = WorkerSettings(kafka=KafkaAccess("-", "riskwatch-worker", "pw"), data_dir=Path("/nonexistent"), partitions=4)
     metrics = WorkerMetrics(CollectorRegistry())
     ctx = WorkerContext(settings, registry, engine or load_engine(), metrics, clock or Clock())
     return Steps(ctx), ctx
@@ -189,7 +190,7 @@ def test_the_worker_app_builds_and_an_agent_that_raises_exits_the_worker(registr
 
     from processors.app import build_app
 
-    settings = WorkerSettings(kafka="127.0.0.1:1", data_dir=tmp_path, partitions=4)
+    settings = WorkerSettings(kafka=KafkaAccess("127.0.0.1:1", "riskwatch-worker", "pw"), data_dir=tmp_path, partitions=4)
     app, ctx = build_app(settings, registry, load_engine())
     assert sorted(app.agents) == ["gateway", "regions", "telemetry"]
     exits: list[int] = []

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from processors.app import WorkerSettings, build_app
 from processors.health import Health, serve_metrics
 from riskwatch.httpheaders import SECURITY_HEADERS
+from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry
 
 WANTED = dict(SECURITY_HEADERS)
@@ -26,7 +27,7 @@ def _has_security_headers(headers: object) -> bool:
 def test_faust_builtin_pages_are_closed_and_own_views_secured(
     tmp_path: Path, registry: Registry, fake_engine: object
 ) -> None:
-    settings = WorkerSettings(kafka="127.0.0.1:9", data_dir=tmp_path, partitions=2)
+    settings = WorkerSettings(kafka=KafkaAccess("127.0.0.1:9", "riskwatch-worker", "pw"), data_dir=tmp_path, partitions=2)
     app, _ = build_app(settings, registry, fake_engine, CollectorRegistry())  # type: ignore[arg-type]
     app.web.init_server()  # what the worker does at start: blueprints and views are mounted
     asyncio.run(_probe(app.web.web_app))

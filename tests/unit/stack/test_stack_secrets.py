@@ -69,7 +69,11 @@ def test_stack_info_prints_passwords_only_when_asked(
     assert settings.bridge_password not in masked and settings.influx_password not in masked
     doc = orjson.loads(masked)
     assert doc["bridge_password"] == doc["influx_token"] == "***" and doc["kafka_bootstrap"]
+    assert not any(pw in masked for pw in settings.kafka_passwords.values())
+    assert doc["kafka_passwords"] == {c: "***" for c in settings.kafka_passwords}
     assert main(["stack", "--home", str(tmp_path), "info", "--secrets"]) == 0
     shown = orjson.loads(capsys.readouterr().out)
     assert shown["bridge_password"] == settings.bridge_password
+    assert shown["kafka_passwords"] == settings.kafka_passwords
+    assert set(shown["kafka_passwords"]) == {"bridge", "worker", "alerting", "history", "tools", "admin", "broker"}
     assert settings.influx_password in shown["influx_token"]
