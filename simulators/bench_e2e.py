@@ -98,7 +98,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = Pipeline(run_dir, registry, info, topics.prefix)
     try:
         passwords = Stack(stack_home).add_gateways(sorted({(s.site, s.gateway) for s in sensors}))
-        broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
+        broker = Broker(info.mqtt_host, info.mqtt_port, passwords, info.client_tls)
         announce_online({s.gateway: s.site for s in sensors}, broker)  # before the bridge subscribes
         pipeline.start_bridge()
         pipeline.start_worker(ready_site=synthetic.site_id(0))

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import random
+import ssl
 import statistics
 import tempfile
 import threading
@@ -33,6 +34,7 @@ from alerting.board.screenshots import CHROMIUM, CHROMIUM_ARGS, _free_port
 from alerting.config import Secret, Secrets, parse_config
 from alerting.service import AlertingService, ServiceOptions
 from riskwatch.registry import load_registry
+from riskwatch.tls import ClientTLS, ServerTLS
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, Transition, transition_id
 
@@ -96,7 +98,11 @@ class ServiceThread:
         self.thread.join(15)
 
 
-def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20) -> dict[str, Any]:
+def run(
+    kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20, https: Any = None
+) -> dict[str, Any]:
+    """With `https` (a deploy.stack.StackInfo: its HTTPS certificate and CA) the board is served and
+    driven over HTTPS, chromium trusting exactly that certificate."""
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
     from playwright.sync_api import sync_playwright
@@ -117,14 +123,21 @@ def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20)
         "api_tokens": [{"user": "bench", "role": "supervisor", "token_env": "X"}],
     }, "bench")  # fmt: skip
     port = _free_port()
+    tls = ServerTLS(https.https_certfile, https.https_keyfile) if https is not None else None
     options = ServiceOptions(kafka=kafka, db=tmp / "alerting.db", topic_prefix=topics.prefix, http_port=port,
-                             group_id=f"alerting-{topics.prefix}", tick_s=0.5)  # fmt: skip
+                             group_id=f"alerting-{topics.prefix}", tick_s=0.5, tls=tls)  # fmt: skip
     service = AlertingService(
         options, cfg, Secrets({"api_tokens.bench": Secret(TOKEN)}), site_registry=registry
     )
     svc = ServiceThread(service).start()
     producer = KafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=5)
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    context = ClientTLS(https.cafile).context() if https is not None else None
+    trust: list[str] = []
+    if https is not None:
+        from deploy.stack.certs import chromium_trust_args
+
+        trust = chromium_trust_args(https.https_certfile)
     sites = doc["sites"]
     try:
         now = time.time()
@@ -135,9 +148,9 @@ def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20)
                 key=s["id"].encode(),
             )
         producer.flush()
-        _wait_alerts(base, n_alerts, 120)
+        _wait_alerts(base, n_alerts, 120, context)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *trust])
             page = browser.new_page(viewport={"width": 1600, "height": 900})
             page.goto(base + "/board/login")
             page.fill("#token", TOKEN)
@@ -177,7 +190,7 @@ def run(kafka: str, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20)
     }  # fmt: skip
 
 
-def _wait_alerts(base: str, n: int, timeout_s: float) -> None:
+def _wait_alerts(base: str, n: int, timeout_s: float, context: ssl.SSLContext | None = None) -> None:
     import urllib.request
 
     deadline = time.time() + timeout_s
@@ -186,7 +199,7 @@ def _wait_alerts(base: str, n: int, timeout_s: float) -> None:
             req = urllib.request.Request(
                 base + "/api/alerts?limit=1000", headers={"Authorization": f"Bearer {TOKEN}"}
             )
-            with urllib.request.urlopen(req, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5, context=context) as r:
                 if len(orjson.loads(r.read())["alerts"]) >= n:
                     return
         except OSError:

@@ -278,3 +278,10 @@ def _key_usage(ca: bool) -> x509.KeyUsage:
 def _same_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
     fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt)
+
+
+def chromium_trust_args(certfile: Path) -> list[str]:
+    """Chromium flags that accept exactly this server certificate's key, for a browser driven against a
+    server with a private CA's certificate (any other certificate is still refused). Chromium honours the
+    flag only with a --user-data-dir, which Playwright always gives it."""
+    return [f"--ignore-certificate-errors-spki-list={spki_sha256(load_certificate(certfile))}"]

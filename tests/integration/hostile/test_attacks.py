@@ -64,7 +64,7 @@ def world(stack, stack_services, tmp_path_factory: pytest.TempPathFactory) -> It
     registry.write_bytes(orjson.dumps(doc))
     gateways = gateways_of(doc)
     passwords = stack_services.add_gateways(sorted((site, gw) for gw, (site, _) in gateways.items()))
-    broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords)
+    broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls)
     announce_online({gw: site for gw, (site, _) in gateways.items()}, broker)
     # Client ids are bound to accounts: this pipeline's bridge gets an account (and so a session) of its own.
     name = f"hostile-bridge-{topics.prefix}"
@@ -312,7 +312,7 @@ def test_a_gateway_using_the_bridges_client_id_takes_nothing_over(world: World) 
 
 def test_a_gateway_cannot_kick_another_gateway_off(world: World) -> None:
     victim = Victim(
-        Broker(world.stack.mqtt_host, world.stack.mqtt_port, world.passwords), "HOST-SX", "HOST-GV"
+        Broker(world.stack.mqtt_host, world.stack.mqtt_port, world.passwords, world.stack.client_tls), "HOST-SX", "HOST-GV"
     )
     try:
         holder = world.mosquitto_sub("HOST-GX", "HOST-GV", seconds=3)

@@ -118,6 +118,8 @@ def _bridge_args(
         stack.mqtt_host,
         "--mqtt-port",
         str(stack.mqtt_port),
+        "--mqtt-cafile",
+        str(stack.cafile),
         "--mqtt-user",
         client_id,  # the broker binds client ids to accounts: one account per bridge
         "--mqtt-password-env",
@@ -293,6 +295,7 @@ def _session_present(stack: StackInfo, client_id: str) -> bool:
     done = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(client_id, bridge_account(stack, client_id))
+    client.tls_set_context(stack.client_tls.context())
     client.on_connect = lambda c, u, flags, reason, p: (present.append(flags.session_present), done.set())
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 0  # this probe leaves no session behind either
