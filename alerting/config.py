@@ -24,6 +24,7 @@ from alerting.channels import channel_module
 from alerting.channels.base import ChannelSettings
 from riskwatch.errors import ConfigError
 from riskwatch.levels import Colour
+from riskwatch.secrets import remember
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -437,4 +438,5 @@ def resolve_secrets(cfg: RoutingConfig, environ: Mapping[str, str], file: str = 
         if not value:
             raise ConfigError(file, path, f"environment variable {env_name} is not set or empty")
         values[key] = Secret(value)
+        remember(value)  # never in a log line of this process (riskwatch.secrets.install_log_redaction)
     return Secrets(values)

@@ -129,7 +129,7 @@ class AlertingService:
             raise RiskwatchError(f"cannot listen on {where}: {exc.strerror}; choose {option}") from None
         log.info("alerting API on %s://%s:%d", "https" if o.tls else "http", o.http_host, o.http_port)
         if apart:
-            log.info("alerting metrics on http://%s:%d/metrics", o.metrics_host, o.metrics_port)
+            log.info("alerting metrics (/metrics) on http://%s:%d", o.metrics_host, o.metrics_port)
         tasks: list[asyncio.Task[object]] = [
             asyncio.create_task(self._consume(manager, dead, wake, audit_wake), name="consume"),
             asyncio.create_task(self._notify(manager, dispatcher, deliverer, wake), name="notify"),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.settings import BridgeSettings
 from riskwatch.errors import EXIT_TASK_DIED
+from riskwatch.secrets import remember
 from riskwatch.tls import add_client_arguments, client_from_args
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = settings_from_args(args, dict(os.environ))
+    remember(settings.mqtt_password)  # masked in every log line (riskwatch.secrets)
     if args.retire:
         from ingest.mqtt import retire_session
 

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from riskwatch.errors import ConfigError, RiskwatchError
+from riskwatch.secrets import remember
 from riskwatch.topics import Topics
 
 
@@ -132,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         token = os.environ.get(args.influx_token_env, "")
         if not token:
             raise ConfigError("environment", args.influx_token_env, "empty: export the InfluxDB token there")
+        remember(token)  # masked in every log line (riskwatch.secrets)
         sink = InfluxSink(args.influx_url, token, args.influx_org, args.influx_bucket)
     settings = WorkerSettings(
         kafka=args.kafka,
