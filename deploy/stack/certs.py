@@ -167,6 +167,12 @@ class CertificateAuthority:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load_or_create(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        if self.ca_cert.exists() and not self.ca_key.exists():
+            # Never replace a CA silently: every client trusting it would stop connecting.
+            raise StackError(
+                f"{self.ca_key} is missing: put the CA's key back to issue certificates from {self.ca_cert}, "
+                "or remove the certificate to start a new CA (every client must then get the new one)"
+            )
         if self.ca_cert.exists() and self.ca_key.exists():
             cert = load_certificate(self.ca_cert)
             key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
