@@ -116,7 +116,9 @@ class AlertingService:
         try:
             runners.append(await serve(app, o.http_host, o.http_port, o.tls.context() if o.tls else None))
             if apart:
-                runners.append(await serve(metrics_app(manager, self.metrics), o.metrics_host, o.metrics_port))
+                runners.append(
+                    await serve(metrics_app(manager, self.metrics), o.metrics_host, o.metrics_port)
+                )
         except OSError as exc:
             for runner in runners:
                 await runner.cleanup()

@@ -276,7 +276,9 @@ def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
         raise RiskwatchError("--alerting-tls-certfile and --alerting-tls-keyfile go together")
     if args.alerting_tls_certfile:
         ep = replace(
-            ep, https_certfile=args.alerting_tls_certfile.resolve(), https_keyfile=args.alerting_tls_keyfile.resolve()
+            ep,
+            https_certfile=args.alerting_tls_certfile.resolve(),
+            https_keyfile=args.alerting_tls_keyfile.resolve(),
         )
     if args.influx_url is not None:
         ep = replace(ep, influx_url=args.influx_url, influx_token=environ.get(INFLUX_TOKEN_ENV, ""))

@@ -345,7 +345,9 @@ class Supervisor:
                 if child.state is State.HEALTHY and child.healthy_since == now:
                     self.say(f"{child.name} is running (pid {proc.pid})")
             elif now >= child.next_probe_at:
-                line, stop = child.on_probe(self._probe(child.spec.health_url, self.health.timeout_s, child.spec.health_cafile), now)
+                line, stop = child.on_probe(
+                    self._probe(child.spec.health_url, self.health.timeout_s, child.spec.health_cafile), now
+                )
                 if line:
                     self.say(line)
                 if stop:
@@ -414,7 +416,12 @@ def component_url(name: str, environ: dict[str, str], scheme: str = "http") -> s
 
 
 def check(
-    urls: Sequence[str], tries: int, every_s: float, timeout_s: float, wait_s: float, cafile: Path | None = None
+    urls: Sequence[str],
+    tries: int,
+    every_s: float,
+    timeout_s: float,
+    wait_s: float,
+    cafile: Path | None = None,
 ) -> str:
     """The systemd health check: "" when every URL is healthy, else why not. With `wait_s`, wait that
     long for health (ExecStartPost: a unit counts as started only once healthy); otherwise unhealthy only

@@ -102,9 +102,15 @@ TLS_SETTINGS: list[tuple[str, str, str]] = [
 
 def tls_settings(require_certificate: bool) -> list[tuple[str, str, str]]:
     return [
-        (option, ("true" if require_certificate else "false") if option == "require_certificate" else value, why)
+        (
+            option,
+            ("true" if require_certificate else "false") if option == "require_certificate" else value,
+            why,
+        )
         for option, value, why in TLS_SETTINGS
     ]
+
+
 CERTS_DIR = "certs"  # under the stack's home: the CA and every service's certificate
 
 

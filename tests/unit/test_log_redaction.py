@@ -86,11 +86,14 @@ def test_remembered_passwords_and_config_dumps_are_masked(captured) -> None:  # 
 
 def test_stack_info_is_redacted(captured) -> None:  # type: ignore[no-untyped-def]
     logger, out = captured
-
-    # The stack text quotes this source line, and so the URL in its comment.
-    logger.info("about to post", stack_info=True)  # https://oapi.dingtalk.com/robot/send?access_token=9f8e7d6c5b4a39281706f5e4d3c2b1a0
+    # A stack text quotes source lines, which may hold a URL with its key.
+    stack = f'Stack (most recent call last):\n  File "send.py", line 7, in post\n    requests.post("{ROBOT}")'
+    record = logger.makeRecord(
+        logger.name, logging.INFO, "send.py", 7, "about to post", None, None, sinfo=stack
+    )
+    logger.handle(record)
     text = out.getvalue()
-    assert "Stack (most recent call last)" in text and "about to post" in text
+    assert "Stack (most recent call last)" in text and "https://oapi.dingtalk.com/***" in text
     _clean(text)
 
 

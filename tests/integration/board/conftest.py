@@ -103,7 +103,9 @@ def browser(stack: Any) -> Iterator[Any]:
     os.environ["NODE_EXTRA_CA_CERTS"] = str(stack.cafile)  # read by Playwright's driver when it starts
     try:
         with sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *chromium_trust_args(stack.https_certfile)])
+            chromium = p.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *chromium_trust_args(stack.https_certfile)]
+            )
             try:
                 yield chromium
             finally:

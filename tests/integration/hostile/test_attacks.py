@@ -312,7 +312,9 @@ def test_a_gateway_using_the_bridges_client_id_takes_nothing_over(world: World) 
 
 def test_a_gateway_cannot_kick_another_gateway_off(world: World) -> None:
     victim = Victim(
-        Broker(world.stack.mqtt_host, world.stack.mqtt_port, world.passwords, world.stack.client_tls), "HOST-SX", "HOST-GV"
+        Broker(world.stack.mqtt_host, world.stack.mqtt_port, world.passwords, world.stack.client_tls),
+        "HOST-SX",
+        "HOST-GV",
     )
     try:
         holder = world.mosquitto_sub("HOST-GX", "HOST-GV", seconds=3)

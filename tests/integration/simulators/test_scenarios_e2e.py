@@ -77,7 +77,12 @@ def test_scenario_check_passes_against_the_pipeline(name: str, stack, pipeline, 
     reader = TransitionReader(TopicReader(stack.kafka_bootstrap, topics.warnings))
     try:
         record = ScenarioRunner(
-            scenario, sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls), reader, scope, log=print
+            scenario,
+            sim,
+            Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls),
+            reader,
+            scope,
+            log=print,
         ).run()
     finally:
         reader.reader.close()
