@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from deploy.stack import Stack, StackInfo
+from deploy.stack.process import free_port
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode, drop_sources
 from riskwatch.wire.gateway import telemetry_payload
@@ -140,6 +141,16 @@ def _bridge_args(
     ]
 
 
+def _mqtt_connected(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return "riskwatch_bridge_mqtt_connected 1.0" in r.read().decode()
+    except OSError:
+        return False
+
+
 def _wait_subscribed(stack: StackInfo, plant: Plant, gw: GatewayClient, reader: TopicReader) -> None:
     """Publish a probe until the bridge carries it: the subprocess is up and subscribed."""
     topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
@@ -203,10 +214,14 @@ def test_sigterm_flushes_what_is_in_flight(
         _wait_subscribed(stack, plant, gw, reader)
         bridge.send_signal(signal.SIGTERM)
         bridge.wait(30)
+        port = free_port()
         bridge = _bridge_process(
-            stack, topics, plant, tmp_path / "spool", client_id, "--batch-linger-ms", "600000"
-        )
-        time.sleep(3)
+            stack, topics, plant, tmp_path / "spool", client_id, "--batch-linger-ms", "600000",
+            "--metrics-port", str(port),
+        )  # fmt: skip
+        # Connected (and so past start-up, its SIGTERM handler in place) before anything is asked of it:
+        # a loaded machine can take longer than any fixed sleep to start a Python process.
+        assert wait_for(lambda: _mqtt_connected(port), 60), "restarted bridge never connected to MQTT"
         topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
         for seq in range(5):
             readings = [{"s": plant.sensors_a[0], "v": float(seq), "t": time.time()}]
