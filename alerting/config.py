@@ -130,7 +130,7 @@ class EscalationPolicy(_Model):
 
     tiers: tuple[Tier, ...]
     loops: int = Field(default=0, ge=0)
-    min_colour: Colour = Colour.ORANGE  # issue 6: red and orange alerts escalate
+    min_colour: Colour = Colour.ORANGE  # red and orange alerts escalate
     ack_timeout: float | None = None  # acknowledged but not closed: re-notify after this
 
     @field_validator("min_colour", mode="before")

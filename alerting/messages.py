@@ -15,7 +15,7 @@ from riskwatch.levels import Colour
 
 TZ = ZoneInfo("Asia/Shanghai")
 # A digest lists this many alerts in full, worst first, and counts the rest by colour: it keeps a flood
-# digest inside robot message limits (WeCom markdown <= 4096 bytes, DOMAIN.md) while every alert is counted.
+# digest inside robot message limits (WeCom markdown <= 4096 bytes, docs/domain.md) while every alert is counted.
 DIGEST_LINES = 20
 
 _REASON = {

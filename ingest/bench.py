@@ -93,7 +93,8 @@ class _Reader:
     def __init__(self, bootstrap: str, topic: str, batches: bool) -> None:
         from kafka import KafkaConsumer
 
-        self.batches, self.count, self.latencies = batches, 0, []
+        self.batches, self.count = batches, 0
+        self.latencies: list[float] = []
         self.first = self.last = 0.0
         self.consumer = KafkaConsumer(
             topic,

@@ -92,7 +92,7 @@ def start_publishers(
     """Split gateways and messages over `processes` publisher processes (spawned, no inherited threads)."""
     ctx = mp.get_context("spawn")
     done = ctx.Queue()
-    procs = []
+    procs: list[mp.process.BaseProcess] = []
     for p in range(processes):
         mine = gateways[p::processes]
         proc = ctx.Process(

@@ -107,7 +107,7 @@ class MqttSource:
         )
         client.username_pw_set(settings.mqtt_user, settings.mqtt_password or None)
         client.tls_set_context(settings.mqtt_tls.context())  # the broker's certificate is always verified
-        client.reconnect_delay_set(0.5, 10)
+        client.reconnect_delay_set(0.5, 10)  # type: ignore[arg-type]  # seconds; paho takes a float
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -175,4 +175,5 @@ class MqttSource:
             topic = message.topic
         except UnicodeDecodeError:  # still dead-lettered (wrong_topic), never dropped
             topic = message._topic.decode(errors="replace")
-        self.inbox.put(Inbound(message.mid, message.qos, topic, message.payload, self.wall_clock()))
+        payload = message.payload  # bytes from paho's reader; annotated as bytes | bytearray
+        self.inbox.put(Inbound(message.mid, message.qos, topic, payload, self.wall_clock()))  # type: ignore[arg-type]

@@ -175,14 +175,13 @@ class Validator:
         _mark(code, finite_ts & (msg.ts > limit), _CODE[Reason.FUTURE_TIMESTAMP])
         _mark(code, finite_ts & (msg.ts < oldest), _CODE[Reason.OLD_TIMESTAMP])
         good = code == 0
-        readings = (
-            Readings(idx[good], msg.value[good], msg.ts[good], msg.quality[good]) if good.any() else None
-        )
-        deadletter, rejected = None, ()
+        some = Readings(idx[good], msg.value[good], msg.ts[good], msg.quality[good]) if good.any() else None
+        deadletter: DeadLetter | None = None
+        rejected: tuple[str, ...] = ()
         if not good.all():
             items = self._items(msg, code, idx, received)
             deadletter, rejected = _partly_rejected(items, n, "readings", topic, payload, received, parts)
-        return Outcome(parts.site, parts.gateway, msg.seq, readings, (), deadletter, rejected, n)
+        return Outcome(parts.site, parts.gateway, msg.seq, some, (), deadletter, rejected, n)
 
     def _items(
         self, msg: TelemetryMessage, code: np.ndarray, idx: np.ndarray, received: float
@@ -256,7 +255,8 @@ class Validator:
                     note=event.note,
                 )
             )
-        deadletter, rejected = None, ()
+        deadletter: DeadLetter | None = None
+        rejected: tuple[str, ...] = ()
         if bad:
             items = tuple(DeadItem(b.index, b.reason.value, b.detail) for b in sorted(bad))
             total = len(msg.events)

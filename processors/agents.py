@@ -137,7 +137,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     @app.agent(telemetry, name="telemetry")
     @fatal
     async def on_telemetry(stream: faust.StreamT) -> None:
-        acks = stream.noack()
+        acks = stream.noack()  # type: ignore[attr-defined]  # Faust's Stream has it; StreamT does not say so
         async for event in acks.events():
             if not await _in_order(event, names.telemetry):
                 continue
@@ -177,7 +177,7 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     @app.agent(gateway, name="gateway")
     @fatal
     async def on_gateway(stream: faust.StreamT) -> None:
-        acks = stream.noack()
+        acks = stream.noack()  # type: ignore[attr-defined]  # Faust's Stream has it; StreamT does not say so
         async for event in acks.events():
             if not await _in_order(event, names.gateway):
                 continue
@@ -229,7 +229,8 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
         ctx.not_ready_since = None
         m.ready.set(1)
 
-    app.on_partitions_revoked.connect(on_revoked)
-    app.on_partitions_assigned.connect(on_assigned)
-    app.on_rebalance_complete.connect(on_rebalance_complete)
+    # Faust calls these with the keyword arguments named here; its signal type says (sender, **kwargs).
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    app.on_rebalance_complete.connect(on_rebalance_complete)  # type: ignore[arg-type]
     return Tables(snapshots, region_table, emit, order, reread)

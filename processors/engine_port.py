@@ -82,10 +82,6 @@ def _ignored(state: Any) -> dict[str, int]:
     }
 
 
-# Wire event kinds (riskwatch.wire.gateway) whose engine name differs.
-_EVENT_NAMES = {"valve_opened": "valve_open"}
-
-
 def gateway_events(records: Sequence[GatewayRecord]) -> list[tuple[str, str, float]]:
     """`rw.gateway` records as engine events (kind, target, at): a gateway status or a unit event."""
     out = []
@@ -94,20 +90,20 @@ def gateway_events(records: Sequence[GatewayRecord]) -> list[tuple[str, str, flo
         if rec.type == "status":
             out.append((f"gateway_{rec.state}", rec.gw, at))
         else:
-            out.append((_EVENT_NAMES.get(rec.kind, rec.kind), rec.target, at))
+            out.append((rec.kind, rec.target, at))  # the engine takes the protocol's event kinds
     return out
 
 
 def _gateway_adapter(module: Any) -> ApplyGateway:
     """Map `rw.gateway` records onto the engine's event input."""
     if hasattr(module, "apply_gateway"):  # an engine taking the wire records directly
-        return module.apply_gateway  # type: ignore[no-any-return]
+        return module.apply_gateway
     event_cls = module.Event
     evaluate = module.evaluate
     empty = Readings.empty()
 
     def apply(model: Any, state: Any, records: Sequence[GatewayRecord], now: float) -> tuple[Any, list[Any]]:
         events = [event_cls(*e) for e in gateway_events(records)]
-        return evaluate(model, state, empty, now, events=events)  # type: ignore[no-any-return]
+        return evaluate(model, state, empty, now, events=events)
 
     return apply

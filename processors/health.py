@@ -104,7 +104,7 @@ def serve_metrics(addr: str, port: int, registry: CollectorRegistry, health: Hea
             status = "200 OK" if ok else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
-        return metrics(environ, start_response)  # type: ignore[no-any-return]
+        return metrics(environ, start_response)
 
     server = make_server(addr, port, secure_wsgi(app), _Server, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()

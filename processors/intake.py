@@ -88,15 +88,15 @@ class Intake:
         dead: list[DeadLetter] = []
         if batch.fingerprint != self.fingerprint:
             try:
-                readings, unknown = remap_sensors(batch, self._index_of)
+                readings, unknown_ids = remap_sensors(batch, self._index_of)
             except BatchDecodeError as exc:
                 detail = f"registry fingerprint {batch.fingerprint} != {self.fingerprint}: {exc}"
                 return None, [self._dead(Reason.REGISTRY_MISMATCH, detail, source, raw, site=batch.site)]
-            if unknown:
+            if unknown_ids:
                 items = tuple(
-                    DeadItem(-1, Reason.SENSOR_UNKNOWN.value, sensor=s) for s in unknown[:MAX_ITEMS]
+                    DeadItem(-1, Reason.SENSOR_UNKNOWN.value, sensor=s) for s in unknown_ids[:MAX_ITEMS]
                 )
-                detail = f"{len(unknown)} sensor ids unknown to this registry"
+                detail = f"{len(unknown_ids)} sensor ids unknown to this registry"
                 dead.append(self._dead(Reason.SENSOR_UNKNOWN, detail, source, raw, batch.site, items))
         readings, clamped, old = self._times(readings)
         kept, rows = readings, None

@@ -1,4 +1,4 @@
-"""The second stage: roll site colours up into region colours (DOMAIN.md: region = highest site colour,
+"""The second stage: roll site colours up into region colours (docs/domain.md: region = highest site colour,
 plus counts per colour).
 
 Fed with site warning transitions re-keyed by region, so one worker owns all of a region's sites. A

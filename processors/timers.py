@@ -133,7 +133,7 @@ def recovery_overdue(not_ready_since: float | None, now: float, timeout_s: float
 def _end_offset(app: faust.App, tp: TP) -> int | None:
     """The partition's end offset as last fetched (None before the first fetch)."""
     try:
-        return app.consumer.highwater(tp)  # type: ignore[no-any-return]
+        return app.consumer.highwater(tp)
     except Exception:  # aiokafka raises until the partition has been fetched once
         return None
 

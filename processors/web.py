@@ -79,13 +79,13 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
     @app.page("/site/{site}/")
     class SiteView(View):
-        @app.table_route(table=snapshots, match_info="site")
+        @app.table_route(table=snapshots, match_info="site")  # type: ignore[arg-type]  # site from the path
         async def get(self, request: Request, site: str) -> Response:
             return _site_response(self, ctx, site, site_document)
 
     @app.page("/site/{site}/alarms/")
     class SiteAlarmsView(View):
-        @app.table_route(table=snapshots, match_info="site")
+        @app.table_route(table=snapshots, match_info="site")  # type: ignore[arg-type]  # site from the path
         async def get(self, request: Request, site: str) -> Response:
             return _site_response(self, ctx, site, alarms_document)
 
@@ -97,7 +97,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
     @app.page("/region/{region}/")
     class RegionView(View):
-        @app.table_route(table=region_table, match_info="region")
+        @app.table_route(table=region_table, match_info="region")  # type: ignore[arg-type]  # region from the path
         async def get(self, request: Request, region: str) -> Response:
             if region not in ctx.registry.regions:
                 return self.notfound(f"unknown region {region!r}")

@@ -20,7 +20,7 @@ import orjson
 from riskwatch.cli import load_command
 
 BENCHMARKS: dict[str, str] = {
-    "engine": "processors.engine.bench",
+    "engine": "processors.bench_engine",
     "bridge": "ingest.bench",
     "processors": "processors.bench",
     "e2e": "simulators.bench_e2e",

@@ -1,6 +1,6 @@
 """Warning colours and sensor alarm states: the vocabulary every component shares.
 
-See ../shared/DOMAIN.md "Words": red (重大) > orange (较大) > yellow (一般) > blue (低).
+See docs/domain.md "Words": red (重大) > orange (较大) > yellow (一般) > blue (低).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _ZH = {
 
 
 class AlarmState(IntEnum):
-    """Sensor-level alarm state (DOMAIN.md "Alarm"). Values are stored in numpy int8 arrays."""
+    """Sensor-level alarm state (docs/domain.md "Words"). Values are stored in numpy int8 arrays."""
 
     NORMAL = 0
     L1_HIGH = 1

@@ -1,4 +1,4 @@
-"""Kafka and MQTT topic names (ARCHITECTURE.md "Topics"). A prefix lets tests run isolated pipelines."""
+"""Kafka and MQTT topic names (docs/architecture.md "Topics"). A prefix lets tests run isolated pipelines."""
 
 from __future__ import annotations
 

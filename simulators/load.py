@@ -58,11 +58,11 @@ class LoadSlice:
 class _Shared:
     """What the publisher processes and the parent share (multiprocessing values, no readings)."""
 
-    sent: Synchronized  # type: ignore[type-arg]
-    acked: Synchronized  # type: ignore[type-arg]
-    errors: Synchronized  # type: ignore[type-arg]
-    ready: Synchronized  # type: ignore[type-arg]  # processes connected and waiting for `go`
-    start_at: Synchronized  # type: ignore[type-arg]  # wall time all processes start, so periods line up
+    sent: Synchronized
+    acked: Synchronized
+    errors: Synchronized
+    ready: Synchronized  # processes connected and waiting for `go`
+    start_at: Synchronized  # wall time all processes start, so periods line up
     go: Any  # multiprocessing.Event: start_at is set
 
     @classmethod

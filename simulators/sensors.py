@@ -1,6 +1,6 @@
 """The simulators' view of a configured sensor: what a plant model needs to produce its readings.
 
-Simulated sensors are exactly the registry's sensors (issue 7: "driven by the site registry"); this
+Simulated sensors are exactly the registry's sensors (the simulators are driven by the registry); this
 module only copies the fields a model needs, so the plants stay testable with hand-built sensors.
 """
 

@@ -14,7 +14,7 @@ import orjson
 
 from simulators.sensors import SimSensor
 
-# (type, uom, range, L1 high, L2 high): GB/T 50493-2019 gas set points (DOMAIN.md); process values
+# (type, uom, range, L1 high, L2 high): GB/T 50493-2019 gas set points (docs/domain.md); process values
 # carry plant-style set points.
 MIX: tuple[tuple[str, str, tuple[float, float], float, float], ...] = (
     ("flammable_gas", "%LEL", (0.0, 100.0), 25.0, 50.0),

@@ -37,6 +37,7 @@ def _decode_ring(ring: str, offset: list[int], scale: float) -> list[list[float]
 def _decode(feature: dict[str, Any], scale: float) -> dict[str, Any]:
     geometry = feature["geometry"]
     offsets = geometry.get("encodeOffsets")
+    coords: list[Any]
     if geometry["type"] == "Polygon":
         coords = [_decode_ring(r, o, scale) for r, o in zip(geometry["coordinates"], offsets, strict=True)]
     else:  # MultiPolygon

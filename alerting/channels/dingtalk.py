@@ -1,4 +1,4 @@
-"""DingTalk custom robot: markdown, signed with `timestamp` and `sign` query parameters (DOMAIN.md)."""
+"""DingTalk custom robot: markdown, signed with `timestamp` and `sign` query parameters (docs/domain.md)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,17 @@ from typing import ClassVar
 from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult, robot_post
 from alerting.channels.http import HttpPoster
 
-# DingTalk error codes that mean "later, not never": 130101 = sending too fast (DOMAIN.md: 20/min).
+# DingTalk error codes that mean "later, not never": 130101 = sending too fast (docs/domain.md: 20/min).
 _RETRY_CODES = frozenset({130101, 130102, -1})
 
 
 class Settings(HttpSettings):
     # url: https://oapi.dingtalk.com/robot/send?access_token=...
-    default_rate_per_minute: ClassVar[int | None] = 20  # DOMAIN.md: 20 messages/min per robot
+    default_rate_per_minute: ClassVar[int | None] = 20  # docs/domain.md: 20 messages/min per robot
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
-    """DOMAIN.md: urlencode(base64(HMAC-SHA256(key=secret, msg=f"{timestamp_ms}\\n{secret}")))."""
+    """docs/domain.md: urlencode(base64(HMAC-SHA256(key=secret, msg=f"{timestamp_ms}\\n{secret}")))."""
     digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
     return urllib.parse.quote_plus(base64.b64encode(digest).decode())
 

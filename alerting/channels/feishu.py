@@ -13,17 +13,17 @@ from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendR
 from alerting.channels.http import HttpPoster
 
 _RETRY_CODES = frozenset({11232, 9499})  # 11232: frequency limited
-# Card header templates (DOMAIN.md: red/orange/yellow/blue); normal (cleared) shows green.
+# Card header templates (docs/domain.md: red/orange/yellow/blue); normal (cleared) shows green.
 _TEMPLATE = {"red": "red", "orange": "orange", "yellow": "yellow", "blue": "blue", "normal": "green"}
 
 
 class Settings(HttpSettings):
     # url: https://open.feishu.cn/open-apis/bot/v2/hook/...
-    default_rate_per_minute: ClassVar[int | None] = 100  # DOMAIN.md: 100/min and 5/s per bot
+    default_rate_per_minute: ClassVar[int | None] = 100  # docs/domain.md: 100/min and 5/s per bot
 
 
 def sign(secret: str, timestamp_s: int) -> str:
-    """DOMAIN.md: base64(HMAC-SHA256(key=f"{timestamp_s}\\n{secret}", msg=b""))."""
+    """docs/domain.md: base64(HMAC-SHA256(key=f"{timestamp_s}\\n{secret}", msg=b""))."""
     digest = hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 

@@ -1,4 +1,4 @@
-"""WeCom (企业微信) group robot: markdown with <font color> by level, at most 4096 bytes (DOMAIN.md)."""
+"""WeCom (企业微信) group robot: markdown with <font color> by level, at most 4096 bytes (docs/domain.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar
 from alerting.channels.base import ChannelSettings, HttpSettings, Message, SendResult, robot_post
 from alerting.channels.http import HttpPoster
 
-MAX_MARKDOWN_BYTES = 4096  # DOMAIN.md: WeCom markdown <= 4096 bytes
+MAX_MARKDOWN_BYTES = 4096  # docs/domain.md: WeCom markdown <= 4096 bytes
 _RETRY_CODES = frozenset({45009, -1})  # 45009: API frequency limit exceeded
 # WeCom markdown knows only three font colours: warning (orange), info (green), comment (grey).
 _FONT = {"red": "warning", "orange": "warning", "yellow": "comment", "blue": "info", "normal": "info"}
@@ -15,7 +15,7 @@ _FONT = {"red": "warning", "orange": "warning", "yellow": "comment", "blue": "in
 
 class Settings(HttpSettings):
     # url: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...
-    default_rate_per_minute: ClassVar[int | None] = 20  # DOMAIN.md: 20 messages/min per robot
+    default_rate_per_minute: ClassVar[int | None] = 20  # docs/domain.md: 20 messages/min per robot
 
 
 def truncate_utf8(text: str, limit: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from alerting.channels.base import Message
@@ -180,7 +181,7 @@ class Dispatcher:
             mobiles = tuple(dict.fromkeys(p.mobile for p in people.values() if p.mobile))  # type: ignore[attr-defined]
             emails = tuple(dict.fromkeys(p.email for p in people.values() if p.email))  # type: ignore[attr-defined]
             d = self.cfg.defaults
-            rendered = render(items, self.directory, d.language, d.ack_url)  # type: ignore[arg-type]
+            rendered = render(items, self.directory, d.language, d.ack_url)
             message = Message(
                 key=message_key(channel, intents), channel=channel, title=rendered.title,
                 markdown=rendered.markdown, text=rendered.text, colour=rendered.colour, mobiles=mobiles,
@@ -195,7 +196,7 @@ class Dispatcher:
             self._unsendable(channel, intents, items, exc, now)
 
     def _unsendable(
-        self, channel: str, intents: list[Intent], items: list[tuple[Alert | None, str]], exc: Exception,
+        self, channel: str, intents: list[Intent], items: Sequence[tuple[Alert | None, str]], exc: Exception,
         now: float,
     ) -> None:  # fmt: skip
         detail = redact(f"notification on {channel} could not be made: {type(exc).__name__}: {exc}")

@@ -1,4 +1,4 @@
-"""Per-channel sliding-window rate limit (DOMAIN.md: 20 messages/min for DingTalk and WeCom robots)."""
+"""Per-channel sliding-window rate limit (docs/domain.md: 20 messages/min for DingTalk and WeCom robots)."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ class AlertManager:
             current = self.store.open_alert_for(key)
             if colour is Colour.NORMAL:
                 routed = Routed(
-                    (), current.escalation if current else None, current and self._policy(current)
+                    (), current.escalation if current else None, self._policy(current) if current else None
                 )
             else:
                 routed = self.routed(t, colour)

@@ -100,7 +100,7 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-def _escalation(cfg, name: str | None, colour: Colour, at: float) -> str:  # type: ignore[no-untyped-def]
+def _escalation(cfg, name: str | None, colour: Colour, at: float) -> str:
     if name is None:
         return "-"
     policy = cfg.escalation_policies[name]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -380,7 +381,8 @@ class Store:
     ) -> list[LevelRow]:
         """Colour changes (warnings) with event time after `since`, oldest first; optionally one site's
         and only these entity types."""
-        sql, params = "SELECT doc FROM level_log WHERE at > ? AND kind = 'warning'", [since]
+        sql = "SELECT doc FROM level_log WHERE at > ? AND kind = 'warning'"
+        params: list[Any] = [since]
         if site is not None:
             sql, params = sql + " AND site = ?", [*params, site]
         if entity_types:

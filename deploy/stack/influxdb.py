@@ -166,7 +166,7 @@ bind-address = "{s.host}:{s.influx_rpc_port}"
         if marker.exists():
             return
         self._until_ok("creating the admin user", self._create_admin)
-        # Hazard-source records >= 30 days, coal alarm records >= 1 year (DOMAIN.md "Retention"): keep 400 d.
+        # Hazard-source records >= 30 days, coal alarm records >= 1 year (docs/domain.md, "Retention"): keep 400 d.
         self._until_ok(
             f"creating database {INFLUX_DATABASE}",
             lambda: self._influxql(

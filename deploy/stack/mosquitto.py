@@ -12,7 +12,7 @@ import secrets
 import signal
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import orjson
@@ -267,7 +267,7 @@ log_dest file {self.dir / "broker.log"}
                 self._reload_until_accepted(changed[-1], known[changed[-1]])
             return result
 
-    def _save(self, path: Path, doc: dict[str, object]) -> None:
+    def _save(self, path: Path, doc: Mapping[str, object]) -> None:
         write_private(path, orjson.dumps(doc))
 
     def _reload_until_accepted(self, user: str, password: str) -> None:

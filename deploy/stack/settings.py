@@ -11,6 +11,7 @@ import base64
 import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -62,8 +63,8 @@ class StackSettings(BaseModel):
 
     @classmethod
     def create(cls, **overrides: int | None) -> StackSettings:
-        chosen = {k: v for k, v in overrides.items() if v is not None}
-        ports = {
+        chosen: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        ports: dict[str, Any] = {
             name: chosen.pop(name, None) or free_port()
             for name in ("kafka_port", "kafka_controller_port", "mqtt_port", "influx_port", "influx_rpc_port")
         }

@@ -116,11 +116,11 @@ def _readings(
     else:  # the k-th reading of every sensor goes in round k, keeping each sensor's batch order
         order = np.argsort(sensor, kind="stable")
         ss = sensor[order]
-        pos = np.arange(ss.size)
+        at = np.arange(ss.size)
         first = np.empty(ss.size, bool)
         first[0] = True
         np.not_equal(ss[1:], ss[:-1], out=first[1:])
-        rank = pos - np.maximum.accumulate(np.where(first, pos, 0))
+        rank = at - np.maximum.accumulate(np.where(first, at, 0))
         rounds = [order[rank == k] for k in range(int(rank.max()) + 1)]
     out_of_order = 0
     watch = [state.watch]
@@ -136,8 +136,8 @@ def _readings(
             n_late = int(np.count_nonzero(late))
             if n_late:
                 out_of_order += n_late
-                keep = ~late
-                idx, rts, rv, rq = idx[keep], rts[keep], rv[keep], rq[keep]
+                on_time = ~late
+                idx, rts, rv, rq = idx[on_time], rts[on_time], rv[on_time], rq[on_time]
         left = apply_round(model, s, idx, rv, rts, rq, em)
         if left.size:
             watch.append(left.astype(np.int32))

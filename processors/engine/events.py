@@ -94,7 +94,7 @@ def apply_event_list(
 def _gateway_offline(
     model: EngineModel, s: dict[str, npt.NDArray[Any]], g: int, at: float, em: Emits
 ) -> None:
-    """Every sensor behind an offline gateway is stale from the event time (DOMAIN.md "stale")."""
+    """Every sensor behind an offline gateway is stale from the event time (docs/domain.md, "Alarm engineering")."""
     idx = np.flatnonzero(model.sensor_gateway == g).astype(np.int32)
     idx = idx[s["code"][idx] != STALE]
     if idx.size == 0:

@@ -13,13 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from riskwatch.levels import AlarmState
-from riskwatch.registry import Registry, Rule
+from riskwatch.registry import Registry, Rule, Sensor
 from riskwatch.registry.types import TYPES
 
 FAULT = 8
 STALE = 9
 CODE_OFFSET = 4  # LUT index = code + CODE_OFFSET
-CHATTER_WINDOW_S = 60.0  # DOMAIN.md: chattering = >= 3 on/off in 1 min (ISA-18.2)
+CHATTER_WINDOW_S = 60.0  # docs/domain.md: chattering = >= 3 on/off in 1 min (ISA-18.2)
 CHATTER_COUNT = 3
 
 F64 = npt.NDArray[np.float64]
@@ -118,7 +118,8 @@ class EngineModel:
 
     def alarm_state(self, sensors: npt.NDArray[np.integer], codes: npt.NDArray[np.integer]) -> I8:
         """AlarmState values of `codes` for `sensors`."""
-        return STATE_LUT[self.banded[sensors], codes.astype(np.int64) + CODE_OFFSET]
+        states: I8 = STATE_LUT[self.banded[sensors], codes.astype(np.int64) + CODE_OFFSET]
+        return states
 
     def setpoint(self, sensor: int, code: int) -> float | None:
         """The threshold a sensor crossed to reach `code` (None for normal, fault and stale)."""
@@ -177,21 +178,23 @@ def _backfill(values: list[float | None], fill: float) -> list[float]:
     out = [fill] * 4
     nxt = fill
     for k in range(3, -1, -1):
-        if values[k] is not None:
-            nxt = float(values[k])  # type: ignore[arg-type]
+        value = values[k]
+        if value is not None:
+            nxt = float(value)
         out[k] = nxt
     return out
 
 
-def _thresholds(sensor: object) -> tuple[list[float], list[float]]:
-    s = sensor  # a riskwatch.registry.Sensor
-    if s.bands is not None:  # type: ignore[attr-defined]
-        bands = list(s.bands)  # type: ignore[attr-defined]
+def _thresholds(s: Sensor) -> tuple[list[float], list[float]]:
+    hi: list[float | None]
+    lo: list[float | None]
+    if s.bands is not None:
+        bands: list[float | None] = list(s.bands)
         none: list[float | None] = [None] * 4
-        hi, lo = (bands, none) if s.band_side == "high" else (none, bands)  # type: ignore[attr-defined]
+        hi, lo = (bands, none) if s.band_side == "high" else (none, bands)
     else:
-        hi = [s.l1_high, s.l2_high, None, None]  # type: ignore[attr-defined]
-        lo = [s.l1_low, s.l2_low, None, None]  # type: ignore[attr-defined]
+        hi = [s.l1_high, s.l2_high, None, None]
+        lo = [s.l1_low, s.l2_low, None, None]
     return _backfill(hi, np.inf), _backfill(lo, -np.inf)
 
 

@@ -158,8 +158,8 @@ def _tailings(model: EngineModel, s: dict[str, Arr], sensor: Arr, seg: Arr, memb
     for at_least, count, colour in ((1, 4, Colour.YELLOW), (2, 3, Colour.ORANGE), (3, 2, Colour.RED)):
         n = np.bincount(key[pc >= at_least], minlength=size)
         item = np.where(n >= count, np.maximum(item, int(colour)), item)
-    item = item.reshape(nd, _NQ)
-    pond = item.max(axis=1) if nd else np.zeros(0, np.int64)
-    blue_items = np.count_nonzero(item >= Colour.BLUE, axis=1)
+    by_item = item.reshape(nd, _NQ)
+    pond = by_item.max(axis=1) if nd else np.zeros(0, np.int64)
+    blue_items = np.count_nonzero(by_item >= Colour.BLUE, axis=1)
     pond = np.where(blue_items >= 4, np.maximum(pond, int(Colour.YELLOW)), pond)
     return pond.astype(np.int8)

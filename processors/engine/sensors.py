@@ -1,6 +1,6 @@
 """Sensor alarm states over arrays: hysteresis, on/off delays, fault, stale and chattering.
 
-Semantics (the reference implementation in `reference.py` does the same one reading at a time):
+Semantics (the reference engine in `processors/engine_reference/` does the same one reading at a time):
 - A reading first *advances* its sensor to the reading's time, then is *applied*.
 - Advance to time t, in this order: chattering ends if no alarm-state change for 60 s; a candidate
   level whose delay has elapsed is committed at `candidate start + delay` (the value is held between
@@ -290,7 +290,8 @@ def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr
     if not busy:
         return _NONE
     w = np.concatenate(busy) if len(busy) > 1 else busy[0]
-    return w[(cand[w] != s["code"][w]) | (s["chat"][w] != 0)]
+    still: Arr = w[(cand[w] != s["code"][w]) | (s["chat"][w] != 0)]
+    return still
 
 
 _NONE = np.zeros(0, np.intp)

@@ -96,13 +96,13 @@ class EngineState:
     def initial(cls, model: EngineModel, now: float | None = None) -> EngineState:
         """All sensors normal and unseen; stale timers start at `now`, or at the first evaluation."""
         n, nu, ns, nr = model.n_sensors, len(model.unit_ids), len(model.site_ids), len(model.region_ids)
-        sensor = {k: np.zeros(n, dt) for k, dt in SENSOR_ARRAYS.items()}
+        sensor: dict[str, npt.NDArray[Any]] = {k: np.zeros(n, dt) for k, dt in SENSOR_ARRAYS.items()}
         for k in ("t1", "t2", "since", "usince"):
             sensor[k][:] = -np.inf
         sensor["last_ts"][:] = np.nan if now is None else now
         sensor["last_value"][:] = np.nan
         sensor["keep_lo"][:], sensor["keep_hi"][:] = keep_bands(model, np.arange(n), sensor["code"])
-        unit = {k: np.zeros(nu, dt) for k, dt in UNIT_ARRAYS.items()}
+        unit: dict[str, npt.NDArray[Any]] = {k: np.zeros(nu, dt) for k, dt in UNIT_ARRAYS.items()}
         unit["rule"][:] = -1
         unit["due"][:] = np.inf
         unit["valve_closed_at"][:] = np.inf
@@ -197,8 +197,11 @@ class EngineState:
             gateway_offline=loose["gateway_offline"],
             watch=loose["watch"],
             ids=_ids(header.get("ids")),
-            **groups,  # type: ignore[arg-type]
-            **scalars,
+            sensor=groups["sensor"],
+            unit=groups["unit"],
+            site=groups["site"],
+            region=groups["region"],
+            **scalars,  # type: ignore[arg-type]  # only the names of _SCALARS, written by to_bytes
         )
         if state.ids is not None:
             lengths = {

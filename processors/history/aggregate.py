@@ -26,9 +26,9 @@ class MinuteAggregate(NamedTuple):
     min: npt.NDArray[np.float64]
     max: npt.NDArray[np.float64]
     mean: npt.NDArray[np.float64]
-    count: npt.NDArray[np.int64]
+    count: npt.NDArray[np.int64]  # type: ignore[assignment]  # readings per minute; shadows tuple.count
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return int(self.sensor.shape[0])
 
     def rows(self, lo: int, hi: int) -> MinuteAggregate:

@@ -27,7 +27,7 @@ class InfluxSink:
 
     def write(self, lines: list[str]) -> None:
         try:
-            self._api.write(bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.MS)
+            self._api.write(bucket=self.bucket, org=self.org, record=lines, write_precision=WritePrecision.MS)  # type: ignore[arg-type]
         except ApiException as exc:
             if exc.status in REFUSED:
                 raise PointsRejected(f"HTTP {exc.status}: {str(exc.body)[:300]}") from exc

@@ -48,7 +48,7 @@ class RecentSeqs:
         """Per gateway, the seq that arrived last (for logs)."""
         return {gw: next(reversed(seqs)) for gw, seqs in self._seqs.items() if seqs}
 
-    def to_json(self) -> dict[str, list[list[float]]]:
+    def to_json(self) -> dict[str, list[list[float | None]]]:
         return {
             gw: [[seq, None if math.isnan(t) else t] for seq, t in seqs.items()]
             for gw, seqs in self._seqs.items()

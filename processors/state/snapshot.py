@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import asdict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -95,7 +95,7 @@ class SiteSnapshot(NamedTuple):
             raise SnapshotError(f"unreadable site snapshot: {exc}") from exc
 
 
-def _transition(doc: dict) -> Transition:  # type: ignore[type-arg]
+def _transition(doc: dict[str, Any]) -> Transition:
     cause = doc.pop("cause")
     items = tuple(CauseItem(**item) for item in cause.get("items", ()))
     return Transition(cause=Cause(cause["rule"], items, cause.get("text", "")), **doc)

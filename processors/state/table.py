@@ -107,7 +107,7 @@ class SnapshotTable:
         agent there is none, so a stand-in that carries only the partition is made current.
         """
         at = _AtPartition(partition)
-        token = _current_event.set(weakref.ref(at))
+        token = _current_event.set(weakref.ref(at))  # type: ignore[arg-type]  # a stand-in event, above
         try:
             for site, raw in snapshots:
                 self.table.data[site.encode()] = raw

@@ -4,7 +4,7 @@
     registry = load_registry("deploy/examples/registry.yaml")
     registry.sensors["GT-101"].l2_high
 
-Per-type defaults (DOMAIN.md set points) live in `types.py`, warning rules as data in `rules.py`.
+Per-type defaults (docs/domain.md set points) live in `types.py`, warning rules as data in `rules.py`.
 """
 
 from riskwatch.registry.generate import generate, generate_dict

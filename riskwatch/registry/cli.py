@@ -7,7 +7,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from riskwatch.registry.loader import RegistryError, load_registry
+from riskwatch.registry.loader import load_registry
+from riskwatch.registry.registry import RegistryError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

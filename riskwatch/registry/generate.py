@@ -24,7 +24,7 @@ _PROCESS = {
     "level": {"range": [0, 20], "l1_high": 16, "l2_high": 18, "l1_low": 2, "l2_low": 1},
 }
 _METHANE_LOCATIONS = ("longwall_face", "return_corner", "face_return_airway", "shearer", "heading_face")
-_TAILINGS = {
+_TAILINGS: dict[str, dict[str, Any]] = {
     "dam_displacement": {"bands": {"blue": 20, "yellow": 40, "orange": 60, "red": 80}},
     "phreatic_depth": {"bands": {"blue": 8, "yellow": 7, "red": 5}},
     "freeboard": {"bands": {"blue": 3.0, "yellow": 2.5, "orange": 2.0, "red": 1.5}},

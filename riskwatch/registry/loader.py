@@ -63,7 +63,7 @@ def _check_shape(name: str, text: str) -> None:
     for event in yaml.parse(text, Loader=_YamlLoader):
         if isinstance(event, yaml.AliasEvent):
             written += 1
-            expanded += sizes.get(event.anchor, 1)
+            expanded += sizes.get(event.anchor or "", 1)
         elif isinstance(event, yaml.ScalarEvent):
             written += 1
             expanded += 1

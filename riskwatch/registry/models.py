@@ -60,7 +60,7 @@ class Sensor(NamedTuple):
     quantity: str  # type name, e.g. "flammable_gas", "co", "methane"
     group: str  # quantity group: flammable_gas, toxic_gas, oxygen, methane, process, tailings, ...
     uom: str
-    index: int  # dense 0..N-1 in file order
+    index: int  # type: ignore[assignment]  # dense 0..N-1 in file order (shadows tuple.index on purpose)
     range_low: float
     range_high: float
     l1_high: float | None

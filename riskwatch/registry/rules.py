@@ -1,6 +1,6 @@
 """Warning rules as data: which sensor alarm states make a hazard source (unit) blue/yellow/orange/red.
 
-The DEFAULT rules of ../shared/DOMAIN.md ("DEFAULT warning rules") are a list of `Rule` records; a
+The default rules of docs/domain.md ("From alarms to colours") are a list of `Rule` records; a
 registry may redefine the list per industry or name its own set and point sites at it. The engine
 compiles these records into arrays; adding a rule never needs engine code unless it needs a new `kind`.
 """
@@ -44,7 +44,7 @@ def _count(name: str, colour: Colour, states: tuple[StateClass, ...], **kw: obje
     return Rule(name, colour, "count", states, **kw)  # type: ignore[arg-type]
 
 
-# DOMAIN.md "DEFAULT warning rules (configurable; the official MEM counting rules are not public)".
+# docs/domain.md "From alarms to colours" (a riskwatch default: the official counting rules are not public).
 DEFAULT_RULES: tuple[Rule, ...] = (
     _count("any_l1", Colour.BLUE, ("l1",)),
     _count("fault_or_stale", Colour.BLUE, ("fault", "stale")),

@@ -1,6 +1,6 @@
 """Sensor quantity types and their defaults, so a sensor needs only its type (and location) in the registry.
 
-Every number here comes from ../shared/DOMAIN.md; the section is cited beside it. Explicit values in
+Every number here is sourced in docs/domain.md; the standard is cited beside it. Explicit values in
 the registry override these defaults.
 """
 
@@ -59,7 +59,7 @@ def _process(name: str, uom: str, deadband_pct: float, delay_s: float) -> Quanti
     )
 
 
-# Tailings points go stale after 1 h (DOMAIN.md); deadband 0.5 % of span unless given.
+# Tailings points go stale after 1 h (docs/domain.md); deadband 0.5 % of span unless given.
 def _tailings(name: str, uom: str, hi: float, side: BandSide, deadband_pct: float = 0.5) -> QuantityType:
     return QuantityType(
         name, "tailings", uom, 0.0, hi, deadband_pct=deadband_pct, stale_after_s=3600.0, band_side=side
@@ -72,7 +72,7 @@ TYPES: dict[str, QuantityType] = {
         # GB/T 50493-2019 §5.5.2: flammable L1 <= 25 %LEL, L2 <= 50 %LEL; open path 1 / 2 LEL·m.
         _gas("flammable_gas", "flammable_gas", "%LEL", 100.0, 25.0, 50.0),
         _gas("open_path_flammable", "flammable_gas", "LEL·m", 5.0, 1.0, 2.0),
-        # Toxic: 100 / 200 %OEL, and the common toxic table in mg/m³ (DOMAIN.md "Default set points").
+        # Toxic: 100 / 200 %OEL, and the common toxic table in mg/m³ (docs/domain.md "Default set points").
         _gas("toxic_gas", "toxic_gas", "%OEL", 500.0, 100.0, 200.0),
         _gas("h2s", "toxic_gas", "mg/m3", 150.0, 10.0, 20.0),
         _gas("co", "toxic_gas", "mg/m3", 1000.0, 20.0, 40.0),
@@ -89,7 +89,7 @@ TYPES: dict[str, QuantityType] = {
         QuantityType(
             "methane", "methane", "%CH4", 0.0, 4.0, deadband_pct=0.0, stale_after_s=60.0, needs_location=True
         ),
-        # Process quantities: ISA-18.2 starting points (deadband % of span / delay) from DOMAIN.md.
+        # Process quantities: ISA-18.2 starting points (deadband % of span / delay), docs/domain.md.
         _process("pressure", "kPa", 2.0, 15.0),
         _process("temperature", "degC", 1.0, 60.0),
         _process("level", "m", 5.0, 60.0),
@@ -143,7 +143,7 @@ METHANE_BY_LOCATION: dict[str, tuple[float, float]] = {
     "drainage_roadway": (2.5, 2.5),
 }
 
-# Tailings band defaults (DOMAIN.md "Tailings ponds"): rainfall yellow = rainstorm >= 50 mm/24 h and the
+# Tailings band defaults (docs/domain.md "Default set points"): rainfall yellow = rainstorm >= 50 mm/24 h and the
 # national daily warnings' >= 100 mm band as orange; derived bands: orange phreatic depth = 1.1 x red,
 # landslide orange = 80 % of red.
 RAINFALL_BANDS: dict[str, float] = {"yellow": 50.0, "orange": 100.0}
@@ -177,7 +177,7 @@ UNIT_KINDS: tuple[str, ...] = (
 )
 
 
-def static_grade_from_score(score: float) -> str:
+def static_grade_from_score(score: float) -> Literal["blue", "yellow", "orange", "red"]:
     """Static risk grade from the 应急〔2018〕19号 score: >=90 blue, 75-<90 yellow, 60-<75 orange, <60 red."""
     if score >= 90:
         return "blue"

@@ -29,7 +29,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -69,7 +69,7 @@ class Source(NamedTuple):
 
     gateway: str
     seq: int
-    count: int  # its readings, stored contiguously in source order
+    count: int  # type: ignore[assignment]  # its readings, stored contiguously (shadows tuple.count)
 
 
 class TelemetryBatch(NamedTuple):
@@ -157,18 +157,22 @@ def encode(
     zlib-compresses the body.
     """
     n = len(readings)
+    full: list[tuple[str, int, int]] = []
     if len(sources) == 1 and len(sources[0]) == 2:  # a lone (gateway, seq) owns every reading
-        sources = [(sources[0][0], sources[0][1], n)]
-    if any(len(source) != 3 for source in sources):
-        raise ValueError("with several sources, give each as (gateway, seq, readings)")
-    if sources and sum(source[2] for source in sources) != n:
-        raise ValueError(f"source counts add up to {sum(s[2] for s in sources)}, batch has {n} readings")
+        full = [(sources[0][0], sources[0][1], n)]
+    else:
+        for source in sources:
+            if len(source) != 3:
+                raise ValueError("with several sources, give each as (gateway, seq, readings)")
+            full.append(source)
+    if full and sum(source[2] for source in full) != n:
+        raise ValueError(f"source counts add up to {sum(s[2] for s in full)}, batch has {n} readings")
     flags = (FLAG_SENSOR_IDS if sensor_ids is not None else 0) | (FLAG_ZLIB if compress else 0)
     parts: list[bytes] = [_PREFIX.pack(MAGIC, VERSION, flags, 0)]
     parts.append(_text(site))
     parts.append(_text(fingerprint))
-    parts.append(_U32.pack(len(sources)))
-    for gateway, seq, count in sources:
+    parts.append(_U32.pack(len(full)))
+    for gateway, seq, count in full:
         parts.append(_text(gateway))
         parts.append(_SOURCE.pack(seq, count))
     parts.append(_U32.pack(n))
@@ -346,7 +350,7 @@ class _Reader:
         self.pos = start + size
         return start
 
-    def unpack(self, fmt: struct.Struct) -> tuple[int, ...]:
+    def unpack(self, fmt: struct.Struct) -> tuple[Any, ...]:
         return fmt.unpack_from(self.raw, self._take(fmt.size))
 
     def raw_text(self, length: int) -> str:
@@ -359,6 +363,6 @@ class _Reader:
     def text(self) -> str:
         return self.raw_text(self.unpack(_U16)[0])
 
-    def column(self, dtype: np.dtype, n: int) -> npt.NDArray[np.generic]:
+    def column(self, dtype: np.dtype, n: int) -> npt.NDArray[Any]:
         start = self._take(n * dtype.itemsize)
         return np.frombuffer(self.raw, dtype, n, start)

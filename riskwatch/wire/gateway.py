@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +70,7 @@ class TopicParts(NamedTuple):
 class ItemError(NamedTuple):
     """One bad reading or event inside an otherwise usable message."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the item's position; shadows tuple.index on purpose
     reason: Reason
     detail: str
 
@@ -273,7 +273,7 @@ def _reading_problem(r: Any) -> str:
     return _text_problem(r.get("u", ""), "'u' (unit)", MAX_UNIT_CHARS, "a string")
 
 
-def _is_number(x: Any) -> bool:
+def _is_number(x: Any) -> TypeGuard[int | float]:
     """A JSON number a float64 column holds (huge integers are refused before this, see load_json)."""
     return type(x) is float or (type(x) is int and _INT_MIN <= x <= _INT_MAX)
 

@@ -27,7 +27,7 @@ class Readings(NamedTuple):
     ts: npt.NDArray[np.float64]
     quality: npt.NDArray[np.uint8]
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return int(self.sensor.shape[0])
 
     @classmethod

@@ -1,7 +1,7 @@
 """A coal mine: methane at faces and return airways follows ventilation (CH4 % = emission / airflow).
 
 Each working face (unit) has a design airflow and a methane emission giving ~0.35 % CH4 at the face.
-Where a sensor sits decides what it sees (煤矿安全规程 sensor locations, DOMAIN.md): the return corner
+Where a sensor sits decides what it sees (煤矿安全规程 sensor locations, docs/domain.md): the return corner
 a little more than the face, the return airway a little less, intake air almost none.
 
 Incidents: `ventilation_failure` (unit, airflow: fraction of design left), `ventilation_restore`,

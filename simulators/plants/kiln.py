@@ -1,5 +1,5 @@
 """A glass-kiln plant: the natural-gas main pressure, its low-pressure alarm and the emergency cut-off
-valve that must confirm it closed (MEM Order No. 10, 2023, art. 6(5); DOMAIN.md "Gas-fired kilns").
+valve that must confirm it closed (MEM Order No. 10, 2023, art. 6(5); docs/domain.md "Gas-fired kilns").
 
 Incidents: `pressure_drop` (unit, drop: fraction of normal pressure lost, cutoff: whether the interlock
 closes the valve, cutoff_delay_s: how long it takes), `pressure_restore`, `valve_reset` (reopen after

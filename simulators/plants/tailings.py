@@ -1,7 +1,7 @@
 """A tailings pond: rainfall fills the pond; water level rises, freeboard and dry beach shrink, the
 phreatic line rises (its depth falls) with a lag, and dam displacement creeps faster when it is high.
 
-The items are those of GB 51108-2015 §8.3 (DOMAIN.md "Tailings ponds"). Thresholds are set per point
+The items are those of GB 51108-2015 §8.3 (docs/domain.md "Tailings ponds"). Thresholds are set per point
 by the designer, so the model works in metres of water rise and maps each sensor between its normal
 value and its red band (or L2): a rise of DESIGN_RISE_M (the flood the designer planned for) brings
 every point to red. The direction of each item is physical (freeboard and beach shrink, depth falls).

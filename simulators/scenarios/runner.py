@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from riskwatch.errors import ConfigError
 from simulators.faults import GATEWAY_FAULTS, Fault
@@ -47,7 +48,7 @@ def apply_injection(sim: Simulation, inj: Injection, now: float) -> None:
         sim.stop_fault(inj.fault_stop, inj.target)
 
 
-def _is_num(v: object) -> bool:
+def _is_num(v: object) -> TypeGuard[int | float]:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 

@@ -1,6 +1,6 @@
 """Real local receivers for channel tests: an aiohttp server playing DingTalk, WeCom, Feishu, webhook and
 SMS gateway, and an aiosmtpd SMTP server. They verify signatures with the algorithms as documented in
-DOMAIN.md (written out again here, not imported) and de-duplicate by idempotency key like a careful
+docs/domain.md (written out again here, not imported) and de-duplicate by idempotency key like a careful
 receiver would. Each runs in its own thread so a service in another process can post to it.
 """
 
@@ -41,7 +41,7 @@ class Received:
 
 
 def dingtalk_signature_ok(secret: str, query: dict[str, str]) -> bool:
-    """DOMAIN.md: sign = urlencode(base64(HMAC-SHA256(key=secret, msg=f"{timestamp_ms}\\n{secret}")))."""
+    """docs/domain.md: sign = urlencode(base64(HMAC-SHA256(key=secret, msg=f"{timestamp_ms}\\n{secret}")))."""
     ts = query.get("timestamp", "")
     expected = base64.b64encode(
         hmac.new(secret.encode(), f"{ts}\n{secret}".encode(), hashlib.sha256).digest()
@@ -51,7 +51,7 @@ def dingtalk_signature_ok(secret: str, query: dict[str, str]) -> bool:
 
 
 def feishu_signature_ok(secret: str, body: dict[str, Any]) -> bool:
-    """DOMAIN.md: sign = base64(HMAC-SHA256(key=f"{timestamp_s}\\n{secret}", msg=b""))."""
+    """docs/domain.md: sign = base64(HMAC-SHA256(key=f"{timestamp_s}\\n{secret}", msg=b""))."""
     ts = str(body.get("timestamp", ""))
     expected = base64.b64encode(hmac.new(f"{ts}\n{secret}".encode(), b"", hashlib.sha256).digest()).decode()
     return ts.isdigit() and hmac.compare_digest(str(body.get("sign", "")), expected)

@@ -31,7 +31,7 @@ def test_flood_of_200_warnings_to_one_dingtalk_robot(tmp_path: Path) -> None:
     records = http.records("dingtalk")
     assert records and all(r.signature_ok for r in records)
     assert len(records) == len(sent_at) and len(http.unique("dingtalk")) == len(records)
-    for t in sent_at:  # DOMAIN.md: 20 messages/min per robot, in every sliding minute
+    for t in sent_at:  # docs/domain.md: 20 messages/min per robot, in every sliding minute
         assert sum(1 for s in sent_at if t - 60 < s <= t) <= 20
     # Nothing lost: the robot's messages account for all 200 alerts (a digest lists up to 20 in full and
     # counts the rest), and the audit trail has a delivery to the robot for every alert.

@@ -90,7 +90,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
         )
         site = next(t for t in warnings if t.entity == "S1")
         region = next(t for t in warnings if t.entity == "RA")
-        # DOMAIN.md DEFAULT rules: any flammable gas L2 makes its hazard source, hence its site, orange.
+        # docs/domain.md default rules: any flammable gas L2 makes its hazard source, hence its site, orange.
         assert (site.new, site.key, site.region, site.cause.rule) == ("orange", b"S1", "RA", "gas_l2")
         assert [i.sensor for i in site.cause.items] == ["S1-G2"]
         assert (region.new, region.counts, region.key) == ("orange", {"orange": 1}, b"RA")

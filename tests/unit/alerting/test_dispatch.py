@@ -115,7 +115,7 @@ def test_flood_of_200_warnings_stays_within_20_per_minute_and_loses_nothing(
         clock.advance(1)
         sent_at += [clock()] * d.step(clock()).messages
     assert m.store.pending_intents() == []
-    for t in sent_at:  # any 60 s window holds at most 20 messages (DOMAIN.md: DingTalk 20/min)
+    for t in sent_at:  # any 60 s window holds at most 20 messages (docs/domain.md: DingTalk 20/min)
         assert sum(1 for s in sent_at if t - 60 < s <= t) <= 20
     messages = outbox(m)
     covered = [a for msg in messages for a in msg.alert_ids]

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from processors.engine import EngineState, Event, compile_model, evaluate, evaluate_detailed
+from processors.engine import Event, compile_model, evaluate
 from riskwatch.wire.readings import Readings
-from tests.unit.engine.conftest import Rig, site_yaml
+from tests.unit.engine.conftest import MakeRig, Rig, site_yaml
 
 RIG = site_yaml(
     "hazardous_chemicals",
@@ -26,8 +26,8 @@ RIG = site_yaml(
 )
 
 
-def test_noise_inside_the_deadband_does_not_chatter() -> None:
-    rig = Rig(RIG)
+def test_noise_inside_the_deadband_does_not_chatter(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     rng = np.random.default_rng(1)
     for k, noise in enumerate(rng.uniform(-1.9, 1.9, 200)):  # deadband 2 %LEL around the 25 %LEL set point
         rig.feed(float(k), {"GT-1": 25.5 + noise if k else 26.0})
@@ -37,8 +37,8 @@ def test_noise_inside_the_deadband_does_not_chatter() -> None:
     assert rig.changes("GT-1")[-1] == ("l1_high", "normal", 310.0)  # after the 10 s off-delay
 
 
-def test_a_spike_shorter_than_the_on_delay_does_not_alarm() -> None:
-    rig = Rig(RIG)
+def test_a_spike_shorter_than_the_on_delay_does_not_alarm(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     rig.feed(0, {"TT-1": 320})
     rig.tick(20)
     rig.feed(29, {"TT-1": 250})
@@ -52,8 +52,8 @@ def test_a_spike_shorter_than_the_on_delay_does_not_alarm() -> None:
     assert rig.changes("TT-1") == [("normal", "l1_high", 230.0)]  # alarmed on the timer, at on-delay end
 
 
-def test_escalation_uses_on_delay_and_clearing_uses_off_delay() -> None:
-    rig = Rig(RIG)
+def test_escalation_uses_on_delay_and_clearing_uses_off_delay(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     rig.feed(0, {"TT-1": 360})
     rig.feed(30, {"TT-1": 360})
     assert rig.changes("TT-1") == [("normal", "l2_high", 30.0)]
@@ -64,8 +64,8 @@ def test_escalation_uses_on_delay_and_clearing_uses_off_delay() -> None:
     assert rig.changes("TT-1")[-1] == ("l2_high", "normal", 60.0)
 
 
-def test_low_side_alarms() -> None:
-    rig = Rig(RIG)
+def test_low_side_alarms(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     rig.feed(1, {"LT-1": 1.9})
     rig.feed(2, {"LT-1": 0.5})
     rig.feed(3, {"LT-1": 1.1})  # inside the 0.2 m deadband above L2 low: holds
@@ -74,8 +74,8 @@ def test_low_side_alarms() -> None:
     assert rig.changes("LT-1") == expected
 
 
-def test_stale_is_raised_with_no_input_at_all() -> None:
-    rig = Rig(RIG, start=1000.0)
+def test_stale_is_raised_with_no_input_at_all(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG, start=1000.0)
     rig.tick(1119)
     assert rig.log == []
     out = rig.tick(1200)
@@ -85,17 +85,16 @@ def test_stale_is_raised_with_no_input_at_all() -> None:
     assert rig.colour("U1") == "blue"
 
 
-def test_stale_starts_at_the_first_evaluation_when_no_start_is_given() -> None:
-    rig = Rig(RIG)
-    rig.state = EngineState.initial(rig.model)
+def test_stale_starts_at_the_first_evaluation_when_no_start_is_given(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG, start=None)
     rig.tick(500)
     assert rig.log == []
     rig.tick(620)
     assert {t.at for t in rig.log if t.kind == "alarm"} == {620.0}
 
 
-def test_faults_out_of_range_nan_and_bad_quality() -> None:
-    rig = Rig(RIG)
+def test_faults_out_of_range_nan_and_bad_quality(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     rig.feed(1, {"GT-1": 101})
     rig.feed(2, {"TT-1": math.nan})
     rig.feed(3, {"LT-1": 10}, quality=3)
@@ -112,8 +111,8 @@ def test_faults_out_of_range_nan_and_bad_quality() -> None:
     assert rig.alarm("GT-1") == "normal"
 
 
-def test_chattering_is_reported_once_instead_of_flooding() -> None:
-    rig = Rig(RIG)
+def test_chattering_is_reported_once_instead_of_flooding(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     for k in range(20):  # deadband 0, no delays: 24/26 flips the alarm every 2 s
         rig.feed(2.0 * k, {"RAW": 26.0 if k % 2 == 0 else 24.0})
     changes = [t for t in rig.log if t.entity == "RAW"]
@@ -130,9 +129,9 @@ def test_chattering_is_reported_once_instead_of_flooding() -> None:
     assert (last.old, last.new, last.at, last.cause.rule) == ("l1_high", "normal", 98.0, "chattering_cleared")
 
 
-def test_a_gateway_dropping_off_and_back_is_not_chattering() -> None:
+def test_a_gateway_dropping_off_and_back_is_not_chattering(make_rig: MakeRig) -> None:
     """Stale and back is communication, not the process: a real alarm right after is reported at once."""
-    rig = Rig(RIG)
+    rig = make_rig(RIG)
     rig.feed(0, {"RAW": 5.0})
     rig.tick(10, events=[Event("gateway_offline", "G1", 10.0)])
     rig.tick(20, events=[Event("gateway_online", "G1", 20.0)])
@@ -147,46 +146,45 @@ def test_a_gateway_dropping_off_and_back_is_not_chattering() -> None:
     ]
 
 
-def test_out_of_order_readings_are_counted_and_ignored() -> None:
-    rig = Rig(RIG)
+def test_out_of_order_readings_are_counted_and_ignored(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     rig.feed(10, {"GT-1": 5})
     out = rig.feed(9, {"GT-1": 60})
-    assert out.out_of_order == 1 and rig.state.out_of_order == 1
+    assert out.out_of_order == 1 and rig.out_of_order == 1
     assert rig.alarm("GT-1") == "normal" and out.transitions == []
 
 
-def test_a_never_seen_sensors_first_reading_is_taken_even_if_older_than_the_state() -> None:
-    rig = Rig(RIG, start=1000.0)
+def test_a_never_seen_sensors_first_reading_is_taken_even_if_older_than_the_state(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG, start=1000.0)
     out = rig.feed(990, {"GT-1": 60}, now=1000)  # a backlog, or a gateway whose clock is a little behind
-    assert out.out_of_order == 0 and rig.state.out_of_order == 0
+    assert out.out_of_order == 0 and rig.out_of_order == 0
     assert rig.changes("GT-1") == [("normal", "l2_high", 990.0)]
     assert rig.alarm("GT-1") == "l2_high" and rig.colour("U1") == "orange"
 
 
-def test_warnings_from_a_first_reading_older_than_the_state_carry_the_readings_time() -> None:
+def test_warnings_from_a_first_reading_older_than_the_state_carry_the_readings_time(make_rig: MakeRig) -> None:
     # The unit's time is the latest of its sensors' report times; sensors that never reported have none,
     # so the ids do not depend on when the state happened to be started (the worker's clock).
     for start in (1000.0, 1003.0):
-        rig = Rig(RIG, start=start)
+        rig = make_rig(RIG, start=start)
         rig.feed(990, {"GT-1": 60}, now=start)
         assert rig.changes("U1") == [("normal", "orange", 990.0)]
         assert rig.changes("S1") == [("normal", "orange", 990.0)]
 
 
-def test_after_the_first_reading_older_readings_are_still_out_of_order() -> None:
-    rig = Rig(RIG, start=1000.0)
+def test_after_the_first_reading_older_readings_are_still_out_of_order(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG, start=1000.0)
     i = rig.index("GT-1")
     batch = Readings.of([i, i], [60.0, 5.0], [990.0, 980.0])  # the second is older than the first
-    out = evaluate_detailed(rig.model, rig.state, batch, 1000.0)
-    rig.log.extend(out.transitions)
+    out = rig.evaluate(batch, 1000.0)
     assert out.out_of_order == 1
     out = rig.feed(985, {"GT-1": 5}, now=1001)
-    assert out.out_of_order == 1 and rig.state.out_of_order == 2
+    assert out.out_of_order == 1 and rig.out_of_order == 2
     assert rig.alarm("GT-1") == "l2_high" and rig.changes("GT-1") == [("normal", "l2_high", 990.0)]
 
 
-def test_a_never_seen_sensor_still_turns_stale_at_the_state_start_plus_its_timeout() -> None:
-    rig = Rig(RIG, start=1000.0)
+def test_a_never_seen_sensor_still_turns_stale_at_the_state_start_plus_its_timeout(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG, start=1000.0)
     rig.feed(990, {"GT-1": 5.0}, now=1000)  # taken: GT-1's stale timer now runs from its reading
     rig.tick(1109.9)
     assert rig.log == []
@@ -197,32 +195,32 @@ def test_a_never_seen_sensor_still_turns_stale_at_the_state_start_plus_its_timeo
     assert stale == {("GT-1", "stale", 1110.0), ("LT-1", "stale", 1120.0), ("RAW", "stale", 1120.0)}
 
 
-def test_unknown_sensors_and_bad_times_are_rejected_with_a_reason() -> None:
-    rig = Rig(RIG)
+def test_unknown_sensors_and_bad_times_are_rejected_with_a_reason(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     batch = Readings.of([0, 99, -1, 1], [5.0, 5.0, 5.0, 5.0], [1.0, 1.0, 1.0, math.inf])
-    out = evaluate_detailed(rig.model, rig.state, batch, 2.0)
+    out = rig.evaluate(batch, 2.0)
     assert [(r.source, r.position, r.reason) for r in out.rejects] == [
         ("reading", 1, "unknown sensor index 99 (registry has 4 sensors)"),
         ("reading", 2, "unknown sensor index -1 (registry has 4 sensors)"),
         ("reading", 3, "timestamp inf is not a finite epoch time"),
     ]
-    assert rig.state.rejected == 3
-    assert rig.state.sensor["last_ts"][0] == 1.0
+    assert rig.rejected == 3
+    assert rig.last_reading_at("GT-1") == 1.0  # the one good reading of the batch was taken
 
 
-def test_several_readings_of_one_sensor_in_a_batch_are_taken_in_order() -> None:
-    rig = Rig(RIG)
+def test_several_readings_of_one_sensor_in_a_batch_are_taken_in_order(make_rig: MakeRig) -> None:
+    rig = make_rig(RIG)
     i = rig.index("RAW")
     batch = Readings.of([i, i, i], [30.0, 60.0, 10.0], [1.0, 2.0, 3.0])
-    _, out = evaluate(rig.model, rig.state, batch, 3.0)
+    out = rig.evaluate(batch, 3.0).transitions
     expected = [("l1_high", 1.0), ("l2_high", 2.0), ("normal", 3.0)]
     assert [(t.new, t.at) for t in out if t.entity == "RAW"] == expected
 
 
-def test_bad_events_are_rejected() -> None:
+def test_bad_events_are_rejected(make_rig: MakeRig) -> None:
     from processors.engine import Event
 
-    rig = Rig(RIG)
+    rig = make_rig(RIG)
     out = rig.tick(1, events=[Event("valve_closed", "NOPE", 1.0), Event("gateway_offline", "G9", 1.0)])
     assert [r.reason for r in out.rejects] == ["unknown unit (hazard source) 'NOPE'", "unknown gateway 'G9'"]
 
@@ -248,10 +246,12 @@ def test_a_malformed_batch_is_refused_loudly() -> None:
 
 def test_engine_events_take_the_gateway_protocol_event_kinds() -> None:
     from processors.engine import EVENT_KINDS
+    from processors.engine_reference import EVENT_KINDS as REFERENCE_KINDS
     from riskwatch.wire.gateway import EVENT_KINDS as WIRE_KINDS
     from riskwatch.wire.gateway import STATUS_STATES
 
     assert set(WIRE_KINDS) | {f"gateway_{state}" for state in STATUS_STATES} == set(EVENT_KINDS)
+    assert set(EVENT_KINDS) == set(REFERENCE_KINDS)
 
 
 def test_gateway_records_from_the_bridge_drive_events() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from processors.engine import bench
+from processors import bench_engine as bench
 
 
 def test_measure_reports_figures_and_the_reference_agrees() -> None:

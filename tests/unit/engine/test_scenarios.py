@@ -1,11 +1,11 @@
-"""Scenario tests written from the standards (DOMAIN.md): set points, coal methane, tailings, kiln."""
+"""Scenario tests written from the standards (docs/domain.md): set points, coal methane, tailings, kiln."""
 
 from __future__ import annotations
 
 import pytest
 
 from processors.engine import Event
-from tests.unit.engine.conftest import Rig, site_yaml
+from tests.unit.engine.conftest import MakeRig, ReferenceRig, Rig, site_yaml
 
 CHEM = site_yaml(
     "hazardous_chemicals",
@@ -25,8 +25,8 @@ CHEM = site_yaml(
 )
 
 
-def test_flammable_gas_24_26_51_gives_l1_then_l2() -> None:
-    rig = Rig(CHEM)
+def test_flammable_gas_24_26_51_gives_l1_then_l2(make_rig: MakeRig) -> None:
+    rig = make_rig(CHEM)
     rig.feed(1, {"GT-1": 24})
     assert rig.alarm("GT-1") == "normal"
     rig.feed(2, {"GT-1": 26})
@@ -39,8 +39,8 @@ def test_flammable_gas_24_26_51_gives_l1_then_l2() -> None:
     assert (t.site, t.region, t.unit) == ("S1", "R1", "TANKS")
 
 
-def test_co_first_alarm_at_20_mg_m3() -> None:
-    rig = Rig(CHEM)
+def test_co_first_alarm_at_20_mg_m3(make_rig: MakeRig) -> None:
+    rig = make_rig(CHEM)
     rig.feed(1, {"CO-1": 19.9})
     assert rig.alarm("CO-1") == "normal"
     rig.feed(2, {"CO-1": 20.0})
@@ -48,8 +48,8 @@ def test_co_first_alarm_at_20_mg_m3() -> None:
     assert rig.colour("TANKS") == "blue"
 
 
-def test_hazard_source_colours_follow_the_default_rules() -> None:
-    rig = Rig(CHEM)
+def test_hazard_source_colours_follow_the_default_rules(make_rig: MakeRig) -> None:
+    rig = make_rig(CHEM)
     rig.feed(1, {"GT-1": 30})
     assert rig.colour("TANKS") == "blue"  # any L1
     rig.feed(2, {"GT-2": 30})
@@ -63,8 +63,8 @@ def test_hazard_source_colours_follow_the_default_rules() -> None:
     assert {i.sensor for i in t.cause.items} == {"GT-1", "GT-2"}
 
 
-def test_l2_lasting_ten_minutes_turns_orange_on_the_timer() -> None:
-    rig = Rig(CHEM)
+def test_l2_lasting_ten_minutes_turns_orange_on_the_timer(make_rig: MakeRig) -> None:
+    rig = make_rig(CHEM)
     rig.feed(0, {"TT-1": 360}, now=60)  # temperature on-delay 60 s: L2 at t=60
     assert rig.colour("PROC") == "yellow"
     rig.tick(659)
@@ -73,8 +73,8 @@ def test_l2_lasting_ten_minutes_turns_orange_on_the_timer() -> None:
     assert rig.changes("PROC") == [("normal", "yellow", 60.0), ("yellow", "orange", 660.0)]
 
 
-def test_site_takes_the_highest_unit_and_region_counts_sites() -> None:
-    rig = Rig(CHEM)
+def test_site_takes_the_highest_unit_and_region_counts_sites(make_rig: MakeRig) -> None:
+    rig = make_rig(CHEM)
     rig.feed(0, {"TT-1": 360}, now=60)
     rig.feed(61, {"GT-1": 30})
     site = [t for t in rig.log if t.entity_type == "site"]
@@ -100,8 +100,8 @@ COAL = site_yaml(
 )
 
 
-def test_methane_at_a_working_face_orange_at_1_0_red_at_1_5() -> None:
-    rig = Rig(COAL)
+def test_methane_at_a_working_face_orange_at_1_0_red_at_1_5(make_rig: MakeRig) -> None:
+    rig = make_rig(COAL)
     rig.feed(1, {"CH4-FACE": 0.99})
     assert rig.colour("FACE") == "normal"
     rig.feed(2, {"CH4-FACE": 1.0})
@@ -116,15 +116,15 @@ def test_methane_at_a_working_face_orange_at_1_0_red_at_1_5() -> None:
     assert rig.changes("FACE")[-1] == ("red", "normal", 14.0)
 
 
-def test_methane_in_the_return_airway_is_red_at_1_0() -> None:
-    rig = Rig(COAL)
+def test_methane_in_the_return_airway_is_red_at_1_0(make_rig: MakeRig) -> None:
+    rig = make_rig(COAL)
     rig.feed(1, {"CH4-RET": 1.0})
     assert rig.alarm("CH4-RET") == "l2_high"
     assert rig.colour("RETURN") == "red"
 
 
-def tailings(points: str) -> Rig:
-    return Rig(site_yaml("tailings_pond", f"""
+def tailings(make_rig: MakeRig, points: str) -> Rig | ReferenceRig:
+    return make_rig(site_yaml("tailings_pond", f"""
       - id: DAM
         kind: dam
         sensors:
@@ -149,20 +149,20 @@ DX = "          - {{id: DX-{k}, type: dam_displacement, bands: " + BANDS + "}}"
         ([32, 12, 12, 12], "orange"),  # highest wins over the 4-blue roll-up
     ],
 )
-def test_tailings_roll_up_within_an_item(values: list[float], colour: str) -> None:
-    rig = tailings("\n".join(DX.format(k=k) for k in range(6)))
+def test_tailings_roll_up_within_an_item(values: list[float], colour: str, make_rig: MakeRig) -> None:
+    rig = tailings(make_rig, "\n".join(DX.format(k=k) for k in range(6)))
     rig.feed(1, {f"DX-{k}": v for k, v in enumerate(values)})
     assert rig.colour("DAM") == colour
 
 
-def test_tailings_four_blue_items_count_as_one_yellow() -> None:
+def test_tailings_four_blue_items_count_as_one_yellow(make_rig: MakeRig) -> None:
     points = """
           - {id: DX-1, type: dam_displacement, bands: {blue: 10, yellow: 20, orange: 30, red: 40}}
           - {id: PH-1, type: phreatic_depth, bands: {blue: 9, yellow: 8, red: 6}}
           - {id: FB-1, type: freeboard, bands: {blue: 3.0, yellow: 2.5, orange: 2.0, red: 1.5}}
           - {id: WL-1, type: water_level, range: [0, 100], bands: {blue: 80, yellow: 85, orange: 90, red: 95}}
 """
-    rig = tailings(points)
+    rig = tailings(make_rig, points)
     rig.feed(1, {"DX-1": 12, "PH-1": 8.8, "FB-1": 2.8})
     assert rig.colour("DAM") == "blue"  # three blue items
     rig.feed(2, {"WL-1": 81})
@@ -184,8 +184,8 @@ KILN = site_yaml(
 )
 
 
-def test_kiln_low_pressure_confirmed_in_5_s_stays_below_red() -> None:
-    rig = Rig(KILN)
+def test_kiln_low_pressure_confirmed_in_5_s_stays_below_red(make_rig: MakeRig) -> None:
+    rig = make_rig(KILN)
     rig.feed(100, {"PT-GAS": 5.0, "XV-1": 0})
     assert rig.colour("K1") == "blue"
     rig.tick(105, events=[Event("valve_closed", "K1", 105.0)])
@@ -195,8 +195,8 @@ def test_kiln_low_pressure_confirmed_in_5_s_stays_below_red() -> None:
     assert all(t.new != "red" for t in rig.log)
 
 
-def test_kiln_low_pressure_without_confirmation_is_red_at_10_s() -> None:
-    rig = Rig(KILN)
+def test_kiln_low_pressure_without_confirmation_is_red_at_10_s(make_rig: MakeRig) -> None:
+    rig = make_rig(KILN)
     rig.feed(100, {"PT-GAS": 5.0, "XV-1": 0})
     rig.tick(109.9)
     assert rig.colour("K1") == "blue"
@@ -206,16 +206,16 @@ def test_kiln_low_pressure_without_confirmation_is_red_at_10_s() -> None:
     assert red.cause.items[0].sensor == "PT-GAS"
 
 
-def test_kiln_confirmation_by_the_valve_sensor() -> None:
-    rig = Rig(KILN)
+def test_kiln_confirmation_by_the_valve_sensor(make_rig: MakeRig) -> None:
+    rig = make_rig(KILN)
     rig.feed(100, {"PT-GAS": 5.0, "XV-1": 0})
     rig.feed(104, {"XV-1": 1})  # closed, read back from the valve's limit switch
     rig.tick(130)
     assert rig.colour("K1") == "blue"
 
 
-def test_interlock_bypassed_while_in_alarm_is_red_and_maintenance_mutes() -> None:
-    rig = Rig(CHEM)
+def test_interlock_bypassed_while_in_alarm_is_red_and_maintenance_mutes(make_rig: MakeRig) -> None:
+    rig = make_rig(CHEM)
     rig.feed(1, {"GT-1": 30}, events=[Event("interlock_bypassed", "TANKS", 1.0)])
     assert rig.colour("TANKS") == "red"
     rig.tick(2, events=[Event("interlock_restored", "TANKS", 2.0)])
@@ -229,8 +229,8 @@ def test_interlock_bypassed_while_in_alarm_is_red_and_maintenance_mutes() -> Non
     assert rig.colour("TANKS") == "orange"
 
 
-def test_gateway_offline_makes_its_sensors_stale() -> None:
-    rig = Rig(CHEM)
+def test_gateway_offline_makes_its_sensors_stale(make_rig: MakeRig) -> None:
+    rig = make_rig(CHEM)
     rig.tick(10, events=[Event("gateway_offline", "G1", 9.0)])
     assert {t.new for t in rig.log if t.kind == "alarm"} == {"stale"}
     assert {t.cause.rule for t in rig.log if t.kind == "alarm"} == {"gateway_offline"}
@@ -266,8 +266,8 @@ sites:
 """
 
 
-def test_l2_on_two_quantities_is_red_and_the_region_counts_its_sites() -> None:
-    rig = Rig(TWO_SITES)
+def test_l2_on_two_quantities_is_red_and_the_region_counts_its_sites(make_rig: MakeRig) -> None:
+    rig = make_rig(TWO_SITES)
     rig.feed(1, {"PT-A": 85})
     assert rig.colour("UA") == "yellow"
     rig.feed(2, {"TT-A": 85})
@@ -283,8 +283,8 @@ def test_l2_on_two_quantities_is_red_and_the_region_counts_its_sites() -> None:
     assert (last.new, last.counts["blue"], last.counts["normal"]) == ("blue", 1, 1)
 
 
-def test_oxygen_low_alarm_at_19_5() -> None:
-    rig = Rig(TWO_SITES)
+def test_oxygen_low_alarm_at_19_5(make_rig: MakeRig) -> None:
+    rig = make_rig(TWO_SITES)
     rig.feed(1, {"O2-A": 19.6})
     assert rig.alarm("O2-A") == "normal"
     rig.feed(2, {"O2-A": 19.5})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from processors.bench_engine import make_batches
 from processors.engine import EngineState, Event, compile_model, evaluate
-from processors.engine.bench import make_batches
 from riskwatch.registry import generate
 from riskwatch.wire.readings import Readings
 

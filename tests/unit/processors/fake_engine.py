@@ -1,6 +1,6 @@
 """A small stand-in warning engine with the real engine's API, for testing the worker's plumbing.
 
-Rules (deliberately simple, not DOMAIN.md's): value >= l2_high -> l2_high, >= l1_high -> l1_high, else
+Rules (deliberately simple, not docs/domain.md's): value >= l2_high -> l2_high, >= l1_high -> l1_high, else
 normal; no reading for `stale_after_s` -> stale (at = last seen + timeout, so replays give equal ids);
 gateway "offline" -> its sensors stale. Site colour: any L2 -> yellow, any L1 or stale -> blue. It also
 emits a region transition per site, which the worker must drop (regions are rolled up downstream).

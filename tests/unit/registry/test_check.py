@@ -1,4 +1,4 @@
-"""`riskwatch config check` catches every mistake of issue 3, naming file, path in the document and reason."""
+"""`riskwatch config check` catches every registry mistake, naming file, path in the document and reason."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-type defaults from DOMAIN.md: a sensor needs only its type (and location) to be set correctly."""
+"""Per-type defaults from docs/domain.md: a sensor needs only its type (and location) to be set correctly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hand-built sensors with the registry's default set points (DOMAIN.md), for plant tests."""
+"""Hand-built sensors with the registry's default set points (docs/domain.md), for plant tests."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from riskwatch.registry import load_registry
+from riskwatch.wire.gateway import EVENT_KINDS
 from riskwatch.wire.readings import Readings
 from simulators.scenarios.checker import Scope, Seen
 from simulators.scenarios.model import Scenario
@@ -19,7 +20,6 @@ from simulators.scenarios.runner import apply_injection, scope_of, validate_targ
 from simulators.simulation import Simulation
 
 T0 = 1_790_000_000.0
-_EVENT = {"valve_closed": "valve_closed", "valve_opened": "valve_open"}
 
 
 def play(scenario: Scenario, engine: Any, pipeline_delay_s: float = 0.0) -> tuple[list[Seen], Scope]:
@@ -43,7 +43,8 @@ def play(scenario: Scenario, engine: Any, pipeline_delay_s: float = 0.0) -> tupl
                 kind = "gateway_offline" if inj.fault else "gateway_online"
                 events.append(engine.Event(kind, inj.target, now))
         tick = sim.tick(now, scenario.tick_s)
-        events += [engine.Event(_EVENT[e.kind], e.unit, e.t) for e in tick.events if e.kind in _EVENT]
+        # The engine takes the gateway protocol's event kinds unchanged, as it does from `rw.gateway`.
+        events += [engine.Event(e.kind, e.unit, e.t) for e in tick.events if e.kind in EVENT_KINDS]
         if tick.batches:
             ids = [sid for b in tick.batches for sid in b.sensor_ids]
             batch = Readings.of(
@@ -55,4 +56,6 @@ def play(scenario: Scenario, engine: Any, pipeline_delay_s: float = 0.0) -> tupl
             batch = Readings.empty()
         state, transitions = engine.evaluate(model, state, batch, now, events=events)
         seen += [Seen(offset + pipeline_delay_s, t) for t in transitions]
+        # A scenario's inputs are all legitimate: an input the engine refuses is a harness bug.
+        assert getattr(state, "rejected", 0) == 0, f"the engine refused an input at {offset} s"
     return seen, scope_of(sim, {s.id: s.region for s in registry.sites.values()})

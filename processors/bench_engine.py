@@ -16,21 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from processors.engine.causes import rule_name
 from processors.engine.evaluation import evaluate
 from processors.engine.model import EngineModel, compile_model
-from processors.engine.reference import ReferenceEngine
 from processors.engine.state import EngineState
+from processors.engine_reference import ReferenceEngine
 from riskwatch.registry import Registry, generate
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 
-CYCLE_S = 10.0
+CYCLE_S = 10.0  # every sensor reports once per cycle (AQ 6201 polling <= 30 s)
 # CPU time of this process: the 2 cores are shared with other work, and wall time would charge their
 # load to whichever side happened to run at that moment. Both sides are single-threaded.
 _clock = time.process_time
-_WALL: list[
-    float
-] = []  # wall-clock seconds of the last runs, printed for the record  # every sensor reports once per cycle (AQ 6201 polling <= 30 s)
+_WALL: list[float] = []  # wall-clock seconds of the last runs, printed for the record
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -133,6 +132,30 @@ def _same(a: list[list[Transition]], b: list[list[Transition]]) -> bool:
     return [sorted(x, key=key) for x in a] == [sorted(x, key=key) for x in b]
 
 
+def load_reference(ref: ReferenceEngine, model: EngineModel, state: EngineState) -> None:
+    """Hand the engine's state to the reference as plain values (it shares no code with the engine)."""
+    sa, ua = state.sensor, state.unit
+    units: dict[str, dict[str, float | str]] = {
+        unit: {
+            "colour": int(ua["colour"][u]),
+            "colour_at": float(ua["colour_at"][u]),
+            "rule": rule_name(model, int(ua["rule"][u])),
+            "due": float(ua["due"][u]),
+            "maintenance": int(ua["maintenance"][u]),
+            "bypassed": int(ua["bypassed"][u]),
+            "valve": float(ua["valve_closed_at"][u]),
+            "event_at": float(ua["event_at"][u]),
+        }
+        for u, unit in enumerate(model.unit_ids)
+    }
+    ref.load(
+        {name: column.tolist() for name, column in sa.items()},
+        units,
+        {site: (int(state.site["colour"][k]), float(state.site["colour_at"][k])) for k, site in enumerate(model.site_ids)},
+        {region: int(state.region["colour"][k]) for k, region in enumerate(model.region_ids)},
+    )
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     t = time.perf_counter()
     registry: Registry = generate(args.sensors, seed=args.seed)
@@ -157,7 +180,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         f"({transitions:,} transitions)"
     )
     ref = ReferenceEngine(registry, timers="tracked", all_units=False)
-    ref.adopt(model, warmed)  # the reference starts from the engine's state after the same warm-up
+    load_reference(ref, model, warmed)  # the reference starts from the engine's state after the warm-up
     ref_batches = batches[: args.reference_batches]
     ref_elapsed, expected = run_reference(ref, ref_batches)
     agree = _same(produced[: len(ref_batches)], expected)

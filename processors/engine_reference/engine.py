@@ -1,67 +1,54 @@
 """The plain per-reading reference engine: one Python object per sensor, one reading at a time.
 
-It exists to be obviously right, not fast: the property test checks that the vectorised engine gives
-exactly the same transitions on random streams, and `riskwatch bench engine` measures the speed-up
-against it. It reads the registry records directly (not the compiled arrays) and re-implements the
-semantics documented in `sensors.py` and `rules.py` in scalar code.
+It exists to be obviously right, not fast: the engine's specification tests run against both engines,
+the property test checks that the vectorised engine gives exactly the same transitions on random
+streams, and `riskwatch bench engine` measures the speed-up against it. It reads the registry records
+directly and implements the semantics of docs/engine.md ("Sensor alarm states") in scalar code,
+importing nothing from the engine it checks. Each call does per-reading work only: the readings it is
+given, the sensors whose delay, chattering or stale time is due (kept in a heap, never found by scanning
+every sensor), and the units those touch.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Literal, NamedTuple, Protocol
 
-from processors.engine.causes import rule_name
-from processors.engine.events import Event
-from processors.engine.model import EngineModel
-from processors.engine.reference_rollup import RollUp, state_of
+from processors.engine_reference.rollup import RollUp
+from processors.engine_reference.sensor import FAULT, STALE, RefSensor, state_of, thresholds
 from riskwatch.levels import AlarmState
-from riskwatch.registry import Registry, Sensor
+from riskwatch.registry import Registry
+from riskwatch.wire.gateway import EVENT_KINDS as UNIT_EVENT_KINDS
+from riskwatch.wire.gateway import STATUS_STATES
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
 
-if TYPE_CHECKING:
-    from processors.engine.state import EngineState
-
-FAULT, STALE = 8, 9
-WINDOW = 60.0
-MAX_ITEMS = 20
-_GAS = ("flammable_gas", "toxic_gas")
-_STATES = {"l1": ("l1_high", "l1_low"), "l2": ("l2_high", "l2_low"), "fault": ("fault",), "stale": ("stale",)}
+WINDOW = 60.0  # chattering: the 3rd on/off change within a minute (ISA-18.2, docs/domain.md)
+EVENT_KINDS = (*(f"gateway_{state}" for state in reversed(STATUS_STATES)), *UNIT_EVENT_KINDS)
 
 
-def thresholds(sensor: Sensor) -> tuple[list[float | None], list[float | None]]:
-    if sensor.bands is not None:
-        none: list[float | None] = [None] * 4
-        return (list(sensor.bands), none) if sensor.band_side == "high" else (none, list(sensor.bands))
-    return [sensor.l1_high, sensor.l2_high, None, None], [sensor.l1_low, sensor.l2_low, None, None]
+class EventLike(Protocol):
+    """A discrete input: `target` is a gateway id for gateway_* kinds and a unit id otherwise."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def at(self) -> float: ...
 
 
-@dataclass
-class RefSensor:
-    spec: Sensor
-    high: list[float | None]
-    low: list[float | None]
-    code: int = 0
-    cand: int = 0
-    cand_since: float = 0.0
-    since: float = -math.inf  # never changed
-    last_ts: float = math.nan  # stale timer start: newest taken reading, or the engine's start if none
-    seen: bool = False  # a reading was taken: older ones are out of order from now on
-    last_value: float = math.nan
-    ucode: int = 0
-    usince: float = -math.inf  # never changed: no report time for the unit's `at`
-    chat: bool = False
-    t1: float = -math.inf
-    t2: float = -math.inf
+class RefReject(NamedTuple):
+    source: Literal["reading", "event"]
+    position: int
+    reason: str
 
-    def setpoint(self, code: int) -> float | None:
-        if 1 <= code <= 4:
-            return next(t for t in self.high[code - 1 :] if t is not None)
-        if -4 <= code <= -1:
-            return next(t for t in self.low[-code - 1 :] if t is not None)
-        return None
+
+class RefOutcome(NamedTuple):
+    transitions: list[Transition]
+    rejects: list[RefReject]
+    out_of_order: int  # readings of this call older than their sensor's newest (not applied)
 
 
 class ReferenceEngine(RollUp):
@@ -70,29 +57,34 @@ class ReferenceEngine(RollUp):
     def __init__(
         self, registry: Registry, now: float | None = None, all_units: bool = True, timers: str = "all"
     ) -> None:
-        """`all_units`/`timers="all"` re-check every unit and sensor on each call (the property test);
-        `all_units=False, timers="tracked"` re-check only what changed or is due (the benchmark)."""
+        """`all_units`/`timers="all"` re-check every unit and sensor on each call (the property test:
+        nothing depends on tracking what is due); `all_units=False, timers="tracked"` re-check only the
+        readings' sensors and units and what is due (the benchmark)."""
         self.registry = registry
         self.sensors = [RefSensor(s, *thresholds(s)) for s in registry.sensor_list]
         for rs in self.sensors:
             rs.last_ts = math.nan if now is None else now
+        self.primed = now is not None  # stale timers started (at `now`, or at the first evaluation)
         self.all_units = all_units
         self.tracked = timers == "tracked"
         self.pending: set[int] = set()  # sensors with a delay running or chattering (tracked timers)
-        self.stale_due = -math.inf
+        self.stale_heap: list[tuple[float, int]] = []  # (stale time, sensor); superseded ones skipped
         self.members: dict[str, list[RefSensor]] = {u: [] for u in registry.units}
         for rs in self.sensors:
             self.members[rs.spec.unit].append(rs)
-        self.rule_index: dict[int, int] = {}
-        flat = 0
-        for rules in registry.rule_sets.values():
-            for rule in rules:
-                self.rule_index[id(rule)] = flat
-                flat += 1
+        self.units_of_site: dict[str, list[str]] = {site: [] for site in registry.sites}
+        for unit, spec in registry.units.items():
+            self.units_of_site[spec.site].append(unit)
+        self.sites_of_region: dict[str, list[str]] = {region: [] for region in registry.regions}
+        for site, site_spec in registry.sites.items():
+            self.sites_of_region[site_spec.region].append(site)
+        self.unit_order = {unit: k for k, unit in enumerate(registry.units)}
+        self.site_order = {site: k for k, site in enumerate(registry.sites)}
         self.unit_colour = dict.fromkeys(registry.units, 0)
         self.unit_at = dict.fromkeys(registry.units, -math.inf)
         self.unit_rule = dict.fromkeys(registry.units, "normal")
         self.unit_due = dict.fromkeys(registry.units, math.inf)
+        self.due_heap: list[tuple[float, str]] = []
         self.flags = {
             u: {"maintenance": 0, "bypassed": 0, "valve": math.inf, "event_at": -math.inf}
             for u in registry.units
@@ -103,6 +95,9 @@ class ReferenceEngine(RollUp):
         self.out: list[Transition] = []
         self.dirty: set[str] = set()
         self.out_of_order = 0
+        self.rejected = 0
+        if self.primed:
+            self.restart_stale_heap()
 
     # ----- sensors
     def delay(self, rs: RefSensor, code: int, cand: int) -> float:
@@ -234,101 +229,130 @@ class ReferenceEngine(RollUp):
 
     # ----- one call
     def evaluate(
-        self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()
+        self, batch: Readings, now: float, events: tuple[EventLike, ...] | list[EventLike] = ()
     ) -> list[Transition]:
+        return self.evaluate_detailed(batch, now, events).transitions
+
+    def evaluate_detailed(
+        self, batch: Readings, now: float, events: tuple[EventLike, ...] | list[EventLike] = ()
+    ) -> RefOutcome:
+        """Events in order, then the readings in batch order, then timers at `now`, then colours."""
         self.out, self.dirty = [], set()
-        for rs in self.sensors:
-            if math.isnan(rs.last_ts):
-                rs.last_ts = now
-        for ev in events:
-            self.event(ev)
+        if not self.primed:  # once: sensors that never report turn stale from the first evaluation
+            for rs in self.sensors:
+                if math.isnan(rs.last_ts):
+                    rs.last_ts = now
+            self.restart_stale_heap()
+        rejects = [RefReject("event", pos, why) for pos, ev in enumerate(events) if (why := self.event(ev))]
         n = len(self.sensors)
-        for s, v, ts, q in zip(
-            batch.sensor.tolist(),
-            batch.value.tolist(),
-            batch.ts.tolist(),
-            batch.quality.tolist(),
-            strict=True,
+        out_of_order = self.out_of_order
+        for pos, (s, v, ts, q) in enumerate(
+            zip(
+                batch.sensor.tolist(),
+                batch.value.tolist(),
+                batch.ts.tolist(),
+                batch.quality.tolist(),
+                strict=True,
+            )
         ):
-            if 0 <= s < n and math.isfinite(ts):
+            if not 0 <= s < n:
+                why = f"unknown sensor index {s} (registry has {n} sensors)"
+                rejects.append(RefReject("reading", pos, why))
+            elif not math.isfinite(ts):
+                rejects.append(RefReject("reading", pos, f"timestamp {ts!r} is not a finite epoch time"))
+            else:
                 self.reading(s, v, ts, q)
-                rs = self.sensors[s]
-                if self.tracked and (rs.cand != rs.code or rs.chat):
-                    self.pending.add(s)
+                if self.tracked:
+                    self.track(s, self.sensors[s])
         if self.tracked:
             self.tracked_timers(now)
         else:
             for rs in self.sensors:
                 self.advance(rs, now)
         self.roll_up(now)
-        return self.out
+        self.rejected += len(rejects)
+        return RefOutcome(self.out, rejects, self.out_of_order - out_of_order)
 
-    def adopt(self, model: EngineModel, state: EngineState) -> None:
-        """Take over a vectorised engine's state (the benchmark skips the reference's slow warm-up)."""
-        sa, ua = state.sensor, state.unit
-        fields = (
-            "code",
-            "cand",
-            "cand_since",
-            "since",
-            "last_ts",
-            "last_value",
-            "ucode",
-            "usince",
-            "t1",
-            "t2",
-        )
-        columns = {name: sa[name].tolist() for name in fields}
-        chat, seen = sa["chat"].tolist(), sa["seen"].tolist()
+    def load(
+        self,
+        sensors: dict[str, list[float]],
+        units: dict[str, dict[str, float | str]],
+        sites: dict[str, tuple[int, float]],
+        regions: dict[str, int],
+    ) -> None:
+        """Take over another engine's state, given as plain values: `sensors` holds one column per
+        RefSensor field in registry order; `units` maps a unit id to its colour, colour_at, rule (name),
+        due, maintenance, bypassed, valve (closed at) and event_at; `sites` to (colour, colour_at)."""
+        names: tuple[str, ...] = ("code", "cand", "cand_since", "since", "last_ts", "last_value")
+        names += ("ucode", "usince", "t1", "t2")
+        int_fields = ("code", "cand", "ucode")
         for i, rs in enumerate(self.sensors):
-            for name in fields:
-                setattr(rs, name, columns[name][i])
-            rs.chat, rs.seen = bool(chat[i]), bool(seen[i])
-        for u, unit in enumerate(model.unit_ids):
-            self.unit_colour[unit] = int(ua["colour"][u])
-            self.unit_at[unit] = float(ua["colour_at"][u])
-            self.unit_rule[unit] = rule_name(model, int(ua["rule"][u]))
-            self.unit_due[unit] = float(ua["due"][u])
+            for name in names:
+                value = sensors[name][i]
+                setattr(rs, name, int(value) if name in int_fields else float(value))
+            rs.chat, rs.seen = bool(sensors["chat"][i]), bool(sensors["seen"][i])
+        self.due_heap = []
+        for unit, f in units.items():
+            self.unit_colour[unit] = int(f["colour"])
+            self.unit_at[unit] = float(f["colour_at"])
+            self.unit_rule[unit] = str(f["rule"])
+            self.set_due(unit, float(f["due"]))
             self.flags[unit] = {
-                "maintenance": int(ua["maintenance"][u]),
-                "bypassed": int(ua["bypassed"][u]),
-                "valve": float(ua["valve_closed_at"][u]),
-                "event_at": float(ua["event_at"][u]),
+                "maintenance": int(f["maintenance"]),
+                "bypassed": int(f["bypassed"]),
+                "valve": float(f["valve"]),
+                "event_at": float(f["event_at"]),
             }
-        for k, site in enumerate(model.site_ids):
-            self.site_colour[site] = int(state.site["colour"][k])
-            self.site_at[site] = float(state.site["colour_at"][k])
-        for k, region in enumerate(model.region_ids):
-            self.region_colour[region] = int(state.region["colour"][k])
+        for site, (colour, at) in sites.items():
+            self.site_colour[site], self.site_at[site] = colour, at
+        self.region_colour.update(regions)
         self.pending = {i for i, rs in enumerate(self.sensors) if rs.cand != rs.code or rs.chat}
-        live = [rs.last_ts + rs.spec.stale_after_s for rs in self.sensors if rs.code != STALE]
-        self.stale_due = min(live, default=math.inf)
+        self.restart_stale_heap()
+
+    def restart_stale_heap(self) -> None:
+        """Once, when the stale timers start (or another engine's state is loaded)."""
+        self.stale_heap = [(rs.stale_at, i) for i, rs in enumerate(self.sensors)]
+        heapq.heapify(self.stale_heap)
+        self.primed = True
+
+    def track(self, i: int, rs: RefSensor) -> None:
+        """After a sensor's state moved: watch its delay or chattering, and its next stale time."""
+        if rs.cand != rs.code or rs.chat:
+            self.pending.add(i)
+        if math.isfinite(rs.stale_at):
+            heapq.heappush(self.stale_heap, (rs.stale_at, i))
 
     def tracked_timers(self, now: float) -> None:
-        for i in sorted(self.pending):
+        due = set(self.pending)
+        while self.stale_heap and self.stale_heap[0][0] <= now:
+            t, i = heapq.heappop(self.stale_heap)
+            if self.sensors[i].stale_at == t:
+                due.add(i)
+        for i in sorted(due):
             self.advance(self.sensors[i], now)
-        self.pending = {
-            i for i in self.pending if self.sensors[i].cand != self.sensors[i].code or self.sensors[i].chat
-        }
-        if now >= self.stale_due:
-            for rs in self.sensors:
-                self.advance(rs, now)
-            self.stale_due = min(
-                (rs.last_ts + rs.spec.stale_after_s for rs in self.sensors if rs.code != STALE),
-                default=math.inf,
-            )
+        self.pending = set()
+        for i in due:
+            self.track(i, self.sensors[i])
 
-    def event(self, ev: Event) -> None:
+    def event(self, ev: EventLike) -> str:
+        """Apply one event; the reason it cannot be used, or ''."""
+        if ev.kind not in EVENT_KINDS:
+            return f"unknown event kind {ev.kind!r}; one of {', '.join(EVENT_KINDS)}"
+        if not math.isfinite(ev.at):
+            return f"event time {ev.at!r} is not a finite epoch time"
         if ev.kind in ("gateway_offline", "gateway_online"):
-            if ev.kind == "gateway_offline" and ev.target in self.registry.gateways:
-                for rs in self.sensors:
+            if ev.target not in self.registry.gateways:
+                return f"unknown gateway {ev.target!r}"
+            if ev.kind == "gateway_offline":
+                for i, rs in enumerate(self.sensors):
                     if rs.spec.gateway == ev.target and rs.code != STALE:
                         self.advance(rs, ev.at)
                         if rs.code != STALE:
                             self.change(rs, STALE, ev.at, "gateway_offline")
-            return
+                        self.track(i, rs)
+            return ""
         if ev.target not in self.flags:
-            return
+            return f"unknown unit (hazard source) {ev.target!r}"
         f = self.flags[ev.target]
         if ev.kind == "valve_closed":
             f["valve"] = min(f["valve"], ev.at)
@@ -339,3 +363,4 @@ class ReferenceEngine(RollUp):
             f[name] = int(ev.kind in ("interlock_bypassed", "maintenance_on"))
         f["event_at"] = max(f["event_at"], ev.at)
         self.dirty.add(ev.target)
+        return ""

@@ -1,35 +1,23 @@
-"""Unit, site and region colours of the per-reading reference engine (see reference.py), in plain Python."""
+"""Unit, site and region colours of the per-reading reference engine, in plain Python.
+
+Written from the rules' definitions (riskwatch/registry/rules.py, docs/domain.md), not from the
+vectorised engine's code, so a mistake in one is not repeated in the other.
+"""
 
 from __future__ import annotations
 
+import heapq
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from processors.engine_reference.sensor import RefSensor, state_of
 from riskwatch.levels import AlarmState, Colour
-from riskwatch.registry import Registry, Sensor
+from riskwatch.registry import Registry
 from riskwatch.registry.rules import Rule
-from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
+from riskwatch.wire.transitions import Cause, CauseItem, EntityType, Transition, transition_id
 
-if TYPE_CHECKING:
-    from processors.engine.reference import RefSensor
-
-FAULT, STALE = 8, 9
 MAX_ITEMS = 20
 _STATES = {"l1": ("l1_high", "l1_low"), "l2": ("l2_high", "l2_low"), "fault": ("fault",), "stale": ("stale",)}
-
-
-def state_of(sensor: Sensor, code: int) -> AlarmState:
-    if code == FAULT:
-        return AlarmState.FAULT
-    if code == STALE:
-        return AlarmState.STALE
-    if code == 0:
-        return AlarmState.NORMAL
-    level = abs(code)
-    second = level >= 3 if sensor.bands is not None else level >= 2
-    if code > 0:
-        return AlarmState.L2_HIGH if second else AlarmState.L1_HIGH
-    return AlarmState.L2_LOW if second else AlarmState.L1_LOW
 
 
 class RollUp:
@@ -37,6 +25,11 @@ class RollUp:
 
     registry: Registry
     members: dict[str, list[RefSensor]]
+    units_of_site: dict[str, list[str]]
+    sites_of_region: dict[str, list[str]]
+    unit_order: dict[str, int]
+    site_order: dict[str, int]
+    due_heap: list[tuple[float, str]]  # (due, unit); entries whose due has changed since are skipped
     flags: dict[str, dict[str, Any]]
     unit_colour: dict[str, int]
     unit_at: dict[str, float]
@@ -163,17 +156,30 @@ class RollUp:
         )
         return items, max(0, len(shown) - MAX_ITEMS)
 
+    def set_due(self, unit: str, due: float) -> None:
+        self.unit_due[unit] = due
+        if math.isfinite(due):
+            heapq.heappush(self.due_heap, (due, unit))
+
+    def due_units(self, now: float) -> set[str]:
+        """Units a time-based rule may change by `now`: popped from the heap, not found by a scan."""
+        due: set[str] = set()
+        while self.due_heap and self.due_heap[0][0] <= now:
+            t, unit = heapq.heappop(self.due_heap)
+            if self.unit_due[unit] == t:
+                due.add(unit)
+        return due
+
     def roll_up(self, now: float) -> None:
-        due_units = {u for u, d in self.unit_due.items() if d <= now}
-        units = (
-            self.registry.units
-            if self.all_units
-            else [u for u in self.registry.units if u in self.dirty | due_units]
-        )
+        due = self.due_units(now)
+        if self.all_units:
+            units: list[str] = list(self.registry.units)
+        else:
+            units = sorted(self.dirty | due, key=self.unit_order.__getitem__)
         changed_sites: list[str] = []
         for unit in units:
-            colour, rule, due, at = self.unit_colour_now(unit, now)
-            self.unit_due[unit] = due
+            colour, rule, unit_due, at = self.unit_colour_now(unit, now)
+            self.set_due(unit, unit_due)
             self.unit_rule[unit] = rule
             old = self.unit_colour[unit]
             if colour == old:
@@ -188,8 +194,8 @@ class RollUp:
             if site not in changed_sites:
                 changed_sites.append(site)
         changed_regions: list[str] = []
-        for site in sorted(changed_sites, key=list(self.registry.sites).index):
-            units_of = [u for u, spec in self.registry.units.items() if spec.site == site]
+        for site in sorted(changed_sites, key=self.site_order.__getitem__):
+            units_of = self.units_of_site[site]
             colour = max((self.unit_colour[u] for u in units_of), default=0)
             old = self.site_colour[site]
             if colour == old:
@@ -209,7 +215,7 @@ class RollUp:
             if region not in changed_regions:
                 changed_regions.append(region)
         for region in changed_regions:
-            sites = [s for s, spec in self.registry.sites.items() if spec.region == region]
+            sites = self.sites_of_region[region]
             colour = max(self.site_colour[s] for s in sites)
             old = self.region_colour[region]
             if colour == old:
@@ -236,7 +242,7 @@ class RollUp:
             )
 
     def warning(
-        self, kind: str, entity: str, old: int, new: int, at: float, cause: Cause, site: str, unit: str
+        self, kind: EntityType, entity: str, old: int, new: int, at: float, cause: Cause, site: str, unit: str
     ) -> Transition:
         label = Colour(new).label
         region = self.registry.sites[site].region
@@ -244,7 +250,7 @@ class RollUp:
             transition_id("warning", kind, entity, label, at),
             "warning",
             kind,
-            entity,  # type: ignore[arg-type]
+            entity,
             Colour(old).label,
             label,
             at,
