@@ -2,7 +2,7 @@
 
 One real pipeline for the module (bridge, worker, alerting routed to a local webhook, on its own topic
 prefix) while legitimate gateways keep publishing. Each attack is sent with an independent client
-(`mosquitto_pub`/`mosquitto_sub` with a gateway's account, `kcat` producing raw records, plain HTTP) and
+(`mosquitto_pub`/`mosquitto_sub` with a gateway's account, `kcat` producing raw records, urllib over HTTPS) and
 must come out as a dead letter with its reason, a 4xx, or a counted correction; after every attack a
 legitimate red (two gas detectors of a fresh site above L2) must still reach the webhook within 20 s.
 Attacks run in file order against the same pipeline, as an attacker would send them one after another.
