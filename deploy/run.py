@@ -1,4 +1,4 @@
-"""`riskwatch run`: the bridge, the worker and alerting on one machine, supervised (a small deployment or a
+"""`riskwatch run`: the bridge, the worker, the historian (when there is an InfluxDB) and alerting on one machine, supervised (a small deployment or a
 pilot). Each runs as its own child process (`riskwatch bridge|worker|alerting`), is watched by its exit
 and its `/healthz`, and is restarted with backoff when it crashes or turns unhealthy (deploy/supervisor.py);
 every restart is said on the console and in RUN_DIR/logs/run.log. Ctrl-C or SIGTERM stops them in
@@ -54,15 +54,16 @@ def _riskwatch(*argv: str) -> list[str]:
     return [sys.executable, "-m", "riskwatch", *argv]
 
 
-def _groups(prefix: str) -> tuple[list[str], list[str], list[str]]:
-    """Extra bridge, worker and alerting flags for a non-default prefix: its own MQTT share group and
-    consumer groups, so a second set on the same brokers (a test, a demo) never shares their work."""
+def _groups(prefix: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Extra bridge, worker, alerting and historian flags for a non-default prefix: its own MQTT share
+    group and consumer groups, so a second set on the same brokers (a test, a demo) never shares their work."""
     if prefix == DEFAULT_PREFIX:
-        return [], [], []
+        return [], [], [], []
     return (
         ["--share-group", f"riskwatch-{prefix}"],
         ["--group", f"riskwatch-worker-{prefix}"],
         ["--group-id", f"riskwatch-alerting-{prefix}"],
+        ["--group-id", f"riskwatch-history-{prefix}"],
     )
 
 
@@ -92,19 +93,30 @@ def worker_spec(
     metrics_port: int,
     extra: list[str] | None = None,
 ) -> ChildSpec:
-    """`riskwatch worker`, history into InfluxDB when it has a URL. Health: /healthz on its web port."""
-    influx = (
-        ["--influx-url", ep.influx_url, "--influx-token-env", INFLUX_TOKEN_ENV,
-         "--influx-org", ep.influx_org, "--influx-bucket", ep.influx_bucket]
-        if ep.influx_url else []
-    )  # fmt: skip
+    """`riskwatch worker`. Health: /healthz on its web port."""
     argv = _riskwatch(
         "worker", "--registry", str(registry), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
         "--data-dir", str(run_dir / "worker"), "--web-port", str(web_port),
-        "--metrics-port", str(metrics_port), *influx, *_groups(prefix)[1], *(extra or []),
+        "--metrics-port", str(metrics_port), *_groups(prefix)[1], *(extra or []),
     )  # fmt: skip
-    env = {INFLUX_TOKEN_ENV: ep.influx_token} if ep.influx_url else {}
-    return ChildSpec("worker", argv, env, f"http://127.0.0.1:{web_port}/healthz", REPO)
+    return ChildSpec("worker", argv, {}, f"http://127.0.0.1:{web_port}/healthz", REPO)
+
+
+def historian_spec(ep: Any, prefix: str, metrics_port: int, extra: list[str] | None = None) -> ChildSpec:
+    """`riskwatch historian` (needs `ep.influx_url`). Health: /healthz on its metrics port."""
+    argv = _riskwatch(
+        "historian", "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
+        "--influx-url", ep.influx_url, "--influx-token-env", INFLUX_TOKEN_ENV,
+        "--influx-org", ep.influx_org, "--influx-bucket", ep.influx_bucket,
+        "--metrics-port", str(metrics_port), *_groups(prefix)[3], *(extra or []),
+    )  # fmt: skip
+    return ChildSpec(
+        "historian",
+        argv,
+        {INFLUX_TOKEN_ENV: ep.influx_token},
+        f"http://127.0.0.1:{metrics_port}/healthz",
+        REPO,
+    )
 
 
 def alerting_spec(
@@ -214,6 +226,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="worker /metrics (default %(default)s)",
     )
     parser.add_argument(
+        "--historian-metrics-port",
+        type=int,
+        default=9103,
+        metavar="PORT",
+        help="historian /metrics, /healthz (default %(default)s; runs when there is an InfluxDB URL)",
+    )
+    parser.add_argument(
         "--alerting-http-port",
         type=int,
         default=8080,
@@ -298,6 +317,7 @@ def check_config(args: argparse.Namespace, environ: dict[str, str]) -> None:
         "--bridge-metrics-port": args.bridge_metrics_port,
         "--worker-web-port": args.worker_web_port,
         "--worker-metrics-port": args.worker_metrics_port,
+        "--historian-metrics-port": args.historian_metrics_port,
         "--alerting-http-port": args.alerting_http_port,
     }
     seen: dict[int, str] = {}
@@ -318,11 +338,13 @@ def check_config(args: argparse.Namespace, environ: dict[str, str]) -> None:
 
 def specs(args: argparse.Namespace, ep: Endpoints, run_dir: Path) -> list[ChildSpec]:
     prefix = args.topic_prefix
+    history = [historian_spec(ep, prefix, args.historian_metrics_port)] if ep.influx_url else []
     return [
         bridge_spec(ep, args.registry.resolve(), prefix, run_dir, args.bridge_metrics_port),
         worker_spec(
             ep, args.registry.resolve(), prefix, run_dir, args.worker_web_port, args.worker_metrics_port
         ),
+        *history,
         alerting_spec(
             ep, args.registry.resolve(), args.routes.resolve(), prefix, run_dir, args.alerting_http_port
         ),
@@ -339,7 +361,9 @@ def run(args: argparse.Namespace) -> int:
 
     def on_signal(signum: int, frame: object) -> None:
         if not stop.is_set():
-            say(f"riskwatch run: {signal.Signals(signum).name}: stopping alerting, worker, bridge ...")
+            say(
+                f"riskwatch run: {signal.Signals(signum).name}: stopping alerting, historian, worker, bridge ..."
+            )
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -398,6 +398,7 @@ class Supervisor:
 HEALTH_PORT_ENV = {
     "bridge": "RISKWATCH_BRIDGE_METRICS_PORT",
     "worker": "RISKWATCH_WORKER_WEB_PORT",
+    "historian": "RISKWATCH_HISTORIAN_METRICS_PORT",
     "alerting": "RISKWATCH_ALERTING_HTTP_PORT",
 }
 # A component whose certificate variable is set serves /healthz over HTTPS, verified against $RISKWATCH_CA.

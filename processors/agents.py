@@ -21,6 +21,7 @@ from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
 from processors.steps import Record, Steps
 from riskwatch.wire.deadletter import DeadLetter
+from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Tables(NamedTuple):
 
 
 class Emitter:
-    """Sends transitions and dead letters, feeds history and the region stage."""
+    """Sends transitions, minute aggregates and dead letters, and feeds the region stage."""
 
     def __init__(self, app: faust.App, ctx: WorkerContext, region_topic: Any) -> None:
         t = ctx.settings.topics
@@ -43,6 +44,7 @@ class Emitter:
         self.alarms = app.topic(t.alarms, key_type=bytes, value_type=bytes)
         self.warnings = app.topic(t.warnings, key_type=bytes, value_type=bytes)
         self.deadletter = app.topic(t.deadletter, key_type=bytes, value_type=bytes)
+        self.history = app.topic(t.history, key_type=bytes, value_type=bytes)
         self.region_topic = region_topic
         self.in_flight: list[Awaitable[Any]] = []  # delivery futures of the sends since the last take
 
@@ -68,12 +70,16 @@ class Emitter:
             if t.entity_type == "site":
                 await self._send(self.region_topic, region, raw)
             m.transitions.labels(t.kind, t.entity_type).inc()
-        self.ctx.history.put_transitions(out)
 
     async def region(self, t: Transition) -> None:
         await self._send(self.warnings, t.key, t.to_bytes())
         self.ctx.metrics.transitions.labels(t.kind, t.entity_type).inc()
-        self.ctx.history.put_transitions([t])
+
+    async def minutes(self, records: list[SiteMinute]) -> None:
+        """Closed minutes to the history topic (the historian writes them to InfluxDB)."""
+        for r in records:
+            await self._send(self.history, r.key, r.to_bytes())
+            self.ctx.metrics.history_published.inc(len(r.sensor))
 
     async def dead(self, letters: list[DeadLetter]) -> None:
         for d in letters:

@@ -1,7 +1,7 @@
 """The composition root: build the collaborators, then a Faust app that is only topics in -> engine -> out.
 
 Everything with behaviour lives elsewhere: decoding in `intake`, state in `state/`, region roll-up in
-`regions`, history in `history/`, the Faust wiring in `agents`, `timers` and `web`.
+`regions`, minute aggregates in `history/`, the Faust wiring in `agents`, `timers` and `web`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from prometheus_client import CollectorRegistry
 from processors.engine_port import EngineApi
 from processors.health import Health
 from processors.history.aggregate import MinuteAggregator
-from processors.history.influx import NullSink
-from processors.history.lines import sensor_tag_sets
-from processors.history.writer import HistoryWriter, Sink
+from processors.history.publish import MinutePublisher
 from processors.intake import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, Intake
 from processors.metrics import WorkerMetrics
 from processors.state.sites import SiteIndex
@@ -42,9 +40,6 @@ class WorkerSettings:
     web_port: int = 6066
     tick_every_s: float = 1.0
     snapshot_every_s: float = 5.0
-    history_limit_points: int = 0  # 0: ten minutes of aggregates at full rate (10 x sensors) + transitions
-    # A closed minute's aggregates are spread out, not written in one burst (see history/writer.py).
-    history_pace_points_per_s: float = 20_000.0
     commit_every: int = 10_000
     session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
     recovery_timeout_s: float = 180.0  # not ready (tables not restored) this long: exit, to be restarted
@@ -78,7 +73,6 @@ class WorkerContext:
         registry: Registry,
         engine: EngineApi,
         metrics: WorkerMetrics,
-        sink: Sink,
         clock: Callable[[], float],
     ) -> None:
         self.settings = settings
@@ -105,16 +99,7 @@ class WorkerContext:
             on_ignored=lambda reason, n: metrics.ignored.labels(reason).inc(n),
         )
         self.aggregator = MinuteAggregator(len(registry.sensor_list))
-        sensors = registry.sensor_list
-        tags = sensor_tag_sets(
-            [s.id for s in sensors],
-            [s.site for s in sensors],
-            [registry.sites[s.site].region for s in sensors],
-        )
-        limit = settings.history_limit_points or 10 * len(sensors) + 100_000
-        self.history = HistoryWriter(
-            sink, tags, limit, hooks=metrics, pace_points_per_s=settings.history_pace_points_per_s
-        )
+        self.minutes = MinutePublisher.for_registry(registry)  # closed minutes -> rw.history records
         # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
         self.owned: set[int] = set()
@@ -132,7 +117,6 @@ def build_app(
     registry: Registry,
     engine: EngineApi,
     metrics_registry: CollectorRegistry | None = None,
-    sink: Sink | None = None,
     clock: Callable[[], float] = time.time,
 ) -> tuple[faust.App, WorkerContext]:
     """The Faust app of one worker and its context (not started)."""
@@ -143,7 +127,6 @@ def build_app(
         registry,
         engine,
         WorkerMetrics(metrics_registry or CollectorRegistry()),
-        sink or NullSink(),
         clock,
     )
     app = faust.App(

@@ -1,9 +1,10 @@
 """`riskwatch worker`: run one Faust warning worker (several in one group split the partitions).
 
     riskwatch worker --registry deploy/examples/registry.yaml --kafka 127.0.0.1:9092 --topic-prefix rw \\
-        --data-dir ./.riskwatch/worker-1 --web-port 6066 --metrics-port 9101 \\
-        --influx-url http://127.0.0.1:8086 --influx-token-env RISKWATCH_INFLUX_TOKEN \\
-        --influx-org - --influx-bucket riskwatch/autogen
+        --data-dir ./.riskwatch/worker-1 --web-port 6066 --metrics-port 9101
+
+Closed minutes of sensor aggregates go to rw.history; `riskwatch historian` writes them and the
+transitions to InfluxDB.
 
 Faust never sees sys.argv: the worker is built and started from these options only.
 """
@@ -12,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
-from riskwatch.errors import ConfigError, RiskwatchError
-from riskwatch.secrets import remember
+from riskwatch.errors import RiskwatchError
 from riskwatch.topics import Topics
 
 
@@ -40,23 +39,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--web-port", type=int, default=6066, help="Faust web views port (0: off)")
     parser.add_argument("--metrics-port", type=int, default=9101, help="Prometheus /metrics port (0: off)")
-    parser.add_argument("--influx-url", default="", help="InfluxDB URL for history (empty: no history)")
-    parser.add_argument(
-        "--influx-token-env", default="RISKWATCH_INFLUX_TOKEN", help="env variable holding the token"
-    )
-    parser.add_argument("--influx-org", default="-", help="InfluxDB org ('-' for InfluxDB 1.8)")
-    parser.add_argument(
-        "--influx-bucket", default="riskwatch/autogen", help="InfluxDB bucket (db/retention on 1.8)"
-    )
-    parser.add_argument(
-        "--history-buffer-points", type=int, default=0, help="history buffer limit (0: 10 min at full rate)"
-    )
-    parser.add_argument(
-        "--history-pace",
-        type=float,
-        default=20_000.0,
-        help="points/s a closed minute's aggregates are written at (faster if needed to finish in 30 s; 0: no pacing)",
-    )
     parser.add_argument("--tick-every", type=float, default=1.0, help="seconds between timer evaluations")
     parser.add_argument("--snapshot-every", type=float, default=5.0, help="seconds between state snapshots")
     parser.add_argument(
@@ -121,20 +103,12 @@ def run(args: argparse.Namespace) -> int:
     from processors.app import WorkerSettings, build_app
     from processors.engine_port import load_engine
     from processors.health import serve_metrics
-    from processors.history.influx import InfluxSink
     from riskwatch.registry import load_registry
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = load_registry(args.registry)
     engine = load_engine(args.engine_module)
     topics = Topics(args.topic_prefix)
-    sink = None
-    if args.influx_url:
-        token = os.environ.get(args.influx_token_env, "")
-        if not token:
-            raise ConfigError("environment", args.influx_token_env, "empty: export the InfluxDB token there")
-        remember(token)  # masked in every log line (riskwatch.secrets)
-        sink = InfluxSink(args.influx_url, token, args.influx_org, args.influx_bucket)
     settings = WorkerSettings(
         kafka=args.kafka,
         data_dir=args.data_dir,
@@ -146,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
         tick_every_s=args.tick_every,
         snapshot_every_s=args.snapshot_every,
         fetch_max_wait_ms=args.fetch_max_wait_ms,
-        history_limit_points=args.history_buffer_points,
-        history_pace_points_per_s=args.history_pace,
         session_timeout_s=args.session_timeout,
         recovery_timeout_s=args.recovery_timeout,
         loglevel=args.loglevel,
@@ -156,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = CollectorRegistry()
-    app, ctx = build_app(settings, registry, engine, metrics_registry=metrics, sink=sink)
+    app, ctx = build_app(settings, registry, engine, metrics_registry=metrics)
     ctx.states.compile_all()
     if args.metrics_port:
         serve_metrics(args.metrics_host or args.bind, args.metrics_port, metrics, ctx.health)  # with /healthz

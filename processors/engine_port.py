@@ -3,7 +3,7 @@
 The worker needs these from an engine module: compile a model from a registry, make an initial state,
 evaluate a columnar batch at `now`, apply gateway status/events, round-trip a state through bytes
 (restoring fits the state to the model in use, migrating it by id after a registry edit), and read the
-state's counts of ignored inputs for metrics. `load_engine` binds them from a module (default `processors.engine`), so the worker never reaches
+state's counts of ignored inputs and offline gateways for metrics. `load_engine` binds them from a module (default `processors.engine`), so the worker never reaches
 into engine internals and tests can run it against a small stand-in engine.
 """
 
@@ -43,6 +43,8 @@ class EngineApi(NamedTuple):
     restore: Callable[[Any, bytes, float], Any]
     # state -> running totals by reason of the inputs the engine ignored: "out_of_order", "rejected"
     ignored: Callable[[Any], dict[str, int]]
+    # state -> (gateways offline, gateways) of the site, for the fleet's online gauge
+    gateways: Callable[[Any], tuple[int, int]] = lambda state: (0, 0)
 
 
 def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
@@ -59,6 +61,7 @@ def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
             from_bytes=state_cls.from_bytes,
             restore=_restorer(module),
             ignored=_ignored,
+            gateways=_gateways,
         )
     except (ImportError, AttributeError) as exc:
         raise EngineUnavailable(f"warning engine {module_name!r} is not usable: {exc}") from exc
@@ -80,6 +83,11 @@ def _ignored(state: Any) -> dict[str, int]:
         "out_of_order": int(getattr(state, "out_of_order", 0)),
         "rejected": int(getattr(state, "rejected", 0)),
     }
+
+
+def _gateways(state: Any) -> tuple[int, int]:
+    offline = getattr(state, "gateway_offline", None)
+    return (0, 0) if offline is None else (int(offline.sum()), len(offline))
 
 
 def gateway_events(records: Sequence[GatewayRecord]) -> list[tuple[str, str, float]]:

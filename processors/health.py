@@ -1,4 +1,4 @@
-"""Is this worker doing its job? A dead agent, timer or history thread must not leave it looking healthy.
+"""Is this worker (or the historian) doing its job? A dead agent, timer or loop must not leave it looking healthy.
 
 Faust restarts a crashed agent in place and a crashed timer just stops, while the web and metrics ports
 keep answering: the worker would sit idle and look alive. So any task that dies reports here, and the
@@ -59,11 +59,6 @@ class Health:
         log.critical("%s: exiting with status %d so the supervisor restarts this worker", why, EXIT_TASK_DIED)
         logging.shutdown()
         self.exit(EXIT_TASK_DIED)
-
-    def check(self, thread_alive: Callable[[], bool] | None = None) -> None:
-        """Called periodically: a background thread that died is fatal too."""
-        if thread_alive is not None and not thread_alive():
-            self.failed("the history writer thread died")
 
     def status(self, expected: tuple[str, ...] = ("tick",)) -> tuple[bool, dict[str, Any]]:
         """(healthy?, a JSON document saying why) for `GET /healthz`."""

@@ -76,37 +76,14 @@ class WorkerMetrics:
             "riskwatch_worker_ready", "1 once the tables of the current assignment are restored"
         )
         self.sites_owned = gauge("riskwatch_sites_owned", "Sites whose partition this worker owns")
-        self.history_written = counter(
-            "riskwatch_history_points_written", "History points written to InfluxDB"
-        )
-        self.history_dropped = counter(
-            "riskwatch_history_points_dropped", "History points dropped because the buffer limit was exceeded"
-        )
-        self.history_retries = counter("riskwatch_history_write_retries", "Failed history writes retried")
-        self.history_rejected = counter(
-            "riskwatch_history_rejected_points",
-            "History points InfluxDB refused as malformed (4xx) or that could not be rendered: dropped",
+        self.gateways = gauge(
+            "riskwatch_gateways", "Gateways of the sites this worker has loaded, online or offline", "state"
         )
         self.history_repaired = counter(
             "riskwatch_history_repaired_fields",
             "Aggregate fields that overflowed (a mean of huge values) and were clipped to the minute's range",
         )
-        self.history_pending = gauge(
-            "riskwatch_history_points_pending", "History points waiting in the buffer"
+        self.history_published = counter(
+            "riskwatch_history_points_published",
+            "Minute-aggregate points (one per sensor and minute) sent to the history topic",
         )
-
-    # WriterHooks for processors.history.writer
-    def written(self, points: int) -> None:
-        self.history_written.inc(points)
-
-    def dropped(self, points: int) -> None:
-        self.history_dropped.inc(points)
-
-    def retried(self) -> None:
-        self.history_retries.inc()
-
-    def rejected(self, points: int) -> None:
-        self.history_rejected.inc(points)
-
-    def pending(self, points: int) -> None:
-        self.history_pending.set(points)

@@ -2,7 +2,7 @@
 
 Every `tick_every_s` the worker evaluates each site it owns with an empty batch at `now`, so stale
 sensors, off-delays and persistence rules ("L2 lasting >= 10 min") fire with no reading arriving. The
-same timer writes due snapshots (then acks the events they cover), closes finished history minutes and
+same timer writes due snapshots (then acks the events they cover), publishes closed history minutes and
 refreshes the lag, colour and snapshot-age gauges.
 """
 
@@ -19,8 +19,6 @@ import faust
 from faust.types import TP
 
 from processors.app import WorkerContext
-from processors.intake import COMPONENT
-from riskwatch.wire.deadletter import DeadLetter, Reason
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +67,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
             if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
         for agg in ctx.aggregator.close_due(now):
-            ctx.history.put_aggregate(agg)
-        refused = ctx.history.take_refused()
-        if refused:
-            await emit.dead([history_letter(line, why, now) for line, why in refused])
+            await emit.minutes(ctx.minutes.records(agg))
         if ctx.aggregator.repaired:
             ctx.metrics.history_repaired.inc(ctx.aggregator.repaired)
             ctx.aggregator.repaired = 0
@@ -80,14 +75,9 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         _gauges(app, ctx, snapshots, partitions, now)
 
     @app.task
-    async def start_history() -> None:
-        ctx.history.start()
-
-    @app.task
     async def recovery_watchdog() -> None:
         while True:
             await asyncio.sleep(1.0)
-            ctx.health.check(ctx.history.alive)
             if recovery_overdue(ctx.not_ready_since, time.monotonic(), s.recovery_timeout_s):
                 # Faust's table recovery can hang (docs/processors.md, "Known limits"); a fresh start
                 # recovers. Nothing is lost: events are acked only after their state is stored.
@@ -100,29 +90,20 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
                 logging.shutdown()
                 os._exit(EXIT_RECOVERY_STUCK)
 
-    async def stop_history(*args: Any, **kwargs: Any) -> None:
-        for agg in ctx.aggregator.close_due(ctx.clock(), everything=True):
-            ctx.history.put_aggregate(agg)
-        ctx.history.stop(timeout=5.0)
+    async def send_open_minutes(*args: Any, **kwargs: Any) -> None:
+        """A worker stopped in order publishes its open minutes (what they hold so far): a minute the
+        next owner closes later overwrites it with the readings replayed after this worker's snapshot."""
+        try:
+            for agg in ctx.aggregator.close_due(ctx.clock(), everything=True):
+                await emit.minutes(ctx.minutes.records(agg))
+        except Exception as exc:  # Kafka gone while stopping: those partial minutes are lost, say so
+            log.warning("open minutes not published while stopping: %r", exc)
 
-    app.on_before_shutdown.connect(stop_history)
+    app.on_before_shutdown.connect(send_open_minutes)
 
 
 EXIT_RECOVERY_STUCK = 75  # EX_TEMPFAIL: try again
 TIMER_FAILING_EXIT_S = 60.0  # a timer failing on every tick for this long exits the worker (status 70)
-
-
-def history_letter(line: str, why: str, now: float) -> DeadLetter:
-    """A history point InfluxDB refused (4xx), as a dead letter: visible on rw.deadletter like any input
-    the worker could not use. Made here, on the stream's side: the writer thread has no producer."""
-    return DeadLetter(
-        reason=Reason.HISTORY_REJECTED.value,
-        detail=f"InfluxDB refused the point: {why}",
-        source="influxdb",
-        original=line.encode("utf-8", "backslashreplace"),
-        at=now,
-        component=COMPONENT,
-    )
 
 
 def recovery_overdue(not_ready_since: float | None, now: float, timeout_s: float) -> bool:
@@ -177,9 +158,14 @@ def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[
                 max(0, high - (processed + 1 if processed is not None else 0))
             )
     counts: Counter[tuple[str, str]] = Counter()
+    offline = total = 0
     for slot in ctx.states.slots.values():
         for etype, _ in slot.open:
             counts[(etype, slot.open[(etype, _)].new)] += 1
+        off, n = ctx.states.engine.gateways(slot.state)
+        offline, total = offline + off, total + n
+    m.gateways.labels("offline").set(offline)
+    m.gateways.labels("online").set(total - offline)
     m.entities.clear()
     for (etype, level), n in counts.items():
         m.entities.labels(etype, level).set(n)

@@ -1,7 +1,7 @@
 """HTTP views (Faust web): current colour and cause of a site or a region, and a site's open alarms.
 
-    GET /site/{site}/          {"site", "region", "colour", "since", "cause", "units": [...], "open_alarms",
-                                "readings_evaluated"}
+    GET /site/{site}/          {"site", "region", "colour", "since", "cause", "static_grade", "grade",
+                                "picture", "units": [...], "open_alarms", "readings_evaluated"}
     GET /site/{site}/alarms/   {"site", "alarms": [transition, ...]}  (sensors not normal, newest first)
     GET /region/{region}/      {"region", "colour", "counts", "sites": {site: colour}, "cause"}
     GET /healthz               {"ok", "ready", "problems", "last_run_s_ago"}: 503 when a task died or stalled
@@ -22,6 +22,7 @@ from faust.web import Request, Response, View
 from processors.app import WorkerContext
 from processors.regions import RegionState
 from riskwatch.httpheaders import SECURITY_HEADERS
+from riskwatch.picture import STATIC_GRADE_LETTER, picture_colour
 from riskwatch.wire.transitions import Transition
 
 
@@ -37,10 +38,16 @@ def site_document(ctx: WorkerContext, site: str) -> dict[str, Any]:
         {"unit": entity, **_level(t)} for (etype, entity), t in sorted(open_levels.items()) if etype == "unit"
     ]
     alarms = sum(1 for etype, _ in open_levels if etype == "sensor")
+    level = _level(open_levels.get(("site", site)))
+    static = ctx.registry.sites[site].static_grade
     return {
         "site": site,
         "region": ctx.registry.sites[site].region,
-        **_level(open_levels.get(("site", site))),
+        **level,
+        # the live colour read with the registry's static grade: the four-colour picture (riskwatch/picture.py)
+        "static_grade": static,
+        "grade": STATIC_GRADE_LETTER.get(static or "", ""),
+        "picture": picture_colour(level["colour"], static),
         "units": units,
         "open_alarms": alarms,
         # every reading the engine evaluated for the site, exact across restarts (kept in the snapshot):

@@ -31,9 +31,12 @@ COMMANDS: dict[str, Command] = {
     "config": Command("riskwatch.registry.cli", "check a site registry file"),
     "bridge": Command("ingest.cli", "run the MQTT -> Kafka ingest bridge"),
     "worker": Command("processors.cli", "run the Faust warning worker"),
+    "historian": Command(
+        "processors.history.cli", "write transitions and minute aggregates from Kafka to InfluxDB, durably"
+    ),
     "alerting": Command("alerting.cli", "run the alerting service (routing, channels, lifecycle, API)"),
     "run": Command(
-        "deploy.run", "run bridge, worker and alerting on this machine, restarting any that fails"
+        "deploy.run", "run bridge, worker, historian and alerting on this machine, restarting any that fails"
     ),
     "routes": Command("alerting.routing.cli", "show who would be notified for a site and colour"),
     "simulate": Command("simulators.cli", "run plant simulators, scenarios or the load generator"),

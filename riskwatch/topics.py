@@ -37,8 +37,15 @@ class Topics:
     def alerts(self) -> str:
         return f"{self.prefix}.alerts"
 
+    @property
+    def history(self) -> str:
+        """Closed minutes of sensor aggregates (riskwatch/wire/minutes.py), for the historian."""
+        return f"{self.prefix}.history"
+
     def all(self) -> tuple[str, ...]:
-        return (self.telemetry, self.deadletter, self.gateway, self.alarms, self.warnings, self.alerts)
+        return (
+            self.telemetry, self.deadletter, self.gateway, self.alarms, self.warnings, self.alerts, self.history,
+        )  # fmt: skip
 
 
 def mqtt_topic(site: str, gateway: str, channel: str, root: str = "rw") -> str:

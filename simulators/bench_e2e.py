@@ -10,6 +10,7 @@ its warning on `rw.warnings` and to the alert's delivery at the webhook. The bas
 from __future__ import annotations
 
 import argparse
+import re
 import secrets
 import time
 import uuid
@@ -21,12 +22,12 @@ import numpy as np
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators import synthetic
+from simulators.charts import GREEN, RED, Panel, Series, plot
 from simulators.faults import Fault
 from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import LoadResult, ScheduledFault, progress_line, run_load
 from simulators.pipeline import Pipeline
-from simulators.png import GREEN, RED, Panel, Series, plot
 from simulators.stackctl import ensure_stack, stop_stack
 from simulators.webhook import WebhookReceiver
 
@@ -34,6 +35,8 @@ TARGET_READINGS_PER_S = 200_000.0
 ROUTES_TEMPLATE = Path(__file__).parent / "demo_routes.yaml"
 INCIDENT_S = 15.0  # how long an incident's detectors read high
 SETTLE_S = 20.0  # after the load, how long late warnings and alerts may still arrive
+# After the load and the settle: a minute closes 30 s after it ends, then the historian writes it.
+HISTORY_WAIT_S = 150.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -102,6 +105,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         announce_online({s.gateway: s.site for s in sensors}, broker)  # before the bridge subscribes
         pipeline.start_bridge()
         pipeline.start_worker(ready_site=synthetic.site_id(0))
+        pipeline.start_historian()
         pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         pipeline.wait_ready(120.0)
         counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=industries)
@@ -121,6 +125,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             poll_warnings()
             time.sleep(0.2)
         figures = _figures(result, incidents, seen, receiver, start_at)
+        figures.update(_history_caught_up(pipeline, time.time() + HISTORY_WAIT_S))
         png = args.png or home / "bench-e2e.png"
         _plot(png, result, incidents)
         figures["png"] = str(png)
@@ -136,6 +141,47 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         receiver.stop()
         if started_stack:
             stop_stack(stack_home)
+
+
+def _metric(url: str, family: str, **labels: str) -> float:
+    """Sum of a Prometheus family's samples (with `labels`) at `url`; 0 if unreachable."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0.0
+    total = 0.0
+    pattern = re.compile(rf"^{re.escape(family)}(\{{[^}}]*\}})?\s+(\S+)$")
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
+def _history_caught_up(pipeline: Pipeline, deadline: float) -> dict[str, Any]:
+    """Does the historian keep up? Minute points the worker published against those the historian wrote
+    to InfluxDB, waiting for the minutes still closing; and how long after the load it took."""
+
+    def url(name: str) -> str:
+        argv = [str(a) for a in pipeline.services[name].proc.args]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{argv[argv.index('--metrics-port') + 1]}/metrics"
+
+    worker, historian = url("worker"), url("historian")
+    started = time.time()
+    while True:
+        published = _metric(worker, "riskwatch_history_points_published_total")
+        written = _metric(historian, "riskwatch_history_points_written_total", measurement="sensor_1m")
+        if (published and written >= published) or time.time() > deadline:
+            break
+        time.sleep(2.0)
+    return {
+        "history_points_published": int(published),
+        "history_points_written": int(written),
+        "history_caught_up_after_s": round(time.time() - started, 1) if written >= published else None,
+    }
 
 
 def _red_at(unit: str, seen: list[tuple[float, Any]], after: float) -> tuple[float, float] | None:
@@ -221,6 +267,7 @@ def _report(f: dict[str, Any]) -> None:
         f"sent {f['sent']:,}, lost {f['lost']:,}; incidents {f['incidents_warned']}/{f['incidents']} warned, "
         f"{f['incidents_alerted']}/{f['incidents']} alerted; reading->warning p50 {f['latency_p50_s']} s "
         f"p99 {f['latency_p99_s']} s max {f['latency_max_s']} s; reading->alert p50 {f['alert_latency_p50_s']} s; "
-        f"plot {f['png']}",
+        f"history: {f['history_points_written']:,} of {f['history_points_published']:,} minute points written "
+        f"(caught up {f['history_caught_up_after_s']} s after the load); plot {f['png']}",
         flush=True,
     )

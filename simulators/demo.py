@@ -123,9 +123,10 @@ class Demo:
             self.run_dir, self.registry_path, info, topics.prefix, supervisor=self.supervisor
         )
         self.supervisor.start_thread()  # a service dying while the others start is restarted too
-        print("demo: starting bridge, worker and alerting (supervised) ...", flush=True)
+        print("demo: starting bridge, worker, historian and alerting (supervised) ...", flush=True)
         self.pipeline.start_bridge()
         self.pipeline.start_worker(ready_site=next(iter(registry.sites)))
+        self.pipeline.start_historian()
         board = self.pipeline.start_alerting(routes, env={
             "RISKWATCH_DEMO_WEBHOOK_SECRET": secret, "RISKWATCH_DEMO_TOKEN": board_token,
             "RISKWATCH_LOGIN_LINK": f"demo:{login_secret}",

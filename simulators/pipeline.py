@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.run import REPO, alerting_scheme, alerting_spec, bridge_spec, worker_spec
+from deploy.run import REPO, alerting_scheme, alerting_spec, bridge_spec, historian_spec, worker_spec
 from deploy.supervisor import ChildSpec, Supervisor, spawn, terminate
 from riskwatch.tls import ClientTLS
 from simulators.sensors import SimulatorError
@@ -117,6 +117,12 @@ class Pipeline:
             else f"http://127.0.0.1:{metrics}/metrics"
         )
         return self._start(spec, ready)
+
+    def start_historian(self, extra: list[str] | None = None) -> Service:
+        """Transitions and minutes into the stack's InfluxDB; ready once its /healthz answers."""
+        port = free_port()
+        spec = historian_spec(self.stack, self.topic_prefix, port, extra)
+        return self._start(spec, f"http://127.0.0.1:{port}/healthz")
 
     def start_alerting(
         self,

@@ -24,6 +24,7 @@ from alerting.lifecycle.model import Alert
 from alerting.store import Store
 from alerting.store.sqlite import LevelRow
 from riskwatch.levels import Colour
+from riskwatch.picture import STATIC_GRADE_LETTER, picture_table
 
 ASSETS = Path(__file__).parent / "assets"
 # Files of pinned npm packages the pages load, by the name they are served under (nothing else is served
@@ -31,8 +32,8 @@ ASSETS = Path(__file__).parent / "assets"
 VENDOR = {"echarts.min.js": "echarts/dist/echarts.min.js"}
 PAGES = {"index.html", "login.html", "board.js", "login.js", "board.css"}
 WINDOWS_H = (3, 6, 24, 48)
+PICTURE = picture_table()
 HISTORY_S = max(WINDOWS_H) * 3600.0 + 3600.0  # level changes kept for the windows
-GRADE = {"blue": "A", "yellow": "B", "orange": "C", "red": "D"}  # static grade letters, A = lowest risk
 _CURSOR = re.compile(r"(\d{1,18})\.(\d{1,18})")
 _SITE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,119}")
 
@@ -90,7 +91,7 @@ class Board:
                 "id": site.id, "name": site.name or site.id, "region": site.region,
                 "region_name": self._regions.get(site.region, {}).get("name", site.region),
                 "industry": site.industry, "static": site.static_grade or "",
-                "grade": GRADE.get(site.static_grade or "", ""), "score": site.static_score,
+                "grade": STATIC_GRADE_LETTER.get(site.static_grade or "", ""), "score": site.static_score,
                 "lat": site.lat, "lon": site.lon, "units": units.get(site.id, []),
                 "gateways": gateways.get(site.id, []),
                 "gateway_sizes": {g: len(self._gateway_sensors.get(g, [])) for g in gateways.get(site.id, [])},
@@ -178,6 +179,8 @@ class Board:
             "cursor": cursor, "now": self.clock(), "sites": sites,
             "regions": [self._regions.get(r, {"id": r, "name": r}) for r in regions],
             "levels": levels, "alerts": [a.to_doc() for a in alerts],
+            # The four-colour picture's rule (riskwatch/picture.py): static grade -> live -> shown colour.
+            "picture": PICTURE,
             "user": {"name": user.name, "role": user.role, "actions": user.actions(),
                      "scope": {"regions": sorted(user.regions), "sites": sorted(user.sites)}},
         })  # fmt: skip

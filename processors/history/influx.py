@@ -1,4 +1,4 @@
-"""The InfluxDB sink: influxdb-client's v2 write API, synchronous, called from the writer's thread.
+"""The InfluxDB sink: influxdb-client's v2 write API, synchronous, called from the historian's write thread.
 
 InfluxDB 1.8 serves the v2-compatible API: bucket "db/retention" (or "db"), org "-", token "user:password".
 """
@@ -35,13 +35,3 @@ class InfluxSink:
 
     def close(self) -> None:
         self._client.close()
-
-
-class NullSink:
-    """History switched off (no --influx-url): points are accepted and discarded."""
-
-    def write(self, lines: list[str]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass

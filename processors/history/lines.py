@@ -3,17 +3,16 @@
 - `sensor_1m`  tags sensor, site, region; fields min, max, mean, count; time = the minute's start.
 - `transition` tags kind, entity_type, entity, site, region; fields id, old, new, rule, cause (JSON);
   time = the transition's `at`. A transition written twice (a replay) lands on the same series and time,
-  so InfluxDB keeps one point: history is idempotent like the topics.
+  so InfluxDB keeps one point: history is idempotent like the topics. So is a minute written twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict
 
 import orjson
 
-from processors.history.aggregate import MinuteAggregate
+from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition
 
 AGGREGATE_MEASUREMENT = "sensor_1m"
@@ -28,26 +27,13 @@ def _field_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def aggregate_lines(agg: MinuteAggregate, sensor_tags: Sequence[str]) -> list[str]:
-    """`sensor_tags[i]` is the pre-escaped tag set of registry sensor i ("sensor=..,site=..,region=..")."""
-    ms = int(agg.start * 1000)
+def minute_lines(m: SiteMinute) -> list[str]:
+    """One point per sensor of a site's closed minute."""
+    ms = int(m.start * 1000)
+    site_region = f"site={_tag(m.site)},region={_tag(m.region)}"
     return [
-        f"{AGGREGATE_MEASUREMENT},{sensor_tags[s]} min={lo!r},max={hi!r},mean={mean!r},count={n}i {ms}"
-        for s, lo, hi, mean, n in zip(
-            agg.sensor.tolist(),
-            agg.min.tolist(),
-            agg.max.tolist(),
-            agg.mean.tolist(),
-            agg.count.tolist(),
-            strict=True,
-        )
-    ]
-
-
-def sensor_tag_sets(sensor_ids: Sequence[str], sites: Sequence[str], regions: Sequence[str]) -> list[str]:
-    return [
-        f"sensor={_tag(s)},site={_tag(site)},region={_tag(r)}"
-        for s, site, r in zip(sensor_ids, sites, regions, strict=True)
+        f"{AGGREGATE_MEASUREMENT},sensor={_tag(s)},{site_region} min={lo!r},max={hi!r},mean={mean!r},count={n}i {ms}"
+        for s, lo, hi, mean, n in zip(m.sensor, m.min, m.max, m.mean, m.count, strict=True)
     ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.run import Endpoints, alerting_spec, bridge_spec, worker_spec
+from deploy.run import Endpoints, alerting_spec, bridge_spec, historian_spec, worker_spec
 from riskwatch.cli import main
 from simulators.cli import DEFAULT_REGISTRY
 
@@ -110,7 +110,10 @@ EP = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", "http://i:8086", "tok")
 
 
 def _parses(component: str, argv: list[str]) -> argparse.Namespace:
-    module = {"bridge": "ingest.cli", "worker": "processors.cli", "alerting": "alerting.cli"}[component]
+    module = {
+        "bridge": "ingest.cli", "worker": "processors.cli", "alerting": "alerting.cli",
+        "historian": "processors.history.cli",
+    }[component]  # fmt: skip
     assert argv[1:4] == ["-m", "riskwatch", component]
     parser = argparse.ArgumentParser()
     importlib.import_module(module).configure(parser)  # type: ignore[attr-defined]
@@ -126,9 +129,18 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
     assert bridge.health_url == "http://127.0.0.1:9108/healthz"
     worker = worker_spec(EP, reg, "p1", tmp_path, 6066, 9101)
     args = _parses("worker", worker.argv)
-    assert (args.group, args.influx_url, args.web_port) == ("riskwatch-worker-p1", "http://i:8086", 6066)
-    assert worker.env == {"RISKWATCH_INFLUX_TOKEN": "tok"} and "tok" not in worker.argv
-    assert worker.health_url == "http://127.0.0.1:6066/healthz"
+    assert (args.group, args.web_port) == ("riskwatch-worker-p1", 6066)
+    assert worker.env == {} and worker.health_url == "http://127.0.0.1:6066/healthz"
+    historian = historian_spec(EP, "p1", 9103)
+    args = _parses("historian", historian.argv)
+    assert (args.group_id, args.influx_url, args.metrics_port) == (
+        "riskwatch-history-p1",
+        "http://i:8086",
+        9103,
+    )
+    assert historian.env == {"RISKWATCH_INFLUX_TOKEN": "tok"} and "tok" not in historian.argv
+    assert historian.health_url == "http://127.0.0.1:9103/healthz"
+    assert _parses("historian", historian_spec(EP, "rw", 9103).argv).group_id == "riskwatch-history"
     alerting = alerting_spec(EP, reg, routes, "rw", tmp_path, 8080)
     args = _parses("alerting", alerting.argv)
     assert args.group_id == "riskwatch-alerting"  # the default prefix keeps the components' own groups
@@ -167,3 +179,16 @@ def test_a_supervised_pipeline_follows_restarts(tmp_path: Path) -> None:
     sup.tick()
     assert pipe.services["bridge"].proc is not first and pipe.services["bridge"].proc.pid == 101
     assert any(line.startswith("bridge exited with status 70") for line in lines)
+
+
+def test_riskwatch_run_starts_the_historian_when_there_is_an_influxdb(tmp_path: Path) -> None:
+    from deploy.run import configure, specs
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["--registry", "reg.yaml", "--routes", "routes.yaml"])
+    assert [s.name for s in specs(args, EP, tmp_path)] == ["bridge", "worker", "historian", "alerting"]
+    no_influx = Endpoints("k:9092", "m", 8883, "bridge-1", "pw")
+    assert [s.name for s in specs(args, no_influx, tmp_path)] == ["bridge", "worker", "alerting"]
+    (historian,) = [s for s in specs(args, EP, tmp_path) if s.name == "historian"]
+    assert historian.health_url == "http://127.0.0.1:9103/healthz"

@@ -17,7 +17,10 @@ import pytest
 from deploy.supervisor import HEALTH_PORT_ENV, component_url
 
 UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
-COMPONENTS = {"bridge": "ingest.cli", "worker": "processors.cli", "alerting": "alerting.cli"}
+COMPONENTS = {
+    "bridge": "ingest.cli", "worker": "processors.cli", "historian": "processors.history.cli",
+    "alerting": "alerting.cli",
+}  # fmt: skip
 ANALYZE = shutil.which("systemd-analyze") or (
     "/usr/bin/systemd-analyze" if Path("/usr/bin/systemd-analyze").exists() else None
 )

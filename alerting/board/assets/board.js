@@ -9,7 +9,7 @@
       logout: "退出", connected: "实时", disconnected: "连接中断", reconnecting: "连接中断，正在重连…",
       w_now: "当前", w_worst: "最近 {h} 小时最高预警",
       red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色", normal: "正常",
-      c_name: "企业", c_region: "地区", c_industry: "行业", c_grade: "固有风险", c_colour: "预警",
+      c_name: "企业", c_region: "地区", c_industry: "行业", c_grade: "固有风险", c_colour: "预警", picture: "四色图",
       c_since: "起始", c_open: "未闭环", c_online: "在线率", f_text: "名称/编号", all: "全部",
       all_open: "全部未闭环", pick_alert: "选择一条预警", site: "企业", entity: "对象", state: "状态",
       opened: "发生", level: "等级", acked_by: "签收人", disposal: "处置说明", audit: "处置记录",
@@ -32,7 +32,7 @@
       logout: "Sign out", connected: "live", disconnected: "disconnected", reconnecting: "Disconnected, reconnecting…",
       w_now: "Now", w_worst: "worst colour, last {h} h",
       red: "red", orange: "orange", yellow: "yellow", blue: "blue", normal: "normal",
-      c_name: "Site", c_region: "Region", c_industry: "Industry", c_grade: "Grade", c_colour: "Colour",
+      c_name: "Site", c_region: "Region", c_industry: "Industry", c_grade: "Grade", c_colour: "Colour", picture: "Picture",
       c_since: "Since", c_open: "Open alerts", c_online: "Online", f_text: "name / id", all: "all",
       all_open: "all open", pick_alert: "Pick an alert", site: "Site", entity: "Entity", state: "State",
       opened: "Opened", level: "Level", acked_by: "Acknowledged by", disposal: "Disposal", audit: "Audit trail",
@@ -78,7 +78,7 @@
     me: null, csrf: "", sites: new Map(), regions: [], levels: new Map(), alerts: new Map(), cursor: "",
     window: 0, windowColours: null, sort: {col: "rank", dir: -1}, selected: null, panelSite: null,
     muted: localStorage.getItem("rw-muted") === "1", beeped: new Set(), fresh: new Map(), beeps: 0,
-    connected: false, chart: null, stale: new Map(), history: null, lastEventAt: 0,
+    connected: false, chart: null, stale: new Map(), history: null, lastEventAt: 0, picture: {},
   };
   window.rwBoard = S;  // for people debugging in the console, and for the browser tests
 
@@ -99,12 +99,18 @@
     const row = S.levels.get("warning|site|" + id);
     return row ? row.level : "normal";
   }
+  // The four-colour picture: the live colour raised by the site's static grade, by the server's rule
+  // table (riskwatch/picture.py; static grade -> live colour -> shown colour).
+  function sitePicture(id) {
+    const live = siteColour(id), s = S.sites.get(id), row = S.picture[(s && s.static) || ""];
+    return (row && row[live]) || live;
+  }
   function siteSince(id) { const row = S.levels.get("warning|site|" + id); return row ? row.at : 0; }
   function regionColour(id) {
     let best = "normal";
     if (S.window && S.windowColours) best = S.windowColours.regions[id] || "normal";
     else { const row = S.levels.get("warning|region|" + id); if (row) best = row.level; }
-    for (const s of S.sites.values()) if (s.region === id && RANK[siteColour(s.id)] > RANK[best]) best = siteColour(s.id);
+    for (const s of S.sites.values()) if (s.region === id && RANK[sitePicture(s.id)] > RANK[best]) best = sitePicture(s.id);
     return best;
   }
   function placeName(a) {
@@ -148,7 +154,7 @@
     if (!S.chart) return;
     const sites = [...S.sites.values()].filter((s) => s.lat !== null && s.lon !== null);
     // Redraw only when a colour on the map changed (alarm-only news leaves the map, and a click, alone).
-    const signature = S.regions.map((r) => regionColour(r.id)).join() + "|" + sites.map((s) => s.id + siteColour(s.id)).join();
+    const signature = S.regions.map((r) => regionColour(r.id)).join() + "|" + sites.map((s) => s.id + sitePicture(s.id)).join();
     if (signature === S.mapSignature) return;
     S.mapSignature = signature;
     // One series per colour, worse colours drawn above: a red site is never hidden under a quiet
@@ -160,8 +166,8 @@
         id: "sites-" + colour, type: "scatter", coordinateSystem: "geo", symbolSize: big ? 7 : 16, zlevel: 2,
         z: 2 + RANK[colour], itemStyle: {color: COLOURS[colour], borderColor: "#fff", borderWidth: 1},
         label: {show: !big, position: "right", color: "#fff", formatter: (p) => p.data.grade},
-        data: sites.filter((s) => siteColour(s.id) === colour)
-          .map((s) => ({name: s.id, value: [s.lon, s.lat], grade: s.grade, colour})),
+        data: sites.filter((s) => sitePicture(s.id) === colour)
+          .map((s) => ({name: s.id, value: [s.lon, s.lat], grade: s.grade, colour, live: siteColour(s.id)})),
       })),
     });
   }
@@ -172,7 +178,7 @@
     chart.setOption({
       backgroundColor: "transparent",
       tooltip: {trigger: "item", formatter: (p) => {
-        if (p.seriesType === "scatter") { const s = S.sites.get(p.name); return s ? s.name + " · " + t(siteColour(s.id)) + " · " + s.grade : p.name; }
+        if (p.seriesType === "scatter") { const s = S.sites.get(p.name); return s ? s.name + " · " + t("picture") + " " + t(sitePicture(s.id)) + " (" + t("c_colour") + " " + t(siteColour(s.id)) + ", " + t("c_grade") + " " + (s.grade || "-") + ")" : p.name; }
         const r = S.regions.find((x) => x.id === p.name); return (r ? r.name : p.name) + " · " + t(regionColour(p.name));
       }},
       geo: {map: hasGeo ? "rw" : undefined, roam: true, label: {show: false},
@@ -194,7 +200,7 @@
     const unitLevel = new Map(doc.levels.filter((r) => r.type === "unit").map((r) => [r.entity, r]));
     const body = [
       el("h2", {}, s.name, " ", chip(siteColour(s.id))),
-      el("dl", {}, el("dt", {}, t("c_region")), el("dd", {}, s.region_name), el("dt", {}, t("c_industry")),
+      el("dl", {}, el("dt", {}, t("picture")), el("dd", {id: "panel-picture"}, chip(sitePicture(s.id))), el("dt", {}, t("c_region")), el("dd", {}, s.region_name), el("dt", {}, t("c_industry")),
         el("dd", {}, t(s.industry)), el("dt", {}, t("c_grade")), el("dd", {}, s.grade + (s.score !== null ? " (" + s.score + ")" : "")),
         el("dt", {}, t("rule")), el("dd", {id: "panel-rule"}, siteRow && siteRow.rule ? siteRow.rule : t("none"))),
       el("h3", {}, t("units")),
@@ -454,6 +460,7 @@
     const [state, geo] = await Promise.all([api("/api/board/state"), api("/api/board/map.json")]);
     S.cursor = state.cursor;
     for (const s of state.sites) S.sites.set(s.id, s);
+    S.picture = state.picture || {};
     S.regions = state.regions;
     for (const r of state.levels) applyLevel(r);
     for (const a of state.alerts) S.alerts.set(a.id, a);

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from deploy.stack import add_gateways
+from riskwatch.picture import picture_colour
 from riskwatch.registry import load_registry
 from simulators.cli import DEFAULT_REGISTRY
 from simulators.gateway import Broker
@@ -26,7 +27,8 @@ from tests.integration.board.conftest import PASSWORD, TOKENS, BoardPipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MAP_COLOURS = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
+MAP_COLOURS = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.live]))"
+MAP_PICTURE = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
 SCENARIO = DEFAULT_REGISTRY.parent / "chem_tank_leak.yaml"
 state: dict[str, Any] = {}  # what the tests of this module hand on to each other, in order
 
@@ -48,7 +50,9 @@ def engine_colour(board: BoardPipeline, site: str) -> str:
         return str(orjson.loads(r.read()).get("colour") or "normal")
 
 
-def test_log_in_and_see_every_site_in_the_engines_colour(board: BoardPipeline, browser: Any) -> None:
+def test_log_in_and_see_every_site_in_the_engines_colour_and_its_picture(
+    board: BoardPipeline, browser: Any
+) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 850})
     login(page, board.url, user="centre", password=PASSWORD)
     assert page.get_attribute("#conn", "class") == "conn up"  # the live feed is connected
@@ -62,6 +66,10 @@ def test_log_in_and_see_every_site_in_the_engines_colour(board: BoardPipeline, b
         page.wait_for_timeout(500)
     assert set(shown) == sites
     assert shown == expected
+    # Each marker is drawn in the four-colour picture: the live colour read with the site's static grade.
+    registry = load_registry(DEFAULT_REGISTRY)
+    drawn = page.evaluate(MAP_PICTURE)
+    assert drawn == {s: picture_colour(shown[s], registry.sites[s].static_grade) for s in sites}
     state["page"] = page
 
 

@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.slow]
 
 REGISTRY = ROOT / "deploy/examples/registry.yaml"
 MAP_COLOURS = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.colour]))"
+MAP_LIVE = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.live]))"
 
 
 def test_disconnection_is_shown_and_the_page_catches_up_with_no_gap(
@@ -39,11 +40,15 @@ def test_disconnection_is_shown_and_the_page_catches_up_with_no_gap(
     ]
     with serve_board(tmp_path, REGISTRY, changes, port, tls):
         page.wait_for_selector("#conn.up", timeout=15_000)
+        # The map is the four-colour picture: CD-WK01 and DY-LPG02 are graded C (static scores 68, 71),
+        # so their live orange and yellow show one level up; JC-MK01 (B) shows its live red.
         page.wait_for_function(
-            f"() => {{ const c = ({MAP_COLOURS})(); return c['JC-MK01'] === 'red' && c['CD-WK01'] === 'orange'"
-            " && c['DY-LPG02'] === 'yellow'; }",
+            f"() => {{ const c = ({MAP_COLOURS})(); return c['JC-MK01'] === 'red' && c['CD-WK01'] === 'red'"
+            " && c['DY-LPG02'] === 'orange'; }",
             timeout=10_000,
         )
+        live = page.evaluate(MAP_LIVE)
+        assert (live["JC-MK01"], live["CD-WK01"], live["DY-LPG02"]) == ("red", "orange", "yellow")
         assert page.is_hidden("#banner")
         # The desk has the alerts opened while the page was away (CD-WK01 orange opens one).
         assert page.evaluate(

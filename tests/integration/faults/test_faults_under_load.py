@@ -155,6 +155,7 @@ def test_kills_and_outages_under_load_lose_nothing(stack, stack_services, tmp_pa
         announce_online({s.gateway: s.site for s in sensors}, broker)
         pipe.start_bridge()
         pipe.start_worker(ready_site=first_site)
+        pipe.start_historian()
         pipe.start_alerting(routes, env=alerting_env)
         pipe.wait_ready(120)
         plan.start()

@@ -85,6 +85,7 @@ def world(stack, stack_services, tmp_path_factory: pytest.TempPathFactory) -> It
     try:
         pipe.start_bridge()
         pipe.start_worker(ready_site="HOST-S00")
+        pipe.start_historian()
         pipe.start_alerting(routes, env={WEBHOOK_SECRET_ENV: secret, API_TOKEN_ENV: token})
         pipe.wait_ready(120)
         legit.start()
@@ -567,14 +568,14 @@ def test_history_kept_going_after_the_overflowing_minute(world: World) -> None:
     deadline = time.monotonic() + 100  # the minute of the 1.7e308 readings closes, then is paced out
     while True:
         repaired = world.metric("worker", "riskwatch_history_repaired_fields")
-        rejected = world.metric("worker", "riskwatch_history_rejected_points")
+        rejected = world.metric("historian", "riskwatch_history_rejected_points")
         if repaired + rejected > 0:
             break
         assert time.monotonic() < deadline, "the overflowing minute was neither repaired nor dropped"
         time.sleep(1.0)
-    written = world.metric("worker", "riskwatch_history_points_written")
+    written = world.metric("historian", "riskwatch_history_points_written")
     deadline = time.monotonic() + 90
-    while world.metric("worker", "riskwatch_history_points_written") <= written:
+    while world.metric("historian", "riskwatch_history_points_written") <= written:
         assert time.monotonic() < deadline, "history writing stopped after the overflowing minute"
         time.sleep(1.0)
     world.red_reaches_webhook()

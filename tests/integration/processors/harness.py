@@ -131,9 +131,7 @@ def read_raw(bootstrap: str, topic: str, until: float, want: int) -> list[bytes]
 class WorkerProcess:
     """`python -m riskwatch worker ...` as a child process, stopped by its own pid."""
 
-    def __init__(
-        self, stack: object, topics: Topics, registry: Path, data_dir: Path, *extra: str, influx: bool = False
-    ) -> None:
+    def __init__(self, stack: object, topics: Topics, registry: Path, data_dir: Path, *extra: str) -> None:
         self.web_port = free_port()
         self.metrics_port = free_port()
         self.log = data_dir.with_suffix(".log")
@@ -170,18 +168,6 @@ class WorkerProcess:
             *extra,
         ]
         env = dict(os.environ)
-        if influx:
-            cmd += [
-                "--influx-url",
-                stack.influx_url,
-                "--influx-org",
-                stack.influx_org,  # type: ignore[attr-defined]
-                "--influx-bucket",
-                stack.influx_bucket,
-                "--influx-token-env",
-                "RW_TEST_INFLUX",
-            ]  # type: ignore[attr-defined]
-            env["RW_TEST_INFLUX"] = stack.influx_token  # type: ignore[attr-defined]
         self._cmd, self._env = cmd, env
         self.restarts = 0
         self.proc = subprocess.Popen(
@@ -211,6 +197,26 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+
+class HistorianProcess(WorkerProcess):
+    """`python -m riskwatch historian ...` into the stack's InfluxDB, as a child process."""
+
+    def __init__(self, stack: object, topics: Topics, log: Path, *extra: str) -> None:
+        self.metrics_port = free_port()
+        self.log = log
+        cmd = [
+            sys.executable, "-m", "riskwatch", "historian", "--kafka", stack.kafka_bootstrap,  # type: ignore[attr-defined]
+            "--topic-prefix", topics.prefix, "--group-id", f"riskwatch-history-{topics.prefix}",
+            "--influx-url", stack.influx_url, "--influx-org", stack.influx_org,  # type: ignore[attr-defined]
+            "--influx-bucket", stack.influx_bucket, "--influx-token-env", "RW_TEST_INFLUX",  # type: ignore[attr-defined]
+            "--metrics-port", str(self.metrics_port), "--loglevel", "info", *extra,
+        ]  # fmt: skip
+        self._cmd, self._env = cmd, {**os.environ, "RW_TEST_INFLUX": stack.influx_token}  # type: ignore[attr-defined]
+        self.restarts = 0
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=self._env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
+        )
 
 
 def drain(

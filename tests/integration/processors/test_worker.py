@@ -11,10 +11,14 @@ from pathlib import Path
 
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter
+from riskwatch.wire.minutes import SiteMinute
+from simulators.pipeline import wait_http
 from tests.integration.processors.harness import (
     STALE_S,
+    HistorianProcess,
     WorkerProcess,
     batch,
+    drain,
     metric,
     produce,
     read_raw,
@@ -64,7 +68,8 @@ def test_set_point_crossings_give_transitions_history_and_views(
             (b"S2", b"RWTB\x07 not a batch"),
         ],
     )
-    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1", influx=True)
+    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1")
+    historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
     try:
         found = read_transitions(
             stack.kafka_bootstrap,
@@ -130,6 +135,7 @@ def test_set_point_crossings_give_transitions_history_and_views(
         assert {r[1] for r in ids} >= {alarms[0].id, site.id}
     finally:
         worker.stop()
+        historian.stop()
 
 
 def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -154,44 +160,121 @@ def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_pa
         worker.stop()
 
 
-def test_influxdb_outage_loses_no_transition_from_history(stack, topics: Topics, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history(
+    stack, topics: Topics, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """InfluxDB is down; the worker evaluates two finished minutes of six sites and is SIGKILLed, and so
+    is the historian, which had consumed the records but could not write them. Once InfluxDB and both
+    processes are back, InfluxDB holds every transition on the topics and every minute aggregate."""
     from deploy.stack import Stack
 
     reg_path, reg = write_registry(tmp_path, stale_s=3600)
-    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1", influx=True)
     services = Stack(stack.home)
+    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w1")
+    historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
     try:
-        time.sleep(5)
+        assert wait_http(f"http://127.0.0.1:{historian.metrics_port}/healthz", 60), historian.output()
         services.stop_service("influxdb")
         now = time.time()
-        try:
-            produce(
-                stack.kafka_bootstrap,
-                topics.telemetry,
-                [(f"S{n}".encode(), batch(reg, f"S{n}", {f"S{n}-G1": 30.0 + 10 * n}, now)) for n in range(6)],
-            )
-            # The stream goes on while InfluxDB is down.
-            sent = read_transitions(stack.kafka_bootstrap, topics.alarms, time.time() + 60, want=6)
-            assert len(sent) == 6, worker.output()
-            time.sleep(3)  # a few failed write attempts
-        finally:
-            services.start_service("influxdb")
-        want = {t.id for t in sent}
+        first = (now // 60 - 3) * 60  # two finished minutes: the worker closes them at once
+        minutes = (first, first + 60)
+        sent: dict[tuple[str, float], list[float]] = {}
+        records = []
+        for n in range(6):
+            site, sensor = f"S{n}", f"S{n}-G1"
+            for m in minutes:
+                values = [30.0 + 10 * n + k for k in range(3)]  # alarm-high on some sites
+                sent[(sensor, m)] = values
+                records += [
+                    (site.encode(), batch(reg, site, {sensor: v}, m + 5 + 10 * k))
+                    for k, v in enumerate(values)
+                ]
+        produce(stack.kafka_bootstrap, topics.telemetry, records)
+        # The stream goes on while InfluxDB is down: the minutes reach rw.history, transitions their topics.
+        published = read_raw(stack.kafka_bootstrap, topics.history, time.time() + 90, want=len(sent))
+        assert sum(len(SiteMinute.from_bytes(r).sensor) for r in published) >= len(sent), worker.output()
+        assert wait_for(
+            lambda: (metric(historian.metrics_port, "riskwatch_history_write_retries_total") or 0) >= 1, 30
+        )
+        health = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{historian.metrics_port}/healthz").read()
+        )
+        assert (health["ok"], health["writing"], health["ready"]) == (True, False, False), health
+        assert health["influxdb_error"] and health["unwritten_age_s"] > 0, health
+        worker.kill()
+        historian.kill()
+    finally:
+        services.start_service("influxdb")
+    transitions = drain(stack.kafka_bootstrap, [topics.alarms, topics.warnings], quiet_s=3, timeout=30)
+    assert transitions, "the worker emitted no transition"
+    worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w2")
+    historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
+    try:
+        since = int(first - 600)
+        want = {t.id for t in transitions}
         got = wait_for(
             lambda: (
                 want
-                <= {
-                    r[1]
-                    for r in influx_query(stack, f"SELECT id FROM transition WHERE time > {int(now - 60)}s")
-                }
+                <= {r[1] for r in influx_query(stack, f"SELECT id FROM transition WHERE time > {since}s")}
             ),
-            timeout=60,
+            timeout=90,
         )
-        assert got, worker.output()
-        assert metric(worker.metrics_port, "riskwatch_history_write_retries_total") >= 1
-        assert metric(worker.metrics_port, "riskwatch_history_points_dropped_total") == 0
+        assert got, historian.output()
+
+        def aggregates() -> dict[tuple[str, float], list[object]]:
+            rows = influx_query(
+                stack,
+                f"SELECT sensor, min, max, mean, count FROM sensor_1m WHERE time > {since}s GROUP BY sensor",
+            )
+            return {(r[1], r[0] / 1000): r[2:] for r in rows}  # type: ignore[operator]
+
+        expected = {key: [min(v), max(v), sum(v) / len(v), len(v)] for key, v in sent.items()}
+        assert wait_for(lambda: expected.items() <= aggregates().items(), 60), (
+            aggregates(),
+            historian.output(),
+        )
+        health = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{historian.metrics_port}/healthz").read()
+        )
+        assert (health["writing"], health["unwritten_age_s"]) == (True, 0.0), health
     finally:
         worker.stop()
+        historian.stop()
+
+
+def test_the_historian_dead_letters_what_it_cannot_write_and_goes_on(
+    stack, topics: Topics, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A record that does not decode and a point InfluxDB refuses (a time beyond its range) are
+    dead-lettered with their reason and counted; the records behind them are written."""
+    historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
+    try:
+        at = time.time()
+        good = SiteMinute("S9", "RA", (at // 60) * 60, ["S9-G1"], [1.0], [2.0], [1.5], [2])
+        late = SiteMinute("S9", "RA", 9.6e9, ["S9-G1"], [1.0], [2.0], [1.5], [2])  # 2274: beyond int64 ns
+        produce(
+            stack.kafka_bootstrap,
+            topics.history,
+            [(b"S9", b"{not json"), (b"S9", late.to_bytes()), (b"S9", good.to_bytes())],
+        )
+        rows = wait_for(
+            lambda: influx_query(
+                stack, f"SELECT count FROM sensor_1m WHERE sensor='S9-G1' AND time > {int(at - 120)}s"
+            ),
+            60,
+        )
+        assert [r[1] for r in rows] == [2], historian.output()
+        letters = [
+            DeadLetter.from_bytes(r)
+            for r in read_raw(stack.kafka_bootstrap, topics.deadletter, time.time() + 30, 2)
+        ]
+        assert sorted((d.reason, d.component) for d in letters) == [
+            ("history_rejected", "historian"),
+            ("malformed_record", "historian"),
+        ], historian.output()
+        assert metric(historian.metrics_port, "riskwatch_history_rejected_points_total") == 1
+    finally:
+        historian.stop()
 
 
 def test_hostile_records_and_a_registry_edit_never_stop_a_partition(

@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SENSORS = 600  # 6 gateways of 100 sensors at 1 Hz: light load, every kill under it
 LOAD_S = 55.0
-COMPONENTS = ("bridge", "worker", "alerting")
+COMPONENTS = ("bridge", "worker", "historian", "alerting")  # start order
 BACK_WITHIN_S = 10.0
 
 
@@ -80,10 +80,11 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
     announce_online({s.gateway: s.site for s in sensors}, broker)
 
     run_dir = tmp_path / "run"
-    ports = {"bridge": free_port(), "worker": free_port(), "alerting": free_port()}
+    ports = {"bridge": free_port(), "worker": free_port(), "historian": free_port(), "alerting": free_port()}
     health = {
         "bridge": f"http://127.0.0.1:{ports['bridge']}/healthz",
         "worker": f"http://127.0.0.1:{ports['worker']}/healthz",
+        "historian": f"http://127.0.0.1:{ports['historian']}/healthz",
         "alerting": f"https://127.0.0.1:{ports['alerting']}/healthz",  # the stack's certificate
     }
     argv = [
@@ -91,7 +92,7 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
         "--stack-home", str(stack.home), "--mqtt-user", bridge_user, "--topic-prefix", topics.prefix,
         "--run-dir", str(run_dir), "--bridge-metrics-port", str(ports["bridge"]),
         "--worker-web-port", str(ports["worker"]), "--worker-metrics-port", str(free_port()),
-        "--alerting-http-port", str(ports["alerting"]),
+        "--historian-metrics-port", str(ports["historian"]), "--alerting-http-port", str(ports["alerting"]),
     ]  # fmt: skip
     env = {
         **os.environ,

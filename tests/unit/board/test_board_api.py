@@ -190,6 +190,14 @@ def test_state_panel_and_windows(db_path: Path) -> None:
         _, doc = await get(client, "/api/board/state", "tok-sup")
         site = next(s for s in doc["sites"] if s["id"] == "DY-SH01")
         assert (site["lat"], site["lon"], site["grade"]) == (38.0766, 118.956, "B")
+        # The four-colour picture's rule travels with the state: a C-graded site (static orange, CD-WK01
+        # scores 68) shows a live yellow as orange; a B-graded one keeps its live colour.
+        graded = {s["id"]: (s["static"], s["grade"]) for s in doc["sites"]}
+        assert graded["CD-WK01"] == ("orange", "C") and graded["DY-SH01"] == ("yellow", "B")
+        assert (
+            doc["picture"]["orange"]["yellow"] == "orange" and doc["picture"]["yellow"]["yellow"] == "yellow"
+        )
+        assert doc["picture"]["red"]["normal"] == "normal" and doc["picture"][""]["orange"] == "orange"
         assert {(r["entity"], r["level"]) for r in doc["levels"]} == {
             ("DY-SH01", "red"),
             ("SH-BL01", "orange"),

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import dataclasses
-import threading
-import time
-
 import numpy as np
 import pytest
 
 from processors.history.aggregate import MinuteAggregator
-from processors.history.lines import aggregate_lines, sensor_tag_sets, transition_line
-from processors.history.writer import HistoryWriter
+from processors.history.lines import minute_lines, transition_line
+from processors.history.publish import MinutePublisher
+from processors.history.writer import PointsRejected, write_points
+from riskwatch.wire.minutes import MinuteDecodeError, SiteMinute
 from riskwatch.wire.transitions import Cause, CauseItem, Transition
 
 
@@ -56,11 +54,7 @@ def test_readings_older_than_max_age_are_counted_not_aggregated() -> None:
 
 
 def test_line_protocol_escapes_tags_and_keeps_transition_time() -> None:
-    tags = sensor_tag_sets(["G 1,x"], ["S"], ["R"])
-    assert tags == ["sensor=G\\ 1\\,x,site=S,region=R"]
-    agg = MinuteAggregator(1)
-    agg.add(np.array([0]), np.array([2.5]), np.array([60.5]), now=61.0)
-    (line,) = aggregate_lines(agg.close_due(1e9)[0], tags)
+    (line,) = minute_lines(SiteMinute("S", "R", 60.0, ["G 1,x"], [2.5], [2.5], [2.5], [1]))
     assert line == "sensor_1m,sensor=G\\ 1\\,x,site=S,region=R min=2.5,max=2.5,mean=2.5,count=1i 60000"
     t_line = transition_line(_transition(0))
     assert t_line.startswith(
@@ -69,141 +63,77 @@ def test_line_protocol_escapes_tags_and_keeps_transition_time() -> None:
     assert t_line.endswith(" 60000")
 
 
-class FlakySink:
-    """Fails while `down` is set, like an InfluxDB that is stopped."""
+def test_a_closed_minute_becomes_one_record_per_site_with_every_sensor() -> None:
+    # sensors 0, 2 at site A (region R1), 1, 3 at site B (R2); sensor 3 did not report
+    publisher = MinutePublisher(["a0", "b1", "a2", "b3"], np.array([0, 1, 0, 1]), ["A", "B"], ["R1", "R2"])
+    agg = MinuteAggregator(4)
+    agg.add(np.array([2, 1, 0, 2]), np.array([1.0, 5.0, 3.0, 2.0]), np.full(4, 125.0), now=126.0)
+    (minute,) = agg.close_due(1e9)
+    records = publisher.records(minute)
+    assert [(r.site, r.region, r.start, r.sensor, r.min, r.max, r.mean, r.count) for r in records] == [
+        ("A", "R1", 120.0, ["a0", "a2"], [3.0, 1.0], [3.0, 2.0], [3.0, 1.5], [1, 2]),
+        ("B", "R2", 120.0, ["b1"], [5.0], [5.0], [5.0], [1]),
+    ]
+    assert [SiteMinute.from_bytes(r.to_bytes()) for r in records] == records
+    assert records[0].key == b"A"
 
-    def __init__(self) -> None:
-        self.down = threading.Event()
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"{not json",
+        b'{"v":2,"site":"S","region":"R","start":60,"sensor":[],"min":[],"max":[],"mean":[],"count":[]}',
+        b'{"v":1,"site":"","region":"R","start":60,"sensor":[],"min":[],"max":[],"mean":[],"count":[]}',
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":["a"],"min":[],"max":[],"mean":[],"count":[]}',
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":["a"],"min":[1],"max":[1],"mean":[1e999],"count":[1]}',
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":["a"],"min":[1],"max":[1],"mean":[1],"count":[0]}',
+        b'{"v":1,"site":"S","region":"R","start":"x","sensor":[],"min":[],"max":[],"mean":[],"count":[]}',
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":[7],"min":[1],"max":[1],"mean":[1],"count":[1]}',
+        b"[]",
+    ],
+)
+def test_a_hostile_minute_record_is_refused_with_a_reason(doc: bytes) -> None:
+    with pytest.raises(MinuteDecodeError):
+        SiteMinute.from_bytes(doc)
+
+
+class Sink:
+    """Refuses any chunk holding a line with `bad` (InfluxDB's 400); fails every call while `down`."""
+
+    def __init__(self, down: int = 0) -> None:
+        self.down = down
         self.lines: list[str] = []
+        self.calls = 0
 
     def write(self, lines: list[str]) -> None:
-        if self.down.is_set():
+        self.calls += 1
+        if self.down:
+            self.down -= 1
             raise ConnectionError("influx down")
+        if any("bad" in line for line in lines):
+            raise PointsRejected("HTTP 400: unable to parse")
         self.lines.extend(lines)
 
     def close(self) -> None:
         pass
 
 
-def _wait(pred, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
+def test_refused_points_are_found_and_returned_the_rest_written_in_order() -> None:
+    sink = Sink()
+    lines = [f"p{n}" for n in range(10)]
+    lines[3] = "bad3"
+    written: list[int] = []
+    refused = write_points(sink, lines, chunk_points=4, after_chunk=written.append)
+    assert refused == [("bad3", "HTTP 400: unable to parse")]
+    assert sink.lines == [line for line in lines if line != "bad3"]
+    assert sum(written) == 9
 
 
-def test_outage_loses_nothing_and_keeps_order() -> None:
-    sink = FlakySink()
-    sink.down.set()
-    writer = HistoryWriter(sink, [], limit_points=100, chunk_points=2, backoff=(0.01, 0.05))
-    writer.start()
-    started = time.perf_counter()
-    for n in range(10):
-        writer.put_transitions([_transition(n)])
-    assert time.perf_counter() - started < 0.5  # the stream never waits for the database
-    time.sleep(0.1)
-    assert sink.lines == [] and writer.pending == 10
-    sink.down.clear()
-    assert _wait(lambda: len(sink.lines) == 10)
-    assert [line.split('id="')[1][:3] for line in sink.lines] == [f"id{n}" for n in range(10)]
-    assert writer.dropped == 0 and writer.pending == 0
-    writer.stop()
-
-
-def test_points_beyond_the_limit_are_dropped_and_counted() -> None:
-    sink = FlakySink()
-    sink.down.set()
-    writer = HistoryWriter(sink, [], limit_points=3, backoff=(0.01, 0.05))
-    writer.start()
-    writer.put_transitions([_transition(n) for n in range(2)])
-    writer.put_transitions([_transition(n) for n in range(2, 4)])  # 2 + 2 > 3: refused whole
-    assert writer.dropped == 2
-    sink.down.clear()
-    assert _wait(lambda: len(sink.lines) == 2)
-    writer.stop()
-
-
-class TimedSink(FlakySink):
-    """Records when each chunk arrived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrivals: list[tuple[float, int]] = []
-
-    def write(self, lines: list[str]) -> None:
-        super().write(lines)
-        self.arrivals.append((time.monotonic(), len(lines)))
-
-
-def _minute(n: int, start: float = 60.0) -> object:
-    agg = MinuteAggregator(n)
-    agg.add(np.arange(n), np.ones(n), np.full(n, start + 1), now=start + 2)
-    (minute,) = agg.close_due(1e12)
-    return minute
-
-
-def test_a_minute_of_aggregates_is_paced_not_burst() -> None:
-    sink = TimedSink()
-    tags = sensor_tag_sets([f"s{i}" for i in range(400)], ["S"] * 400, ["R"] * 400)
-    writer = HistoryWriter(sink, tags, limit_points=10_000, chunk_points=50, pace_points_per_s=1000)
-    writer.start()
-    queued = time.monotonic()
-    writer.put_aggregate(_minute(400))  # type: ignore[arg-type]
-    assert _wait(lambda: len(sink.lines) == 400, timeout=5)
-    # 400 points at 1000/s in chunks of 50: the last chunk is due 350 ms after queueing, not at once.
-    first, last = sink.arrivals[0][0] - queued, sink.arrivals[-1][0] - queued
-    assert first < 0.1 and 0.33 <= last < 1.0, (first, last)
-    assert [n for _, n in sink.arrivals] == [50] * 8
-    assert sorted(int(line.split(",")[1][len("sensor=s") :]) for line in sink.lines) == list(range(400))
-    writer.stop()
-
-
-def test_a_large_minute_is_written_within_the_pacing_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    from processors.history import writer as module
-
-    monkeypatch.setattr(module, "PACE_WITHIN_S", 0.3)  # at 1 point/s, 3000 points would take 50 minutes
-    sink = TimedSink()
-    n = 3000
-    tags = sensor_tag_sets([f"s{i}" for i in range(n)], ["S"] * n, ["R"] * n)
-    writer = HistoryWriter(sink, tags, limit_points=10_000, chunk_points=500, pace_points_per_s=1)
-    writer.start()
-    queued = time.monotonic()
-    writer.put_aggregate(_minute(n))  # type: ignore[arg-type]
-    assert _wait(lambda: len(sink.lines) == n, timeout=5)
-    assert 0.2 <= sink.arrivals[-1][0] - queued < 1.0
-    writer.stop()
-
-
-def test_a_backlog_after_an_outage_is_written_at_full_speed() -> None:
-    sink = TimedSink()
-    sink.down.set()
-    tags = sensor_tag_sets([f"s{i}" for i in range(200)], ["S"] * 200, ["R"] * 200)
-    writer = HistoryWriter(
-        sink, tags, limit_points=10_000, chunk_points=50, backoff=(0.01, 0.02), pace_points_per_s=200
-    )
-    writer.start()
-    writer.put_aggregate(_minute(200, 60.0))  # type: ignore[arg-type]
-    writer.put_aggregate(_minute(200, 120.0))  # type: ignore[arg-type]
-    time.sleep(1.2)  # both minutes' pacing (1 s each at 200/s) has run out while the database was down
-    back = time.monotonic()
-    sink.down.clear()
-    assert _wait(lambda: len(sink.lines) == 400, timeout=5)
-    assert sink.arrivals[-1][0] - back < 0.5
-    writer.stop()
-
-
-def test_stop_writes_what_is_queued_without_pacing() -> None:
-    sink = TimedSink()
-    tags = sensor_tag_sets([f"s{i}" for i in range(100)], ["S"] * 100, ["R"] * 100)
-    writer = HistoryWriter(sink, tags, limit_points=10_000, chunk_points=10, pace_points_per_s=10)
-    writer.start()
-    writer.put_aggregate(_minute(100))  # type: ignore[arg-type]  (10 s at 10/s)
-    time.sleep(0.05)
-    started = time.monotonic()
-    writer.stop(timeout=5)
-    assert len(sink.lines) == 100 and time.monotonic() - started < 1.0
+def test_an_outage_is_raised_for_the_caller_to_retry() -> None:
+    sink = Sink(down=1)
+    with pytest.raises(ConnectionError):
+        write_points(sink, ["p0", "p1"])
+    assert write_points(sink, ["p0", "p1"]) == [] and sink.lines == ["p0", "p1"]
 
 
 @pytest.mark.parametrize("fold_readings", [1, 7, 1 << 15])
@@ -231,77 +161,20 @@ def test_aggregates_are_exact_whenever_kept_batches_are_folded(
         assert np.isclose(mean, flat_v[rows].mean())
 
 
-class PickySink(FlakySink):
-    """Refuses any chunk holding a line with `bad` in it, as InfluxDB answers 400 to a malformed point."""
-
-    def write(self, lines: list[str]) -> None:
-        from processors.history.writer import PointsRejected
-
-        if any("bad" in line for line in lines):
-            raise PointsRejected("HTTP 400: unable to parse")
-        super().write(lines)
-
-
 def test_a_huge_mean_is_clipped_not_written_as_inf() -> None:
     agg = MinuteAggregator(2)
     agg.add(np.array([0, 0, 1]), np.array([1.7e308, 1.7e308, 2.0]), np.array([60.0, 61.0, 62.0]), 62.0)
     (minute,) = agg.close_due(1000.0)
     assert minute.mean.tolist() == [1.7e308, 2.0] and agg.repaired == 1
-    lines = aggregate_lines(minute, ["sensor=a", "sensor=b"])
-    assert not any("inf" in line for line in lines)
-
-
-def test_a_refused_point_is_dropped_and_counted_the_rest_written_in_order() -> None:
-    sink = PickySink()
-    rejected: list[int] = []
-
-    class Hooks:
-        def written(self, points: int) -> None: ...
-        def dropped(self, points: int) -> None: ...
-        def retried(self) -> None:
-            raise AssertionError("a refused point is not retried")
-
-        def pending(self, points: int) -> None: ...
-        def rejected(self, points: int) -> None:
-            rejected.append(points)
-
-    writer = HistoryWriter(sink, [], limit_points=100, chunk_points=8, backoff=(0.01, 0.05), hooks=Hooks())
-    writer.start()
-    bad = dataclasses.replace(_transition(3), entity="bad")
-    writer.put_transitions(
-        [_transition(n) for n in range(3)] + [bad] + [_transition(n) for n in range(4, 10)]
-    )
-    assert _wait(lambda: len(sink.lines) == 9 and writer.pending == 0)
-    assert [line.split('id="')[1][:3] for line in sink.lines] == [f"id{n}" for n in range(10) if n != 3]
-    assert writer.rejected == 1 and rejected == [1] and writer.alive()
-    ((line, why),) = writer.take_refused()
-    assert "entity=bad" in line and "HTTP 400" in why and writer.take_refused() == []
-    from processors.timers import history_letter
-    from riskwatch.wire.deadletter import DeadLetter
-
-    letter = DeadLetter.from_bytes(history_letter(line, why, 5.0).to_bytes())
-    assert (letter.reason, letter.source, letter.original) == ("history_rejected", "influxdb", line.encode())
-    writer.put_transitions([_transition(20)])  # and the writer goes on
-    assert _wait(lambda: len(sink.lines) == 10)
-    writer.stop()
-
-
-def test_points_that_cannot_be_rendered_are_dropped_and_the_writer_goes_on() -> None:
-    sink = FlakySink()
-    writer = HistoryWriter(sink, [], limit_points=100, backoff=(0.01, 0.05))
-    writer.start()
-    writer.put_transitions([dataclasses.replace(_transition(0), at=float("inf"))])  # round(inf) raises
-    writer.put_transitions([_transition(1)])
-    assert _wait(lambda: len(sink.lines) == 1 and writer.pending == 0)
-    assert writer.rejected == 1 and writer.alive()
-    writer.stop()
+    publisher = MinutePublisher(["a", "b"], np.array([0, 0]), ["S"], ["R"])
+    lines = minute_lines(SiteMinute.from_bytes(publisher.records(minute)[0].to_bytes()))
+    assert len(lines) == 2 and not any("inf" in line for line in lines)
 
 
 def test_influx_sink_refuses_malformed_points_and_retries_an_outage() -> None:
     from influxdb_client.rest import ApiException
 
     from processors.history.influx import InfluxSink
-    from processors.history.writer import PointsRejected
 
     sink = InfluxSink("http://127.0.0.1:9", "u:p", "-", "db/rp")
 
@@ -315,6 +188,83 @@ def test_influx_sink_refuses_malformed_points_and_retries_an_outage() -> None:
     with pytest.raises(PointsRejected, match="HTTP 400"):
         sink.write(["m f=inf 1"])
     Api.status = 503
-    with pytest.raises(ApiException):  # an outage: the writer retries it
+    with pytest.raises(ApiException):  # an outage: the historian retries it
         sink.write(["m f=1 1"])
     sink.close()
+
+
+def test_the_historian_commits_a_fetch_only_once_influxdb_has_it_and_dead_letters_the_rest() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from processors.history.historian import Historian, HistorianHealth, HistorianOptions
+    from processors.history.metrics import HistorianMetrics
+    from riskwatch.wire.deadletter import DeadLetter
+
+    class Consumer:
+        commits = 0
+
+        async def commit(self) -> None:
+            self.commits += 1
+
+    class Producer:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, bytes]] = []
+
+        async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+            self.sent.append((topic, value))
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    minute = SiteMinute("S", "R", 60.0, ["a", "bad"], [1.0, 1.0], [2.0, 2.0], [1.5, 1.5], [2, 2])
+    records = [
+        SimpleNamespace(topic="rw.history", value=minute.to_bytes(), partition=0, offset=7, timestamp=0),
+        SimpleNamespace(
+            topic="rw.alarms", value=_transition(1).to_bytes(), partition=1, offset=3, timestamp=0
+        ),
+        SimpleNamespace(
+            topic="rw.warnings", value=_transition(2).to_bytes(), partition=1, offset=4, timestamp=0
+        ),
+    ]
+    sink = Sink(down=2)  # InfluxDB refuses the first two attempts; the point of sensor "bad" is malformed
+    health = HistorianHealth(exit=lambda code: None)
+    metrics = HistorianMetrics(CollectorRegistry())
+    historian = Historian(HistorianOptions("k", backoff=(0.01, 0.02)), sink, metrics, health)
+    consumer, producer = Consumer(), Producer()
+    asyncio.run(historian.step(consumer, producer, records, asyncio.Event()))  # type: ignore[arg-type]
+    assert consumer.commits == 1 and sink.calls >= 3
+    # an alarm is at home on rw.alarms, not on rw.warnings
+    assert [line.split(",")[1] for line in sink.lines] == ["sensor=a", "kind=alarm"]
+    letters = [DeadLetter.from_bytes(v) for _, v in producer.sent]
+    assert sorted((d.reason, d.source, d.offset) for d in letters) == [
+        ("history_rejected", "influxdb", None),
+        ("malformed_record", "rw.warnings", 4),
+    ]
+    assert metrics.retries._value.get() == 2 and metrics.rejected._value.get() == 1
+    written = {m: metrics.written.labels(m)._value.get() for m in ("sensor_1m", "transition")}
+    assert written == {"sensor_1m": 1, "transition": 1}
+    assert health.status()[1]["writing"] and health.unwritten_since is None
+
+
+def test_the_historian_exits_70_when_its_loop_dies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from processors.history import cli
+    from processors.history.historian import Historian
+    from riskwatch.errors import EXIT_TASK_DIED
+
+    async def dies(self: Historian, stop: object) -> None:
+        raise RuntimeError("a bug in the loop")
+
+    monkeypatch.setattr(Historian, "run", dies)
+    monkeypatch.setenv("RW_TEST_TOKEN", "u:p")
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    args = parser.parse_args(
+        ["--kafka", "127.0.0.1:9", "--influx-url", "http://127.0.0.1:9", "--influx-token-env", "RW_TEST_TOKEN",
+         "--metrics-port", "0"]
+    )  # fmt: skip
+    assert cli.run(args) == EXIT_TASK_DIED

@@ -129,3 +129,15 @@ def test_readings_evaluated_are_counted_per_site_and_survive_a_restart(registry,
     assert second.evaluated("S1") == 3  # from the stored snapshot, before the site is loaded
     second.evaluate("S1", _readings(registry, index, {"S1-G2": 2.5}, 102.0), now=102.0)
     assert second.evaluated("S1") == 4
+
+
+def test_the_engine_reports_its_offline_gateways_for_the_fleet_gauge(registry, index):  # type: ignore[no-untyped-def]
+    engine = load_engine()
+    states = SiteStates(index, engine, lambda site: None)
+    assert engine.gateways(states.slot("S3", 40.0).state) == (0, 1)
+    rec = GatewayRecord(type="status", site="S3", gw="S3-GW", t=50.0, received=51.0, state="offline")
+    states.apply_gateway("S3", [rec], now=52.0)
+    assert engine.gateways(states.slot("S3").state) == (1, 1)
+    back = GatewayRecord(type="status", site="S3", gw="S3-GW", t=60.0, received=61.0, state="online")
+    states.apply_gateway("S3", [back], now=62.0)
+    assert engine.gateways(states.slot("S3").state) == (0, 1)

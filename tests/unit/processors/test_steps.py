@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 from processors.app import WorkerContext, WorkerSettings
 from processors.engine_port import load_engine
 from processors.health import EXIT_TASK_DIED, Health
-from processors.history.influx import NullSink
 from processors.metrics import WorkerMetrics
 from processors.steps import Record, Steps
+from riskwatch.registry import Registry
 from riskwatch.wire.batch import encode
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.gateway import GatewayRecord
@@ -32,7 +32,7 @@ class Clock:
 def _steps(registry, engine=None, clock=None):  # type: ignore[no-untyped-def]
     settings = WorkerSettings(kafka="-", data_dir=Path("/nonexistent"), partitions=4)
     metrics = WorkerMetrics(CollectorRegistry())
-    ctx = WorkerContext(settings, registry, engine or load_engine(), metrics, NullSink(), clock or Clock())
+    ctx = WorkerContext(settings, registry, engine or load_engine(), metrics, clock or Clock())
     return Steps(ctx), ctx
 
 
@@ -175,12 +175,11 @@ def test_a_task_that_dies_fails_health_and_exits_non_zero() -> None:
     ok, doc = health.status()
     assert not ok and "tick has not completed for 31 s" in doc["problems"][0] and exits == []
     health.beat("tick")
-    health.check(lambda: True)
     assert health.status()[0]
-    health.check(lambda: False)  # the history thread died
+    health.failed("the timer has failed for 60 s")
     assert exits == [EXIT_TASK_DIED] and not health.status()[0]
     health.failed("agent telemetry crashed")
-    assert exits == [EXIT_TASK_DIED] * 2 and health.problem == "the history writer thread died"
+    assert exits == [EXIT_TASK_DIED] * 2 and health.problem == "the timer has failed for 60 s"
 
 
 def test_the_worker_app_builds_and_an_agent_that_raises_exits_the_worker(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -230,3 +229,27 @@ def test_healthz_on_the_metrics_port_answers_503_once_a_task_died() -> None:
         assert err.value.code == 503 and b"telemetry crashed" in err.value.read()
     finally:
         server.shutdown()
+
+
+def test_the_site_view_shows_the_live_colour_its_static_grade_and_the_picture_they_make() -> None:
+    import yaml
+
+    from processors.web import site_document
+    from tests.integration.processors.harness import REGISTRY_YAML
+
+    doc = yaml.safe_load(REGISTRY_YAML)
+    site = next(s for s in doc["sites"] if s["id"] == "S1")
+    site["static_score"] = 65  # 应急〔2018〕19号: 60 to below 75 is orange, grade C
+    registry = Registry.from_dict(doc, source="<test>")
+    steps, ctx = _steps(registry, clock=Clock(1000.0))
+    assert site_document(ctx, "S1")["picture"] == "normal"  # no live warning: nothing to raise
+    steps.telemetry(_rec(_batch(registry, "S1", {"S1-G2": 60.0}, 999.0)))  # flammable gas L2: orange
+    view = site_document(ctx, "S1")
+    assert (view["colour"], view["static_grade"], view["grade"], view["picture"]) == (
+        "orange",
+        "orange",
+        "C",
+        "red",
+    )
+    other = site_document(ctx, "S2")  # no static grade in the registry
+    assert (other["grade"], other["picture"]) == ("", "normal")

@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry
 
 from processors.app import WorkerSettings, build_app
 from processors.health import Health, serve_metrics
-from processors.history.influx import NullSink
 from riskwatch.httpheaders import SECURITY_HEADERS
 from riskwatch.registry import Registry
 
@@ -28,7 +27,7 @@ def test_faust_builtin_pages_are_closed_and_own_views_secured(
     tmp_path: Path, registry: Registry, fake_engine: object
 ) -> None:
     settings = WorkerSettings(kafka="127.0.0.1:9", data_dir=tmp_path, partitions=2)
-    app, _ = build_app(settings, registry, fake_engine, CollectorRegistry(), sink=NullSink())  # type: ignore[arg-type]
+    app, _ = build_app(settings, registry, fake_engine, CollectorRegistry())  # type: ignore[arg-type]
     app.web.init_server()  # what the worker does at start: blueprints and views are mounted
     asyncio.run(_probe(app.web.web_app))
 

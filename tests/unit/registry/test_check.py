@@ -222,3 +222,30 @@ def test_rule_set_mistakes(base_doc: dict[str, Any], write_yaml: Writer) -> None
     assert found["rule_sets.mine[0].groups"].startswith("unknown quantity group 'gass'")
     assert found["rule_sets.mine[1].states"] == "a count rule needs states: [l1, l2, fault, stale]"
     assert "rule_sets.mine[2].colour" in found
+
+
+def test_the_static_grade_the_picture_reads_is_checked(base_doc: dict[str, Any], write_yaml: Writer) -> None:
+    """The four-colour picture raises live warnings by the static grade (riskwatch/picture.py): a grade
+    that disagrees with its score, a score out of 0..100 or an unknown grade is refused, with its path."""
+    base_doc["sites"][0].update(static_score=65, static_grade="blue")  # 65 is orange (C)
+    base_doc["sites"][1].update(static_score=120)
+    base_doc["sites"].append({**base_doc["sites"][1], "id": "S9", "static_grade": "purple"})
+    base_doc["sites"][-1].pop("static_score")
+    found = {w: r for _, w, r in problems_of(write_yaml(base_doc))}
+    assert (
+        "disagrees with static_score 65" in found["sites[0].static_grade"]
+        and "orange" in found["sites[0].static_grade"]
+    )
+    assert "less than or equal to 100" in found["sites[1].static_score"]
+    assert "sites[2].static_grade" in found
+
+
+def test_a_score_alone_gives_the_grade_the_picture_uses(base_doc: dict[str, Any], write_yaml: Writer) -> None:
+    from riskwatch.picture import picture_colour
+
+    for site, score in zip(base_doc["sites"], (59.9, 90), strict=False):
+        site["static_score"] = score
+    registry = load_registry(write_yaml(base_doc))
+    grades = [registry.sites[s["id"]].static_grade for s in base_doc["sites"][:2]]
+    assert grades == ["red", "blue"]
+    assert [picture_colour("yellow", g) for g in grades] == ["orange", "yellow"]

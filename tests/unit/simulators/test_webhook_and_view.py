@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from riskwatch.wire.transitions import Cause, Transition, transition_id
-from simulators.png import Panel, Series, plot
+from simulators.charts import Panel, Series, plot
 from simulators.view import DemoState, render, summary
 from simulators.webhook import WebhookReceiver
 
@@ -68,12 +68,22 @@ def test_demo_state_tracks_site_colours_and_renders() -> None:
     assert "sites now: CHEM-01 red, TAIL-01 normal" in summary(state, 10.0)
 
 
-def test_png_is_a_valid_image(tmp_path: Path) -> None:
+def test_the_benchmark_chart_is_a_png_with_its_lines_drawn(tmp_path: Path) -> None:
+    import matplotlib.image
+
     path = plot(
-        tmp_path / "p.png", [Panel("readings/s", [Series("received", [0, 1, 2], [5.0, 7.0, 6.0])], [1.0])]
+        tmp_path / "p.png",
+        [
+            Panel("readings/s", [Series("received", [0, 1, 2], [5.0, 7.0, 6.0])], [1.0]),
+            Panel("latency s", [Series("p99", [0, 1, 2], [0.1, 0.3, 0.2], "#d62728")]),
+        ],
     )
     data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"IHDR" in data[:20] and data.endswith(b"IEND\xaeB`\x82")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[:2] == (520, 900)  # two panels of 2.6 in, 9 in wide, at 100 dpi
+    red = (abs(pixels[..., 0] - 0xD6 / 255) < 0.02) & (abs(pixels[..., 1] - 0x27 / 255) < 0.02)
+    assert red[260:].sum() > 50 and red[:260].sum() == 0  # the p99 line, in the lower panel only
 
 
 @pytest.mark.parametrize("q", [50, 99])
