@@ -187,7 +187,7 @@ def run(
                 future.get(timeout=10)
                 on_kafka = time.time()
                 page.wait_for_function(
-                    f"() => rwBoard.chart.getOption().series.flatMap(s => s.data).find(d => d.name === '{s['id']}').colour === 'orange'",
+                    f"() => rwBoard.chart.getOption().series.flatMap(s => s.data).find(d => d.name === '{s['id']}').live === 'orange'",
                     timeout=30_000, polling="raf",
                 )  # fmt: skip
                 delays.append(time.time() - on_kafka)
