@@ -12,6 +12,7 @@ from pathlib import Path
 
 from alerting.config import load_config, resolve_secrets
 from alerting.health import TaskDied
+from alerting.history.sources import INFLUX_TOKEN_ENV
 from alerting.routing.sites import registry_lookup
 from alerting.service import AlertingService, ServiceOptions
 from riskwatch.errors import EXIT_TASK_DIED, RiskwatchError
@@ -53,6 +54,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "default: the shipped example regions",
     )
     parser.add_argument("--no-board", action="store_true", help="serve the API only, no board pages")
+    parser.add_argument(
+        "--influx-url", default="",
+        help=f"InfluxDB with the history, for /api/history (token from ${INFLUX_TOKEN_ENV})",
+    )  # fmt: skip
+    parser.add_argument("--influx-bucket", default="riskwatch/autogen", help="db/retention of the history")
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -85,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         kafka=args.kafka, db=db, topic_prefix=args.topic_prefix, http_host=args.http_host,
         http_port=args.http_port, group_id=args.group_id, tick_s=args.tick, board=not args.no_board,
         map_file=args.map, login_links=login_links(os.environ), tls=server_tls(args),
-        metrics_host=args.metrics_host, metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host, metrics_port=args.metrics_port, influx_url=args.influx_url,
+        influx_token=os.environ.get(INFLUX_TOKEN_ENV, ""), influx_bucket=args.influx_bucket,
     )  # fmt: skip
     sites, units = registry_lookup(args.registry) if args.registry else (None, None)
     site_registry = load_registry(args.registry) if args.registry else None

@@ -62,6 +62,9 @@ class ServiceOptions:
     tls: ServerTLS | None = None  # HTTPS on the API and board port when given
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # 0: /metrics on the API port; else only on metrics_host:metrics_port (plain HTTP)
+    influx_url: str = ""  # history for /api/history (empty: those routes answer 503)
+    influx_token: str = ""  # "user:password", from the environment only
+    influx_bucket: str = "riskwatch/autogen"
 
 
 class AlertingService:
@@ -106,8 +109,17 @@ class AlertingService:
         health = Health()
         auth = TokenAuth.from_config(self.cfg, self.secrets)
         board = self._board(store, hub) if self.options.board else None
+        history = None
+        if self.options.influx_url:
+            from alerting.history.influx import InfluxConnection, InfluxHistory
+
+            conn = InfluxConnection(
+                self.options.influx_url, self.options.influx_token, self.options.influx_bucket
+            )
+            history = InfluxHistory(conn)
         apart = self.options.metrics_port != 0
-        app = build_app(manager, auth, hub, None if apart else self.metrics, health, board)
+        metrics = None if apart else self.metrics
+        app = build_app(manager, auth, hub, metrics, health, board, history, self.site_registry)
         sessions = Sessions(store, auth, self.clock)
         for user, secret in self.options.login_links:
             sessions.add_login_link(user, secret)

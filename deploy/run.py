@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -138,15 +139,23 @@ def alerting_spec(
     argv = _riskwatch(
         "alerting", "--routes", str(routes), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
         "--db", str(run_dir / "alerting.db"), "--http-port", str(http_port), "--registry", str(registry),
-        *tls, *_groups(prefix)[2], *(extra or []),
+        *tls, *_groups(prefix)[2], *_influx(ep), *(extra or []),
     )  # fmt: skip
+    env = {**(env or {}), **({INFLUX_TOKEN_ENV: ep.influx_token} if getattr(ep, "influx_url", "") else {})}
     health = f"{alerting_scheme(ep)}://127.0.0.1:{http_port}/healthz"
-    return ChildSpec("alerting", argv, dict(env or {}), health, REPO, health_cafile=ep.cafile)
+    return ChildSpec("alerting", argv, env, health, REPO, health_cafile=ep.cafile)
 
 
 def alerting_scheme(ep: Any) -> str:
     """https when alerting is given a certificate (Endpoints or StackInfo), else http."""
     return "https" if ep.https_certfile else "http"
+
+
+def _influx(ep: Any) -> list[str]:
+    """alerting's history options (it reads the history the worker writes, for /api/history)."""
+    if not getattr(ep, "influx_url", ""):
+        return []
+    return ["--influx-url", ep.influx_url, "--influx-bucket", ep.influx_bucket]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -250,6 +259,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--alerting-tls-keyfile", type=Path, metavar="PEM", help="private key of --alerting-tls-certfile"
     )
     parser.add_argument(
+        "--bulletin-at", default=None, metavar="HH:MM",
+        help="write yesterday's four-colour bulletin (HTML, PDF) at this local time each day into "
+        "RUN_DIR/reports (see --bulletin-tz)",
+    )  # fmt: skip
+    parser.add_argument("--bulletin-tz", default="Asia/Shanghai", help="time zone of the bulletin's days")
+    parser.add_argument(
         "--max-backoff",
         type=float,
         default=60.0,
@@ -351,6 +366,25 @@ def specs(args: argparse.Namespace, ep: Endpoints, run_dir: Path) -> list[ChildS
     ]
 
 
+def _schedule_bulletin(
+    args: argparse.Namespace, ep: Endpoints, run_dir: Path, environ: dict[str, str], stop: threading.Event,
+    say: Callable[[str], None],
+) -> None:  # fmt: skip
+    import time
+
+    from deploy.schedule import parse_clock, start_daily_bulletin
+
+    at = parse_clock(args.bulletin_at)
+    argv = [
+        "--registry", str(args.registry.resolve()), "--routes", str(args.routes.resolve()),
+        "--db", str(run_dir / "alerting.db"), "--out", str(run_dir / "reports"), "--tz", args.bulletin_tz,
+        *(["--influx-url", ep.influx_url, "--influx-bucket", ep.influx_bucket] if ep.influx_url else []),
+    ]  # fmt: skip
+    env = {**environ, INFLUX_TOKEN_ENV: ep.influx_token}
+    start_daily_bulletin(at, args.bulletin_tz, argv, env, REPO, stop, say, time.time)
+    say(f"daily bulletin at {args.bulletin_at} ({args.bulletin_tz}) into {run_dir / 'reports'}")
+
+
 def run(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     check_config(args, environ)
@@ -378,6 +412,8 @@ def run(args: argparse.Namespace) -> int:
             say(
                 f"started {spec.name} (pid {child.proc.pid if child.proc else '?'}), health {spec.health_url}"
             )
+        if args.bulletin_at:
+            _schedule_bulletin(args, ep, run_dir, environ, stop, say)
         supervisor.run(stop)
     finally:
         # A second Ctrl-C must not cut the orderly stop short.

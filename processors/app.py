@@ -42,6 +42,7 @@ class WorkerSettings:
     snapshot_every_s: float = 5.0
     commit_every: int = 10_000
     session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
+    replication_factor: int = 1  # of the changelog topics the worker creates (3 on a 3-broker cluster)
     recovery_timeout_s: float = 180.0  # not ready (tables not restored) this long: exit, to be restarted
     stream_buffer_maxsize: int = 4096
     fetch_max_bytes: int = 16 << 20  # per partition: whole columnar batches are ~21 bytes a reading
@@ -138,7 +139,7 @@ def build_app(
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         topic_partitions=settings.partitions,
         table_standby_replicas=0,
         broker_commit_every=settings.commit_every,

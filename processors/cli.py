@@ -51,6 +51,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--session-timeout", type=float, default=30.0, help="seconds before a dead worker's partitions move"
     )
     parser.add_argument(
+        "--replication-factor",
+        type=int,
+        default=1,
+        help="replicas of the topics the worker creates (its tables' changelogs): 3 on a 3-broker cluster",
+    )
+    parser.add_argument(
         "--recovery-timeout",
         type=float,
         default=180.0,
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         snapshot_every_s=args.snapshot_every,
         fetch_max_wait_ms=args.fetch_max_wait_ms,
         session_timeout_s=args.session_timeout,
+        replication_factor=args.replication_factor,
         recovery_timeout_s=args.recovery_timeout,
         loglevel=args.loglevel,
         future_tolerance_s=args.future_tolerance_s,

@@ -24,6 +24,9 @@ BENCHMARKS: dict[str, str] = {
     "bridge": "ingest.bench",
     "processors": "processors.bench",
     "e2e": "simulators.bench_e2e",
+    "capacity": "simulators.bench_capacity",
+    "scale": "processors.bench_scale",
+    "bulletin": "alerting.reports.bench",
 }
 
 

@@ -1,10 +1,18 @@
 """`riskwatch bench e2e`: the whole path on this machine, MQTT -> bridge -> Kafka -> worker -> warnings ->
-alerting -> webhook, with incidents injected at known times.
+alerting -> webhook, with incidents injected at known times, at the province shape by default
+(synthetic.province_doc: 2,000 enterprises, ~4,000 gateways of 20-200 sensors, one message per gateway
+per poll period, clocks not aligned); `--shape flat` is the older shape (sites of one gateway carrying
+`--sensors-per-gateway` readings per message).
 
-Measures sustained readings/s arriving in Kafka, loss (every reading the broker acknowledged must be in
-`rw.telemetry`; every incident must produce its red warning), and latency from a reading's timestamp to
-its warning on `rw.warnings` and to the alert's delivery at the webhook. The baseline is the target
-(200,000 readings/s, a province's 200k sensors at 1 Hz), so `ratio` >= 1 means the target rate was carried.
+Loss is counted at the end of the path: every reading sent must be evaluated by the engine (the worker's
+per-site `readings_evaluated`) or dead-lettered with a reason (`rw.deadletter`): `lost` = sent -
+evaluated - dead_lettered. Every incident must be warned red on `rw.warnings` and alerted at the webhook.
+Latency is from a reading's timestamp to its warning and to the alert's delivery. The baseline is the
+target (200,000 readings/s), so `ratio` >= 1 means the target rate was carried.
+
+`riskwatch bench capacity` runs the same pipeline at increasing offered rates (readings per sensor per
+second) and reports the highest one that held reading -> warning p99 < 1 s with nothing lost
+(`capacity_readings_per_s`).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from simulators import synthetic
 from simulators.charts import GREEN, RED, Panel, Series, plot
 from simulators.faults import Fault
 from simulators.gateway import Broker, announce_online
-from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
+from simulators.kafka_watch import DeadLetterCounter, TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import LoadResult, ScheduledFault, progress_line, run_load
 from simulators.pipeline import Pipeline
 from simulators.stackctl import ensure_stack, stop_stack
@@ -35,6 +43,8 @@ TARGET_READINGS_PER_S = 200_000.0
 ROUTES_TEMPLATE = Path(__file__).parent / "demo_routes.yaml"
 INCIDENT_S = 15.0  # how long an incident's detectors read high
 SETTLE_S = 20.0  # after the load, how long late warnings and alerts may still arrive
+COUNT_WAIT_S = 120.0  # after the load, how long the engine may take to finish evaluating a backlog
+P99_LIMIT_S = 1.0  # the capacity criterion: reading -> warning p99 under this, nothing lost
 # After the load and the settle: a minute closes 30 s after it ends, then the historian writes it.
 HISTORY_WAIT_S = 150.0
 
@@ -45,102 +55,205 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="readings per sensor per second (default 1)")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
     parser.add_argument("--processes", type=int, default=2, help="publisher processes (default 2)")
-    parser.add_argument("--sensors-per-gateway", type=int, default=500, help="readings per MQTT message")
+    add_shape_options(parser)
     # 20 so that p99 reading -> warning is measured over 20 samples, not decided by the worst of four
     parser.add_argument("--incidents", type=int, default=20, help="incidents injected (default 20)")
     parser.add_argument("--png", type=Path, help="plot file (default .riskwatch/bench-e2e.png)")
     parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
 
 
+def add_shape_options(parser: argparse.ArgumentParser) -> None:
+    """The load's shape, shared by `bench e2e`, `bench capacity` and `simulate --load`."""
+    parser.add_argument(
+        "--shape", choices=synthetic.SHAPES, default="province",
+        help="province: enterprises of 1-3 gateways of 20-200 sensors (default); flat: one gateway per site",
+    )  # fmt: skip
+    parser.add_argument(
+        "--enterprises", type=int, help="province shape: enterprises (default one per 100 sensors: 2,000 at 200k)"
+    )
+    parser.add_argument(
+        "--sensors-per-gateway", type=int, default=500, help="flat shape: readings per MQTT message (default 500)"
+    )
+
+
 def plan_incidents(
     doc: dict[str, Any], count: int, duration_s: float
 ) -> list[tuple[str, str, list[ScheduledFault]]]:
-    """`count` incidents at distinct sites (at most one per site), evenly spread over the run: two
-    flammable detectors of one unit stuck at 80 %LEL (above the 50 %LEL L2) -> that unit red (rule
+    """`count` incidents at distinct chemical sites (at most one per site), evenly spread over the run:
+    two flammable detectors of one unit stuck at 80 %LEL (above the 50 %LEL L2) -> that unit red (rule
     gas_l2_two_detectors). A site used twice would still be red from its previous incident."""
-    sites = doc["sites"]
-    count = min(count, len(sites))
+    candidates = []
+    for site in doc["sites"]:
+        if site["industry"] != "hazardous_chemicals":
+            continue
+        for unit in site["units"]:
+            detectors = [s["id"] for s in unit["sensors"] if s["type"] == "flammable_gas"][:2]
+            if len(detectors) == 2:
+                candidates.append((site["id"], unit["id"], detectors))
+                break
+    count = min(count, len(candidates))
     if count <= 0:
         return []
-    step = max(1, len(sites) // count)
+    step = max(1, len(candidates) // count)
     margin = min(10.0, duration_s / 4)
     times = np.linspace(margin, max(margin, duration_s - margin - INCIDENT_S), count)
     out = []
     for k in range(count):
-        site = sites[(k * step) % len(sites)]
-        unit = site["units"][0]
-        detectors = [s["id"] for s in unit["sensors"] if s["type"] == "flammable_gas"][:2]
+        site, unit, detectors = candidates[(k * step) % len(candidates)]
         faults = [
             ScheduledFault(float(times[k]), INCIDENT_S, Fault("stuck", d, {"value": 80.0})) for d in detectors
         ]
-        out.append((site["id"], unit["id"], faults))
+        out.append((site, unit, faults))
     return out
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    home = home_dir()
-    stack_home = args.stack_home or home / "stack"
-    run_dir = home / "bench-e2e" / time.strftime("%Y%m%d-%H%M%S")
-    doc = synthetic.registry_doc(args.sensors, args.sensors_per_gateway)
+def estate(args: argparse.Namespace, run_dir: Path) -> tuple[dict[str, Any], Path, Any, dict[str, str]]:
+    """The run's registry document, its file, and the simulators' sensors and industries."""
+    doc = synthetic.shaped_doc(args.shape, args.sensors, args.enterprises, args.sensors_per_gateway)
     registry = synthetic.write_registry(doc, run_dir / "registry.json")
-    sensors, industries = synthetic.sim_sensors(doc)
-    incidents = plan_incidents(doc, args.incidents, args.duration)
-    print(f"bench e2e: {args.sensors:,} sensors x {args.rate:g} Hz for {args.duration:g} s, "
-          f"{len(incidents)} incidents; run folder {run_dir}", flush=True)  # fmt: skip
-    info, started_stack = ensure_stack(stack_home)
-    secret = secrets.token_hex(16)
-    receiver = WebhookReceiver(secret=secret).start()
-    routes = run_dir / "routes.yaml"
-    # No group wait: the benchmark measures delivery, not the grouping delay a deployment chooses.
-    template = ROUTES_TEMPLATE.read_text().replace("group_wait: 1s", "group_wait: 0s")
-    routes.write_text(template.replace("{webhook_url}", receiver.url))
-    topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
-    from deploy.stack import Stack, ensure_topics
+    sensors, industries = synthetic.sim_sensors(doc, registry)
+    return doc, registry, sensors, industries
 
-    ensure_topics(info.kafka_bootstrap, topics.all(), 3)
-    pipeline = Pipeline(run_dir, registry, info, topics.prefix)
-    try:
-        passwords = Stack(stack_home).add_gateways(sorted({(s.site, s.gateway) for s in sensors}))
-        broker = Broker(info.mqtt_host, info.mqtt_port, passwords, info.client_tls)
-        announce_online({s.gateway: s.site for s in sensors}, broker)  # before the bridge subscribes
-        pipeline.start_bridge()
-        pipeline.start_worker(ready_site=synthetic.site_id(0))
-        pipeline.start_historian()
-        pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
-        pipeline.wait_ready(120.0)
-        counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=industries)
-        warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
-        seen: list[tuple[float, Any]] = []
 
-        def poll_warnings() -> None:
-            seen.extend((time.time(), t) for t in warnings.poll(0.0))
+class E2E:
+    """A running pipeline (stack, bridge, worker, alerting, webhook) that load steps are offered to."""
 
+    def __init__(self, args: argparse.Namespace, name: str = "bench-e2e") -> None:
+        self.args = args
+        self.home = home_dir()
+        self.stack_home = args.stack_home or self.home / "stack"
+        self.run_dir = self.home / name / time.strftime("%Y%m%d-%H%M%S")
+        self.doc, self.registry, self.sensors, self.industries = estate(args, self.run_dir)
+        self.gateways = len({s.gateway for s in self.sensors})
+        self.sites = sorted(self.industries)
+        self.started_stack = False
+        self.receiver: WebhookReceiver | None = None
+        self.pipeline: Pipeline | None = None
+        self.readers: list[Any] = []
+
+    def __enter__(self) -> E2E:
+        info, self.started_stack = ensure_stack(self.stack_home)
+        try:
+            self._start(info)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self, info: Any) -> None:
+        secret = secrets.token_hex(16)
+        self.receiver = WebhookReceiver(secret=secret).start()
+        routes = self.run_dir / "routes.yaml"
+        # No group wait: the benchmark measures delivery, not the grouping delay a deployment chooses.
+        template = ROUTES_TEMPLATE.read_text().replace("group_wait: 1s", "group_wait: 0s")
+        routes.write_text(template.replace("{webhook_url}", self.receiver.url))
+        topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
+        from deploy.stack import Stack, ensure_topics
+
+        ensure_topics(info.kafka_bootstrap, topics.all(), 3)
+        self.pipeline = Pipeline(self.run_dir, self.registry, info, topics.prefix)
+        passwords = Stack(self.stack_home).add_gateways(sorted({(s.site, s.gateway) for s in self.sensors}))
+        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords, info.client_tls)
+        announce_online({s.gateway: s.site for s in self.sensors}, self.broker)  # before the bridge subscribes
+        self.pipeline.start_bridge()
+        self.pipeline.start_worker(ready_site=self.sites[0])
+        self.pipeline.start_historian()
+        self.pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
+        self.pipeline.wait_ready(300.0)
+        self.counter = TelemetryCounter(TopicReader(info.kafka_bootstrap, topics.telemetry), sites=self.industries)
+        self.warnings = TransitionReader(TopicReader(info.kafka_bootstrap, topics.warnings))
+        self.deadletters = DeadLetterCounter(TopicReader(info.kafka_bootstrap, topics.deadletter))
+        self.readers = [self.counter.reader, self.warnings.reader, self.deadletters.reader]
+        self.seen: list[tuple[float, Any]] = []
+        self.evaluated_before = 0
+        self.dead_before = 0
+        self.counted_before = 0.0
+
+    def __exit__(self, *exc: Any) -> None:
+        for reader in self.readers:
+            reader.close()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self.started_stack:
+            stop_stack(self.stack_home)
+
+    def poll(self) -> None:
+        self.seen.extend((time.time(), t) for t in self.warnings.poll(0.0))
+        self.deadletters.poll(0.0)
+
+    def step(self, rate_hz: float, duration_s: float, incidents_wanted: int) -> tuple[dict[str, Any], LoadResult]:
+        """Offer `rate_hz` per sensor for `duration_s` with incidents, then count to the end of the path."""
+        assert self.pipeline is not None and self.receiver is not None
+        incidents = plan_incidents(self.doc, incidents_wanted, duration_s)
         faults = [f for _, _, fs in incidents for f in fs]
+        self.seen.clear()
         result, start_at = run_load(
-            sensors, industries, broker, counter, args.rate, args.duration, args.processes,
-            progress=lambda r, p: print(progress_line(r, p), flush=True), faults=faults, on_poll=poll_warnings,
+            self.sensors, self.industries, self.broker, self.counter, rate_hz, duration_s, self.args.processes,
+            progress=lambda r, p: print(progress_line(r, p), flush=True), faults=faults, on_poll=self.poll,
         )  # fmt: skip
         settle = time.time() + SETTLE_S
-        while time.time() < settle and not _all_warned(incidents, seen, receiver):
-            poll_warnings()
+        while time.time() < settle and not _all_warned(incidents, self.seen, self.receiver):
+            self.poll()
             time.sleep(0.2)
-        figures = _figures(result, incidents, seen, receiver, start_at)
-        figures.update(_history_caught_up(pipeline, time.time() + HISTORY_WAIT_S))
-        png = args.png or home / "bench-e2e.png"
+        evaluated, dead = self._count_to_the_end(result.sent)
+        figures = _figures(result, incidents, self.seen, self.receiver, start_at)
+        figures.update(
+            shape=self.args.shape, sensors=len(self.sensors), gateways=self.gateways, sites=len(self.sites),
+            offered_rate_hz=rate_hz, evaluated=evaluated, dead_lettered=dead,
+            lost=result.sent - evaluated - dead, lost_before_kafka=result.lost,
+            dead_letter_reasons=dict(self.deadletters.reasons),
+        )  # fmt: skip
+        dead_services = self.pipeline.dead()
+        if dead_services:
+            figures["error_services_died"] = ",".join(dead_services)
+        return figures, result
+
+    def _count_to_the_end(self, sent: int) -> tuple[int, int]:
+        """This step's readings evaluated by the engine and dead-lettered. Waits, on the worker's cheap
+        readings counter, while it still works through a backlog (up to COUNT_WAIT_S without progress),
+        then counts exactly, site by site (the per-site counts survive restarts; the counter does not)."""
+        assert self.pipeline is not None
+        last, last_change = -1.0, time.time()
+        while time.time() - last_change < COUNT_WAIT_S:
+            self.poll()
+            counted = self.pipeline.readings_counted()
+            dead = self.deadletters.readings - self.dead_before
+            if counted is not None and counted - self.counted_before + dead >= sent:
+                break
+            if counted is not None and counted != last:
+                last, last_change = counted, time.time()
+            time.sleep(1.0)
+        self.counted_before = self.pipeline.readings_counted() or self.counted_before
+        total = None
+        for _ in range(10):  # the worker answers 503 while rebalancing
+            total = self.pipeline.evaluated(self.sites)
+            if total is not None:
+                break
+            time.sleep(2.0)
+        self.poll()
+        evaluated = (total or 0) - self.evaluated_before
+        dead = self.deadletters.readings - self.dead_before
+        self.evaluated_before += evaluated
+        self.dead_before += dead
+        return evaluated, dead
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    with E2E(args) as run:
+        print(f"bench e2e: {args.shape} shape, {len(run.sensors):,} sensors behind {run.gateways:,} gateways at "
+              f"{len(run.sites):,} sites, x {args.rate:g} Hz for {args.duration:g} s, {args.incidents} incidents; "
+              f"run folder {run.run_dir}", flush=True)  # fmt: skip
+        figures, result = run.step(args.rate, args.duration, args.incidents)
+        assert run.pipeline is not None
+        figures.update(_history_caught_up(run.pipeline, time.time() + HISTORY_WAIT_S))
+        incidents = plan_incidents(run.doc, args.incidents, args.duration)
+        png = args.png or run.home / "bench-e2e.png"
         _plot(png, result, incidents)
         figures["png"] = str(png)
-        dead = pipeline.dead()
-        if dead:
-            figures["error_services_died"] = ",".join(dead)
         _report(figures)
-        counter.reader.close()
-        warnings.reader.close()
         return figures
-    finally:
-        pipeline.stop()
-        receiver.stop()
-        if started_stack:
-            stop_stack(stack_home)
 
 
 def _metric(url: str, family: str, **labels: str) -> float:
@@ -223,10 +336,12 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
         "baseline_readings_per_s": TARGET_READINGS_PER_S,
         "ratio": round(result.readings_per_s / TARGET_READINGS_PER_S, 4),
         "offered_readings_per_s": round(result.sent / max(result.publish_s, 1e-9), 1),
+        "messages_per_s": round(result.messages_per_s, 1),
+        "readings_per_message": round(result.sent / max(result.messages, 1), 1),
         "sent": result.sent,
+        "messages": result.messages,
         "acked": result.acked,
         "received": result.received,
-        "lost": result.lost,
         "duplicates": result.duplicates,
         "incidents": len(incidents),
         "incidents_warned": len(warn_lat),
@@ -263,8 +378,9 @@ def _plot(path: Path, result: LoadResult, incidents: list[Any]) -> None:
 
 def _report(f: dict[str, Any]) -> None:
     print(
-        f"\nreadings/s {f['readings_per_s']:,.0f} (target {TARGET_READINGS_PER_S:,.0f}, ratio {f['ratio']:.3f}); "
-        f"sent {f['sent']:,}, lost {f['lost']:,}; incidents {f['incidents_warned']}/{f['incidents']} warned, "
+        f"\n{f['shape']} shape: readings/s {f['readings_per_s']:,.0f} (target {TARGET_READINGS_PER_S:,.0f}, "
+        f"ratio {f['ratio']:.3f}) in {f['messages_per_s']:,.0f} messages/s; sent {f['sent']:,}, evaluated "
+        f"{f['evaluated']:,}, dead-lettered {f['dead_lettered']:,}, lost {f['lost']:,}; incidents {f['incidents_warned']}/{f['incidents']} warned, "
         f"{f['incidents_alerted']}/{f['incidents']} alerted; reading->warning p50 {f['latency_p50_s']} s "
         f"p99 {f['latency_p99_s']} s max {f['latency_max_s']} s; reading->alert p50 {f['alert_latency_p50_s']} s; "
         f"history: {f['history_points_written']:,} of {f['history_points_published']:,} minute points written "

@@ -42,9 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sensors", type=int, default=10_000, help="load: number of sensors (default 10,000)"
     )
-    parser.add_argument(
-        "--sensors-per-gateway", type=int, default=500, help="load: readings per MQTT message"
-    )
+    from simulators.bench_e2e import add_shape_options
+
+    add_shape_options(parser)
     parser.add_argument("--processes", type=int, default=2, help="load: publisher processes (default 2)")
     parser.add_argument("--registry-out", type=Path, help="load: where to write the synthetic registry")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the plants (default 0)")
@@ -175,14 +175,15 @@ def _run_load(args: argparse.Namespace) -> int:
         sensors = from_registry(registry)
         industries = {s.id: s.industry for s in registry.sites.values()}
     else:
-        doc = synthetic.registry_doc(args.sensors, args.sensors_per_gateway)
-        out = args.registry_out or home_dir() / f"load-registry-{args.sensors}.json"
+        doc = synthetic.shaped_doc(args.shape, args.sensors, args.enterprises, args.sensors_per_gateway)
+        out = args.registry_out or home_dir() / f"load-registry-{args.shape}-{args.sensors}.json"
         synthetic.write_registry(doc, out)
         print(
-            f"synthetic registry of {args.sensors:,} sensors written to {out}; run the bridge with it",
+            f"synthetic registry ({args.shape} shape) of {args.sensors:,} sensors at {len(doc['sites']):,} sites "
+            f"written to {out}; run the bridge and the worker with it",
             flush=True,
         )
-        sensors, industries = synthetic.sim_sensors(doc)
+        sensors, industries = synthetic.sim_sensors(doc, out)
     gateways = sorted({(s.site, s.gateway) for s in sensors})
     broker, kafka = connect_info(args, gateways)
     counter = TelemetryCounter(TopicReader(kafka, Topics(args.topic_prefix).telemetry), sites=industries)
@@ -201,7 +202,7 @@ def _run_load(args: argparse.Namespace) -> int:
     finally:
         counter.reader.close()
     print(
-        f"\nsent {result.sent:,}  acked {result.acked:,}  received {result.received:,}  lost {result.lost:,}  "
+        f"\nsent {result.sent:,} in {result.messages:,} messages ({result.messages_per_s:,.0f}/s)  acked {result.acked:,}  received {result.received:,}  lost {result.lost:,}  "
         f"duplicates {result.duplicates:,}  {result.readings_per_s:,.0f} readings/s  "
         f"latency p50 {result.latency_p50_s:.3f} s  p99 {result.latency_p99_s:.3f} s  max {result.latency_max_s:.3f} s"
     )

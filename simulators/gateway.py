@@ -26,6 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from riskwatch.tls import ClientTLS
 from riskwatch.topics import mqtt_topic
 from riskwatch.wire.gateway import events_payload, status_payload, telemetry_payload
+from simulators.mqtt_loop import NetworkLoop, connect_paced
 from simulators.plants import PlantEvent
 from simulators.sensors import SimulatorError
 from simulators.simulation import GatewayBatch
@@ -56,10 +57,26 @@ def announce_online(gateways: dict[str, str], broker: Broker) -> None:
     Start a pipeline after this: a bridge subscribing to `.../status` is handed the retained status,
     and an "offline" left by an earlier run would reach the engine as news and mark the gateway down.
     """
-    for gw, site in gateways.items():
-        client = GatewayClient(site, gw, broker)
-        client.connect()
-        client.leave_online()
+    net = NetworkLoop("announce-online")
+    try:
+        clients = [GatewayClient(site, gw, broker, net=net) for gw, site in gateways.items()]
+        connect_all(clients)
+        for client in clients:
+            client.leave_online()
+        for client in clients:
+            client.wait_closed(15.0)
+    finally:
+        net.stop()
+
+
+def connect_all(clients: Sequence[GatewayClient], timeout: float = 30.0) -> None:
+    """Connect many gateways, a window of CONNACKs at a time; SimulatorError naming the first that fails."""
+    try:
+        connect_paced(
+            clients, GatewayClient.start_connect, lambda c: c.connected, lambda c: c.connect_error, timeout
+        )
+    except RuntimeError as exc:
+        raise SimulatorError(f"gateway could not connect to MQTT: {exc}") from None
 
 
 @functools.lru_cache(maxsize=64)
@@ -78,6 +95,7 @@ class GatewayClient:
         broker: Broker,
         on_acked: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.time,
+        net: NetworkLoop | None = None,
     ) -> None:
         if gateway not in broker.passwords:
             raise SimulatorError(f"no MQTT password for gateway {gateway}; create its account first")
@@ -108,6 +126,9 @@ class GatewayClient:
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
         self.client.on_disconnect = self._on_disconnect
+        self.net = net  # one thread drives many clients' sockets; else paho's own thread per client
+        if net is not None:
+            net.attach(self.client)
 
     def topic(self, channel: str) -> str:
         return mqtt_topic(self.site, self.gateway, channel, self.broker.root)
@@ -136,11 +157,19 @@ class GatewayClient:
             self._on_acked(acked)
 
     # -- the gateway's life ------------------------------------------------------------------------
-    def connect(self, timeout: float = 15.0) -> None:
-        """Connect, wait for CONNACK, announce online; raises SimulatorError if refused or unreachable."""
+    def __str__(self) -> str:
+        return self.gateway
+
+    def start_connect(self) -> None:
+        """Open the connection and send CONNECT; `connected` turns true on the CONNACK."""
         self.connect_error = ""
         self.client.connect(self.broker.host, self.broker.port, keepalive=30, clean_start=True)
-        self.client.loop_start()
+        if self.net is None:
+            self.client.loop_start()
+
+    def connect(self, timeout: float = 15.0) -> None:
+        """Connect, wait for CONNACK, announce online; raises SimulatorError if refused or unreachable."""
+        self.start_connect()
         if not self._connected.wait(timeout):
             self.client.loop_stop()
             why = self.connect_error or "no CONNACK"
@@ -205,6 +234,13 @@ class GatewayClient:
         self.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
         self.client.loop_stop()
         self._connected.clear()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until the connection is gone (a driven client's DISCONNECT is written by its loop)."""
+        deadline = time.monotonic() + timeout
+        while self.client.socket() is not None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.client.socket() is None
 
     def leave_online(self) -> None:
         """Disconnect cleanly without the offline message, so the retained status stays "online"."""

@@ -7,6 +7,7 @@ every partition) and decode with the kernel's wire formats: `rw.telemetry` with 
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -111,6 +112,41 @@ class TelemetryCounter:
     def take_window(self) -> LatencyHistogram:
         window, self.window = self.window, LatencyHistogram()
         return window
+
+
+class DeadLetterCounter:
+    """Readings dead-lettered on `rw.deadletter` (by the bridge or the worker), for the end-of-path count:
+    a letter naming its items counts them; a whole message refused counts the readings it carried."""
+
+    def __init__(self, reader: TopicReader) -> None:
+        self.reader = reader
+        self.readings = 0
+        self.letters = 0
+        self.reasons: dict[str, int] = {}
+
+    def poll(self, timeout_s: float = 0.2) -> int:
+        new = 0
+        for raw in self.reader.poll(timeout_s):
+            try:
+                doc = orjson.loads(raw)
+                n = int(doc.get("items_total") or 0) or _readings_in(base64.b64decode(doc.get("original", "")))
+            except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
+                n, doc = 0, {"reason": "undecodable_dead_letter"}
+            self.letters += 1
+            reason = str(doc.get("reason", ""))
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+            new += n
+        self.readings += new
+        return new
+
+
+def _readings_in(original: bytes) -> int:
+    """Readings in a refused gateway message (JSON), or 1 for anything else: never counted as none."""
+    try:
+        readings = orjson.loads(original).get("readings")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 1
+    return len(readings) if isinstance(readings, list) else 1
 
 
 class TransitionReader:

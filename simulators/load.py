@@ -21,8 +21,9 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from simulators.faults import Fault
-from simulators.gateway import Broker, GatewayClient
+from simulators.gateway import Broker, GatewayClient, connect_all
 from simulators.kafka_watch import TelemetryCounter
+from simulators.mqtt_loop import NetworkLoop
 from simulators.sensors import SimSensor, SimulatorError
 from simulators.simulation import Simulation
 
@@ -59,6 +60,7 @@ class _Shared:
     """What the publisher processes and the parent share (multiprocessing values, no readings)."""
 
     sent: Synchronized
+    messages: Synchronized  # MQTT telemetry messages published
     acked: Synchronized
     errors: Synchronized
     ready: Synchronized  # processes connected and waiting for `go`
@@ -68,7 +70,8 @@ class _Shared:
     @classmethod
     def create(cls, ctx: Any) -> _Shared:
         return cls(
-            ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0), ctx.Value("i", 0), ctx.Value("d", 0.0),
+            ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0), ctx.Value("i", 0),
+            ctx.Value("d", 0.0),
             ctx.Event(),
         )  # fmt: skip
 
@@ -83,6 +86,7 @@ class LoadResult:
     """What a load run measured; `lost` counts readings the broker acknowledged but Kafka never got."""
 
     sent: int = 0
+    messages: int = 0  # MQTT telemetry messages published
     acked: int = 0
     received: int = 0
     duplicates: int = 0
@@ -101,6 +105,11 @@ class LoadResult:
     @property
     def readings_per_s(self) -> float:
         return self.received / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def messages_per_s(self) -> float:
+        """Offered MQTT messages per second of publishing."""
+        return self.messages / self.publish_s if self.publish_s > 0 else 0.0
 
 
 def split_whole(
@@ -147,13 +156,13 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
     def on_acked(n: int) -> None:
         shared.add(shared.acked, n)
 
+    net = NetworkLoop(f"load-{job.seed}")  # one thread for all this process's gateways (mqtt_loop.py)
     clients = {
-        gw: GatewayClient(site, gw, job.broker, on_acked=on_acked)
+        gw: GatewayClient(site, gw, job.broker, on_acked=on_acked, net=net)
         for sim in sims
         for gw, site in sim.site_of_gateway.items()
     }
-    for client in clients.values():
-        client.connect()
+    connect_all(list(clients.values()))
     shared.add(shared.ready, 1)
     shared.go.wait()
     start_at = shared.start_at.value
@@ -161,6 +170,8 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
     starts = sorted(job.faults, key=lambda f: f.at)
     stops = sorted(job.faults, key=lambda f: f.at + f.for_s)
     for t, phase in schedule(start_at, period, len(sims), start_at + job.duration_s):
+        if net.error is not None:
+            raise SimulatorError(f"the MQTT network thread failed: {net.error!r}")
         time.sleep(max(0.0, t - time.time()))
         now = time.time()
         while starts and starts[0].at <= now - start_at:
@@ -170,16 +181,21 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
             done = stops.pop(0).fault
             owner[done.target].stop_fault(done.kind, done.target)
         tick = sims[phase].tick(now, period)  # readings carry the moment they were taken
-        n = 0
+        n = m = 0
         for batch in tick.batches:
             try:
                 clients[batch.gateway].publish_batch(batch)
                 n += len(batch)
+                m += 1
             except Exception:  # a publish that raised was not sent: count it, never hide it
                 shared.add(shared.errors, 1)
         shared.add(shared.sent, n)
+        shared.add(shared.messages, m)
     for client in clients.values():
         client.close(timeout=DRAIN_TIMEOUT_S)
+    for client in clients.values():
+        client.wait_closed(DRAIN_TIMEOUT_S)
+    net.stop()
 
 
 def run_load(
@@ -234,7 +250,7 @@ def run_load(
                 result.timeline.append(point)
                 last_t, last_received = now, counter.readings
                 if progress is not None:
-                    _fill(result, sent, acked, errors, counter, now - start_at)
+                    _fill(result, sent, acked, errors, counter, now - start_at, shared.messages)
                     progress(result, point)
         # A backlog (broker queue, bridge spool) is not loss: wait while readings still arrive.
         cap, last_progress, last_count = time.time() + DRAIN_CAP_S, time.time(), counter.readings
@@ -251,7 +267,7 @@ def run_load(
                 p.terminate()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     # Sustained rate: everything received over the time from the first publish to the last arrival.
-    _fill(result, sent, acked, errors, counter, max(duration_s, counter.last_arrival - start_at))
+    _fill(result, sent, acked, errors, counter, max(duration_s, counter.last_arrival - start_at), shared.messages)
     result.publish_s = duration_s
     if failed:
         raise SimulatorError(f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr")
@@ -275,9 +291,11 @@ def _start_together(procs: Sequence[Any], shared: _Shared, timeout_s: float = 30
 
 
 def _fill(
-    result: LoadResult, sent: Any, acked: Any, errors: Any, counter: TelemetryCounter, elapsed: float
-) -> None:
+    result: LoadResult, sent: Any, acked: Any, errors: Any, counter: TelemetryCounter, elapsed: float,
+    messages: Any,
+) -> None:  # fmt: skip
     result.sent, result.acked, result.publish_errors = int(sent.value), int(acked.value), int(errors.value)
+    result.messages = int(messages.value)
     result.received, result.duplicates = counter.readings, counter.duplicates
     result.elapsed_s = max(elapsed, 1e-9)
     result.latency_p50_s = counter.histogram.percentile(50)

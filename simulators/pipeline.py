@@ -10,6 +10,7 @@ under `riskwatch run`; without one, a test can kill and restart services itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -20,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from deploy.run import REPO, alerting_scheme, alerting_spec, bridge_spec, historian_spec, worker_spec
 from deploy.supervisor import ChildSpec, Supervisor, spawn, terminate
@@ -65,6 +68,7 @@ class Service:
     proc: subprocess.Popen[bytes]
     log: Path
     ready_url: str = ""
+    metrics_url: str = ""
 
 
 @dataclass(slots=True)
@@ -106,17 +110,35 @@ class Pipeline:
         self.bridge_argv = spec.argv[3:]
         return self._start(spec, f"http://127.0.0.1:{port}/metrics")
 
-    def start_worker(self, ready_site: str = "", extra: list[str] | None = None) -> Service:
+    def start_worker(self, ready_site: str = "", extra: list[str] | None = None, name: str = "worker") -> Service:
         """With `ready_site`, ready means its state is restored and it serves that site's colour (the
-        web view answers 503 while partitions are assigned), not merely that the process is up."""
+        web view answers 503 while partitions are assigned), not merely that the process is up. Several
+        workers of one pipeline (sharing its partitions) each get a `name` and a data folder of their own."""
         web, metrics = free_port(), free_port()
         spec = worker_spec(self.stack, self.registry, self.topic_prefix, self.run_dir, web, metrics, extra)
+        if name != "worker":  # argparse keeps the last --data-dir
+            spec = dataclasses.replace(spec, name=name, argv=[*spec.argv, "--data-dir", str(self.run_dir / name)])
         ready = (
             f"http://127.0.0.1:{web}/site/{ready_site}/"
             if ready_site
             else f"http://127.0.0.1:{metrics}/metrics"
         )
-        return self._start(spec, ready)
+        service = self._start(spec, ready)
+        service.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
+        return service
+
+    def readings_counted(self, worker: str = "worker") -> float | None:
+        """The worker process's own readings counter (since it started; cheap to poll, unlike `evaluated`,
+        which asks for every site)."""
+        try:
+            with urllib.request.urlopen(self.services[worker].metrics_url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("riskwatch_readings_total "):
+                return float(line.split()[1])
+        return None
 
     def start_historian(self, extra: list[str] | None = None) -> Service:
         """Transitions and minutes into the stack's InfluxDB; ready once its /healthz answers."""
@@ -148,6 +170,20 @@ class Pipeline:
                     f"{service.name} did not become ready (exit code {service.proc.poll()}); "
                     f"log {service.log}:\n{tail}"
                 )
+
+    def evaluated(self, sites: list[str], timeout_s: float = 5.0, worker: str = "worker") -> int | None:
+        """Readings the engine evaluated, summed over `sites` (each site's count in the worker's site view,
+        kept in its snapshots, so exact across restarts); None while the worker does not serve them
+        (restoring or rebalancing)."""
+        base = self.services[worker].ready_url.split("/site/")[0]
+        total = 0
+        for site in sites:
+            try:
+                with urllib.request.urlopen(f"{base}/site/{site}/", timeout=timeout_s) as response:
+                    total += int(orjson.loads(response.read())["readings_evaluated"])
+            except OSError:
+                return None
+        return total
 
     def dead(self) -> list[str]:
         """Services that exited (a supervised one counts only while it is not being restarted: never)."""

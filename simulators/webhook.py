@@ -119,3 +119,16 @@ class WebhookReceiver:
     def unique(self) -> list[Delivery]:
         with self._lock:
             return [d for d in self.deliveries if not d.duplicate]
+
+    def repeated_under_new_keys(self) -> dict[str, set[str]]:
+        """Notifications sent under more than one idempotency key (a redelivered warning notified again
+        as new): each line of a delivery (one alert: colour, reason, event time, link) -> its keys."""
+        keys: dict[str, set[str]] = {}
+        with self._lock:
+            deliveries = list(self.deliveries)
+        for d in deliveries:
+            text = str(d.doc.get("text", ""))
+            lines = [text] if len(d.doc.get("alert_ids", ())) == 1 else text.splitlines()[1:]
+            for line in lines:
+                keys.setdefault(line, set()).add(str(d.key))
+        return {line: k for line, k in keys.items() if len(k) > 1}

@@ -22,6 +22,8 @@ from aiohttp import web
 
 from alerting.api.auth import SESSION_COOKIE, SESSION_S, Sessions, TokenAuth, User
 from alerting.api.feed import EventHub, stream
+from alerting.api.history import registry_scope
+from alerting.api.history import routes as history_routes
 from alerting.api.page import ALERT_ID, alert_page
 from alerting.deadletters import store_failed
 from alerting.health import Health
@@ -189,11 +191,14 @@ def build_app(
     metrics: AlertingMetrics | None = None,
     health: Health | None = None,
     board: Any | None = None,
+    history: Any | None = None,
+    registry: Any | None = None,
 ) -> web.Application:
     """The HTTP API over one AlertManager; `/metrics` serves Prometheus text when metrics are given
     (give none to serve them on a separate address with `metrics_app`);
     `/healthz` is unhealthy (503) once one of the service's tasks in `health` has died. With a `board`
-    (alerting.board.web.Board) it serves the monitoring-centre board and browser sessions too."""
+    (alerting.board.web.Board) it serves the monitoring-centre board and browser sessions too. `history`
+    (alerting.history.influx.InfluxHistory) and the site `registry` serve /api/history/*."""
     sessions = Sessions(manager.store, auth, manager.clock)
     failed_logins: dict[str, list[float]] = {}  # user name -> times of recent failed password logins
 
@@ -450,6 +455,9 @@ def build_app(
     app.router.add_post("/api/alerts/{id}/shelve", guarded("shelve", shelve))
     app.router.add_post("/api/maintenance", guarded("maintenance", maintenance))
     app.router.add_get("/api/events", guarded("read", events))
+    app.router.add_routes(
+        history_routes(guarded, manager.store.path, history, registry_scope(registry), _time)
+    )
     return app
 
 

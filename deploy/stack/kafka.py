@@ -125,10 +125,14 @@ class Kafka(Service):
             *args,
         ]
 
+    def properties(self, data: Path) -> dict[str, str]:
+        """server.properties of this node (a cluster member overrides it: deploy/stack/cluster.py)."""
+        return server_properties(self.settings, data)
+
     def prepare(self) -> None:
         s = self.settings
         data = self.dir / "data"
-        props = server_properties(s, data)
+        props = self.properties(data)
         (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.dir / "log4j.properties").write_text(LOG4J.format(log=self.dir / "server.log"))
         if not (data / "meta.properties").exists():

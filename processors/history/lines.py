@@ -1,9 +1,6 @@
-"""InfluxDB line protocol for the two history measurements.
-
-- `sensor_1m`  tags sensor, site, region; fields min, max, mean, count; time = the minute's start.
-- `transition` tags kind, entity_type, entity, site, region; fields id, old, new, rule, cause (JSON);
-  time = the transition's `at`. A transition written twice (a replay) lands on the same series and time,
-  so InfluxDB keeps one point: history is idempotent like the topics. So is a minute written twice.
+"""InfluxDB line protocol for the two history measurements (their layout is riskwatch/wire/history.py,
+which the readers use too). A transition written twice (a replay) lands on the same series and time, so
+InfluxDB keeps one point: history is idempotent like the topics. So is a minute written twice.
 """
 
 from __future__ import annotations
@@ -12,11 +9,9 @@ from dataclasses import asdict
 
 import orjson
 
+from riskwatch.wire.history import AGGREGATE_MEASUREMENT, TRANSITION_MEASUREMENT
 from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition
-
-AGGREGATE_MEASUREMENT = "sensor_1m"
-TRANSITION_MEASUREMENT = "transition"
 
 
 def _tag(text: str) -> str:

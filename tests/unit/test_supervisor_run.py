@@ -145,7 +145,9 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
     args = _parses("alerting", alerting.argv)
     assert args.group_id == "riskwatch-alerting"  # the default prefix keeps the components' own groups
     assert alerting.health_url == "http://127.0.0.1:8080/healthz"
-    assert json.dumps(alerting.env) == "{}"
+    # alerting reads the history for /api/history: the same InfluxDB, its token only in the environment
+    assert args.influx_url == "http://i:8086" and alerting.env == {"RISKWATCH_INFLUX_TOKEN": "tok"}
+    assert "tok" not in json.dumps(alerting.argv)
 
 
 class _Proc:

@@ -19,14 +19,11 @@ import secrets
 import signal
 import threading
 import time
-import urllib.request
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from deploy.stack import ensure_topics
@@ -55,20 +52,6 @@ def _logs(pipe: Pipeline, lines: int = 40) -> str:
         tail = log.read_text(errors="replace").splitlines()[-lines:]
         out.append(f"--- {log.name}\n" + "\n".join(line[:300] for line in tail))
     return "\n".join(out)
-
-
-def _evaluated(pipe: Pipeline, sites: list[str]) -> int | None:
-    """Readings the engine evaluated, summed over the sites (the worker's site view); None while the
-    worker is not serving (restoring or rebalancing)."""
-    base = pipe.services["worker"].ready_url.split("/site/")[0]
-    total = 0
-    for site in sites:
-        try:
-            with urllib.request.urlopen(f"{base}/site/{site}/", timeout=5) as response:
-                total += int(orjson.loads(response.read())["readings_evaluated"])
-        except OSError:
-            return None
-    return total
 
 
 def _kill(pipe: Pipeline, name: str) -> None:
@@ -175,11 +158,11 @@ def test_kills_and_outages_under_load_lose_nothing(stack, stack_services, tmp_pa
         # ... and the engine evaluated every one of them, once: its per-site count lives in the site
         # snapshots, so it is exact across the worker's SIGKILL and the Kafka restart.
         sites = sorted({s.site for s in sensors})
-        evaluated = _evaluated(pipe, sites)
+        evaluated = pipe.evaluated(sites)
         deadline = time.time() + 60
         while evaluated != result.acked and time.time() < deadline:
             time.sleep(2)
-            evaluated = _evaluated(pipe, sites)
+            evaluated = pipe.evaluated(sites)
         assert evaluated == result.acked, f"engine evaluated {evaluated} of {result.acked} readings sent"
 
         # Warnings: every incident's unit went red on rw.warnings, and a red naming it reached the duty
@@ -199,14 +182,7 @@ def test_kills_and_outages_under_load_lose_nothing(stack, stack_services, tmp_pa
         assert alerted() == units, f"red but never alerted: {sorted(units - alerted())}\n{_logs(pipe)}"
         # A warning redelivered after a crash is not notified again under another key: each notification
         # (one alert's line: colour, reason, event time, link) went out under one idempotency key.
-        keys: dict[str, set[str]] = defaultdict(set)
-        for d in receiver.deliveries:
-            text = str(d.doc.get("text", ""))
-            lines = [text] if len(d.doc.get("alert_ids", ())) == 1 else text.splitlines()[1:]
-            for line in lines:
-                keys[line].add(d.key)
-        repeated = {line: k for line, k in keys.items() if len(k) > 1}
-        assert keys and not repeated, repeated
+        assert receiver.deliveries and not receiver.repeated_under_new_keys(), receiver.repeated_under_new_keys()
 
         # History: every transition is in InfluxDB once it is back.
         transitions = {t.id for t in seen} | {t.id for t in alarms.poll(5.0)}

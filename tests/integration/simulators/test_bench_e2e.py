@@ -1,5 +1,6 @@
-"""A short end-to-end load run: MQTT -> bridge -> Kafka -> worker -> warnings -> alerting -> webhook.
-Asserts that nothing is lost and every incident is warned (not speed: that is the benchmark's job)."""
+"""A short end-to-end load run at the province shape: MQTT -> bridge -> Kafka -> worker -> warnings ->
+alerting -> webhook. Asserts that every reading sent was evaluated by the engine (nothing lost at the end
+of the path) and every incident warned and alerted (not speed: that is the benchmark's job)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
         [
             "--sensors",
             "4000",
+            "--enterprises",
+            "40",
             "--rate",
             "1",
             "--duration",
@@ -31,8 +34,14 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
     )
     figures = bench_e2e.measure(args)
     assert "error_services_died" not in figures
+    assert figures["shape"] == "province" and figures["sites"] == 40 and figures["gateways"] >= 40
     assert figures["sent"] == figures["acked"] == figures["received"] > 0
-    assert figures["lost"] == 0
+    # counted at the engine: every reading sent was evaluated (none refused: the gateways are honest)
+    assert figures["evaluated"] == figures["sent"] and figures["dead_lettered"] == 0
+    assert figures["lost"] == 0 and figures["lost_before_kafka"] == 0
+    # one message per gateway per poll period
+    assert figures["messages"] == pytest.approx(figures["gateways"] * 45, rel=0.05)
+    assert figures["messages_per_s"] > 0 and 20 <= figures["readings_per_message"] <= 200
     assert figures["incidents"] == figures["incidents_warned"] == 2
     assert figures["incidents_alerted"] == 2
     assert figures["latency_max_s"] is not None and figures["latency_max_s"] < 30

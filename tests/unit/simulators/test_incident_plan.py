@@ -22,3 +22,14 @@ def test_no_more_incidents_than_sites() -> None:
     plan = plan_incidents(doc, 20, 300.0)
     assert len(plan) == len(doc["sites"]) == 2
     assert len({site for site, _, _ in plan}) == 2
+
+
+def test_province_incidents_are_at_chemical_units_with_two_gas_detectors() -> None:
+    doc = synthetic.province_doc(20_000, 200)
+    plan = plan_incidents(doc, 20, 300.0)
+    sites = {s["id"]: s for s in doc["sites"]}
+    assert len({site for site, _, _ in plan}) == 20
+    for site, unit, faults in plan:
+        assert sites[site]["industry"] == "hazardous_chemicals"
+        types = {s["id"]: s["type"] for u in sites[site]["units"] if u["id"] == unit for s in u["sensors"]}
+        assert [types[f.fault.target] for f in faults] == ["flammable_gas", "flammable_gas"]
