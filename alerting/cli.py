@@ -15,10 +15,11 @@ from alerting.health import TaskDied
 from alerting.history.sources import INFLUX_TOKEN_ENV
 from alerting.routing.sites import registry_lookup
 from alerting.service import AlertingService, ServiceOptions
-from riskwatch.errors import EXIT_TASK_DIED
+from riskwatch.errors import EXIT_TASK_DIED, RiskwatchError
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.paths import home_dir
 from riskwatch.registry import load_registry
+from riskwatch.tls import ServerTLS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=None, help="SQLite store (default .riskwatch/alerting.db)")
     parser.add_argument("--http-host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument(
+        "--tls-certfile",
+        type=Path,
+        metavar="PEM",
+        help="serve the API and board over HTTPS with this certificate chain (leaf first), with --tls-keyfile",
+    )
+    parser.add_argument("--tls-keyfile", type=Path, metavar="PEM", help="private key of --tls-certfile")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve /metrics only on this port (plain HTTP, on --metrics-host), not on the API port; "
+        "0 (default): /metrics on the API port",
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of --metrics-port")
     parser.add_argument(
         "--group-id",
         default="riskwatch-alerting",
@@ -62,6 +78,12 @@ def login_links(environ: dict[str, str] | os._Environ[str]) -> tuple[tuple[str, 
     return ((user, secret),) if user and len(secret) >= 16 else ()
 
 
+def server_tls(args: argparse.Namespace) -> ServerTLS | None:
+    if (args.tls_certfile is None) != (args.tls_keyfile is None):
+        raise RiskwatchError("--tls-certfile and --tls-keyfile go together: give both or neither")
+    return ServerTLS(args.tls_certfile, args.tls_keyfile) if args.tls_certfile else None
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -73,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     options = ServiceOptions(
         kafka=KafkaAccess.from_env(args.kafka, "alerting"), db=db, topic_prefix=args.topic_prefix, http_host=args.http_host,
         http_port=args.http_port, group_id=args.group_id, tick_s=args.tick, board=not args.no_board,
-        map_file=args.map, login_links=login_links(os.environ), influx_url=args.influx_url,
+        map_file=args.map, login_links=login_links(os.environ), tls=server_tls(args),
+        metrics_host=args.metrics_host, metrics_port=args.metrics_port, influx_url=args.influx_url,
         influx_token=os.environ.get(INFLUX_TOKEN_ENV, ""), influx_bucket=args.influx_bucket,
     )  # fmt: skip
     sites, units = registry_lookup(args.registry) if args.registry else (None, None)

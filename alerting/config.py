@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import urllib.parse
 from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from alerting.channels import channel_module
 from alerting.channels.base import ChannelSettings
 from riskwatch.errors import ConfigError
 from riskwatch.levels import Colour
+from riskwatch.secrets import remember
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -57,6 +59,9 @@ def _strs(value: Any) -> tuple[str, ...]:
     if isinstance(value, list | tuple) and all(isinstance(v, str | int) for v in value):
         return tuple(str(v) for v in value)
     raise ValueError(f"must be a name or a list of names, not {str(value)[:100]!r}")
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 class _Model(BaseModel):
@@ -231,7 +236,7 @@ class ApiToken(_Model):
 
 class Defaults(_Model):
     language: Literal["zh", "en"] = "zh"
-    ack_url: str = "http://127.0.0.1:8080/alerts/{alert_id}"
+    ack_url: str = "https://127.0.0.1:8080/alerts/{alert_id}"
     # DEFAULT mapping of sensor alarm states to a colour for routing (no public rule exists).
     alarm_colours: dict[str, Colour] = Field(
         default_factory=lambda: {
@@ -264,6 +269,10 @@ class Defaults(_Model):
             raise ValueError(f"not a link template: {exc}") from None
         if any(n not in ("alert_id", "site") or spec or conv for n, spec, conv in fields):
             raise ValueError("only {alert_id} and {site} may be filled in, as they are")
+        # A duty officer opens it on a phone, over networks riskwatch does not control, and logs in there.
+        parts = urllib.parse.urlsplit(v.replace("{", "").replace("}", ""))
+        if parts.scheme != "https" and (parts.scheme != "http" or parts.hostname not in LOOPBACK_NAMES):
+            raise ValueError("must be an https:// link (plain http only for localhost, to try things out)")
         return v
 
     @field_validator("retry_initial", "retry_max", mode="before")
@@ -429,4 +438,5 @@ def resolve_secrets(cfg: RoutingConfig, environ: Mapping[str, str], file: str = 
         if not value:
             raise ConfigError(file, path, f"environment variable {env_name} is not set or empty")
         values[key] = Secret(value)
+        remember(value)  # never in a log line of this process (riskwatch.secrets.install_log_redaction)
     return Secrets(values)

@@ -21,7 +21,7 @@ from aiokafka.errors import (
 )
 from prometheus_client import CollectorRegistry
 
-from alerting.api.app import build_app, serve
+from alerting.api.app import build_app, metrics_app, serve
 from alerting.api.auth import Sessions, TokenAuth
 from alerting.api.feed import EventHub
 from alerting.board.geometry import load_map, shipped_map
@@ -40,6 +40,7 @@ from alerting.store import Store
 from alerting.store.sqlite import REFUSED
 from riskwatch.errors import RiskwatchError
 from riskwatch.kafka_access import KafkaAccess
+from riskwatch.tls import ServerTLS
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import Reason
 
@@ -59,6 +60,9 @@ class ServiceOptions:
     board: bool = True  # serve the monitoring-centre board (pages, sessions, live feed) on the HTTP port
     map_file: Path | None = None  # the deployment's approved GeoJSON; default: the shipped example regions
     login_links: tuple[tuple[str, str], ...] = ()  # (user, secret) one-time login links to accept
+    tls: ServerTLS | None = None  # HTTPS on the API and board port when given
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0  # 0: /metrics on the API port; else only on metrics_host:metrics_port (plain HTTP)
     influx_url: str = ""  # history for /api/history (empty: those routes answer 503)
     influx_token: str = ""  # "user:password", from the environment only
     influx_bucket: str = "riskwatch/autogen"
@@ -114,17 +118,33 @@ class AlertingService:
                 self.options.influx_url, self.options.influx_token, self.options.influx_bucket
             )
             history = InfluxHistory(conn)
-        app = build_app(manager, auth, hub, self.metrics, health, board, history, self.site_registry)
+        apart = self.options.metrics_port != 0
+        metrics = None if apart else self.metrics
+        app = build_app(manager, auth, hub, metrics, health, board, history, self.site_registry)
         sessions = Sessions(store, auth, self.clock)
         for user, secret in self.options.login_links:
             sessions.add_login_link(user, secret)
+        o = self.options
+        runners = []
         try:
-            runner = await serve(app, self.options.http_host, self.options.http_port)
+            runners.append(await serve(app, o.http_host, o.http_port, o.tls.context() if o.tls else None))
+            if apart:
+                runners.append(
+                    await serve(metrics_app(manager, self.metrics), o.metrics_host, o.metrics_port)
+                )
         except OSError as exc:
+            for runner in runners:
+                await runner.cleanup()
             store.close()
-            where = f"{self.options.http_host}:{self.options.http_port}"
-            raise RiskwatchError(f"cannot listen on {where}: {exc.strerror}; choose --http-port") from None
-        log.info("alerting API on http://%s:%d", self.options.http_host, self.options.http_port)
+            where, option = (
+                (f"{o.metrics_host}:{o.metrics_port}", "--metrics-port")
+                if runners
+                else (f"{o.http_host}:{o.http_port}", "--http-port")
+            )
+            raise RiskwatchError(f"cannot listen on {where}: {exc.strerror}; choose {option}") from None
+        log.info("alerting API on %s://%s:%d", "https" if o.tls else "http", o.http_host, o.http_port)
+        if apart:
+            log.info("alerting metrics (/metrics) on http://%s:%d", o.metrics_host, o.metrics_port)
         tasks: list[asyncio.Task[object]] = [
             asyncio.create_task(self._consume(manager, dead, wake, audit_wake), name="consume"),
             asyncio.create_task(self._notify(manager, dispatcher, deliverer, wake), name="notify"),
@@ -136,7 +156,8 @@ class AlertingService:
             log.error("%s; stopping", exc, exc_info=exc.__cause__)
             raise
         finally:
-            await runner.cleanup()
+            for runner in runners:
+                await runner.cleanup()
             for channel in channels.values():
                 await channel.close()  # type: ignore[attr-defined]
             store.close()

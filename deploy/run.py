@@ -53,6 +53,9 @@ class Endpoints:
     influx_token: str = ""
     influx_org: str = "-"
     influx_bucket: str = "riskwatch/autogen"
+    cafile: Path | None = None  # None: the system's trusted CAs verify the broker and alerting's HTTPS
+    https_certfile: Path | None = None  # alerting serves HTTPS with this certificate and key when given
+    https_keyfile: Path | None = None
     kafka_passwords: dict[str, str] = field(default_factory=dict, repr=False)  # by component
     kafka_cafile: str = ""
 
@@ -84,6 +87,7 @@ def bridge_spec(
     argv = _riskwatch(
         "bridge", "--registry", str(registry), "--mqtt-host", ep.mqtt_host, "--mqtt-port", str(ep.mqtt_port),
         "--mqtt-user", ep.bridge_user, "--mqtt-password-env", MQTT_PASSWORD_ENV,
+        *(["--mqtt-cafile", str(ep.cafile)] if ep.cafile else []),
         "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix, "--spool-dir", str(run_dir / "spool"),
         "--metrics-port", str(metrics_port), *_groups(prefix)[0], *(extra or []),
     )  # fmt: skip
@@ -138,18 +142,29 @@ def alerting_spec(
     extra: list[str] | None = None,
     env: dict[str, str] | None = None,
 ) -> ChildSpec:
-    """`riskwatch alerting` with its store in run_dir. Health: /healthz on its HTTP port."""
+    """`riskwatch alerting` with its store in run_dir, over HTTPS when `ep` has a certificate. Health:
+    /healthz on its HTTP(S) port."""
+    tls = (
+        ["--tls-certfile", str(ep.https_certfile), "--tls-keyfile", str(ep.https_keyfile)]
+        if ep.https_certfile else []
+    )  # fmt: skip
     argv = _riskwatch(
         "alerting", "--routes", str(routes), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
         "--db", str(run_dir / "alerting.db"), "--http-port", str(http_port), "--registry", str(registry),
-        *_groups(prefix)[2], *_influx(ep), *(extra or []),
+        *tls, *_groups(prefix)[2], *_influx(ep), *(extra or []),
     )  # fmt: skip
     env = {
         **ep.kafka("alerting").env(),
         **(env or {}),
         **({INFLUX_TOKEN_ENV: ep.influx_token} if getattr(ep, "influx_url", "") else {}),
     }
-    return ChildSpec("alerting", argv, env, f"http://127.0.0.1:{http_port}/healthz", REPO)
+    health = f"{alerting_scheme(ep)}://127.0.0.1:{http_port}/healthz"
+    return ChildSpec("alerting", argv, env, health, REPO, health_cafile=ep.cafile)
+
+
+def alerting_scheme(ep: Any) -> str:
+    """https when alerting is given a certificate (Endpoints or StackInfo), else http."""
+    return "https" if ep.https_certfile else "http"
 
 
 def _influx(ep: Any) -> list[str]:
@@ -187,6 +202,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"${kafka_password_env('alerting')}, the CA of a TLS listener from ${CA_ENV}",
     )
     parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker (default: the local stack's)")
+    parser.add_argument(
+        "--mqtt-cafile",
+        type=Path,
+        metavar="PEM",
+        help="CA that signed the MQTT broker's certificate (default: the local stack's CA when the broker "
+        "is the local stack's, else the system's trusted CAs)",
+    )
     parser.add_argument(
         "--mqtt-user",
         metavar="NAME",
@@ -249,6 +271,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="alerting API and /healthz (default %(default)s)",
     )
     parser.add_argument(
+        "--alerting-tls-certfile",
+        type=Path,
+        metavar="PEM",
+        help="alerting's HTTPS certificate chain, with --alerting-tls-keyfile (default: the local stack's "
+        "certificate when the stack is used; its health is then checked against --mqtt-cafile's CA)",
+    )
+    parser.add_argument(
+        "--alerting-tls-keyfile", type=Path, metavar="PEM", help="private key of --alerting-tls-certfile"
+    )
+    parser.add_argument(
         "--bulletin-at", default=None, metavar="HH:MM",
         help="write yesterday's four-colour bulletin (HTML, PDF) at this local time each day into "
         "RUN_DIR/reports (see --bulletin-tz)",
@@ -279,8 +311,8 @@ def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
         info = Stack(args.stack_home or home_dir() / "stack").info()  # StackError says: stack up first
         ep = Endpoints(
             info.kafka_bootstrap, info.mqtt_host, info.mqtt_port, info.bridge_user, info.bridge_password,
-            info.influx_url, info.influx_token, info.influx_org, info.influx_bucket,
-            dict(info.kafka_passwords), info.kafka_cafile,
+            info.influx_url, info.influx_token, info.influx_org, info.influx_bucket, info.cafile,
+            info.https_certfile, info.https_keyfile, dict(info.kafka_passwords), info.kafka_cafile,
         )  # fmt: skip
     else:
         ep = Endpoints(args.kafka, "", 0, "riskwatch-bridge", "")
@@ -293,12 +325,22 @@ def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
                      kafka_cafile=environ.get(CA_ENV, ep.kafka_cafile))  # fmt: skip
     if args.mqtt:
         host, port = _host_port("--mqtt", args.mqtt)
-        ep = replace(ep, mqtt_host=host, mqtt_port=port)
+        ep = replace(ep, mqtt_host=host, mqtt_port=port, cafile=None)
+    if args.mqtt_cafile:
+        ep = replace(ep, cafile=args.mqtt_cafile.resolve())
     if args.mqtt_user or (args.kafka and args.mqtt):
         password = environ.get(MQTT_PASSWORD_ENV, "")
         if not password:
             raise RiskwatchError(f"set ${MQTT_PASSWORD_ENV} to the password of the bridge's MQTT account")
         ep = replace(ep, bridge_user=args.mqtt_user or ep.bridge_user, bridge_password=password)
+    if (args.alerting_tls_certfile is None) != (args.alerting_tls_keyfile is None):
+        raise RiskwatchError("--alerting-tls-certfile and --alerting-tls-keyfile go together")
+    if args.alerting_tls_certfile:
+        ep = replace(
+            ep,
+            https_certfile=args.alerting_tls_certfile.resolve(),
+            https_keyfile=args.alerting_tls_keyfile.resolve(),
+        )
     if args.influx_url is not None:
         ep = replace(ep, influx_url=args.influx_url, influx_token=environ.get(INFLUX_TOKEN_ENV, ""))
     return ep

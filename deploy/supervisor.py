@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from riskwatch.errors import RiskwatchError
+from riskwatch.tls import ClientTLS
+
 STOP_GRACE_S = 30.0  # the bridge flushes for up to 30 s on SIGTERM (BridgeSettings.shutdown_timeout_s)
 
 # What a component's exit status means (sysexits.h, and what riskwatch's components use them for).
@@ -86,10 +89,12 @@ class Probe:
     detail: str  # "200", "503 {...}", "connection refused", ...
 
 
-def probe_http(url: str, timeout_s: float) -> Probe:
-    """GET `url`: healthy on a 2xx answer; anything else says why in a few words."""
+def probe_http(url: str, timeout_s: float, cafile: Path | None = None) -> Probe:
+    """GET `url`: healthy on a 2xx answer; anything else says why in a few words. An https URL's
+    certificate is verified against `cafile` (default: the system's trusted CAs)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        context = ClientTLS(cafile).context() if url.startswith("https:") else None
+        with urllib.request.urlopen(url, timeout=timeout_s, context=context) as response:
             return Probe(True, str(response.status))
     except urllib.error.HTTPError as err:
         body = b""
@@ -97,7 +102,7 @@ def probe_http(url: str, timeout_s: float) -> Probe:
             body = err.read(300)
         text = " ".join(body.decode("utf-8", "replace").split())[:200]
         return Probe(False, f"{url} answered {err.code}" + (f" {text}" if text else ""))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RiskwatchError) as err:
         reason = getattr(err, "reason", err)
         return Probe(False, f"{url} did not answer ({reason})")
 
@@ -111,6 +116,7 @@ class ChildSpec:
     env: dict[str, str] = field(default_factory=dict)  # added to the supervisor's environment
     health_url: str = ""  # empty: watched by its process exit only
     cwd: Path | None = None
+    health_cafile: Path | None = None  # verifies an https health_url (default: the system's CAs)
 
 
 class Process(Protocol):
@@ -262,7 +268,7 @@ class Supervisor:
         health: HealthPolicy = HealthPolicy(),
         clock: Callable[[], float] = time.monotonic,
         spawn: Callable[[ChildSpec, Path], Process] = spawn,
-        probe: Callable[[str, float], Probe] = probe_http,
+        probe: Callable[[str, float, Path | None], Probe] = probe_http,
         signal_child: Callable[[int, int], None] = os.kill,
         on_start: Callable[[Child], None] | None = None,
         stop_grace_s: float = STOP_GRACE_S,
@@ -339,7 +345,9 @@ class Supervisor:
                 if child.state is State.HEALTHY and child.healthy_since == now:
                     self.say(f"{child.name} is running (pid {proc.pid})")
             elif now >= child.next_probe_at:
-                line, stop = child.on_probe(self._probe(child.spec.health_url, self.health.timeout_s), now)
+                line, stop = child.on_probe(
+                    self._probe(child.spec.health_url, self.health.timeout_s, child.spec.health_cafile), now
+                )
                 if line:
                     self.say(line)
                 if stop:
@@ -393,19 +401,29 @@ HEALTH_PORT_ENV = {
     "historian": "RISKWATCH_HISTORIAN_METRICS_PORT",
     "alerting": "RISKWATCH_ALERTING_HTTP_PORT",
 }
+# A component whose certificate variable is set serves /healthz over HTTPS, verified against $RISKWATCH_CA.
+HEALTH_TLS_CERT_ENV = {"alerting": "RISKWATCH_ALERTING_TLS_CERT"}
+CA_ENV = "RISKWATCH_CA"
 
 
-def component_url(name: str, environ: dict[str, str]) -> str:
-    """http://127.0.0.1:PORT/healthz of a component, its port from the environment (the units' env file)."""
+def component_url(name: str, environ: dict[str, str], scheme: str = "http") -> str:
+    """SCHEME://127.0.0.1:PORT/healthz of a component, its port from the environment (the units' env file)."""
     if name not in HEALTH_PORT_ENV:
         raise SystemExit(f"unknown component {name!r}; expected one of {', '.join(HEALTH_PORT_ENV)}")
     port = environ.get(HEALTH_PORT_ENV[name], "")
     if not port.isdigit():
         raise SystemExit(f"${HEALTH_PORT_ENV[name]} is not set to a port (got {port!r})")
-    return f"http://127.0.0.1:{port}/healthz"
+    return f"{scheme}://127.0.0.1:{port}/healthz"
 
 
-def check(urls: Sequence[str], tries: int, every_s: float, timeout_s: float, wait_s: float) -> str:
+def check(
+    urls: Sequence[str],
+    tries: int,
+    every_s: float,
+    timeout_s: float,
+    wait_s: float,
+    cafile: Path | None = None,
+) -> str:
     """The systemd health check: "" when every URL is healthy, else why not. With `wait_s`, wait that
     long for health (ExecStartPost: a unit counts as started only once healthy); otherwise unhealthy only
     after `tries` failed probes `every_s` apart, so one slow answer does not restart a component."""
@@ -413,7 +431,7 @@ def check(urls: Sequence[str], tries: int, every_s: float, timeout_s: float, wai
     for url in urls:
         failed = 0
         while True:
-            probe = probe_http(url, timeout_s)
+            probe = probe_http(url, timeout_s, cafile)
             if probe.ok:
                 break
             failed += 1
@@ -435,6 +453,13 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         choices=sorted(HEALTH_PORT_ENV),
         help="check this component's /healthz, its port from the environment (see HEALTH_PORT_ENV)",
     )
+    c.add_argument(
+        "--cafile",
+        type=Path,
+        metavar="PEM",
+        help=f"CA of an https URL's certificate (default: ${CA_ENV} for a --component serving HTTPS, else "
+        "the system's trusted CAs)",
+    )
     c.add_argument("--tries", type=int, default=3, help="failed probes before unhealthy (default 3)")
     c.add_argument("--every", type=float, default=5.0, help="seconds between probes (default 5)")
     c.add_argument("--timeout", type=float, default=5.0, help="one probe's timeout (default 5 s)")
@@ -445,10 +470,14 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
     args = parser.parse_args(argv)
     urls = list(args.urls)
     if args.component:
-        urls.append(component_url(args.component, dict(os.environ if environ is None else environ)))
+        env = dict(os.environ if environ is None else environ)
+        https = bool(env.get(HEALTH_TLS_CERT_ENV.get(args.component, ""), ""))
+        urls.append(component_url(args.component, env, "https" if https else "http"))
+        if https and args.cafile is None and env.get(CA_ENV):
+            args.cafile = Path(env[CA_ENV])
     if not urls:
         parser.error("give a URL or --component")
-    why = check(urls, args.tries, args.every, args.timeout, args.wait)
+    why = check(urls, args.tries, args.every, args.timeout, args.wait, args.cafile)
     if not why:
         return 0
     print(f"unhealthy: {why}", file=sys.stderr, flush=True)

@@ -158,6 +158,8 @@ def _bridge(
             info.mqtt_host,
             "--mqtt-port",
             str(info.mqtt_port),
+            "--mqtt-cafile",
+            str(info.cafile),
             "--mqtt-user",
             account,
             "--share-group",
@@ -205,7 +207,7 @@ def _run_phase(
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     with _stack(args.stack_home) as stack, tempfile.TemporaryDirectory(prefix="rw-bench-bridge-") as tmp:
         info = stack.info()
-        broker = Broker(info.mqtt_host, info.mqtt_port)
+        broker = Broker(info.mqtt_host, info.mqtt_port, info.client_tls)
         topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
         from deploy.stack import ensure_topics
 

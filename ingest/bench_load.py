@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from riskwatch.kafka_access import KafkaAccess
+from riskwatch.tls import ClientTLS
 from riskwatch.topics import mqtt_topic
 from riskwatch.wire.gateway import telemetry_payload
 
@@ -30,6 +31,7 @@ class GatewayLoad(NamedTuple):
 class Broker(NamedTuple):
     host: str
     port: int
+    tls: ClientTLS  # the broker is verified against it (MQTT over TLS)
 
 
 def publish(
@@ -48,6 +50,7 @@ def publish(
             CallbackAPIVersion.VERSION2, client_id=f"load-{g.gateway}-{seq_start}", protocol=mqtt.MQTTv5
         )
         client.username_pw_set(g.gateway, g.password)
+        client.tls_set_context(broker.tls.context())
         client.max_inflight_messages_set(2000)
         client.max_queued_messages_set(0)
         client.connect(broker.host, broker.port)
@@ -130,6 +133,7 @@ def naive_bridge(
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=group, protocol=mqtt.MQTTv5)
     client.username_pw_set(user, password)
+    client.tls_set_context(broker.tls.context())
     client.on_message = on_message
     client.on_connect = lambda c, *a: c.subscribe(f"$share/{group}/rw/v1/+/+/telemetry", qos=1)
     client.connect(broker.host, broker.port)

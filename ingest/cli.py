@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from ingest.settings import BridgeSettings
 from riskwatch.errors import EXIT_TASK_DIED
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
+from riskwatch.secrets import remember
+from riskwatch.tls import add_client_arguments, client_from_args
 
 if TYPE_CHECKING:
     from ingest.service import BridgeService
@@ -32,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mqtt-host", default=d["mqtt_host"])
     parser.add_argument("--mqtt-port", type=int, default=d["mqtt_port"])
+    add_client_arguments(parser, "mqtt", "MQTT broker")
     parser.add_argument("--mqtt-user", default=d["mqtt_user"])
     parser.add_argument(
         "--mqtt-password-env",
@@ -107,6 +110,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Bri
         registry=args.registry,
         mqtt_host=args.mqtt_host,
         mqtt_port=args.mqtt_port,
+        mqtt_tls=client_from_args(args, "mqtt"),
         mqtt_user=args.mqtt_user,
         mqtt_password=environ.get(args.mqtt_password_env, ""),
         mqtt_client_id=args.client_id or "",
@@ -142,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = settings_from_args(args, dict(os.environ))
+    remember(settings.mqtt_password)  # masked in every log line (riskwatch.secrets)
     if args.retire:
         from ingest.mqtt import retire_session
 

@@ -62,6 +62,7 @@ def retire_session(settings: BridgeSettings, timeout_s: float = 10.0) -> bool:
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(settings.mqtt_user, settings.mqtt_password or None)
+    client.tls_set_context(settings.mqtt_tls.context())
     client.on_connect = on_connect
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 0
@@ -69,7 +70,7 @@ def retire_session(settings: BridgeSettings, timeout_s: float = 10.0) -> bool:
         client.connect(
             settings.mqtt_host, settings.mqtt_port, keepalive=10, clean_start=True, properties=props
         )
-    except OSError as exc:
+    except OSError as exc:  # ssl.SSLError too: a broker whose certificate does not verify
         log.error(
             "cannot reach MQTT %s:%s to retire the session: %s", settings.mqtt_host, settings.mqtt_port, exc
         )
@@ -105,6 +106,7 @@ class MqttSource:
             manual_ack=True,
         )
         client.username_pw_set(settings.mqtt_user, settings.mqtt_password or None)
+        client.tls_set_context(settings.mqtt_tls.context())  # the broker's certificate is always verified
         client.reconnect_delay_set(0.5, 10)  # type: ignore[arg-type]  # seconds; paho takes a float
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_PAYLOAD
 from riskwatch.kafka_access import KafkaAccess
+from riskwatch.tls import ClientTLS
 from riskwatch.wire.gateway import DEFAULT_MAX_READINGS
 
 
@@ -16,7 +17,9 @@ class BridgeSettings:
 
     registry: Path
     mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
+    mqtt_port: int = 8883  # MQTT over TLS: the bridge never connects in plaintext
+    # Default: verify the broker against the system's trusted CAs.
+    mqtt_tls: ClientTLS = field(default_factory=ClientTLS)
     mqtt_user: str = "riskwatch-bridge"
     mqtt_password: str = field(default="", repr=False)
     # Empty: the account name. Brokers that bind client ids to accounts (use_username_as_clientid, as

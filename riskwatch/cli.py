@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from riskwatch.errors import RiskwatchError
+from riskwatch.secrets import install_log_redaction
 
 
 class Command(NamedTuple):
@@ -78,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     command = COMMANDS[name]
+    install_log_redaction()  # before any component or library logs anything
     try:
         module = load_command(command.module)
         parser = argparse.ArgumentParser(prog=f"riskwatch {name}", description=command.help)

@@ -5,6 +5,11 @@ logged, audited or dead-lettered: URLs keep only scheme and host (robot URLs car
 in the query or the path), `password=...`-like pairs lose their value, and values registered with
 `remember` (the secrets a process resolved) are replaced wherever they appear.
 
+`install_log_redaction` applies `redact` to every log record of the process, riskwatch's and its
+libraries' alike (Kafka, MQTT and HTTP clients log URLs and errors too): the message with its arguments
+filled in, the exception's traceback text and any stack text, before any handler or formatter sees them.
+`riskwatch` installs it first thing, for every command.
+
 `write_private` writes a file that is 0600 from the moment it exists: a temporary file in the same
 directory created with that mode, synced, then renamed over the target, so a reader never sees a
 half-written file and no other user ever sees its content.
@@ -12,11 +17,14 @@ half-written file and no other user ever sees its content.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
+import traceback
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 MASK = "***"
 # Shorter values are too likely to occur in ordinary text to be replaced everywhere. Parts of a URL must
@@ -27,9 +35,12 @@ MIN_URL_PART = 16
 _known: set[str] = set()
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]{},]+")
+# `name=value`, `name: value` and `'name': 'value'` (a dict's repr, as a client library logs its
+# configuration), where the name is a secret's or ends in one (`sasl_plain_password`, `x-api-key`).
 _PAIR = re.compile(
-    r"(?i)\b((?:access[_-]?)?token|password|passwd|pwd|secret|api[_-]?key|apikey|sign|signature)"
-    r"(\s*[=:]\s*)([^\s&'\",;)]+)"
+    r"(?i)(?<![A-Za-z0-9_-])((?:[A-Za-z0-9]+[_-])*"
+    r"(?:(?:access[_-]?)?token|password|passwd|pwd|secret|api[_-]?key|apikey|sign|signature))"
+    r"(['\"]?\s*[=:]\s*['\"]?)([^\s&'\",;)}\]]+)"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
@@ -86,6 +97,38 @@ def redact(text: str, *known: str | None) -> str:
     text = _URL.sub(lambda m: redact_url(m.group(0)), text)
     text = _PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Replace the record's message, exception text and stack text by their redacted forms."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it itself; nothing was filled in
+        message = str(record.msg)
+    record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        # Formatters use exc_text as it is when it is set: the traceback is never formatted again.
+        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        record.exc_text = redact(text)
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+def install_log_redaction() -> None:
+    """Redact every log record of this process when it is made (see the module docstring); idempotent."""
+    base = logging.getLogRecordFactory()
+    if getattr(base, "redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        redact_record(record)
+        return record
+
+    factory.redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def write_private(path: Path, data: bytes | str) -> None:

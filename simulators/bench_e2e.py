@@ -153,7 +153,7 @@ class E2E:
         ensure_topics(info, topics, 3)
         self.pipeline = Pipeline(self.run_dir, self.registry, info, topics.prefix)
         passwords = Stack(self.stack_home).add_gateways(sorted({(s.site, s.gateway) for s in self.sensors}))
-        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
+        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords, info.client_tls)
         announce_online({s.gateway: s.site for s in self.sensors}, self.broker)  # before the bridge subscribes
         self.pipeline.start_bridge()
         self.pipeline.start_worker(ready_site=self.sites[0])

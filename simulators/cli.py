@@ -19,6 +19,7 @@ import orjson
 
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.paths import home_dir
+from riskwatch.tls import ClientTLS
 from riskwatch.topics import Topics
 from simulators.gateway import Broker
 from simulators.sensors import SimulatorError
@@ -51,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack-home", type=Path, help="local stack folder (default .riskwatch/stack)")
     parser.add_argument("--mqtt", help="HOST:PORT of the MQTT broker (default: the local stack's)")
     parser.add_argument("--kafka", help=kafka_option_help("tools") + " (default: the local stack's)")
+    parser.add_argument(
+        "--mqtt-cafile",
+        type=Path,
+        metavar="PEM",
+        help="CA of the MQTT broker's certificate (default: the local stack's CA; with --mqtt, the "
+        "system's trusted CAs)",
+    )
     parser.add_argument("--passwords", type=Path, help="JSON file gateway id -> MQTT password")
     parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
 
@@ -83,8 +91,9 @@ def connect_info(args: argparse.Namespace, gateways: list[tuple[str, str]]) -> t
     else:
         passwords = stack.add_gateways(gateways)  # creates the accounts that do not exist yet
     host, port = _host_port(args.mqtt) if args.mqtt else (info.mqtt_host, info.mqtt_port)
+    cafile = args.mqtt_cafile or (None if args.mqtt else info.cafile)
     kafka = KafkaAccess.from_env(args.kafka, "tools") if args.kafka else info.kafka("tools")
-    return Broker(host, port, dict(passwords)), kafka
+    return Broker(host, port, dict(passwords), ClientTLS(cafile)), kafka
 
 
 def load_registry(path: Path) -> Any:

@@ -20,12 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from deploy.run import alerting_scheme
 from deploy.supervisor import Child, Supervisor, say_to
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators.gateway import Broker
 from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
-from simulators.pipeline import Pipeline
+from simulators.pipeline import Pipeline, free_port
 from simulators.scenarios.checker import Scope, Seen, check
 from simulators.scenarios.model import load_scenario
 from simulators.scenarios.runner import ScenarioRunner, make_clients, scope_of
@@ -90,7 +93,11 @@ class Demo:
         self.receiver = WebhookReceiver(secret=secret, on_delivery=lambda d: self._alert(state, d)).start()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         routes = self.run_dir / "routes.yaml"
-        routes.write_text(ROUTES_TEMPLATE.read_text().replace("{webhook_url}", self.receiver.url))
+        # Acknowledge links in messages open the board's desk over HTTPS on the port alerting will use.
+        http_port = free_port()
+        doc = yaml.safe_load(ROUTES_TEMPLATE.read_text().replace("{webhook_url}", self.receiver.url))
+        doc["defaults"]["ack_url"] = f"{alerting_scheme(info)}://127.0.0.1:{http_port}/alerts/{{alert_id}}"
+        routes.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
         # The board's demo user (a province supervisor) and a one-time login link for it.
         board_token, login_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         with routes.open("a", encoding="utf-8") as f:
@@ -98,7 +105,7 @@ class Demo:
         # Gateways connect before the bridge subscribes: their retained "online" replaces any retained
         # "offline" a previous run left in Mosquitto, which the bridge would otherwise deliver as news.
         passwords = Stack(self.stack_home).add_gateways((g.site, g.id) for g in registry.gateways.values())
-        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords)
+        self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords, info.client_tls)
         self.sim = Simulation.from_registry(registry, seed=self.script.seed, speed=self.script.speed)
         self.clients = make_clients(self.sim, self.broker)
         for client in self.clients.values():
@@ -123,7 +130,7 @@ class Demo:
         board = self.pipeline.start_alerting(routes, env={
             "RISKWATCH_DEMO_WEBHOOK_SECRET": secret, "RISKWATCH_DEMO_TOKEN": board_token,
             "RISKWATCH_LOGIN_LINK": f"demo:{login_secret}",
-        })  # fmt: skip
+        }, port=http_port)  # fmt: skip
         self.pipeline.wait_ready(120.0)
         state.services = {name: f"pid {s.proc.pid}" for name, s in self.pipeline.services.items()}
         print(

@@ -9,18 +9,21 @@ as when a real gateway loses power.
 
 from __future__ import annotations
 
+import functools
+import ssl
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from riskwatch.tls import ClientTLS
 from riskwatch.topics import mqtt_topic
 from riskwatch.wire.gateway import events_payload, status_payload, telemetry_payload
 from simulators.mqtt_loop import NetworkLoop, connect_paced
@@ -34,12 +37,18 @@ SESSION_EXPIRY_S = 300
 
 @dataclass(frozen=True, slots=True)
 class Broker:
-    """Where gateways connect, and each gateway's password (username = gateway id)."""
+    """Where gateways connect (over TLS, verifying the broker with `tls`), each gateway's password
+    (username = gateway id) and, optionally, a gateway's own client certificate (`client_certs`)."""
 
     host: str
     port: int
     passwords: dict[str, str]
+    tls: ClientTLS
     root: str = "rw"
+    client_certs: Mapping[str, ClientTLS] = field(default_factory=dict)
+
+    def tls_for(self, gateway: str) -> ClientTLS:
+        return self.client_certs.get(gateway, self.tls)
 
 
 def announce_online(gateways: dict[str, str], broker: Broker) -> None:
@@ -68,6 +77,12 @@ def connect_all(clients: Sequence[GatewayClient], timeout: float = 30.0) -> None
         )
     except RuntimeError as exc:
         raise SimulatorError(f"gateway could not connect to MQTT: {exc}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def shared_context(tls: ClientTLS) -> ssl.SSLContext:
+    """One SSL context per TLS setting: loading the CA once, not once per simulated gateway."""
+    return tls.context()
 
 
 class GatewayClient:
@@ -104,6 +119,7 @@ class GatewayClient:
             protocol=mqtt.MQTTv5,
         )
         self.client.username_pw_set(gateway, broker.passwords[gateway])
+        self.client.tls_set_context(shared_context(broker.tls_for(gateway)))
         self.client.max_inflight_messages_set(100)
         self.client.max_queued_messages_set(0)  # unbounded: a slow broker delays, never drops
         self.client.will_set(self.topic("status"), status_payload(gateway, "offline"), qos=QOS, retain=True)

@@ -24,8 +24,9 @@ from typing import Any
 
 import orjson
 
-from deploy.run import REPO, alerting_spec, bridge_spec, historian_spec, worker_spec
+from deploy.run import REPO, alerting_scheme, alerting_spec, bridge_spec, historian_spec, worker_spec
 from deploy.supervisor import ChildSpec, Supervisor, spawn, terminate
+from riskwatch.tls import ClientTLS
 from simulators.sensors import SimulatorError
 
 __all__ = ["REPO", "Pipeline", "Service", "free_port", "wait_http"]
@@ -39,14 +40,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
-    """True once `url` answers below 500 (a 503 means "not ready yet"); False on timeout or if `proc` died."""
+def wait_http(
+    url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None, cafile: Path | None = None
+) -> bool:
+    """True once `url` answers below 500 (a 503 means "not ready yet"); False on timeout or if `proc` died.
+    An https URL's certificate is verified against `cafile`."""
+    context = ClientTLS(cafile).context() if url.startswith("https:") else None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(url, timeout=1.0):
+            with urllib.request.urlopen(url, timeout=1.0, context=context):
                 return True
         except urllib.error.HTTPError as err:
             if err.code < 500:
@@ -142,20 +147,24 @@ class Pipeline:
         return self._start(spec, f"http://127.0.0.1:{port}/healthz")
 
     def start_alerting(
-        self, routes: Path, extra: list[str] | None = None, env: dict[str, str] | None = None
+        self,
+        routes: Path,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> Service:
-        port = free_port()
+        port = port or free_port()
         spec = alerting_spec(
             self.stack, self.registry, routes, self.topic_prefix, self.run_dir, port, extra, env
         )
-        return self._start(spec, f"http://127.0.0.1:{port}/")
+        return self._start(spec, f"{alerting_scheme(self.stack)}://127.0.0.1:{port}/")
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Every started service answers on its HTTP port; else a clear error naming it and its log."""
         for service in self.services.values():
             # A supervised service that died is restarted: wait for the new one rather than give up.
             proc = None if self.supervisor is not None else service.proc
-            if service.ready_url and not wait_http(service.ready_url, timeout_s, proc):
+            if service.ready_url and not wait_http(service.ready_url, timeout_s, proc, self.stack.cafile):
                 tail = service.log.read_text(errors="replace")[-1500:] if service.log.exists() else ""
                 raise SimulatorError(
                     f"{service.name} did not become ready (exit code {service.proc.poll()}); "

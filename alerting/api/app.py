@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import logging
 import math
+import ssl
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -170,6 +171,8 @@ async def _headers(request: web.Request, handler: Handler) -> web.StreamResponse
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.secure:  # browsers that once reached the board over HTTPS never fall back to HTTP
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
@@ -191,7 +194,8 @@ def build_app(
     history: Any | None = None,
     registry: Any | None = None,
 ) -> web.Application:
-    """The HTTP API over one AlertManager; `/metrics` serves Prometheus text when metrics are given;
+    """The HTTP API over one AlertManager; `/metrics` serves Prometheus text when metrics are given
+    (give none to serve them on a separate address with `metrics_app`);
     `/healthz` is unhealthy (503) once one of the service's tasks in `health` has died. With a `board`
     (alerting.board.web.Board) it serves the monitoring-centre board and browser sessions too. `history`
     (alerting.history.influx.InfluxHistory) and the site `registry` serve /api/history/*."""
@@ -431,15 +435,6 @@ def build_app(
             ok, outbox = False, f"store unavailable: {safe_text(exc, 200)}"
         return _json({"ok": ok, "tasks": tasks, "outbox": outbox}, 200 if ok else 503)
 
-    async def prometheus(request: web.Request) -> web.Response:
-        assert metrics is not None
-        for status in ("pending", "delivered", "failed"):
-            metrics.outbox.labels(status).set(0)
-        for status, count in manager.store.outbox_status().items():
-            metrics.outbox.labels(status).set(count)
-        metrics.open_alerts.set(manager.store.open_alert_count())
-        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
-
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers, _guard])
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/api/login", login)
@@ -451,7 +446,7 @@ def build_app(
     else:
         app.router.add_get("/alerts/{id}", alert_page)
     if metrics is not None:
-        app.router.add_get("/metrics", prometheus)
+        app.router.add_get("/metrics", _prometheus(manager, metrics))
     app.router.add_get("/api/alerts", guarded("read", list_alerts))
     app.router.add_get("/api/alerts/{id}", guarded("read", get_alert))
     app.router.add_post("/api/alerts/{id}/ack", guarded("ack", ack))
@@ -466,9 +461,31 @@ def build_app(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+def _prometheus(manager: AlertManager, metrics: AlertingMetrics) -> Handler:
+    async def prometheus(request: web.Request) -> web.Response:
+        for status in ("pending", "delivered", "failed"):
+            metrics.outbox.labels(status).set(0)
+        for status, count in manager.store.outbox_status().items():
+            metrics.outbox.labels(status).set(count)
+        metrics.open_alerts.set(manager.store.open_alert_count())
+        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
+    return prometheus
+
+
+def metrics_app(manager: AlertManager, metrics: AlertingMetrics) -> web.Application:
+    """Only `/metrics`, for a separate (internal) address: the API's port then does not serve them."""
+    app = web.Application(middlewares=[_headers, _guard])
+    app.router.add_get("/metrics", _prometheus(manager, metrics))
+    return app
+
+
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Listen on host:port, over TLS when `ssl_context` is given."""
     # SSE streams never end by themselves: a stopping (or failed) service waits at most 5 s for requests.
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner

@@ -29,6 +29,7 @@ import asyncio
 import http.client
 import json
 import random
+import ssl
 import statistics
 import tempfile
 import threading
@@ -44,6 +45,7 @@ from alerting.config import Secret, Secrets, parse_config
 from alerting.service import AlertingService, ServiceOptions
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.registry import load_registry
+from riskwatch.tls import ClientTLS, ServerTLS
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, Transition, transition_id
 
@@ -107,7 +109,11 @@ class ServiceThread:
         self.thread.join(15)
 
 
-def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20) -> dict[str, Any]:
+def run(
+    kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: int = 20, https: Any = None
+) -> dict[str, Any]:
+    """With `https` (a deploy.stack.StackInfo: its HTTPS certificate and CA) the board is served and
+    driven over HTTPS, chromium trusting exactly that certificate."""
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
     from playwright.sync_api import sync_playwright
@@ -128,14 +134,21 @@ def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: i
         "api_tokens": [{"user": "bench", "role": "supervisor", "token_env": "X"}],
     }, "bench")  # fmt: skip
     port = _free_port()
+    tls = ServerTLS(https.https_certfile, https.https_keyfile) if https is not None else None
     options = ServiceOptions(kafka=kafka, db=tmp / "alerting.db", topic_prefix=topics.prefix, http_port=port,
-                             group_id=f"alerting-{topics.prefix}", tick_s=0.5)  # fmt: skip
+                             group_id=f"alerting-{topics.prefix}", tick_s=0.5, tls=tls)  # fmt: skip
     service = AlertingService(
         options, cfg, Secrets({"api_tokens.bench": Secret(TOKEN)}), site_registry=registry
     )
     svc = ServiceThread(service).start()
     producer = KafkaProducer(**kafka.kafka_python(), acks="all", linger_ms=5)
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    context = ClientTLS(https.cafile).context() if https is not None else None
+    trust: list[str] = []
+    if https is not None:
+        from deploy.stack.certs import chromium_trust_args
+
+        trust = chromium_trust_args(https.https_certfile)
     sites = doc["sites"]
     try:
         now = time.time()
@@ -146,9 +159,9 @@ def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: i
                 key=s["id"].encode(),
             )
         producer.flush()
-        _wait_alerts(base, n_alerts, 120)
+        _wait_alerts(base, n_alerts, 120, context)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *trust])
             page = browser.new_page(viewport={"width": 1600, "height": 900})
             page.goto(base + "/board/login")
             page.fill("#token", TOKEN)
@@ -156,7 +169,7 @@ def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: i
             page.wait_for_selector("body[data-ready='1']", timeout=120_000)
             renders, fetches = [], []
             for _ in range(3):  # a fresh navigation each time: first full render with everything
-                fetches.append(fetch_start_data(port))
+                fetches.append(fetch_start_data(port, context))
                 page.goto("about:blank")
                 page.goto(base + "/board/")
                 page.wait_for_function(
@@ -165,7 +178,7 @@ def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: i
                 renders.append(page.evaluate("rwBoard.renderedAt") / 1000)
             shown = page.evaluate("() => rwBoard.chart.getOption().series.flatMap(s => s.data).length")
             open_alerts = page.evaluate("rwBoard.alerts.size")
-            feed = FeedClock(port)
+            feed = FeedClock(port, context)
             feed.ready.wait(30)
             delays, feed_delays = [], []
             for k in range(changes):
@@ -175,7 +188,7 @@ def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: i
                 future.get(timeout=10)
                 on_kafka = time.time()
                 page.wait_for_function(
-                    f"() => rwBoard.chart.getOption().series.flatMap(s => s.data).find(d => d.name === '{s['id']}').colour === 'orange'",
+                    f"() => rwBoard.chart.getOption().series.flatMap(s => s.data).find(d => d.name === '{s['id']}').live === 'orange'",
                     timeout=30_000, polling="raf",
                 )  # fmt: skip
                 delays.append(time.time() - on_kafka)
@@ -201,11 +214,11 @@ def run(kafka: KafkaAccess, n_sites: int = 5000, n_alerts: int = 500, changes: i
 class FeedClock:
     """A plain SSE client on the board's feed, in a thread: when each site's `level` event arrived."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, context: ssl.SSLContext | None = None) -> None:
         self.port = port
         self.seen: dict[tuple[str, str], float] = {}
         self.ready = threading.Event()
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        self.conn = _connection(port, context, 300)
         threading.Thread(target=self._read, name="feed-clock", daemon=True).start()
 
     def _read(self) -> None:
@@ -237,11 +250,18 @@ class FeedClock:
         self.conn.close()
 
 
-def fetch_start_data(port: int) -> float:
+def _connection(port: int, context: ssl.SSLContext | None, timeout: float) -> http.client.HTTPConnection:
+    """To the board's port, over HTTPS (verified with `context`) when the board is served so."""
+    if context is not None:
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+
+def fetch_start_data(port: int, context: ssl.SSLContext | None = None) -> float:
     """Seconds for a plain client to fetch what a board page needs to start: its state and the map."""
     started = time.perf_counter()
     for path in ("/api/board/state", "/api/board/map.json"):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = _connection(port, context, 60)
         conn.request("GET", path, headers={"Authorization": f"Bearer {TOKEN}"})
         response = conn.getresponse()
         if response.status != 200:
@@ -255,7 +275,7 @@ def _ratio(figure: float, baseline: float) -> float:
     return round(figure / baseline, 2) if baseline > 0 else float("inf")
 
 
-def _wait_alerts(base: str, n: int, timeout_s: float) -> None:
+def _wait_alerts(base: str, n: int, timeout_s: float, context: ssl.SSLContext | None = None) -> None:
     import urllib.request
 
     deadline = time.time() + timeout_s
@@ -264,7 +284,7 @@ def _wait_alerts(base: str, n: int, timeout_s: float) -> None:
             req = urllib.request.Request(
                 base + "/api/alerts?limit=1000", headers={"Authorization": f"Bearer {TOKEN}"}
             )
-            with urllib.request.urlopen(req, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5, context=context) as r:
                 if len(orjson.loads(r.read())["alerts"]) >= n:
                     return
         except OSError:

@@ -34,6 +34,7 @@ from alerting.lifecycle.manager import AlertManager
 from alerting.routing.sites import SiteDirectory
 from alerting.store import Store
 from riskwatch.registry import load_registry
+from riskwatch.tls import ServerTLS
 from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,10 +102,14 @@ def record(manager: AlertManager, transitions: list[Transition]) -> None:
 
 @contextmanager
 def serve_board(
-    store_dir: Path, registry_path: Path, transitions: list[Transition], port: int | None = None
+    store_dir: Path,
+    registry_path: Path,
+    transitions: list[Transition],
+    port: int | None = None,
+    tls: ServerTLS | None = None,
 ) -> Iterator[str]:
     """The real board app on a loopback port (free by default), in a thread, over the store in
-    `store_dir` after adding `transitions` to it."""
+    `store_dir` after adding `transitions` to it; over HTTPS with `tls`."""
     registry = load_registry(registry_path)
     cfg = parse_config(ROUTES, "screenshots")
     store = Store(store_dir / "alerting.db")
@@ -124,7 +129,7 @@ def serve_board(
         async def main() -> None:
             runner = web.AppRunner(app, shutdown_timeout=1.0)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.context() if tls else None).start()
             ready.set()
             while not stop.is_set():
                 await asyncio.sleep(0.1)
@@ -136,7 +141,7 @@ def serve_board(
     thread.start()
     ready.wait(10)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         stop.set()
         thread.join(5)

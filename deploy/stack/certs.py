@@ -167,6 +167,12 @@ class CertificateAuthority:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load_or_create(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        if self.ca_cert.exists() and not self.ca_key.exists():
+            # Never replace a CA silently: every client trusting it would stop connecting.
+            raise StackError(
+                f"{self.ca_key} is missing: put the CA's key back to issue certificates from {self.ca_cert}, "
+                "or remove the certificate to start a new CA (every client must then get the new one)"
+            )
         if self.ca_cert.exists() and self.ca_key.exists():
             cert = load_certificate(self.ca_cert)
             key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
@@ -278,3 +284,16 @@ def _key_usage(ca: bool) -> x509.KeyUsage:
 def _same_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bool:
     fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt)
+
+
+def chromium_trust_args(certfile: Path) -> list[str]:
+    """Chromium flags that accept exactly this server certificate's key, for a browser driven against a
+    server with a private CA's certificate (any other certificate is still refused). Chromium honours the
+    flag only with a --user-data-dir, which Playwright always gives it."""
+    return [f"--ignore-certificate-errors-spki-list={spki_sha256(load_certificate(certfile))}"]
+
+
+def stack_ca(home: Path) -> CertificateAuthority:
+    """The local stack's CA (`home/certs`), shared by every service that listens with TLS (Mosquitto,
+    Kafka, alerting's HTTPS)."""
+    return CertificateAuthority(home / "certs")

@@ -51,6 +51,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     accounts.add_argument("--registry", type=Path, required=True, help="site registry YAML")
     accounts.add_argument("--out", type=Path, required=True, help="folder for passwd, acl and passwords.json")
     accounts.add_argument(
+        "--tls-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the broker's host name or address as gateways and bridges reach it (repeatable): writes "
+        "certs/ under --out, a CA (kept on later runs) and the broker's certificate for these names",
+    )
+    accounts.add_argument(
+        "--https-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also write certs/alerting.pem and .key for the alerting API and board under these names "
+        "(repeatable; the loopback names are always included)",
+    )
+    accounts.add_argument(
+        "--client-certs",
+        action="store_true",
+        help="also write a client certificate per gateway into certs/ (GATEWAY.pem, GATEWAY.key; optional mutual TLS)",
+    )
+    accounts.add_argument(
         "--bridges",
         type=int,
         default=1,
@@ -98,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "up":
         return _up(home, args)
     if args.action == "accounts":
-        return _accounts(args.registry, args.out, args.bridges)
+        return _accounts(
+            args.registry, args.out, args.bridges, args.tls_host, args.client_certs, args.https_host
+        )
     if args.action == "kafka-accounts":
         from deploy.stack.kafka_deploy import write_secrets
 
@@ -178,8 +201,17 @@ def _up(home: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def _accounts(registry_path: Path, out: Path, bridges: int = 1) -> int:
-    """Fresh random passwords per gateway; the plaintext goes only to a 0600 file for the plant IT staff."""
+def _accounts(
+    registry_path: Path,
+    out: Path,
+    bridges: int = 1,
+    tls_hosts: list[str] | None = None,
+    client_certs: bool = False,
+    https_hosts: list[str] | None = None,
+) -> int:
+    """Fresh random passwords per gateway; the plaintext goes only to a 0600 file for the plant IT staff.
+    With `tls_hosts`, the broker's certificate (optionally one per gateway, and alerting's with
+    `https_hosts`) from a CA under out/certs."""
     import secrets
 
     from deploy.stack.mosquitto import write_auth_files
@@ -196,4 +228,25 @@ def _accounts(registry_path: Path, out: Path, bridges: int = 1) -> int:
     doc = {"bridge": bridge_password, "bridges": {BRIDGE_USER: bridge_password, **more}, "gateways": gateways}
     write_private(plain, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     print(f"wrote {out / 'passwd'}, {out / 'acl'} and {plain} for {len(gateways)} gateways")
+    if tls_hosts or client_certs or https_hosts:
+        _certificates(out / "certs", tls_hosts or [], list(gateways) if client_certs else [], https_hosts)
     return 0
+
+
+def _certificates(
+    directory: Path, hosts: list[str], gateways: list[str], https_hosts: list[str] | None
+) -> None:
+    from deploy.stack.certs import CertificateAuthority
+
+    ca = CertificateAuthority(directory, name="riskwatch CA")
+    server = ca.server("mosquitto", hosts)
+    print(f"wrote {server.ca} (give it to every gateway and bridge) and {server.cert}, {server.key}")
+    if https_hosts:
+        https = ca.server("alerting", https_hosts)
+        print(f"wrote {https.cert}, {https.key} for the alerting API and board")
+    print(
+        f"  the CA's private key {ca.ca_key} signs certificates: keep it offline, bring it back to issue more"
+    )
+    if gateways:
+        issued = [ca.client(gw) for gw in gateways]
+        print(f"wrote {len(issued)} gateway client certificates, e.g. {issued[0].cert}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from deploy.stack.certs import CertificateAuthority
+from deploy.stack.certs import stack_ca
 from deploy.stack.process import file_lock
 from deploy.stack.service import Service, require_tool
 from deploy.stack.settings import KAFKA_VERSION, StackSettings
@@ -96,11 +96,6 @@ def tls_files(keystore: Path, ca: Path) -> dict[str, str]:
         "ssl.truststore.type": "PEM",
         "ssl.truststore.location": str(ca),
     }
-
-
-def stack_ca(home: Path) -> CertificateAuthority:
-    """The local stack's CA (deploy/stack/certs.py), shared by every TLS listener of the stack."""
-    return CertificateAuthority(home / "certs")
 
 
 def server_properties(s: StackSettings, data: Path, keystore: Path, ca: Path) -> dict[str, str]:

@@ -8,10 +8,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from riskwatch.errors import StackError
+from riskwatch.tls import ClientTLS
 
 
-def mqtt_connack(host: str, port: int, username: str, password: str, timeout: float = 5.0) -> None:
-    """Connect with credentials and wait for a successful CONNACK; raise with the broker's reason."""
+def mqtt_connack(
+    host: str, port: int, username: str, password: str, tls: ClientTLS, timeout: float = 5.0
+) -> None:
+    """Connect over TLS with credentials and wait for a successful CONNACK; raise with the broker's reason."""
     done = threading.Event()
     outcome: list[str] = []
 
@@ -23,6 +26,7 @@ def mqtt_connack(host: str, port: int, username: str, password: str, timeout: fl
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id="")
     client.username_pw_set(username, password)
+    client.tls_set_context(tls.context())
     client.on_connect = on_connect
     try:
         client.connect(host, port, keepalive=10)

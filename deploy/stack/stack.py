@@ -7,17 +7,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.stack.certs import IssuedCertificate
 from deploy.stack.influxdb import InfluxDB
-from deploy.stack.kafka import Kafka, grant, stack_ca
-from deploy.stack.mosquitto import Mosquitto
+from deploy.stack.kafka import Kafka, grant
+from deploy.stack.mosquitto import Mosquitto, stack_ca
 from deploy.stack.service import Service, ServiceStatus
 from deploy.stack.settings import BRIDGE_USER, StackSettings
 from riskwatch.errors import StackError
 from riskwatch.kafka_access import KafkaAccess
 from riskwatch.paths import cache_dir
+from riskwatch.tls import ClientTLS
 from riskwatch.topics import Topics
 
 SETTINGS_FILE = "stack.json"
+HTTPS_CERT = "https"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +37,17 @@ class StackInfo:
     influx_token: str
     influx_org: str
     influx_bucket: str
+    cafile: Path  # the stack's CA: every certificate of the stack verifies against it
+    # A certificate for riskwatch's own HTTPS servers on this machine (alerting: the API and board).
+    https_certfile: Path
+    https_keyfile: Path
     kafka_passwords: dict[str, str]  # by component (riskwatch/kafka_accounts.py)
     kafka_cafile: str = ""  # the CA the client listener's certificate is verified against; empty: no TLS
+
+    @property
+    def client_tls(self) -> ClientTLS:
+        """How a client verifies the stack's TLS servers (Mosquitto, alerting's HTTPS): its CA."""
+        return ClientTLS(self.cafile)
 
     def kafka(self, component: str) -> KafkaAccess:
         """How `component` logs in to the stack's Kafka (riskwatch/kafka_access.py)."""
@@ -109,6 +121,7 @@ class Stack:
             raise StackError(f"no stack configured under {self.home}; run 'riskwatch stack up' first")
         influx = self.service("influxdb")
         assert isinstance(influx, InfluxDB)
+        https = self.https_certificate()
         return StackInfo(
             home=self.home,
             kafka_bootstrap=f"{s.host}:{s.kafka_port}",
@@ -120,24 +133,34 @@ class Stack:
             influx_token=influx.token,
             influx_org="-",
             influx_bucket=influx.bucket,
+            cafile=https.ca,
+            https_certfile=https.cert,
+            https_keyfile=https.key,
             kafka_passwords=dict(s.kafka_passwords),
-            kafka_cafile=str(stack_ca(self.home).ca_cert),
+            kafka_cafile=str(https.ca),
         )
 
-    def add_gateways(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    def _mosquitto(self) -> Mosquitto:
         mosquitto = self.service("mosquitto")
         assert isinstance(mosquitto, Mosquitto)
-        return mosquitto.add_gateways(pairs)
+        return mosquitto
+
+    def add_gateways(self, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+        return self._mosquitto().add_gateways(pairs)
 
     def add_bridges(self, names: Iterable[str]) -> dict[str, str]:
-        mosquitto = self.service("mosquitto")
-        assert isinstance(mosquitto, Mosquitto)
-        return mosquitto.add_bridges(names)
+        return self._mosquitto().add_bridges(names)
 
     def gateway_passwords(self) -> dict[str, str]:
-        mosquitto = self.service("mosquitto")
-        assert isinstance(mosquitto, Mosquitto)
-        return {gw: entry["password"] for gw, entry in mosquitto.gateways().items()}
+        return {gw: entry["password"] for gw, entry in self._mosquitto().gateways().items()}
+
+    def https_certificate(self) -> IssuedCertificate:
+        """The certificate riskwatch's HTTPS servers use with the stack (localhost and loopback names)."""
+        return stack_ca(self.home).server(HTTPS_CERT)
+
+    def gateway_certificate(self, gateway: str) -> IssuedCertificate:
+        """A client certificate for one gateway from the stack's CA (optional mutual TLS)."""
+        return stack_ca(self.home).client(gateway)
 
 
 def add_gateways(info: StackInfo, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

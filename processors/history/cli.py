@@ -15,6 +15,7 @@ import signal
 
 from riskwatch.errors import EXIT_TASK_DIED, ConfigError
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
+from riskwatch.secrets import remember
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     token = os.environ.get(args.influx_token_env, "")
     if not token:
         raise ConfigError("environment", args.influx_token_env, "empty: export the InfluxDB token there")
+    remember(token)  # masked in every log line (riskwatch.secrets)
     if args.pace < 0:
         raise ConfigError("command line", "--pace", f"{args.pace:g} is negative")
     options = HistorianOptions(

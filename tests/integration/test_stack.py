@@ -40,6 +40,7 @@ class _Mqtt:
             CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=uuid.uuid4().hex
         )
         self.client.username_pw_set(user, password)
+        self.client.tls_set_context(info.client_tls.context())
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.received.append((m.topic, m.payload))
         self.client.on_publish = self._on_publish
@@ -117,6 +118,7 @@ def test_wrong_password_is_refused(stack: StackInfo) -> None:
 def test_anonymous_is_refused(stack: StackInfo) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     reasons: list[str] = []
+    client.tls_set_context(stack.client_tls.context())
     client.on_connect = lambda c, u, f, reason, p: reasons.append(str(reason))
     client.connect(stack.mqtt_host, stack.mqtt_port)
     client.loop_start()

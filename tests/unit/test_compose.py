@@ -26,9 +26,20 @@ def test_same_versions_as_the_local_stack() -> None:
 def test_mosquitto_settings_match() -> None:
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines()
     options = [tuple(line.split(None, 1)) for line in conf if line.strip() and not line.startswith("#")]
-    for option, value, _why in mosquitto.SHARED_SETTINGS:
+    for option, value, _why in mosquitto.SHARED_SETTINGS + mosquitto.TLS_SETTINGS:
         assert (option, value) in options, option
     assert any(o[0] == "password_file" for o in options) and any(o[0] == "acl_file" for o in options)
+
+
+def test_mosquitto_deployment_listens_with_tls_only() -> None:
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    options = dict(tuple(line.split(None, 1)) for line in conf if line.strip() and not line.startswith("#"))
+    listeners = [line for line in conf if line.startswith("listener ")]
+    assert listeners == ["listener 8883 0.0.0.0"]  # one listener, and it has the certificate below
+    assert {"cafile", "certfile", "keyfile"} <= options.keys()
+    service = _compose()["mosquitto"]
+    assert service["ports"] == ["127.0.0.1:8883:8883"]
+    assert "--cafile" in service["healthcheck"]["test"][1]
 
 
 def test_influxdb_settings_match() -> None:

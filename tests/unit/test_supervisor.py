@@ -67,7 +67,9 @@ class World:
             self.lines.append,
             clock=lambda: self.now,
             spawn=self._spawn,
-            probe=lambda url, timeout: self.health.get(url, Probe(False, f"{url} did not answer (refused)")),
+            probe=lambda url, timeout, cafile: self.health.get(
+                url, Probe(False, f"{url} did not answer (refused)")
+            ),
             signal_child=lambda pid, sig: self.signals.append((pid, sig)),
             terminate=self._terminate,
             **kw,  # type: ignore[arg-type]

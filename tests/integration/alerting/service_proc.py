@@ -1,4 +1,7 @@
-"""Run `riskwatch alerting` as a real separate process for integration tests; stopped by its pid only."""
+"""Run `riskwatch alerting` as a real separate process for integration tests; stopped by its pid only.
+
+It serves HTTPS with the stack's certificate, as under `riskwatch run`; the tests' own requests verify it
+against the stack's CA (`ServiceProcess.urlopen`)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import orjson
 import yaml
 
 from riskwatch.kafka_access import KafkaAccess
+from riskwatch.tls import ClientTLS
 from tests.integration.alerting.receivers import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,7 +29,7 @@ SECRETS = {"RW_T_DING": "SEC-ding-secret", "RW_T_FEISHU": "feishu-secret", "RW_T
 def routes_doc(http_url: str, smtp_port: int, api_port: int, **route: Any) -> dict[str, Any]:
     """A routes file whose channels all point at the local receivers; an officer on call all week."""
     doc: dict[str, Any] = {
-        "defaults": {"ack_url": f"http://127.0.0.1:{api_port}/alerts/{{alert_id}}", "retry_initial": "0.2s",
+        "defaults": {"ack_url": f"https://127.0.0.1:{api_port}/alerts/{{alert_id}}", "retry_initial": "0.2s",
                      "retry_max": "1s"},
         "people": {
             "zhang": {"name": "张伟", "mobile": "13800000001", "email": "zhang@example.cn"},
@@ -64,8 +68,14 @@ def routes_doc(http_url: str, smtp_port: int, api_port: int, **route: Any) -> di
 
 
 class ServiceProcess:
-    def __init__(self, tmp: Path, routes: dict[str, Any], kafka: KafkaAccess, prefix: str, api_port: int) -> None:
-        self.tmp, self.kafka, self.prefix, self.api_port = tmp, kafka, prefix, api_port
+    def __init__(
+        self, tmp: Path, routes: dict[str, Any], stack: Any, prefix: str, api_port: int, *extra: str
+    ) -> None:
+        self.kafka: KafkaAccess = stack.kafka("alerting")
+        self.tmp, self.prefix, self.api_port = tmp, prefix, api_port
+        self.stack, self.extra = stack, list(extra)
+        self.base = f"https://127.0.0.1:{api_port}"
+        self.tls = ClientTLS(stack.cafile).context()
         self.routes_file = tmp / "routes.yaml"
         self.routes_file.write_text(yaml.safe_dump(routes, allow_unicode=True), encoding="utf-8")
         self.db = tmp / "alerting.db"
@@ -76,7 +86,8 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         cmd = [sys.executable, "-m", "riskwatch", "alerting", "--routes", str(self.routes_file), "--kafka",
                self.kafka.bootstrap, "--topic-prefix", self.prefix, "--db", str(self.db), "--http-port", str(self.api_port),
-               "--group-id", self.group, "--tick", "0.2"]  # fmt: skip
+               "--group-id", self.group, "--tick", "0.2", "--tls-certfile", str(self.stack.https_certfile),
+               "--tls-keyfile", str(self.stack.https_keyfile), *self.extra]  # fmt: skip
         env = {**os.environ, **SECRETS, **self.kafka.env(), "PYTHONPATH": str(ROOT)}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -84,11 +95,16 @@ class ServiceProcess:
         while time.time() < deadline:
             assert self.proc.poll() is None, self.log.read_text(errors="replace")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/healthz", timeout=1):
+                with self.urlopen("/healthz", timeout=1):
                     return self
             except OSError:
                 time.sleep(0.2)
         raise AssertionError("alerting service did not come up:\n" + self.log.read_text(errors="replace"))
+
+    def urlopen(self, what: str | urllib.request.Request, timeout: float = 5.0) -> Any:
+        """GET a path (or a full URL, or a Request) of this service over HTTPS, verified with the stack's CA."""
+        target = self.base + what if isinstance(what, str) and what.startswith("/") else what
+        return urllib.request.urlopen(target, timeout=timeout, context=self.tls)
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, exactly what a crash looks like."""
@@ -106,12 +122,12 @@ class ServiceProcess:
 
     def api(self, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}{path}", method=method,
+            f"{self.base}{path}", method=method,
             data=None if body is None else orjson.dumps(body),
             headers={"Authorization": f"Bearer {token}"} if token else {},
         )  # fmt: skip
         try:
-            with urllib.request.urlopen(request, timeout=5) as response:
+            with self.urlopen(request, timeout=5) as response:
                 return response.status, orjson.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, orjson.loads(exc.read())

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client as http_client
 import re
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from riskwatch.kafka_access import KafkaAccess
@@ -41,8 +44,8 @@ def start(
     tmp_path: Path, stack: Any, topics: Topics, http: HttpReceiver, smtp: SmtpReceiver, **route: Any
 ) -> ServiceProcess:
     port = api_port()
-    return ServiceProcess(tmp_path, routes_doc(http.url, smtp.port, port, **route), stack.kafka("alerting"),
-                          topics.prefix, port).start()  # fmt: skip
+    return ServiceProcess(tmp_path, routes_doc(http.url, smtp.port, port, **route), stack, topics.prefix,
+                          port).start()  # fmt: skip
 
 
 def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
@@ -64,9 +67,9 @@ def test_red_warning_reaches_the_on_call_officer_on_every_channel_signed(
         assert http.records("sms")[0].body["mobiles"] == ["13800000001"]
         [(rcpt, mail)] = smtp.mails
         assert rcpt == ["zhang@example.cn"]
-        link = re.search(r"http://127\.0\.0\.1:\d+/alerts/al-[0-9a-f]+", mail.get_content()).group(0)
+        link = re.search(r"https://127\.0\.0\.1:\d+/alerts/al-[0-9a-f]+", mail.get_content()).group(0)
         alert_id = link.rsplit("/", 1)[1]
-        with urllib.request.urlopen(link, timeout=5) as response:  # the link opens the board's desk at it
+        with service.urlopen(link, timeout=5) as response:  # the link opens the board's desk at it
             assert response.status == 200 and "<html" in response.read().decode()
             assert response.url.endswith(f"/board/#desk/{alert_id}"), response.url
         audit = read_audit(
@@ -129,7 +132,7 @@ def test_killed_mid_delivery_and_restarted_delivers_each_notification_exactly_on
     port = api_port()
     doc = routes_doc(http.url, smtp.port, port, **route)
     doc["receivers"]["crash"] = {"roster": "duty", "channels": ["hook"]}
-    service = ServiceProcess(tmp_path, doc, stack.kafka("alerting"), topics.prefix, port).start()
+    service = ServiceProcess(tmp_path, doc, stack, topics.prefix, port).start()
     n = 30
     now = time.time()
     warnings = [red("S1", f"U{i}", now + i * 0.001, "unit").to_bytes() for i in range(n)]
@@ -162,7 +165,7 @@ def test_bad_records_are_dead_lettered_with_a_reason_and_do_not_stop_the_service
     try:
         produce(stack.kafka("tools"), topics.warnings, [b"not json", b'{"v": 1}', red("S1").to_bytes()])
         wait_for(lambda: http.records("hook"), 30, "the good record after two bad ones")
-        with urllib.request.urlopen(f"http://127.0.0.1:{service.api_port}/metrics", timeout=5) as response:
+        with service.urlopen("/metrics", timeout=5) as response:
             metrics = response.read().decode()
         assert 'riskwatch_alerting_transitions_total{result="rejected"} 2.0' in metrics
         assert 'riskwatch_alerting_transitions_total{result="applied"} 1.0' in metrics
@@ -222,5 +225,32 @@ def test_kafka_outage_delays_the_audit_trail_but_loses_nothing(
         audit = read_audit(stack.kafka("tools"), topics.alerts,
                            lambda evs: any(e["type"] == "acknowledged" for e in evs), timeout=60)  # fmt: skip
         assert [e["actor"] for e in audit if e["type"] == "acknowledged"] == ["zhang"]
+    finally:
+        service.stop()
+
+
+def test_https_is_verified_plain_http_refused_and_metrics_served_apart(
+    tmp_path: Path, stack: Any, topics: Topics, receivers: tuple[HttpReceiver, SmtpReceiver]
+) -> None:
+    http, smtp = receivers
+    port, metrics_port = api_port(), api_port()
+    doc = routes_doc(http.url, smtp.port, port, escalation=None)
+    service = ServiceProcess(tmp_path, doc, stack, topics.prefix, port, "--metrics-port", str(metrics_port))
+    service.start()
+    try:
+        with service.urlopen("/healthz") as response:  # verified against the stack's CA, host name checked
+            assert response.status == 200
+            assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+        # Without the stack's CA the certificate does not verify; plain HTTP gets no HTTP answer at all.
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=5)
+        with pytest.raises((urllib.error.URLError, http_client.HTTPException, OSError)):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        # /metrics only on the separate address, not on the API port.
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            assert "riskwatch_alerting_open_alerts" in response.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            service.urlopen("/metrics")
+        assert missing.value.code == 404
     finally:
         service.stop()

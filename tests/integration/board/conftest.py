@@ -1,8 +1,14 @@
 """The board against the real pipeline (bridge, worker, alerting on the session's stack), in Debian's
-chromium driven by Playwright: no browser is downloaded (`./dev setup` installs the chromium package)."""
+chromium driven by Playwright: no browser is downloaded (`./dev setup` installs the chromium package).
+
+The board is served over HTTPS with the stack's certificate. Chromium trusts exactly that certificate's
+key (`--ignore-certificate-errors-spki-list` with its SPKI hash; any other certificate still fails), and
+Playwright's own requests (`page.request`) trust the stack's CA (NODE_EXTRA_CA_CERTS); neither skips
+certificate checks."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -15,6 +21,7 @@ import yaml
 
 from alerting.api.auth import hash_password
 from deploy.stack import add_gateways, ensure_topics
+from deploy.stack.certs import chromium_trust_args
 from riskwatch.registry import load_registry
 from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
@@ -71,7 +78,7 @@ def board(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boar
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
     announce_online(
         {g.id: g.site for g in registry.gateways.values()},
-        Broker(stack.mqtt_host, stack.mqtt_port, passwords),
+        Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls),
     )
     pipe = Pipeline(run_dir, DEFAULT_REGISTRY, stack, topics.prefix)
     env = {**TOKENS, "RW_B_HOOK": HOOK_SECRET, "RW_B_PASSWORD_CENTRE": hash_password(PASSWORD)}
@@ -89,12 +96,22 @@ def board(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boar
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(stack: Any) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    before = os.environ.get("NODE_EXTRA_CA_CERTS")
+    os.environ["NODE_EXTRA_CA_CERTS"] = str(stack.cafile)  # read by Playwright's driver when it starts
+    try:
+        with sync_playwright() as p:
+            chromium = p.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *chromium_trust_args(stack.https_certfile)]
+            )
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+    finally:
+        if before is None:
+            os.environ.pop("NODE_EXTRA_CA_CERTS", None)
+        else:
+            os.environ["NODE_EXTRA_CA_CERTS"] = before

@@ -87,7 +87,9 @@ def test_incident_turns_the_site_red_on_map_and_desk_in_time(
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
     scope = scope_of(sim, {s.id: s.region for s in registry.sites.values()})
     reader = TransitionReader(TopicReader(stack.kafka("tools"), board.topics.warnings))
-    runner = ScenarioRunner(scenario, sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords), reader, scope)
+    runner = ScenarioRunner(
+        scenario, sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls), reader, scope
+    )
     thread = threading.Thread(target=runner.run, name="scenario", daemon=True)
     started = time.time()
     thread.start()

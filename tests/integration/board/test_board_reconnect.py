@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from alerting.board.screenshots import ROOT, _free_port, _t, login, script, serve_board
+from riskwatch.tls import ServerTLS
 
 pytestmark = [pytest.mark.slow]
 
@@ -19,10 +20,13 @@ MAP_COLOURS = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap
 MAP_LIVE = "() => Object.fromEntries(rwBoard.chart.getOption().series.flatMap(s => s.data).map(d => [d.name, d.live]))"
 
 
-def test_disconnection_is_shown_and_the_page_catches_up_with_no_gap(browser: Any, tmp_path: Path) -> None:
+def test_disconnection_is_shown_and_the_page_catches_up_with_no_gap(
+    browser: Any, stack: Any, tmp_path: Path
+) -> None:
     port, now = _free_port(), time.time()
+    tls = ServerTLS(stack.https_certfile, stack.https_keyfile)  # HTTPS, as the board is served
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    with serve_board(tmp_path, REGISTRY, script(now), port) as base:
+    with serve_board(tmp_path, REGISTRY, script(now), port, tls) as base:
         login(page, base)
         page.wait_for_selector("#conn.up", timeout=5_000)
         assert page.is_hidden("#banner")
@@ -34,7 +38,7 @@ def test_disconnection_is_shown_and_the_page_catches_up_with_no_gap(browser: Any
         _t("warning", "site", "CD-WK01", "CD-WK01", "CN-130800", "blue", "orange", now + 2, "any_l2"),
         _t("warning", "site", "DY-LPG02", "DY-LPG02", "CN-370500", "normal", "yellow", now + 3, "any_l1"),
     ]
-    with serve_board(tmp_path, REGISTRY, changes, port):
+    with serve_board(tmp_path, REGISTRY, changes, port, tls):
         page.wait_for_selector("#conn.up", timeout=15_000)
         # The map is the four-colour picture: CD-WK01 and DY-LPG02 are graded C (static scores 68, 71),
         # so their live orange and yellow show one level up; JC-MK01 (B) shows its live red.

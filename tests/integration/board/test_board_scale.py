@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_board_at_5000_sites_and_500_alerts(stack: Any) -> None:
-    result = run(stack.kafka("tools"), n_sites=5000, n_alerts=500, changes=10)
+    result = run(stack.kafka("tools"), n_sites=5000, n_alerts=500, changes=10, https=stack)
     print(result)
     assert result["sites_on_map"] == 5000 and result["open_alerts"] >= 500
     assert result["first_full_render_s"]["median"] < 10.0

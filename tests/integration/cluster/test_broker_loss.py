@@ -77,7 +77,7 @@ def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_
         counter = TelemetryCounter(TopicReader(cluster.bootstrap, topics.telemetry), sites=industries)
         readers += [warnings.reader, counter.reader]
         passwords = stack_services.add_gateways(sorted({(s.site, s.gateway) for s in sensors}))
-        broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords)
+        broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls)
         announce_online({s.gateway: s.site for s in sensors}, broker)
         pipe.start_bridge()
         pipe.start_worker(ready_site=first_site, extra=WORKER_ARGS)

@@ -134,7 +134,7 @@ def test_kills_and_outages_under_load_lose_nothing(stack, stack_services, tmp_pa
     )
     try:
         passwords = stack_services.add_gateways(sorted({(s.site, s.gateway) for s in sensors}))
-        broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords)
+        broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls)
         announce_online({s.gateway: s.site for s in sensors}, broker)
         pipe.start_bridge()
         pipe.start_worker(ready_site=first_site)

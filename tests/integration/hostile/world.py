@@ -286,9 +286,18 @@ class World:
         argv = list(self.pipe.services[name].proc.args)  # type: ignore[arg-type]
         return int(argv[argv.index(flag) + 1])
 
+    def _url(self, name: str, path: str) -> str:
+        """The component's own endpoint; alerting's (API, /healthz, /metrics) is HTTPS, as under run."""
+        if name == "alerting":
+            return f"https://127.0.0.1:{self._port(name, '--http-port')}{path}"
+        return f"http://127.0.0.1:{self._port(name, '--metrics-port')}{path}"
+
+    def _open(self, target: str | urllib.request.Request, timeout: float) -> Any:
+        """urlopen, verifying alerting's certificate against the stack's CA (not skipping the check)."""
+        return urllib.request.urlopen(target, timeout=timeout, context=self.stack.client_tls.context())
+
     def metrics(self, name: str) -> str:
-        flag = "--http-port" if name == "alerting" else "--metrics-port"
-        with urllib.request.urlopen(f"http://127.0.0.1:{self._port(name, flag)}/metrics", timeout=5) as r:
+        with self._open(self._url(name, "/metrics"), 5) as r:
             return r.read().decode()
 
     def metric(self, name: str, family: str, **labels: str) -> float:
@@ -303,13 +312,12 @@ class World:
 
     def health(self, name: str) -> int | None:
         """The status of the component's /healthz (None where it has none)."""
-        flag = "--http-port" if name == "alerting" else "--metrics-port"
         try:
-            port = self._port(name, flag)
+            url = self._url(name, "/healthz")
         except (KeyError, ValueError):
             return None
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            with self._open(url, 5) as r:
                 return int(r.status)
         except urllib.error.HTTPError as err:
             return None if err.code == 404 else int(err.code)
@@ -318,21 +326,19 @@ class World:
 
     def api(self, method: str, path: str, body: bytes | None = None, token: str | None = None) -> int:
         """An HTTP request to the alerting API; returns the status (raw urllib, no riskwatch code)."""
-        port = self._port("alerting", "--http-port")
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method)
+        request = urllib.request.Request(self._url("alerting", path), data=body, method=method)
         request.add_header("Authorization", f"Bearer {token or self.api_token}")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=30) as r:
+            with self._open(request, 30) as r:
                 return int(r.status)
         except urllib.error.HTTPError as err:
             return int(err.code)
 
     def api_json(self, path: str) -> Any:
-        port = self._port("alerting", "--http-port")
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        request = urllib.request.Request(self._url("alerting", path))
         request.add_header("Authorization", f"Bearer {self.api_token}")
-        with urllib.request.urlopen(request, timeout=10) as r:
+        with self._open(request, 10) as r:
             return orjson.loads(r.read())
 
     # -- independent clients -----------------------------------------------------------------------
@@ -358,7 +364,7 @@ class World:
         topic = topic or f"rw/v1/{site}/{gateway}/{channel}"
         argv = [
             _tool("mosquitto_pub"), "-h", self.stack.mqtt_host, "-p", str(self.stack.mqtt_port),
-            "-u", gateway, "-P", self.passwords[gateway], "-V", version, "-q", "1",
+            "--cafile", str(self.stack.cafile), "-u", gateway, "-P", self.passwords[gateway], "-V", version, "-q", "1",
             "-t", topic, "-f", str(self._file(payload)),
         ]  # fmt: skip
         if client_id:
@@ -370,7 +376,7 @@ class World:
         site = gateways_of(self.doc)[gateway][0]
         argv = [
             _tool("mosquitto_sub"), "-h", self.stack.mqtt_host, "-p", str(self.stack.mqtt_port),
-            "-u", gateway, "-P", self.passwords[gateway], "-V", "mqttv5", "-q", "1",
+            "--cafile", str(self.stack.cafile), "-u", gateway, "-P", self.passwords[gateway], "-V", "mqttv5", "-q", "1",
             "-i", client_id, "-c", "-x", "600", "-W", str(seconds), "-v",
             "-t", "rw/v1/#", "-t", f"rw/v1/{site}/{gateway}/#",
         ]  # fmt: skip
@@ -424,6 +430,7 @@ class Victim:
         self.disconnects = 0
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=gateway, protocol=mqtt.MQTTv5)
         self.client.username_pw_set(gateway, broker.passwords[gateway])
+        self.client.tls_set_context(broker.tls.context())
         self.client.will_set(f"rw/v1/{site}/{gateway}/status", orjson.dumps({"gw": gateway, "state": "offline"}),
                              qos=1, retain=True)  # fmt: skip
         self._connected = threading.Event()

@@ -130,6 +130,7 @@ def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: 
         registry=Path("unused"),
         mqtt_host=stack.mqtt_host,
         mqtt_port=stack.mqtt_port,
+        mqtt_tls=stack.client_tls,
         mqtt_user=account,
         mqtt_password=bridge_account(stack, account),
         share_group=f"g{tag}",  # a test's bridge never shares with an earlier test's lingering session
@@ -170,6 +171,7 @@ def retire(stack: StackInfo, account: str) -> None:
         registry=Path("unused"),
         mqtt_host=stack.mqtt_host,
         mqtt_port=stack.mqtt_port,
+        mqtt_tls=stack.client_tls,
         mqtt_user=account,
         mqtt_password=bridge_account(stack, account),
     )
@@ -188,6 +190,7 @@ class GatewayClient:
             CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=client_id or uuid.uuid4().hex
         )
         self.client.username_pw_set(user, password)
+        self.client.tls_set_context(stack.client_tls.context())
         self.client.max_inflight_messages_set(100)
         self.client.on_connect = lambda *a: connected.set()
         self.client.on_disconnect = lambda *a: setattr(self, "disconnects", self.disconnects + 1)

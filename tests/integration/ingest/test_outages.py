@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from deploy.stack import Stack, StackInfo
+from deploy.stack.process import free_port
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode, drop_sources
 from riskwatch.wire.gateway import telemetry_payload
@@ -118,6 +119,8 @@ def _bridge_args(
         stack.mqtt_host,
         "--mqtt-port",
         str(stack.mqtt_port),
+        "--mqtt-cafile",
+        str(stack.cafile),
         "--mqtt-user",
         client_id,  # the broker binds client ids to accounts: one account per bridge
         "--mqtt-password-env",
@@ -136,6 +139,16 @@ def _bridge_args(
         "0",
         *extra,
     ]
+
+
+def _mqtt_connected(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return "riskwatch_bridge_mqtt_connected 1.0" in r.read().decode()
+    except OSError:
+        return False
 
 
 def _wait_subscribed(stack: StackInfo, plant: Plant, gw: GatewayClient, reader: TopicReader) -> None:
@@ -201,10 +214,14 @@ def test_sigterm_flushes_what_is_in_flight(
         _wait_subscribed(stack, plant, gw, reader)
         bridge.send_signal(signal.SIGTERM)
         bridge.wait(30)
+        port = free_port()
         bridge = _bridge_process(
-            stack, topics, plant, tmp_path / "spool", client_id, "--batch-linger-ms", "600000"
-        )
-        time.sleep(3)
+            stack, topics, plant, tmp_path / "spool", client_id, "--batch-linger-ms", "600000",
+            "--metrics-port", str(port),
+        )  # fmt: skip
+        # Connected (and so past start-up, its SIGTERM handler in place) before anything is asked of it:
+        # a loaded machine can take longer than any fixed sleep to start a Python process.
+        assert wait_for(lambda: _mqtt_connected(port), 60), "restarted bridge never connected to MQTT"
         topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
         for seq in range(5):
             readings = [{"s": plant.sensors_a[0], "v": float(seq), "t": time.time()}]
@@ -293,6 +310,7 @@ def _session_present(stack: StackInfo, client_id: str) -> bool:
     done = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.username_pw_set(client_id, bridge_account(stack, client_id))
+    client.tls_set_context(stack.client_tls.context())
     client.on_connect = lambda c, u, flags, reason, p: (present.append(flags.session_present), done.set())
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 0  # this probe leaves no session behind either

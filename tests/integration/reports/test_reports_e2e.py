@@ -15,8 +15,10 @@ With RISKWATCH_REPORT_SCREENSHOTS=docs/reports, the first page of each PDF is sa
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,6 +39,7 @@ from alerting.history.sources import deadline_lookup
 from alerting.reports import daily, quality
 from deploy.stack import add_gateways, ensure_topics
 from riskwatch.registry import load_registry
+from riskwatch.tls import ClientTLS
 from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
 from simulators.gateway import Broker, announce_online
@@ -82,12 +85,12 @@ def _influx_admin(stack, query: str) -> None:
         assert response.status == 200
 
 
-def _api(url: str, path: str, body: dict | None = None) -> dict:
+def _api(url: str, path: str, body: dict | None = None, context: ssl.SSLContext | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url + path, data=data, method="GET" if body is None else "POST")
     request.add_header("Authorization", f"Bearer {TOKEN}")
     request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
         return json.loads(response.read())
 
 
@@ -126,7 +129,7 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
     announce_online(
         {g.id: g.site for g in registry.gateways.values()},
-        Broker(stack.mqtt_host, stack.mqtt_port, passwords),
+        Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls),
     )
     (tmp_path / "run").mkdir(exist_ok=True)
     pipe = Pipeline(tmp_path / "run", DEFAULT_REGISTRY, stack, topics.prefix)
@@ -140,7 +143,8 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
         pipe.start_historian(extra=["--influx-bucket", f"{database}/autogen"])
         alerting = pipe.start_alerting(routes, env={"RW_R_HOOK": HOOK, "RW_R_TOKEN": TOKEN})
         pipe.wait_ready(120)
-        url = alerting.ready_url.rstrip("/")
+        url = alerting.ready_url.rstrip("/")  # https: alerting serves the stack's certificate
+        api = functools.partial(_api, context=ClientTLS(stack.cafile).context())
 
         scenario = load_scenario(scenario_file)
         sim = Simulation.from_registry(registry, seed=scenario.seed, speed=scenario.speed)
@@ -154,24 +158,24 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
             """Signs for unit alerts as soon as they appear (on time) and for the site's alert only
             after its deadline (late), then closes that one once the site is back to normal."""
             while not done.is_set():
-                for a in _api(url, "/api/alerts?site=CHEM-01")["alerts"]:
+                for a in api(url, "/api/alerts?site=CHEM-01")["alerts"]:
                     if a["closed"]:
                         continue
                     if a["entity_type"] != "site" and not a["acked"]:
-                        _api(url, f"/api/alerts/{a['id']}/ack", {"note": "收到"})
+                        api(url, f"/api/alerts/{a['id']}/ack", {"note": "收到"})
                         acked_at_once[a["id"]] = time.time()
                     elif a["entity_type"] == "site" and not a["acked"]:
                         if time.time() - a["opened_at"] > ACK_DEADLINE_S + 5:
-                            _api(url, f"/api/alerts/{a['id']}/ack", {"note": "迟到签收"})
+                            api(url, f"/api/alerts/{a['id']}/ack", {"note": "迟到签收"})
                     elif a["entity_type"] == "site" and not a["active"]:
-                        _api(url, f"/api/alerts/{a['id']}/close", {"note": "已关闭阀门，泄漏处置完毕"})
+                        api(url, f"/api/alerts/{a['id']}/close", {"note": "已关闭阀门，泄漏处置完毕"})
                         closed.append(a["id"])
                 done.wait(1.0)
 
         officer = threading.Thread(target=duty_officer, daemon=True)
         officer.start()
         try:
-            broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords)
+            broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls)
             record = ScenarioRunner(scenario, sim, broker, warnings, scope, log=print).run()
         finally:
             done.set()
@@ -181,7 +185,7 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
         # gateways disconnect, which is the end of this compressed day, not an outage)
         as_of = record.started + scenario.duration_s
         assert len(closed) == 1, "the site's alert was acknowledged late and closed during the run"
-        all_alerts = _api(url, "/api/alerts?limit=1000")["alerts"]
+        all_alerts = api(url, "/api/alerts?limit=1000")["alerts"]
         time.sleep(40)  # the last minute's aggregates close (30 s grace) and reach InfluxDB
     finally:
         pipe.stop()

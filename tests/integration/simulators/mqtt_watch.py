@@ -22,6 +22,7 @@ class Watch:
         password = add_bridge_accounts(stack, [account])[account]
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=account, protocol=mqtt.MQTTv5)
         self.client.username_pw_set(account, password)
+        self.client.tls_set_context(stack.client_tls.context())
 
         def on_connect(client: mqtt.Client, *_: Any) -> None:
             client.subscribe(pattern, qos=1)

@@ -19,7 +19,7 @@ from tests.unit.simulators.factory import indexed, sensor
 
 def test_gateway_publishes_protocol_messages_and_its_will_fires_on_drop(stack) -> None:
     site, gw = f"S{uuid.uuid4().hex[:6]}", f"GW{uuid.uuid4().hex[:6]}"
-    broker = Broker(stack.mqtt_host, stack.mqtt_port, add_gateways(stack, [(site, gw)]))
+    broker = Broker(stack.mqtt_host, stack.mqtt_port, add_gateways(stack, [(site, gw)]), stack.client_tls)
     sensors = indexed(
         [
             sensor("PT-MAIN", "gas_main_pressure", site=site, unit="K1", gateway=gw),
@@ -63,7 +63,7 @@ def test_gateway_publishes_protocol_messages_and_its_will_fires_on_drop(stack) -
 
 def test_announce_online_replaces_a_retained_offline(stack) -> None:
     site, gw = f"S{uuid.uuid4().hex[:6]}", f"GW{uuid.uuid4().hex[:6]}"
-    broker = Broker(stack.mqtt_host, stack.mqtt_port, add_gateways(stack, [(site, gw)]))
+    broker = Broker(stack.mqtt_host, stack.mqtt_port, add_gateways(stack, [(site, gw)]), stack.client_tls)
     client = GatewayClient(site, gw, broker)
     client.connect()
     client.close()  # leaves a retained "offline", as every orderly shutdown does

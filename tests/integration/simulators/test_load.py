@@ -23,7 +23,7 @@ def test_load_through_the_bridge_loses_nothing(stack, topics, tmp_path) -> None:
         pipeline.wait_ready(60)
         lines: list[str] = []
         result, _ = run_load(
-            sensors, industries, Broker(stack.mqtt_host, stack.mqtt_port, passwords), counter,
+            sensors, industries, Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls), counter,
             rate_hz=2.0, duration_s=6.0, processes=2, progress=lambda r, p: lines.append(str(p)),
         )  # fmt: skip
     finally:

@@ -19,7 +19,7 @@ GATEWAYS = 1_200  # well past the ~340 a process could hold before
 
 def test_a_thousand_gateways_connect_publish_and_do_it_again(stack, stack_services) -> None:  # type: ignore[no-untyped-def]
     pairs = [(synthetic.site_id(k), f"MANY-G{k:05d}") for k in range(GATEWAYS)]
-    broker = Broker(stack.mqtt_host, stack.mqtt_port, stack_services.add_gateways(pairs))
+    broker = Broker(stack.mqtt_host, stack.mqtt_port, stack_services.add_gateways(pairs), stack.client_tls)
     for _ in range(2):
         net = NetworkLoop()
         clients = [GatewayClient(site, gw, broker, net=net) for site, gw in pairs]

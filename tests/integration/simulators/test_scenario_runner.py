@@ -37,7 +37,7 @@ def test_runner_publishes_all_gateways_and_drops_and_restores_one(stack) -> None
     logs: list[str] = []
     try:
         runner = ScenarioRunner(
-            scenario, sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords), None,
+            scenario, sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls), None,
             scope_of(sim, {}), log=logs.append,
         )  # fmt: skip
         record = runner.run()

@@ -53,7 +53,7 @@ def pipeline(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     # Earlier tests left retained "offline" statuses: replace them before the bridge subscribes.
     announce_online(
         {g.id: g.site for g in registry.gateways.values()},
-        Broker(stack.mqtt_host, stack.mqtt_port, passwords),
+        Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls),
     )
     try:
         pipe.start_bridge()
@@ -77,7 +77,12 @@ def test_scenario_check_passes_against_the_pipeline(name: str, stack, pipeline, 
     reader = TransitionReader(TopicReader(stack.kafka("tools"), topics.warnings))
     try:
         record = ScenarioRunner(
-            scenario, sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords), reader, scope, log=print
+            scenario,
+            sim,
+            Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls),
+            reader,
+            scope,
+            log=print,
         ).run()
     finally:
         reader.reader.close()

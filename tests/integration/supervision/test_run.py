@@ -76,7 +76,7 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
     bridge_user = f"bridge-{topics.prefix}"
     bridge_password = add_bridge_accounts(stack, [bridge_user])[bridge_user]
     passwords = add_gateways(stack, sorted({(s.site, s.gateway) for s in sensors}))
-    broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords)
+    broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls)
     announce_online({s.gateway: s.site for s in sensors}, broker)
 
     run_dir = tmp_path / "run"
@@ -85,7 +85,7 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
         "bridge": f"http://127.0.0.1:{ports['bridge']}/healthz",
         "worker": f"http://127.0.0.1:{ports['worker']}/healthz",
         "historian": f"http://127.0.0.1:{ports['historian']}/healthz",
-        "alerting": f"http://127.0.0.1:{ports['alerting']}/healthz",
+        "alerting": f"https://127.0.0.1:{ports['alerting']}/healthz",  # the stack's certificate
     }
     argv = [
         sys.executable, "-m", "riskwatch", "run", "--registry", str(registry), "--routes", str(routes),
@@ -109,7 +109,7 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
         return console.read_text(errors="replace")
 
     def healthy(name: str) -> bool:
-        return probe_http(health[name], 1.0).ok
+        return probe_http(health[name], 1.0, stack.cafile).ok
 
     try:
         assert _wait(lambda: all(healthy(n) for n in COMPONENTS), 120, 0.5), output()

@@ -94,3 +94,23 @@ def test_robot_urls_can_come_from_the_environment_and_are_never_printed_whole() 
     with pytest.raises(ConfigError) as info:
         make_config("channels: {ding: {type: dingtalk}, hook: {type: webhook, url: x}}")
     assert (info.value.path, info.value.reason) == ("channels.ding", "give exactly one of `url` or `url_env`")
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://duty.example.cn/alerts/{alert_id}",
+        "ftp://duty.example.cn/{alert_id}",
+        "duty.example.cn/{alert_id}",
+    ],
+)
+def test_acknowledge_links_must_be_https(link: str) -> None:
+    """Officers open the link on their phones, over networks riskwatch does not control."""
+    with pytest.raises(ConfigError, match=r"defaults\.ack_url.*https://"):
+        make_config(f"defaults: {{ack_url: '{link}'}}")
+
+
+def test_acknowledge_links_over_https_or_to_localhost_are_accepted() -> None:
+    assert make_config().defaults.ack_url.startswith("https://")  # the default
+    for link in ("https://duty.example.cn/alerts/{alert_id}", "http://127.0.0.1:8080/alerts/{alert_id}"):
+        assert make_config(f"defaults: {{ack_url: '{link}'}}").defaults.ack_url == link

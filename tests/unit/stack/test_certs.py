@@ -114,7 +114,10 @@ def test_reused_across_restarts_and_reissued_when_names_change(tmp_path: Path) -
 def test_a_certificate_from_a_replaced_ca_is_reissued(tmp_path: Path) -> None:
     ca = CertificateAuthority(tmp_path / "certs")
     old = ca.server("mosquitto").cert.read_bytes()
-    ca.ca_key.unlink()  # the CA is lost: a new one is made and the certificate must follow it
+    ca.ca_key.unlink()  # the key is offline (or lost): the CA is never replaced silently
+    with pytest.raises(StackError, match="put the CA's key back"):
+        ca.server("mosquitto")
+    ca.ca_cert.unlink()  # the CA is given up on purpose: a new one, and the certificate must follow it
     issued = ca.server("mosquitto")
     assert issued.cert.read_bytes() != old
     _handshake(issued, issued.ca, "localhost")
@@ -132,3 +135,33 @@ def test_spki_pin_is_the_leaf_public_key_hash(tmp_path: Path) -> None:
 def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(StackError, match="certificate name"):
         CertificateAuthority(tmp_path).server(name)
+
+
+def test_stack_accounts_writes_a_deployments_certificates(tmp_path: Path) -> None:
+    from deploy.stack.cli import EXAMPLE_REGISTRY
+    from riskwatch.cli import main
+
+    out = tmp_path / "accounts"
+    argv = ["stack", "accounts", "--registry", str(EXAMPLE_REGISTRY), "--out", str(out)]
+    tls = ["--tls-host", "broker.example.org", "--https-host", "duty.example.org", "--client-certs"]
+    assert main([*argv, *tls]) == 0
+    certs = out / "certs"
+    broker = IssuedCertificate(certs / "mosquitto.pem", certs / "mosquitto.key", certs / "ca.pem")
+    _handshake(broker, broker.ca, "broker.example.org")
+    alerting = IssuedCertificate(certs / "alerting.pem", certs / "alerting.key", certs / "ca.pem")
+    _handshake(alerting, alerting.ca, "duty.example.org")
+    gateway = next(p for p in certs.glob("*.pem") if p.stem not in ("ca", "mosquitto", "alerting"))
+    assert (
+        _handshake(
+            broker,
+            broker.ca,
+            "localhost",
+            client=IssuedCertificate(gateway, gateway.with_suffix(".key"), broker.ca),
+        )
+        == gateway.stem
+    )
+    assert all(_mode(k) == 0o600 for k in certs.glob("*.key"))
+    # Run again (new passwords): the CA and the still-valid certificates are kept.
+    before = (certs / "ca.pem").read_bytes(), (certs / "mosquitto.pem").read_bytes()
+    assert main([*argv, *tls]) == 0
+    assert ((certs / "ca.pem").read_bytes(), (certs / "mosquitto.pem").read_bytes()) == before
