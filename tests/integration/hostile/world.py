@@ -198,11 +198,12 @@ class DeadLetters:
         with self._lock:
             return [d for d in self.letters if marker in d.original]
 
-    def wait(self, marker: bytes, timeout_s: float = 15.0) -> DeadLetter:
-        """The first dead letter whose original holds `marker`; fails with what did arrive."""
+    def wait(self, marker: bytes, timeout_s: float = 15.0, component: str = "") -> DeadLetter:
+        """The first dead letter whose original holds `marker` (written by `component`, when given: several
+        consumers read some topics, and each dead-letters what it cannot take); fails with what did arrive."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            found = self.matching(marker)
+            found = [d for d in self.matching(marker) if not component or d.component == component]
             if found:
                 return found[0]
             time.sleep(0.1)
