@@ -319,8 +319,14 @@ def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
     if args.kafka:
         missing = [kafka_password_env(c) for c in COMPONENTS if not environ.get(kafka_password_env(c))]
         if missing:
-            raise RiskwatchError(f"set {', '.join('$' + m for m in missing)}: each component's Kafka password")
-        passwords = {c: environ[kafka_password_env(c)] for c in (*COMPONENTS, "history") if environ.get(kafka_password_env(c))}
+            raise RiskwatchError(
+                f"set {', '.join('$' + m for m in missing)}: each component's Kafka password"
+            )
+        passwords = {
+            c: environ[kafka_password_env(c)]
+            for c in (*COMPONENTS, "history")
+            if environ.get(kafka_password_env(c))
+        }
         ep = replace(ep, kafka_bootstrap=args.kafka, kafka_passwords=passwords,
                      kafka_cafile=environ.get(CA_ENV, ep.kafka_cafile))  # fmt: skip
     if args.mqtt:

@@ -278,7 +278,9 @@ def _measure(args: argparse.Namespace, access: KafkaAccess) -> dict[str, float |
     cwd = Path(__file__).resolve().parents[1]
     port = _free_port()
     log = work / "worker.log"
-    worker = start_worker(registry_path, access, topics.prefix, work / "worker", port, args.engine_module, log)
+    worker = start_worker(
+        registry_path, access, topics.prefix, work / "worker", port, args.engine_module, log
+    )
     rate = _rate_of(worker, port, total, log)
     print(f"  (b) riskwatch worker         {rate:>14,.0f} readings/s")
 

@@ -151,7 +151,10 @@ def load_reference(ref: ReferenceEngine, model: EngineModel, state: EngineState)
     ref.load(
         {name: column.tolist() for name, column in sa.items()},
         units,
-        {site: (int(state.site["colour"][k]), float(state.site["colour_at"][k])) for k, site in enumerate(model.site_ids)},
+        {
+            site: (int(state.site["colour"][k]), float(state.site["colour_at"][k]))
+            for k, site in enumerate(model.site_ids)
+        },
         {region: int(state.region["colour"][k]) for k, region in enumerate(model.region_ids)},
     )
 

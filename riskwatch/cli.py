@@ -42,7 +42,9 @@ COMMANDS: dict[str, Command] = {
     "simulate": Command("simulators.cli", "run plant simulators, scenarios or the load generator"),
     "demo": Command("simulators.demo", "run the whole pipeline with simulated plants and a live view"),
     "report": Command("alerting.reports.cli", "the daily four-colour bulletin and the alarm-quality report"),
-    "history": Command("alerting.history.cli", "read history back: a sensor's minutes, colours, alerts; CSV/Excel"),
+    "history": Command(
+        "alerting.history.cli", "read history back: a sensor's minutes, colours, alerts; CSV/Excel"
+    ),
     "bench": Command("riskwatch.bench", "run benchmarks (engine, bridge, processors, e2e)"),
 }
 

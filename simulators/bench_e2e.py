@@ -69,10 +69,15 @@ def add_shape_options(parser: argparse.ArgumentParser) -> None:
         help="province: enterprises of 1-3 gateways of 20-200 sensors (default); flat: one gateway per site",
     )  # fmt: skip
     parser.add_argument(
-        "--enterprises", type=int, help="province shape: enterprises (default one per 100 sensors: 2,000 at 200k)"
+        "--enterprises",
+        type=int,
+        help="province shape: enterprises (default one per 100 sensors: 2,000 at 200k)",
     )
     parser.add_argument(
-        "--sensors-per-gateway", type=int, default=500, help="flat shape: readings per MQTT message (default 500)"
+        "--sensors-per-gateway",
+        type=int,
+        default=500,
+        help="flat shape: readings per MQTT message (default 500)",
     )
 
 
@@ -154,13 +159,17 @@ class E2E:
         self.pipeline = Pipeline(self.run_dir, self.registry, info, topics.prefix)
         passwords = Stack(self.stack_home).add_gateways(sorted({(s.site, s.gateway) for s in self.sensors}))
         self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords, info.client_tls)
-        announce_online({s.gateway: s.site for s in self.sensors}, self.broker)  # before the bridge subscribes
+        announce_online(
+            {s.gateway: s.site for s in self.sensors}, self.broker
+        )  # before the bridge subscribes
         self.pipeline.start_bridge()
         self.pipeline.start_worker(ready_site=self.sites[0])
         self.pipeline.start_historian()
         self.pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
         self.pipeline.wait_ready(300.0)
-        self.counter = TelemetryCounter(TopicReader(info.kafka("tools"), topics.telemetry), sites=self.industries)
+        self.counter = TelemetryCounter(
+            TopicReader(info.kafka("tools"), topics.telemetry), sites=self.industries
+        )
         self.warnings = TransitionReader(TopicReader(info.kafka("tools"), topics.warnings))
         self.deadletters = DeadLetterCounter(TopicReader(info.kafka("tools"), topics.deadletter))
         self.readers = [self.counter.reader, self.warnings.reader, self.deadletters.reader]
@@ -183,7 +192,9 @@ class E2E:
         self.seen.extend((time.time(), t) for t in self.warnings.poll(0.0))
         self.deadletters.poll(0.0)
 
-    def step(self, rate_hz: float, duration_s: float, incidents_wanted: int) -> tuple[dict[str, Any], LoadResult]:
+    def step(
+        self, rate_hz: float, duration_s: float, incidents_wanted: int
+    ) -> tuple[dict[str, Any], LoadResult]:
         """Offer `rate_hz` per sensor for `duration_s` with incidents, then count to the end of the path."""
         assert self.pipeline is not None and self.receiver is not None
         incidents = plan_incidents(self.doc, incidents_wanted, duration_s)

@@ -133,7 +133,9 @@ class DeadLetterCounter:
         for raw in self.reader.poll(timeout_s):
             try:
                 doc = orjson.loads(raw)
-                n = int(doc.get("items_total") or 0) or _readings_in(base64.b64decode(doc.get("original", "")))
+                n = int(doc.get("items_total") or 0) or _readings_in(
+                    base64.b64decode(doc.get("original", ""))
+                )
             except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
                 n, doc = 0, {"reason": "undecodable_dead_letter"}
             self.letters += 1

@@ -267,7 +267,15 @@ def run_load(
                 p.terminate()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     # Sustained rate: everything received over the time from the first publish to the last arrival.
-    _fill(result, sent, acked, errors, counter, max(duration_s, counter.last_arrival - start_at), shared.messages)
+    _fill(
+        result,
+        sent,
+        acked,
+        errors,
+        counter,
+        max(duration_s, counter.last_arrival - start_at),
+        shared.messages,
+    )
     result.publish_s = duration_s
     if failed:
         raise SimulatorError(f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr")

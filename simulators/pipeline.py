@@ -110,14 +110,18 @@ class Pipeline:
         self.bridge_argv = spec.argv[3:]
         return self._start(spec, f"http://127.0.0.1:{port}/metrics")
 
-    def start_worker(self, ready_site: str = "", extra: list[str] | None = None, name: str = "worker") -> Service:
+    def start_worker(
+        self, ready_site: str = "", extra: list[str] | None = None, name: str = "worker"
+    ) -> Service:
         """With `ready_site`, ready means its state is restored and it serves that site's colour (the
         web view answers 503 while partitions are assigned), not merely that the process is up. Several
         workers of one pipeline (sharing its partitions) each get a `name` and a data folder of their own."""
         web, metrics = free_port(), free_port()
         spec = worker_spec(self.stack, self.registry, self.topic_prefix, self.run_dir, web, metrics, extra)
         if name != "worker":  # argparse keeps the last --data-dir
-            spec = dataclasses.replace(spec, name=name, argv=[*spec.argv, "--data-dir", str(self.run_dir / name)])
+            spec = dataclasses.replace(
+                spec, name=name, argv=[*spec.argv, "--data-dir", str(self.run_dir / name)]
+            )
         ready = (
             f"http://127.0.0.1:{web}/site/{ready_site}/"
             if ready_site

@@ -203,9 +203,13 @@ def sim_sensors(doc: dict[str, Any], path: Path | None = None) -> tuple[tuple[Si
     document whose sensors lean on per-type defaults (the province shape) is resolved by loading it
     from `path` (where `write_registry` wrote it), exactly as the bridge and the worker will."""
     industries = {site["id"]: site["industry"] for site in doc["sites"]}
-    if not all("range" in s and "l2_high" in s for site in doc["sites"] for u in site["units"] for s in u["sensors"]):
+    if not all(
+        "range" in s and "l2_high" in s for site in doc["sites"] for u in site["units"] for s in u["sensors"]
+    ):
         if path is None:
-            raise SimulatorError("a registry with per-type defaults is read back from its file: pass its path")
+            raise SimulatorError(
+                "a registry with per-type defaults is read back from its file: pass its path"
+            )
         from riskwatch.registry import load_registry
 
         return from_registry(load_registry(path)), industries

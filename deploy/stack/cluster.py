@@ -48,7 +48,9 @@ class ClusterNode(Kafka):
             "authorizer.class.name": "",
             "super.users": "",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": ",".join(f"{n}@{host}:{port}" for n, port in sorted(self.voters.items())),
+            "controller.quorum.voters": ",".join(
+                f"{n}@{host}:{port}" for n, port in sorted(self.voters.items())
+            ),
             "default.replication.factor": str(REPLICATION),
             "min.insync.replicas": str(MIN_INSYNC),
             "offsets.topic.replication.factor": str(REPLICATION),

@@ -295,7 +295,5 @@ def _acl(b: Binding) -> object:
         ResourceType,
     )
 
-    pattern = ResourcePattern(
-        ResourceType[b.resource.upper()], b.name, ACLResourcePatternType[b.pattern]
-    )
+    pattern = ResourcePattern(ResourceType[b.resource.upper()], b.name, ACLResourcePatternType[b.pattern])
     return ACL(f"User:{b.user}", "*", ACLOperation[b.operation], ACLPermissionType.ALLOW, pattern)

@@ -111,8 +111,6 @@ def tls_settings(require_certificate: bool) -> list[tuple[str, str, str]]:
     ]
 
 
-
-
 def render_settings(settings: list[tuple[str, str, str]]) -> str:
     lines = []
     for option, value, why in settings:

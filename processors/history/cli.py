@@ -65,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if args.pace < 0:
         raise ConfigError("command line", "--pace", f"{args.pace:g} is negative")
     options = HistorianOptions(
-        kafka=KafkaAccess.from_env(args.kafka, "history"), topic_prefix=args.topic_prefix, group_id=args.group_id, pace_points_per_s=args.pace
+        kafka=KafkaAccess.from_env(args.kafka, "history"),
+        topic_prefix=args.topic_prefix,
+        group_id=args.group_id,
+        pace_points_per_s=args.pace,
     )
     sink = InfluxSink(args.influx_url, token, args.influx_org, args.influx_bucket)
     registry = CollectorRegistry()

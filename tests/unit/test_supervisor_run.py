@@ -147,7 +147,10 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
         "http://i:8086",
         9103,
     )
-    assert historian.env == {"RISKWATCH_INFLUX_TOKEN": "tok", **_kafka_env("history")} and "tok" not in historian.argv
+    assert (
+        historian.env == {"RISKWATCH_INFLUX_TOKEN": "tok", **_kafka_env("history")}
+        and "tok" not in historian.argv
+    )
     assert not any("secret" in arg for arg in historian.argv)
     alerting = alerting_spec(EP, reg, routes, "rw", tmp_path, 8080)
     args = _parses("alerting", alerting.argv)

@@ -25,6 +25,8 @@ def test_board_at_5000_sites_and_500_alerts(stack: Any) -> None:
     # start is measured against fetching its data.
     assert result["warning_to_feed_s"]["p50"] <= 1.0
     assert result["start_data_fetch_s"]["median"] > 0 and result["render_ratio"] > 0
-    print(f"board: render {result['first_full_render_s']['median']} s = {result['render_ratio']}x the data"
-          f" fetch; warning -> page p50 {result['warning_to_page_s']['p50']} s = {result['live_ratio']}x"
-          " the plain feed")
+    print(
+        f"board: render {result['first_full_render_s']['median']} s = {result['render_ratio']}x the data"
+        f" fetch; warning -> page p50 {result['warning_to_page_s']['p50']} s = {result['live_ratio']}x"
+        " the plain feed"
+    )

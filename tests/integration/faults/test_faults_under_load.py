@@ -182,7 +182,9 @@ def test_kills_and_outages_under_load_lose_nothing(stack, stack_services, tmp_pa
         assert alerted() == units, f"red but never alerted: {sorted(units - alerted())}\n{_logs(pipe)}"
         # A warning redelivered after a crash is not notified again under another key: each notification
         # (one alert's line: colour, reason, event time, link) went out under one idempotency key.
-        assert receiver.deliveries and not receiver.repeated_under_new_keys(), receiver.repeated_under_new_keys()
+        assert receiver.deliveries and not receiver.repeated_under_new_keys(), (
+            receiver.repeated_under_new_keys()
+        )
 
         # History: every transition is in InfluxDB once it is back.
         transitions = {t.id for t in seen} | {t.id for t in alarms.poll(5.0)}

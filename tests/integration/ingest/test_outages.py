@@ -98,7 +98,11 @@ def test_kafka_outage_mid_stream_loses_nothing(
 def _bridge_process(
     stack: StackInfo, topics: Topics, plant: Plant, spool: Path, client_id: str, *extra: str
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RISKWATCH_BRIDGE_PW": bridge_account(stack, client_id), **stack.kafka("bridge").env()}
+    env = {
+        **os.environ,
+        "RISKWATCH_BRIDGE_PW": bridge_account(stack, client_id),
+        **stack.kafka("bridge").env(),
+    }
     if client_id not in BRIDGE_CLIENTS:
         BRIDGE_CLIENTS.append(client_id)
     args = _bridge_args(stack, topics, plant, spool, client_id, *extra)
@@ -283,7 +287,11 @@ def test_a_retired_bridge_session_is_gone_and_queues_nothing(
         topic = mqtt_topic(plant.site_a, plant.gw_a, "telemetry")
         readings = [{"s": plant.sensors_a[0], "v": 1.0, "t": time.time()}]
         assert gw.publish(topic, telemetry_payload(plant.gw_a, 10**6, readings)) == "Success"
-        env = {**os.environ, "RISKWATCH_BRIDGE_PW": bridge_account(stack, client_id), **stack.kafka("bridge").env()}
+        env = {
+            **os.environ,
+            "RISKWATCH_BRIDGE_PW": bridge_account(stack, client_id),
+            **stack.kafka("bridge").env(),
+        }
         retired = subprocess.run(
             [*_bridge_args(stack, topics, plant, tmp_path / "spool", client_id), "--retire"],
             env=env,

@@ -162,7 +162,9 @@ def test_a_never_seen_sensors_first_reading_is_taken_even_if_older_than_the_stat
     assert rig.alarm("GT-1") == "l2_high" and rig.colour("U1") == "orange"
 
 
-def test_warnings_from_a_first_reading_older_than_the_state_carry_the_readings_time(make_rig: MakeRig) -> None:
+def test_warnings_from_a_first_reading_older_than_the_state_carry_the_readings_time(
+    make_rig: MakeRig,
+) -> None:
     # The unit's time is the latest of its sensors' report times; sensors that never reported have none,
     # so the ids do not depend on when the state happened to be started (the worker's clock).
     for start in (1000.0, 1003.0):

@@ -35,7 +35,9 @@ def test_engine_port_binds_the_real_engine_and_round_trips_a_site() -> None:
     assert engine.to_bytes(restored) == engine.to_bytes(state)
 
 
-def test_an_engine_without_apply_gateway_gets_the_protocol_event_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_engine_without_apply_gateway_gets_the_protocol_event_kinds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The port's own record-to-event mapping (for engines that take only `Event`s) passes the gateway
     protocol's kinds unchanged: a valve re-opening reaches the engine and re-arms the cut-off rule."""
     import sys

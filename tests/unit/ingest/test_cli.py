@@ -33,7 +33,9 @@ def test_password_is_read_from_the_named_variable_and_hidden_from_repr() -> None
 
 
 def test_without_a_kafka_password_the_bridge_names_the_variables_to_set() -> None:
-    with pytest.raises(ConfigError, match=r"RISKWATCH_KAFKA_PASSWORD.*riskwatch-bridge.*RISKWATCH_KAFKA_PASSWORD_FILE"):
+    with pytest.raises(
+        ConfigError, match=r"RISKWATCH_KAFKA_PASSWORD.*riskwatch-bridge.*RISKWATCH_KAFKA_PASSWORD_FILE"
+    ):
         settings_from_args(_parse("--kafka", "k:9092"), {"RISKWATCH_MQTT_PASSWORD": "pw"})
 
 

@@ -233,7 +233,12 @@ def test_the_historian_commits_a_fetch_only_once_influxdb_has_it_and_dead_letter
     sink = Sink(down=2)  # InfluxDB refuses the first two attempts; the point of sensor "bad" is malformed
     health = HistorianHealth(exit=lambda code: None)
     metrics = HistorianMetrics(CollectorRegistry())
-    historian = Historian(HistorianOptions(KafkaAccess("k", "riskwatch-history", "pw"), backoff=(0.01, 0.02)), sink, metrics, health)
+    historian = Historian(
+        HistorianOptions(KafkaAccess("k", "riskwatch-history", "pw"), backoff=(0.01, 0.02)),
+        sink,
+        metrics,
+        health,
+    )
     consumer, producer = Consumer(), Producer()
     asyncio.run(historian.step(consumer, producer, records, asyncio.Event()))  # type: ignore[arg-type]
     assert consumer.commits == 1 and sink.calls >= 3

@@ -27,7 +27,9 @@ def _has_security_headers(headers: object) -> bool:
 def test_faust_builtin_pages_are_closed_and_own_views_secured(
     tmp_path: Path, registry: Registry, fake_engine: object
 ) -> None:
-    settings = WorkerSettings(kafka=KafkaAccess("127.0.0.1:9", "riskwatch-worker", "pw"), data_dir=tmp_path, partitions=2)
+    settings = WorkerSettings(
+        kafka=KafkaAccess("127.0.0.1:9", "riskwatch-worker", "pw"), data_dir=tmp_path, partitions=2
+    )
     app, _ = build_app(settings, registry, fake_engine, CollectorRegistry())  # type: ignore[arg-type]
     app.web.init_server()  # what the worker does at start: blueprints and views are mounted
     asyncio.run(_probe(app.web.web_app))

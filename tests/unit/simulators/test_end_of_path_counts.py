@@ -49,5 +49,7 @@ def test_connects_are_paced_and_a_refusal_is_named() -> None:
     assert max(outstanding) <= 3  # never more than the window waiting
     refused = time.monotonic()
     with pytest.raises(RuntimeError, match="7: not authorised"):
-        connect_paced(range(10), lambda i: None, lambda i: i < 7, lambda i: "not authorised" if i == 7 else "", 5.0)
+        connect_paced(
+            range(10), lambda i: None, lambda i: i < 7, lambda i: "not authorised" if i == 7 else "", 5.0
+        )
     assert time.monotonic() - refused < 1.0

@@ -31,7 +31,12 @@ def test_province_has_the_requested_size_and_the_example_proportions(tmp_path: P
     # the bridge's and the worker's loader accept it, and the simulators see every sensor resolved
     sensors, industries = synthetic.sim_sensors(doc, synthetic.write_registry(doc, tmp_path / "r.json"))
     assert len(sensors) == 20_000 and len(industries) == 200
-    assert {s.quantity for s in sensors} >= {"flammable_gas", "methane", "dam_displacement", "gas_main_pressure"}
+    assert {s.quantity for s in sensors} >= {
+        "flammable_gas",
+        "methane",
+        "dam_displacement",
+        "gas_main_pressure",
+    }
 
 
 def test_an_impossible_province_is_refused_with_the_reason() -> None:

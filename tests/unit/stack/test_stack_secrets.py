@@ -75,5 +75,13 @@ def test_stack_info_prints_passwords_only_when_asked(
     shown = orjson.loads(capsys.readouterr().out)
     assert shown["bridge_password"] == settings.bridge_password
     assert shown["kafka_passwords"] == settings.kafka_passwords
-    assert set(shown["kafka_passwords"]) == {"bridge", "worker", "alerting", "history", "tools", "admin", "broker"}
+    assert set(shown["kafka_passwords"]) == {
+        "bridge",
+        "worker",
+        "alerting",
+        "history",
+        "tools",
+        "admin",
+        "broker",
+    }
     assert settings.influx_password in shown["influx_token"]
