@@ -8,8 +8,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import (
@@ -20,6 +20,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 from prometheus_client import CollectorRegistry
+from pydantic import Field, model_validator
 
 from alerting.api.app import build_app, metrics_app, serve
 from alerting.api.auth import Sessions, TokenAuth
@@ -32,6 +33,7 @@ from alerting.deadletters import DeadLetters, store_failed
 from alerting.dispatch.dispatcher import Dispatcher
 from alerting.dispatch.outbox import Deliverer
 from alerting.health import Health, TaskDied, supervise
+from alerting.history.sources import INFLUX_TOKEN_ENV
 from alerting.inputs import RecordRejected, decode_transition
 from alerting.lifecycle.manager import AlertManager
 from alerting.metrics import AlertingMetrics
@@ -39,7 +41,9 @@ from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
 from alerting.store.sqlite import REFUSED
 from riskwatch.errors import RiskwatchError
-from riskwatch.kafka_access import KafkaAccess
+from riskwatch.kafka_access import KafkaOption, kafka_option_help
+from riskwatch.options import Options, option
+from riskwatch.paths import home_dir
 from riskwatch.tls import ServerTLS
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import Reason
@@ -47,25 +51,62 @@ from riskwatch.wire.deadletter import Reason
 log = logging.getLogger("riskwatch.alerting")
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceOptions:
-    kafka: KafkaAccess  # where Kafka is and alerting's account
-    db: Path
-    topic_prefix: str = "rw"
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    group_id: str = "riskwatch-alerting"
-    tick_s: float = 1.0  # how often timers, grouping and retries are looked at
-    seen_retention_s: float = 30 * 86400.0  # transition ids kept for de-duplication (>> Kafka retention)
-    board: bool = True  # serve the monitoring-centre board (pages, sessions, live feed) on the HTTP port
-    map_file: Path | None = None  # the deployment's approved GeoJSON; default: the shipped example regions
+class ServiceOptions(Options):
+    """alerting's options, declared once: `riskwatch alerting --help` (which adds the routing file and the
+    registry, alerting/cli.py), the RISKWATCH_ALERTING_* variables and the table in docs/alerting.md come
+    from these fields. `login_links` and `influx_token` come only from the environment (secrets)."""
+
+    ENV_PREFIX: ClassVar[str] = "RISKWATCH_ALERTING"
+    KAFKA_ACCOUNT: ClassVar[str] = "alerting"
+
+    kafka: KafkaOption = option(help=kafka_option_help("alerting"), metavar="HOST:PORT")
+    db: Path = option(
+        default_factory=lambda: home_dir() / "alerting.db", help="SQLite store",
+        shown_default=".riskwatch/alerting.db",
+    )  # fmt: skip
+    topic_prefix: str = option("rw", "reads {prefix}.warnings, .alarms; writes {prefix}.alerts")
+    host: str = option("127.0.0.1", "address of the API and board", old=["--http-host"])
+    port: int = option(8080, "port of the API and board (and /healthz)", old=["--http-port"], ge=0, le=65535)
+    tls_certfile: Path | None = option(
+        None, "serve the API and board over HTTPS with this certificate chain (leaf first), with --tls-keyfile",
+        metavar="PEM",
+    )  # fmt: skip
+    tls_keyfile: Path | None = option(None, "private key of --tls-certfile", metavar="PEM")
+    metrics_host: str = option("127.0.0.1", "address of --metrics-port")
+    metrics_port: int = option(
+        0, "serve /metrics only on this port (plain HTTP, on --metrics-host), not on the API port; "
+        "0: /metrics on the API port", ge=0, le=65535,
+    )  # fmt: skip
+    group: str = option(
+        "riskwatch-alerting",
+        "Kafka consumer group; the alerting account may use only groups starting riskwatch-alerting",
+        old=["--group-id"],
+    )
+    tick_s: float = option(1.0, "seconds between timer, grouping and retry checks", old=["--tick"], gt=0)
+    # >> Kafka retention: a redelivered transition is still recognised.
+    seen_retention_s: float = option(30 * 86400.0, "how long transition ids are kept for de-duplication", gt=0)
+    board: bool = option(True, "serve the monitoring-centre board (pages, sessions, live feed) on the API port")
+    map_file: Path | None = option(
+        None, "the board's region geometry (GeoJSON, features naming registry regions)", old=["--map"],
+        shown_default="the shipped example regions",
+    )  # fmt: skip
+    influx_url: str = option("", f"InfluxDB with the history, for /api/history (token from ${INFLUX_TOKEN_ENV})")
+    influx_bucket: str = option("riskwatch/autogen", "db/retention of the history")
     login_links: tuple[tuple[str, str], ...] = ()  # (user, secret) one-time login links to accept
-    tls: ServerTLS | None = None  # HTTPS on the API and board port when given
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = 0  # 0: /metrics on the API port; else only on metrics_host:metrics_port (plain HTTP)
-    influx_url: str = ""  # history for /api/history (empty: those routes answer 503)
-    influx_token: str = ""  # "user:password", from the environment only
-    influx_bucket: str = "riskwatch/autogen"
+    influx_token: str = Field("", repr=False)  # "user:password", from the environment only
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceOptions:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("--tls-certfile and --tls-keyfile go together: give both or neither")
+        return self
+
+    @property
+    def tls(self) -> ServerTLS | None:
+        """HTTPS on the API and board port when a certificate is given."""
+        if self.tls_certfile is None or self.tls_keyfile is None:
+            return None
+        return ServerTLS(self.tls_certfile, self.tls_keyfile)
 
 
 class AlertingService:
@@ -127,7 +168,7 @@ class AlertingService:
         o = self.options
         runners = []
         try:
-            runners.append(await serve(app, o.http_host, o.http_port, o.tls.context() if o.tls else None))
+            runners.append(await serve(app, o.host, o.port, o.tls.context() if o.tls else None))
             if apart:
                 runners.append(
                     await serve(metrics_app(manager, self.metrics), o.metrics_host, o.metrics_port)
@@ -139,10 +180,10 @@ class AlertingService:
             where, option = (
                 (f"{o.metrics_host}:{o.metrics_port}", "--metrics-port")
                 if runners
-                else (f"{o.http_host}:{o.http_port}", "--http-port")
+                else (f"{o.host}:{o.port}", "--port")
             )
             raise RiskwatchError(f"cannot listen on {where}: {exc.strerror}; choose {option}") from None
-        log.info("alerting API on %s://%s:%d", "https" if o.tls else "http", o.http_host, o.http_port)
+        log.info("alerting API on %s://%s:%d", "https" if o.tls else "http", o.host, o.port)
         if apart:
             log.info("alerting metrics (/metrics) on http://%s:%d", o.metrics_host, o.metrics_port)
         tasks: list[asyncio.Task[object]] = [
@@ -179,7 +220,7 @@ class AlertingService:
     ) -> None:
         consumer = AIOKafkaConsumer(
             self.topics.warnings, self.topics.alarms, **self.options.kafka.aiokafka(),
-            group_id=self.options.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            group_id=self.options.group, enable_auto_commit=False, auto_offset_reset="earliest",
         )  # fmt: skip
         await _start(consumer, "consumer")
         try:

@@ -7,96 +7,23 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import fields
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.settings import BridgeSettings
-from riskwatch.errors import EXIT_TASK_DIED
-from riskwatch.kafka_access import KafkaAccess, kafka_option_help
+from riskwatch.errors import EXIT_TASK_DIED, ConfigError
+from riskwatch.options import add_arguments, settings_from
 from riskwatch.secrets import remember
-from riskwatch.tls import add_client_arguments, client_from_args
 
 if TYPE_CHECKING:
     from ingest.service import BridgeService
 
-_DEFAULTS = {f.name: f.default for f in fields(BridgeSettings)}
 HEALTH_CHECK_S = 1.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    d = _DEFAULTS
-    parser.add_argument(
-        "--registry",
-        type=Path,
-        required=True,
-        help="site registry file (YAML, or JSON for big generated ones)",
-    )
-    parser.add_argument("--mqtt-host", default=d["mqtt_host"])
-    parser.add_argument("--mqtt-port", type=int, default=d["mqtt_port"])
-    add_client_arguments(parser, "mqtt", "MQTT broker")
-    parser.add_argument("--mqtt-user", default=d["mqtt_user"])
-    parser.add_argument(
-        "--mqtt-password-env",
-        default="RISKWATCH_MQTT_PASSWORD",
-        metavar="VAR",
-        help="environment variable holding the MQTT password (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--client-id",
-        default=None,
-        help="MQTT client id (default: the --mqtt-user account name). riskwatch's Mosquitto binds client ids "
-        "to accounts and ignores this: the session is the account's, so give each bridge its own account",
-    )
-    parser.add_argument(
-        "--session-expiry-s",
-        type=int,
-        default=d["session_expiry_s"],
-        help="how long the broker keeps queueing for a stopped bridge (default 7 days)",
-    )
-    parser.add_argument("--share-group", default=d["share_group"], help="bridges in one group split the load")
-    parser.add_argument(
-        "--kafka",
-        dest="kafka_bootstrap",
-        default="127.0.0.1:9092",
-        help=kafka_option_help("bridge"),
-    )
-    parser.add_argument("--topic-prefix", default=d["topic_prefix"], help="Kafka topic prefix (default rw)")
-    parser.add_argument("--spool-dir", type=Path, default=d["spool_dir"])
-    parser.add_argument("--spool-max-mb", type=int, default=d["spool_max_bytes"] // 2**20)
-    parser.add_argument("--metrics-port", type=int, default=d["metrics_port"], help="0 turns metrics off")
-    parser.add_argument("--metrics-host", default=d["metrics_host"])
-    parser.add_argument(
-        "--compression", default=d["compression"], choices=["gzip", "lz4", "zstd", "snappy", "none"]
-    )
-    parser.add_argument(
-        "--codec-compression",
-        action=argparse.BooleanOptionalAction,
-        default=d["codec_compression"],
-        help="zlib-compress batch bodies (default on)",
-    )
-    parser.add_argument("--batch-max-readings", type=int, default=d["batch_max_readings"])
-    parser.add_argument("--batch-linger-ms", type=float, default=d["batch_linger_s"] * 1000)
-    parser.add_argument(
-        "--future-tolerance-s",
-        type=float,
-        default=d["future_tolerance_s"],
-        help="how far ahead of the bridge clock a timestamp may be (default %(default)s s)",
-    )
-    parser.add_argument(
-        "--max-age-s",
-        type=float,
-        default=d["max_age_s"],
-        help="how old a reading, event or status time may be (default %(default)s s, 7 days)",
-    )
-    parser.add_argument(
-        "--max-readings",
-        type=int,
-        default=d["max_readings"],
-        help="readings per telemetry message (default %(default)s); more is dead-lettered as too_many_items",
-    )
-    parser.add_argument("--max-payload-kb", type=int, default=d["max_payload"] // 1024)
-    parser.add_argument("--log-level", default="INFO")
+    add_arguments(parser, BridgeSettings)
     parser.add_argument(
         "--retire",
         action="store_true",
@@ -105,32 +32,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> BridgeSettings:
-    return BridgeSettings(
-        registry=args.registry,
-        mqtt_host=args.mqtt_host,
-        mqtt_port=args.mqtt_port,
-        mqtt_tls=client_from_args(args, "mqtt"),
-        mqtt_user=args.mqtt_user,
-        mqtt_password=environ.get(args.mqtt_password_env, ""),
-        mqtt_client_id=args.client_id or "",
-        share_group=args.share_group,
-        session_expiry_s=args.session_expiry_s,
-        kafka=None if args.retire else KafkaAccess.from_env(args.kafka_bootstrap, "bridge", environ),
-        topic_prefix=args.topic_prefix,
-        spool_dir=args.spool_dir,
-        spool_max_bytes=args.spool_max_mb * 2**20,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        compression=args.compression,
-        codec_compression=args.codec_compression,
-        batch_max_readings=args.batch_max_readings,
-        batch_linger_s=args.batch_linger_ms / 1000,
-        future_tolerance_s=args.future_tolerance_s,
-        max_age_s=args.max_age_s,
-        max_readings=args.max_readings,
-        max_payload=args.max_payload_kb * 1024,
-    )
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> BridgeSettings:
+    """The bridge's settings from flags, else RISKWATCH_BRIDGE_* variables, else defaults; the MQTT
+    password from the variable --mqtt-password-env names. Kafka is required except to --retire."""
+    retire = getattr(args, "retire", False)
+    settings = settings_from(BridgeSettings, args, environ, **({"kafka": None} if retire else {}))
+    if settings.kafka is None and not retire:
+        raise ConfigError("command line", "--kafka", "required: give --kafka HOST:PORT or set RISKWATCH_BRIDGE_KAFKA")
+    return settings.model_copy(update={"mqtt_password": environ.get(settings.mqtt_password_env, "")})
 
 
 def load_registry(path: Path) -> Any:
@@ -142,10 +51,10 @@ def load_registry(path: Path) -> Any:
 def run(args: argparse.Namespace) -> int:
     from ingest.service import BridgeService
 
+    settings = settings_from_args(args, os.environ)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = settings_from_args(args, dict(os.environ))
     remember(settings.mqtt_password)  # masked in every log line (riskwatch.secrets)
     if args.retire:
         from ingest.mqtt import retire_session

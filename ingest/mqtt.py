@@ -37,7 +37,7 @@ class Inbound(NamedTuple):
 
 def subscription(settings: BridgeSettings) -> str:
     """$share/{group}/{root}/v1/+/+/+ : every site, gateway and channel, load split across the group."""
-    return f"$share/{settings.share_group}/{settings.topic_root}/{MQTT_VERSION}/+/+/+"
+    return f"$share/{settings.group}/{settings.topic_root}/{MQTT_VERSION}/+/+/+"
 
 
 def retire_session(settings: BridgeSettings, timeout_s: float = 10.0) -> bool:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import ClassVar
+from functools import cached_property
 from pathlib import Path
 
 import faust
@@ -23,42 +24,85 @@ from processors.intake import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, Int
 from processors.metrics import WorkerMetrics
 from processors.state.sites import SiteIndex
 from processors.state.states import SiteStates
-from riskwatch.kafka_access import KafkaAccess
+from riskwatch.kafka_access import KafkaOption, kafka_option_help
+from riskwatch.options import LogLevel, Options, option
 from riskwatch.registry import Registry
 from riskwatch.topics import Topics
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """What one worker process needs to know; built from the command line."""
+class WorkerSettings(Options):
+    """What one worker process needs to know: its options (`riskwatch worker --help`, the table in
+    docs/processors.md and the RISKWATCH_WORKER_* variables all come from these fields) and `partitions`,
+    which the command reads from Kafka."""
 
-    kafka: KafkaAccess  # where Kafka is and the worker's account
-    data_dir: Path
-    partitions: int  # of rw.telemetry and rw.gateway (co-partitioned, keyed by site)
-    topics: Topics = field(default_factory=Topics)
-    app_id: str = ""  # Kafka consumer group; default "riskwatch-worker-{prefix}"
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    tick_every_s: float = 1.0
-    snapshot_every_s: float = 5.0
-    commit_every: int = 10_000
-    session_timeout_s: float = 30.0  # a SIGKILLed worker's partitions move after this long
-    replication_factor: int = 1  # of the changelog topics the worker creates (3 on a 3-broker cluster)
-    recovery_timeout_s: float = 180.0  # not ready (tables not restored) this long: exit, to be restarted
-    stream_buffer_maxsize: int = 4096
-    fetch_max_bytes: int = 16 << 20  # per partition: whole columnar batches are ~21 bytes a reading
-    # How long the broker may hold a fetch that finds no new records. aiokafka keeps one fetch in flight
-    # per broker, so a fetch parked on quiet partitions (rw.gateway, the region stage) delays the next
-    # fetch of rw.telemetry by up to this long; Faust 0.15.3 hard-codes 1500 ms (see agents.tune_fetcher).
-    fetch_max_wait_ms: int = 50
-    loglevel: str = "warning"
-    # Readings/events stamped beyond the worker's clock + this are taken at that bound (processors/intake.py)
-    future_tolerance_s: float = DEFAULT_FUTURE_TOLERANCE_S
-    max_age_s: float = DEFAULT_MAX_AGE_S  # older readings are dead-lettered (old_timestamp)
+    ENV_PREFIX: ClassVar[str] = "RISKWATCH_WORKER"
+    KAFKA_ACCOUNT: ClassVar[str] = "worker"
+
+    registry: Path = option(help="site registry; every worker of a group must load the same one")
+    kafka: KafkaOption = option(help=kafka_option_help("worker"), metavar="HOST:PORT")
+    topic_prefix: str = option("rw", "topics {prefix}.telemetry, .gateway, .alarms, .warnings, .deadletter, .history")
+    group: str = option(
+        "", "consumer group / Faust app id", shown_default="riskwatch-worker-PREFIX"
+    )
+    data_dir: Path = option(help="this worker's own folder (table stores); never shared between workers")
+    host: str = option("127.0.0.1", "address of the HTTP views (and of /metrics unless --metrics-host)", old=["--bind"])
+    port: int = option(6066, "port of the HTTP views and /healthz (0: off)", old=["--web-port"], ge=0, le=65535)
+    metrics_host: str = option(
+        "", "address of /metrics and /healthz, e.g. a monitoring network's", shown_default="--host"
+    )
+    metrics_port: int = option(9101, "Prometheus /metrics and /healthz port (0: off)", ge=0, le=65535)
+    tick_every_s: float = option(
+        1.0, "seconds between timer evaluations (stale, delays, lasting conditions)", old=["--tick-every"], gt=0
+    )
+    snapshot_every_s: float = option(
+        5.0, "seconds between state snapshots per partition (bounds how far offsets lag)",
+        old=["--snapshot-every"], gt=0,
+    )  # fmt: skip
+    commit_every: int = option(10_000, "events between offset commits", gt=0)
+    session_timeout_s: float = option(
+        30.0, "seconds before a dead worker's partitions move to the others", old=["--session-timeout"], gt=0
+    )
+    replication_factor: int = option(
+        1, "replicas of the topics the worker creates (its tables' changelogs): 3 on a 3-broker cluster", ge=1
+    )
+    recovery_timeout_s: float = option(
+        180.0,
+        "seconds without restored tables after a rebalance before the worker exits with status 75 so its "
+        "supervisor restarts it (0: never)",
+        old=["--recovery-timeout"],
+        ge=0,
+    )
+    stream_buffer_maxsize: int = option(4096, "events buffered per partition ahead of the agents", gt=0)
+    fetch_max_bytes: int = option(
+        16 << 20, "bytes fetched per partition at most (whole columnar batches are ~21 bytes a reading)", gt=0
+    )
+    # aiokafka keeps one fetch in flight per broker, so a fetch parked on quiet partitions (rw.gateway, the
+    # region stage) delays the next fetch of rw.telemetry by up to this long; Faust 0.15.3 hard-codes
+    # 1500 ms (see agents.tune_fetcher).
+    fetch_max_wait_ms: int = option(
+        50, "longest the broker holds a fetch with no new records (Faust's own 1500 ms delays readings)", ge=0
+    )
+    future_tolerance_s: float = option(
+        DEFAULT_FUTURE_TOLERANCE_S,
+        "readings and events stamped later than the worker's clock + this are taken at that bound",
+        ge=0,
+    )
+    max_age_s: float = option(
+        DEFAULT_MAX_AGE_S,
+        "readings older than this (by the worker's clock) are dead-lettered as old_timestamp",
+        gt=0,
+    )
+    log_level: LogLevel = option("warning", "how much the worker logs", old=["--loglevel"])
+    engine_module: str = option("processors.engine", "the engine to load (benchmarks)", hidden=True)
+    partitions: int = 0  # of rw.telemetry and rw.gateway (co-partitioned, keyed by site): read from Kafka
+
+    @cached_property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
 
     @property
-    def group(self) -> str:
-        return self.app_id or f"riskwatch-worker-{self.topics.prefix}"
+    def consumer_group(self) -> str:
+        return self.group or f"riskwatch-worker-{self.topic_prefix}"
 
 
 def partition_of(site: str, partitions: int) -> int:
@@ -132,7 +176,7 @@ def build_app(
         clock,
     )
     app = faust.App(
-        settings.group,
+        settings.consumer_group,
         broker=f"kafka://{settings.kafka.bootstrap}",
         broker_credentials=faust.SASLCredentials(**settings.kafka.sasl()),
         store="rocksdb://",  # faust-streaming uses rocksdict when python-rocksdb is absent
@@ -148,11 +192,11 @@ def build_app(
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 10),
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
-        web_enabled=settings.web_port > 0,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=max(settings.web_port, 1),
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        web_enabled=settings.port > 0,
+        web_bind=settings.host,
+        web_host=settings.host,
+        web_port=max(settings.port, 1),
+        canonical_url=f"http://{settings.host}:{settings.port}",
         # Faust's own pages show table data, the cluster's layout and internals to anyone who asks:
         # closed. Routing a request to the key's owner does not need them (it uses the assignment).
         web_router_enabled=False,
@@ -168,6 +212,6 @@ def build_app(
     )
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)
-    if settings.web_port > 0:
+    if settings.port > 0:
         web.install(app, ctx, tables)
     return app, ctx

@@ -15,7 +15,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, InstanceOf, ValidationInfo
 
 from riskwatch.errors import ConfigError
 from riskwatch.kafka_accounts import SCRAM_MECHANISM, account
@@ -116,3 +118,15 @@ def kafka_option_help(component: str) -> str:
         f"in ${PASSWORD_ENV} or the 0600 file named by ${PASSWORD_FILE_ENV}, the CA of a TLS listener in "
         f"${CA_ENV}"
     )
+
+
+def _access_from_bootstrap(value: object, info: ValidationInfo) -> object:
+    """An option's HOST:PORT becomes the component's account, from the environment (`from_env`)."""
+    if not isinstance(value, str):
+        return value
+    context = info.context or {}
+    return KafkaAccess.from_env(value, context["kafka_account"], context.get("environ"))
+
+
+KafkaOption = Annotated[InstanceOf[KafkaAccess], BeforeValidator(_access_from_bootstrap)]
+"""A `--kafka HOST:PORT` option (riskwatch.options) that yields the component's KafkaAccess."""

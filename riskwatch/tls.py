@@ -8,7 +8,6 @@ take a certificate chain and its key.
 
 from __future__ import annotations
 
-import argparse
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,35 +62,8 @@ def _require_files(*named: tuple[str, Path | None]) -> None:
             raise RiskwatchError(f"TLS {what} file {path} does not exist or is not a file")
 
 
-def add_client_arguments(parser: argparse.ArgumentParser, prefix: str, service: str) -> None:
-    """`--{prefix}-cafile`, `--{prefix}-certfile`, `--{prefix}-keyfile` for a client of `service`."""
-    parser.add_argument(
-        f"--{prefix}-cafile",
-        type=Path,
-        metavar="PEM",
-        help=f"CA certificate(s) that signed the {service} server's certificate (default: the system's "
-        "trusted CAs); the server's host name is always checked",
-    )
-    parser.add_argument(
-        f"--{prefix}-certfile",
-        type=Path,
-        metavar="PEM",
-        help=f"client certificate to present to {service} (mutual TLS), with --{prefix}-keyfile",
-    )
-    parser.add_argument(
-        f"--{prefix}-keyfile", type=Path, metavar="PEM", help="private key of the client certificate"
-    )
-
-
-def client_from_args(args: argparse.Namespace, prefix: str) -> ClientTLS:
-    attr = prefix.replace("-", "_")
-    return ClientTLS(
-        getattr(args, f"{attr}_cafile"), getattr(args, f"{attr}_certfile"), getattr(args, f"{attr}_keyfile")
-    )
-
-
 def client_argv(tls: ClientTLS, prefix: str) -> list[str]:
-    """The command-line flags that give a child process the same `tls` (see add_client_arguments)."""
+    """The command-line flags that give a child process the same `tls` (`--{prefix}-cafile` ... as `riskwatch bridge` takes them)."""
     argv: list[str] = []
     for name in ("cafile", "certfile", "keyfile"):
         value = getattr(tls, name)

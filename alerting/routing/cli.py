@@ -15,6 +15,7 @@ from alerting.routing.tree import Facts, build_tree, match_routes
 from riskwatch.errors import RiskwatchError
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.levels import Colour
+from riskwatch.options import OldSpellings
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, EntityType, Transition, transition_id
 
@@ -22,7 +23,7 @@ from riskwatch.wire.transitions import Cause, EntityType, Transition, transition
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     test = sub.add_parser("test", help="show the routes, people on call and channels for an alert")
-    test.add_argument("--config", required=True, help="routing YAML file")
+    _routes_argument(test)
     test.add_argument("--site", required=True)
     test.add_argument("--level", required=True, help="colour: red, orange, yellow, blue (or 红色 ...)")
     test.add_argument("--region", default="", help="region id (else from the site labels)")
@@ -30,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     test.add_argument("--at", default="", help="ISO time, e.g. 2026-11-23T22:00+08:00 (default: now)")
     test.add_argument("--registry", default=None, help="site registry YAML (names, regions, industries)")
     check = sub.add_parser("check", help="load the routing YAML and report the first problem")
-    check.add_argument("--config", required=True)
+    _routes_argument(check)
     fire = sub.add_parser("fire", help="publish a test warning on {prefix}.warnings to see an alert arrive")
     fire.add_argument("--kafka", required=True, help=kafka_option_help("tools"))
     fire.add_argument("--topic-prefix", default="rw")
@@ -38,6 +39,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fire.add_argument("--level", required=True, help="red, orange, yellow, blue, or normal to clear it")
     fire.add_argument("--region", default="")
     fire.add_argument("--unit", default="", help="a unit id: fire a unit warning instead of a site warning")
+
+
+def _routes_argument(parser: argparse.ArgumentParser) -> None:
+    """`--routes FILE`, as `riskwatch alerting` spells it (`--config` still works, with a deprecation)."""
+    parser.add_argument(
+        "--routes", "--config", dest="routes", action=OldSpellings, current="--routes", required=True,
+        metavar="FILE", help="routing YAML file",
+    )  # fmt: skip
 
 
 def _when(text: str) -> float:
@@ -144,11 +153,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "fire":
         return _fire(args)
     if args.action == "check":
-        cfg = load_config(args.config)
-        print(f"{args.config}: ok ({len(cfg.receivers)} receivers, {len(cfg.channels)} channels)")
+        cfg = load_config(args.routes)
+        print(f"{args.routes}: ok ({len(cfg.receivers)} receivers, {len(cfg.channels)} channels)")
         return 0
     registry = registry_lookup(args.registry)[0] if args.registry else None
-    lines = explain(args.config, args.site, args.level, args.region, args.industry, _when(args.at), registry)
+    lines = explain(args.routes, args.site, args.level, args.region, args.industry, _when(args.at), registry)
     for line in lines:
         print(line)
     return 0
