@@ -42,7 +42,7 @@ from alerting.store import Store
 from alerting.store.sqlite import REFUSED
 from riskwatch.errors import RiskwatchError
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
-from riskwatch.options import Options, option
+from riskwatch.options import Options, Port, option
 from riskwatch.paths import home_dir
 from riskwatch.tls import ServerTLS
 from riskwatch.topics import Topics
@@ -66,16 +66,16 @@ class ServiceOptions(Options):
     )  # fmt: skip
     topic_prefix: str = option("rw", "reads {prefix}.warnings, .alarms; writes {prefix}.alerts")
     host: str = option("127.0.0.1", "address of the API and board", old=["--http-host"])
-    port: int = option(8080, "port of the API and board (and /healthz)", old=["--http-port"], ge=0, le=65535)
+    port: Port = option(8080, "port of the API and board (and /healthz)", old=["--http-port"])
     tls_certfile: Path | None = option(
         None, "serve the API and board over HTTPS with this certificate chain (leaf first), with --tls-keyfile",
         metavar="PEM",
     )  # fmt: skip
     tls_keyfile: Path | None = option(None, "private key of --tls-certfile", metavar="PEM")
     metrics_host: str = option("127.0.0.1", "address of --metrics-port")
-    metrics_port: int = option(
+    metrics_port: Port = option(
         0, "serve /metrics only on this port (plain HTTP, on --metrics-host), not on the API port; "
-        "0: /metrics on the API port", ge=0, le=65535,
+        "0: /metrics on the API port",
     )  # fmt: skip
     group: str = option(
         "riskwatch-alerting",
@@ -84,13 +84,19 @@ class ServiceOptions(Options):
     )
     tick_s: float = option(1.0, "seconds between timer, grouping and retry checks", old=["--tick"], gt=0)
     # >> Kafka retention: a redelivered transition is still recognised.
-    seen_retention_s: float = option(30 * 86400.0, "how long transition ids are kept for de-duplication", gt=0)
-    board: bool = option(True, "serve the monitoring-centre board (pages, sessions, live feed) on the API port")
+    seen_retention_s: float = option(
+        30 * 86400.0, "how long transition ids are kept for de-duplication", gt=0
+    )
+    board: bool = option(
+        True, "serve the monitoring-centre board (pages, sessions, live feed) on the API port"
+    )
     map_file: Path | None = option(
         None, "the board's region geometry (GeoJSON, features naming registry regions)", old=["--map"],
         shown_default="the shipped example regions",
     )  # fmt: skip
-    influx_url: str = option("", f"InfluxDB with the history, for /api/history (token from ${INFLUX_TOKEN_ENV})")
+    influx_url: str = option(
+        "", f"InfluxDB with the history, for /api/history (token from ${INFLUX_TOKEN_ENV})"
+    )
     influx_bucket: str = option("riskwatch/autogen", "db/retention of the history")
     login_links: tuple[tuple[str, str], ...] = ()  # (user, secret) one-time login links to accept
     influx_token: str = Field("", repr=False)  # "user:password", from the environment only

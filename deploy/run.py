@@ -73,10 +73,10 @@ def _groups(prefix: str) -> tuple[list[str], list[str], list[str], list[str]]:
     if prefix == DEFAULT_PREFIX:
         return [], [], [], []
     return (
-        ["--share-group", f"riskwatch-{prefix}"],
+        ["--group", f"riskwatch-{prefix}"],
         ["--group", f"riskwatch-worker-{prefix}"],
-        ["--group-id", f"riskwatch-alerting-{prefix}"],
-        ["--group-id", f"riskwatch-history-{prefix}"],
+        ["--group", f"riskwatch-alerting-{prefix}"],
+        ["--group", f"riskwatch-history-{prefix}"],
     )
 
 
@@ -109,7 +109,7 @@ def worker_spec(
     """`riskwatch worker`. Health: /healthz on its web port."""
     argv = _riskwatch(
         "worker", "--registry", str(registry), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
-        "--data-dir", str(run_dir / "worker"), "--web-port", str(web_port),
+        "--data-dir", str(run_dir / "worker"), "--port", str(web_port),
         "--metrics-port", str(metrics_port), *_groups(prefix)[1], *(extra or []),
     )  # fmt: skip
     return ChildSpec("worker", argv, ep.kafka("worker").env(), f"http://127.0.0.1:{web_port}/healthz", REPO)
@@ -150,7 +150,7 @@ def alerting_spec(
     )  # fmt: skip
     argv = _riskwatch(
         "alerting", "--routes", str(routes), "--kafka", ep.kafka_bootstrap, "--topic-prefix", prefix,
-        "--db", str(run_dir / "alerting.db"), "--http-port", str(http_port), "--registry", str(registry),
+        "--db", str(run_dir / "alerting.db"), "--port", str(http_port), "--registry", str(registry),
         *tls, *_groups(prefix)[2], *_influx(ep), *(extra or []),
     )  # fmt: skip
     env = {

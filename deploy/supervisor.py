@@ -397,12 +397,12 @@ class Supervisor:
 # The port each component answers /healthz on, as named in deploy/systemd/riskwatch.env.
 HEALTH_PORT_ENV = {
     "bridge": "RISKWATCH_BRIDGE_METRICS_PORT",
-    "worker": "RISKWATCH_WORKER_WEB_PORT",
+    "worker": "RISKWATCH_WORKER_PORT",
     "historian": "RISKWATCH_HISTORIAN_METRICS_PORT",
-    "alerting": "RISKWATCH_ALERTING_HTTP_PORT",
+    "alerting": "RISKWATCH_ALERTING_PORT",
 }
 # A component whose certificate variable is set serves /healthz over HTTPS, verified against $RISKWATCH_CA.
-HEALTH_TLS_CERT_ENV = {"alerting": "RISKWATCH_ALERTING_TLS_CERT"}
+HEALTH_TLS_CERT_ENV = {"alerting": "RISKWATCH_ALERTING_TLS_CERTFILE"}
 CA_ENV = "RISKWATCH_CA"
 
 

@@ -162,7 +162,7 @@ def _bridge(
             str(info.cafile),
             "--mqtt-user",
             account,
-            "--share-group",
+            "--group",
             f"bench-{tag}",
             "--session-expiry-s",
             "60",

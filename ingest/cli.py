@@ -38,7 +38,9 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     retire = getattr(args, "retire", False)
     settings = settings_from(BridgeSettings, args, environ, **({"kafka": None} if retire else {}))
     if settings.kafka is None and not retire:
-        raise ConfigError("command line", "--kafka", "required: give --kafka HOST:PORT or set RISKWATCH_BRIDGE_KAFKA")
+        raise ConfigError(
+            "command line", "--kafka", "required: give --kafka HOST:PORT or set RISKWATCH_BRIDGE_KAFKA"
+        )
     return settings.model_copy(update={"mqtt_password": environ.get(settings.mqtt_password_env, "")})
 
 

@@ -10,11 +10,9 @@ from pydantic import Field
 
 from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_PAYLOAD
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
-from riskwatch.options import LogLevel, Options, option
+from riskwatch.options import LogLevel, Options, Port, option
 from riskwatch.tls import ClientTLS
 from riskwatch.wire.gateway import DEFAULT_MAX_READINGS
-
-PORT = {"ge": 0, "le": 65535}
 
 
 class BridgeSettings(Options):
@@ -26,7 +24,7 @@ class BridgeSettings(Options):
     registry: Path = option(help="site registry file (YAML, or JSON for big generated ones)")
     mqtt_host: str = option("127.0.0.1", "MQTT broker address")
     # MQTT over TLS: the bridge never connects in plaintext.
-    mqtt_port: int = option(8883, "MQTT broker port (TLS)", **PORT)
+    mqtt_port: Port = option(8883, "MQTT broker port (TLS)")
     mqtt_cafile: Path | None = option(
         None, "CA certificate(s) that signed the broker's certificate; the host name is always checked",
         shown_default="the system's trusted CAs",
@@ -61,9 +59,13 @@ class BridgeSettings(Options):
     codec_compression: bool = option(True, "zlib-compress batch bodies")
     linger_ms: int = option(5, "how long the Kafka producer waits to fill a request", ge=0)
     producer_batch_bytes: int = option(1024 * 1024, "Kafka producer batch size in bytes", gt=0)
-    delivery_timeout_s: float = option(15.0, "after this an unacknowledged Kafka record goes to the spool", gt=0)
+    delivery_timeout_s: float = option(
+        15.0, "after this an unacknowledged Kafka record goes to the spool", gt=0
+    )
     batch_max_readings: int = option(2000, "readings per rw.telemetry message, per site", gt=0)
-    batch_linger_ms: float = option(20.0, "the oldest reading waits at most this long for its batch to fill", ge=0)
+    batch_linger_ms: float = option(
+        20.0, "the oldest reading waits at most this long for its batch to fill", ge=0
+    )
     spool_dir: Path = option(Path(".riskwatch/spool/bridge"), "where records Kafka did not take wait")
     spool_max_mb: int = option(1024, "the spool's size limit in MiB", gt=0)
     max_payload_kb: int = option(DEFAULT_MAX_PAYLOAD // 1024, "largest MQTT payload taken, in KiB", gt=0)
@@ -71,13 +73,15 @@ class BridgeSettings(Options):
         DEFAULT_FUTURE_TOLERANCE_S, "how far ahead of the bridge clock a timestamp may be", ge=0
     )
     max_age_s: float = option(
-        DEFAULT_MAX_AGE_S, "how old a reading, event or status time may be (7 days); older is dead-lettered", gt=0
+        DEFAULT_MAX_AGE_S,
+        "how old a reading, event or status time may be (7 days); older is dead-lettered",
+        gt=0,
     )
     max_readings: int = option(
         DEFAULT_MAX_READINGS, "readings per telemetry message; more is dead-lettered as too_many_items", gt=0
     )
     metrics_host: str = option("127.0.0.1", "address of /metrics and /healthz")
-    metrics_port: int = option(9108, "port of /metrics and /healthz (0: off)", **PORT)
+    metrics_port: Port = option(9108, "port of /metrics and /healthz (0: off)")
     shutdown_timeout_s: float = option(30.0, "how long a stop may take to flush what is in flight", gt=0)
     log_level: LogLevel = option("info", "how much the bridge logs")
     mqtt_password: str = Field("", repr=False)  # from the variable --mqtt-password-env names

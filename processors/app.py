@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -25,7 +25,7 @@ from processors.metrics import WorkerMetrics
 from processors.state.sites import SiteIndex
 from processors.state.states import SiteStates
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
-from riskwatch.options import LogLevel, Options, option
+from riskwatch.options import LogLevel, Options, Port, option
 from riskwatch.registry import Registry
 from riskwatch.topics import Topics
 
@@ -40,19 +40,24 @@ class WorkerSettings(Options):
 
     registry: Path = option(help="site registry; every worker of a group must load the same one")
     kafka: KafkaOption = option(help=kafka_option_help("worker"), metavar="HOST:PORT")
-    topic_prefix: str = option("rw", "topics {prefix}.telemetry, .gateway, .alarms, .warnings, .deadletter, .history")
-    group: str = option(
-        "", "consumer group / Faust app id", shown_default="riskwatch-worker-PREFIX"
+    topic_prefix: str = option(
+        "rw", "topics {prefix}.telemetry, .gateway, .alarms, .warnings, .deadletter, .history"
     )
+    group: str = option("", "consumer group / Faust app id", shown_default="riskwatch-worker-PREFIX")
     data_dir: Path = option(help="this worker's own folder (table stores); never shared between workers")
-    host: str = option("127.0.0.1", "address of the HTTP views (and of /metrics unless --metrics-host)", old=["--bind"])
-    port: int = option(6066, "port of the HTTP views and /healthz (0: off)", old=["--web-port"], ge=0, le=65535)
+    host: str = option(
+        "127.0.0.1", "address of the HTTP views (and of /metrics unless --metrics-host)", old=["--bind"]
+    )
+    port: Port = option(6066, "port of the HTTP views and /healthz (0: off)", old=["--web-port"])
     metrics_host: str = option(
         "", "address of /metrics and /healthz, e.g. a monitoring network's", shown_default="--host"
     )
-    metrics_port: int = option(9101, "Prometheus /metrics and /healthz port (0: off)", ge=0, le=65535)
+    metrics_port: Port = option(9101, "Prometheus /metrics and /healthz port (0: off)")
     tick_every_s: float = option(
-        1.0, "seconds between timer evaluations (stale, delays, lasting conditions)", old=["--tick-every"], gt=0
+        1.0,
+        "seconds between timer evaluations (stale, delays, lasting conditions)",
+        old=["--tick-every"],
+        gt=0,
     )
     snapshot_every_s: float = option(
         5.0, "seconds between state snapshots per partition (bounds how far offsets lag)",

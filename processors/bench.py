@@ -220,8 +220,8 @@ def start_worker(
     """`riskwatch worker` on the preloaded topics, its readings counted on `metrics_port`."""
     argv = [
         sys.executable, "-m", "riskwatch", "worker", "--registry", str(registry), "--kafka", access.bootstrap,
-        "--topic-prefix", prefix, "--data-dir", str(data_dir), "--web-port", "0",
-        "--metrics-port", str(metrics_port), "--loglevel", "error", "--engine-module", engine_module,
+        "--topic-prefix", prefix, "--data-dir", str(data_dir), "--port", "0",
+        "--metrics-port", str(metrics_port), "--log-level", "error", "--engine-module", engine_module,
         # The preloaded event times run ahead of the clock (_preload): taken as they are, not clamped.
         "--future-tolerance-s", "86400", *extra,
     ]  # fmt: skip

@@ -14,11 +14,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from riskwatch.errors import RiskwatchError
 from riskwatch.kafka_access import KafkaAccess
 from riskwatch.options import add_arguments, settings_from
 from riskwatch.topics import Topics
+
+if TYPE_CHECKING:
+    import faust
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     return start_worker(app, settings.log_level)
 
 
-def start_worker(app: object, loglevel: str) -> int:
+def start_worker(app: faust.App, loglevel: str) -> int:
     """Run the Faust worker until SIGINT/SIGTERM, without letting Faust parse sys.argv."""
     import faust
 

@@ -125,6 +125,10 @@ def _access_from_bootstrap(value: object, info: ValidationInfo) -> object:
     if not isinstance(value, str):
         return value
     context = info.context or {}
+    if not context.get("kafka_account"):
+        raise ValueError(
+            "a HOST:PORT needs the component's account: build these settings with riskwatch.options"
+        )
     return KafkaAccess.from_env(value, context["kafka_account"], context.get("environ"))
 
 

@@ -52,7 +52,7 @@ class Options(BaseModel):
 
 def option(
     default: Any = PydanticUndefined,
-    help: str = "",  # noqa: A002 - argparse's word for it
+    help: str = "",
     *,
     old: Sequence[str] = (),
     metavar: str | None = None,
@@ -75,6 +75,9 @@ def option(
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+"""A TCP port to listen on or connect to (0: off, where the option says so)."""
 
 LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)]
 """`--log-level`, the same in every command (any case)."""
@@ -223,11 +226,15 @@ def settings_from(
             values[name] = environ[env_var(model, name)]
     values.update(fixed)
     try:
-        return model.model_validate(values, context={"environ": environ, "kafka_account": model.KAFKA_ACCOUNT, **(context or {})})
+        return model.model_validate(
+            values, context={"environ": environ, "kafka_account": model.KAFKA_ACCOUNT, **(context or {})}
+        )
     except ValidationError as exc:
         error = exc.errors()[0]
         if not error["loc"]:  # a check across options (model_validator)
-            raise ConfigError("command line", "options", str(error["msg"]).removeprefix("Value error, ")) from None
+            raise ConfigError(
+                "command line", "options", str(error["msg"]).removeprefix("Value error, ")
+            ) from None
         name = str(error["loc"][0])
         if error["type"] == "missing":
             raise ConfigError(

@@ -79,8 +79,9 @@ def _host_port(text: str) -> tuple[str, int]:
 def connect_info(args: argparse.Namespace, gateways: list[tuple[str, str]]) -> tuple[Broker, KafkaAccess]:
     """The broker with a password for each (site, gateway), and Kafka with the tools account (from the
     environment when --kafka is given, else the local stack's)."""
-    stack = None if (args.mqtt and args.kafka and args.passwords) else _stack(args)
-    info = stack.info() if stack is not None else None
+    # Any: the stack is needed (and so not None) exactly where a flag below was not given.
+    stack: Any = None if (args.mqtt and args.kafka and args.passwords) else _stack(args)
+    info: Any = stack.info() if stack is not None else None
     if args.passwords:
         passwords = orjson.loads(args.passwords.read_bytes())
         missing = [gw for _, gw in gateways if gw not in passwords]

@@ -105,7 +105,7 @@ class Pipeline:
         # it expires and keeps receiving its round-robin share, which a new bridge would never see.
         spec = bridge_spec(
             self.stack, self.registry, self.topic_prefix, self.run_dir, port,
-            ["--client-id", f"riskwatch-bridge-{self.topic_prefix}", *(extra or [])],
+            ["--mqtt-client-id", f"riskwatch-bridge-{self.topic_prefix}", *(extra or [])],
         )  # fmt: skip
         self.bridge_argv = spec.argv[3:]
         return self._start(spec, f"http://127.0.0.1:{port}/metrics")

@@ -45,7 +45,7 @@ from alerting.config import Secret, Secrets, parse_config
 from alerting.service import AlertingService, ServiceOptions
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.registry import load_registry
-from riskwatch.tls import ClientTLS, ServerTLS
+from riskwatch.tls import ClientTLS
 from riskwatch.topics import Topics
 from riskwatch.wire.transitions import Cause, Transition, transition_id
 
@@ -134,9 +134,10 @@ def run(
         "api_tokens": [{"user": "bench", "role": "supervisor", "token_env": "X"}],
     }, "bench")  # fmt: skip
     port = _free_port()
-    tls = ServerTLS(https.https_certfile, https.https_keyfile) if https is not None else None
-    options = ServiceOptions(kafka=kafka, db=tmp / "alerting.db", topic_prefix=topics.prefix, http_port=port,
-                             group_id=f"alerting-{topics.prefix}", tick_s=0.5, tls=tls)  # fmt: skip
+    certs = {"tls_certfile": https.https_certfile, "tls_keyfile": https.https_keyfile} if https else {}
+    options = ServiceOptions(kafka=kafka, db=tmp / "alerting.db", topic_prefix=topics.prefix, port=port,
+                             group=f"alerting-{topics.prefix}", tick_s=0.5, **certs)  # fmt: skip
+    tls = options.tls
     service = AlertingService(
         options, cfg, Secrets({"api_tokens.bench": Secret(TOKEN)}), site_registry=registry
     )

@@ -19,7 +19,7 @@ from typing import ClassVar
 from processors.history.historian import DEFAULT_GROUP
 from riskwatch.errors import EXIT_TASK_DIED, ConfigError
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
-from riskwatch.options import LogLevel, Options, add_arguments, option, settings_from
+from riskwatch.options import LogLevel, Options, Port, add_arguments, option, settings_from
 from riskwatch.secrets import remember
 
 
@@ -46,7 +46,7 @@ class HistorianSettings(Options):
         ge=0,
     )
     metrics_host: str = option("127.0.0.1", "address of /metrics and /healthz")
-    metrics_port: int = option(9103, "port of /metrics and /healthz", ge=0, le=65535)
+    metrics_port: Port = option(9103, "port of /metrics and /healthz")
     log_level: LogLevel = option("warning", "how much the historian logs", old=["--loglevel"])
 
 

@@ -279,7 +279,7 @@ def test_check_by_component_reads_its_port_from_the_env_file(status: int, capsys
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        env = {"RISKWATCH_WORKER_WEB_PORT": str(server.server_address[1])}
+        env = {"RISKWATCH_WORKER_PORT": str(server.server_address[1])}
         code = main(["check", "--component", "worker", "--tries", "2", "--every", "0.01"], environ=env)
     finally:
         server.shutdown()

@@ -8,11 +8,13 @@ import importlib
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deploy.run import Endpoints, alerting_spec, bridge_spec, historian_spec, worker_spec
 from riskwatch.cli import main
+from riskwatch.options import settings_from
 from simulators.cli import DEFAULT_REGISTRY
 
 ROUTES = Path(__file__).resolve().parents[2] / "simulators" / "demo_routes.yaml"
@@ -116,33 +118,39 @@ def _kafka_env(component: str) -> dict[str, str]:
             "RISKWATCH_KAFKA_CA": ""}  # fmt: skip
 
 
-def _parses(component: str, argv: list[str]) -> argparse.Namespace:
-    module = {
-        "bridge": "ingest.cli", "worker": "processors.cli", "alerting": "alerting.cli",
-        "historian": "processors.history.cli",
+def _parses(component: str, argv: list[str], env: dict[str, str]) -> Any:
+    """The settings the component's own CLI makes of `argv` and `env`, as it would run them."""
+    module, model = {
+        "bridge": ("ingest.cli", "ingest.settings:BridgeSettings"),
+        "worker": ("processors.cli", "processors.app:WorkerSettings"),
+        "alerting": ("alerting.cli", "alerting.cli:AlertingSettings"),
+        "historian": ("processors.history.cli", "processors.history.cli:HistorianSettings"),
     }[component]  # fmt: skip
     assert argv[1:4] == ["-m", "riskwatch", component]
     parser = argparse.ArgumentParser()
     importlib.import_module(module).configure(parser)  # type: ignore[attr-defined]
-    return parser.parse_args(argv[4:])
+    model_module, model_name = model.split(":")
+    return settings_from(
+        getattr(importlib.import_module(model_module), model_name), parser.parse_args(argv[4:]), env
+    )
 
 
 def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path) -> None:
     reg, routes = Path("reg.yaml"), Path("routes.yaml")
     bridge = bridge_spec(EP, reg, "p1", tmp_path, 9108)
-    args = _parses("bridge", bridge.argv)
-    assert (args.mqtt_user, args.mqtt_port, args.share_group) == ("bridge-1", 8883, "riskwatch-p1")
+    args = _parses("bridge", bridge.argv, bridge.env)
+    assert (args.mqtt_user, args.mqtt_port, args.group) == ("bridge-1", 8883, "riskwatch-p1")
     assert bridge.env == {"RISKWATCH_MQTT_PASSWORD": "pw", **_kafka_env("bridge")} and "pw" not in bridge.argv
     assert not any("secret" in arg for spec in (bridge,) for arg in spec.argv)
     assert bridge.health_url == "http://127.0.0.1:9108/healthz"
     worker = worker_spec(EP, reg, "p1", tmp_path, 6066, 9101)
-    args = _parses("worker", worker.argv)
-    assert (args.group, args.web_port) == ("riskwatch-worker-p1", 6066)
+    args = _parses("worker", worker.argv, worker.env)
+    assert (args.group, args.port) == ("riskwatch-worker-p1", 6066)
     assert worker.env == _kafka_env("worker") and worker.health_url == "http://127.0.0.1:6066/healthz"
     assert not any("secret" in arg for arg in worker.argv)
     historian = historian_spec(EP, "p1", 9103)
-    args = _parses("historian", historian.argv)
-    assert (args.group_id, args.influx_url, args.metrics_port) == (
+    args = _parses("historian", historian.argv, historian.env)
+    assert (args.group, args.influx_url, args.metrics_port) == (
         "riskwatch-history-p1",
         "http://i:8086",
         9103,
@@ -153,8 +161,8 @@ def test_component_command_lines_parse_and_keep_secrets_off_them(tmp_path: Path)
     )
     assert not any("secret" in arg for arg in historian.argv)
     alerting = alerting_spec(EP, reg, routes, "rw", tmp_path, 8080)
-    args = _parses("alerting", alerting.argv)
-    assert args.group_id == "riskwatch-alerting"  # the default prefix keeps the components' own groups
+    args = _parses("alerting", alerting.argv, alerting.env)
+    assert args.group == "riskwatch-alerting"  # the default prefix keeps the components' own groups
     assert alerting.health_url == "http://127.0.0.1:8080/healthz"
     # alerting reads the history for /api/history: the same InfluxDB; its tokens and Kafka password only in
     # the environment
@@ -186,7 +194,7 @@ def test_a_supervised_pipeline_follows_restarts(tmp_path: Path) -> None:
     )  # fmt: skip
     pipe = Pipeline(tmp_path, Path("reg.yaml"), EP, "p2", supervisor=sup)
     first = pipe.start_bridge().proc
-    assert pipe.bridge_argv[0] == "bridge" and "--share-group" in pipe.bridge_argv
+    assert pipe.bridge_argv[0] == "bridge" and "--group" in pipe.bridge_argv
     first.code = 70  # type: ignore[union-attr]
     sup.tick()
     assert pipe.dead() == []

@@ -151,7 +151,7 @@ def test_exec_start_is_accepted_by_the_component_cli(component: str) -> None:
 def test_health_ports_come_from_the_env_file() -> None:
     env = _env()
     assert set(HEALTH_PORT_ENV.values()) <= set(env)
-    assert component_url("worker", env) == f"http://127.0.0.1:{env['RISKWATCH_WORKER_WEB_PORT']}/healthz"
+    assert component_url("worker", env) == f"http://127.0.0.1:{env['RISKWATCH_WORKER_PORT']}/healthz"
     health = _unit("riskwatch-health@.service")
     assert health["Unit"]["Requisite"] == "riskwatch-%i.service"
     assert "--component %i" in health["Service"]["ExecStart"]

@@ -85,8 +85,8 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         cmd = [sys.executable, "-m", "riskwatch", "alerting", "--routes", str(self.routes_file), "--kafka",
-               self.kafka.bootstrap, "--topic-prefix", self.prefix, "--db", str(self.db), "--http-port", str(self.api_port),
-               "--group-id", self.group, "--tick", "0.2", "--tls-certfile", str(self.stack.https_certfile),
+               self.kafka.bootstrap, "--topic-prefix", self.prefix, "--db", str(self.db), "--port", str(self.api_port),
+               "--group", self.group, "--tick-s", "0.2", "--tls-certfile", str(self.stack.https_certfile),
                "--tls-keyfile", str(self.stack.https_keyfile), *self.extra]  # fmt: skip
         env = {**os.environ, **SECRETS, **self.kafka.env(), "PYTHONPATH": str(ROOT)}
         with self.log.open("ab") as log:

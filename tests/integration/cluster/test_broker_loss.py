@@ -51,7 +51,7 @@ INCIDENTS = 4  # at 10, 32, 53 and 75 s: before the faults, between them, and af
 BROKER_KILL_S, WORKER_KILL_S = 15.0, 40.0
 RECOVERY_S = 30.0
 P99_S = 1.0
-WORKER_ARGS = ["--replication-factor", "3", "--session-timeout", "10"]
+WORKER_ARGS = ["--replication-factor", "3", "--session-timeout-s", "10"]
 
 
 def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -293,7 +293,7 @@ def test_a_gateway_using_the_bridges_client_id_takes_nothing_over(world: World) 
     site = world.fresh_site()
     gw = "HOST-G" + site[-2:]
     bridge_argv = world.pipe.bridge_argv
-    ids = {world.pipe.stack.bridge_user, bridge_argv[bridge_argv.index("--client-id") + 1]}
+    ids = {world.pipe.stack.bridge_user, bridge_argv[bridge_argv.index("--mqtt-client-id") + 1]}
     holders = [world.mosquitto_sub("HOST-GX", client_id, seconds=4) for client_id in sorted(ids)]
     sent: set[int] = set()
     base = time.time_ns() // 1000

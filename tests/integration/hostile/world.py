@@ -290,7 +290,7 @@ class World:
     def _url(self, name: str, path: str) -> str:
         """The component's own endpoint; alerting's (API, /healthz, /metrics) is HTTPS, as under run."""
         if name == "alerting":
-            return f"https://127.0.0.1:{self._port(name, '--http-port')}{path}"
+            return f"https://127.0.0.1:{self._port(name, '--port')}{path}"
         return f"http://127.0.0.1:{self._port(name, '--metrics-port')}{path}"
 
     def _open(self, target: str | urllib.request.Request, timeout: float) -> Any:

@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: 
         registry=Path("unused"),
         mqtt_host=stack.mqtt_host,
         mqtt_port=stack.mqtt_port,
-        mqtt_tls=stack.client_tls,
+        mqtt_cafile=stack.client_tls.cafile,
         mqtt_user=account,
         mqtt_password=bridge_account(stack, account),
         share_group=f"g{tag}",  # a test's bridge never shares with an earlier test's lingering session
@@ -142,7 +142,7 @@ def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: 
         delivery_timeout_s=6.0,
         shutdown_timeout_s=20.0,
     )
-    return replace(base, **overrides)
+    return base.model_copy(update=overrides)
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def retire(stack: StackInfo, account: str) -> None:
         registry=Path("unused"),
         mqtt_host=stack.mqtt_host,
         mqtt_port=stack.mqtt_port,
-        mqtt_tls=stack.client_tls,
+        mqtt_cafile=stack.client_tls.cafile,
         mqtt_user=account,
         mqtt_password=bridge_account(stack, account),
     )

@@ -68,7 +68,7 @@ def test_every_reading_arrives_decoded_keyed_by_site(
 def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_bridge_keeps_going(
     stack: StackInfo, topics: Topics, plant: Plant, run_bridge: Callable[..., Any]
 ) -> None:
-    bridge = run_bridge(plant.registry, max_payload=64 * 1024, max_readings=100)
+    bridge = run_bridge(plant.registry, max_payload_kb=64, max_readings=100)
     stranger, moved, passwords = plant.gw_stranger, plant.gw_moved, plant.passwords
     now = time.time()
     good = {"s": plant.sensors_a[0], "v": 1.0, "t": now}

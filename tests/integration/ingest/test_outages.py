@@ -129,7 +129,7 @@ def _bridge_args(
         client_id,  # the broker binds client ids to accounts: one account per bridge
         "--mqtt-password-env",
         "RISKWATCH_BRIDGE_PW",
-        "--share-group",
+        "--group",
         client_id,
         "--session-expiry-s",
         "300",

@@ -150,21 +150,21 @@ class WorkerProcess:
             topics.prefix,
             "--data-dir",
             str(data_dir),
-            "--web-port",
+            "--port",
             str(self.web_port),
             "--metrics-port",
             str(self.metrics_port),
-            "--tick-every",
+            "--tick-every-s",
             "0.5",
-            "--snapshot-every",
+            "--snapshot-every-s",
             "1",
-            "--session-timeout",
+            "--session-timeout-s",
             "8",
-            "--recovery-timeout",
+            "--recovery-timeout-s",
             "40",
             "--engine-module",
             ENGINE,
-            "--loglevel",
+            "--log-level",
             os.environ.get("RW_TEST_WORKER_LOGLEVEL", "warning"),
             *extra,
         ]
@@ -208,10 +208,10 @@ class HistorianProcess(WorkerProcess):
         self.log = log
         cmd = [
             sys.executable, "-m", "riskwatch", "historian", "--kafka", stack.kafka_bootstrap,  # type: ignore[attr-defined]
-            "--topic-prefix", topics.prefix, "--group-id", f"riskwatch-history-{topics.prefix}",
+            "--topic-prefix", topics.prefix, "--group", f"riskwatch-history-{topics.prefix}",
             "--influx-url", stack.influx_url, "--influx-org", stack.influx_org,  # type: ignore[attr-defined]
             "--influx-bucket", stack.influx_bucket, "--influx-token-env", "RW_TEST_INFLUX",  # type: ignore[attr-defined]
-            "--metrics-port", str(self.metrics_port), "--loglevel", "info", *extra,
+            "--metrics-port", str(self.metrics_port), "--log-level", "info", *extra,
         ]  # fmt: skip
         env = {**os.environ, "RW_TEST_INFLUX": stack.influx_token, **stack.kafka("history").env()}  # type: ignore[attr-defined]
         self._cmd, self._env = cmd, env

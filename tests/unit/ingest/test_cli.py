@@ -42,11 +42,19 @@ def test_without_a_kafka_password_the_bridge_names_the_variables_to_set() -> Non
 def test_defaults_and_unit_conversions() -> None:
     settings = settings_from_args(
         _parse(
-            "--spool-max-mb", "2", "--batch-linger-ms", "50", "--no-codec-compression", "--client-id", "b1"
+            "--spool-max-mb",
+            "2",
+            "--batch-linger-ms",
+            "50",
+            "--no-codec-compression",
+            "--mqtt-client-id",
+            "b1",
+            "--kafka",
+            "k:9092",
         ),
         {"RISKWATCH_KAFKA_PASSWORD": "k"},
     )
     assert settings.mqtt_password == ""
     assert settings.spool_max_bytes == 2 * 2**20 and settings.batch_linger_s == 0.05
     assert settings.codec_compression is False and settings.compression == "none"
-    assert settings.mqtt_client_id == "b1" and settings.share_group == "riskwatch"
+    assert settings.mqtt_client_id == "b1" and settings.group == "riskwatch"

@@ -32,7 +32,10 @@ class Clock:
 
 def _steps(registry, engine=None, clock=None):  # type: ignore[no-untyped-def]
     settings = WorkerSettings(
-        kafka=KafkaAccess("-", "riskwatch-worker", "pw"), data_dir=Path("/nonexistent"), partitions=4
+        registry=Path("unused"),
+        kafka=KafkaAccess("-", "riskwatch-worker", "pw"),
+        data_dir=Path("/nonexistent"),
+        partitions=4,
     )
     metrics = WorkerMetrics(CollectorRegistry())
     ctx = WorkerContext(settings, registry, engine or load_engine(), metrics, clock or Clock())
@@ -193,7 +196,10 @@ def test_the_worker_app_builds_and_an_agent_that_raises_exits_the_worker(registr
     from processors.app import build_app
 
     settings = WorkerSettings(
-        kafka=KafkaAccess("127.0.0.1:1", "riskwatch-worker", "pw"), data_dir=tmp_path, partitions=4
+        registry=Path("unused"),
+        kafka=KafkaAccess("127.0.0.1:1", "riskwatch-worker", "pw"),
+        data_dir=tmp_path,
+        partitions=4,
     )
     app, ctx = build_app(settings, registry, load_engine())
     assert sorted(app.agents) == ["gateway", "regions", "telemetry"]

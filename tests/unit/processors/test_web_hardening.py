@@ -28,7 +28,10 @@ def test_faust_builtin_pages_are_closed_and_own_views_secured(
     tmp_path: Path, registry: Registry, fake_engine: object
 ) -> None:
     settings = WorkerSettings(
-        kafka=KafkaAccess("127.0.0.1:9", "riskwatch-worker", "pw"), data_dir=tmp_path, partitions=2
+        registry=Path("unused"),
+        kafka=KafkaAccess("127.0.0.1:9", "riskwatch-worker", "pw"),
+        data_dir=tmp_path,
+        partitions=2,
     )
     app, _ = build_app(settings, registry, fake_engine, CollectorRegistry())  # type: ignore[arg-type]
     app.web.init_server()  # what the worker does at start: blueprints and views are mounted
@@ -67,12 +70,15 @@ def test_worker_metrics_bind_to_their_own_address_when_told() -> None:
     import argparse
 
     from processors.cli import configure
+    from riskwatch.options import settings_from
 
     parser = argparse.ArgumentParser()
     configure(parser)
     base = ["--registry", "r.yaml", "--kafka", "k:1", "--data-dir", "d"]
-    assert parser.parse_args(base).metrics_host is None  # then --bind, as before
-    assert parser.parse_args([*base, "--metrics-host", "10.0.9.1"]).metrics_host == "10.0.9.1"
+    env = {"RISKWATCH_KAFKA_PASSWORD": "pw"}
+    assert settings_from(WorkerSettings, parser.parse_args(base), env).metrics_host == ""  # then --host
+    given = settings_from(WorkerSettings, parser.parse_args([*base, "--metrics-host", "10.0.9.1"]), env)
+    assert given.metrics_host == "10.0.9.1"
     server = serve_metrics("127.0.0.2", 0, CollectorRegistry(), Health())  # a second loopback address
     try:
         assert server.server_address[0] == "127.0.0.2"
