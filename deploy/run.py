@@ -21,11 +21,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from deploy.supervisor import Backoff, ChildSpec, Supervisor, say_to
 from riskwatch.errors import RiskwatchError
 from riskwatch.kafka_access import CA_ENV, KafkaAccess
+from riskwatch.options import Options, Port, add_arguments, option, settings_from
 from riskwatch.paths import home_dir
 
 REPO = Path(os.path.abspath(__file__)).parents[1]  # the checkout the children run from (cwd)
@@ -174,6 +175,66 @@ def _influx(ep: Any) -> list[str]:
     return ["--influx-url", ep.influx_url, "--influx-bucket", ep.influx_bucket]
 
 
+class RunSettings(Options):
+    """`riskwatch run`'s options, declared once (help, RISKWATCH_RUN_* variables)."""
+
+    ENV_PREFIX: ClassVar[str] = "RISKWATCH_RUN"
+
+    registry: Path = option(help="site registry file (YAML or JSON)")
+    routes: Path = option(help="alerting routing file (YAML)")
+    stack_home: Path | None = option(
+        None, "local stack folder to take addresses and accounts from; not needed when --kafka and --mqtt "
+        "are given", shown_default=".riskwatch/stack",
+    )  # fmt: skip
+    kafka: str | None = option(
+        None,
+        "Kafka bootstrap (default: the local stack's, with its accounts); when given, each component's "
+        f"password is read from ${kafka_password_env('bridge')}, ${kafka_password_env('worker')} and "
+        f"${kafka_password_env('alerting')}, the CA of a TLS listener from ${CA_ENV}",
+        metavar="HOST:PORT",
+    )
+    mqtt: str | None = option(None, "MQTT broker", metavar="HOST:PORT", shown_default="the local stack's")
+    mqtt_cafile: Path | None = option(
+        None, "CA that signed the MQTT broker's certificate (default: the local stack's CA when the broker "
+        "is the local stack's, else the system's trusted CAs)", metavar="PEM",
+    )  # fmt: skip
+    mqtt_user: str | None = option(
+        None, f"the bridge's MQTT account; its password is read from ${MQTT_PASSWORD_ENV}. Each bridge needs "
+        "an account of its own (client ids are bound to accounts)", shown_default="the local stack's",
+    )  # fmt: skip
+    influx_url: str | None = option(
+        None, f"InfluxDB for history, token from ${INFLUX_TOKEN_ENV} ('' turns history off)", metavar="URL",
+        shown_default="the local stack's",
+    )  # fmt: skip
+    topic_prefix: str = option(
+        DEFAULT_PREFIX, "Kafka topic prefix; another prefix also gets its own MQTT share group and Kafka "
+        "consumer groups",
+    )  # fmt: skip
+    run_dir: Path | None = option(
+        None, "folder for logs, pids, the bridge spool, worker state and the alert store",
+        shown_default=".riskwatch/run",
+    )  # fmt: skip
+    bridge_metrics_port: Port = option(9108, "bridge /metrics, /healthz")
+    worker_port: Port = option(6066, "worker views and /healthz", old=["--worker-web-port"])
+    worker_metrics_port: Port = option(9101, "worker /metrics")
+    historian_metrics_port: Port = option(
+        9103, "historian /metrics, /healthz (runs when there is an InfluxDB)"
+    )
+    alerting_port: Port = option(8080, "alerting API and /healthz", old=["--alerting-http-port"])
+    alerting_tls_certfile: Path | None = option(
+        None, "alerting's HTTPS certificate chain, with --alerting-tls-keyfile (default: the local stack's "
+        "certificate when the stack is used; its health is then checked against --mqtt-cafile's CA)",
+        metavar="PEM",
+    )  # fmt: skip
+    alerting_tls_keyfile: Path | None = option(None, "private key of --alerting-tls-certfile", metavar="PEM")
+    bulletin_at: str | None = option(
+        None, "write yesterday's four-colour bulletin (HTML, PDF) at this local time each day into "
+        "RUN_DIR/reports (see --bulletin-tz)", metavar="HH:MM",
+    )  # fmt: skip
+    bulletin_tz: str = option("Asia/Shanghai", "time zone of the bulletin's days")
+    max_backoff: float = option(60.0, "longest wait before a restart, seconds", ge=1)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run the bridge, the worker and alerting on this machine, each as a child process; restart one "
@@ -181,118 +242,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "60 s healthy), and say so. Ctrl-C or SIGTERM stops them all. Addresses and accounts come from the "
         "local stack (riskwatch stack up) unless given; passwords and tokens only from the environment."
     )
-    parser.add_argument(
-        "--registry", type=Path, required=True, metavar="FILE", help="site registry file (YAML or JSON)"
-    )
-    parser.add_argument(
-        "--routes", type=Path, required=True, metavar="FILE", help="alerting routing file (YAML)"
-    )
-    parser.add_argument(
-        "--stack-home",
-        type=Path,
-        metavar="DIR",
-        help="local stack folder to take addresses and accounts from (default .riskwatch/stack); "
-        "not needed when --kafka and --mqtt are given",
-    )
-    parser.add_argument(
-        "--kafka",
-        metavar="HOST:PORT",
-        help="Kafka bootstrap (default: the local stack's, with its accounts); when given, each component's "
-        f"password is read from ${kafka_password_env('bridge')}, ${kafka_password_env('worker')} and "
-        f"${kafka_password_env('alerting')}, the CA of a TLS listener from ${CA_ENV}",
-    )
-    parser.add_argument("--mqtt", metavar="HOST:PORT", help="MQTT broker (default: the local stack's)")
-    parser.add_argument(
-        "--mqtt-cafile",
-        type=Path,
-        metavar="PEM",
-        help="CA that signed the MQTT broker's certificate (default: the local stack's CA when the broker "
-        "is the local stack's, else the system's trusted CAs)",
-    )
-    parser.add_argument(
-        "--mqtt-user",
-        metavar="NAME",
-        help=f"the bridge's MQTT account (default: the local stack's bridge account); its password is read "
-        f"from ${MQTT_PASSWORD_ENV}. Each bridge needs an account of its own (client ids are bound to accounts)",
-    )
-    parser.add_argument(
-        "--influx-url",
-        metavar="URL",
-        help=f"InfluxDB for history, token from ${INFLUX_TOKEN_ENV} (default: the local stack's; "
-        "'' turns history off)",
-    )
-    parser.add_argument(
-        "--topic-prefix",
-        default=DEFAULT_PREFIX,
-        metavar="PREFIX",
-        help="Kafka topic prefix (default rw); another prefix also gets its own MQTT share group and "
-        "Kafka consumer groups",
-    )
-    parser.add_argument(
-        "--run-dir",
-        type=Path,
-        metavar="DIR",
-        help="folder for logs, pids, the bridge spool, worker state and the alert store "
-        "(default .riskwatch/run)",
-    )
-    parser.add_argument(
-        "--bridge-metrics-port",
-        type=int,
-        default=9108,
-        metavar="PORT",
-        help="bridge /metrics, /healthz (default %(default)s)",
-    )
-    parser.add_argument(
-        "--worker-web-port",
-        type=int,
-        default=6066,
-        metavar="PORT",
-        help="worker views and /healthz (default %(default)s)",
-    )
-    parser.add_argument(
-        "--worker-metrics-port",
-        type=int,
-        default=9101,
-        metavar="PORT",
-        help="worker /metrics (default %(default)s)",
-    )
-    parser.add_argument(
-        "--historian-metrics-port",
-        type=int,
-        default=9103,
-        metavar="PORT",
-        help="historian /metrics, /healthz (default %(default)s; runs when there is an InfluxDB URL)",
-    )
-    parser.add_argument(
-        "--alerting-http-port",
-        type=int,
-        default=8080,
-        metavar="PORT",
-        help="alerting API and /healthz (default %(default)s)",
-    )
-    parser.add_argument(
-        "--alerting-tls-certfile",
-        type=Path,
-        metavar="PEM",
-        help="alerting's HTTPS certificate chain, with --alerting-tls-keyfile (default: the local stack's "
-        "certificate when the stack is used; its health is then checked against --mqtt-cafile's CA)",
-    )
-    parser.add_argument(
-        "--alerting-tls-keyfile", type=Path, metavar="PEM", help="private key of --alerting-tls-certfile"
-    )
-    parser.add_argument(
-        "--bulletin-at", default=None, metavar="HH:MM",
-        help="write yesterday's four-colour bulletin (HTML, PDF) at this local time each day into "
-        "RUN_DIR/reports (see --bulletin-tz)",
-    )  # fmt: skip
-    parser.add_argument("--bulletin-tz", default="Asia/Shanghai", help="time zone of the bulletin's days")
-    parser.add_argument(
-        "--max-backoff",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="longest wait before a restart, seconds (default 60)",
-    )
+    add_arguments(parser, RunSettings)
 
 
 def _host_port(option: str, text: str) -> tuple[str, int]:
@@ -302,7 +252,7 @@ def _host_port(option: str, text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
+def endpoints(args: RunSettings, environ: dict[str, str]) -> Endpoints:
     """The local stack's addresses and accounts, overridden by the options given."""
     ep: Endpoints | None = None
     if not (args.kafka and args.mqtt):
@@ -339,20 +289,17 @@ def endpoints(args: argparse.Namespace, environ: dict[str, str]) -> Endpoints:
         if not password:
             raise RiskwatchError(f"set ${MQTT_PASSWORD_ENV} to the password of the bridge's MQTT account")
         ep = replace(ep, bridge_user=args.mqtt_user or ep.bridge_user, bridge_password=password)
-    if (args.alerting_tls_certfile is None) != (args.alerting_tls_keyfile is None):
+    certfile, keyfile = args.alerting_tls_certfile, args.alerting_tls_keyfile
+    if (certfile is None) != (keyfile is None):
         raise RiskwatchError("--alerting-tls-certfile and --alerting-tls-keyfile go together")
-    if args.alerting_tls_certfile:
-        ep = replace(
-            ep,
-            https_certfile=args.alerting_tls_certfile.resolve(),
-            https_keyfile=args.alerting_tls_keyfile.resolve(),
-        )
+    if certfile is not None and keyfile is not None:
+        ep = replace(ep, https_certfile=certfile.resolve(), https_keyfile=keyfile.resolve())
     if args.influx_url is not None:
         ep = replace(ep, influx_url=args.influx_url, influx_token=environ.get(INFLUX_TOKEN_ENV, ""))
     return ep
 
 
-def check_config(args: argparse.Namespace, environ: dict[str, str]) -> None:
+def check_config(args: RunSettings, environ: dict[str, str]) -> None:
     """Refuse to start on a configuration the components would die on at once: each error names the
     file and the field (or the option)."""
     from riskwatch.registry import load_registry
@@ -363,53 +310,49 @@ def check_config(args: argparse.Namespace, environ: dict[str, str]) -> None:
     resolve_secrets(load_config(args.routes), environ, str(args.routes))
     ports = {
         "--bridge-metrics-port": args.bridge_metrics_port,
-        "--worker-web-port": args.worker_web_port,
+        "--worker-port": args.worker_port,
         "--worker-metrics-port": args.worker_metrics_port,
         "--historian-metrics-port": args.historian_metrics_port,
-        "--alerting-http-port": args.alerting_http_port,
+        "--alerting-port": args.alerting_port,
     }
     seen: dict[int, str] = {}
-    for option, port in ports.items():
+    for name, port in ports.items():
         if not 0 < port < 65536:
-            raise RiskwatchError(f"{option}: {port} is not a TCP port")
+            raise RiskwatchError(f"{name}: {port} is not a TCP port")
         if port in seen:
-            raise RiskwatchError(f"{option} and {seen[port]} are both {port}")
-        seen[port] = option
+            raise RiskwatchError(f"{name} and {seen[port]} are both {port}")
+        seen[port] = name
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError as exc:
-                raise RiskwatchError(f"{option}: port {port} is taken ({exc.strerror})") from None
-    if args.max_backoff < 1:
-        raise RiskwatchError(f"--max-backoff: {args.max_backoff:g} s is below the first delay of 1 s")
+                raise RiskwatchError(f"{name}: port {port} is taken ({exc.strerror})") from None
 
 
-def specs(args: argparse.Namespace, ep: Endpoints, run_dir: Path) -> list[ChildSpec]:
+def specs(args: RunSettings, ep: Endpoints, run_dir: Path) -> list[ChildSpec]:
     prefix = args.topic_prefix
     if ep.influx_url and "history" not in ep.kafka_passwords:
         raise RiskwatchError(f"set ${kafka_password_env('history')}: the historian's Kafka password")
     history = [historian_spec(ep, prefix, args.historian_metrics_port)] if ep.influx_url else []
     return [
         bridge_spec(ep, args.registry.resolve(), prefix, run_dir, args.bridge_metrics_port),
-        worker_spec(
-            ep, args.registry.resolve(), prefix, run_dir, args.worker_web_port, args.worker_metrics_port
-        ),
+        worker_spec(ep, args.registry.resolve(), prefix, run_dir, args.worker_port, args.worker_metrics_port),
         *history,
         alerting_spec(
-            ep, args.registry.resolve(), args.routes.resolve(), prefix, run_dir, args.alerting_http_port
+            ep, args.registry.resolve(), args.routes.resolve(), prefix, run_dir, args.alerting_port
         ),
     ]
 
 
 def _schedule_bulletin(
-    args: argparse.Namespace, ep: Endpoints, run_dir: Path, environ: dict[str, str], stop: threading.Event,
+    args: RunSettings, ep: Endpoints, run_dir: Path, environ: dict[str, str], stop: threading.Event,
     say: Callable[[str], None],
 ) -> None:  # fmt: skip
     import time
 
     from deploy.schedule import parse_clock, start_daily_bulletin
 
-    at = parse_clock(args.bulletin_at)
+    at = parse_clock(args.bulletin_at or "")
     argv = [
         "--registry", str(args.registry.resolve()), "--routes", str(args.routes.resolve()),
         "--db", str(run_dir / "alerting.db"), "--out", str(run_dir / "reports"), "--tz", args.bulletin_tz,
@@ -420,8 +363,9 @@ def _schedule_bulletin(
     say(f"daily bulletin at {args.bulletin_at} ({args.bulletin_tz}) into {run_dir / 'reports'}")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(namespace: argparse.Namespace) -> int:
     environ = dict(os.environ)
+    args = settings_from(RunSettings, namespace, environ)
     check_config(args, environ)
     ep = endpoints(args, environ)
     run_dir = (args.run_dir or home_dir() / "run").resolve()

@@ -78,16 +78,16 @@ def test_a_taken_port_is_named_by_its_option(stack_home: Path, tmp_path: Path, c
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = str(s.getsockname()[1])
-        code, err = _run(capsys, *_argv(stack_home, tmp_path, **{"--alerting-http-port": port}))
-    assert code == 1 and f"--alerting-http-port: port {port} is taken" in err, err
+        code, err = _run(capsys, *_argv(stack_home, tmp_path, **{"--alerting-port": port}))
+    assert code == 1 and f"--alerting-port: port {port} is taken" in err, err
 
 
 def test_the_same_port_twice_is_refused(stack_home: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     code, err = _run(
         capsys,
-        *_argv(stack_home, tmp_path, **{"--worker-web-port": "18080", "--alerting-http-port": "18080"}),
+        *_argv(stack_home, tmp_path, **{"--worker-port": "18080", "--alerting-port": "18080"}),
     )
-    assert code == 1 and "--alerting-http-port and --worker-web-port are both 18080" in err, err
+    assert code == 1 and "--alerting-port and --worker-port are both 18080" in err, err
 
 
 def test_no_stack_and_no_addresses_says_what_to_do(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -205,11 +205,13 @@ def test_a_supervised_pipeline_follows_restarts(tmp_path: Path) -> None:
 
 
 def test_riskwatch_run_starts_the_historian_when_there_is_an_influxdb(tmp_path: Path) -> None:
-    from deploy.run import configure, specs
+    from deploy.run import RunSettings, configure, specs
 
     parser = argparse.ArgumentParser()
     configure(parser)
-    args = parser.parse_args(["--registry", "reg.yaml", "--routes", "routes.yaml"])
+    args = settings_from(
+        RunSettings, parser.parse_args(["--registry", "reg.yaml", "--routes", "routes.yaml"]), {}
+    )
     assert [s.name for s in specs(args, EP, tmp_path)] == ["bridge", "worker", "historian", "alerting"]
     no_influx = Endpoints("k:9092", "m", 8883, "bridge-1", "pw", kafka_passwords=KAFKA_PW)
     assert [s.name for s in specs(args, no_influx, tmp_path)] == ["bridge", "worker", "alerting"]

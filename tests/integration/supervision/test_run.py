@@ -91,8 +91,8 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
         sys.executable, "-m", "riskwatch", "run", "--registry", str(registry), "--routes", str(routes),
         "--stack-home", str(stack.home), "--mqtt-user", bridge_user, "--topic-prefix", topics.prefix,
         "--run-dir", str(run_dir), "--bridge-metrics-port", str(ports["bridge"]),
-        "--worker-web-port", str(ports["worker"]), "--worker-metrics-port", str(free_port()),
-        "--historian-metrics-port", str(ports["historian"]), "--alerting-http-port", str(ports["alerting"]),
+        "--worker-port", str(ports["worker"]), "--worker-metrics-port", str(free_port()),
+        "--historian-metrics-port", str(ports["historian"]), "--alerting-port", str(ports["alerting"]),
     ]  # fmt: skip
     env = {
         **os.environ,
