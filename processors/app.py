@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
@@ -101,7 +100,7 @@ class WorkerSettings(Options):
     engine_module: str = option("processors.engine", "the engine to load (benchmarks)", hidden=True)
     partitions: int = 0  # of rw.telemetry and rw.gateway (co-partitioned, keyed by site): read from Kafka
 
-    @cached_property
+    @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
