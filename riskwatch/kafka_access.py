@@ -129,6 +129,8 @@ def _access_from_bootstrap(value: object, info: ValidationInfo) -> object:
         raise ValueError(
             "a HOST:PORT needs the component's account: build these settings with riskwatch.options"
         )
+    if context.get("dry_run"):  # the other options are being checked first: no password read yet
+        return KafkaAccess(value, account(context["kafka_account"]).user, "")
     return KafkaAccess.from_env(value, context["kafka_account"], context.get("environ"))
 
 

@@ -225,16 +225,27 @@ def settings_from(
         elif env_var(model, name) in environ:
             values[name] = environ[env_var(model, name)]
     values.update(fixed)
+    given = {"environ": environ, "kafka_account": model.KAFKA_ACCOUNT, **(context or {})}
+    # A first pass reads no secret (see kafka_access.KafkaOption): a wrong option is reported before a
+    # missing password.
+    _validate(model, values, {**given, "dry_run": True}, args, environ)
+    return _validate(model, values, given, args, environ)
+
+
+def _validate(
+    model: type[Model],
+    values: dict[str, Any],
+    context: dict[str, Any],
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+) -> Model:
     try:
-        return model.model_validate(
-            values, context={"environ": environ, "kafka_account": model.KAFKA_ACCOUNT, **(context or {})}
-        )
+        return model.model_validate(values, context=context)
     except ValidationError as exc:
         error = exc.errors()[0]
         if not error["loc"]:  # a check across options (model_validator)
-            raise ConfigError(
-                "command line", "options", str(error["msg"]).removeprefix("Value error, ")
-            ) from None
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            raise ConfigError("command line", "options", reason) from None
         name = str(error["loc"][0])
         if error["type"] == "missing":
             raise ConfigError(

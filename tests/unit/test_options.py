@@ -67,6 +67,15 @@ def test_a_bad_value_names_its_source_the_option_and_why() -> None:
         _worker([*WORKER_ARGV, "--log-level", "loud"], {})
 
 
+def test_a_wrong_option_is_reported_before_a_missing_password() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, WorkerSettings)
+    with pytest.raises(ConfigError, match="--registry: required"):
+        settings_from(WorkerSettings, parser.parse_args(["--kafka", "k:1", "--data-dir", "d"]), {})
+    with pytest.raises(ConfigError, match="RISKWATCH_KAFKA_PASSWORD: empty"):
+        settings_from(WorkerSettings, parser.parse_args(WORKER_ARGV), {})
+
+
 def test_options_checked_together_say_which() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser, AlertingSettings)
