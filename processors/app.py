@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import faust
 from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
+from pydantic import model_validator
 
 from processors.engine_port import EngineApi
 from processors.health import Health
@@ -104,9 +105,13 @@ class WorkerSettings(Options):
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
-    @property
-    def consumer_group(self) -> str:
-        return self.group or f"riskwatch-worker-{self.topic_prefix}"
+    @model_validator(mode="before")
+    @classmethod
+    def _default_group(cls, data: Any) -> Any:
+        """No --group: the prefix's own group, so workers of another topic prefix never share work."""
+        if isinstance(data, dict) and not data.get("group"):
+            return {**data, "group": f"riskwatch-worker-{data.get('topic_prefix', 'rw')}"}
+        return data
 
 
 def partition_of(site: str, partitions: int) -> int:
@@ -180,7 +185,7 @@ def build_app(
         clock,
     )
     app = faust.App(
-        settings.consumer_group,
+        settings.group,
         broker=f"kafka://{settings.kafka.bootstrap}",
         broker_credentials=faust.SASLCredentials(**settings.kafka.sasl()),
         store="rocksdb://",  # faust-streaming uses rocksdict when python-rocksdb is absent

@@ -48,6 +48,12 @@ def test_a_flag_beats_its_variable_which_beats_the_default() -> None:
     )
 
 
+def test_the_worker_group_defaults_to_its_prefix() -> None:
+    assert _worker(WORKER_ARGV, {}).group == "riskwatch-worker-rw"
+    assert _worker([*WORKER_ARGV, "--topic-prefix", "t1"], {}).group == "riskwatch-worker-t1"
+    assert _worker([*WORKER_ARGV, "--group", "g"], {}).group == "g"
+
+
 def test_a_bad_value_names_its_source_the_option_and_why() -> None:
     with pytest.raises(ConfigError) as from_env:
         _worker(WORKER_ARGV, {"RISKWATCH_WORKER_TICK_EVERY_S": "soon"})
