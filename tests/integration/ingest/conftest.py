@@ -133,7 +133,7 @@ def bridge_settings(stack: StackInfo, topics: Topics, spool: Path, **overrides: 
         mqtt_cafile=stack.client_tls.cafile,
         mqtt_user=account,
         mqtt_password=bridge_account(stack, account),
-        share_group=f"g{tag}",  # a test's bridge never shares with an earlier test's lingering session
+        group=f"g{tag}",  # a test's bridge never shares with an earlier test's lingering session
         session_expiry_s=120,
         kafka=stack.kafka("bridge"),
         topic_prefix=topics.prefix,
