@@ -150,22 +150,6 @@ def site_transition(
     )
 
 
-def region_transition(
-    model: EngineModel, site_colours: Arr, region: int, old: int, new: int, at: float
-) -> Transition:
-    rid = model.region_ids[region]
-    mine = site_colours[model.site_region == region]
-    counts = {c.label: int(np.count_nonzero(mine == c)) for c in Colour}
-    label = Colour(new).label
-    top = (
-        model.site_ids[int(np.flatnonzero(model.site_region == region)[int(np.argmax(mine))])]
-        if mine.size
-        else ""
-    )
-    text = f"highest site {top} is {label}" if new else "every site is normal"
-    return _warning("region", rid, old, new, at, Cause("highest_site", (), text), region=rid, counts=counts)
-
-
 def _warning(
     entity_type: EntityType,
     entity: str,
@@ -176,9 +160,8 @@ def _warning(
     site: str = "",
     region: str = "",
     unit: str = "",
-    counts: dict[str, int] | None = None,
 ) -> Transition:
-    """A unit's, site's or region's colour change; its id comes from the input alone."""
+    """A unit's or site's colour change; its id comes from the input alone."""
     label = Colour(new).label
     return Transition(
         id=transition_id("warning", entity_type, entity, label, at),
@@ -192,5 +175,4 @@ def _warning(
         site=site,
         region=region,
         unit=unit,
-        counts=counts if counts is not None else {},
     )
