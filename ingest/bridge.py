@@ -23,7 +23,7 @@ from ingest.spool import Record
 from ingest.validate import Outcome, Validator
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter, Reason
-from riskwatch.wire.gateway import CHANNELS
+from riskwatch.wire.gateway_protocol import CHANNELS
 
 log = logging.getLogger(__name__)
 

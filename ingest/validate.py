@@ -15,7 +15,7 @@ import numpy as np
 
 from ingest.lookup import SensorTable
 from riskwatch.wire.deadletter import DeadItem, DeadLetter, Reason, summary_reason
-from riskwatch.wire.gateway import (
+from riskwatch.wire.gateway_protocol import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_READINGS,
     MAX_PAYLOAD_BYTES,

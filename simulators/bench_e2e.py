@@ -32,10 +32,10 @@ from riskwatch.topics import Topics
 from simulators import synthetic
 from simulators.charts import GREEN, RED, Panel, Series, plot
 from simulators.faults import Fault
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import DeadLetterCounter, TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import LoadResult, ScheduledFault, progress_line, run_load
 from simulators.pipeline import Pipeline
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.stackctl import ensure_stack, stop_stack
 from simulators.webhook import WebhookReceiver
 

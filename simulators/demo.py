@@ -26,12 +26,12 @@ from deploy.run import alerting_scheme
 from deploy.supervisor import Child, Supervisor, say_to
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
-from simulators.gateway import Broker
 from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
 from simulators.pipeline import Pipeline, free_port
 from simulators.scenarios.checker import Scope, Seen, check
 from simulators.scenarios.model import load_scenario
 from simulators.scenarios.runner import ScenarioRunner, make_clients, scope_of
+from simulators.simulated_gateway import Broker
 from simulators.simulation import Simulation
 from simulators.stackctl import ensure_stack, stop_stack
 from simulators.view import DemoState, render, summary

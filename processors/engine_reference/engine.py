@@ -19,8 +19,8 @@ from processors.engine_reference.rollup import RollUp
 from processors.engine_reference.sensor import FAULT, STALE, RefSensor, state_of, thresholds
 from riskwatch.levels import AlarmState
 from riskwatch.registry import Registry
-from riskwatch.wire.gateway import EVENT_KINDS as UNIT_EVENT_KINDS
-from riskwatch.wire.gateway import STATUS_STATES
+from riskwatch.wire.gateway_protocol import EVENT_KINDS as UNIT_EVENT_KINDS
+from riskwatch.wire.gateway_protocol import STATUS_STATES
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
 

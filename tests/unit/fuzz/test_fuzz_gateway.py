@@ -27,7 +27,7 @@ from ingest.spool import Record
 from ingest.validate import Outcome, Validator
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import MAX_RECORD_BYTES, DeadLetter, Reason
-from riskwatch.wire.gateway import (
+from riskwatch.wire.gateway_protocol import (
     GatewayDecodeError,
     GatewayRecord,
     Rejected,

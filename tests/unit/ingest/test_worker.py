@@ -13,7 +13,7 @@ from ingest.spool import Record
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import decode
 from riskwatch.wire.deadletter import DeadLetter
-from riskwatch.wire.gateway import status_payload, telemetry_payload
+from riskwatch.wire.gateway_protocol import status_payload, telemetry_payload
 from tests.unit.ingest.conftest import small_registry
 
 NOW = 1_700_000_000.0
