@@ -27,7 +27,7 @@ from riskwatch.wire.transitions import Transition
 Arr = npt.NDArray[Any]
 
 
-class Outcome(NamedTuple):
+class Evaluation(NamedTuple):
     """Everything one evaluation produced. `evaluate` returns only (state, transitions)."""
 
     state: EngineState
@@ -54,7 +54,7 @@ def evaluate_detailed(
     batch: Readings,
     now: float,
     events: tuple[Event, ...] | list[Event] = (),
-) -> Outcome:
+) -> Evaluation:
     """Like `evaluate`, also returning rejected readings/events with their reasons."""
     if state.fingerprint != model.fingerprint:
         raise ValueError("engine state was built for another registry (fingerprint mismatch)")
@@ -89,7 +89,7 @@ def evaluate_detailed(
     state.out_of_order += out_of_order
     state.rejected += len(rejects)
     state.evaluations += 1
-    return Outcome(state, transitions, rejects, out_of_order)
+    return Evaluation(state, transitions, rejects, out_of_order)
 
 
 def _readings(
