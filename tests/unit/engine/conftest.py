@@ -22,7 +22,7 @@ from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 
 
-class Evaluation(Protocol):
+class EvaluationLike(Protocol):
     @property
     def transitions(self) -> list[Transition]: ...
     @property
@@ -40,7 +40,7 @@ class _RigBase:
 
     def evaluate(
         self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()
-    ) -> Evaluation:
+    ) -> EvaluationLike:
         raise NotImplementedError
 
     def index(self, sensor: str) -> int:
@@ -53,14 +53,14 @@ class _RigBase:
         now: float | None = None,
         quality: int = 0,
         events: list[Event] | tuple[Event, ...] = (),
-    ) -> Evaluation:
+    ) -> EvaluationLike:
         """Readings all stamped `at`, evaluated at `now` (default `at`)."""
         pairs = list(values.items()) if isinstance(values, Mapping) else list(values)
         n = len(pairs)
         batch = Readings.of([self.index(s) for s, _ in pairs], [v for _, v in pairs], [at] * n, [quality] * n)
         return self.evaluate(batch, at if now is None else now, events)
 
-    def tick(self, now: float, events: list[Event] | tuple[Event, ...] = ()) -> Evaluation:
+    def tick(self, now: float, events: list[Event] | tuple[Event, ...] = ()) -> EvaluationLike:
         return self.evaluate(Readings.empty(), now, events)
 
     def changes(self, entity: str, kind: str | None = None) -> list[tuple[str, str, float]]:
@@ -78,7 +78,7 @@ class Rig(_RigBase):
 
     def evaluate(
         self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()
-    ) -> Evaluation:
+    ) -> EvaluationLike:
         out = evaluate_detailed(self.model, self.state, batch, now, events)
         self.log.extend(out.transitions)
         return out
@@ -111,7 +111,7 @@ class ReferenceRig(_RigBase):
 
     def evaluate(
         self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()
-    ) -> Evaluation:
+    ) -> EvaluationLike:
         out = self.engine.evaluate_detailed(batch, now, events)
         self.log.extend(out.transitions)
         return out
