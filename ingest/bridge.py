@@ -21,7 +21,7 @@ from ingest.metrics import BridgeMetrics
 from ingest.mqtt import Inbound
 from ingest.sink import KafkaSink
 from ingest.spool import Record
-from ingest.validate import Outcome, Validator
+from ingest.validate import Validated, Validator
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter, Reason
 from riskwatch.wire.gateway_protocol import CHANNELS
@@ -92,7 +92,7 @@ class Bridge:
         finally:
             self.tracker.seal(pending)
 
-    def _records(self, out: Outcome) -> list[Record]:
+    def _records(self, out: Validated) -> list[Record]:
         records = []
         if out.deadletter is not None:
             records.append(Record(self.topics.deadletter, out.deadletter.key, out.deadletter.to_bytes()))

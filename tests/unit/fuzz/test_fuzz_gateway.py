@@ -24,7 +24,7 @@ from ingest.lookup import SensorTable
 from ingest.metrics import BridgeMetrics
 from ingest.mqtt import Inbound
 from ingest.spool import Record
-from ingest.validate import Outcome, Validator
+from ingest.validate import Validated, Validator
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import MAX_RECORD_BYTES, DeadLetter, Reason
 from riskwatch.wire.gateway_protocol import (
@@ -121,7 +121,7 @@ PAYLOADS = st.one_of(
 )
 
 
-def _check_outcome(out: Outcome, validator: Validator) -> None:
+def _check_outcome(out: Validated, validator: Validator) -> None:
     if out.deadletter is not None:
         raw = out.deadletter.to_bytes()
         assert len(raw) <= MAX_RECORD_BYTES
