@@ -13,12 +13,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from processors.engine.causes import sensor_transitions, site_transition, unit_transition
 from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
 from processors.engine.rules import evaluate_units
 from processors.engine.sensors import Emits, advance, apply_round, timer_due
 from processors.engine.state import EngineState
+from processors.engine.warnings import sensor_alarms, site_warning, unit_warning
 from riskwatch.levels import Colour
 from riskwatch.regions import RegionState, roll_up
 from riskwatch.wire.readings import Readings
@@ -74,7 +74,7 @@ def evaluate_detailed(
         started = np.concatenate(em.chatter)
         state.watch = np.concatenate([state.watch, started.astype(np.int32)])
         state.watch_due = min(state.watch_due, float(timer_due(model, s, started).min()))
-    transitions = sensor_transitions(model, em)
+    transitions = sensor_alarms(model, em)
     units = [np.asarray(touched_units, np.int64), *(a.astype(np.int64) for a in em.units)]
     if now >= state.unit_due:
         units.append(np.flatnonzero(u["due"] <= now))
@@ -200,7 +200,7 @@ def _roll_up(
     for k in changed.tolist():
         unit = int(units[k])
         out.append(
-            unit_transition(
+            unit_warning(
                 model,
                 s,
                 unit,
@@ -219,14 +219,14 @@ def _roll_up(
         if colour == site_colour[site]:
             continue
         at = float(u["colour_at"][lo:hi].max()) if hi > lo else float(state.site["colour_at"][site])
-        site_warning = site_transition(model, s, u, site, int(site_colour[site]), colour, at)
-        out.append(site_warning)
+        warning = site_warning(model, s, u, site, int(site_colour[site]), colour, at)
+        out.append(warning)
         site_colour[site] = colour
         state.site["colour_at"][site] = at
         region = int(model.site_region[site])
         if region not in regions:
             regions[region] = _region_state(model, site_colour, state.region["colour"], region)
-        region_warning = roll_up(regions[region], site_warning)
+        region_warning = roll_up(regions[region], warning)
         if region_warning is not None:
             out.append(region_warning)
             state.region["colour"][region] = Colour.parse(region_warning.new)

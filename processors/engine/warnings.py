@@ -1,4 +1,6 @@
-"""Turn the engine's array results into wire `Transition`s with stable ids and full causes.
+"""What the engine makes, as wire `Transition`s with stable ids and full causes: sensor alarms
+(`sensor_alarms`) and hazard-source and site warnings (`unit_warning`, `site_warning`); region warnings
+come from the kernel's roll-up (riskwatch/regions.py).
 
 Only transitions reach Python objects: they are rare next to readings, so a loop here is fine.
 """
@@ -41,7 +43,7 @@ def _fault_text(model: EngineModel, sensor: int, value: float, quality: int) -> 
     return f"value {value:g} outside the sensor range {lo:g}..{hi:g}"
 
 
-def sensor_transitions(model: EngineModel, em: Emits) -> list[Transition]:
+def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
     if not em.sensor:
         return []
     cols = [
@@ -117,7 +119,7 @@ def unit_items(model: EngineModel, s: dict[str, Arr], unit: int) -> tuple[tuple[
     return tuple(items), max(0, shown.size - MAX_CAUSE_ITEMS)
 
 
-def unit_transition(
+def unit_warning(
     model: EngineModel, s: dict[str, Arr], unit: int, old: int, new: int, rule: int, at: float
 ) -> Transition:
     uid = model.unit_ids[unit]
@@ -131,7 +133,7 @@ def unit_transition(
     return _warning("unit", uid, old, new, at, cause, site=model.site_ids[site], region=region, unit=uid)
 
 
-def site_transition(
+def site_warning(
     model: EngineModel, s: dict[str, Arr], u: dict[str, Arr], site: int, old: int, new: int, at: float
 ) -> Transition:
     sid = model.site_ids[site]
