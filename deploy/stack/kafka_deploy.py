@@ -7,7 +7,7 @@ fails when they drift from the code):
 - `deploy/kafka/compose/start.sh`: formats the storage once with the administrator's and the broker's
   SCRAM accounts, then starts the broker;
 - `deploy/kafka/compose/setup.sh`: run once the broker is healthy, creates the topics, each component's
-  SCRAM account and the ACLs of riskwatch/kafka_accounts.py.
+  SCRAM account (`accounts.txt`) and the ACLs of riskwatch/kafka_accounts.py (`acls.txt`).
 
 Secrets, written by `riskwatch stack kafka-accounts --out DIR` (every file 0600, never committed): one
 password file per account, `jaas.conf` (the broker's logins), `admin.properties` (the administrator's
@@ -77,13 +77,23 @@ def acl_row(user: str, resource: str, name: str, pattern: str, operation: str) -
     return f"{user} {operation.title().replace('_', '')} {resource} {name} {pattern.lower()}"
 
 
+def acl_table(topics: Topics = Topics()) -> str:  # noqa: B008 - frozen value object
+    """setup.sh's ACLs, one a line: user, operation, resource (topic or group), name, pattern type."""
+    return "".join(
+        f"{acl_row(b.user, b.resource, b.name, b.pattern, b.operation)}\n" for b in bindings(topics)
+    )
+
+
+def account_table() -> str:
+    """setup.sh's SCRAM accounts, one a line: user name, password file (in the container)."""
+    return "".join(f"{a.user} {SECRETS_MOUNT}/{a.component}.password\n" for a in ACCOUNTS if not a.super_user)
+
+
 def setup_script(topics: Topics = Topics()) -> str:  # noqa: B008 - frozen value object
     """Topics, component accounts and ACLs, applied with the administrator's account; idempotent.
 
-    One loop per kind of thing over a list or table of names, so the script reads as what it applies
-    (the tools' stdin is /dev/null: the tables are the loops' input)."""
-    accounts = [(a.user, f"{SECRETS_MOUNT}/{a.component}.password") for a in ACCOUNTS if not a.super_user]
-    acl_rows = [acl_row(b.user, b.resource, b.name, b.pattern, b.operation) for b in bindings(topics)]
+    One loop per kind of thing, over the topic names and the tables `accounts.txt` and `acls.txt` beside
+    it (the tools' stdin is /dev/null: the tables are the loops' input)."""
     return (
         "\n".join(
             [
@@ -95,20 +105,14 @@ def setup_script(topics: Topics = Topics()) -> str:  # noqa: B008 - frozen value
                 '    /opt/kafka/bin/kafka-topics.sh "${ADMIN[@]}" --create --if-not-exists --topic "$topic" \\',
                 f"        --partitions {PARTITIONS} --replication-factor 1",
                 "done",
-                "# Each component's SCRAM account: user name, password file.",
                 "while read -r user password_file; do",
                 '    /opt/kafka/bin/kafka-configs.sh "${ADMIN[@]}" --alter --entity-type users --entity-name "$user" \\',
                 f'        --add-config "{SCRAM_MECHANISM}=[password=$(cat "$password_file")]" </dev/null',
-                "done <<'ACCOUNTS'",
-                *(f"{user} {path}" for user, path in accounts),
-                "ACCOUNTS",
-                "# ACLs: user, operation, resource (topic or group), name, pattern type.",
+                f"done <{CONFIG_MOUNT}/accounts.txt",
                 "while read -r user operation resource name pattern; do",
                 '    /opt/kafka/bin/kafka-acls.sh "${ADMIN[@]}" --add --allow-principal "User:$user" \\',
                 '        --operation "$operation" "--$resource" "$name" --resource-pattern-type "$pattern" </dev/null',
-                "done <<'ACLS'",
-                *acl_rows,
-                "ACLS",
+                f"done <{CONFIG_MOUNT}/acls.txt",
                 'echo "riskwatch: Kafka accounts and ACLs applied"',
             ]
         )
@@ -162,8 +166,10 @@ def write_committed_files(directory: Path = COMPOSE_DIR) -> None:
     )
     (directory / "start.sh").write_text(start_script())
     (directory / "setup.sh").write_text(setup_script())
+    (directory / "accounts.txt").write_text(account_table())
+    (directory / "acls.txt").write_text(acl_table())
 
 
 if __name__ == "__main__":
     write_committed_files()
-    print(f"wrote server.properties, start.sh and setup.sh under {COMPOSE_DIR}")
+    print(f"wrote server.properties, start.sh, setup.sh, accounts.txt and acls.txt under {COMPOSE_DIR}")

@@ -85,6 +85,8 @@ def test_kafka_compose_files_are_what_the_code_generates() -> None:
     folder = DEPLOY / "kafka" / "compose"
     assert (folder / "start.sh").read_text() == kafka_deploy.start_script()
     assert (folder / "setup.sh").read_text() == kafka_deploy.setup_script()
+    assert (folder / "accounts.txt").read_text() == kafka_deploy.account_table()
+    assert (folder / "acls.txt").read_text() == kafka_deploy.acl_table()
     committed = dict(
         line.split("=", 1) for line in (folder / "server.properties").read_text().splitlines() if "=" in line
     )
@@ -114,7 +116,7 @@ def test_kafka_compose_setup_applies_exactly_the_declared_topics_accounts_and_ac
     import shlex
     import subprocess
 
-    from deploy.stack.kafka_deploy import SECRETS_MOUNT
+    from deploy.stack.kafka_deploy import CONFIG_MOUNT, SECRETS_MOUNT
     from riskwatch.kafka_accounts import Binding, bindings
     from riskwatch.topics import Topics
 
@@ -127,8 +129,13 @@ def test_kafka_compose_setup_applies_exactly_the_declared_topics_accounts_and_ac
         (tools / tool).chmod(0o755)
     for account in ("bridge", "worker", "alerting", "history", "tools"):
         (secrets / f"{account}.password").write_text(f"pw-{account}")
-    script = (DEPLOY / "kafka" / "compose" / "setup.sh").read_text()
-    script = script.replace("/opt/kafka/bin/", f"{tools}/").replace(SECRETS_MOUNT, str(secrets))
+    compose = tmp_path / "compose"  # the committed folder as mounted, the secrets where its tables say
+    compose.mkdir()
+    for name in ("setup.sh", "accounts.txt", "acls.txt"):
+        text = (DEPLOY / "kafka" / "compose" / name).read_text()
+        (compose / name).write_text(text.replace(SECRETS_MOUNT, str(secrets)))
+    script = (compose / "setup.sh").read_text().replace("/opt/kafka/bin/", f"{tools}/")
+    script = script.replace(CONFIG_MOUNT, str(compose))
     subprocess.run(["bash", "-c", script], check=True, timeout=30)
     ran = [shlex.split(line) for line in calls.read_text().splitlines()]
     topics = [w[w.index("--topic") + 1] for w in ran if w[0] == "kafka-topics.sh"]

@@ -6,49 +6,12 @@ for topic in rw.telemetry rw.deadletter rw.gateway rw.alarms rw.warnings rw.aler
     /opt/kafka/bin/kafka-topics.sh "${ADMIN[@]}" --create --if-not-exists --topic "$topic" \
         --partitions 6 --replication-factor 1
 done
-# Each component's SCRAM account: user name, password file.
 while read -r user password_file; do
     /opt/kafka/bin/kafka-configs.sh "${ADMIN[@]}" --alter --entity-type users --entity-name "$user" \
         --add-config "SCRAM-SHA-512=[password=$(cat "$password_file")]" </dev/null
-done <<'ACCOUNTS'
-riskwatch-bridge /etc/riskwatch/kafka-secrets/bridge.password
-riskwatch-worker /etc/riskwatch/kafka-secrets/worker.password
-riskwatch-alerting /etc/riskwatch/kafka-secrets/alerting.password
-riskwatch-history /etc/riskwatch/kafka-secrets/history.password
-riskwatch-tools /etc/riskwatch/kafka-secrets/tools.password
-ACCOUNTS
-# ACLs: user, operation, resource (topic or group), name, pattern type.
+done </etc/riskwatch/kafka/accounts.txt
 while read -r user operation resource name pattern; do
     /opt/kafka/bin/kafka-acls.sh "${ADMIN[@]}" --add --allow-principal "User:$user" \
         --operation "$operation" "--$resource" "$name" --resource-pattern-type "$pattern" </dev/null
-done <<'ACLS'
-riskwatch-alerting Read group riskwatch-alerting prefixed
-riskwatch-alerting Read topic rw.alarms literal
-riskwatch-alerting Write topic rw.alerts literal
-riskwatch-alerting Write topic rw.deadletter literal
-riskwatch-alerting Read topic rw.warnings literal
-riskwatch-bridge Write topic rw.deadletter literal
-riskwatch-bridge Write topic rw.gateway literal
-riskwatch-bridge Write topic rw.telemetry literal
-riskwatch-history Read group riskwatch-history prefixed
-riskwatch-history Read topic rw.alarms literal
-riskwatch-history Write topic rw.deadletter literal
-riskwatch-history Read topic rw.history prefixed
-riskwatch-history Read topic rw.warnings literal
-riskwatch-tools Describe group * literal
-riskwatch-tools Read group * literal
-riskwatch-tools Create topic * literal
-riskwatch-tools Describe topic * literal
-riskwatch-tools DescribeConfigs topic * literal
-riskwatch-tools Read topic * literal
-riskwatch-tools Write topic * literal
-riskwatch-worker Read group riskwatch-worker prefixed
-riskwatch-worker All topic riskwatch-worker prefixed
-riskwatch-worker Write topic rw.alarms literal
-riskwatch-worker Write topic rw.deadletter literal
-riskwatch-worker Read topic rw.gateway literal
-riskwatch-worker Write topic rw.history prefixed
-riskwatch-worker Read topic rw.telemetry literal
-riskwatch-worker Write topic rw.warnings literal
-ACLS
+done </etc/riskwatch/kafka/acls.txt
 echo "riskwatch: Kafka accounts and ACLs applied"
