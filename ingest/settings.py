@@ -12,7 +12,7 @@ from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAU
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
 from riskwatch.options import LogLevel, Options, Port, option
 from riskwatch.tls import ClientTLS
-from riskwatch.wire.gateway import DEFAULT_MAX_READINGS
+from riskwatch.wire.gateway_protocol import DEFAULT_MAX_READINGS
 
 
 class BridgeSettings(Options):
