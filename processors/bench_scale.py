@@ -3,7 +3,9 @@
 In one run, on the local stack's Kafka (started if need be) or `--kafka`: the topic is preloaded once
 (province-sized records, as `bench processors`), then for each worker count a fresh consumer group of
 that many `riskwatch worker` processes reads it from the start; the figure is their summed readings/s
-from the first reading counted to the last, and readings/s per worker. The baseline is one worker in the
+from the moment the group settled (every worker owning partitions: workers starting one after another
+make the group rebalance meanwhile) to the last reading, and readings/s per worker; the rate from the
+first reading counted is given beside it. The baseline is one worker in the
 same run, so `ratio` is the speed-up of the largest group. Workers on one machine share its cores: the
 per-worker figure shows where this machine stops scaling, not what separate machines would do.
 
@@ -76,18 +78,22 @@ def _measure(args: argparse.Namespace, access: KafkaAccess) -> dict[str, Any]:
             procs.append((proc, port, log))
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
-        rate, shares = _rate_and_shares(procs, total)
+        from_first, steady, shares = _rate_and_shares(procs, total, args.partitions)
+        rate = steady or from_first
         load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         ratio = rate / rows[0]["readings_per_s"] if rows else 1.0
         rows.append({
             "workers": n,
             "readings_per_s": rate,
+            "settled": steady is not None,
+            "readings_per_s_from_first_reading": from_first,
             "per_worker_readings_per_s": rate / n,
             "ratio_to_one": ratio,
             "share_of_readings": shares,
             "load_average": load,
         })  # fmt: skip
-        print(f"  {n} worker(s): {rate:>12,.0f} readings/s, {rate / n:>12,.0f} per worker, "
+        print(f"  {n} worker(s): {rate:>12,.0f} readings/s{'' if steady else ' (group never settled)'}, "
+              f"{rate / n:>12,.0f} per worker, "
               f"{ratio:.2f}x one worker; shares {[round(x, 2) for x in shares]}; "
               f"load average {load[0]} -> {load[1]} "
               f"({time.perf_counter() - started:.0f} s with start-up)", flush=True)  # fmt: skip
@@ -106,25 +112,52 @@ def _measure(args: argparse.Namespace, access: KafkaAccess) -> dict[str, Any]:
 
 
 def _rate_and_shares(
-    procs: list[tuple[Any, int, Path]], total: int, timeout: float = 600.0
-) -> tuple[float, list[float]]:
-    """The workers' summed readings/s (bench.rate_of_all, which stops them) and each one's share of the
-    readings, read from their counters just before they reach `total` together."""
+    procs: list[tuple[Any, int, Path]], total: int, partitions: int, timeout: float = 600.0
+) -> tuple[float, float | None, list[float]]:
+    """The workers' summed readings/s from the first reading any counted (bench.rate_of_all, which stops
+    them); the same once the group had settled (every worker owning partitions, all of them assigned),
+    since workers that start one after another make the group rebalance while it reads (None if it never
+    settled before the end); and each worker's share of the readings."""
     shares: list[float] = []
+    settled: list[tuple[float, float]] = []  # (time, readings counted by then)
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            counts = [bench._metric(port) or 0.0 for _, port, _ in procs]
+            docs = [_metrics(port) for _, port, _ in procs]
+            counts = [d.get("riskwatch_readings_total", 0.0) for d in docs]
+            owned = [d.get("riskwatch_partitions_owned", 0.0) for d in docs]
             if sum(counts) > 0:
                 shares[:] = [c / sum(counts) for c in counts]
-            time.sleep(0.5)
+            if not settled and all(owned) and sum(owned) == partitions:
+                settled.append((time.perf_counter(), sum(counts)))
+            time.sleep(0.25)
 
     watcher = threading.Thread(target=watch, name="scale-shares", daemon=True)
     watcher.start()
     try:
         rate = bench.rate_of_all(procs, total, timeout=timeout)
+        ended = time.perf_counter()
     finally:
         done.set()
         watcher.join(5)
-    return rate, shares
+    steady = None
+    if settled and ended - settled[0][0] > 5.0:
+        steady = (total - settled[0][1]) / (ended - settled[0][0])
+    return rate, steady, shares
+
+
+def _metrics(port: int) -> dict[str, float]:
+    """A worker's unlabelled metric samples by name ({} if it does not answer yet)."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name and not name.startswith("#") and "{" not in name:
+            out[name] = float(value)
+    return out
