@@ -10,8 +10,8 @@ is created with the stack's passwords and the StandardAuthorizer applies the sam
 usual account, password and CA.
 
 Durability is Kafka's own: every topic replicated to all three nodes (replication factor 3) with
-`min.insync.replicas` 2, so a record acknowledged with acks=all (riskwatch's producers use acks=all; the
-bridge's, alerting's and the historian's are idempotent) is on at least two nodes, and one node may die
+`min.insync.replicas` 2, so a record acknowledged with acks=all (every riskwatch producer uses acks=all
+and idempotence) is on at least two nodes, and one node may die
 without losing or refusing anything. The controller quorum is the three nodes too: two of three keep
 electing leaders.
 """
