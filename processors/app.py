@@ -7,7 +7,7 @@ Everything with behaviour lives elsewhere: decoding in `intake`, state in `state
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -219,8 +219,22 @@ def build_app(
         stream_wait_empty=False,
         consumer_max_fetch_size=settings.fetch_max_bytes,
     )
+    idempotent_producer(app)
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)
     if settings.port > 0:
         web.install(app, ctx, tables)
     return app, ctx
+
+
+def idempotent_producer(app: faust.App) -> None:
+    """Make the worker's producer idempotent, like the bridge's and alerting's: Faust 0.15.3 turns
+    idempotence on only inside transactions, and without it a retried send after a broker's failover
+    (acks=all) can write a transition, snapshot or history record twice. Set before the producer exists."""
+    from faust.transport.drivers import aiokafka as driver
+
+    class IdempotentProducer(driver.Producer):
+        def _settings_extra(self) -> Mapping[str, Any]:
+            return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # a ClassVar, set on this instance
