@@ -70,8 +70,11 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         for p in sorted(partitions):
             if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
-        for agg in ctx.aggregator.close_due(now):
-            await emit.minutes(ctx.minutes.records(agg))
+        # Not before every owned partition has been read to its end once: after a restart the minutes
+        # restored from the snapshots are overdue, and the backlog still holds the rest of their readings.
+        if partitions <= ctx.caught_up:
+            for agg in ctx.aggregator.close_due(now):
+                await emit.minutes(ctx.minutes.records(agg))
         if ctx.aggregator.repaired:
             ctx.metrics.history_repaired.inc(ctx.aggregator.repaired)
             ctx.aggregator.repaired = 0

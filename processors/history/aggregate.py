@@ -20,6 +20,10 @@ import numpy.typing as npt
 
 MINUTE = 60.0
 FOLD_READINGS = 1 << 15
+# A minute due to close that still received readings this recently stays open: a backlog (a restart, a
+# burst of old records) is still bringing its readings, and a minute closed in between would be written
+# again with only the rest, which replaces the first point in InfluxDB.
+QUIET_S = 5.0
 
 
 class MinuteAggregate(NamedTuple):
@@ -66,6 +70,7 @@ class _Bucket:
         self.count = np.zeros(n, np.int64)
         self.kept: list[tuple[npt.NDArray[np.integer], npt.NDArray[np.float64]]] = []
         self.kept_readings = 0
+        self.touched = -np.inf  # when it last received readings (the worker's clock)
 
     def keep(self, sensor: npt.NDArray[np.integer], value: npt.NDArray[np.float64]) -> None:
         """Hold a batch's arrays (not copied: batches are read-only views of their Kafka records)."""
@@ -114,17 +119,20 @@ class MinuteAggregator:
         minute = (ts // MINUTE).astype(np.int64)
         first = int(minute[0])
         if (minute == first).all():  # the common case: the whole batch is in one minute
-            self._add(first, sensor, value)
+            self._add(first, sensor, value, now)
             return
         for m in np.unique(minute).tolist():
             rows = minute == m
-            self._add(int(m), sensor[rows], value[rows])
+            self._add(int(m), sensor[rows], value[rows], now)
 
-    def _add(self, minute: int, sensor: npt.NDArray[np.integer], value: npt.NDArray[np.float64]) -> None:
+    def _add(
+        self, minute: int, sensor: npt.NDArray[np.integer], value: npt.NDArray[np.float64], now: float
+    ) -> None:
         b = self.buckets.get(minute)
         if b is None:
             b = self.buckets[minute] = _Bucket(self.n)
         b.keep(sensor, value)
+        b.touched = now
 
     def open_minutes(self, sensors: npt.NDArray[np.intp]) -> list[OpenMinute]:
         """The open minutes' running totals of `sensors` (registry indices: one site's), oldest first."""
@@ -169,10 +177,14 @@ class MinuteAggregator:
                 del self.buckets[minute]
 
     def close_due(self, now: float, everything: bool = False) -> list[MinuteAggregate]:
-        """Close and return the minutes that ended more than `grace_s` ago (or all, on shutdown)."""
+        """Close and return the minutes that ended more than `grace_s` ago and have received no reading
+        for `QUIET_S` (or all, on shutdown)."""
         out = []
         for minute in sorted(self.buckets):
-            if not everything and (minute + 1) * MINUTE + self.grace_s > now:
+            due = (minute + 1) * MINUTE + self.grace_s <= now and now - self.buckets[
+                minute
+            ].touched >= QUIET_S
+            if not everything and not due:
                 continue
             b = self.buckets.pop(minute)
             b.fold()

@@ -249,6 +249,9 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
         services.start_service("influxdb")
     transitions = drain(stack.kafka("tools"), [topics.alarms, topics.warnings], quiet_s=3, timeout=30)
     assert transitions, "the worker emitted no transition"
+    # The new worker starts after the interrupted minute was due to close: it must still read the backlog
+    # (the rest of that minute) before closing what it restored.
+    time.sleep(max(0.0, current + 60 + 30 + 2 - time.time()))
     worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w2")
     historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
     try:
