@@ -176,14 +176,13 @@ class MinuteAggregator:
             if not b.count.any():
                 del self.buckets[minute]
 
-    def close_due(self, now: float, everything: bool = False) -> list[MinuteAggregate]:
-        """Close and return the minutes that ended more than `grace_s` ago and have received no reading
-        for `QUIET_S` (or all, on shutdown)."""
+    def close_due(self, now: float, everything: bool = False, late_s: float = 0.0) -> list[MinuteAggregate]:
+        """Close and return the minutes that ended more than `grace_s` (+ `late_s`) ago and have received
+        no reading for `QUIET_S` (or all, on shutdown)."""
         out = []
         for minute in sorted(self.buckets):
-            due = (minute + 1) * MINUTE + self.grace_s <= now and now - self.buckets[
-                minute
-            ].touched >= QUIET_S
+            ended = (minute + 1) * MINUTE + self.grace_s + late_s <= now
+            due = ended and now - self.buckets[minute].touched >= QUIET_S
             if not everything and not due:
                 continue
             b = self.buckets.pop(minute)

@@ -286,3 +286,11 @@ def test_a_due_minute_still_receiving_readings_stays_open_until_they_stop() -> N
     assert agg.close_due(now=1006.0) == []
     (minute,) = agg.close_due(now=1007.0)  # quiet for QUIET_S
     assert (minute.start, minute.count.tolist(), minute.mean.tolist()) == (60.0, [2], [2.0])
+
+
+def test_minutes_close_late_s_later_while_the_worker_is_behind() -> None:
+    agg = MinuteAggregator(1, grace_s=30.0)
+    agg.add(np.array([0]), np.array([1.0]), np.array([60.0]), now=100.0)
+    assert agg.close_due(now=200.0, late_s=600.0) == []
+    assert agg.close_due(now=749.0, late_s=600.0) == []  # ended 120 + grace 30 + late 600 = 750
+    assert [m.start for m in agg.close_due(now=750.0, late_s=600.0)] == [60.0]
