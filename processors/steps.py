@@ -43,7 +43,7 @@ class Record(NamedTuple):
     key: bytes | None = None
 
 
-class Outcome(NamedTuple):
+class StepOutput(NamedTuple):
     transitions: list[Transition]
     dead: list[DeadLetter]
 
@@ -54,15 +54,15 @@ class Steps:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
 
-    def telemetry(self, record: Record) -> Outcome:
+    def telemetry(self, record: Record) -> StepOutput:
         ctx, m = self.ctx, self.ctx.metrics
         try:
             accepted, dead = ctx.intake.telemetry(record.value, record.topic, ctx.states.fresh_sources)
         except Exception as exc:  # a decoder bug: the record is what we cannot use
-            return Outcome([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
+            return StepOutput([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
         dead = self._located(record, dead)
         if accepted is None:
-            return Outcome([], dead)
+            return StepOutput([], dead)
         now = ctx.clock()
         try:
             started = time.perf_counter()
@@ -71,7 +71,7 @@ class Steps:
         except Exception as exc:
             m.evaluation_errors.labels("telemetry").inc()
             dead.append(self._failed(record, Reason.EVALUATION_ERROR, "evaluating", exc, accepted.site))
-            return Outcome([], dead)
+            return StepOutput([], dead)
         if accepted.duplicates:
             m.duplicates.inc(accepted.duplicates)
         if record.timestamp:
@@ -83,24 +83,24 @@ class Steps:
             ctx.aggregator.add(accepted.global_sensor, r.value, r.ts, now)
         except Exception:
             log.exception("history aggregation failed for a batch of site %s", accepted.site)
-        return Outcome(out, dead)
+        return StepOutput(out, dead)
 
-    def gateway(self, record: Record) -> Outcome:
+    def gateway(self, record: Record) -> StepOutput:
         ctx = self.ctx
         try:
             rec, dead = ctx.intake.gateway(record.value, record.topic)
         except Exception as exc:
-            return Outcome([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
+            return StepOutput([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
         dead = self._located(record, dead)
         if rec is None:
-            return Outcome([], dead)
+            return StepOutput([], dead)
         try:
             out = ctx.states.apply_gateway(rec.site, [rec], ctx.clock())
         except Exception as exc:
             ctx.metrics.evaluation_errors.labels("gateway").inc()
             dead.append(self._failed(record, Reason.EVALUATION_ERROR, "evaluating", exc, rec.site))
-            return Outcome([], dead)
-        return Outcome(out, dead)
+            return StepOutput([], dead)
+        return StepOutput(out, dead)
 
     def _located(self, record: Record, dead: list[DeadLetter]) -> list[DeadLetter]:
         return [dataclasses.replace(d, partition=record.partition, offset=record.offset) for d in dead]

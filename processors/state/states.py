@@ -22,7 +22,7 @@ from processors.state.seen import RecentSeqs
 from processors.state.sites import SiteIndex
 from processors.state.snapshot import SiteSnapshot, SnapshotError, StoredMinute
 from riskwatch.wire.batch import Source
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 

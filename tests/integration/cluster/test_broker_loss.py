@@ -29,10 +29,10 @@ from deploy.stack.cluster import KafkaCluster
 from riskwatch.topics import Topics
 from simulators import synthetic
 from simulators.bench_e2e import ROUTES_TEMPLATE, _red_at, plan_incidents
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import run_load
 from simulators.pipeline import Pipeline
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.webhook import WebhookReceiver
 from tests.integration.faults.test_faults_under_load import FaultPlan, _kill, _logs
 

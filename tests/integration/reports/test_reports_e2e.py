@@ -42,11 +42,11 @@ from riskwatch.registry import load_registry
 from riskwatch.tls import ClientTLS
 from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.pipeline import Pipeline
 from simulators.scenarios.model import load_scenario
 from simulators.scenarios.runner import ScenarioRunner, scope_of
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.simulation import Simulation
 from simulators.webhook import WebhookReceiver
 from tests.integration.processors.harness import produce

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from processors.engine_port import load_engine
 from processors.state.states import SiteStates
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 
 
