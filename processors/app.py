@@ -147,13 +147,14 @@ class WorkerContext:
             on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
         )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
+        self.aggregator = MinuteAggregator(len(registry.sensor_list))
         self.states = SiteStates(
             self.index,
             engine,
             lambda site: self.load_snapshot(site),
             on_ignored=lambda reason, n: metrics.ignored.labels(reason).inc(n),
+            minutes=self.aggregator,  # open minutes travel in the site snapshots
         )
-        self.aggregator = MinuteAggregator(len(registry.sensor_list))
         self.minutes = MinutePublisher.for_registry(registry)  # closed minutes -> rw.history records
         # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
