@@ -46,6 +46,10 @@ class WorkerSettings:
     replication_factor: int = 1  # of the changelog topics the worker creates (3 on a 3-broker cluster)
     recovery_timeout_s: float = 180.0  # not ready (tables not restored) this long: exit, to be restarted
     stream_buffer_maxsize: int = 4096
+    # An agent takes up to this many records at once (all its buffer holds, when behind) and evaluates
+    # each site's batches among them in one engine call; it waits at most `take_within_s` for more.
+    take_max_records: int = 1000
+    take_within_s: float = 0.01
     fetch_max_bytes: int = 16 << 20  # per partition: whole columnar batches are ~21 bytes a reading
     # How long the broker may hold a fetch that finds no new records. aiokafka keeps one fetch in flight
     # per broker, so a fetch parked on quiet partitions (rw.gateway, the region stage) delays the next

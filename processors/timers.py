@@ -79,6 +79,20 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         _gauges(app, ctx, snapshots, partitions, now)
 
     @app.task
+    async def loop_lag() -> None:
+        """Measure how late the loop wakes a task: a take, tick or flush that does not yield in time
+        delays every record, heartbeat and request behind it."""
+        worst = 0.0
+        while True:
+            due = time.perf_counter() + LOOP_LAG_EVERY_S
+            await asyncio.sleep(LOOP_LAG_EVERY_S)
+            late = max(0.0, time.perf_counter() - due)
+            ctx.metrics.loop_lag.observe(late)
+            if late > worst:
+                worst = late
+                ctx.metrics.loop_lag_max.set(worst)
+
+    @app.task
     async def recovery_watchdog() -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -106,6 +120,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     app.on_before_shutdown.connect(send_open_minutes)
 
 
+LOOP_LAG_EVERY_S = 0.05
 TICK_SLICE_SITES = 64  # sites evaluated by the timer between two yields to the event loop
 EXIT_RECOVERY_STUCK = 75  # EX_TEMPFAIL: try again
 TIMER_FAILING_EXIT_S = 60.0  # a timer failing on every tick for this long exits the worker (status 70)
