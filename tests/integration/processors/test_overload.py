@@ -5,7 +5,7 @@ The backlog is what a minute at twice the live rate leaves behind a stopped work
 preloaded with 2 x 60 s of the live rate (100-reading records, the province shape's), with an L2 crossing
 of one sensor that clears in its site's next record buried in the middle. The worker then starts with live
 load on top (one record per site per second, plus a probe sensor crossing L2 and back every second, whose
-reading -> alarm times show when the worker is live again). `RW_OVERLOAD_SCALE` multiplies the rates (and
+reading -> alarm times show when the worker is live again). `RISKWATCH_OVERLOAD_SCALE` multiplies the rates (and
 so the backlog) for a longer run; the default keeps the test near a minute.
 """
 
@@ -30,7 +30,7 @@ from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 from tests.integration.processors.harness import WorkerProcess, metric
 
-SCALE = float(os.environ.get("RW_OVERLOAD_SCALE", "1"))
+SCALE = float(os.environ.get("RISKWATCH_OVERLOAD_SCALE", "1"))
 SITES = max(2, round(10 * SCALE))  # one live record per site per second
 SENSORS_PER_SITE = 200
 RECORD = 100  # readings per record
