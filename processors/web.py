@@ -6,13 +6,17 @@
     GET /region/{region}/      {"region", "colour", "counts", "sites": {site: colour}, "cause"}
     GET /healthz               {"ok", "ready", "problems", "last_run_s_ago"}: 503 when a task died or stalled
 
-Requests are routed by Faust to the worker that owns the key's partition (`table_route`). Faust's own
+Requests are routed by Faust to the worker that owns the key's partition (`table_route`); until the
+worker's producer knows the table's partitions, a request gets 503 and the lookup is started. Faust's own
 pages (/table, /router, statistics) are off (see `build_app`); every answer carries SECURITY_HEADERS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -24,6 +28,9 @@ from processors.regions import RegionState
 from riskwatch.httpheaders import SECURITY_HEADERS
 from riskwatch.picture import STATIC_GRADE_LETTER, picture_colour
 from riskwatch.wire.transitions import Transition
+
+log = logging.getLogger(__name__)
+ROUTE_LOOKUP_S = 2.0
 
 
 def _level(t: Transition | None) -> dict[str, Any]:
@@ -79,6 +86,36 @@ async def _secure(request: Any, response: Any) -> None:
         response.headers[name] = value
 
 
+async def _partitions_known(app: faust.App, topic: str) -> bool:
+    """Faust routes a table request by the partitions of the table's changelog in its producer's
+    metadata, which the producer only has once it has written to that topic: before that the route
+    raises TypeError (a 500 for every request, for as long as no snapshot was written). Ask for them
+    (aiokafka's public `partitions_for`, on the producer Faust keeps privately)."""
+    ensure = getattr(app.producer, "_ensure_producer", None)
+    if ensure is None:  # another Faust driver: let its router decide
+        return True
+    try:
+        return bool(await asyncio.wait_for(ensure().partitions_for(topic), ROUTE_LOOKUP_S))
+    except Exception as exc:  # not known yet (or the broker is away): the caller answers 503
+        log.info("partitions of %s not known yet: %r", topic, exc)
+        return False
+
+
+def _routable(app: faust.App, table: Any) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
+    """A table-routed view answers 503 (retry) rather than 500 while its table cannot be routed."""
+
+    def wrap(get: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+        @functools.wraps(get)
+        async def routed(view: View, request: Request, **kwargs: Any) -> Response:
+            if not await _partitions_known(app, table.changelog_topic.get_topic_name()):
+                return view.error(503, "worker is still looking up its partitions; retry in a few seconds")
+            return await get(view, request, **kwargs)
+
+        return routed
+
+    return wrap
+
+
 def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
     app.web.web_app.on_response_prepare.append(_secure)  # type: ignore[attr-defined]
     snapshots = tables.snapshots.table
@@ -86,12 +123,14 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
     @app.page("/site/{site}/")
     class SiteView(View):
+        @_routable(app, snapshots)
         @app.table_route(table=snapshots, match_info="site")  # type: ignore[arg-type]  # site from the path
         async def get(self, request: Request, site: str) -> Response:
             return _site_response(self, ctx, site, site_document)
 
     @app.page("/site/{site}/alarms/")
     class SiteAlarmsView(View):
+        @_routable(app, snapshots)
         @app.table_route(table=snapshots, match_info="site")  # type: ignore[arg-type]  # site from the path
         async def get(self, request: Request, site: str) -> Response:
             return _site_response(self, ctx, site, alarms_document)
@@ -104,6 +143,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
     @app.page("/region/{region}/")
     class RegionView(View):
+        @_routable(app, region_table)
         @app.table_route(table=region_table, match_info="region")  # type: ignore[arg-type]  # region from the path
         async def get(self, request: Request, region: str) -> Response:
             if region not in ctx.registry.regions:

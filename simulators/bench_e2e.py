@@ -31,6 +31,7 @@ from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators import synthetic
 from simulators.charts import GREEN, RED, Panel, Series, plot
+from simulators.cpu import CpuMeter
 from simulators.faults import Fault
 from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import DeadLetterCounter, TelemetryCounter, TopicReader, TransitionReader
@@ -173,10 +174,20 @@ class E2E:
         self.warnings = TransitionReader(TopicReader(info.kafka("tools"), topics.warnings))
         self.deadletters = DeadLetterCounter(TopicReader(info.kafka("tools"), topics.deadletter))
         self.readers = [self.counter.reader, self.warnings.reader, self.deadletters.reader]
+        self.cpu = CpuMeter(self._processes)
         self.seen: list[tuple[float, Any]] = []
         self.evaluated_before = 0
         self.dead_before = 0
         self.counted_before = 0.0
+
+    def _processes(self) -> dict[str, list[int]]:
+        """Every process on the path, by name: the stack's servers and riskwatch's services."""
+        from deploy.stack import Stack
+
+        assert self.pipeline is not None
+        out = {s.name: [pid] for s in Stack(self.stack_home).services() if (pid := s.pidfile.read())}
+        out.update((name, [service.proc.pid]) for name, service in self.pipeline.services.items())
+        return out
 
     def __exit__(self, *exc: Any) -> None:
         for reader in self.readers:
@@ -200,6 +211,7 @@ class E2E:
         incidents = plan_incidents(self.doc, incidents_wanted, duration_s)
         faults = [f for _, _, fs in incidents for f in fs]
         self.seen.clear()
+        self.cpu.start()
         result, start_at = run_load(
             self.sensors, self.industries, self.broker, self.counter, rate_hz, duration_s, self.args.processes,
             progress=lambda r, p: print(progress_line(r, p), flush=True), faults=faults, on_poll=self.poll,
@@ -209,12 +221,14 @@ class E2E:
             self.poll()
             time.sleep(0.2)
         evaluated, dead = self._count_to_the_end(result.sent)
+        cpu = self.cpu.stop()
         figures = _figures(result, incidents, self.seen, self.receiver, start_at)
         figures.update(
             shape=self.args.shape, sensors=len(self.sensors), gateways=self.gateways, sites=len(self.sites),
             offered_rate_hz=rate_hz, evaluated=evaluated, dead_lettered=dead,
             lost=result.sent - evaluated - dead, lost_before_kafka=result.lost,
-            dead_letter_reasons=dict(self.deadletters.reasons),
+            dead_letter_reasons=dict(self.deadletters.reasons), cpu_s=cpu,
+            cpu_s_per_million_readings={k: round(v * 1e6 / max(result.sent, 1), 2) for k, v in cpu.items()},
         )  # fmt: skip
         dead_services = self.pipeline.dead()
         if dead_services:
@@ -398,3 +412,5 @@ def _report(f: dict[str, Any]) -> None:
         f"(caught up {f['history_caught_up_after_s']} s after the load); plot {f['png']}",
         flush=True,
     )
+    per = f["cpu_s_per_million_readings"]
+    print("CPU seconds per million readings sent: " + ", ".join(f"{k} {v:g}" for k, v in per.items()))

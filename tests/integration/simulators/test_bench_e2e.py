@@ -45,4 +45,9 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
     assert figures["incidents"] == figures["incidents_warned"] == 2
     assert figures["incidents_alerted"] == 2
     assert figures["latency_max_s"] is not None and figures["latency_max_s"] < 30
+    # the CPU each process on the path spent, the capacity model's per-core input
+    cpu = figures["cpu_s"]
+    for process in ("mosquitto", "bridge", "kafka", "worker", "alerting", "load generator"):
+        assert cpu[process] > 0, process
+    assert figures["cpu_s_per_million_readings"]["worker"] > 0
     assert (tmp_path / "bench-e2e.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,70 @@
+"""CPU seconds each process of the path spends during a benchmark step.
+
+On a shared machine readings/s depend on what else runs; the CPU a component spends per reading does
+much less, so these are the per-core inputs of the capacity model (docs/capacity.md). Read from
+/proc/PID/stat (user + system time of the process and its threads), Linux only.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw.rsplit(")", 1)[1].split()  # after "pid (comm)": fields from 3 (state) on
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process has used so far, None if it is gone."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class CpuMeter:
+    """CPU seconds per named process group between `start()` and `stop()`.
+
+    `groups` is called at both ends and returns name -> pids; a process that appears only at the end
+    (or restarted) is counted from zero, and one that is gone at the end counts what it had at the start
+    as nothing further, so a restart during a step under-counts rather than inventing time."""
+
+    def __init__(self, groups: Callable[[], Mapping[str, list[int]]]) -> None:
+        self.groups = groups
+        self._start: dict[int, float] = {}
+        self._reaped = 0.0
+
+    def start(self) -> None:
+        self._start = {
+            pid: cpu
+            for pids in self.groups().values()
+            for pid in pids
+            if (cpu := cpu_seconds(pid)) is not None
+        }
+        self._reaped = _reaped_children()
+
+    def stop(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, pids in self.groups().items():
+            spent = 0.0
+            for pid in pids:
+                now = cpu_seconds(pid)
+                if now is not None:
+                    spent += now - self._start.get(pid, 0.0)
+            out[name] = round(spent, 2)
+        # children of this process that ran and were waited for within the step: the load generator's
+        # publisher processes
+        out["load generator"] = round(_reaped_children() - self._reaped, 2)
+        return out
+
+
+def _reaped_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
