@@ -101,14 +101,14 @@ def _preload(
         by_site.setdefault(s.site, []).append(s.index)
     sites = list(by_site)
     members = [np.array(by_site[site], np.int32) for site in sites]
+    order = [rng.permutation(m) for m in members]  # each site's sensors in a fixed random order
     producer = KafkaProducer(
         **access.kafka_python(), linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
     )
     n_batches = args.readings // args.batch_size
     # Event times ahead of the clock, so no sensor turns stale while the run lasts (the timers still
-    # evaluate every owned site each second, as in production). With 30 s, a loaded machine started the
-    # worker after its readings' sensors had timed out: every record turned half its sensors stale, and
-    # (b) measured sending ~1.3 transitions per reading instead of evaluating.
+    # evaluate every owned site each second, as in production). With 30 s, a worker started minutes later
+    # on a loaded machine saw readings already older than their sensors' stale timeout.
     t0 = time.time() + 3600
     batches: list[tuple[str, Readings, float]] = []
     for b in range(n_batches):
@@ -116,7 +116,10 @@ def _preload(
         # Each sensor reports once a second, so a site's batch holds its sensors in turn (a sensor twice
         # only when the batch is bigger than the site: consecutive seconds), never 20 readings of one
         # sensor in 10 ms as random draws with replacement gave.
-        sensor = np.resize(rng.permutation(members[k]), args.batch_size)
+        # In turn, not a random draw each time: a sensor left out of its site's records for longer than
+        # its stale timeout turns stale and back, and (b) then measures sending those transitions.
+        turn = (b // len(sites)) * args.batch_size
+        sensor = np.resize(np.roll(order[k], -turn), args.batch_size)
         value = normal[sensor] + half[sensor] * rng.uniform(-0.2, 0.2, args.batch_size)
         hot = rng.random(args.batch_size) < 0.0001  # a few set-point crossings, so transitions flow too
         value[hot] = spike[sensor[hot]] * 1.05
