@@ -39,7 +39,7 @@ from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
 from alerting.store.sqlite import REFUSED
 from riskwatch.errors import RiskwatchError
-from riskwatch.kafka_access import KafkaAccess
+from riskwatch.kafka_access import KafkaAccess, start_when_reachable
 from riskwatch.tls import ServerTLS
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import Reason
@@ -181,7 +181,7 @@ class AlertingService:
             self.topics.warnings, self.topics.alarms, **self.options.kafka.aiokafka(),
             group_id=self.options.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
         )  # fmt: skip
-        await _start(consumer, "consumer")
+        await start_when_reachable(consumer, "consumer", KafkaError)
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -260,7 +260,7 @@ class AlertingService:
         """Audit events go to rw.alerts and dead letters to rw.deadletter from the store (an outbox too):
         none lost if Kafka is away. A record Kafka refuses for good is set aside, not retried forever."""
         producer = AIOKafkaProducer(**self.options.kafka.aiokafka(), acks="all", enable_idempotence=True)
-        await _start(producer, "producer")
+        await start_when_reachable(producer, "producer", KafkaError)
         try:
             while True:
                 audit_wake.clear()
@@ -331,14 +331,3 @@ async def _send_each(
         except KafkaError as exc:
             results.append(exc)
     return results
-
-
-async def _start(client: AIOKafkaConsumer | AIOKafkaProducer, what: str) -> None:
-    """Keep trying: alerting must come up even if Kafka is still starting."""
-    while True:
-        try:
-            await client.start()
-            return
-        except KafkaError as exc:
-            log.warning("Kafka %s cannot start yet (%r); retrying in 2 s", what, exc)
-            await asyncio.sleep(2.0)

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from riskwatch.kafka_access import KafkaAccess
 from riskwatch.tls import ClientTLS
 from riskwatch.topics import mqtt_topic
-from riskwatch.wire.gateway import telemetry_payload
+from riskwatch.wire.gateway_protocol import telemetry_payload
 
 
 class GatewayLoad(NamedTuple):

@@ -1,7 +1,8 @@
-"""The bridge's composition root and worker loop: MQTT in -> validate -> batch -> Kafka -> MQTT ack.
+"""The bridge's core, `Bridge`, and its thread loop: MQTT in -> validate -> batch -> Kafka -> MQTT ack.
 
-Threads: paho's network loop fills the inbox; one worker validates, batches and hands records to the
-sink; kafka-python's I/O thread and the spool thread report durability; the worker sends the PUBACKs.
+Threads: paho's network loop fills the inbox; one bridge thread validates, batches and hands records to
+the sink; kafka-python's I/O thread and the spool thread report durability; the bridge thread sends the
+PUBACKs. `ingest/service.py` wires them together (`riskwatch bridge`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from ingest.metrics import BridgeMetrics
 from ingest.mqtt import Inbound
 from ingest.sink import KafkaSink
 from ingest.spool import Record
-from ingest.validate import Outcome, Validator
+from ingest.validate import Validated, Validator
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter, Reason
-from riskwatch.wire.gateway import CHANNELS
+from riskwatch.wire.gateway_protocol import CHANNELS
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,12 @@ _ACK_POLL_S = 0.002  # while acknowledgements are pending
 
 
 class Acker(Protocol):
-    """Where PUBACKs go (the MQTT source); a protocol so the worker can be driven without a broker."""
+    """Where PUBACKs go (the MQTT source); a protocol so the bridge can be driven without a broker."""
 
     def ack(self, mid: int, qos: int) -> None: ...
 
 
-class Worker:
+class Bridge:
     """Validates and batches inbound messages; owns the batcher; acknowledges in arrival order."""
 
     def __init__(
@@ -91,7 +92,7 @@ class Worker:
         finally:
             self.tracker.seal(pending)
 
-    def _records(self, out: Outcome) -> list[Record]:
+    def _records(self, out: Validated) -> list[Record]:
         records = []
         if out.deadletter is not None:
             records.append(Record(self.topics.deadletter, out.deadletter.key, out.deadletter.to_bytes()))
@@ -178,16 +179,16 @@ class Worker:
         self.sink.send(Record(self.topics.telemetry, cut.key, cut.value), done)
 
 
-def run_loop(worker: Worker, inbox: queue.SimpleQueue[Inbound], stop: threading.Event) -> None:
-    """The worker thread's loop, until `stop` is set; a bad message never ends it."""
+def run_loop(bridge: Bridge, inbox: queue.SimpleQueue[Inbound], stop: threading.Event) -> None:
+    """The bridge thread's loop, until `stop` is set; a bad message never ends it."""
     while not stop.is_set():
         try:
-            msg = inbox.get(timeout=worker.wait_s())
+            msg = inbox.get(timeout=bridge.wait_s())
         except queue.Empty:
             msg = None
         n = 0
         while msg is not None:
-            worker.handle(msg)  # guarded: a message that cannot be handled is dead-lettered
+            bridge.handle(msg)  # guarded: a message that cannot be handled is dead-lettered
             n += 1
             if n >= _DRAIN:
                 break
@@ -195,4 +196,4 @@ def run_loop(worker: Worker, inbox: queue.SimpleQueue[Inbound], stop: threading.
                 msg = inbox.get_nowait()
             except queue.Empty:
                 msg = None
-        worker.tick()
+        bridge.tick()

@@ -14,7 +14,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from ingest.bridge import Worker, run_loop
+from ingest.bridge import Bridge, run_loop
 from ingest.lookup import RegistryLike
 from ingest.metrics import BridgeMetrics
 from ingest.mqtt import Inbound, MqttSource
@@ -75,7 +75,7 @@ class BridgeService:
             deadletter_topic=topics.deadletter,
         )
         self.source = MqttSource(settings, self.inbox, self.metrics)
-        self.worker = Worker(
+        self.bridge = Bridge(
             registry,
             topics,
             self.sink,
@@ -95,7 +95,7 @@ class BridgeService:
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=_fatal_logged(run_loop),
-            args=(self.worker, self.inbox, self._stop),
+            args=(self.bridge, self.inbox, self._stop),
             name="bridge-worker",
             daemon=True,
         )
@@ -177,15 +177,15 @@ class BridgeService:
         self._thread.join(self.settings.shutdown_timeout_s)
         while True:  # what arrived before `accepting` flipped
             try:
-                self.worker.handle(self.inbox.get_nowait())
+                self.bridge.handle(self.inbox.get_nowait())
             except queue.Empty:
                 break
         remaining = max(1.0, self.settings.shutdown_timeout_s - (time.monotonic() - started))
-        clean = self.worker.flush(remaining)
+        clean = self.bridge.flush(remaining)
         if not clean:
             log.warning(
                 "shutdown: %d messages not durable in time; the broker will redeliver them",
-                len(self.worker.tracker),
+                len(self.bridge.tracker),
             )
         self.source.stop()
         self.sink.close()

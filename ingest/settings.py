@@ -8,7 +8,7 @@ from pathlib import Path
 from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_PAYLOAD
 from riskwatch.kafka_access import KafkaAccess
 from riskwatch.tls import ClientTLS
-from riskwatch.wire.gateway import DEFAULT_MAX_READINGS
+from riskwatch.wire.gateway_protocol import DEFAULT_MAX_READINGS
 
 
 @dataclass(frozen=True, slots=True)

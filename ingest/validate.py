@@ -15,7 +15,7 @@ import numpy as np
 
 from ingest.lookup import SensorTable
 from riskwatch.wire.deadletter import DeadItem, DeadLetter, Reason, summary_reason
-from riskwatch.wire.gateway import (
+from riskwatch.wire.gateway_protocol import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_READINGS,
     MAX_PAYLOAD_BYTES,
@@ -54,7 +54,7 @@ _ROW_REASONS = (
 _CODE = {reason: i + 1 for i, reason in enumerate(_ROW_REASONS)}  # 0 = good
 
 
-class Outcome(NamedTuple):
+class Validated(NamedTuple):
     """What one MQTT message turns into."""
 
     site: str
@@ -94,7 +94,7 @@ class Validator:
             )
         return None
 
-    def validate(self, topic: str, payload: bytes, received: float) -> Outcome:
+    def validate(self, topic: str, payload: bytes, received: float) -> Validated:
         if len(payload) > self.max_payload:
             return _reject(
                 topic,
@@ -131,7 +131,7 @@ class Validator:
             return self._status(topic, payload, received, parts)
         return self._events(topic, payload, received, parts)
 
-    def _telemetry(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Outcome:
+    def _telemetry(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Validated:
         msg = parse_telemetry(payload, self.max_readings)
         if isinstance(msg, Rejected):
             return _reject(topic, payload, received, msg.reason, msg.detail, parts)
@@ -153,7 +153,7 @@ class Validator:
             and msg.ts.min() >= oldest
         ):
             readings = Readings(idx, msg.value, msg.ts, msg.quality)
-            return Outcome(parts.site, parts.gateway, msg.seq, readings, (), None, (), n)
+            return Validated(parts.site, parts.gateway, msg.seq, readings, (), None, (), n)
         known = idx >= 0
         # code 0 = good; otherwise _CODE[reason]; later checks never override earlier ones
         code = np.where(known, 0, _CODE[Reason.SENSOR_UNKNOWN]).astype(np.int8)
@@ -181,7 +181,7 @@ class Validator:
         if not good.all():
             items = self._items(msg, code, idx, received)
             deadletter, rejected = _partly_rejected(items, n, "readings", topic, payload, received, parts)
-        return Outcome(parts.site, parts.gateway, msg.seq, some, (), deadletter, rejected, n)
+        return Validated(parts.site, parts.gateway, msg.seq, some, (), deadletter, rejected, n)
 
     def _items(
         self, msg: TelemetryMessage, code: np.ndarray, idx: np.ndarray, received: float
@@ -211,7 +211,7 @@ class Validator:
             items.append(DeadItem(i, reason.value, detail, sensor))
         return tuple(items)
 
-    def _status(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Outcome:
+    def _status(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Validated:
         msg = parse_status(payload)
         if isinstance(msg, Rejected):
             return _reject(topic, payload, received, msg.reason, msg.detail, parts)
@@ -222,9 +222,9 @@ class Validator:
             if problem is not None:
                 return _reject(topic, payload, received, *problem, parts)
         record = GatewayRecord("status", parts.site, parts.gateway, msg.t, received, state=msg.state)
-        return Outcome(parts.site, parts.gateway, None, None, (record,), None, (), 0)
+        return Validated(parts.site, parts.gateway, None, None, (record,), None, (), 0)
 
-    def _events(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Outcome:
+    def _events(self, topic: str, payload: bytes, received: float, parts: TopicParts) -> Validated:
         msg = parse_events(payload, self.max_events)
         if isinstance(msg, Rejected):
             return _reject(topic, payload, received, msg.reason, msg.detail, parts)
@@ -261,7 +261,7 @@ class Validator:
             items = tuple(DeadItem(b.index, b.reason.value, b.detail) for b in sorted(bad))
             total = len(msg.events)
             deadletter, rejected = _partly_rejected(items, total, "events", topic, payload, received, parts)
-        return Outcome(parts.site, parts.gateway, msg.seq, None, tuple(records), deadletter, rejected, 0)
+        return Validated(parts.site, parts.gateway, msg.seq, None, tuple(records), deadletter, rejected, 0)
 
     def _target_problem(self, target: str, gateway: str) -> tuple[Reason, str] | None:
         """An event may name only a unit or sensor its gateway serves."""
@@ -309,10 +309,10 @@ def _partly_rejected(
 
 def _reject(
     topic: str, payload: bytes, received: float, reason: Reason, detail: str, parts: TopicParts | None = None
-) -> Outcome:
+) -> Validated:
     site, gateway = (parts.site, parts.gateway) if parts else ("", "")
     record = DeadLetter(reason.value, detail, topic, payload, received, site=site, gateway=gateway)
-    return Outcome(site, gateway, None, None, (), record, (reason.value,), 0)
+    return Validated(site, gateway, None, None, (), record, (reason.value,), 0)
 
 
 def _gw_mismatch(
@@ -321,7 +321,7 @@ def _gw_mismatch(
     received: float,
     parts: TopicParts,
     msg: TelemetryMessage | StatusMessage | EventsMessage,
-) -> Outcome:
+) -> Validated:
     return _reject(
         topic,
         payload,

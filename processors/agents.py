@@ -16,11 +16,11 @@ from typing import Any, NamedTuple
 import faust
 from faust.types import TP
 
-from processors import regions
 from processors.app import WorkerContext
 from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
 from processors.steps import Decoded, Record, Steps
+from riskwatch import regions
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
@@ -262,7 +262,7 @@ class Agents:
                 key = site_t.region.encode()
                 stored = self.region_table.get(key)
                 state = regions.RegionState.from_bytes(stored) if stored else regions.RegionState()
-                out = regions.apply(state, site_t)
+                out = regions.roll_up(state, site_t)
             except Exception as exc:  # the internal topic is untrusted input too: skip what we cannot use
                 self.ctx.metrics.evaluation_errors.labels("regions").inc()
                 log.error("region stage: unusable site transition skipped: %r", exc)

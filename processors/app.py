@@ -7,9 +7,10 @@ Everything with behaviour lives elsewhere: decoding in `intake`, state in `state
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
@@ -98,13 +99,14 @@ class WorkerContext:
             on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
         )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
+        self.aggregator = MinuteAggregator(len(registry.sensor_list))
         self.states = SiteStates(
             self.index,
             engine,
             lambda site: self.load_snapshot(site),
             on_ignored=lambda reason, n: metrics.ignored.labels(reason).inc(n),
+            minutes=self.aggregator,  # open minutes travel in the site snapshots
         )
-        self.aggregator = MinuteAggregator(len(registry.sensor_list))
         self.minutes = MinutePublisher.for_registry(registry)  # closed minutes -> rw.history records
         # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
@@ -170,8 +172,22 @@ def build_app(
         stream_wait_empty=False,
         consumer_max_fetch_size=settings.fetch_max_bytes,
     )
+    idempotent_producer(app)
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)
     if settings.web_port > 0:
         web.install(app, ctx, tables)
     return app, ctx
+
+
+def idempotent_producer(app: faust.App) -> None:
+    """Make the worker's producer idempotent, like the bridge's and alerting's: Faust 0.15.3 turns
+    idempotence on only inside transactions, and without it a retried send after a broker's failover
+    (acks=all) can write a transition, snapshot or history record twice. Set before the producer exists."""
+    from faust.transport.drivers import aiokafka as driver
+
+    class IdempotentProducer(driver.Producer):
+        def _settings_extra(self) -> Mapping[str, Any]:
+            return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # a ClassVar, set on this instance

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from processors.engine.causes import rule_name
 from processors.engine.evaluation import evaluate
 from processors.engine.model import EngineModel, compile_model
 from processors.engine.state import EngineState
+from processors.engine.warnings import rule_name
 from processors.engine_reference import ReferenceEngine
 from riskwatch.registry import Registry, generate
 from riskwatch.wire.readings import Readings

@@ -19,7 +19,7 @@ import numpy as np
 
 from riskwatch.errors import RiskwatchError
 from riskwatch.registry import Registry
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 

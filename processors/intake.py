@@ -22,7 +22,7 @@ import numpy as np
 from processors.state.sites import SiteIndex
 from riskwatch.wire.batch import BatchDecodeError, Source, decode, keep_sources, remap_sensors, source_stamps
 from riskwatch.wire.deadletter import DeadItem, DeadLetter, Reason, summary_reason
-from riskwatch.wire.gateway import EVENT_KINDS, STATUS_STATES, GatewayDecodeError, GatewayRecord
+from riskwatch.wire.gateway_protocol import EVENT_KINDS, STATUS_STATES, GatewayDecodeError, GatewayRecord
 from riskwatch.wire.readings import Readings
 
 COMPONENT = "processors"

@@ -54,7 +54,7 @@ class Decoded(NamedTuple):
     accepted: Accepted
 
 
-class Outcome(NamedTuple):
+class StepOutput(NamedTuple):
     transitions: list[Transition]
     dead: list[DeadLetter]
 
@@ -65,11 +65,11 @@ class Steps:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
 
-    def telemetry(self, record: Record) -> Outcome:
+    def telemetry(self, record: Record) -> StepOutput:
         """One record alone: decoded, then evaluated (`telemetry_many` of one record)."""
         return self.telemetry_many([record])
 
-    def telemetry_many(self, records: Sequence[Record]) -> Outcome:
+    def telemetry_many(self, records: Sequence[Record]) -> StepOutput:
         """Records taken together: each decoded in its own guarded step, then every site's batches
         evaluated in one engine call, in offset order (`decode`, then `evaluate` per site)."""
         by_site, dead = self.decode(records)
@@ -78,7 +78,7 @@ class Steps:
             out = self.evaluate(group)
             transitions += out.transitions
             dead += out.dead
-        return Outcome(transitions, dead)
+        return StepOutput(transitions, dead)
 
     def decode(self, records: Iterable[Record]) -> tuple[dict[str, list[Decoded]], list[DeadLetter]]:
         """Each record decoded and checked on its own (one bad record is dead-lettered alone, with its
@@ -98,7 +98,7 @@ class Steps:
                 by_site.setdefault(accepted.site, []).append(Decoded(record, accepted))
         return by_site, dead
 
-    def evaluate(self, group: Sequence[Decoded]) -> Outcome:
+    def evaluate(self, group: Sequence[Decoded]) -> StepOutput:
         """One site's decoded records, in offset order, in one engine call where that gives the same
         transitions as one call per record (SiteStates.evaluate_many). If evaluating them together
         raises, they are evaluated one by one, so that only the record that raises is dead-lettered."""
@@ -121,9 +121,9 @@ class Steps:
                 dead.append(
                     self._failed(one.record, Reason.EVALUATION_ERROR, "evaluating", exc, one.accepted.site)
                 )
-        return Outcome(transitions, dead)
+        return StepOutput(transitions, dead)
 
-    def _evaluated(self, group: Sequence[Decoded]) -> Outcome:
+    def _evaluated(self, group: Sequence[Decoded]) -> StepOutput:
         ctx, m = self.ctx, self.ctx.metrics
         site = group[0].accepted.site
         now = ctx.clock()
@@ -150,24 +150,24 @@ class Steps:
             ctx.aggregator.add(sensor, r.value, r.ts, now)
         except Exception:
             log.exception("history aggregation failed for a batch of site %s", site)
-        return Outcome(out, [])
+        return StepOutput(out, [])
 
-    def gateway(self, record: Record) -> Outcome:
+    def gateway(self, record: Record) -> StepOutput:
         ctx = self.ctx
         try:
             rec, dead = ctx.intake.gateway(record.value, record.topic)
         except Exception as exc:
-            return Outcome([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
+            return StepOutput([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
         dead = self._located(record, dead)
         if rec is None:
-            return Outcome([], dead)
+            return StepOutput([], dead)
         try:
             out = ctx.states.apply_gateway(rec.site, [rec], ctx.clock())
         except Exception as exc:
             ctx.metrics.evaluation_errors.labels("gateway").inc()
             dead.append(self._failed(record, Reason.EVALUATION_ERROR, "evaluating", exc, rec.site))
-            return Outcome([], dead)
-        return Outcome(out, dead)
+            return StepOutput([], dead)
+        return StepOutput(out, dead)
 
     def _located(self, record: Record, dead: list[DeadLetter]) -> list[DeadLetter]:
         return [dataclasses.replace(d, partition=record.partition, offset=record.offset) for d in dead]

@@ -70,7 +70,11 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         for p in sorted(partitions):
             if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
-        for agg in ctx.aggregator.close_due(now):
+        # Not before every owned partition has been read to its end once: after a restart the minutes
+        # restored from the snapshots are overdue, and the backlog still holds the rest of their readings.
+        # A worker that cannot catch up still closes them, BACKLOG_CLOSE_S late (history, bounded memory).
+        late_s = 0.0 if partitions <= ctx.caught_up else BACKLOG_CLOSE_S
+        for agg in ctx.aggregator.close_due(now, late_s=late_s):
             await emit.minutes(ctx.minutes.records(agg))
         if ctx.aggregator.repaired:
             ctx.metrics.history_repaired.inc(ctx.aggregator.repaired)
@@ -123,6 +127,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
 
 LOOP_LAG_EVERY_S = 0.05
+BACKLOG_CLOSE_S = 600.0  # minutes close this much later than usual while a partition is not caught up
 TICK_SLICE_SITES = 64  # sites evaluated by the timer between two yields to the event loop
 EXIT_RECOVERY_STUCK = 75  # EX_TEMPFAIL: try again
 TIMER_FAILING_EXIT_S = 60.0  # a timer failing on every tick for this long exits the worker (status 70)

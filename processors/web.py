@@ -24,9 +24,9 @@ import faust
 from faust.web import Request, Response, View
 
 from processors.app import WorkerContext
-from processors.regions import RegionState
 from riskwatch.httpheaders import SECURITY_HEADERS
 from riskwatch.picture import STATIC_GRADE_LETTER, picture_colour
+from riskwatch.regions import RegionState
 from riskwatch.wire.transitions import Transition
 
 log = logging.getLogger(__name__)

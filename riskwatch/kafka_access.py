@@ -10,16 +10,21 @@ plain dicts; the broker libraries stay with the components that import them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from riskwatch.errors import ConfigError
 from riskwatch.kafka_accounts import SCRAM_MECHANISM, account
 from riskwatch.secrets import read_private, remember
+
+log = logging.getLogger(__name__)
 
 USER_ENV = "RISKWATCH_KAFKA_USER"
 PASSWORD_ENV = "RISKWATCH_KAFKA_PASSWORD"
@@ -116,3 +121,36 @@ def kafka_option_help(component: str) -> str:
         f"in ${PASSWORD_ENV} or the 0600 file named by ${PASSWORD_FILE_ENV}, the CA of a TLS listener in "
         f"${CA_ENV}"
     )
+
+
+class Startable(Protocol):
+    """A Kafka client of any library: what `start_when_reachable` needs of it."""
+
+    async def start(self) -> None: ...
+
+
+async def start_when_reachable(
+    client: Startable,
+    what: str,
+    errors: type[BaseException] | tuple[type[BaseException], ...],
+    stop: asyncio.Event | None = None,
+    beat: Callable[[], None] | None = None,
+    retry_s: float = 2.0,
+) -> bool:
+    """Start `client`, retrying every `retry_s` while it raises one of `errors` (the component's broker
+    library's, so the kernel imports none): a component must come up even if Kafka is still starting.
+    `beat` is called before each try (a health check's heartbeat); returns False if `stop` was set first."""
+    while stop is None or not stop.is_set():
+        if beat is not None:
+            beat()
+        try:
+            await client.start()
+            return True
+        except errors as exc:
+            log.warning("Kafka %s cannot start yet (%r); retrying in %.0f s", what, exc, retry_s)
+            if stop is None:
+                await asyncio.sleep(retry_s)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), retry_s)
+    return False

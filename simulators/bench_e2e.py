@@ -33,11 +33,11 @@ from simulators import synthetic
 from simulators.charts import GREEN, RED, Panel, Series, plot
 from simulators.cpu import CpuMeter
 from simulators.faults import Fault
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import DeadLetterCounter, TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import LoadResult, ScheduledFault, progress_line, run_load
-from simulators.pipeline import Pipeline
-from simulators.stackctl import ensure_stack, stop_stack
+from simulators.pipeline import Pipeline, PipelineRun
+from simulators.simulated_gateway import Broker, announce_online
+from simulators.stackctl import ensure_stack
 from simulators.webhook import WebhookReceiver
 
 TARGET_READINGS_PER_S = 200_000.0
@@ -121,21 +121,17 @@ def estate(args: argparse.Namespace, run_dir: Path) -> tuple[dict[str, Any], Pat
     return doc, registry, sensors, industries
 
 
-class E2E:
+class E2E(PipelineRun):
     """A running pipeline (stack, bridge, worker, alerting, webhook) that load steps are offered to."""
 
     def __init__(self, args: argparse.Namespace, name: str = "bench-e2e") -> None:
         self.args = args
         self.home = home_dir()
-        self.stack_home = args.stack_home or self.home / "stack"
+        super().__init__(args.stack_home or self.home / "stack")
         self.run_dir = self.home / name / time.strftime("%Y%m%d-%H%M%S")
         self.doc, self.registry, self.sensors, self.industries = estate(args, self.run_dir)
         self.gateways = len({s.gateway for s in self.sensors})
         self.sites = sorted(self.industries)
-        self.started_stack = False
-        self.receiver: WebhookReceiver | None = None
-        self.pipeline: Pipeline | None = None
-        self.readers: list[Any] = []
 
     def __enter__(self) -> E2E:
         info, self.started_stack = ensure_stack(self.stack_home)
@@ -163,11 +159,7 @@ class E2E:
         announce_online(
             {s.gateway: s.site for s in self.sensors}, self.broker
         )  # before the bridge subscribes
-        self.pipeline.start_bridge()
-        self.pipeline.start_worker(ready_site=self.sites[0])
-        self.pipeline.start_historian()
-        self.pipeline.start_alerting(routes, extra=[], env={"RISKWATCH_DEMO_WEBHOOK_SECRET": secret})
-        self.pipeline.wait_ready(300.0)
+        self.pipeline.start_all(routes, self.sites[0], {"RISKWATCH_DEMO_WEBHOOK_SECRET": secret}, 300.0)
         self.counter = TelemetryCounter(
             TopicReader(info.kafka("tools"), topics.telemetry), sites=self.industries
         )
@@ -190,14 +182,7 @@ class E2E:
         return out
 
     def __exit__(self, *exc: Any) -> None:
-        for reader in self.readers:
-            reader.close()
-        if self.pipeline is not None:
-            self.pipeline.stop()
-        if self.receiver is not None:
-            self.receiver.stop()
-        if self.started_stack:
-            stop_stack(self.stack_home)
+        self.close_run()
 
     def poll(self) -> None:
         self.seen.extend((time.time(), t) for t in self.warnings.poll(0.0))

@@ -21,8 +21,8 @@ from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.paths import home_dir
 from riskwatch.tls import ClientTLS
 from riskwatch.topics import Topics
-from simulators.gateway import Broker
 from simulators.sensors import SimulatorError
+from simulators.simulated_gateway import Broker
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 DEFAULT_REGISTRY = SCENARIOS / "registry.yaml"

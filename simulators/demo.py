@@ -26,14 +26,14 @@ from deploy.run import alerting_scheme
 from deploy.supervisor import Child, Supervisor, say_to
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
-from simulators.gateway import Broker
 from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
-from simulators.pipeline import Pipeline, free_port
+from simulators.pipeline import Pipeline, PipelineRun, free_port
 from simulators.scenarios.checker import Scope, Seen, check
 from simulators.scenarios.model import load_scenario
 from simulators.scenarios.runner import ScenarioRunner, make_clients, scope_of
+from simulators.simulated_gateway import Broker
 from simulators.simulation import Simulation
-from simulators.stackctl import ensure_stack, stop_stack
+from simulators.stackctl import ensure_stack
 from simulators.view import DemoState, render, summary
 from simulators.webhook import WebhookReceiver
 
@@ -53,11 +53,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class Demo:
+class Demo(PipelineRun):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.home = home_dir()
-        self.stack_home = args.stack_home or self.home / "stack"
+        super().__init__(args.stack_home or self.home / "stack")
         # A fresh prefix per run: no replayed backlog, restored worker state or open alerts from an
         # earlier run leak into this one (each run has its own topics, worker state and alert store).
         self.prefix = args.topic_prefix or f"demo{time.strftime('%Y%m%d%H%M%S')}"
@@ -66,12 +66,8 @@ class Demo:
         self.registry_path = self.script.registry_path()
         self.stop = threading.Event()
         self.plain = args.plain or not sys.stdout.isatty()
-        self.pipeline: Pipeline | None = None
         self.supervisor: Supervisor | None = None
         self.state: DemoState | None = None
-        self.receiver: WebhookReceiver | None = None
-        self.started_stack = False
-        self.readers: list[TopicReader] = []
         self.records: list[Any] = []
         self.clients: dict[str, Any] = {}
 
@@ -124,14 +120,10 @@ class Demo:
         )
         self.supervisor.start_thread()  # a service dying while the others start is restarted too
         print("demo: starting bridge, worker, historian and alerting (supervised) ...", flush=True)
-        self.pipeline.start_bridge()
-        self.pipeline.start_worker(ready_site=next(iter(registry.sites)))
-        self.pipeline.start_historian()
-        board = self.pipeline.start_alerting(routes, env={
+        board = self.pipeline.start_all(routes, next(iter(registry.sites)), {
             "RISKWATCH_DEMO_WEBHOOK_SECRET": secret, "RISKWATCH_DEMO_TOKEN": board_token,
             "RISKWATCH_LOGIN_LINK": f"demo:{login_secret}",
-        }, port=http_port)  # fmt: skip
-        self.pipeline.wait_ready(120.0)
+        }, 120.0, alerting_port=http_port)  # fmt: skip
         state.services = {name: f"pid {s.proc.pid}" for name, s in self.pipeline.services.items()}
         print(
             "demo: "
@@ -221,15 +213,7 @@ class Demo:
         for client in self.clients.values():
             with contextlib.suppress(Exception):
                 client.close(timeout=5.0)
-        for reader in self.readers:
-            with contextlib.suppress(Exception):
-                reader.close()
-        if self.pipeline is not None:
-            self.pipeline.stop()
-        if self.receiver is not None:
-            self.receiver.stop()
-        if self.started_stack:
-            stop_stack(self.stack_home)
+        self.close_run()
 
 
 def run(args: argparse.Namespace) -> int:

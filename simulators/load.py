@@ -21,10 +21,10 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from simulators.faults import Fault
-from simulators.gateway import Broker, GatewayClient, connect_all
 from simulators.kafka_watch import TelemetryCounter
 from simulators.mqtt_loop import NetworkLoop
 from simulators.sensors import SimSensor, SimulatorError
+from simulators.simulated_gateway import Broker, GatewayClient, connect_all
 from simulators.simulation import Simulation
 
 DRAIN_TIMEOUT_S = 30.0

@@ -29,7 +29,7 @@ from deploy.supervisor import ChildSpec, Supervisor, spawn, terminate
 from riskwatch.tls import ClientTLS
 from simulators.sensors import SimulatorError
 
-__all__ = ["REPO", "Pipeline", "Service", "free_port", "wait_http"]
+__all__ = ["REPO", "Pipeline", "PipelineRun", "Service", "free_port", "wait_http"]
 
 STOP_GRACE_S = 20.0
 
@@ -163,6 +163,23 @@ class Pipeline:
         )
         return self._start(spec, f"{alerting_scheme(self.stack)}://127.0.0.1:{port}/")
 
+    def start_all(
+        self,
+        routes: Path,
+        ready_site: str,
+        alerting_env: dict[str, str],
+        timeout_s: float,
+        alerting_port: int | None = None,
+    ) -> Service:
+        """Bridge, worker (ready once it serves `ready_site`), historian and alerting, in the order data
+        flows, then wait until each answers. Returns alerting's service: its address is the board's."""
+        self.start_bridge()
+        self.start_worker(ready_site=ready_site)
+        self.start_historian()
+        alerting = self.start_alerting(routes, env=alerting_env, port=alerting_port)
+        self.wait_ready(timeout_s)
+        return alerting
+
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Every started service answers on its HTTP port; else a clear error naming it and its log."""
         for service in self.services.values():
@@ -223,3 +240,28 @@ class Pipeline:
                 check=False,
             )
         self.bridge_argv = []
+
+
+class PipelineRun:
+    """What the demo and the end-to-end benchmark run around a Pipeline: the local stack (stopped at the
+    end only if they started it), a webhook receiver and Kafka readers. `close_run` stops them all."""
+
+    def __init__(self, stack_home: Path) -> None:
+        self.stack_home = stack_home
+        self.started_stack = False
+        self.receiver: Any = None  # simulators.webhook.WebhookReceiver
+        self.pipeline: Pipeline | None = None
+        self.readers: list[Any] = []  # simulators.kafka_watch.TopicReader
+
+    def close_run(self) -> None:
+        from simulators.stackctl import stop_stack  # stackctl imports this module
+
+        for reader in self.readers:
+            with contextlib.suppress(Exception):
+                reader.close()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self.started_stack:
+            stop_stack(self.stack_home)

@@ -1,7 +1,7 @@
 """A whole simulated estate: the registry's sensors, one plant per site, faults, grouped by gateway.
 
 Pure and deterministic: `tick(t, dt)` returns what every gateway would send at time t. Publishing it
-over MQTT is gateway.py's job, so scenarios and tests can drive the physics without a broker.
+over MQTT is simulated_gateway.py's job, so scenarios and tests can drive the physics without a broker.
 """
 
 from __future__ import annotations

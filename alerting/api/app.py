@@ -200,13 +200,51 @@ def build_app(
     (alerting.board.web.Board) it serves the monitoring-centre board and browser sessions too. `history`
     (alerting.history.influx.InfluxHistory) and the site `registry` serve /api/history/*."""
     sessions = Sessions(manager.store, auth, manager.clock)
-    failed_logins: dict[str, list[float]] = {}  # user name -> times of recent failed password logins
+    gate = Gate(manager, auth, sessions, board)
+    guarded = gate.guarded
+    alerts = AlertRoutes(manager, hub, board)
+    logins = LoginRoutes(manager, auth, sessions)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers, _guard])
+    app.router.add_get("/healthz", _healthz(manager, health))
+    app.router.add_post("/api/login", logins.login)
+    app.router.add_post("/api/logout", logins.logout)
+    app.router.add_get("/api/me", guarded("read", logins.me))
+    if board is not None:
+        app.router.add_get("/alerts/{id}", _desk_link)  # the acknowledge link in every message
+        app.router.add_routes(board.routes(guarded))
+    else:
+        app.router.add_get("/alerts/{id}", alert_page)
+    if metrics is not None:
+        app.router.add_get("/metrics", _prometheus(manager, metrics))
+    app.router.add_get("/api/alerts", guarded("read", alerts.list_alerts))
+    app.router.add_get("/api/alerts/{id}", guarded("read", alerts.get_alert))
+    app.router.add_post("/api/alerts/{id}/ack", guarded("ack", alerts.ack))
+    app.router.add_post("/api/alerts/{id}/notes", guarded("note", alerts.note))
+    app.router.add_post("/api/alerts/{id}/close", guarded("close", alerts.close))
+    app.router.add_post("/api/alerts/{id}/shelve", guarded("shelve", alerts.shelve))
+    app.router.add_post("/api/maintenance", guarded("maintenance", alerts.maintenance))
+    app.router.add_get("/api/events", guarded("read", alerts.events))
+    app.router.add_routes(
+        history_routes(guarded, manager.store.path, history, registry_scope(registry), _time)
+    )
+    return app
 
-    def authenticate(request: web.Request) -> tuple[User | None, str]:
+
+def _no_board_region(site: str, fallback: str = "") -> str:
+    return fallback
+
+
+class Gate:
+    """Who is asking (bearer token or session cookie with its CSRF token), and whether they may."""
+
+    def __init__(self, manager: AlertManager, auth: TokenAuth, sessions: Sessions, board: Any | None) -> None:
+        self.manager, self.auth, self.sessions, self.board = manager, auth, sessions, board
+
+    def authenticate(self, request: web.Request) -> tuple[User | None, str]:
         """The user, by bearer token or by session cookie; for a POST with a cookie, why it is refused."""
         if "Authorization" in request.headers:
-            return auth.user(request.headers.get("Authorization")), ""
-        found = sessions.lookup(request.cookies.get(SESSION_COOKIE))
+            return self.auth.user(request.headers.get("Authorization")), ""
+        found = self.sessions.lookup(request.cookies.get(SESSION_COOKIE))
         if found is None:
             return None, ""
         user, csrf = found
@@ -216,19 +254,24 @@ def build_app(
                 return user, "missing or wrong X-CSRF-Token (or a foreign Origin) for a session request"
         return user, ""
 
-    def in_scope(user: User, alert_id: str) -> None:
-        alert = manager.store.get_alert(alert_id)
+    def in_scope(self, user: User, alert_id: str) -> None:
+        alert = self.manager.store.get_alert(alert_id)
         if alert is None:
             raise UnknownAlert(f"no alert {alert_id!r}")
-        region = alert.region or (board.region_of(alert.site) if board is not None else "")
+        region = alert.region or (self.board.region_of(alert.site) if self.board is not None else "")
         if not user.sees(alert.site, region):
             raise OutOfScope(f"alert {alert_id} is at site {alert.site}, not in your scope")
 
     def guarded(
-        action: str, handler: Callable[[web.Request, User], Awaitable[web.StreamResponse]]
+        self,
+        action: str,
+        handler: Callable[[web.Request, User], Awaitable[web.StreamResponse]],
     ) -> Handler:
+        """`handler` behind authentication, the role's permission for `action` and the alert's scope;
+        the lifecycle's refusals answered with their HTTP status."""
+
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            user, refused = authenticate(request)
+            user, refused = self.authenticate(request)
             if user is None:
                 if SESSION_COOKIE in request.cookies and "Authorization" not in request.headers:
                     return _error(401, "unknown or expired session: log in again")
@@ -239,7 +282,7 @@ def build_app(
                 return _error(403, f"role {user.role} may not {action}")
             if "id" in request.match_info and request.path.startswith("/api/alerts/"):
                 try:
-                    in_scope(user, _alert_id(request))
+                    self.in_scope(user, _alert_id(request))
                 except UnknownAlert as exc:
                     return _error(404, str(exc))
                 except OutOfScope as exc:
@@ -261,7 +304,16 @@ def build_app(
 
         return wrapper
 
-    async def list_alerts(request: web.Request, user: User) -> web.Response:
+
+class AlertRoutes:
+    """The alert desk's API: list and read alerts, acknowledge, note, close, shelve; maintenance windows;
+    the SSE stream of lifecycle events, each limited to the user's scope."""
+
+    def __init__(self, manager: AlertManager, hub: EventHub, board: Any | None) -> None:
+        self.manager, self.hub = manager, hub
+        self.region_of = board.region_of if board is not None else _no_board_region
+
+    async def list_alerts(self, request: web.Request, user: User) -> web.Response:
         q = request.query
         state, colour, site = q.get("state"), q.get("colour"), q.get("site")
         if site is not None and len(site) > MAX_ID_CHARS:
@@ -278,36 +330,40 @@ def build_app(
             raise InvalidInput("`limit` must be between 1 and 1000")
         allow = None
         if not user.whole_province:
-            region_of = board.region_of if board is not None else (lambda site, fallback="": fallback)
+            region_of = self.region_of
             allow = lambda a: user.sees(a.site, a.region or region_of(a.site))  # noqa: E731
-        alerts = manager.store.list_alerts(state=state, site=site, colour=colour, limit=limit, allow=allow)
+        alerts = self.manager.store.list_alerts(
+            state=state, site=site, colour=colour, limit=limit, allow=allow
+        )
         return _json({"alerts": [_view(a) for a in alerts]})
 
-    async def get_alert(request: web.Request, user: User) -> web.Response:
+    async def get_alert(self, request: web.Request, user: User) -> web.Response:
         alert_id = _alert_id(request)
-        alert = manager.store.get_alert(alert_id)
+        alert = self.manager.store.get_alert(alert_id)
         if alert is None:
             raise UnknownAlert(f"no alert {alert_id!r}")
-        audit = [orjson.loads(e.to_bytes()) for e in manager.store.events_for(alert_id)]
+        audit = [orjson.loads(e.to_bytes()) for e in self.manager.store.events_for(alert_id)]
         return _json({"alert": _view(alert), "audit": audit})
 
-    async def ack(request: web.Request, user: User) -> web.Response:
+    async def ack(self, request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
-        return _json({"alert": _view(manager.acknowledge(_alert_id(request), user.name, _text(doc, "note")))})
+        return _json(
+            {"alert": _view(self.manager.acknowledge(_alert_id(request), user.name, _text(doc, "note")))}
+        )
 
-    async def note(request: web.Request, user: User) -> web.Response:
+    async def note(self, request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
-        alert = manager.add_note(_alert_id(request), user.name, _text(doc, "note", required=True))
+        alert = self.manager.add_note(_alert_id(request), user.name, _text(doc, "note", required=True))
         return _json({"alert": _view(alert)})
 
-    async def close(request: web.Request, user: User) -> web.Response:
+    async def close(self, request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
         text = _text(doc, "note")
         if not text.strip():
             raise InvalidInput("closing needs a disposal `note`: what was done and what was found")
-        return _json({"alert": _view(manager.close(_alert_id(request), user.name, text))})
+        return _json({"alert": _view(self.manager.close(_alert_id(request), user.name, text))})
 
-    async def shelve(request: web.Request, user: User) -> web.Response:
+    async def shelve(self, request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
         if "minutes" in doc:
             minutes = doc["minutes"]
@@ -318,30 +374,30 @@ def build_app(
                 or not 0 < minutes <= longest
             ):
                 raise InvalidInput(f"`minutes` must be a positive number, at most {longest:.0f}")
-            until = manager.clock() + 60.0 * minutes
+            until = self.manager.clock() + 60.0 * minutes
         else:
             until = _time(doc, "until")
-            if until - manager.clock() > MAX_SHELVE_S:
+            if until - self.manager.clock() > MAX_SHELVE_S:
                 raise InvalidInput(f"`until` is more than {MAX_SHELVE_S / 86400:.0f} days away")
         reason = _text(doc, "reason", required=True)
-        return _json({"alert": _view(manager.shelve(_alert_id(request), user.name, until, reason))})
+        return _json({"alert": _view(self.manager.shelve(_alert_id(request), user.name, until, reason))})
 
-    async def maintenance(request: web.Request, user: User) -> web.Response:
+    async def maintenance(self, request: web.Request, user: User) -> web.Response:
         doc = await _body(request)
         site = _text(doc, "site", required=True, limit=MAX_ID_CHARS)
-        if not user.sees(site, board.region_of(site) if board is not None else ""):
+        if not user.sees(site, self.region_of(site)):
             raise OutOfScope(f"site {site} is not in your scope")
         unit = _text(doc, "unit", limit=MAX_ID_CHARS)
         start, end = _time(doc, "start"), _time(doc, "end")
         if end - start > MAX_MAINTENANCE_S:
             raise InvalidInput(f"a maintenance window lasts at most {MAX_MAINTENANCE_S / 86400:.0f} days")
-        window = manager.add_maintenance(site, unit, start, end, _text(doc, "reason", True), user.name)
+        window = self.manager.add_maintenance(site, unit, start, end, _text(doc, "reason", True), user.name)
         return _json({"maintenance": window}, 201)
 
-    async def events(request: web.Request, user: User) -> web.StreamResponse:
+    async def events(self, request: web.Request, user: User) -> web.StreamResponse:
         after = request.headers.get("Last-Event-ID") or request.query.get("after")
         if after is None:
-            start = manager.store.last_seq()
+            start = self.manager.store.last_seq()
         else:
             try:
                 start = int(after) if len(after) <= 20 else -1
@@ -350,21 +406,29 @@ def build_app(
             if not 0 <= start <= MAX_SEQ:
                 raise InvalidInput("Last-Event-ID / `after` must be an event sequence number")
         if user.whole_province:
-            return await stream(request, manager.store, hub, start)
-        region_of = board.region_of if board is not None else (lambda site, fallback="": fallback)
+            return await stream(request, self.manager.store, self.hub, start)
+        region_of = self.region_of
         seen: dict[str, bool] = {}
 
         def visible(alert_id: str) -> bool:
             if alert_id not in seen:
-                alert = manager.store.get_alert(alert_id)
+                alert = self.manager.store.get_alert(alert_id)
                 seen[alert_id] = alert is not None and user.sees(
                     alert.site, alert.region or region_of(alert.site)
                 )
             return seen[alert_id]
 
-        return await stream(request, manager.store, hub, start, visible)
+        return await stream(request, self.manager.store, self.hub, start, visible)
 
-    async def login(request: web.Request) -> web.Response:
+
+class LoginRoutes:
+    """Browser sessions: log in (token, user + password, or a one-time link), who am I, log out."""
+
+    def __init__(self, manager: AlertManager, auth: TokenAuth, sessions: Sessions) -> None:
+        self.clock, self.auth, self.sessions = manager.clock, auth, sessions
+        self.failed_logins: dict[str, list[float]] = {}  # user name -> times of recent failed password logins
+
+    async def login(self, request: web.Request) -> web.Response:
         """Token, user + password, or a one-time link's secret -> a session cookie and its CSRF token."""
         if not _same_origin(request):
             return _error(403, "login from a foreign origin")
@@ -376,26 +440,17 @@ def build_app(
             return _error(400, str(exc))
         user = None
         if once:
-            user = sessions.use_login_link(once)
+            user = self.sessions.use_login_link(once)
         elif token:
-            user = auth.by_token(token)
+            user = self.auth.by_token(token)
         elif name and password:
-            now = manager.clock()
-            recent = [t for t in failed_logins.get(name, []) if now - t < LOGIN_LOCK_S]
-            failed_logins[name] = recent
-            if len(recent) >= LOGIN_FAILURES:
-                wait = LOGIN_LOCK_S - (now - recent[0])
-                return _error(429, f"too many failed logins for this user; try again in {wait:.0f} s")
-            # scrypt costs tens of milliseconds: off the event loop that also consumes and notifies.
-            user = await asyncio.to_thread(auth.by_password, name, password)
-            if user is None:
-                recent.append(now)
-                if len(failed_logins) > 10_000:  # bounded, whatever names are tried
-                    failed_logins.clear()
+            user, locked = await self.password_login(name, password)
+            if locked:
+                return _error(429, locked)
         if user is None:
             log.info("board login refused (%s)", "link" if once else "token" if token else "password")
             return _error(401, "unknown token, user or password, or a used or expired link")
-        key, csrf = sessions.open(user)
+        key, csrf = self.sessions.open(user)
         log.info("board login: %s (%s)", user.name, user.role)
         response = _json({"user": user.name, "role": user.role, "csrf": csrf})
         response.set_cookie(
@@ -404,26 +459,46 @@ def build_app(
         )  # fmt: skip
         return response
 
-    async def me(request: web.Request, user: User) -> web.Response:
-        found = sessions.lookup(request.cookies.get(SESSION_COOKIE))
+    async def me(self, request: web.Request, user: User) -> web.Response:
+        found = self.sessions.lookup(request.cookies.get(SESSION_COOKIE))
         csrf = found[1] if found is not None else ""
         return _json({"user": user.name, "role": user.role, "actions": user.actions(), "csrf": csrf})
 
-    async def logout(request: web.Request) -> web.Response:
+    async def logout(self, request: web.Request) -> web.Response:
         if not _same_origin(request):
             return _error(403, "logout from a foreign origin")
-        sessions.close(request.cookies.get(SESSION_COOKIE))
+        self.sessions.close(request.cookies.get(SESSION_COOKIE))
         response = _json({"ok": True})
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
 
-    async def desk_link(request: web.Request) -> web.StreamResponse:
-        """The acknowledge link in every message: the board's desk at that alert."""
-        alert_id = request.match_info["id"]
-        if not ALERT_ID.fullmatch(alert_id):
-            return _error(400, "not an alert id")
-        raise web.HTTPFound(f"/board/#desk/{alert_id}")
+    async def password_login(self, name: str, password: str) -> tuple[User | None, str]:
+        """The user for this name and password, or why they must wait: a name with LOGIN_FAILURES recent
+        failures is locked for LOGIN_LOCK_S, whatever password comes next."""
+        now = self.clock()
+        recent = [t for t in self.failed_logins.get(name, []) if now - t < LOGIN_LOCK_S]
+        self.failed_logins[name] = recent
+        if len(recent) >= LOGIN_FAILURES:
+            wait = LOGIN_LOCK_S - (now - recent[0])
+            return None, f"too many failed logins for this user; try again in {wait:.0f} s"
+        # scrypt costs tens of milliseconds: off the event loop that also consumes and notifies.
+        user = await asyncio.to_thread(self.auth.by_password, name, password)
+        if user is None:
+            recent.append(now)
+            if len(self.failed_logins) > 10_000:  # bounded, whatever names are tried
+                self.failed_logins.clear()
+        return user, ""
 
+
+async def _desk_link(request: web.Request) -> web.StreamResponse:
+    """The acknowledge link in every message: the board's desk at that alert."""
+    alert_id = request.match_info["id"]
+    if not ALERT_ID.fullmatch(alert_id):
+        return _error(400, "not an alert id")
+    raise web.HTTPFound(f"/board/#desk/{alert_id}")
+
+
+def _healthz(manager: AlertManager, health: Health | None) -> Handler:
     async def healthz(request: web.Request) -> web.Response:
         tasks = health.tasks if health is not None else {}
         ok = health is None or health.ok
@@ -435,30 +510,7 @@ def build_app(
             ok, outbox = False, f"store unavailable: {safe_text(exc, 200)}"
         return _json({"ok": ok, "tasks": tasks, "outbox": outbox}, 200 if ok else 503)
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers, _guard])
-    app.router.add_get("/healthz", healthz)
-    app.router.add_post("/api/login", login)
-    app.router.add_post("/api/logout", logout)
-    app.router.add_get("/api/me", guarded("read", me))
-    if board is not None:
-        app.router.add_get("/alerts/{id}", desk_link)  # the acknowledge link in every message
-        app.router.add_routes(board.routes(guarded))
-    else:
-        app.router.add_get("/alerts/{id}", alert_page)
-    if metrics is not None:
-        app.router.add_get("/metrics", _prometheus(manager, metrics))
-    app.router.add_get("/api/alerts", guarded("read", list_alerts))
-    app.router.add_get("/api/alerts/{id}", guarded("read", get_alert))
-    app.router.add_post("/api/alerts/{id}/ack", guarded("ack", ack))
-    app.router.add_post("/api/alerts/{id}/notes", guarded("note", note))
-    app.router.add_post("/api/alerts/{id}/close", guarded("close", close))
-    app.router.add_post("/api/alerts/{id}/shelve", guarded("shelve", shelve))
-    app.router.add_post("/api/maintenance", guarded("maintenance", maintenance))
-    app.router.add_get("/api/events", guarded("read", events))
-    app.router.add_routes(
-        history_routes(guarded, manager.store.path, history, registry_scope(registry), _time)
-    )
-    return app
+    return healthz
 
 
 def _prometheus(manager: AlertManager, metrics: AlertingMetrics) -> Handler:

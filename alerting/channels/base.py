@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # http.py imports this module
     from alerting.channels.http import HttpPoster
 
 
-class Outcome(StrEnum):
+class SendStatus(StrEnum):
     """What the pipeline should do next: done, try again later, or give up and record why."""
 
     OK = "ok"
@@ -26,20 +26,20 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    outcome: Outcome
+    outcome: SendStatus
     detail: str = ""
 
     @classmethod
     def ok(cls, detail: str = "") -> SendResult:
-        return cls(Outcome.OK, detail)
+        return cls(SendStatus.OK, detail)
 
     @classmethod
     def retryable(cls, detail: str) -> SendResult:
-        return cls(Outcome.RETRYABLE, detail)
+        return cls(SendStatus.RETRYABLE, detail)
 
     @classmethod
     def error(cls, detail: str) -> SendResult:
-        return cls(Outcome.ERROR, detail)
+        return cls(SendStatus.ERROR, detail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from alerting.channels.base import Channel, Outcome, SendResult
+from alerting.channels.base import Channel, SendResult, SendStatus
 from alerting.config import Defaults
 from alerting.deadletters import DeadLetters
 from alerting.lifecycle.machine import SYSTEM
@@ -55,9 +55,11 @@ class Deliverer:
             *(self._send_all(name, rows, now) for name, rows in by_channel.items())
         )
         outcomes = [outcome for per_channel in results for outcome in per_channel]
-        return Delivered(*(outcomes.count(o) for o in (Outcome.OK, Outcome.RETRYABLE, Outcome.ERROR)))
+        return Delivered(
+            *(outcomes.count(o) for o in (SendStatus.OK, SendStatus.RETRYABLE, SendStatus.ERROR))
+        )
 
-    async def _send_all(self, name: str, rows: list[OutboxRow], now: float) -> list[Outcome]:
+    async def _send_all(self, name: str, rows: list[OutboxRow], now: float) -> list[SendStatus]:
         channel = self.channels.get(name)
         out = []
         for row in rows:
@@ -76,22 +78,22 @@ class Deliverer:
             # Settle each message right after its send: a crash then resends at most the one in flight.
             with self.store.transaction():
                 out.append(self._settle(row, result, now))
-            if result.outcome is Outcome.RETRYABLE:
+            if result.outcome is SendStatus.RETRYABLE:
                 break  # the channel is struggling: keep the rest in order for the next round
         return out
 
-    def _settle(self, row: OutboxRow, result: SendResult, now: float) -> Outcome:
+    def _settle(self, row: OutboxRow, result: SendResult, now: float) -> SendStatus:
         message, attempts = row.message, row.attempts + 1
         if self.metrics is not None:
             self.metrics.notifications.labels(message.channel, result.outcome.value).inc()
         detail = {"channel": message.channel, "key": message.key, "attempts": attempts}
         outcome = result.outcome
-        if outcome is Outcome.RETRYABLE and attempts >= self.defaults.max_attempts:
-            outcome = Outcome.ERROR
-        if outcome is Outcome.OK:
+        if outcome is SendStatus.RETRYABLE and attempts >= self.defaults.max_attempts:
+            outcome = SendStatus.ERROR
+        if outcome is SendStatus.OK:
             self.store.mark_delivered(message.key, now)
             type_ = "notified"
-        elif outcome is Outcome.RETRYABLE:
+        elif outcome is SendStatus.RETRYABLE:
             delay = backoff(attempts, self.defaults.retry_initial, self.defaults.retry_max)
             self.store.mark_retry(message.key, now + delay, result.detail)
             return outcome

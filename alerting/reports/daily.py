@@ -253,6 +253,15 @@ def gather(
     )  # fmt: skip
 
 
+def _by_colour(label: str, counts: dict[str, dict[str, int]]) -> str:
+    """Enterprises per colour for each region or industry (`label`): a stacked bar chart and its table."""
+    from alerting.reports import render as r  # matplotlib: loaded only when a report is drawn
+
+    chart = r.stacked_bars(f"分{label}企业数（按当日最高预警色）", counts)
+    rows = [[k, *(v[colour] for colour in r.SHOWN)] for k, v in counts.items()]
+    return f'<img src="{chart}">' + r.table([label, "红", "橙", "黄", "蓝", "正常"], rows)
+
+
 def _hm(seconds: float) -> str:
     minutes = round(seconds / 60)
     return f"{minutes // 60}小时{minutes % 60:02d}分" if minutes >= 60 else f"{minutes}分"
@@ -293,13 +302,9 @@ def render(b: Bulletin) -> str:
     )
     charts = (
         "<h2>二、分地区、分行业企业预警情况</h2>"
-        f'<img src="{r.stacked_bars("分地区企业数（按当日最高预警色）", b.by_region)}">'
-        + r.table(["地区", "红", "橙", "黄", "蓝", "正常"],
-                  [[k, *(v[c2] for c2 in r.SHOWN)] for k, v in b.by_region.items()])
-        + f'<img src="{r.stacked_bars("分行业企业数（按当日最高预警色）", b.by_industry)}">'
-        + r.table(["行业", "红", "橙", "黄", "蓝", "正常"],
-                  [[k, *(v[c2] for c2 in r.SHOWN)] for k, v in b.by_industry.items()])
-    )  # fmt: skip
+        + _by_colour("地区", b.by_region)
+        + _by_colour("行业", b.by_industry)
+    )
     flagged_rows = [
         [
             d.name, d.region, INDUSTRY_ZH.get(d.industry, d.industry), d.static_grade or "—",

@@ -98,12 +98,21 @@ def tls_files(keystore: Path, ca: Path) -> dict[str, str]:
     }
 
 
-def server_properties(s: StackSettings, data: Path, keystore: Path, ca: Path) -> dict[str, str]:
-    """The broker's server.properties for a single KRaft node on loopback."""
+def server_properties(
+    s: StackSettings,
+    data: Path,
+    keystore: Path,
+    ca: Path,
+    node_id: int = 1,
+    voters: dict[int, int] | None = None,
+) -> dict[str, str]:
+    """The server.properties of KRaft node `node_id` on loopback; `voters` (node id -> controller port)
+    default to this node alone (the single-node stack; deploy/stack/cluster.py passes three)."""
+    voters = voters or {node_id: s.kafka_controller_port}
     return {
         **SHARED_SETTINGS,
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": ",".join(f"{n}@{s.host}:{port}" for n, port in sorted(voters.items())),
         "listeners": f"CLIENT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
         "advertised.listeners": f"CLIENT://{s.host}:{s.kafka_port}",
         **listener_security(s.kafka_passwords["broker"]),
@@ -118,9 +127,16 @@ def server_properties(s: StackSettings, data: Path, keystore: Path, ca: Path) ->
 
 
 class Kafka(Service):
+    """The single node of the local stack, and the base of a cluster member (deploy/stack/cluster.py)."""
+
     name = "kafka"
     # A JVM bringing up TLS, SASL and the authorizer on a busy 2-core machine has taken over 90 s.
     start_timeout_s = 180.0
+
+    @property
+    def ca_home(self) -> Path:
+        """The stack home whose CA (deploy/stack/certs.py stack_ca) issues this node's certificate."""
+        return self.home
 
     @property
     def address(self) -> str:
@@ -189,7 +205,7 @@ class Kafka(Service):
     def prepare(self) -> None:
         s = self.settings
         data = self.dir / "data"
-        issued = stack_ca(self.home).server("kafka", [s.host])
+        issued = stack_ca(self.ca_home).server(self.name, [s.host])
         keystore = self.dir / "keystore.pem"
         write_private(keystore, issued.key.read_bytes() + issued.cert.read_bytes())
         props = self.properties(data, keystore, issued.ca)
@@ -228,7 +244,7 @@ class Kafka(Service):
         )
 
     def access(self, component: str) -> KafkaAccess:
-        ca = stack_ca(self.home).ca_cert
+        ca = stack_ca(self.ca_home).ca_cert
         return KafkaAccess.of(component, self.address, self.settings.kafka_passwords, str(ca))
 
     def probe(self) -> None:

@@ -25,7 +25,7 @@ from riskwatch.errors import StackError
 from riskwatch.secrets import write_private
 from riskwatch.tls import ClientTLS
 from riskwatch.topics import MQTT_VERSION
-from riskwatch.wire.gateway import MAX_PAYLOAD_BYTES, MQTT_PACKET_OVERHEAD
+from riskwatch.wire.gateway_protocol import MAX_PAYLOAD_BYTES, MQTT_PACKET_OVERHEAD
 
 MOSQUITTO_HINT = "install Debian's mosquitto package (./dev setup does it: apt-get install mosquitto)"
 # Mosquitto 2.0's own password format: PBKDF2-SHA512, 101 iterations, 12-byte salt ($7$ in the file).

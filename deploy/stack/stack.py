@@ -174,9 +174,17 @@ def add_bridge_accounts(info: StackInfo, names: Iterable[str]) -> dict[str, str]
     return Stack(info.home).add_bridges(names)
 
 
-def ensure_topics(info: StackInfo, topics: Topics, partitions: int, extra: Iterable[str] = ()) -> None:
-    """Create the topics under `topics.prefix` (and `extra` ones) that do not exist yet (single node:
-    replication factor 1), and let each component account use them as riskwatch/kafka_accounts.py says."""
+def ensure_topics(
+    info: StackInfo,
+    topics: Topics,
+    partitions: int,
+    extra: Iterable[str] = (),
+    replication: int = 1,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Create the topics under `topics.prefix` (and `extra` ones) that do not exist yet (a single node:
+    replication factor 1; a cluster passes its own and `min.insync.replicas` in `configs`), and let each
+    component account use them as riskwatch/kafka_accounts.py says."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -186,7 +194,11 @@ def ensure_topics(info: StackInfo, topics: Topics, partitions: int, extra: Itera
     admin = KafkaAdminClient(**admin_access.kafka_python(), client_id="riskwatch-stack")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(n, partitions, 1) for n in (*topics.all(), *extra) if n not in existing]
+        missing = [
+            NewTopic(n, partitions, replication, topic_configs=dict(configs or {}))
+            for n in (*topics.all(), *extra)
+            if n not in existing
+        ]
         if missing:
             # Created concurrently by another client is what we wanted anyway.
             with contextlib.suppress(TopicAlreadyExistsError):

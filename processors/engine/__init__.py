@@ -12,9 +12,9 @@ a snapshot goes through `adopt(model, state, start)`, which migrates it by id if
 edited. See docs/engine.md.
 """
 
-from processors.engine.evaluation import Outcome, evaluate, evaluate_detailed
+from processors.engine.evaluation import Evaluation, evaluate, evaluate_detailed
 from processors.engine.events import EVENT_KINDS, Event, EventKind, Reject
-from processors.engine.gateway import apply_events, apply_gateway, events_from_gateway
+from processors.engine.gateway_events import apply_events, apply_gateway, events_from_gateway
 from processors.engine.migrate import adopt
 from processors.engine.model import EngineModel, compile_model
 from processors.engine.state import EngineState
@@ -23,9 +23,9 @@ __all__ = [
     "EVENT_KINDS",
     "EngineModel",
     "EngineState",
+    "Evaluation",
     "Event",
     "EventKind",
-    "Outcome",
     "Reject",
     "adopt",
     "apply_events",

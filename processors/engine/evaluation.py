@@ -13,19 +13,21 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from processors.engine.causes import region_transition, sensor_transitions, site_transition, unit_transition
 from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
 from processors.engine.rules import evaluate_units
 from processors.engine.sensors import Emits, advance, apply_round, timer_due
 from processors.engine.state import EngineState
+from processors.engine.warnings import sensor_alarms, site_warning, unit_warning
+from riskwatch.levels import Colour
+from riskwatch.regions import RegionState, roll_up
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 
 Arr = npt.NDArray[Any]
 
 
-class Outcome(NamedTuple):
+class Evaluation(NamedTuple):
     """Everything one evaluation produced. `evaluate` returns only (state, transitions)."""
 
     state: EngineState
@@ -52,7 +54,7 @@ def evaluate_detailed(
     batch: Readings,
     now: float,
     events: tuple[Event, ...] | list[Event] = (),
-) -> Outcome:
+) -> Evaluation:
     """Like `evaluate`, also returning rejected readings/events with their reasons."""
     if state.fingerprint != model.fingerprint:
         raise ValueError("engine state was built for another registry (fingerprint mismatch)")
@@ -72,7 +74,7 @@ def evaluate_detailed(
         started = np.concatenate(em.chatter)
         state.watch = np.concatenate([state.watch, started.astype(np.int32)])
         state.watch_due = min(state.watch_due, float(timer_due(model, s, started).min()))
-    transitions = sensor_transitions(model, em)
+    transitions = sensor_alarms(model, em)
     units = [np.asarray(touched_units, np.int64), *(a.astype(np.int64) for a in em.units)]
     if now >= state.unit_due:
         units.append(np.flatnonzero(u["due"] <= now))
@@ -87,7 +89,7 @@ def evaluate_detailed(
     state.out_of_order += out_of_order
     state.rejected += len(rejects)
     state.evaluations += 1
-    return Outcome(state, transitions, rejects, out_of_order)
+    return Evaluation(state, transitions, rejects, out_of_order)
 
 
 def _readings(
@@ -198,7 +200,7 @@ def _roll_up(
     for k in changed.tolist():
         unit = int(units[k])
         out.append(
-            unit_transition(
+            unit_warning(
                 model,
                 s,
                 unit,
@@ -210,30 +212,30 @@ def _roll_up(
         )
     sites = np.arange(len(model.site_ids)) if every_site else np.unique(model.unit_site[cu])
     site_colour = state.site["colour"]
-    changed_sites = []
+    regions: dict[int, RegionState] = {}  # the regions touched by this call, as the roll-up sees them
     for site in sites.tolist():
         lo, hi = int(model.site_ptr[site]), int(model.site_ptr[site + 1])
         colour = int(u["colour"][lo:hi].max()) if hi > lo else 0
-        if colour != site_colour[site]:
-            at = float(u["colour_at"][lo:hi].max()) if hi > lo else float(state.site["colour_at"][site])
-            out.append(site_transition(model, s, u, site, int(site_colour[site]), colour, at))
-            site_colour[site] = colour
-            state.site["colour_at"][site] = at
-            changed_sites.append(site)
-    region_colour = state.region["colour"]
-    regions = (
-        range(len(model.region_ids)) if every_site else {int(model.site_region[x]) for x in changed_sites}
-    )
-    for region in sorted(regions):
-        mine = model.site_region == region
-        colour = int(site_colour[mine].max()) if mine.any() else 0
-        if colour != region_colour[region]:
-            at = (
-                float(state.site["colour_at"][mine].max())
-                if mine.any()
-                else float(state.region["colour_at"][region])
-            )
-            out.append(region_transition(model, site_colour, region, int(region_colour[region]), colour, at))
-            region_colour[region] = colour
-            state.region["colour_at"][region] = at
+        if colour == site_colour[site]:
+            continue
+        at = float(u["colour_at"][lo:hi].max()) if hi > lo else float(state.site["colour_at"][site])
+        warning = site_warning(model, s, u, site, int(site_colour[site]), colour, at)
+        out.append(warning)
+        site_colour[site] = colour
+        state.site["colour_at"][site] = at
+        region = int(model.site_region[site])
+        if region not in regions:
+            regions[region] = _region_state(model, site_colour, state.region["colour"], region)
+        region_warning = roll_up(regions[region], warning)
+        if region_warning is not None:
+            out.append(region_warning)
+            state.region["colour"][region] = Colour.parse(region_warning.new)
+            state.region["colour_at"][region] = region_warning.at
     return out
+
+
+def _region_state(model: EngineModel, site_colour: Arr, region_colour: Arr, region: int) -> RegionState:
+    """One region's state for the roll-up, from the engine's site and region colours."""
+    mine = np.flatnonzero((model.site_region == region) & (site_colour != 0))
+    sites = {model.site_ids[x]: Colour(int(site_colour[x])).label for x in mine.tolist()}
+    return RegionState(sites, Colour(int(region_colour[region])).label)

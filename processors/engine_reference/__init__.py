@@ -2,7 +2,7 @@
 Python one reading at a time, importing only the shared kernel (`riskwatch/`). Tests and the engine
 benchmark check the vectorised engine against it; it never runs in the worker."""
 
-from processors.engine_reference.engine import EVENT_KINDS, ReferenceEngine, RefOutcome, RefReject
+from processors.engine_reference.engine import EVENT_KINDS, ReferenceEngine, RefEvaluation, RefReject
 from processors.engine_reference.sensor import state_of
 
-__all__ = ["EVENT_KINDS", "RefOutcome", "RefReject", "ReferenceEngine", "state_of"]
+__all__ = ["EVENT_KINDS", "RefEvaluation", "RefReject", "ReferenceEngine", "state_of"]

@@ -19,8 +19,8 @@ from processors.engine_reference.rollup import RollUp
 from processors.engine_reference.sensor import FAULT, STALE, RefSensor, state_of, thresholds
 from riskwatch.levels import AlarmState
 from riskwatch.registry import Registry
-from riskwatch.wire.gateway import EVENT_KINDS as UNIT_EVENT_KINDS
-from riskwatch.wire.gateway import STATUS_STATES
+from riskwatch.wire.gateway_protocol import EVENT_KINDS as UNIT_EVENT_KINDS
+from riskwatch.wire.gateway_protocol import STATUS_STATES
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Cause, CauseItem, Transition, transition_id
 
@@ -45,7 +45,7 @@ class RefReject(NamedTuple):
     reason: str
 
 
-class RefOutcome(NamedTuple):
+class RefEvaluation(NamedTuple):
     transitions: list[Transition]
     rejects: list[RefReject]
     out_of_order: int  # readings of this call older than their sensor's newest (not applied)
@@ -235,7 +235,7 @@ class ReferenceEngine(RollUp):
 
     def evaluate_detailed(
         self, batch: Readings, now: float, events: tuple[EventLike, ...] | list[EventLike] = ()
-    ) -> RefOutcome:
+    ) -> RefEvaluation:
         """Events in order, then the readings in batch order, then timers at `now`, then colours."""
         self.out, self.dirty = [], set()
         if not self.primed:  # once: sensors that never report turn stale from the first evaluation
@@ -271,7 +271,7 @@ class ReferenceEngine(RollUp):
                 self.advance(rs, now)
         self.roll_up(now)
         self.rejected += len(rejects)
-        return RefOutcome(self.out, rejects, self.out_of_order - out_of_order)
+        return RefEvaluation(self.out, rejects, self.out_of_order - out_of_order)
 
     def load(
         self,

@@ -1,7 +1,9 @@
-"""Unit, site and region colours of the per-reading reference engine, in plain Python.
+"""Unit and site colours of the per-reading reference engine, in plain Python.
 
 Written from the rules' definitions (riskwatch/registry/rules.py, docs/domain.md), not from the
-vectorised engine's code, so a mistake in one is not repeated in the other.
+vectorised engine's code, so a mistake in one is not repeated in the other. Region colours come from the
+kernel's roll-up (riskwatch/regions.py), the one the worker's region stage runs: it is checked on its own
+(tests/unit/test_regions.py), and both engines feed it their site warnings in the same order.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from processors.engine_reference.sensor import RefSensor, state_of
 from riskwatch.levels import AlarmState, Colour
+from riskwatch.regions import RegionState, roll_up
 from riskwatch.registry import Registry
 from riskwatch.registry.rules import Rule
 from riskwatch.wire.transitions import Cause, CauseItem, EntityType, Transition, transition_id
@@ -193,7 +196,7 @@ class RollUp:
             self.out.append(self.warning("unit", unit, old, colour, at, Cause(rule, items, text), site, unit))
             if site not in changed_sites:
                 changed_sites.append(site)
-        changed_regions: list[str] = []
+        regions: dict[str, RegionState] = {}  # the regions touched by this call, as the roll-up sees them
         for site in sorted(changed_sites, key=self.site_order.__getitem__):
             units_of = self.units_of_site[site]
             colour = max((self.unit_colour[u] for u in units_of), default=0)
@@ -210,36 +213,22 @@ class RollUp:
             else:
                 cause = Cause("highest_unit", (), "every hazard source is normal")
             self.site_colour[site], self.site_at[site] = colour, at
-            self.out.append(self.warning("site", site, old, colour, at, cause, site, ""))
+            site_warning = self.warning("site", site, old, colour, at, cause, site, "")
+            self.out.append(site_warning)
             region = self.registry.sites[site].region
-            if region not in changed_regions:
-                changed_regions.append(region)
-        for region in changed_regions:
-            sites = self.sites_of_region[region]
-            colour = max(self.site_colour[s] for s in sites)
-            old = self.region_colour[region]
-            if colour == old:
-                continue
-            at = max(self.site_at[s] for s in sites)
-            counts = {c.label: sum(self.site_colour[s] == c for s in sites) for c in Colour}
-            top = max(sites, key=lambda s: (self.site_colour[s], -sites.index(s)))
-            label = Colour(colour).label
-            text = f"highest site {top} is {label}" if colour else "every site is normal"
-            self.region_colour[region] = colour
-            self.out.append(
-                Transition(
-                    transition_id("warning", "region", region, label, at),
-                    "warning",
-                    "region",
-                    region,
-                    Colour(old).label,
-                    label,
-                    at,
-                    Cause("highest_site", (), text),
-                    region=region,
-                    counts=counts,
-                )
-            )
+            if region not in regions:
+                regions[region] = self.region_state(region)
+            region_warning = roll_up(regions[region], site_warning)
+            if region_warning is not None:
+                self.region_colour[region] = Colour.parse(region_warning.new)
+                self.out.append(region_warning)
+
+    def region_state(self, region: str) -> RegionState:
+        """One region's state for the roll-up (riskwatch/regions.py), from this engine's colours."""
+        sites = {
+            s: Colour(self.site_colour[s]).label for s in self.sites_of_region[region] if self.site_colour[s]
+        }
+        return RegionState(sites, Colour(self.region_colour[region]).label)
 
     def warning(
         self, kind: EntityType, entity: str, old: int, new: int, at: float, cause: Cause, site: str, unit: str

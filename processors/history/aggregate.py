@@ -5,6 +5,10 @@ what it kept into its buckets (`ufunc.at` for min and max, `bincount` for sum an
 `FOLD_READINGS` have gathered, or when it closes. Folding per batch cost four numpy calls per batch,
 13 % of the worker's time with one gateway message (200 readings) per batch. No per-reading Python. A minute closes `grace_s` after it ends (wall clock), which
 leaves room for readings that arrive a little late.
+
+Open minutes travel with the site snapshot (`open_minutes` / `resume`): the readings a snapshot covers
+are never read again after a crash (their offsets are committed, and a replay de-duplicates them), so a
+restarted worker resumes the site's open minutes from the snapshot and adds only what it replays.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import numpy.typing as npt
 
 MINUTE = 60.0
 FOLD_READINGS = 1 << 15
+# A minute due to close that still received readings this recently stays open: a backlog (a restart, a
+# burst of old records) is still bringing its readings, and a minute closed in between would be written
+# again with only the rest, which replaces the first point in InfluxDB.
+QUIET_S = 5.0
 
 
 class MinuteAggregate(NamedTuple):
@@ -43,6 +51,17 @@ class MinuteAggregate(NamedTuple):
         )
 
 
+class OpenMinute(NamedTuple):
+    """One site's part of a minute still open: the sensors that reported so far, as running totals."""
+
+    minute: int  # epoch minute number (start / 60)
+    sensor: npt.NDArray[np.int64]  # registry indices
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    sum: npt.NDArray[np.float64]
+    count: npt.NDArray[np.int64]  # type: ignore[assignment]  # shadows tuple.count
+
+
 class _Bucket:
     def __init__(self, n: int) -> None:
         self.min = np.full(n, np.inf)
@@ -51,6 +70,7 @@ class _Bucket:
         self.count = np.zeros(n, np.int64)
         self.kept: list[tuple[npt.NDArray[np.integer], npt.NDArray[np.float64]]] = []
         self.kept_readings = 0
+        self.touched = -np.inf  # when it last received readings (the worker's clock)
 
     def keep(self, sensor: npt.NDArray[np.integer], value: npt.NDArray[np.float64]) -> None:
         """Hold a batch's arrays (not copied: batches are read-only views of their Kafka records)."""
@@ -99,23 +119,71 @@ class MinuteAggregator:
         minute = (ts // MINUTE).astype(np.int64)
         first = int(minute[0])
         if (minute == first).all():  # the common case: the whole batch is in one minute
-            self._add(first, sensor, value)
+            self._add(first, sensor, value, now)
             return
         for m in np.unique(minute).tolist():
             rows = minute == m
-            self._add(int(m), sensor[rows], value[rows])
+            self._add(int(m), sensor[rows], value[rows], now)
 
-    def _add(self, minute: int, sensor: npt.NDArray[np.integer], value: npt.NDArray[np.float64]) -> None:
+    def _add(
+        self, minute: int, sensor: npt.NDArray[np.integer], value: npt.NDArray[np.float64], now: float
+    ) -> None:
         b = self.buckets.get(minute)
         if b is None:
             b = self.buckets[minute] = _Bucket(self.n)
         b.keep(sensor, value)
+        b.touched = now
 
-    def close_due(self, now: float, everything: bool = False) -> list[MinuteAggregate]:
-        """Close and return the minutes that ended more than `grace_s` ago (or all, on shutdown)."""
+    def open_minutes(self, sensors: npt.NDArray[np.intp]) -> list[OpenMinute]:
+        """The open minutes' running totals of `sensors` (registry indices: one site's), oldest first."""
         out = []
         for minute in sorted(self.buckets):
-            if not everything and (minute + 1) * MINUTE + self.grace_s > now:
+            b = self.buckets[minute]
+            b.fold()
+            rows = sensors[b.count[sensors] > 0]
+            if rows.shape[0]:
+                out.append(
+                    OpenMinute(
+                        minute, rows.astype(np.int64), b.min[rows], b.max[rows], b.sum[rows], b.count[rows]
+                    )
+                )
+        return out
+
+    def resume(self, sensors: npt.NDArray[np.intp], minutes: list[OpenMinute]) -> None:
+        """Replace what is open for `sensors` by `minutes` (a restored snapshot's; rows not among `sensors`
+        are ignored), so that the readings replayed after the snapshot complete them."""
+        self.forget(sensors)
+        mine = np.zeros(self.n, bool)
+        mine[sensors] = True
+        for m in minutes:
+            keep = (m.sensor >= 0) & (m.sensor < self.n)
+            keep[keep] = mine[m.sensor[keep]]
+            if not keep.any():
+                continue
+            b = self.buckets.get(m.minute)
+            if b is None:
+                b = self.buckets[m.minute] = _Bucket(self.n)
+            rows = m.sensor[keep]
+            b.min[rows], b.max[rows] = m.min[keep], m.max[keep]
+            b.sum[rows], b.count[rows] = m.sum[keep], m.count[keep]
+
+    def forget(self, sensors: npt.NDArray[np.intp]) -> None:
+        """Drop what is open for `sensors` (their site moved to another worker, which resumes it)."""
+        for minute in list(self.buckets):
+            b = self.buckets[minute]
+            b.fold()
+            b.min[sensors], b.max[sensors], b.sum[sensors], b.count[sensors] = np.inf, -np.inf, 0.0, 0
+            if not b.count.any():
+                del self.buckets[minute]
+
+    def close_due(self, now: float, everything: bool = False, late_s: float = 0.0) -> list[MinuteAggregate]:
+        """Close and return the minutes that ended more than `grace_s` (+ `late_s`) ago and have received
+        no reading for `QUIET_S` (or all, on shutdown)."""
+        out = []
+        for minute in sorted(self.buckets):
+            ended = (minute + 1) * MINUTE + self.grace_s + late_s <= now
+            due = ended and now - self.buckets[minute].touched >= QUIET_S
+            if not everything and not due:
                 continue
             b = self.buckets.pop(minute)
             b.fold()

@@ -28,7 +28,7 @@ from processors.health import Health
 from processors.history.lines import minute_lines, transition_line
 from processors.history.metrics import HistorianMetrics
 from processors.history.writer import Sink, write_points
-from riskwatch.kafka_access import KafkaAccess
+from riskwatch.kafka_access import KafkaAccess, start_when_reachable
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter, Reason
 from riskwatch.wire.minutes import SiteMinute
@@ -218,8 +218,8 @@ class Historian:
             max_poll_interval_ms=24 * 3600 * 1000,
         )  # fmt: skip
         producer = AIOKafkaProducer(**self.options.kafka.aiokafka(), acks="all", enable_idempotence=True)
-        await _start(consumer, "consumer", stop, self.health)
-        await _start(producer, "producer", stop, self.health)
+        for client, what in ((consumer, "consumer"), (producer, "producer")):
+            await start_when_reachable(client, what, KafkaError, stop, lambda: self.health.beat("consume"))
         lag_at = 0.0
         try:
             while not stop.is_set():
@@ -251,17 +251,3 @@ async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-async def _start(
-    client: AIOKafkaConsumer | AIOKafkaProducer, what: str, stop: asyncio.Event, health: Health
-) -> None:
-    """Keep trying: the historian must come up even if Kafka is still starting."""
-    while not stop.is_set():
-        health.beat("consume")
-        try:
-            await client.start()
-            return
-        except KafkaError as exc:
-            log.warning("Kafka %s cannot start yet (%r); retrying in 2 s", what, exc)
-            await asyncio.sleep(2.0)

@@ -6,11 +6,17 @@ recent (gateway, seq) window (processors/state/seen.py) is stored with the state
 replay after a restart de-duplicates exactly what the restored state already contains. The count of
 readings the engine evaluated for the site is stored with them too, so it is exact across crashes and
 rebalances (a replay evaluates again only what the snapshot does not cover): it is how loss is counted
-at the end of the path.
+at the end of the path. So are the site's open history minutes (each sensor's min, max, sum and count so
+far in a minute not yet closed): the readings the snapshot covers are never read again, so without them
+a restarted worker would close those minutes with only the readings it replayed.
 
-Layout, version 3: magic b"RWSS" | version u8 | state length u32 | state bytes | open length u32 |
+Layout, version 4: magic b"RWSS" | version u8 | state length u32 | state bytes | open length u32 |
 JSON list of open transitions | seen length u32 | JSON object gateway -> recent seqs |
-JSON object {"evaluated": readings}.
+counts length u32 | JSON object {"evaluated": readings} | open minutes (to the end): ids length u32 |
+JSON list of sensor ids | minutes u32 | per minute: minute number i64, rows u32, then per row the
+position of its sensor in the id list (u32), and the row's count (u32), min, max and sum (f64),
+each as one little-endian array. Sensors are named by id, not index, so an edited registry keeps them.
+Version 3 (still read; no open minutes): as 4 up to the seen JSON, then the counts JSON to the end.
 Version 2 (still read): as 3 up to the open transitions, then the seen JSON to the end (no counts).
 Version 1 (still read): magic | version | state length | state | JSON list of open transitions.
 """
@@ -21,6 +27,7 @@ import struct
 from dataclasses import asdict
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from processors.state.seen import RecentSeqs
@@ -28,10 +35,23 @@ from riskwatch.errors import RiskwatchError
 from riskwatch.wire.transitions import Cause, CauseItem, Transition
 
 MAGIC = b"RWSS"
-VERSION = 3
-READABLE = (1, 2, 3)
+VERSION = 4
+READABLE = (1, 2, 3, 4)
 _HEAD = struct.Struct("<4sBI")
 _LEN = struct.Struct("<I")
+_MINUTE = struct.Struct("<qI")
+_U32, _F64 = np.dtype("<u4"), np.dtype("<f8")
+
+
+class StoredMinute(NamedTuple):
+    """A site's part of an open history minute, by sensor id: the running totals so far."""
+
+    minute: int  # epoch minute number
+    sensor: tuple[str, ...]
+    min: tuple[float, ...]
+    max: tuple[float, ...]
+    sum: tuple[float, ...]
+    count: tuple[int, ...]  # type: ignore[assignment]  # shadows tuple.count
 
 
 class SnapshotError(RiskwatchError):
@@ -43,10 +63,12 @@ class SiteSnapshot(NamedTuple):
     open: tuple[Transition, ...]
     seen: RecentSeqs | None = None
     evaluated: int = 0  # readings of the site the engine evaluated, duplicates left out
+    minutes: tuple[StoredMinute, ...] = ()  # open history minutes, oldest first
 
     def to_bytes(self) -> bytes:
         open_json = orjson.dumps([asdict(t) for t in self.open])
         seen_json = orjson.dumps(self.seen.to_json() if self.seen is not None else {})
+        counts_json = orjson.dumps({"evaluated": self.evaluated})
         return b"".join(
             (
                 _HEAD.pack(MAGIC, VERSION, len(self.state)),
@@ -55,7 +77,9 @@ class SiteSnapshot(NamedTuple):
                 open_json,
                 _LEN.pack(len(seen_json)),
                 seen_json,
-                orjson.dumps({"evaluated": self.evaluated}),
+                _LEN.pack(len(counts_json)),
+                counts_json,
+                _minutes_to_bytes(self.minutes),
             )
         )
 
@@ -82,17 +106,78 @@ class SiteSnapshot(NamedTuple):
             rest = rest[_LEN.size + open_size :]
             if version == 2:
                 return cls(state, opened, RecentSeqs.from_json(orjson.loads(rest)))
-            (seen_size,) = _LEN.unpack_from(rest)
-            seen_json = rest[_LEN.size : _LEN.size + seen_size]
-            if len(seen_json) != seen_size:
-                raise SnapshotError("site snapshot truncated")
-            counts = orjson.loads(rest[_LEN.size + seen_size :])
+            seen_json, rest = _sized(rest)
+            minutes: tuple[StoredMinute, ...] = ()
+            if version == 3:
+                counts = orjson.loads(rest)
+            else:
+                counts_json, rest = _sized(rest)
+                counts = orjson.loads(counts_json)
+                minutes = _minutes_from_bytes(rest)
             evaluated = counts["evaluated"]
             if not isinstance(evaluated, int) or isinstance(evaluated, bool) or evaluated < 0:
                 raise SnapshotError(f"site snapshot: evaluated count {evaluated!r} is not a count")
-            return cls(state, opened, RecentSeqs.from_json(orjson.loads(seen_json)), evaluated)
+            return cls(state, opened, RecentSeqs.from_json(orjson.loads(seen_json)), evaluated, minutes)
         except (struct.error, orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"unreadable site snapshot: {exc}") from exc
+
+
+def _sized(raw: bytes) -> tuple[bytes, bytes]:
+    """A u32-length-prefixed part of `raw`, and what follows it."""
+    (size,) = _LEN.unpack_from(raw)
+    part = raw[_LEN.size : _LEN.size + size]
+    if len(part) != size:
+        raise SnapshotError("site snapshot truncated")
+    return part, raw[_LEN.size + size :]
+
+
+def _minutes_to_bytes(minutes: tuple[StoredMinute, ...]) -> bytes:
+    ids = sorted({sensor for m in minutes for sensor in m.sensor})
+    position = {sensor: i for i, sensor in enumerate(ids)}
+    ids_json = orjson.dumps(ids)
+    parts = [_LEN.pack(len(ids_json)), ids_json, _LEN.pack(len(minutes))]
+    for m in minutes:
+        parts.append(_MINUTE.pack(m.minute, len(m.sensor)))
+        parts.append(np.array([position[s] for s in m.sensor], _U32).tobytes())
+        parts.append(np.array(m.count, _U32).tobytes())
+        for values in (m.min, m.max, m.sum):
+            parts.append(np.array(values, _F64).tobytes())
+    return b"".join(parts)
+
+
+def _minutes_from_bytes(raw: bytes) -> tuple[StoredMinute, ...]:
+    ids_json, rest = _sized(raw)
+    ids = orjson.loads(ids_json)
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise SnapshotError("site snapshot: open minutes' sensor ids are not a list of ids")
+    (n,) = _LEN.unpack_from(rest)
+    at = _LEN.size
+    out = []
+    for _ in range(n):
+        minute, rows = _MINUTE.unpack_from(rest, at)
+        at += _MINUTE.size
+        end = at + rows * (2 * _U32.itemsize + 3 * _F64.itemsize)
+        if end > len(rest):
+            raise SnapshotError("site snapshot truncated")
+        pos = np.frombuffer(rest, _U32, rows, at)
+        count = np.frombuffer(rest, _U32, rows, at + 4 * rows)
+        lo, hi, total = (np.frombuffer(rest, _F64, rows, at + 8 * rows + 8 * rows * k) for k in range(3))
+        at = end
+        if (pos >= len(ids)).any() or (count == 0).any():
+            raise SnapshotError("site snapshot: an open minute names no sensor or holds no reading")
+        out.append(
+            StoredMinute(
+                minute,
+                tuple(ids[p] for p in pos.tolist()),
+                tuple(lo.tolist()),
+                tuple(hi.tolist()),
+                tuple(total.tolist()),
+                tuple(count.tolist()),
+            )
+        )
+    if at != len(rest):
+        raise SnapshotError("site snapshot: bytes after its open minutes")
+    return tuple(out)
 
 
 def _transition(doc: dict[str, Any]) -> Transition:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from processors.engine_port import EngineApi
+from processors.history.aggregate import MinuteAggregator, OpenMinute
 from processors.state.seen import RecentSeqs
 from processors.state.sites import SiteIndex
-from processors.state.snapshot import SiteSnapshot, SnapshotError
+from processors.state.snapshot import SiteSnapshot, SnapshotError, StoredMinute
 from riskwatch.wire.batch import Source
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 
@@ -52,8 +54,11 @@ class SiteStates:
         engine: EngineApi,
         load: Callable[[str], bytes | None],
         on_ignored: Callable[[str, int], None] | None = None,
+        minutes: MinuteAggregator | None = None,
     ) -> None:
         self.index = index
+        # The worker's open history minutes: a site's part goes into its snapshot and comes back with it.
+        self.minutes = minutes
         self.engine = engine
         self.load = load
         # (reason, count): inputs the engine evaluated without effect (out of order, rejected)
@@ -160,7 +165,11 @@ class SiteStates:
         for slot in chosen:
             if slot.dirty:
                 snap = SiteSnapshot(
-                    self.engine.to_bytes(slot.state), tuple(slot.open.values()), slot.seen, slot.evaluated
+                    self.engine.to_bytes(slot.state),
+                    tuple(slot.open.values()),
+                    slot.seen,
+                    slot.evaluated,
+                    self._open_minutes(slot.site),
                 )
                 out.append((slot.site, snap.to_bytes()))
                 slot.dirty = False
@@ -174,9 +183,13 @@ class SiteStates:
                 slot.dirty = True
 
     def drop(self, sites: Iterable[str]) -> None:
-        """Forget sites whose partition left this worker; their next owner restores them."""
+        """Forget sites whose partition left this worker; their next owner restores them (with their
+        open minutes, which this worker must then not close half-full)."""
+        sites = list(sites)
         for site in sites:
             self.slots.pop(site, None)
+        if self.minutes is not None and sites:
+            self.minutes.forget(np.concatenate([self._sensors(site) for site in sites]))
 
     def compile_all(self) -> None:
         """Compile every site's model up front, so the first batch of a site does not pay for it."""
@@ -229,6 +242,7 @@ class SiteStates:
                     site,
                     snap.seen.last_seqs() if snap.seen else {},
                 )
+                self._resume_minutes(site, snap.minutes)
                 return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs(), snap.evaluated)
             except Exception as exc:
                 # A snapshot from an incompatible build, or one that cannot be migrated to this registry:
@@ -236,6 +250,46 @@ class SiteStates:
                 self.restore_failures += 1
                 log.error("site %s: snapshot not restorable (%s); starting from the initial state", site, exc)
         return SiteSlot(site, model, self.engine.initial(model, start))
+
+    def _sensors(self, site: str) -> npt.NDArray[np.intp]:
+        """The site's sensors' registry indices."""
+        return np.asarray(self.index.sensors_of_site[site], np.intp)
+
+    def _open_minutes(self, site: str) -> tuple[StoredMinute, ...]:
+        if self.minutes is None:
+            return ()
+        ids = self.index.registry.sensor_list
+        return tuple(
+            StoredMinute(
+                m.minute,
+                tuple(ids[i].id for i in m.sensor.tolist()),
+                tuple(m.min.tolist()),
+                tuple(m.max.tolist()),
+                tuple(m.sum.tolist()),
+                tuple(m.count.tolist()),
+            )
+            for m in self.minutes.open_minutes(self._sensors(site))
+        )
+
+    def _resume_minutes(self, site: str, stored: tuple[StoredMinute, ...]) -> None:
+        """Put the snapshot's open minutes back; sensors the registry no longer has at this site are dropped."""
+        if self.minutes is None:
+            return
+        sensors = self.index.registry.sensors
+        minutes = []
+        for m in stored:
+            rows = [k for k, sid in enumerate(m.sensor) if sid in sensors and sensors[sid].site == site]
+            minutes.append(
+                OpenMinute(
+                    m.minute,
+                    np.array([sensors[m.sensor[k]].index for k in rows], np.int64),
+                    np.array([m.min[k] for k in rows], np.float64),
+                    np.array([m.max[k] for k in rows], np.float64),
+                    np.array([m.sum[k] for k in rows], np.float64),
+                    np.array([m.count[k] for k in rows], np.int64),
+                )
+            )
+        self.minutes.resume(self._sensors(site), minutes)
 
     def _still_there(self, site: str, opened: Iterable[Transition]) -> dict[EntityKey, Transition]:
         """Open levels of the entities the registry still has (an edit may have removed some)."""

@@ -23,7 +23,7 @@ class Seen:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class CheckResult:
     ok: bool
     text: str
 
@@ -52,10 +52,10 @@ def warnings_only(seen: Iterable[Seen], scope: Scope) -> list[Seen]:
     return [s for s in seen if s.transition.kind == "warning" and scope.covers(s.transition)]
 
 
-def check(scenario: Scenario, seen: Sequence[Seen], scope: Scope) -> list[Outcome]:
+def check(scenario: Scenario, seen: Sequence[Seen], scope: Scope) -> list[CheckResult]:
     """One outcome per expectation and per forbidden colour that appeared (a clean forbid is one ok)."""
     mine = warnings_only(seen, scope)
-    outcomes: list[Outcome] = []
+    outcomes: list[CheckResult] = []
     for exp in scenario.expect:
         hits = [
             s
@@ -66,7 +66,9 @@ def check(scenario: Scenario, seen: Sequence[Seen], scope: Scope) -> list[Outcom
         ]
         if hits:
             outcomes.append(
-                Outcome(True, f"{exp.entity} turned {exp.colour} at {hits[0].offset:.1f} s (by {exp.by:g} s)")
+                CheckResult(
+                    True, f"{exp.entity} turned {exp.colour} at {hits[0].offset:.1f} s (by {exp.by:g} s)"
+                )
             )
             continue
         history = [s for s in mine if s.transition.entity == exp.entity]
@@ -75,7 +77,7 @@ def check(scenario: Scenario, seen: Sequence[Seen], scope: Scope) -> list[Outcom
         else:
             why = "it went " + ", ".join(f"{s.transition.new} at {s.offset:.1f} s" for s in history[-6:])
         outcomes.append(
-            Outcome(
+            CheckResult(
                 False,
                 f"{exp.entity} did not turn {exp.colour} between {exp.after:g} s and {exp.by:g} s: {why}",
             )
@@ -91,11 +93,11 @@ def check(scenario: Scenario, seen: Sequence[Seen], scope: Scope) -> list[Outcom
         ]
         window = f"{rule.start:g}-{'end' if rule.end is None else f'{rule.end:g}'} s"
         if not bad:
-            outcomes.append(Outcome(True, f"{rule.entity}: no {'/'.join(rule.colours)} in {window}"))
+            outcomes.append(CheckResult(True, f"{rule.entity}: no {'/'.join(rule.colours)} in {window}"))
         for s in bad:
             t = s.transition
             outcomes.append(
-                Outcome(
+                CheckResult(
                     False,
                     f"{t.entity} turned {t.new} at {s.offset:.1f} s, forbidden in {window} ({cause_text(t)})",
                 )

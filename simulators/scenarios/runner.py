@@ -15,11 +15,11 @@ from typing import TypeGuard
 
 from riskwatch.errors import ConfigError
 from simulators.faults import GATEWAY_FAULTS, Fault
-from simulators.gateway import Broker, GatewayClient
 from simulators.kafka_watch import TransitionReader
 from simulators.plants import Incident, PlantEvent
 from simulators.scenarios.checker import Scope, Seen, cause_text
 from simulators.scenarios.model import Injection, Scenario
+from simulators.simulated_gateway import Broker, GatewayClient
 from simulators.simulation import Simulation, Tick
 
 DRAIN_S = 3.0  # after the last tick, how long late warnings may still arrive

@@ -22,8 +22,8 @@ from deploy.stack.certs import CertificateAuthority
 from deploy.stack.mosquitto import Mosquitto, stack_ca
 from deploy.stack.settings import StackSettings
 from riskwatch.tls import ClientTLS
-from simulators.gateway import Broker, GatewayClient
 from simulators.sensors import SimulatorError
+from simulators.simulated_gateway import Broker, GatewayClient
 from tests.integration.simulators.mqtt_watch import Watch
 
 

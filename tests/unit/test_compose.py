@@ -85,6 +85,8 @@ def test_kafka_compose_files_are_what_the_code_generates() -> None:
     folder = DEPLOY / "kafka" / "compose"
     assert (folder / "start.sh").read_text() == kafka_deploy.start_script()
     assert (folder / "setup.sh").read_text() == kafka_deploy.setup_script()
+    assert (folder / "accounts.txt").read_text() == kafka_deploy.account_table()
+    assert (folder / "acls.txt").read_text() == kafka_deploy.acl_table()
     committed = dict(
         line.split("=", 1) for line in (folder / "server.properties").read_text().splitlines() if "=" in line
     )
@@ -108,19 +110,47 @@ def test_kafka_compose_shares_the_stack_settings_and_locks_the_listeners() -> No
     )  # no client logs in there
 
 
-def test_kafka_compose_acls_are_the_declared_ones() -> None:
-    """Parse setup.sh's kafka-acls lines back into entries: exactly the declaration, nothing more."""
+def test_kafka_compose_setup_applies_exactly_the_declared_topics_accounts_and_acls(tmp_path: Path) -> None:
+    """Run setup.sh with bash, its Kafka tools replaced by ones that record their arguments: the commands
+    it runs are exactly the declaration (topics, one SCRAM account per component, the ACLs), nothing more."""
     import shlex
+    import subprocess
 
+    from deploy.stack.kafka_deploy import CONFIG_MOUNT, SECRETS_MOUNT
     from riskwatch.kafka_accounts import Binding, bindings
     from riskwatch.topics import Topics
 
-    setup = (DEPLOY / "kafka" / "compose" / "setup.sh").read_text().splitlines()
+    tools, secrets = tmp_path / "bin", tmp_path / "secrets"
+    tools.mkdir()
+    secrets.mkdir()
+    calls = tmp_path / "calls"
+    for tool in ("kafka-topics.sh", "kafka-configs.sh", "kafka-acls.sh"):
+        (tools / tool).write_text(f'#!/bin/bash\necho "{tool} $*" >> {calls}\n')
+        (tools / tool).chmod(0o755)
+    for account in ("bridge", "worker", "alerting", "history", "tools"):
+        (secrets / f"{account}.password").write_text(f"pw-{account}")
+    compose = tmp_path / "compose"  # the committed folder as mounted, the secrets where its tables say
+    compose.mkdir()
+    for name in ("setup.sh", "accounts.txt", "acls.txt"):
+        text = (DEPLOY / "kafka" / "compose" / name).read_text()
+        (compose / name).write_text(text.replace(SECRETS_MOUNT, str(secrets)))
+    script = (compose / "setup.sh").read_text().replace("/opt/kafka/bin/", f"{tools}/")
+    script = script.replace(CONFIG_MOUNT, str(compose))
+    subprocess.run(["bash", "-c", script], check=True, timeout=30)
+    ran = [shlex.split(line) for line in calls.read_text().splitlines()]
+    topics = [w[w.index("--topic") + 1] for w in ran if w[0] == "kafka-topics.sh"]
+    assert topics == list(Topics("rw").all())
+    scram = {
+        w[w.index("--entity-name") + 1]: w[w.index("--add-config") + 1]
+        for w in ran
+        if w[0] == "kafka-configs.sh"
+    }
+    assert scram == {
+        f"riskwatch-{a}": f"SCRAM-SHA-512=[password=pw-{a}]"
+        for a in ("bridge", "worker", "alerting", "history", "tools")
+    }
     found = set()
-    for line in setup:
-        if not line.startswith("$ACLS --add"):
-            continue
-        words = shlex.split(line)
+    for words in (w for w in ran if w[0] == "kafka-acls.sh"):
         opt = {words[i]: words[i + 1] for i in range(1, len(words) - 1) if words[i].startswith("--")}
         resource = "topic" if "--topic" in opt else "group"
         op = {"DescribeConfigs": "DESCRIBE_CONFIGS"}.get(opt["--operation"], opt["--operation"].upper())
@@ -134,8 +164,7 @@ def test_kafka_compose_acls_are_the_declared_ones() -> None:
             )
         )
     assert found == set(bindings(Topics("rw")))
-    for account in ("bridge", "worker", "alerting", "history", "tools"):
-        assert f"--entity-name riskwatch-{account} " in "\n".join(setup)  # its SCRAM account is created
+    assert len(ran) == len(topics) + len(scram) + len(bindings(Topics("rw")))
 
 
 def test_kafka_compose_service_mounts_the_generated_files_and_secrets() -> None:

@@ -74,3 +74,34 @@ def test_the_declared_rights_follow_the_topic_prefix() -> None:
     writers_of_warnings = {b.user for b in entries if b.name == "t1.warnings" and b.operation == "WRITE"}
     assert writers_of_warnings == {"riskwatch-worker"}  # and the tools account, through its wildcard
     assert super_users() == "User:riskwatch-admin;User:riskwatch-broker"
+
+
+def test_a_client_is_started_once_kafka_answers_and_a_stop_ends_the_retries() -> None:
+    import asyncio
+
+    from riskwatch.kafka_access import start_when_reachable
+
+    class Client:
+        def __init__(self, failures: int) -> None:
+            self.failures, self.tries = failures, 0
+
+        async def start(self) -> None:
+            self.tries += 1
+            if self.tries <= self.failures:
+                raise ConnectionError("not yet")
+
+    async def run() -> tuple[bool, int, bool, int, int]:
+        late = Client(failures=2)
+        beats: list[int] = []
+        started = await start_when_reachable(
+            late, "consumer", ConnectionError, beat=lambda: beats.append(1), retry_s=0.01
+        )
+        stop = asyncio.Event()
+        never = Client(failures=10**9)
+        asyncio.get_running_loop().call_later(0.05, stop.set)
+        stopped = await start_when_reachable(never, "producer", ConnectionError, stop, retry_s=10.0)
+        return started, late.tries, stopped, len(beats), never.tries
+
+    started, tries, stopped, beats, never_tries = asyncio.run(run())
+    assert (started, tries, beats) == (True, 3, 3)
+    assert (stopped, never_tries) == (False, 1)  # the stop cut the 10 s wait short

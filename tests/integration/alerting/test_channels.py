@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from alerting.channels import CHANNEL_TYPES, build_channel, channel_module
-from alerting.channels.base import Message, Outcome
+from alerting.channels.base import Message, SendStatus
 from tests.integration.alerting.receivers import HttpReceiver, SmtpReceiver, _SmtpHandler, free_port
 
 SECRET = "SECtest-secret-0123456789"
@@ -135,7 +135,7 @@ def test_delivers_once_with_key_and_valid_signature(
 ) -> None:
     key = f"ok-{type_}"
     result = send(make(type_, http, smtp), message(key))
-    assert result.outcome is Outcome.OK, result.detail
+    assert result.outcome is SendStatus.OK, result.detail
     if type_ == "email":
         [(rcpt, mail)] = [(r, m) for r, m in smtp.mails if m["X-Idempotency-Key"] == key]
         assert rcpt == ["zhang@example.cn"] and mail["Message-ID"] == f"<{key}@riskwatch>"
@@ -149,19 +149,19 @@ def test_delivers_once_with_key_and_valid_signature(
 @pytest.mark.parametrize("type_", ALL)
 def test_temporary_failure_is_retryable(type_: str, http: HttpReceiver, smtp: SmtpReceiver) -> None:
     script_failure(type_, http, smtp, retryable=True)
-    assert send(make(type_, http, smtp), message()).outcome is Outcome.RETRYABLE
+    assert send(make(type_, http, smtp), message()).outcome is SendStatus.RETRYABLE
 
 
 @pytest.mark.parametrize("type_", ALL)
 def test_permanent_failure_is_an_error(type_: str, http: HttpReceiver, smtp: SmtpReceiver) -> None:
     script_failure(type_, http, smtp, retryable=False)
-    assert send(make(type_, http, smtp), message()).outcome is Outcome.ERROR
+    assert send(make(type_, http, smtp), message()).outcome is SendStatus.ERROR
 
 
 @pytest.mark.parametrize("type_", ALL)
 def test_unreachable_receiver_is_retryable(type_: str, http: HttpReceiver, smtp: SmtpReceiver) -> None:
     result = send(make(type_, http, smtp, port=free_port()), message())
-    assert result.outcome is Outcome.RETRYABLE and "secret" not in result.detail
+    assert result.outcome is SendStatus.RETRYABLE and "secret" not in result.detail
 
 
 def test_dingtalk_markdown_mentions_on_call_mobiles_and_maps_errcodes(
@@ -172,9 +172,9 @@ def test_dingtalk_markdown_mentions_on_call_mobiles_and_maps_errcodes(
     assert got.body["msgtype"] == "markdown" and got.body["at"]["atMobiles"] == ["13800000001"]
     assert "@13800000001" in got.body["markdown"]["text"]
     http.script["dingtalk"] = [(200, {"errcode": 130101, "errmsg": "send too fast"})]
-    assert send(make("dingtalk", http, smtp), message()).outcome is Outcome.RETRYABLE
+    assert send(make("dingtalk", http, smtp), message()).outcome is SendStatus.RETRYABLE
     http.script["dingtalk"] = [(200, {"errcode": 310000, "errmsg": "sign not match"})]
-    assert send(make("dingtalk", http, smtp), message()).outcome is Outcome.ERROR
+    assert send(make("dingtalk", http, smtp), message()).outcome is SendStatus.ERROR
 
 
 def test_dingtalk_wrong_secret_fails_the_receivers_check(http: HttpReceiver, smtp: SmtpReceiver) -> None:
@@ -206,7 +206,7 @@ def test_wecom_markdown_uses_font_colour_and_fits_4096_bytes(http: HttpReceiver,
 
 def test_sms_without_mobiles_is_an_error_not_a_silent_drop(http: HttpReceiver, smtp: SmtpReceiver) -> None:
     msg = replace(message(), mobiles=())
-    assert send(make("sms", http, smtp), msg).outcome is Outcome.ERROR
+    assert send(make("sms", http, smtp), msg).outcome is SendStatus.ERROR
 
 
 def mail(settings: dict[str, Any], receiver: SmtpReceiver, key: str) -> Any:
@@ -223,7 +223,7 @@ def test_email_refuses_a_server_that_offers_no_starttls() -> None:
         result, got = mail({}, plain, "no-tls")
     finally:
         plain.stop()
-    assert result.outcome is Outcome.RETRYABLE and "offers no STARTTLS" in result.detail
+    assert result.outcome is SendStatus.RETRYABLE and "offers no STARTTLS" in result.detail
     assert got == [] and SECRET not in result.detail
 
 
@@ -238,7 +238,7 @@ def test_email_refuses_a_certificate_that_does_not_verify(case: str, pki: Pki) -
         result, got = mail(settings, receiver, f"bad-cert-{case}")
     finally:
         receiver.stop()
-    assert result.outcome is Outcome.RETRYABLE, result
+    assert result.outcome is SendStatus.RETRYABLE, result
     assert "certificate does not verify" in result.detail
     assert ("self-signed" if case == "self-signed" else "local issuer") in result.detail
     assert got == []
@@ -246,7 +246,7 @@ def test_email_refuses_a_certificate_that_does_not_verify(case: str, pki: Pki) -
 
 def test_email_over_verified_starttls_delivers(smtp: SmtpReceiver, pki: Pki) -> None:
     result, got = mail({"ca_file": str(pki.ca), "username": None, "secret_env": None}, smtp, "tls-ok")
-    assert result.outcome is Outcome.OK, result.detail
+    assert result.outcome is SendStatus.OK, result.detail
     assert len(got) == 1
 
 
@@ -256,5 +256,5 @@ def test_email_starttls_false_sends_in_clear_to_a_local_relay() -> None:
         result, got = mail({"starttls": False, "username": None, "secret_env": None}, plain, "relay")
     finally:
         plain.stop()
-    assert result.outcome is Outcome.OK, result.detail
+    assert result.outcome is SendStatus.OK, result.detail
     assert len(got) == 1

@@ -25,8 +25,8 @@ from deploy.stack.certs import chromium_trust_args
 from riskwatch.registry import load_registry
 from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
-from simulators.gateway import Broker, announce_online
 from simulators.pipeline import Pipeline
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.webhook import WebhookReceiver
 
 CHROMIUM = "/usr/bin/chromium"

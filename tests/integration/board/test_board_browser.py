@@ -18,10 +18,10 @@ from deploy.stack import add_gateways
 from riskwatch.picture import picture_colour
 from riskwatch.registry import load_registry
 from simulators.cli import DEFAULT_REGISTRY
-from simulators.gateway import Broker
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.scenarios.model import load_scenario
 from simulators.scenarios.runner import ScenarioRunner, scope_of, validate_targets
+from simulators.simulated_gateway import Broker
 from simulators.simulation import Simulation
 from tests.integration.board.conftest import PASSWORD, TOKENS, BoardPipeline
 

@@ -30,10 +30,10 @@ from deploy.stack import ensure_topics
 from riskwatch.topics import Topics
 from simulators import synthetic
 from simulators.bench_e2e import ROUTES_TEMPLATE, plan_incidents
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TelemetryCounter, TopicReader, TransitionReader
 from simulators.load import run_load
 from simulators.pipeline import Pipeline
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.webhook import WebhookReceiver
 from tests.integration.processors.test_worker import influx_query
 

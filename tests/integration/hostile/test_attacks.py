@@ -27,13 +27,13 @@ from riskwatch.registry import load_registry
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import encode
 from riskwatch.wire.deadletter import MAX_ITEMS, MAX_RECORD_BYTES
-from riskwatch.wire.gateway import MAX_PAYLOAD_BYTES, MQTT_PACKET_OVERHEAD
+from riskwatch.wire.gateway_protocol import MAX_PAYLOAD_BYTES, MQTT_PACKET_OVERHEAD
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 from simulators.bench_e2e import ROUTES_TEMPLATE
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.pipeline import Pipeline
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.webhook import WebhookReceiver
 from tests.integration.hostile.world import (
     NORMAL,

@@ -29,9 +29,9 @@ import paho.mqtt.client as mqtt
 from riskwatch.kafka_access import KafkaAccess
 from riskwatch.wire.batch import BatchDecodeError, decode
 from riskwatch.wire.deadletter import DeadLetter, DeadLetterDecodeError
-from simulators.gateway import Broker, GatewayClient
 from simulators.kafka_watch import TopicReader
 from simulators.pipeline import Pipeline
+from simulators.simulated_gateway import Broker, GatewayClient
 from simulators.webhook import WebhookReceiver
 from tests.integration.kcat import kcat
 

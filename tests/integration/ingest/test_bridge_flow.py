@@ -15,7 +15,7 @@ from deploy.stack.process import free_port
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode
 from riskwatch.wire.deadletter import DeadLetter
-from riskwatch.wire.gateway import GatewayRecord, events_payload, status_payload, telemetry_payload
+from riskwatch.wire.gateway_protocol import GatewayRecord, events_payload, status_payload, telemetry_payload
 from tests.integration.ingest.conftest import GatewayClient, Plant, TopicReader, wait_for
 
 

@@ -19,7 +19,7 @@ from deploy.stack import Stack, StackInfo
 from deploy.stack.process import free_port
 from riskwatch.topics import Topics, mqtt_topic
 from riskwatch.wire.batch import decode, drop_sources
-from riskwatch.wire.gateway import telemetry_payload
+from riskwatch.wire.gateway_protocol import telemetry_payload
 from tests.integration.ingest.conftest import (
     GatewayClient,
     Plant,

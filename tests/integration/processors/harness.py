@@ -263,3 +263,21 @@ def metric(port: int, name: str) -> float | None:
         if line.startswith(name + " "):
             return float(line.split()[1])
     return None
+
+
+def stored_snapshots(kafka: KafkaAccess, group: str, until: float, done: Callable[[dict[str, bytes]], bool]) -> dict[str, bytes]:  # fmt: skip
+    """The latest site snapshot of each site on the worker group's changelog, read until `done(them)`."""
+    consumer = KafkaConsumer(
+        f"{group}-site-state-changelog",
+        **kafka.kafka_python(),
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=500,
+    )
+    latest: dict[str, bytes] = {}
+    try:
+        while time.time() < until and not done(latest):
+            for record in consumer:
+                latest[record.key.decode()] = record.value
+    finally:
+        consumer.close()
+    return latest

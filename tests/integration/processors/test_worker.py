@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from processors.state.snapshot import SiteSnapshot
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import DeadLetter
 from riskwatch.wire.minutes import SiteMinute
@@ -23,6 +24,7 @@ from tests.integration.processors.harness import (
     produce,
     read_raw,
     read_transitions,
+    stored_snapshots,
     write_registry,
 )
 
@@ -163,9 +165,11 @@ def test_a_silent_sensor_turns_stale_with_no_input(stack, topics: Topics, tmp_pa
 def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history(
     stack, topics: Topics, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """InfluxDB is down; the worker evaluates two finished minutes of six sites and is SIGKILLed, and so
-    is the historian, which had consumed the records but could not write them. Once InfluxDB and both
-    processes are back, InfluxDB holds every transition on the topics and every minute aggregate."""
+    """InfluxDB is down; the worker evaluates two finished minutes of six sites and the first readings of
+    the current minute, stores its snapshots (committing those readings) and is SIGKILLed mid-minute, and
+    so is the historian, which had consumed the records but could not write them. More readings of that
+    minute arrive while the worker is dead. Once InfluxDB and both processes are back, InfluxDB holds every
+    transition on the topics and every minute aggregate, the interrupted minute's count and mean exact."""
     from deploy.stack import Stack
 
     reg_path, reg = write_registry(tmp_path, stale_s=3600)
@@ -175,6 +179,8 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
     try:
         assert wait_http(f"http://127.0.0.1:{historian.metrics_port}/healthz", 60), historian.output()
         services.stop_service("influxdb")
+        if time.time() % 60 > 20:  # start early in a minute, so that it is still open when the worker dies
+            time.sleep(61 - time.time() % 60)
         now = time.time()
         first = (now // 60 - 3) * 60  # two finished minutes: the worker closes them at once
         minutes = (first, first + 60)
@@ -189,10 +195,31 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
                     (site.encode(), batch(reg, site, {sensor: v}, m + 5 + 10 * k))
                     for k, v in enumerate(values)
                 ]
+        # The current minute, open when the worker dies: its first readings, stamped up to now.
+        current = (now // 60) * 60
+        early = [current + (now - current) * (k + 1) / 4 for k in range(3)]
+        for n in range(6):
+            site, sensor = f"S{n}", f"S{n}-G2"
+            sent[(sensor, current)] = [5.0 + n + k / 2 for k in range(3)]  # below the set points
+            records += [
+                (site.encode(), batch(reg, site, {sensor: v}, t))
+                for v, t in zip(sent[(sensor, current)], early, strict=True)
+            ]
         produce(stack.kafka("tools"), topics.telemetry, records)
         # The stream goes on while InfluxDB is down: the minutes reach rw.history, transitions their topics.
-        published = read_raw(stack.kafka("tools"), topics.history, time.time() + 90, want=len(sent))
-        assert sum(len(SiteMinute.from_bytes(r).sensor) for r in published) >= len(sent), worker.output()
+        closed = len(sent) - 6
+        published = read_raw(stack.kafka("tools"), topics.history, time.time() + 90, want=closed)
+        assert sum(len(SiteMinute.from_bytes(r).sensor) for r in published) >= closed, worker.output()
+        # Every site's stored snapshot covers all its readings: after the kill none is read again.
+        snapshots = stored_snapshots(
+            stack.kafka("tools"),
+            f"riskwatch-worker-{topics.prefix}",
+            time.time() + 60,
+            lambda got: all(
+                f"S{n}" in got and SiteSnapshot.from_bytes(got[f"S{n}"]).evaluated == 9 for n in range(6)
+            ),
+        )
+        assert all(SiteSnapshot.from_bytes(snapshots[f"S{n}"]).evaluated == 9 for n in range(6)), snapshots
         assert wait_for(
             lambda: (metric(historian.metrics_port, "riskwatch_history_write_retries_total") or 0) >= 1, 30
         )
@@ -201,12 +228,30 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
         )
         assert (health["ok"], health["writing"], health["ready"]) == (True, False, False), health
         assert health["influxdb_error"] and health["unwritten_age_s"] > 0, health
+        assert time.time() < current + 80, "too slow: the current minute closed before the worker died"
         worker.kill()
         historian.kill()
+        late = min(time.time(), current + 59.9)  # the rest of the interrupted minute, while nothing runs
+        for n in range(6):
+            site, sensor = f"S{n}", f"S{n}-G2"
+            rest = [early[-1] + (late - early[-1]) * (k + 1) / 3 for k in range(2)]
+            values = [15.0 - n, 0.25]
+            sent[(sensor, current)] += values
+            produce(
+                stack.kafka("tools"),
+                topics.telemetry,
+                [
+                    (site.encode(), batch(reg, site, {sensor: v}, t))
+                    for v, t in zip(values, rest, strict=True)
+                ],
+            )
     finally:
         services.start_service("influxdb")
     transitions = drain(stack.kafka("tools"), [topics.alarms, topics.warnings], quiet_s=3, timeout=30)
     assert transitions, "the worker emitted no transition"
+    # The new worker starts after the interrupted minute was due to close: it must still read the backlog
+    # (the rest of that minute) before closing what it restored.
+    time.sleep(max(0.0, current + 60 + 30 + 2 - time.time()))
     worker = WorkerProcess(stack, topics, reg_path, tmp_path / "w2")
     historian = HistorianProcess(stack, topics, tmp_path / "historian.log")
     try:
@@ -229,7 +274,10 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
             return {(r[1], r[0] / 1000): r[2:] for r in rows}  # type: ignore[operator]
 
         expected = {key: [min(v), max(v), sum(v) / len(v), len(v)] for key, v in sent.items()}
-        assert wait_for(lambda: expected.items() <= aggregates().items(), 60), (
+        closes = current + 60 + 30  # the interrupted minute closes 30 s (grace) after it ends
+        assert wait_for(
+            lambda: expected.items() <= aggregates().items(), max(60, closes - time.time() + 60)
+        ), (
             aggregates(),
             historian.output(),
         )

@@ -42,13 +42,15 @@ from riskwatch.registry import load_registry
 from riskwatch.tls import ClientTLS
 from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.pipeline import Pipeline
 from simulators.scenarios.model import load_scenario
 from simulators.scenarios.runner import ScenarioRunner, scope_of
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.simulation import Simulation
 from simulators.webhook import WebhookReceiver
+from tests.integration.processors.harness import produce
+from tests.integration.reports import dashboard
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TOKEN = "reports-token-0123456789"
@@ -83,6 +85,22 @@ def _influx_admin(stack, query: str) -> None:
     request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
+
+
+def _host_port(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc
+
+
+def _influxql(stack, database: str, query: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The series InfluxDB answers to `query` in `database` (an error in the query fails the test)."""
+    user, _, password = stack.influx_token.partition(":")
+    url = f"{stack.influx_url}/query?" + urllib.parse.urlencode({"db": database, "q": query, "epoch": "s"})
+    request = urllib.request.Request(url)
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result = json.load(response)["results"][0]
+    assert "error" not in result, (query, result)
+    return list(result.get("series") or [])
 
 
 def _api(url: str, path: str, body: dict | None = None, context: ssl.SSLContext | None = None) -> dict:
@@ -137,12 +155,24 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
     scenario_file.write_text(yaml.safe_dump(SCENARIO), encoding="utf-8")
     influx = InfluxHistory(InfluxConnection(stack.influx_url, stack.influx_token, f"{database}/autogen"))
     acked_at_once: dict[str, float] = {}
+    prometheus = None
     try:
         pipe.start_bridge()
         pipe.start_worker(ready_site="CHEM-01")
         pipe.start_historian(extra=["--influx-bucket", f"{database}/autogen"])
-        alerting = pipe.start_alerting(routes, env={"RW_R_HOOK": HOOK, "RW_R_TOKEN": TOKEN})
+        alerting_metrics = dashboard.free_port()
+        alerting = pipe.start_alerting(
+            routes, ["--metrics-port", str(alerting_metrics)], env={"RW_R_HOOK": HOOK, "RW_R_TOKEN": TOKEN}
+        )
         pipe.wait_ready(120)
+        prometheus = dashboard.Prometheus(tmp_path / "prometheus", {
+            "riskwatch-bridge": _host_port(pipe.services["bridge"].ready_url),
+            "riskwatch-worker": _host_port(pipe.services["worker"].metrics_url),
+            "riskwatch-historian": _host_port(pipe.services["historian"].ready_url),
+            "riskwatch-alerting": f"127.0.0.1:{alerting_metrics}",
+        })  # fmt: skip
+        # one record the worker cannot decode: the dashboard's dead-letter panel must have it to show
+        produce(stack.kafka("tools"), topics.telemetry, [(b"CHEM-01", b"not a batch")])
         url = alerting.ready_url.rstrip("/")  # https: alerting serves the stack's certificate
         api = functools.partial(_api, context=ClientTLS(stack.cafile).context())
 
@@ -187,9 +217,25 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
         assert len(closed) == 1, "the site's alert was acknowledged late and closed during the run"
         all_alerts = api(url, "/api/alerts?limit=1000")["alerts"]
         time.sleep(40)  # the last minute's aggregates close (30 s grace) and reach InfluxDB
+        # every PromQL expression of the Grafana dashboard, through Prometheus scraping the components
+        assert set(prometheus.targets_up().values()) == {"up"}, prometheus.targets_up()
+        answers = {
+            expr: prometheus.api(
+                "query_range", query=expr, start=str(prometheus.started), end=str(time.time()), step="2"
+            )
+            for _, expr in dashboard.queries("prometheus")
+        }  # over the whole run, as the dashboard's time range shows it (a red site was red for a minute)
     finally:
         pipe.stop()
         receiver.stop()
+        if prometheus is not None:
+            prometheus.stop()
+    assert len(answers) >= 15
+    assert all(answer["status"] == "success" for answer in answers.values()), answers
+    empty = {
+        expr: dashboard.metric_names(expr) for expr, answer in answers.items() if not answer["data"]["result"]
+    }
+    assert not empty, f"dashboard expressions without series (and the metrics they read): {empty}"
 
     assert not pipe.dead()
     warned, alarms = _everything(stack, topics.warnings), _everything(stack, topics.alarms)
@@ -296,6 +342,13 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
 
     cells = [c for row in load_workbook(xlsx).active.iter_rows(values_only=True) for c in row]
     assert "迟到签收" in cells and "已关闭阀门，泄漏处置完毕" in cells
+    # every InfluxQL query of the dashboard (as Grafana fills in its macros) against the day's history
+    for title, query in dashboard.queries("influxdb"):
+        filled = dashboard.grafana_influxql(query, bulletin.start, bulletin.end, sensor)
+        series = _influxql(stack, database, filled)
+        assert series, f"{title}: no series for {filled}"
+        if title == "variable sensor":
+            assert [sensor] in [row[1:] for s in series for row in s["values"]], series
     if shots := os.environ.get("RISKWATCH_REPORT_SCREENSHOTS"):  # docs/reports.md's pictures
         for name, pdf in (("bulletin", pdf_path), ("quality", qpdf)):
             out = Path(shots) / name

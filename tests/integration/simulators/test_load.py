@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from deploy.stack import add_gateways
 from simulators import synthetic
-from simulators.gateway import Broker
 from simulators.kafka_watch import TelemetryCounter, TopicReader
 from simulators.load import run_load
 from simulators.pipeline import Pipeline
+from simulators.simulated_gateway import Broker
 
 
 def test_load_through_the_bridge_loses_nothing(stack, topics, tmp_path) -> None:

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from simulators import synthetic
-from simulators.gateway import Broker, GatewayClient, connect_all
 from simulators.mqtt_loop import NetworkLoop
+from simulators.simulated_gateway import Broker, GatewayClient, connect_all
 
 pytestmark = pytest.mark.integration
 

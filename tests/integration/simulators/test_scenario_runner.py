@@ -7,11 +7,11 @@ import orjson
 
 from deploy.stack import add_gateways
 from riskwatch.registry import load_registry
-from riskwatch.wire.gateway import parse_telemetry
+from riskwatch.wire.gateway_protocol import parse_telemetry
 from simulators.cli import DEFAULT_REGISTRY
-from simulators.gateway import Broker
 from simulators.scenarios.model import parse_scenario
 from simulators.scenarios.runner import ScenarioRunner, scope_of
+from simulators.simulated_gateway import Broker
 from simulators.simulation import Simulation
 from tests.integration.simulators.mqtt_watch import Watch
 

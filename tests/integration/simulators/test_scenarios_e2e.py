@@ -17,12 +17,12 @@ from deploy.stack import add_gateways, ensure_topics
 from riskwatch.registry import load_registry
 from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.pipeline import Pipeline
 from simulators.scenarios.checker import check, timeline
 from simulators.scenarios.model import load_scenario
 from simulators.scenarios.runner import ScenarioRunner, scope_of, validate_targets
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.simulation import Simulation
 
 SCENARIOS = DEFAULT_REGISTRY.parent

@@ -24,10 +24,10 @@ from deploy.supervisor import probe_http
 from riskwatch.topics import Topics
 from simulators import synthetic
 from simulators.bench_e2e import ROUTES_TEMPLATE
-from simulators.gateway import Broker, announce_online
 from simulators.kafka_watch import TelemetryCounter, TopicReader
 from simulators.load import run_load
 from simulators.pipeline import free_port
+from simulators.simulated_gateway import Broker, announce_online
 from simulators.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from alerting.channels import channel_module
-from alerting.channels.base import Message, Outcome, SendResult
+from alerting.channels.base import Message, SendResult, SendStatus
 
 MESSAGE = Message(key="k", channel="c", title="t", markdown="m", text="x", colour="red")
 
@@ -42,24 +42,29 @@ def send(type_: str, result: SendResult | None, body: Any) -> tuple[SendResult, 
 @pytest.mark.parametrize(
     ("type_", "body", "outcome", "detail"),
     [
-        ("dingtalk", {"errcode": 0, "errmsg": "ok"}, Outcome.OK, ""),
-        ("dingtalk", {"errcode": 130101}, Outcome.RETRYABLE, "dingtalk errcode 130101: {'errcode': 130101}"),
-        ("dingtalk", {"errcode": 310000}, Outcome.ERROR, "dingtalk errcode 310000: {'errcode': 310000}"),
-        ("dingtalk", {"errmsg": "?"}, Outcome.ERROR, "dingtalk errcode None: {'errmsg': '?'}"),
-        ("wecom", {"errcode": 0}, Outcome.OK, ""),
-        ("wecom", {"errcode": 45009}, Outcome.RETRYABLE, "wecom errcode 45009: {'errcode': 45009}"),
-        ("wecom", {"errcode": -1}, Outcome.RETRYABLE, "wecom errcode -1: {'errcode': -1}"),
-        ("wecom", {"errcode": 93000}, Outcome.ERROR, "wecom errcode 93000: {'errcode': 93000}"),
-        ("feishu", {"code": 0, "msg": "success"}, Outcome.OK, ""),
-        ("feishu", {"StatusCode": 0}, Outcome.OK, ""),
-        ("feishu", {"code": 11232}, Outcome.RETRYABLE, "feishu code 11232: {'code': 11232}"),
-        ("feishu", {"code": 19021}, Outcome.ERROR, "feishu code 19021: {'code': 19021}"),
-        ("feishu", None, Outcome.ERROR, "feishu answered without JSON: None"),
-        ("dingtalk", [], Outcome.ERROR, "dingtalk answered without JSON: []"),
-        ("wecom", None, Outcome.ERROR, "wecom answered without JSON: None"),
+        ("dingtalk", {"errcode": 0, "errmsg": "ok"}, SendStatus.OK, ""),
+        (
+            "dingtalk",
+            {"errcode": 130101},
+            SendStatus.RETRYABLE,
+            "dingtalk errcode 130101: {'errcode': 130101}",
+        ),
+        ("dingtalk", {"errcode": 310000}, SendStatus.ERROR, "dingtalk errcode 310000: {'errcode': 310000}"),
+        ("dingtalk", {"errmsg": "?"}, SendStatus.ERROR, "dingtalk errcode None: {'errmsg': '?'}"),
+        ("wecom", {"errcode": 0}, SendStatus.OK, ""),
+        ("wecom", {"errcode": 45009}, SendStatus.RETRYABLE, "wecom errcode 45009: {'errcode': 45009}"),
+        ("wecom", {"errcode": -1}, SendStatus.RETRYABLE, "wecom errcode -1: {'errcode': -1}"),
+        ("wecom", {"errcode": 93000}, SendStatus.ERROR, "wecom errcode 93000: {'errcode': 93000}"),
+        ("feishu", {"code": 0, "msg": "success"}, SendStatus.OK, ""),
+        ("feishu", {"StatusCode": 0}, SendStatus.OK, ""),
+        ("feishu", {"code": 11232}, SendStatus.RETRYABLE, "feishu code 11232: {'code': 11232}"),
+        ("feishu", {"code": 19021}, SendStatus.ERROR, "feishu code 19021: {'code': 19021}"),
+        ("feishu", None, SendStatus.ERROR, "feishu answered without JSON: None"),
+        ("dingtalk", [], SendStatus.ERROR, "dingtalk answered without JSON: []"),
+        ("wecom", None, SendStatus.ERROR, "wecom answered without JSON: None"),
     ],
 )
-def test_robot_answers_map_to_results(type_: str, body: Any, outcome: Outcome, detail: str) -> None:
+def test_robot_answers_map_to_results(type_: str, body: Any, outcome: SendStatus, detail: str) -> None:
     result, poster = send(type_, None, body)
     assert (result.outcome, result.detail) == (outcome, detail)
     assert [url for url, _ in poster.posted] == [f"http://robot.invalid/{type_}?access_token=t"]
@@ -73,4 +78,4 @@ def test_http_failures_pass_through(type_: str) -> None:
 
 def test_a_long_answer_is_cut_in_the_detail() -> None:
     result, _ = send("wecom", None, {"errcode": 1, "errmsg": "x" * 1000})
-    assert result.outcome is Outcome.ERROR and len(result.detail) == 300
+    assert result.outcome is SendStatus.ERROR and len(result.detail) == 300

@@ -22,7 +22,7 @@ from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 
 
-class Outcome(Protocol):
+class EvaluationLike(Protocol):
     @property
     def transitions(self) -> list[Transition]: ...
     @property
@@ -38,7 +38,9 @@ class _RigBase:
         self.registry = Registry.from_dict(yaml.safe_load(registry_yaml), source="<test>")
         self.log: list[Transition] = []
 
-    def evaluate(self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()) -> Outcome:
+    def evaluate(
+        self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()
+    ) -> EvaluationLike:
         raise NotImplementedError
 
     def index(self, sensor: str) -> int:
@@ -51,14 +53,14 @@ class _RigBase:
         now: float | None = None,
         quality: int = 0,
         events: list[Event] | tuple[Event, ...] = (),
-    ) -> Outcome:
+    ) -> EvaluationLike:
         """Readings all stamped `at`, evaluated at `now` (default `at`)."""
         pairs = list(values.items()) if isinstance(values, Mapping) else list(values)
         n = len(pairs)
         batch = Readings.of([self.index(s) for s, _ in pairs], [v for _, v in pairs], [at] * n, [quality] * n)
         return self.evaluate(batch, at if now is None else now, events)
 
-    def tick(self, now: float, events: list[Event] | tuple[Event, ...] = ()) -> Outcome:
+    def tick(self, now: float, events: list[Event] | tuple[Event, ...] = ()) -> EvaluationLike:
         return self.evaluate(Readings.empty(), now, events)
 
     def changes(self, entity: str, kind: str | None = None) -> list[tuple[str, str, float]]:
@@ -74,7 +76,9 @@ class Rig(_RigBase):
         self.model = compile_model(self.registry)
         self.state = EngineState.initial(self.model, now=start)
 
-    def evaluate(self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()) -> Outcome:
+    def evaluate(
+        self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()
+    ) -> EvaluationLike:
         out = evaluate_detailed(self.model, self.state, batch, now, events)
         self.log.extend(out.transitions)
         return out
@@ -105,7 +109,9 @@ class ReferenceRig(_RigBase):
         super().__init__(registry_yaml)
         self.engine = ReferenceEngine(self.registry, now=start, all_units=False, timers="tracked")
 
-    def evaluate(self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()) -> Outcome:
+    def evaluate(
+        self, batch: Readings, now: float, events: list[Event] | tuple[Event, ...] = ()
+    ) -> EvaluationLike:
         out = self.engine.evaluate_detailed(batch, now, events)
         self.log.extend(out.transitions)
         return out

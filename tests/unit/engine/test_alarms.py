@@ -249,8 +249,8 @@ def test_a_malformed_batch_is_refused_loudly() -> None:
 def test_engine_events_take_the_gateway_protocol_event_kinds() -> None:
     from processors.engine import EVENT_KINDS
     from processors.engine_reference import EVENT_KINDS as REFERENCE_KINDS
-    from riskwatch.wire.gateway import EVENT_KINDS as WIRE_KINDS
-    from riskwatch.wire.gateway import STATUS_STATES
+    from riskwatch.wire.gateway_protocol import EVENT_KINDS as WIRE_KINDS
+    from riskwatch.wire.gateway_protocol import STATUS_STATES
 
     assert set(WIRE_KINDS) | {f"gateway_{state}" for state in STATUS_STATES} == set(EVENT_KINDS)
     assert set(EVENT_KINDS) == set(REFERENCE_KINDS)
@@ -258,7 +258,7 @@ def test_engine_events_take_the_gateway_protocol_event_kinds() -> None:
 
 def test_gateway_records_from_the_bridge_drive_events() -> None:
     from processors.engine import apply_gateway
-    from riskwatch.wire.gateway import GatewayRecord
+    from riskwatch.wire.gateway_protocol import GatewayRecord
 
     rig = Rig(RIG)
     records = [

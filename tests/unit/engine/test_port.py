@@ -9,7 +9,7 @@ import pytest
 from processors.engine_port import load_engine
 from processors.state.sites import SiteIndex
 from riskwatch.registry import load_registry
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 
 EXAMPLE = Path(__file__).parents[3] / "deploy" / "examples" / "registry.yaml"

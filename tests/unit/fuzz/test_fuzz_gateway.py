@@ -2,7 +2,7 @@
 
 Arbitrary bytes, and gateway documents whose fields are replaced by hostile values (integers past 64
 bits, NaN and infinities, lone surrogates, long strings, deep nesting, wrong types), go through the
-parsers, the bridge's validator and its worker. Whatever comes out must serialise (dead letters within
+parsers, the bridge's validator and its core (`Bridge`). Whatever comes out must serialise (dead letters within
 their bound, rw.gateway records that decode again), and no input may ever be an `internal_error`.
 Records on rw.gateway are fuzzed the same way: decoded, or refused with GatewayDecodeError.
 """
@@ -19,15 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from ingest.bridge import Worker
+from ingest.bridge import Bridge
 from ingest.lookup import SensorTable
 from ingest.metrics import BridgeMetrics
 from ingest.mqtt import Inbound
 from ingest.spool import Record
-from ingest.validate import Outcome, Validator
+from ingest.validate import Validated, Validator
 from riskwatch.topics import Topics
 from riskwatch.wire.deadletter import MAX_RECORD_BYTES, DeadLetter, Reason
-from riskwatch.wire.gateway import (
+from riskwatch.wire.gateway_protocol import (
     GatewayDecodeError,
     GatewayRecord,
     Rejected,
@@ -121,7 +121,7 @@ PAYLOADS = st.one_of(
 )
 
 
-def _check_outcome(out: Outcome, validator: Validator) -> None:
+def _check_outcome(out: Validated, validator: Validator) -> None:
     if out.deadletter is not None:
         raw = out.deadletter.to_bytes()
         assert len(raw) <= MAX_RECORD_BYTES
@@ -186,10 +186,10 @@ class _Acker:
         st.tuples(st.sampled_from([*TOPICS, "rw/v1/site-A/gw-a2/telemetry", "x"]), PAYLOADS), max_size=5
     )
 )
-def test_the_worker_acknowledges_every_message_and_never_fails_one(messages: list[tuple[str, bytes]]) -> None:
+def test_the_bridge_acknowledges_every_message_and_never_fails_one(messages: list[tuple[str, bytes]]) -> None:
     sink, acker, clock = _Sink(), _Acker(), [0.0]
     metrics = BridgeMetrics(CollectorRegistry())
-    worker = Worker(
+    bridge = Bridge(
         small_registry(),
         Topics("x"),
         sink,
@@ -201,9 +201,9 @@ def test_the_worker_acknowledges_every_message_and_never_fails_one(messages: lis
         clock=lambda: clock[0],  # type: ignore[arg-type]
     )
     for mid, (topic, payload) in enumerate(messages, 1):
-        worker.handle(Inbound(mid, 1, topic, payload, NOW))
+        bridge.handle(Inbound(mid, 1, topic, payload, NOW))
     clock[0] = 1.0
-    worker.tick()
+    bridge.tick()
     assert acker.acked == list(range(1, len(messages) + 1))
     assert metrics.rejects.labels(Reason.INTERNAL_ERROR.value)._value.get() == 0
     assert all(len(r.value) <= max(MAX_RECORD_BYTES, 1 << 20) for r in sink.sent)

@@ -58,7 +58,7 @@ def test_a_dead_worker_thread_makes_healthz_fail_and_the_bridge_exit_non_zero(se
         def broken_tick() -> None:
             raise RuntimeError("a bug outside any message")
 
-        service.worker.tick = broken_tick  # type: ignore[method-assign]
+        service.bridge.tick = broken_tick  # type: ignore[method-assign]
         deadline = time.monotonic() + 5
         while service._thread.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)

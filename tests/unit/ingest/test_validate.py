@@ -8,7 +8,7 @@ import pytest
 from ingest.lookup import SensorTable
 from ingest.validate import Validator
 from riskwatch.wire.deadletter import Reason
-from riskwatch.wire.gateway import events_payload, status_payload, telemetry_payload
+from riskwatch.wire.gateway_protocol import events_payload, status_payload, telemetry_payload
 
 NOW = 1_700_000_000.0
 TOPIC = "rw/v1/site-A/gw-a1/telemetry"

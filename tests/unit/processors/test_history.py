@@ -33,8 +33,8 @@ def test_minute_aggregates_match_a_plain_computation() -> None:
     value = rng.normal(10, 3, 200)
     ts = 120.0 + rng.uniform(0, 119, 200)  # two minutes: [120,180) and [180,240)
     agg = MinuteAggregator(5, grace_s=10)
-    agg.add(sensor[:100], value[:100], ts[:100], now=200.0)
-    agg.add(sensor[100:], value[100:], ts[100:], now=200.0)
+    agg.add(sensor[:100], value[:100], ts[:100], now=185.0)
+    agg.add(sensor[100:], value[100:], ts[100:], now=185.0)
     assert agg.close_due(now=189.0) == []  # first minute still within its grace
     first = agg.close_due(now=190.0)
     assert [m.start for m in first] == [120.0]
@@ -150,7 +150,7 @@ def test_aggregates_are_exact_whenever_kept_batches_are_folded(
     value = rng.normal(0, 5, (batches, 25))
     agg = MinuteAggregator(n, grace_s=0)
     for b in range(batches):
-        agg.add(sensor[b], value[b], np.full(25, 61.0 + b), now=120.0)
+        agg.add(sensor[b], value[b], np.full(25, 61.0 + b), now=110.0)
     (minute,) = agg.close_due(now=121.0)
     flat_s, flat_v = sensor.ravel(), value.ravel()
     assert list(minute.sensor) == sorted(set(flat_s.tolist()))
@@ -275,3 +275,22 @@ def test_the_historian_exits_70_when_its_loop_dies(monkeypatch: pytest.MonkeyPat
          "--metrics-port", "0"]
     )  # fmt: skip
     assert cli.run(args) == EXIT_TASK_DIED
+
+
+def test_a_due_minute_still_receiving_readings_stays_open_until_they_stop() -> None:
+    """A backlog of an old minute arriving in several fetches is closed once, with all its readings."""
+    agg = MinuteAggregator(2, grace_s=30.0)
+    agg.add(np.array([0]), np.array([1.0]), np.array([60.0]), now=1000.0)  # minute 1, long due
+    assert agg.close_due(now=1000.5) == []  # its readings are still coming
+    agg.add(np.array([0]), np.array([3.0]), np.array([61.0]), now=1002.0)
+    assert agg.close_due(now=1006.0) == []
+    (minute,) = agg.close_due(now=1007.0)  # quiet for QUIET_S
+    assert (minute.start, minute.count.tolist(), minute.mean.tolist()) == (60.0, [2], [2.0])
+
+
+def test_minutes_close_late_s_later_while_the_worker_is_behind() -> None:
+    agg = MinuteAggregator(1, grace_s=30.0)
+    agg.add(np.array([0]), np.array([1.0]), np.array([60.0]), now=100.0)
+    assert agg.close_due(now=200.0, late_s=600.0) == []
+    assert agg.close_due(now=749.0, late_s=600.0) == []  # ended 120 + grace 30 + late 600 = 750
+    assert [m.start for m in agg.close_due(now=750.0, late_s=600.0)] == [60.0]

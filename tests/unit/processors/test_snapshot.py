@@ -70,3 +70,38 @@ def test_version_1_snapshots_still_restore_with_an_empty_window() -> None:
 def test_unreadable_snapshots_raise_snapshot_error(raw: bytes) -> None:
     with pytest.raises(SnapshotError):
         SiteSnapshot.from_bytes(raw)
+
+
+def test_open_minutes_round_trip_exactly_and_version_3_snapshots_read_without_them() -> None:
+    from processors.state.snapshot import StoredMinute
+
+    minutes = (
+        StoredMinute(
+            29_000_000, ("G1", "G2"), (0.1, -5.0), (0.7, 1e300), (1.3000000000000003, 1e300), (3, 2)
+        ),
+        StoredMinute(29_000_001, ("G2",), (2.5,), (2.5,), (2.5,), (1,)),
+    )
+    seen = RecentSeqs.from_json({"GW1": [[7, 1.5]]})
+    back = SiteSnapshot.from_bytes(SiteSnapshot(b"st", (), seen, 9, minutes).to_bytes())
+    assert back.minutes == minutes and back.evaluated == 9
+    counts = orjson.dumps({"evaluated": 12})
+    v3 = struct.pack("<4sBI", b"RWSS", 3, 2) + b"st" + struct.pack("<I", 2) + b"[]"
+    v3 += struct.pack("<I", len(orjson.dumps(seen.to_json()))) + orjson.dumps(seen.to_json()) + counts
+    old = SiteSnapshot.from_bytes(v3)
+    assert (old.state, old.evaluated, old.seen, old.minutes) == (b"st", 12, seen, ())
+
+
+def test_unreadable_open_minutes_raise_snapshot_error() -> None:
+    from processors.state.snapshot import StoredMinute
+
+    good = SiteSnapshot(
+        b"st", (), None, 0, (StoredMinute(5, ("G1",), (1.0,), (1.0,), (1.0,), (1,)),)
+    ).to_bytes()
+    for raw in (
+        good[:-1],
+        good + b"x",
+        good.replace(b'["G1"]', b"[1234]"),
+        good[:-28] + b"\x00" * 4 + good[-24:],
+    ):
+        with pytest.raises(SnapshotError):
+            SiteSnapshot.from_bytes(raw)

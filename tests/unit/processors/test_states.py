@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from processors.engine_port import load_engine
 from processors.state.states import SiteStates
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 
 
@@ -141,3 +141,75 @@ def test_the_engine_reports_its_offline_gateways_for_the_fleet_gauge(registry, i
     back = GatewayRecord(type="status", site="S3", gw="S3-GW", t=60.0, received=61.0, state="online")
     states.apply_gateway("S3", [back], now=62.0)
     assert engine.gateways(states.slot("S3").state) == (0, 1)
+
+
+def _feed(states, aggregator, registry, index, site, values, ts):  # type: ignore[no-untyped-def]
+    """What the worker's step does with a batch: evaluate it, then fold it into the open minutes."""
+    import numpy as np
+
+    states.evaluate(site, _readings(registry, index, values, ts), now=ts)
+    glob = np.array([registry.sensors[i].index for i in values])
+    aggregator.add(glob, np.array(list(values.values())), np.full(len(values), ts), now=ts)
+
+
+def test_open_minutes_resume_from_the_snapshot_after_a_crash(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    from processors.history.aggregate import MinuteAggregator
+
+    n = len(registry.sensor_list)
+    agg1 = MinuteAggregator(n)
+    first = SiteStates(index, fake_engine, lambda site: None, minutes=agg1)
+    for k, v in enumerate([1.0, 2.0, 4.0]):  # minute 10 (600 s), covered by the snapshot below
+        _feed(first, agg1, registry, index, "S1", {"S1-G1": v, "S1-G2": 10 * v}, 600.0 + k)
+    _feed(first, agg1, registry, index, "S2", {"S2-G1": 7.0}, 601.0)
+    snaps = dict(first.take_dirty())
+    # SIGKILL: agg1 is gone. The next worker restores the site and gets only what came after the snapshot.
+    agg2 = MinuteAggregator(n)
+    second = SiteStates(index, fake_engine, snaps.get, minutes=agg2)
+    _feed(second, agg2, registry, index, "S1", {"S1-G1": 9.0}, 630.0)
+    _feed(second, agg2, registry, index, "S1", {"S1-G1": 3.0}, 661.0)  # the next minute
+    closed = {a.start: a for a in agg2.close_due(now=10_000.0)}
+    assert sorted(closed) == [600.0, 660.0]
+    m = closed[600.0]
+    ids = [registry.sensor_list[i].id for i in m.sensor.tolist()]
+    got = dict(
+        zip(
+            ids,
+            zip(m.min.tolist(), m.max.tolist(), m.mean.tolist(), m.count.tolist(), strict=True),
+            strict=True,
+        )
+    )
+    assert got == {"S1-G1": (1.0, 9.0, 4.0, 4), "S1-G2": (10.0, 40.0, 70.0 / 3, 3)}  # S2 not restored yet
+    second.slot("S2")  # a tick or a record restores S2, with its part of minute 10
+    assert [(a.start, a.count.tolist()) for a in agg2.close_due(now=10_000.0)] == [(600.0, [1])]
+
+
+def test_a_revoked_site_leaves_its_open_minutes_to_the_next_owner(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from processors.history.aggregate import MinuteAggregator
+
+    agg = MinuteAggregator(len(registry.sensor_list))
+    states = SiteStates(index, fake_engine, lambda site: None, minutes=agg)
+    _feed(states, agg, registry, index, "S1", {"S1-G1": 1.0}, 600.0)
+    _feed(states, agg, registry, index, "S2", {"S2-G1": 2.0}, 600.0)
+    states.drop(["S1"])  # its partition moved: the snapshot carries S1's part, this worker must not close it
+    [m] = agg.close_due(now=10_000.0)
+    assert m.sensor.tolist() == [registry.sensors["S2-G1"].index] and m.count.tolist() == [1]
+    assert np.isfinite(m.mean).all()
+
+
+def test_open_minutes_of_a_sensor_the_registry_no_longer_has_are_dropped(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    from processors.history.aggregate import MinuteAggregator
+    from processors.state.snapshot import SiteSnapshot, StoredMinute
+
+    first = SiteStates(index, fake_engine, lambda site: None)
+    first.evaluate("S1", _readings(registry, index, {"S1-G1": 1.0}, 600.0), now=600.0)
+    snap = SiteSnapshot.from_bytes(dict(first.take_dirty())["S1"])
+    stored = StoredMinute(
+        10, ("S1-G1", "GONE", "S2-G1"), (1.0, 2.0, 3.0), (1.0, 2.0, 3.0), (1.0, 2.0, 3.0), (1, 1, 1)
+    )
+    raw = {"S1": snap._replace(minutes=(stored,)).to_bytes()}
+    agg = MinuteAggregator(len(registry.sensor_list))
+    SiteStates(index, fake_engine, raw.get, minutes=agg).slot("S1")
+    [m] = agg.close_due(now=10_000.0)
+    assert (m.start, m.sensor.tolist(), m.count.tolist()) == (600.0, [registry.sensors["S1-G1"].index], [1])

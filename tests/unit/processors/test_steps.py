@@ -16,7 +16,7 @@ from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry
 from riskwatch.wire.batch import encode
 from riskwatch.wire.deadletter import DeadLetter
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 
 NOW = 1_000_000.0

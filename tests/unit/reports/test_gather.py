@@ -63,3 +63,22 @@ def test_crossings_count_onsets_of_minutes_beyond_the_first_set_point() -> None:
 def test_the_scheduled_bulletin_runs_at_the_next_local_time() -> None:
     assert next_run(START, time(7, 30), "Asia/Shanghai") == START + 7.5 * 3600
     assert next_run(START + 8 * 3600, time(7, 30), "Asia/Shanghai") == START + 86400 + 7.5 * 3600
+
+
+def test_the_bulletin_page_has_a_chart_and_a_table_per_region_and_per_industry() -> None:
+    from datetime import date
+
+    zero = dict.fromkeys(("red", "orange", "yellow", "blue", "normal"), 0)
+    by_region = {"南湖区": {**zero, "red": 2, "normal": 5}, "北山县": {**zero, "blue": 1}}
+    by_industry = {"危险化学品": {**zero, "red": 2, "blue": 1}, "煤矿": {**zero, "normal": 5}}
+    b = daily.Bulletin(
+        date(2026, 11, 23), "Asia/Shanghai", 0.0, 86400.0, 86400.0, by_region, by_industry,
+        zero, zero, zero, [], [], 0, 0, None, 8,
+    )  # fmt: skip
+    page = daily.render(b)
+    assert page.count("<img") >= 2  # the two stacked bar charts (each titled inside its picture)
+    for label, counts in (("地区", by_region), ("行业", by_industry)):
+        assert f"<th>{label}</th>" in page
+        for name, row in counts.items():
+            cells = "".join(f"<td>{row[c]}</td>" for c in ("red", "orange", "yellow", "blue", "normal"))
+            assert f"<td>{name}</td>{cells}" in page

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from riskwatch.registry import load_registry
-from riskwatch.wire.gateway import EVENT_KINDS
+from riskwatch.wire.gateway_protocol import EVENT_KINDS
 from riskwatch.wire.readings import Readings
 from simulators.scenarios.checker import Scope, Seen
 from simulators.scenarios.model import Scenario

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from riskwatch.wire.deadletter import Reason
-from riskwatch.wire.gateway import EVENT_KINDS
+from riskwatch.wire.gateway_protocol import EVENT_KINDS
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 

@@ -1,4 +1,6 @@
-"""Turn the engine's array results into wire `Transition`s with stable ids and full causes.
+"""What the engine makes, as wire `Transition`s with stable ids and full causes: sensor alarms
+(`sensor_alarms`) and hazard-source and site warnings (`unit_warning`, `site_warning`); region warnings
+come from the kernel's roll-up (riskwatch/regions.py).
 
 Only transitions reach Python objects: they are rare next to readings, so a loop here is fine.
 """
@@ -41,7 +43,7 @@ def _fault_text(model: EngineModel, sensor: int, value: float, quality: int) -> 
     return f"value {value:g} outside the sensor range {lo:g}..{hi:g}"
 
 
-def sensor_transitions(model: EngineModel, em: Emits) -> list[Transition]:
+def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
     if not em.sensor:
         return []
     cols = [
@@ -117,7 +119,7 @@ def unit_items(model: EngineModel, s: dict[str, Arr], unit: int) -> tuple[tuple[
     return tuple(items), max(0, shown.size - MAX_CAUSE_ITEMS)
 
 
-def unit_transition(
+def unit_warning(
     model: EngineModel, s: dict[str, Arr], unit: int, old: int, new: int, rule: int, at: float
 ) -> Transition:
     uid = model.unit_ids[unit]
@@ -131,7 +133,7 @@ def unit_transition(
     return _warning("unit", uid, old, new, at, cause, site=model.site_ids[site], region=region, unit=uid)
 
 
-def site_transition(
+def site_warning(
     model: EngineModel, s: dict[str, Arr], u: dict[str, Arr], site: int, old: int, new: int, at: float
 ) -> Transition:
     sid = model.site_ids[site]
@@ -150,22 +152,6 @@ def site_transition(
     )
 
 
-def region_transition(
-    model: EngineModel, site_colours: Arr, region: int, old: int, new: int, at: float
-) -> Transition:
-    rid = model.region_ids[region]
-    mine = site_colours[model.site_region == region]
-    counts = {c.label: int(np.count_nonzero(mine == c)) for c in Colour}
-    label = Colour(new).label
-    top = (
-        model.site_ids[int(np.flatnonzero(model.site_region == region)[int(np.argmax(mine))])]
-        if mine.size
-        else ""
-    )
-    text = f"highest site {top} is {label}" if new else "every site is normal"
-    return _warning("region", rid, old, new, at, Cause("highest_site", (), text), region=rid, counts=counts)
-
-
 def _warning(
     entity_type: EntityType,
     entity: str,
@@ -176,9 +162,8 @@ def _warning(
     site: str = "",
     region: str = "",
     unit: str = "",
-    counts: dict[str, int] | None = None,
 ) -> Transition:
-    """A unit's, site's or region's colour change; its id comes from the input alone."""
+    """A unit's or site's colour change; its id comes from the input alone."""
     label = Colour(new).label
     return Transition(
         id=transition_id("warning", entity_type, entity, label, at),
@@ -192,5 +177,4 @@ def _warning(
         site=site,
         region=region,
         unit=unit,
-        counts=counts if counts is not None else {},
     )

@@ -13,7 +13,7 @@ from processors.engine.evaluation import evaluate
 from processors.engine.events import Event
 from processors.engine.model import EngineModel
 from processors.engine.state import EngineState
-from riskwatch.wire.gateway import GatewayRecord
+from riskwatch.wire.gateway_protocol import GatewayRecord
 from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from processors.regions import RegionState, apply
+from riskwatch.regions import RegionState, roll_up
 from riskwatch.wire.transitions import Cause, Transition, transition_id
 
 
@@ -21,7 +21,7 @@ def _site(site: str, old: str, new: str, at: float) -> Transition:
 
 def test_region_takes_the_highest_site_colour_with_counts() -> None:
     state = RegionState()
-    first = apply(state, _site("S1", "normal", "yellow", 10.0))
+    first = roll_up(state, _site("S1", "normal", "yellow", 10.0))
     assert (first.entity, first.old, first.new, first.counts, first.key) == (
         "RA",
         "normal",
@@ -29,17 +29,17 @@ def test_region_takes_the_highest_site_colour_with_counts() -> None:
         {"yellow": 1},
         b"RA",
     )
-    assert apply(state, _site("S2", "normal", "blue", 11.0)) is None  # colour unchanged: no transition
-    up = apply(state, _site("S2", "blue", "red", 12.0))
+    assert roll_up(state, _site("S2", "normal", "blue", 11.0)) is None  # colour unchanged: no transition
+    up = roll_up(state, _site("S2", "blue", "red", 12.0))
     assert (up.new, up.counts) == ("red", {"yellow": 1, "red": 1})
-    down = apply(state, _site("S2", "red", "normal", 13.0))
+    down = roll_up(state, _site("S2", "red", "normal", 13.0))
     assert (down.old, down.new) == ("red", "yellow")
 
 
 def test_replayed_site_transition_repeats_nothing_and_state_round_trips() -> None:
     state = RegionState()
     t = _site("S1", "normal", "orange", 10.0)
-    out = apply(state, t)
+    out = roll_up(state, t)
     restored = RegionState.from_bytes(state.to_bytes())
-    assert apply(restored, t) is None
-    assert out.id == apply(RegionState(), t).id  # same input, same id
+    assert roll_up(restored, t) is None
+    assert out.id == roll_up(RegionState(), t).id  # same input, same id

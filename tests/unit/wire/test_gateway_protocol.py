@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from riskwatch.wire.deadletter import Reason
-from riskwatch.wire.gateway import (
+from riskwatch.wire.gateway_protocol import (
     GatewayDecodeError,
     GatewayRecord,
     Rejected,

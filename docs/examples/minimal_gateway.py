@@ -4,7 +4,7 @@ MQTT over TLS: the broker's certificate is verified against RW_CAFILE (the deplo
 name; RW_CERTFILE / RW_KEYFILE add the gateway's own client certificate when the broker asks for one.
 
 RW_SITE=DY-SH01 RW_GATEWAY=DY-SH01-GW1 RW_PASSWORD=... RW_CAFILE=ca.pem \
-    RW_MQTT_HOST=broker.example.org python docs/examples/gateway.py
+    RW_MQTT_HOST=broker.example.org python docs/examples/minimal_gateway.py
 """
 
 import json

@@ -8,10 +8,10 @@ import uuid
 import orjson
 
 from deploy.stack import add_gateways
-from riskwatch.wire.gateway import parse_events, parse_status, parse_telemetry
+from riskwatch.wire.gateway_protocol import parse_events, parse_status, parse_telemetry
 from simulators.faults import Fault
-from simulators.gateway import Broker, GatewayClient, announce_online
 from simulators.plants import Incident
+from simulators.simulated_gateway import Broker, GatewayClient, announce_online
 from simulators.simulation import Simulation
 from tests.integration.simulators.mqtt_watch import Watch
 from tests.unit.simulators.factory import indexed, sensor

@@ -1,6 +1,6 @@
 """A simulated plant gateway on MQTT, speaking exactly the gateway protocol (docs/gateway-protocol.md).
 
-Payloads come from `riskwatch.wire.gateway` (never redefined here). The gateway connects with MQTT v5
+Payloads come from `riskwatch.wire.gateway_protocol` (never redefined here). The gateway connects with MQTT v5
 and a retained last will "offline" on its status topic, announces "online" (retained), publishes
 telemetry batches with QoS 1 and an increasing `seq`, and reports discrete events. `drop()` leaves
 the broker with reason code 4 "disconnect with will message", so the broker publishes the will exactly
@@ -25,7 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from riskwatch.tls import ClientTLS
 from riskwatch.topics import mqtt_topic
-from riskwatch.wire.gateway import events_payload, status_payload, telemetry_payload
+from riskwatch.wire.gateway_protocol import events_payload, status_payload, telemetry_payload
 from simulators.mqtt_loop import NetworkLoop, connect_paced
 from simulators.plants import PlantEvent
 from simulators.sensors import SimulatorError

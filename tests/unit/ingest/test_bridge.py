@@ -1,4 +1,4 @@
-"""The worker without brokers: records go to the right topics, and PUBACKs wait for durability, in order."""
+"""The bridge core without brokers: records go to the right topics, and PUBACKs wait for durability, in order."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from ingest.bridge import Worker
+from ingest.bridge import Bridge
 from ingest.metrics import BridgeMetrics
 from ingest.mqtt import Inbound
 from ingest.spool import Record
 from riskwatch.topics import Topics
 from riskwatch.wire.batch import decode
 from riskwatch.wire.deadletter import DeadLetter
-from riskwatch.wire.gateway import status_payload, telemetry_payload
+from riskwatch.wire.gateway_protocol import status_payload, telemetry_payload
 from tests.unit.ingest.conftest import small_registry
 
 NOW = 1_700_000_000.0
@@ -35,8 +35,8 @@ class _Acker:
         self.acked.append(mid)
 
 
-def _worker(sink: _Sink, acker: _Acker, clock: list[float]) -> Worker:
-    return Worker(
+def _bridge(sink: _Sink, acker: _Acker, clock: list[float]) -> Bridge:
+    return Bridge(
         small_registry(),
         Topics("x"),
         sink,
@@ -51,32 +51,32 @@ def _worker(sink: _Sink, acker: _Acker, clock: list[float]) -> Worker:
 
 def test_messages_are_acknowledged_only_when_durable_and_in_arrival_order() -> None:
     sink, acker, clock = _Sink(), _Acker(), [0.0]
-    worker = _worker(sink, acker, clock)
+    bridge = _bridge(sink, acker, clock)
     good = telemetry_payload("gw-a1", 1, [{"s": "pt-1", "v": 1.0, "t": NOW}])
-    worker.handle(Inbound(11, 1, "rw/v1/site-A/gw-a1/telemetry", good, NOW))
-    worker.handle(Inbound(12, 1, "rw/v1/site-A/gw-a1/telemetry", b"{broken", NOW))
-    worker.handle(Inbound(13, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
-    worker.tick()
+    bridge.handle(Inbound(11, 1, "rw/v1/site-A/gw-a1/telemetry", good, NOW))
+    bridge.handle(Inbound(12, 1, "rw/v1/site-A/gw-a1/telemetry", b"{broken", NOW))
+    bridge.handle(Inbound(13, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
+    bridge.tick()
     assert [r.topic for r, _ in sink.sent] == ["x.deadletter", "x.gateway"]  # the batch is still lingering
     assert DeadLetter.from_bytes(sink.sent[0][0].value).reason == "malformed_json"
     for _, done in sink.sent:
         done()
-    worker.tick()
+    bridge.tick()
     assert acker.acked == []  # 12 and 13 are durable but wait behind 11
     clock[0] = 0.06
-    worker.tick()
+    bridge.tick()
     record, done = sink.sent[-1]
     assert record.topic == "x.telemetry" and record.key == b"site-A"
     assert [s.seq for s in decode(record.value).sources] == [1]
     done()
-    worker.tick()
+    bridge.tick()
     assert acker.acked == [11, 12, 13]
 
 
 def test_flush_ships_open_batches() -> None:
     sink, acker, clock = _Sink(), _Acker(), [0.0]
-    worker = _worker(sink, acker, clock)
-    worker.handle(
+    bridge = _bridge(sink, acker, clock)
+    bridge.handle(
         Inbound(
             1,
             1,
@@ -86,35 +86,35 @@ def test_flush_ships_open_batches() -> None:
         )
     )
     sink.flush = lambda timeout_s: True  # type: ignore[attr-defined]
-    worker.sink.send = lambda record, done: (sink.sent.append((record, done)), done())  # type: ignore[method-assign]
-    assert worker.flush(1.0)
+    bridge.sink.send = lambda record, done: (sink.sent.append((record, done)), done())  # type: ignore[method-assign]
+    assert bridge.flush(1.0)
     assert acker.acked == [1] and sink.sent[-1][0].topic == "x.telemetry"
 
 
-def _ack_all(sink: _Sink, worker: Worker) -> None:
+def _ack_all(sink: _Sink, bridge: Bridge) -> None:
     for _, done in sink.sent:
         done()
-    worker.tick()
+    bridge.tick()
 
 
 def test_a_lone_surrogate_is_dead_lettered_and_the_loop_goes_on() -> None:
     sink, acker, clock = _Sink(), _Acker(), [0.0]
-    worker = _worker(sink, acker, clock)
+    bridge = _bridge(sink, acker, clock)
     hostile = b'{"gw": "gw-a1", "seq": 1, "events": [{"kind": "valve_closed", "target": "u1", "t": 1700000000, "note": "\\ud800"}]}'
-    worker.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/events", hostile, NOW))
-    worker.handle(Inbound(2, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
+    bridge.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/events", hostile, NOW))
+    bridge.handle(Inbound(2, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
     assert [r.topic for r, _ in sink.sent] == ["x.deadletter", "x.gateway"]
     letter = DeadLetter.from_bytes(sink.sent[0][0].value)
     assert letter.reason == "malformed_json" and "surrogate" in letter.detail
     assert letter.original == hostile
-    _ack_all(sink, worker)
+    _ack_all(sink, bridge)
     assert acker.acked == [1, 2]
 
 
 def test_any_exception_while_handling_becomes_an_internal_error_dead_letter() -> None:
     sink, acker, clock = _Sink(), _Acker(), [0.0]
-    worker = _worker(sink, acker, clock)
-    real = worker.validator
+    bridge = _bridge(sink, acker, clock)
+    real = bridge.validator
 
     class _Broken:
         def validate(self, topic: str, payload: bytes, received: float) -> object:
@@ -122,28 +122,28 @@ def test_any_exception_while_handling_becomes_an_internal_error_dead_letter() ->
                 raise OverflowError("int too large to convert to float")
             return real.validate(topic, payload, received)
 
-    worker.validator = _Broken()  # type: ignore[assignment]
-    worker.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/telemetry", b"boom" * 100_000, NOW))
-    worker.handle(Inbound(2, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
+    bridge.validator = _Broken()  # type: ignore[assignment]
+    bridge.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/telemetry", b"boom" * 100_000, NOW))
+    bridge.handle(Inbound(2, 1, "rw/v1/site-A/gw-a1/status", status_payload("gw-a1", "online"), NOW))
     assert [r.topic for r, _ in sink.sent] == ["x.deadletter", "x.gateway"]
     raw = sink.sent[0][0].value
     letter = DeadLetter.from_bytes(raw)
     assert letter.reason == "internal_error" and "OverflowError" in letter.detail
     assert len(raw) <= 256 * 1024 and letter.original_length == 400_000
-    assert worker.metrics.rejects.labels("internal_error")._value.get() == 1
-    _ack_all(sink, worker)
+    assert bridge.metrics.rejects.labels("internal_error")._value.get() == 1
+    _ack_all(sink, bridge)
     assert acker.acked == [1, 2]
 
 
 def test_a_batch_that_cannot_be_encoded_releases_its_messages() -> None:
     sink, acker, clock = _Sink(), _Acker(), [0.0]
-    worker = _worker(sink, acker, clock)
-    worker.batcher.fingerprint = 12345  # type: ignore[assignment]  # makes the encoder raise
+    bridge = _bridge(sink, acker, clock)
+    bridge.batcher.fingerprint = 12345  # type: ignore[assignment]  # makes the encoder raise
     good = telemetry_payload("gw-a1", 1, [{"s": "pt-1", "v": 1.0, "t": NOW}])
-    worker.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/telemetry", good, NOW))
+    bridge.handle(Inbound(1, 1, "rw/v1/site-A/gw-a1/telemetry", good, NOW))
     clock[0] = 1.0
-    worker.tick()
+    bridge.tick()
     assert [r.topic for r, _ in sink.sent] == ["x.deadletter"]
     assert DeadLetter.from_bytes(sink.sent[0][0].value).reason == "internal_error"
-    _ack_all(sink, worker)
+    _ack_all(sink, bridge)
     assert acker.acked == [1]

@@ -1,10 +1,12 @@
-"""The second stage: roll site colours up into region colours (docs/domain.md: region = highest site colour,
-plus counts per colour).
+"""The region roll-up, written once: a region's colour is its highest site colour, with counts per colour
+(docs/domain.md).
 
-Fed with site warning transitions re-keyed by region, so one worker owns all of a region's sites. A
-region transition is emitted when the region's colour changes; it carries the counts per colour and the
-site transition that caused it. Its id derives from the site transition's time, so a replay repeats it
-exactly and consumers de-duplicate it.
+It folds site warnings one at a time into the region's state. The worker's region stage runs it on the
+site warnings of every worker, re-keyed by region (processors/agents.py); the engine and the reference
+engine run it on their own site warnings, so all three say the same. A region warning is announced when
+the region's colour changes; it carries the counts of its non-normal sites and the site warning that
+caused it. Its id derives from that site warning's time, so a replay repeats it exactly and consumers
+de-duplicate it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class RegionState:
     ) -> None:
         self.sites: dict[str, str] = dict(sites or {})
         self.colour = colour
-        self.cause = cause  # of the last region transition, for the HTTP view
+        self.cause = cause  # of the last region warning, for the worker's HTTP view
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(self.sites.values()))
@@ -43,9 +45,9 @@ class RegionState:
         return cls(doc["sites"], doc["colour"], doc.get("cause"))
 
 
-def apply(state: RegionState, site_transition: Transition) -> Transition | None:
-    """Fold one site transition into its region's state; the region transition if its colour changed."""
-    t = site_transition
+def roll_up(state: RegionState, site_warning: Transition) -> Transition | None:
+    """Fold one site warning into its region's state; the region warning if the region's colour changed."""
+    t = site_warning
     if t.new == Colour.NORMAL.label:
         state.sites.pop(t.entity, None)
     else:
