@@ -78,6 +78,12 @@ class WorkerSettings(Options):
         ge=0,
     )
     stream_buffer_maxsize: int = option(4096, "events buffered per partition ahead of the agents", gt=0)
+    # When behind, an agent takes all its buffer holds (up to this many records) and evaluates each
+    # site's records among them in one engine call, so a backlog drains faster than it grew.
+    take_max_records: int = option(1000, "records an agent takes at once when they are waiting", gt=0)
+    take_within_s: float = option(
+        0.01, "longest an agent waits to fill a take (adds at most this to reading -> warning)", gt=0
+    )
     fetch_max_bytes: int = option(
         16 << 20, "bytes fetched per partition at most (whole columnar batches are ~21 bytes a reading)", gt=0
     )

@@ -34,6 +34,7 @@ from riskwatch.wire.batch import encode
 from riskwatch.wire.readings import Readings
 
 TARGET_RATE, TARGET_VS_NAIVE, TARGET_VS_ENGINE = 500_000, 30.0, 0.5
+STALE_AFTER_S = 4 * 3600  # longer than the readings' lead over the clock (_preload)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -101,20 +102,25 @@ def _preload(
         by_site.setdefault(s.site, []).append(s.index)
     sites = list(by_site)
     members = [np.array(by_site[site], np.int32) for site in sites]
+    order = [rng.permutation(m) for m in members]  # each site's sensors in a fixed random order
     producer = KafkaProducer(
         **access.kafka_python(), linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
     )
     n_batches = args.readings // args.batch_size
-    # Event times a little ahead of the clock, so no sensor turns stale while the run lasts (the timers
-    # still evaluate every owned site each second, as in production).
-    t0 = time.time() + 30
+    # Event times ahead of the clock, so no sensor turns stale while the run lasts (the timers still
+    # evaluate every owned site each second, as in production). With 30 s, a worker started minutes later
+    # on a loaded machine saw readings already older than their sensors' stale timeout.
+    t0 = time.time() + 3600
     batches: list[tuple[str, Readings, float]] = []
     for b in range(n_batches):
         k = b % len(sites)
         # Each sensor reports once a second, so a site's batch holds its sensors in turn (a sensor twice
         # only when the batch is bigger than the site: consecutive seconds), never 20 readings of one
         # sensor in 10 ms as random draws with replacement gave.
-        sensor = np.resize(rng.permutation(members[k]), args.batch_size)
+        # In turn, not a random draw each time: a sensor left out of its site's records for longer than
+        # its stale timeout turns stale and back, and (b) then measures sending those transitions.
+        turn = (b // len(sites)) * args.batch_size
+        sensor = np.resize(np.roll(order[k], -turn), args.batch_size)
         value = normal[sensor] + half[sensor] * rng.uniform(-0.2, 0.2, args.batch_size)
         hot = rng.random(args.batch_size) < 0.0001  # a few set-point crossings, so transitions flow too
         value[hot] = spike[sensor[hot]] * 1.05
@@ -262,7 +268,15 @@ def _measure(args: argparse.Namespace, access: KafkaAccess) -> dict[str, float |
         f"processors bench: {args.sensors:,} sensors, Kafka {bootstrap}, topics {topics.prefix}.*, files {work}"
     )
     registry_path = work / "registry.yaml"
-    registry_path.write_text(yaml.dump(generate_dict(args.sensors), Dumper=yaml.CSafeDumper, sort_keys=False))
+    doc = generate_dict(args.sensors)
+    # The engine's clock follows the newest reading (an hour ahead, _preload), while a site's sensors not
+    # yet read start their stale timers at the worker's clock: with the types' usual timeouts (~100 s)
+    # they turned stale at once and back with their next reading, a storm of transitions (b) measured.
+    for site in doc["sites"]:
+        for unit in site["units"]:
+            for sensor in unit["sensors"]:
+                sensor["stale_after_s"] = STALE_AFTER_S
+    registry_path.write_text(yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False))
     registry = load_registry(registry_path)
     _create_topics(access, [*topics.all(), naive_topic, f"{topics.prefix}.naive-out"], args.partitions)
     started = time.perf_counter()

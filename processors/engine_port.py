@@ -9,9 +9,13 @@ into engine internals and tests can run it against a small stand-in engine.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from riskwatch.errors import RiskwatchError
 from riskwatch.registry import Registry
@@ -45,6 +49,25 @@ class EngineApi(NamedTuple):
     ignored: Callable[[Any], dict[str, int]]
     # state -> (gateways offline, gateways) of the site, for the fleet's online gauge
     gateways: Callable[[Any], tuple[int, int]] = lambda state: (0, 0)
+    # state -> an independent copy (the engine updates states in place): a point to go back to
+    copy_state: Callable[[Any], Any] = copy.deepcopy
+
+
+def copy_arrays(state: Any) -> Any:
+    """A copy of an engine state made of numpy arrays, dicts of arrays and immutable values (the ids:
+    tuples): the arrays copied, the rest shared. Far cheaper than `copy.deepcopy`, which copies the ids."""
+    if not dataclasses.is_dataclass(state) or isinstance(state, type):
+        return copy.deepcopy(state)
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        if isinstance(value, np.ndarray):
+            changes[f.name] = value.copy()
+        elif isinstance(value, dict):
+            changes[f.name] = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in value.items()}
+        elif isinstance(value, list | set | bytearray):
+            changes[f.name] = copy.deepcopy(value)
+    return dataclasses.replace(state, **changes)
 
 
 def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
@@ -62,6 +85,7 @@ def load_engine(module_name: str = DEFAULT_ENGINE) -> EngineApi:
             restore=_restorer(module),
             ignored=_ignored,
             gateways=_gateways,
+            copy_state=copy_arrays,
         )
     except (ImportError, AttributeError) as exc:
         raise EngineUnavailable(f"warning engine {module_name!r} is not usable: {exc}") from exc

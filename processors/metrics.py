@@ -37,6 +37,22 @@ class WorkerMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
         )
+        self.loop_lag = Histogram(
+            "riskwatch_event_loop_lag_seconds",
+            "How late the event loop ran a task due to run (sampled every 50 ms): work that does not yield",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.loop_lag_on_cpu = Histogram(
+            "riskwatch_event_loop_lag_on_cpu_seconds",
+            "Event-loop lag the worker's own work explains: the lag, at most the CPU time its loop thread "
+            "used meanwhile (a process waiting for a core on a busy machine is late without blocking)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        )
+        self.loop_lag_max = gauge(
+            "riskwatch_event_loop_lag_max_seconds", "The largest event-loop lag measured since the start"
+        )
         self.rereads = counter(
             "riskwatch_record_rereads",
             "Seeks back to records Faust fetched but never delivered (processors/offsets.py)",

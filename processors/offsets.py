@@ -41,11 +41,13 @@ class OffsetOrder:
         self.clock = clock
         self._sought: dict[Key, tuple[int, float]] = {}  # key -> (offset sought, when)
         self._progress: dict[Key, float] = {}  # key -> when a record was last processed
+        # key -> last offset taken for processing: a take holds records that are checked, then evaluated
+        self._claimed: dict[Key, int] = {}
 
     def check(self, topic: str, partition: int, offset: int) -> tuple[Order, int]:
         """What to do with the record at `offset`; the second value is the offset expected next."""
         key, now = (topic, partition), self.clock()
-        last = self.processed.get(key)
+        last = self._claimed.get(key, self.processed.get(key))
         if last is None:
             return Order.PROCESS, offset
         expected = last + 1
@@ -55,7 +57,14 @@ class OffsetOrder:
             return Order.SKIP, expected
         return (Order.SEEK if self._seek_due(key, expected, now) else Order.WAIT), expected
 
+    def claim(self, topic: str, partition: int, offset: int) -> None:
+        """The record at `offset` (checked: PROCESS) will be processed: the next check expects its
+        successor, while `processed` (which the catch-up and lag gauges read) waits for `done`."""
+        self._claimed[(topic, partition)] = offset
+
     def done(self, topic: str, partition: int, offset: int) -> None:
+        if self._claimed.get((topic, partition), offset) <= offset:
+            self._claimed.pop((topic, partition), None)
         self.processed[(topic, partition)] = offset
         self._progress[(topic, partition)] = self.clock()
 
@@ -82,6 +91,6 @@ class OffsetOrder:
         """Partitions revoked: their next assignment starts from the committed offset, whatever it is."""
         for key in [k for k in self.processed if k[1] in partitions]:
             del self.processed[key]
-        for table in (self._sought, self._progress):
+        for table in (self._sought, self._progress, self._claimed):
             for key in [k for k in table if k[1] in partitions]:
                 del table[key]

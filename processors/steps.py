@@ -20,10 +20,14 @@ import dataclasses
 import logging
 import time
 import traceback
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from processors.intake import COMPONENT
+import numpy as np
+
+from processors.intake import COMPONENT, Accepted
 from riskwatch.wire.deadletter import DeadLetter, Reason
+from riskwatch.wire.readings import Readings
 from riskwatch.wire.transitions import Transition
 
 if TYPE_CHECKING:
@@ -43,6 +47,13 @@ class Record(NamedTuple):
     key: bytes | None = None
 
 
+class Decoded(NamedTuple):
+    """A record that decoded, and what of it the engine is to evaluate."""
+
+    record: Record
+    accepted: Accepted
+
+
 class StepOutput(NamedTuple):
     transitions: list[Transition]
     dead: list[DeadLetter]
@@ -55,35 +66,91 @@ class Steps:
         self.ctx = ctx
 
     def telemetry(self, record: Record) -> StepOutput:
+        """One record alone: decoded, then evaluated (`telemetry_many` of one record)."""
+        return self.telemetry_many([record])
+
+    def telemetry_many(self, records: Sequence[Record]) -> StepOutput:
+        """Records taken together: each decoded in its own guarded step, then every site's batches
+        evaluated in one engine call, in offset order (`decode`, then `evaluate` per site)."""
+        by_site, dead = self.decode(records)
+        transitions: list[Transition] = []
+        for group in by_site.values():
+            out = self.evaluate(group)
+            transitions += out.transitions
+            dead += out.dead
+        return StepOutput(transitions, dead)
+
+    def decode(self, records: Iterable[Record]) -> tuple[dict[str, list[Decoded]], list[DeadLetter]]:
+        """Each record decoded and checked on its own (one bad record is dead-lettered alone, with its
+        place), the accepted ones grouped by site in offset order. Dedup marks gateway messages seen here,
+        so a message repeated within the same take is left out too."""
+        ctx = self.ctx
+        by_site: dict[str, list[Decoded]] = {}
+        dead: list[DeadLetter] = []
+        for record in records:
+            try:
+                accepted, refused = ctx.intake.telemetry(record.value, record.topic, ctx.states.fresh_sources)
+            except Exception as exc:  # a decoder bug: the record is what we cannot use
+                dead.append(self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc))
+                continue
+            dead += self._located(record, refused)
+            if accepted is not None:
+                by_site.setdefault(accepted.site, []).append(Decoded(record, accepted))
+        return by_site, dead
+
+    def evaluate(self, group: Sequence[Decoded]) -> StepOutput:
+        """One site's decoded records, in offset order, in one engine call where that gives the same
+        transitions as one call per record (SiteStates.evaluate_many). If evaluating them together
+        raises, they are evaluated one by one, so that only the record that raises is dead-lettered."""
+        if len(group) > 1:
+            try:
+                return self._evaluated(group)
+            except Exception:
+                log.warning(
+                    "site %s: evaluating %d records together raised; evaluating them one by one",
+                    group[0].accepted.site,
+                    len(group),
+                )
+        transitions: list[Transition] = []
+        dead: list[DeadLetter] = []
+        for one in group:
+            try:
+                transitions += self._evaluated([one]).transitions
+            except Exception as exc:
+                self.ctx.metrics.evaluation_errors.labels("telemetry").inc()
+                dead.append(
+                    self._failed(one.record, Reason.EVALUATION_ERROR, "evaluating", exc, one.accepted.site)
+                )
+        return StepOutput(transitions, dead)
+
+    def _evaluated(self, group: Sequence[Decoded]) -> StepOutput:
         ctx, m = self.ctx, self.ctx.metrics
-        try:
-            accepted, dead = ctx.intake.telemetry(record.value, record.topic, ctx.states.fresh_sources)
-        except Exception as exc:  # a decoder bug: the record is what we cannot use
-            return StepOutput([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
-        dead = self._located(record, dead)
-        if accepted is None:
-            return StepOutput([], dead)
+        site = group[0].accepted.site
         now = ctx.clock()
-        try:
-            started = time.perf_counter()
-            out = ctx.states.evaluate(accepted.site, accepted.readings, now)
-            m.eval_seconds.observe(time.perf_counter() - started)
-        except Exception as exc:
-            m.evaluation_errors.labels("telemetry").inc()
-            dead.append(self._failed(record, Reason.EVALUATION_ERROR, "evaluating", exc, accepted.site))
-            return StepOutput([], dead)
-        if accepted.duplicates:
-            m.duplicates.inc(accepted.duplicates)
-        if record.timestamp:
-            m.record_delay.observe(max(0.0, now - record.timestamp))
-        m.batches.inc()
-        m.readings.inc(len(accepted.readings))
-        r = accepted.readings
+        started = time.perf_counter()
+        out = ctx.states.evaluate_many(site, [d.accepted.readings for d in group], now)
+        m.eval_seconds.observe(time.perf_counter() - started)
+        n = 0
+        for d in group:
+            n += len(d.accepted.readings)
+            if d.accepted.duplicates:
+                m.duplicates.inc(d.accepted.duplicates)
+            if d.record.timestamp:
+                m.record_delay.observe(max(0.0, now - d.record.timestamp))
+        m.batches.inc(len(group))
+        m.readings.inc(n)
         try:  # history is best effort: its failure must not cost the transitions already made
-            ctx.aggregator.add(accepted.global_sensor, r.value, r.ts, now)
+            if len(group) == 1:
+                r, sensor = group[0].accepted.readings, group[0].accepted.global_sensor
+            else:
+                r = Readings(
+                    *(np.concatenate(c) for c in zip(*(d.accepted.readings for d in group), strict=True))
+                )
+                sensor = np.concatenate([d.accepted.global_sensor for d in group])
+            ctx.aggregator.add(sensor, r.value, r.ts, now)
         except Exception:
-            log.exception("history aggregation failed for a batch of site %s", accepted.site)
-        return StepOutput(out, dead)
+            log.exception("history aggregation failed for a batch of site %s", site)
+        return StepOutput(out, [])
 
     def gateway(self, record: Record) -> StepOutput:
         ctx = self.ctx

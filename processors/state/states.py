@@ -88,6 +88,32 @@ class SiteStates:
         self._count_ignored(before, slot.state)
         return self._record(slot, out)
 
+    def evaluate_many(self, site: str, batches: Sequence[Readings], now: float) -> list[Transition]:
+        """Consecutive batches of a site, with the transitions of one `evaluate` per batch.
+
+        They are evaluated in one engine call first (its fixed cost paid once). The engine sees every
+        reading either way, but decides unit and site colours once per call: if any sensor changed level
+        in the call, a colour held only between two batches (a red that cleared in the next one) could
+        be missed, so the state goes back to before the call and the batches are evaluated one by one."""
+        if len(batches) == 1:
+            return self.evaluate(site, batches[0], now)
+        slot = self.slot(site, now)
+        before, evaluated = self.engine.copy_state(slot.state), slot.evaluated
+        ignored = self.engine.ignored(slot.state)
+        slot.dirty = True
+        together = Readings(*(np.concatenate(c) for c in zip(*batches, strict=True)))
+        try:
+            slot.state, out = self.engine.evaluate(slot.model, slot.state, together, now)
+        except BaseException:  # the caller evaluates them one by one: from the state before the call
+            slot.state = before
+            raise
+        if not any(t.entity_type == "sensor" for t in out):  # no level changed: colours as one by one
+            slot.evaluated += len(together)
+            self._count_ignored(ignored, slot.state)
+            return self._record(slot, out)
+        slot.state, slot.evaluated = before, evaluated
+        return [t for batch in batches for t in self.evaluate(site, batch, now)]
+
     def _count_ignored(self, before: dict[str, int], state: Any) -> None:
         for reason, total in self.engine.ignored(state).items():
             if total > before.get(reason, 0):

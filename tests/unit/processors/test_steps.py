@@ -207,7 +207,7 @@ def test_the_worker_app_builds_and_an_agent_that_raises_exits_the_worker(registr
     ctx.health.exit = exits.append
 
     class BrokenStream:
-        def noack(self) -> object:
+        def noack_take(self, max_: int, within: float) -> object:
             raise RuntimeError("stream broke")
 
     with pytest.raises(RuntimeError):
@@ -264,3 +264,85 @@ def test_the_site_view_shows_the_live_colour_its_static_grade_and_the_picture_th
     )
     other = site_document(ctx, "S2")  # no static grade in the registry
     assert (other["grade"], other["picture"]) == ("", "normal")
+
+
+def _transitions(out):  # type: ignore[no-untyped-def]
+    return [(t.entity_type, t.entity, t.old, t.new) for t in out.transitions]
+
+
+def test_records_taken_together_give_the_transitions_of_one_evaluation_each() -> None:
+    # A red (L2) that clears in the next record of its site (no on/off delays), among quiet records of
+    # two sites: taken together, the sensor's crossing and the site's passing colour are reported as
+    # one by one (one engine call for all of S1's records would see S1 normal at its end only).
+    import yaml
+
+    from tests.integration.processors.harness import REGISTRY_YAML, STALE_S
+
+    no_delays = f"stale_after_s: {STALE_S}, on_delay_s: 0, off_delay_s: 0"
+    registry = Registry.from_dict(
+        yaml.safe_load(REGISTRY_YAML.replace(f"stale_after_s: {STALE_S}", no_delays)), source="<test>"
+    )
+    values = [
+        ("S1", {"S1-G1": 3.0, "S1-G2": 4.0}),
+        ("S2", {"S2-G1": 3.0}),
+        ("S1", {"S1-G1": 60.0}),
+        ("S1", {"S1-G1": 3.0}),
+        ("S2", {"S2-G1": 4.0}),
+        ("S1", {"S1-G2": 5.0}),
+    ]
+    records = [
+        _rec(_batch(registry, site, v, NOW + i, seq=i + 1), offset=i) for i, (site, v) in enumerate(values)
+    ]
+    alone, _ = _steps(registry)
+    together, ctx = _steps(registry)
+    one_by_one = [t for r in records for t in _transitions(alone.telemetry(r))]
+    out = together.telemetry_many(records)
+    assert out.dead == []
+    assert sorted(_transitions(out)) == sorted(one_by_one)
+    assert ("sensor", "S1-G1", "normal", "l2_high") in one_by_one
+    assert ("site", "S1", "normal", "orange") in one_by_one and (
+        "site",
+        "S1",
+        "orange",
+        "normal",
+    ) in one_by_one
+    assert _metric(ctx, "riskwatch_readings_total") == 7 and _metric(ctx, "riskwatch_batches_total") == 6
+
+
+def test_quiet_records_of_a_site_taken_together_cost_one_engine_call(registry) -> None:  # type: ignore[no-untyped-def]
+    real = load_engine()
+    calls: list[int] = []
+
+    def evaluate(model, state, readings, now):  # type: ignore[no-untyped-def]
+        calls.append(len(readings))
+        return real.evaluate(model, state, readings, now)
+
+    steps, ctx = _steps(registry, real._replace(evaluate=evaluate))
+    records = [
+        _rec(_batch(registry, "S3", {"S3-G1": 3.0 + i, "S3-G2": 2.0}, NOW + i, seq=i + 1), offset=i)
+        for i in range(5)
+    ]
+    out = steps.telemetry_many(records)
+    assert (out.transitions, out.dead, calls) == ([], [], [10])
+    assert ctx.states.evaluated("S3") == 10
+
+
+def test_a_bad_record_among_those_taken_together_is_dead_lettered_alone(registry) -> None:  # type: ignore[no-untyped-def]
+    real = load_engine()
+
+    def evaluate(model, state, readings, now):  # type: ignore[no-untyped-def]
+        if 66.0 in readings.value:
+            raise RuntimeError("engine bug")
+        return real.evaluate(model, state, readings, now)
+
+    steps, ctx = _steps(registry, real._replace(evaluate=evaluate))
+    records = [
+        _rec(_batch(registry, "S1", {"S1-G1": 3.0}, NOW, seq=1), offset=10),
+        _rec(b"RWTB\x02garbage", offset=11),
+        _rec(_batch(registry, "S1", {"S1-G1": 66.0}, NOW + 1, seq=2), offset=12),
+        _rec(_batch(registry, "S1", {"S1-G2": 60.0}, NOW + 2, seq=3), offset=13),
+    ]
+    out = steps.telemetry_many(records)
+    assert sorted((d.reason, d.offset) for d in out.dead) == [("batch_decode", 11), ("evaluation_error", 12)]
+    assert ("sensor", "S1-G2", "normal", "l2_high") in _transitions(out)
+    assert ctx.states.evaluated("S1") == 2
