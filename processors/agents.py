@@ -26,6 +26,7 @@ from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 
 log = logging.getLogger(__name__)
+SEEK_TIMEOUT_S = 10.0  # a seek back that does not finish in this long is tried again by the order check
 
 
 class Tables(NamedTuple):
@@ -248,7 +249,13 @@ class Agents:
         log.warning("%s partition %d: %s; re-reading from %d", topic, partition, why, offset)
         self.ctx.metrics.rereads.labels(topic).inc()
         try:
-            await self.app.consumer.seek(TP(topic, partition), offset)
+            # seek_wait runs aiokafka's seek on Faust's consumer thread, which owns the consumer. Faust's
+            # plain `seek` calls it from this loop instead, where a fetch finishing on that thread can
+            # overwrite the new position: the re-read then never happened and was repeated every few
+            # seconds (minutes of late warnings after a rebalance, seen in the cluster test).
+            await asyncio.wait_for(
+                self.app.consumer.seek_wait({TP(topic, partition): offset}), SEEK_TIMEOUT_S
+            )
         except Exception as exc:  # the partition moved meanwhile; a seek that did not take is repeated
             log.warning("%s partition %d: seek to %d failed: %r", topic, partition, offset, exc)
 
