@@ -133,9 +133,12 @@ class DeadLetterCounter:
         for raw in self.reader.poll(timeout_s):
             try:
                 doc = orjson.loads(raw)
-                n = int(doc.get("items_total") or 0) or _readings_in(
-                    base64.b64decode(doc.get("original", ""))
-                )
+                if _carries_no_readings(str(doc.get("source", ""))):
+                    n = 0
+                else:
+                    n = int(doc.get("items_total") or 0) or _readings_in(
+                        base64.b64decode(doc.get("original", ""))
+                    )
             except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
                 n, doc = 0, {"reason": "undecodable_dead_letter"}
             self.letters += 1
@@ -144,6 +147,13 @@ class DeadLetterCounter:
             new += n
         self.readings += new
         return new
+
+
+def _carries_no_readings(source: str) -> bool:
+    """A letter about a gateway's status or events (MQTT rw/v1/S/G/status|events, Kafka *.gateway): e.g.
+    a retained status of a gateway another registry knows, refused as gateway_unknown. It names no
+    readings, so it must not be counted against the readings sent."""
+    return source.endswith(("/status", "/events", ".gateway"))
 
 
 def _readings_in(original: bytes) -> int:

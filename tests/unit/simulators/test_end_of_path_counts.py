@@ -27,10 +27,21 @@ def test_dead_letters_count_the_readings_they_name() -> None:
     message = orjson.dumps({"gw": "G", "seq": 1, "readings": [{"s": "A", "v": 1, "t": 1}] * 7})
     whole = DeadLetter("payload_decode", "bad", "rw/v1/S/G/telemetry", message, 1.0)
     opaque = DeadLetter("batch_decode", "bad", "rw.telemetry", b"\x00\x01", 1.0, component="worker")
-    counter = DeadLetterCounter(_Reader([some.to_bytes(), whole.to_bytes(), opaque.to_bytes()]))  # type: ignore[arg-type]
+    # a retained status of a gateway this registry does not have (left by another registry's run), as
+    # the bridge and as the worker refuse it: no readings in either
+    status = orjson.dumps({"gw": "G9", "seq": 1, "online": True})
+    by_bridge = DeadLetter("gateway_unknown", "unknown", "rw/v1/S/G9/status", status, 1.0)
+    by_worker = DeadLetter("gateway_unknown", "unknown", "t1.gateway", b"\x00", 1.0, component="worker")
+    letters = [some, whole, opaque, by_bridge, by_worker]
+    counter = DeadLetterCounter(_Reader([d.to_bytes() for d in letters]))  # type: ignore[arg-type]
     assert counter.poll() == 3 + 7 + 1
-    assert counter.reasons == {"sensor_unknown": 3, "payload_decode": 7, "batch_decode": 1}
-    assert counter.letters == 3
+    assert counter.reasons == {
+        "sensor_unknown": 3,
+        "payload_decode": 7,
+        "batch_decode": 1,
+        "gateway_unknown": 0,
+    }
+    assert counter.letters == 5
 
 
 def test_connects_are_paced_and_a_refusal_is_named() -> None:
