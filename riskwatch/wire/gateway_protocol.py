@@ -180,6 +180,9 @@ def _gateway_problem(doc: Any) -> str:
 
 
 def _header(doc: Any, items_key: str, max_items: int) -> tuple[str, int, list[Any]] | Rejected:
+    """The gateway, sequence number and items of a decoded message (or why the JSON was refused)."""
+    if isinstance(doc, Rejected):  # load_json refused the payload
+        return doc
     problem = _gateway_problem(doc)
     if problem:
         return Rejected(Reason.SCHEMA, problem)
@@ -197,10 +200,7 @@ def _header(doc: Any, items_key: str, max_items: int) -> tuple[str, int, list[An
 
 def parse_telemetry(payload: bytes, max_readings: int = DEFAULT_MAX_READINGS) -> TelemetryMessage | Rejected:
     """Parse {"gw", "seq", "readings": [{"s", "v", "t", "q"?, "u"?}]} into columns."""
-    doc = load_json(payload)
-    if isinstance(doc, Rejected):
-        return doc
-    head = _header(doc, "readings", max_readings)
+    head = _header(load_json(payload), "readings", max_readings)
     if isinstance(head, Rejected):
         return head
     gw, seq, rows = head
@@ -296,10 +296,7 @@ def parse_status(payload: bytes) -> StatusMessage | Rejected:
 
 def parse_events(payload: bytes, max_events: int = DEFAULT_MAX_EVENTS) -> EventsMessage | Rejected:
     """Parse {"gw", "seq", "events": [{"kind", "target", "t", "note"?}]}."""
-    doc = load_json(payload)
-    if isinstance(doc, Rejected):
-        return doc
-    head = _header(doc, "events", max_events)
+    head = _header(load_json(payload), "events", max_events)
     if isinstance(head, Rejected):
         return head
     gw, seq, rows = head
