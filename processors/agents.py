@@ -114,7 +114,19 @@ def install(app: faust.App, ctx: WorkerContext) -> Tables:
     return Agents(app, ctx).install()
 
 
-DECODE_SLICE_RECORDS = 64  # records decoded between two yields to the event loop
+DECODE_SLICE_RECORDS = 64  # records decoded at a time (then the loop may get a turn: _yield_if_due)
+# Longest a take holds the event loop between two yields. Yielding after every site's records instead
+# (a take of 1,000 records spans ~500 sites) paid a loop turn, with its select(), per record.
+LOOP_SLICE_S = 0.005
+
+
+async def _yield_if_due(since: float) -> float:
+    """Give the event loop a turn if `since` (the last turn) is LOOP_SLICE_S ago; the new `since`."""
+    now = time.perf_counter()
+    if now - since < LOOP_SLICE_S:
+        return since
+    await asyncio.sleep(0)
+    return time.perf_counter()
 
 
 class Agents:
@@ -193,6 +205,7 @@ class Agents:
             return
         async with self.snapshots.lock:
             by_site: dict[str, list[Decoded]] = {}
+            slice_began = time.perf_counter()
             for first in range(0, len(taken), DECODE_SLICE_RECORDS):
                 found, dead = self.steps.decode(
                     _record(e, topic) for e in taken[first : first + DECODE_SLICE_RECORDS]
@@ -200,12 +213,12 @@ class Agents:
                 for site, group in found.items():
                     by_site.setdefault(site, []).extend(group)
                 await self.emit.dead(dead)
-                await asyncio.sleep(0)
+                slice_began = await _yield_if_due(slice_began)
             for group in by_site.values():
                 outcome = self.steps.evaluate(group)
                 await self.emit.dead(outcome.dead)
                 await self.emit.transitions(outcome.transitions)
-                await asyncio.sleep(0)
+                slice_began = await _yield_if_due(slice_began)
             self._done(stream, taken, topic)
 
     async def gateway(self, stream: Any, events: Sequence[Any]) -> None:

@@ -34,6 +34,7 @@ from riskwatch.wire.batch import encode
 from riskwatch.wire.readings import Readings
 
 TARGET_RATE, TARGET_VS_NAIVE, TARGET_VS_ENGINE = 500_000, 30.0, 0.5
+POLL_S, POLL_END_S = 0.5, 0.02  # seconds between polls of /metrics (rate_of_all)
 STALE_AFTER_S = 4 * 3600  # longer than the readings' lead over the clock (_preload)
 
 
@@ -185,7 +186,12 @@ def rate_of_all(
     procs: list[tuple[subprocess.Popen[bytes], int, Path]], total: int, timeout: float = 600.0
 ) -> float:
     """Poll the processes' readings counters: their summed readings per second, from the first reading
-    any of them counted to `total` between them. Stops them all at the end."""
+    any of them counted to `total` between them. Stops them all at the end.
+
+    A scrape of /metrics costs the measured process real CPU (its HTTP thread takes the GIL): polled every
+    20 ms it took ~22 % of the worker's samples. So it is polled every POLL_S, and every POLL_END_S only
+    once the counter is due to reach `total` within the next POLL_S, which keeps the end of the window
+    sharp; readings counted before the first poll that saw any are left out of the rate."""
     end = time.time() + timeout
     first: tuple[float, float] | None = None
     try:
@@ -197,12 +203,16 @@ def rate_of_all(
                     )
             value = sum(_metric(port) or 0.0 for _, port, _ in procs)
             now = time.perf_counter()
+            wait = POLL_S
             if value:
                 if first is None:
                     first = (now, value)
                 if value >= total:
                     return (value - first[1]) / (now - first[0]) if now > first[0] else float("nan")
-            time.sleep(0.02)
+                rate = (value - first[1]) / (now - first[0]) if now > first[0] else 0.0
+                if rate > 0 and (total - value) / rate < 2 * POLL_S:
+                    wait = POLL_END_S
+            time.sleep(wait)
         raise RuntimeError(
             f"benchmark processes did not finish in {timeout:.0f}s:\n"
             + "".join(log.read_text(errors="replace")[-1500:] for _, _, log in procs)

@@ -122,13 +122,16 @@ class Intake:
         older than the maximum age (None if there are none)."""
         now = self.clock()
         ts = readings.ts
-        limit = now + self.future_tolerance_s
+        limit, oldest = now + self.future_tolerance_s, now - self.max_age_s
+        # The usual batch has neither: two reductions tell (fmax/fmin skip NaN, as the masks below do).
+        if not ts.size or (np.fmax.reduce(ts) <= limit and not np.fmin.reduce(ts) < oldest):
+            return readings, 0, None
         over = ts > limit  # NaN compares False: the engine rejects non-finite times itself
         clamped = int(np.count_nonzero(over))
         if clamped:
             ts = np.where(over, limit, ts)
             readings = Readings(readings.sensor, readings.value, ts, readings.quality)
-        old = ts < now - self.max_age_s
+        old = ts < oldest
         return readings, clamped, old if np.count_nonzero(old) else None
 
     def event_time(self, t: float) -> tuple[float, bool]:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from riskwatch.registry import Registry
+from riskwatch.registry import Gateway, Registry, Unit
 from riskwatch.wire.readings import Readings
 
 
@@ -42,11 +42,26 @@ class SiteIndex:
             self.site_of_sensor[sensor.index] = self.site_number[sensor.site]
             self.local_of_sensor[sensor.index] = len(members)
             members.append(sensor.index)
+        # Each site's units and gateways, so a site's sub-registry does not scan the whole registry
+        # (1,000 sites x every unit and gateway made compile_all quadratic).
+        self._units_of_site: dict[str, dict[str, Unit]] = {site: {} for site in self.site_ids}
+        for key, unit in registry.units.items():
+            self._units_of_site.setdefault(unit.site, {})[key] = unit
+        self._gateways_of_site: dict[str, dict[str, Gateway]] = {site: {} for site in self.site_ids}
+        for key, gateway in registry.gateways.items():
+            self._gateways_of_site.setdefault(gateway.site, {})[key] = gateway
 
     def split(self, site: str, readings: Readings) -> Split:
         """Keep the rows of `site`, with sensor indices made local to it."""
-        sensor = readings.sensor.astype(np.int64, copy=False)
-        known = (sensor >= 0) & (sensor < self.site_of_sensor.shape[0])
+        sensor = readings.sensor
+        n = self.site_of_sensor.shape[0]
+        # The usual batch (every row a sensor of this site) in four numpy calls, not ten.
+        if sensor.size and 0 <= sensor.min() and sensor.max() < n:
+            if (self.site_of_sensor[sensor] == self.site_number[site]).all():
+                local = self.local_of_sensor[sensor]
+                return Split(Readings(local, readings.value, readings.ts, readings.quality), sensor, _NONE, _NONE)
+        sensor = sensor.astype(np.int64, copy=False)
+        known = (sensor >= 0) & (sensor < n)
         safe = np.where(known, sensor, 0)
         mine = known & (self.site_of_sensor[safe] == self.site_number[site])
         if mine.all():
@@ -69,8 +84,8 @@ class SiteIndex:
             source=f"{reg.source}#{site}",
             regions={region: reg.regions[region]},
             sites={site: reg.sites[site]},
-            units={k: u for k, u in reg.units.items() if u.site == site},
-            gateways={k: g for k, g in reg.gateways.items() if g.site == site},
+            units=dict(self._units_of_site[site]),
+            gateways=dict(self._gateways_of_site[site]),
             sensors=sensors,
             rule_sets=dict(reg.rule_sets),
         )
