@@ -37,6 +37,8 @@ class SiteIndex:
         self.site_of_sensor = np.empty(n, np.int32)
         self.local_of_sensor = np.empty(n, np.int32)
         self.sensors_of_site: dict[str, list[int]] = {site: [] for site in self.site_ids}
+        # Sensor ids by registry index, to name a site's rows in one gather (snapshots' open minutes).
+        self.sensor_id_array: npt.NDArray[np.object_] = np.array(registry.sensor_ids, dtype=object)
         for sensor in registry.sensor_list:
             members = self.sensors_of_site[sensor.site]
             self.site_of_sensor[sensor.index] = self.site_number[sensor.site]

@@ -258,11 +258,11 @@ class SiteStates:
     def _open_minutes(self, site: str) -> tuple[StoredMinute, ...]:
         if self.minutes is None:
             return ()
-        ids = self.index.registry.sensor_list
+        ids = self.index.sensor_id_array
         return tuple(
             StoredMinute(
                 m.minute,
-                tuple(ids[i].id for i in m.sensor.tolist()),
+                tuple(ids[m.sensor].tolist()),
                 tuple(m.min.tolist()),
                 tuple(m.max.tolist()),
                 tuple(m.sum.tolist()),
