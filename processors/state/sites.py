@@ -58,10 +58,14 @@ class SiteIndex:
         sensor = readings.sensor
         n = self.site_of_sensor.shape[0]
         # The usual batch (every row a sensor of this site) in four numpy calls, not ten.
-        if sensor.size and 0 <= sensor.min() and sensor.max() < n:
-            if (self.site_of_sensor[sensor] == self.site_number[site]).all():
-                local = self.local_of_sensor[sensor]
-                return Split(Readings(local, readings.value, readings.ts, readings.quality), sensor, _NONE, _NONE)
+        if (
+            sensor.size
+            and sensor.min() >= 0
+            and sensor.max() < n
+            and (self.site_of_sensor[sensor] == self.site_number[site]).all()
+        ):
+            local = self.local_of_sensor[sensor]
+            return Split(Readings(local, readings.value, readings.ts, readings.quality), sensor, _NONE, _NONE)
         sensor = sensor.astype(np.int64, copy=False)
         known = (sensor >= 0) & (sensor < n)
         safe = np.where(known, sensor, 0)
