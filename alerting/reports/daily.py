@@ -317,7 +317,7 @@ def render(b: Bulletin) -> str:
     ]  # fmt: skip
     flagged = "<h2>三、达到橙色及以上预警的企业</h2>" + (
         r.table(["企业", "地区", "行业", "静态等级", "最高", "红色时长", "橙色时长", "黄色时长", "原因", "告警处置"],
-                flagged_rows, [d.peak for d in b.flagged])
+                flagged_rows, [d.peak for d in b.flagged], nowrap=range(2, 8), wide=True)
         if flagged_rows else "<p>当日无企业达到橙色及以上预警。</p>"
     )  # fmt: skip
     quality = "<h2>四、企业在线率与数据完整率（由差到好）</h2>" + r.table(
