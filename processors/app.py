@@ -153,7 +153,7 @@ class WorkerContext:
             on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
         )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
-        self.aggregator = MinuteAggregator(len(registry.sensor_list))
+        self.aggregator = MinuteAggregator.for_registry(registry)  # credits completeness per owed window
         self.states = SiteStates(
             self.index,
             engine,
