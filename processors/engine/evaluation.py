@@ -224,6 +224,10 @@ def _roll_up(
         site_colour[site] = colour
         state.site["colour_at"][site] = at
         region = int(model.site_region[site])
+        # The region's colour is its highest site colour: the kernel's roll-up (which builds the region's
+        # site table) is only needed when that changes, which is rare next to site changes.
+        if int(site_colour[model.site_region == region].max()) == state.region["colour"][region]:
+            continue
         if region not in regions:
             regions[region] = _region_state(model, site_colour, state.region["colour"], region)
         region_warning = roll_up(regions[region], warning)
