@@ -258,13 +258,15 @@ _SIDES = np.array([1.0] * 4 + [-1.0] * 4)
 _SIGNS = np.array([1, -1], np.int64)
 
 
-def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr, q: Arr, em: Emits) -> Arr:
-    """Process one reading per sensor of `idx` (unique); returns the sensors left pending or chattering."""
+def apply_round(
+    model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr, q: Arr, em: Emits, stale_at: Arr
+) -> Arr:
+    """Process one reading per sensor of `idx` (unique); returns the sensors left pending or chattering.
+
+    `stale_at`: each sensor's last_ts + stale_after before this reading (the caller has both at hand)."""
     cand, codes = s["cand"], s["code"]
     code = codes.take(idx)
     # a sensor needs advancing first if it has a delay running, is chattering or is due to turn stale
-    stale_at = s["last_ts"].take(idx)
-    stale_at += model.stale_after.take(idx)
     need = ts >= stale_at
     need |= cand.take(idx) != code
     need |= s["chat"].take(idx) != 0
