@@ -7,7 +7,7 @@ Everything with behaviour lives elsewhere: decoding in `intake`, state in `state
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from pydantic import model_validator
 
+from processors import faust_internals
 from processors.engine_port import EngineApi
 from processors.health import Health
 from processors.history.aggregate import MinuteAggregator
@@ -89,7 +90,7 @@ class WorkerSettings(Options):
     )
     # aiokafka keeps one fetch in flight per broker, so a fetch parked on quiet partitions (rw.gateway, the
     # region stage) delays the next fetch of rw.telemetry by up to this long; Faust 0.15.3 hard-codes
-    # 1500 ms (see agents.tune_fetcher).
+    # 1500 ms (see faust_internals.set_fetch_wait).
     fetch_max_wait_ms: int = option(
         50, "longest the broker holds a fetch with no new records (Faust's own 1500 ms delays readings)", ge=0
     )
@@ -153,7 +154,7 @@ class WorkerContext:
             on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
         )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
-        self.aggregator = MinuteAggregator(len(registry.sensor_list))
+        self.aggregator = MinuteAggregator.for_registry(registry)  # credits completeness per owed window
         self.states = SiteStates(
             self.index,
             engine,
@@ -226,22 +227,9 @@ def build_app(
         stream_wait_empty=False,
         consumer_max_fetch_size=settings.fetch_max_bytes,
     )
-    idempotent_producer(app)
+    faust_internals.make_producer_idempotent(app)
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)
     if settings.port > 0:
         web.install(app, ctx, tables)
     return app, ctx
-
-
-def idempotent_producer(app: faust.App) -> None:
-    """Make the worker's producer idempotent, like the bridge's and alerting's: Faust 0.15.3 turns
-    idempotence on only inside transactions, and without it a retried send after a broker's failover
-    (acks=all) can write a transition, snapshot or history record twice. Set before the producer exists."""
-    from faust.transport.drivers import aiokafka as driver
-
-    class IdempotentProducer(driver.Producer):
-        def _settings_extra(self) -> Mapping[str, Any]:
-            return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-    app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # a ClassVar, set on this instance
