@@ -24,6 +24,7 @@ from processors.intake import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, Int
 from processors.metrics import WorkerMetrics
 from processors.state.sites import SiteIndex
 from processors.state.states import SiteStates
+from riskwatch.clock import ClockOption, clock_option, speed_of
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
 from riskwatch.options import LogLevel, Options, Port, option
 from riskwatch.registry import Registry
@@ -103,6 +104,7 @@ class WorkerSettings(Options):
         "readings older than this (by the worker's clock) are dead-lettered as old_timestamp",
         gt=0,
     )
+    clock: ClockOption = clock_option()
     log_level: LogLevel = option("warning", "how much the worker logs", old=["--loglevel"])
     engine_module: str = option("processors.engine", "the engine to load (benchmarks)", hidden=True)
     partitions: int = 0  # of rw.telemetry and rw.gateway (co-partitioned, keyed by site): read from Kafka
@@ -118,6 +120,10 @@ class WorkerSettings(Options):
         if isinstance(data, dict) and not data.get("group"):
             return {**data, "group": f"riskwatch-worker-{data.get('topic_prefix', 'rw')}"}
         return data
+
+
+MINUTE_GRACE_S = 30.0  # a minute closes this long (real seconds) after it ends
+MINUTE_MAX_AGE_S = 3600.0  # older readings are counted, not aggregated
 
 
 def partition_of(site: str, partitions: int) -> int:
@@ -153,7 +159,14 @@ class WorkerContext:
             on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
         )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
-        self.aggregator = MinuteAggregator(len(registry.sensor_list))
+        # A simulated clock running `speed` times real time: a minute waits for readings as long in real
+        # time as it would at speed 1 (pipeline latency is real time), so late readings still count.
+        self.speed = speed_of(clock)
+        self.aggregator = MinuteAggregator(
+            len(registry.sensor_list),
+            grace_s=MINUTE_GRACE_S * self.speed,
+            max_age_s=MINUTE_MAX_AGE_S * self.speed,
+        )
         self.states = SiteStates(
             self.index,
             engine,

@@ -68,7 +68,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         if ctx.states.tick_errors > errors:
             ctx.metrics.evaluation_errors.labels("tick").inc(ctx.states.tick_errors - errors)
         for p in sorted(partitions):
-            if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
+            if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s * ctx.speed:  # real seconds
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
         # Not before every owned partition has been read to its end once: after a restart the minutes
         # restored from the snapshots are overdue, and the backlog still holds the rest of their readings.
