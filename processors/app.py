@@ -122,8 +122,9 @@ class WorkerSettings(Options):
         return data
 
 
-MINUTE_GRACE_S = 30.0  # a minute closes this long (real seconds) after it ends
-MINUTE_MAX_AGE_S = 3600.0  # older readings are counted, not aggregated
+MINUTE_GRACE_S = 30.0  # a minute closes this long after it ends
+MINUTE_GRACE_REAL_S = 5.0  # ... and, on a simulated clock, at least this long in real time
+MINUTE_MAX_AGE_S = 3600.0  # older readings are counted, not aggregated (a minute of real time per hour)
 
 
 def partition_of(site: str, partitions: int) -> int:
@@ -159,13 +160,13 @@ class WorkerContext:
             on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
         )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
-        # A simulated clock running `speed` times real time: a minute waits for readings as long in real
-        # time as it would at speed 1 (pipeline latency is real time), so late readings still count.
+        # On a simulated clock running `speed` times real time, pipeline latency (real time) is `speed` times
+        # longer in simulated time: a minute waits at least MINUTE_GRACE_REAL_S real seconds for readings.
         self.speed = speed_of(clock)
         self.aggregator = MinuteAggregator(
             len(registry.sensor_list),
-            grace_s=MINUTE_GRACE_S * self.speed,
-            max_age_s=MINUTE_MAX_AGE_S * self.speed,
+            grace_s=max(MINUTE_GRACE_S, MINUTE_GRACE_REAL_S * self.speed),
+            max_age_s=max(MINUTE_MAX_AGE_S, MINUTE_MAX_AGE_S * self.speed / 60),
         )
         self.states = SiteStates(
             self.index,

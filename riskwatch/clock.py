@@ -97,9 +97,9 @@ def clock_option() -> Any:
     """The `--clock` option, the same in every component that reads the time of day."""
     return option(
         None,
-        "simulated time: ORIGIN@SPEEDx[@REAL], e.g. 2026-11-29T00:00:00+08:00@720x, the simulated ORIGIN at "
-        "the real instant REAL (epoch s or ISO; default: start-up), running SPEED times real time "
-        "(docs/reports.md)",
+        "run on simulated time: ORIGIN (ISO with its offset) at the real instant REAL (epoch s or ISO; "
+        "default: start-up), then SPEED times real time, e.g. 2026-11-29T00:00:00+08:00@720x "
+        "(docs/reports.md, 'A simulated day')",
         metavar="ORIGIN@SPEEDx[@REAL]",
         shown_default="real time",
     )
