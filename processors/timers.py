@@ -176,7 +176,9 @@ async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool
 
 def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[int], now: float) -> None:
     m = ctx.metrics
-    m.snapshot_age.set(max((snapshots.pending_since(p, now) for p in partitions), default=0.0))
+    m.snapshot_age.set(
+        max((snapshots.pending_since(p, now) for p in partitions), default=0.0) / ctx.speed
+    )  # real s
     for tp in app.consumer.assignment():
         processed = ctx.processed.get((tp.topic, tp.partition))
         high = _end_offset(app, tp)

@@ -131,7 +131,9 @@ def _readings(
             idx, rts, rv, rq = sensor.astype(np.intp), ts, value, quality
         else:
             idx, rts, rv, rq = sensor[r].astype(np.intp), ts[r], value[r], quality[r]
-        late = rts < s["last_ts"][idx]
+        # Older than the sensor's newest reading, or than the moment it went stale (a reading sent before
+        # its gateway's last will, arriving after it on another topic, does not bring the gateway back)
+        late = (rts < s["last_ts"][idx]) | ((s["code"][idx] == STALE) & (rts < s["since"][idx]))
         if np.count_nonzero(late):
             # a never-seen sensor's last_ts is only its stale timer start: its first reading is taken
             late &= s["seen"][idx] != 0

@@ -49,8 +49,8 @@ from simulators.cli import DEFAULT_REGISTRY
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.pipeline import Pipeline
 from simulators.scenarios.model import parse_scenario
-from simulators.scenarios.runner import ScenarioRunner, scope_of
-from simulators.simulated_gateway import Broker, announce_online
+from simulators.scenarios.runner import ScenarioRunner, make_clients, scope_of
+from simulators.simulated_gateway import Broker, announce_online, connect_all
 from simulators.simulation import Simulation
 from simulators.webhook import WebhookReceiver
 from tests.integration.reports.test_reports_e2e import HOOK, TOKEN, _api, _everything, _influx_admin
@@ -150,15 +150,13 @@ def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> No
             f"the services took {late_by + STARTUP_S:.0f} s to start: the evening began without them"
         )
         time.sleep(max(0.0, -late_by))
-        start = clock()
-        scenario = parse_scenario({
-            "name": "simulated-day", "registry": str(registry_path), "tick_s": TICK_S,
-            "duration_s": END - start,
-            "injections": [{"at": t - start, **inj} for t, inj in INCIDENTS],
-        })  # fmt: skip
+        sim = Simulation.from_registry(registry)
+        clients = make_clients(
+            sim, Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls), clock
+        )
+        connect_all(list(clients.values()))
         url = alerting.ready_url.rstrip("/")
         api = functools.partial(_api, context=ClientTLS(stack.cafile).context())
-        sim = Simulation.from_registry(registry, seed=scenario.seed, speed=scenario.speed)
         scope = scope_of(sim, {s.id: s.region for s in registry.sites.values()})
         warnings = TransitionReader(TopicReader(stack.kafka("tools"), topics.warnings))
         done = threading.Event()
@@ -180,7 +178,18 @@ def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> No
         officer.start()
         try:
             broker = Broker(stack.mqtt_host, stack.mqtt_port, passwords, stack.client_tls)
-            record = ScenarioRunner(scenario, sim, broker, warnings, scope, log=print, clock=clock).run()
+            start = clock()  # scenario second 0: every injection then falls at its time
+            scenario = parse_scenario({
+                "name": "simulated-day", "registry": str(registry_path), "tick_s": TICK_S,
+                "duration_s": END - start,
+                "injections": [{"at": t - start, **inj} for t, inj in INCIDENTS],
+            })  # fmt: skip
+            runner = ScenarioRunner(
+                scenario, sim, broker, warnings, scope, log=print, clock=clock, clients=clients
+            )
+            record = runner.run()
+            for client in clients.values():  # the plants fall silent and their gateways say goodbye
+                client.close(timeout=5.0)
         finally:
             done.set()
             officer.join(10)
