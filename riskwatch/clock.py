@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
@@ -48,7 +48,8 @@ class ClockSpec:
         return ClockSpec(self.origin, self.speed, self.anchor if self.anchor is not None else anchor)
 
 
-def _instant(text: str, what: str) -> float:
+def parse_instant(text: str, what: str, tz: tzinfo | None = None) -> float:
+    """Epoch seconds, or an ISO time (a time without its UTC offset is in `tz`; without `tz` an error)."""
     try:
         return float(text)
     except ValueError:
@@ -58,9 +59,11 @@ def _instant(text: str, what: str) -> float:
     except ValueError:
         raise ValueError(f"{what} {text!r} is neither epoch seconds nor an ISO time") from None
     if moment.tzinfo is None:
-        raise ValueError(
-            f"{what} {text!r} needs its UTC offset (e.g. +08:00): a day starts at local midnight"
-        )
+        if tz is None:
+            raise ValueError(
+                f"{what} {text!r} needs its UTC offset (e.g. +08:00): a day starts at local midnight"
+            )
+        moment = moment.replace(tzinfo=tz)
     return moment.timestamp()
 
 
@@ -75,8 +78,8 @@ def parse_clock(text: str) -> ClockSpec:
         raise ValueError(f"{text!r}: speed {parts[1]!r} is not a number followed by x") from None
     if not 0 < speed <= MAX_SPEED:
         raise ValueError(f"{text!r}: speed must be above 0 and at most {MAX_SPEED:g}x")
-    anchor = _instant(parts[2], "real instant") if len(parts) == 3 else None
-    return ClockSpec(_instant(parts[0], "origin"), speed, anchor)
+    anchor = parse_instant(parts[2], "real instant") if len(parts) == 3 else None
+    return ClockSpec(parse_instant(parts[0], "origin"), speed, anchor)
 
 
 # Above this a second of real time is more than an hour of simulated time: timers and pipeline latency

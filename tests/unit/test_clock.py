@@ -81,5 +81,5 @@ def test_every_component_reads_the_same_option_from_flag_and_environment(model, 
     )
     assert from_env.clock == ClockSpec(MIDNIGHT_CST, 2.0)
     assert settings_from(model, parser.parse_args([]), env).clock is None
-    with pytest.raises(ConfigError, match="--clock.*UTC offset"):
+    with pytest.raises(ConfigError, match=r"--clock.*UTC offset"):
         settings_from(model, parser.parse_args(["--clock", "2026-11-29T00:00@2x"]), env)

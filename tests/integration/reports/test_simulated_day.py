@@ -53,7 +53,14 @@ from simulators.scenarios.runner import ScenarioRunner, make_clients, scope_of
 from simulators.simulated_gateway import Broker, announce_online, connect_all
 from simulators.simulation import Simulation
 from simulators.webhook import WebhookReceiver
-from tests.integration.reports.test_reports_e2e import HOOK, TOKEN, _api, _everything, _influx_admin
+from tests.integration.reports.test_reports_e2e import (
+    HOOK,
+    TOKEN,
+    _api,
+    _everything,
+    _influx_admin,
+    duty_routes,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -112,16 +119,7 @@ def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> No
     database = f"rw_{topics.prefix}"
     _influx_admin(stack, f'CREATE DATABASE "{database}"')
     receiver = WebhookReceiver(secret=HOOK).start()
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(yaml.safe_dump({
-        "people": {"duty": {"name": "值班员", "mobile": "13800000000"}},
-        "channels": {"hook": {"type": "webhook", "url": receiver.url, "secret_env": "RW_R_HOOK"}},
-        "receivers": {"duty": {"people": ["duty"], "channels": ["hook"]}},
-        "escalation_policies": {"p": {"tiers": [{"receiver": "duty", "after": f"{ACK_DEADLINE_S:g}s"}]}},
-        "route": {"receiver": "duty", "min_colour": "yellow", "escalation": "p", "group_wait": "0s",
-                  "group_interval": "0s"},
-        "api_tokens": [{"user": "centre", "role": "supervisor", "token_env": "RW_R_TOKEN"}],
-    }, allow_unicode=True), encoding="utf-8")  # fmt: skip
+    routes = duty_routes(tmp_path / "routes.yaml", receiver.url, ACK_DEADLINE_S)
     registry_path = slow_sensors_registry(tmp_path / "registry.yaml")
     registry = load_registry(registry_path)
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
@@ -219,17 +217,19 @@ def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> No
     where = ["--registry", str(registry_path), "--routes", str(routes), "--influx-url", stack.influx_url,
              "--influx-bucket", f"{database}/autogen", "--db", str(tmp_path / "run" / "alerting.db"),
              "--tz", TZ, "--clock", str(spec), "--out", str(tmp_path / "out")]  # fmt: skip
-    for report in (["daily", "--date", str(DAY)], ["quality", "--from", str(DAY), "--to", str(DAY)]):
+    daily_cli = ["daily", "--date", str(DAY)], registry.sites["CHEM-01"].name  # the red enterprise
+    quality_cli = ["quality", "--from", str(DAY), "--to", str(DAY)], "CHEM-01-TF1"  # its bad actors
+    for report, shown in (daily_cli, quality_cli):
         made = subprocess.run([*cli, *report, *where], env=env, capture_output=True, text=True, check=True)
         pdf = next(Path(line) for line in made.stdout.split() if line.endswith(".pdf"))
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-        assert registry.sites["CHEM-01"].name in text, report
+        assert shown in text and str(DAY) in text, report
     # the figures, as of the end of the simulated span (then the plants fall silent)
     archive = AlertArchive(tmp_path / "run" / "alerting.db")
     now = record.started + scenario.duration_s
     assert now == pytest.approx(END)
     bulletin = daily.gather(registry, influx, archive, DAY, TZ, deadline_lookup(routes, 900.0), now)
-    assert (bulletin.start, bulletin.end) == (at("00:00"), at("00:00", DAY + timedelta(days=1)))
+    assert (bulletin.start, bulletin.end) == (at("00:00"), min(DAY_END, now))  # the day so far
 
     # enterprises per colour: CHEM-01 red, CHEM-02 orange (held at midnight), COAL-01 blue (offline)
     peak = {d.site: d.peak for d in bulletin.data_quality}
@@ -283,7 +283,9 @@ def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> No
           f"{coal.online_rate:.5f}")  # fmt: skip
     assert abs(coal.offline_s - injected_offline) <= TOLERANCE_S
     gateways = [g for g in registry.gateways.values() if g.site == "COAL-01"]
-    assert coal.online_rate == pytest.approx(1 - coal.offline_s / 86400 / len(gateways))
+    assert coal.online_rate == pytest.approx(
+        1 - coal.offline_s / (bulletin.end - bulletin.start) / len(gateways)
+    )
     assert all(d.online_rate == 1.0 for d in bulletin.data_quality if d.site != "COAL-01")
     assert bulletin.data_quality[0].site == "COAL-01"
 
