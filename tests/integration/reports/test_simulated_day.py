@@ -269,12 +269,16 @@ def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> No
     assert chem1.handling.total == len(chem_alerts) >= 2
     assert (chem1.handling.late, chem1.handling.on_time) == (1, len(chem_alerts) - 1)
     assert chem1.handling.closed == 1
-    assert chem2.handling.total == chem2.handling.on_time >= 1 and chem2.handling.late == 0
+    # CHEM-02's alerts opened the evening before: they belong to that day's handling, not DAY's
+    chem2_alerts = [a for a in all_alerts if a["site"] == "CHEM-02"]
+    assert chem2_alerts and all(a["opened_at"] < bulletin.start for a in chem2_alerts)
+    assert chem2.handling.total == 0
     for alert, (opened, signed) in acked.items():  # the officer's own view agrees with the bulletin's
         is_late = any(a["id"] == alert and a["entity_type"] == "site" and a["site"] == "CHEM-01"
                       for a in all_alerts)  # fmt: skip
         assert (signed - opened > ACK_DEADLINE_S) == is_late, (alert, signed - opened)
-    assert bulletin.closed_loop_rate == pytest.approx(1 / len(all_alerts))
+    opened_in_day = [a for a in all_alerts if bulletin.start <= a["opened_at"] < bulletin.end]
+    assert bulletin.closed_loop_rate == pytest.approx(1 / len(opened_in_day))  # CHEM-01's site alert
 
     # online rate of COAL-01: its heading-face gateway offline for the 30 injected minutes
     coal = next(d for d in bulletin.data_quality if d.site == "COAL-01")
@@ -300,5 +304,5 @@ def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> No
     assert q.alerts == len(
         [a for a in all_alerts if bulletin.start <= a["opened_at"] < min(bulletin.end, now)]
     )
-    assert q.alert_colours.get("red", 0) >= 1 and q.alert_colours.get("orange", 0) >= 1
+    assert q.alert_colours.get("red", 0) >= 1 and sum(q.alert_colours.values()) == len(opened_in_day)
     assert q.crossings >= len({t.entity for t in activations if t.new != "fault"}) >= 1
