@@ -13,7 +13,9 @@ shared and noisy: absolute figures drift, ratios hold.
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
+from types import FrameType
 
 import orjson
 
@@ -52,7 +54,14 @@ def _run_one(name: str, args: argparse.Namespace) -> dict[str, object]:
     return result
 
 
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(args: argparse.Namespace) -> int:
+    # Benchmarks start stacks and pipelines and stop them in `finally`/`with` blocks: a SIGTERM (`timeout`,
+    # a cancelled CI job) must unwind like Ctrl-C does, not leave a worker, bridge and brokers running.
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.benchmark:
         results = [_run_one(args.benchmark, args)]
     else:

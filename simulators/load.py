@@ -260,6 +260,10 @@ def run_load(
                 last_progress, last_count = time.time(), counter.readings
             if on_poll is not None:
                 on_poll()
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): the publishers stop now, not at their end
+        for p in procs:
+            p.terminate()
+        raise
     finally:
         for p in procs:
             p.join(timeout=DRAIN_TIMEOUT_S)
