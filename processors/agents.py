@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 import faust
-from faust.types import TP
 
+from processors import faust_internals
 from processors.app import WorkerContext
 from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
@@ -90,25 +90,6 @@ class Emitter:
             log.warning("dead-lettered a record from %s: %s: %s", d.source, d.reason, d.detail[:200])
 
 
-def tune_fetcher(app: faust.App, fetch_max_wait_ms: int) -> bool:
-    """Set the consumer's fetch wait, which Faust 0.15.3 fixes at 1500 ms when it builds the aiokafka
-    consumer. With it, readings waited up to 1.5 s in Kafka behind a fetch of quiet partitions (reading
-    -> warning p50 ~1 s at 200k readings/s). aiokafka reads the value each time it builds a fetch, so
-    setting it on the running consumer takes effect at the next fetch. Returns False (and the worker
-    carries on, only slower to react) if this Faust/aiokafka has no such attribute."""
-    consumer = getattr(getattr(app.consumer, "_thread", None), "_consumer", None)
-    fetcher = getattr(consumer, "_fetcher", None)
-    if consumer is None or not hasattr(consumer, "_fetch_max_wait_ms"):
-        log.warning(
-            "cannot set the consumer's fetch wait on this Faust/aiokafka: readings may wait up to 1.5 s"
-        )
-        return False
-    consumer._fetch_max_wait_ms = fetch_max_wait_ms  # for a fetcher made later
-    if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
-        fetcher._fetch_max_wait_ms = fetch_max_wait_ms
-    return True
-
-
 def install(app: faust.App, ctx: WorkerContext) -> Tables:
     """Register the agents on `app`; returns the tables the timers and views use."""
     return Agents(app, ctx).install()
@@ -174,7 +155,7 @@ class Agents:
     def _takes(self, stream: faust.StreamT) -> AsyncIterator[Sequence[Any]]:
         """The stream's events in bunches, never acked by Faust (the snapshot flush acks them)."""
         s = self.ctx.settings
-        return stream.noack_take(s.take_max_records, within=s.take_within_s)  # type: ignore[attr-defined]  # Faust's Stream has it; StreamT does not say so
+        return faust_internals.take_unacked(stream, s.take_max_records, s.take_within_s)
 
     async def on_telemetry(self, stream: faust.StreamT) -> None:
         async for events in self._takes(stream):
@@ -249,12 +230,9 @@ class Agents:
         log.warning("%s partition %d: %s; re-reading from %d", topic, partition, why, offset)
         self.ctx.metrics.rereads.labels(topic).inc()
         try:
-            # seek_wait runs aiokafka's seek on Faust's consumer thread, which owns the consumer. Faust's
-            # plain `seek` calls it from this loop instead, where a fetch finishing on that thread can
-            # overwrite the new position: the re-read then never happened and was repeated every few
-            # seconds (minutes of late warnings after a rebalance, seen in the cluster test).
+            # Not Faust's plain `seek`: it seeks from this loop, racing the consumer thread's fetches.
             await asyncio.wait_for(
-                self.app.consumer.seek_wait({TP(topic, partition): offset}), SEEK_TIMEOUT_S
+                faust_internals.seek_on_consumer_thread(self.app, topic, partition, offset), SEEK_TIMEOUT_S
             )
         except Exception as exc:  # the partition moved meanwhile; a seek that did not take is repeated
             log.warning("%s partition %d: seek to %d failed: %r", topic, partition, offset, exc)
@@ -293,7 +271,7 @@ class Agents:
         self.snapshots.forget(gone, sites)
 
     async def on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
-        tune_fetcher(self.app, self.ctx.settings.fetch_max_wait_ms)
+        faust_internals.set_fetch_wait(self.app, self.ctx.settings.fetch_max_wait_ms)
         self.ctx.owned = {tp.partition for tp in assigned if tp.topic == self.names.telemetry}
         self.ctx.metrics.partitions_owned.set(len(self.ctx.owned))
 

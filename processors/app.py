@@ -7,7 +7,7 @@ Everything with behaviour lives elsewhere: decoding in `intake`, state in `state
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from pydantic import model_validator
 
+from processors import faust_internals
 from processors.engine_port import EngineApi
 from processors.health import Health
 from processors.history.aggregate import MinuteAggregator
@@ -90,7 +91,7 @@ class WorkerSettings(Options):
     )
     # aiokafka keeps one fetch in flight per broker, so a fetch parked on quiet partitions (rw.gateway, the
     # region stage) delays the next fetch of rw.telemetry by up to this long; Faust 0.15.3 hard-codes
-    # 1500 ms (see agents.tune_fetcher).
+    # 1500 ms (see faust_internals.set_fetch_wait).
     fetch_max_wait_ms: int = option(
         50, "longest the broker holds a fetch with no new records (Faust's own 1500 ms delays readings)", ge=0
     )
@@ -163,8 +164,8 @@ class WorkerContext:
         # On a simulated clock running `speed` times real time, pipeline latency (real time) is `speed` times
         # longer in simulated time: a minute waits at least MINUTE_GRACE_REAL_S real seconds for readings.
         self.speed = speed_of(clock)
-        self.aggregator = MinuteAggregator(
-            len(registry.sensor_list),
+        self.aggregator = MinuteAggregator.for_registry(  # credits completeness per owed window
+            registry,
             grace_s=max(MINUTE_GRACE_S, MINUTE_GRACE_REAL_S * self.speed),
             max_age_s=max(MINUTE_MAX_AGE_S, MINUTE_MAX_AGE_S * self.speed / 60),
         )
@@ -240,22 +241,9 @@ def build_app(
         stream_wait_empty=False,
         consumer_max_fetch_size=settings.fetch_max_bytes,
     )
-    idempotent_producer(app)
+    faust_internals.make_producer_idempotent(app)
     tables = agents.install(app, ctx)
     timers.install(app, ctx, tables)
     if settings.port > 0:
         web.install(app, ctx, tables)
     return app, ctx
-
-
-def idempotent_producer(app: faust.App) -> None:
-    """Make the worker's producer idempotent, like the bridge's and alerting's: Faust 0.15.3 turns
-    idempotence on only inside transactions, and without it a retried send after a broker's failover
-    (acks=all) can write a transition, snapshot or history record twice. Set before the producer exists."""
-    from faust.transport.drivers import aiokafka as driver
-
-    class IdempotentProducer(driver.Producer):
-        def _settings_extra(self) -> Mapping[str, Any]:
-            return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-    app.transport.Producer = IdempotentProducer  # type: ignore[misc]  # a ClassVar, set on this instance

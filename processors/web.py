@@ -13,9 +13,7 @@ pages (/table, /router, statistics) are off (see `build_app`); every answer carr
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -23,13 +21,13 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from processors import faust_internals
 from processors.app import WorkerContext
 from riskwatch.httpheaders import SECURITY_HEADERS
 from riskwatch.picture import STATIC_GRADE_LETTER, picture_colour
 from riskwatch.regions import RegionState
 from riskwatch.wire.transitions import Transition
 
-log = logging.getLogger(__name__)
 ROUTE_LOOKUP_S = 2.0
 
 
@@ -86,28 +84,15 @@ async def _secure(request: Any, response: Any) -> None:
         response.headers[name] = value
 
 
-async def _partitions_known(app: faust.App, topic: str) -> bool:
-    """Faust routes a table request by the partitions of the table's changelog in its producer's
-    metadata, which the producer only has once it has written to that topic: before that the route
-    raises TypeError (a 500 for every request, for as long as no snapshot was written). Ask for them
-    (aiokafka's public `partitions_for`, on the producer Faust keeps privately)."""
-    ensure = getattr(app.producer, "_ensure_producer", None)
-    if ensure is None:  # another Faust driver: let its router decide
-        return True
-    try:
-        return bool(await asyncio.wait_for(ensure().partitions_for(topic), ROUTE_LOOKUP_S))
-    except Exception as exc:  # not known yet (or the broker is away): the caller answers 503
-        log.info("partitions of %s not known yet: %r", topic, exc)
-        return False
-
-
 def _routable(app: faust.App, table: Any) -> Callable[[Callable[..., Awaitable[Response]]], Any]:
-    """A table-routed view answers 503 (retry) rather than 500 while its table cannot be routed."""
+    """A table-routed view answers 503 (retry) rather than 500 while its table cannot be routed: Faust
+    routes by the changelog's partitions as its producer knows them, which is not before it asked."""
 
     def wrap(get: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
         @functools.wraps(get)
         async def routed(view: View, request: Request, **kwargs: Any) -> Response:
-            if not await _partitions_known(app, table.changelog_topic.get_topic_name()):
+            topic = table.changelog_topic.get_topic_name()
+            if not await faust_internals.producer_knows_partitions(app, topic, ROUTE_LOOKUP_S):
                 return view.error(503, "worker is still looking up its partitions; retry in a few seconds")
             return await get(view, request, **kwargs)
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from riskwatch.errors import RiskwatchError
-from riskwatch.wire.history import AGGREGATE_MEASUREMENT, TRANSITION_MEASUREMENT
+from riskwatch.wire.history import AGGREGATE_MEASUREMENT, SITE_MINUTE_MEASUREMENT, TRANSITION_MEASUREMENT
 
 
 class HistoryUnavailable(RiskwatchError):
@@ -135,14 +135,15 @@ class InfluxHistory:
             for _, v in self._rows(q)
         ]  # fmt: skip
 
-    def minutes_per_sensor(self, start: float, end: float) -> dict[str, int]:
-        """How many minutes in [start, end) each sensor reported in (one row per sensor, counted inside
-        InfluxDB): the numerator of data completeness."""
+    def credited_per_site(self, start: float, end: float) -> dict[str, int]:
+        """Owed readings each site's sensors paid in [start, end): the numerator of data completeness,
+        summed inside InfluxDB over the worker's per-site minute summary (one point per site and minute,
+        not one per sensor)."""
         q = (
-            f'SELECT count("count") FROM {self._from}."{AGGREGATE_MEASUREMENT}" '
-            f'WHERE {self._range(start, end)} GROUP BY "sensor"'
+            f'SELECT sum("credited") FROM {self._from}."{SITE_MINUTE_MEASUREMENT}" '
+            f'WHERE {self._range(start, end)} GROUP BY "site"'
         )
-        return {tags["sensor"]: int(v["count"]) for tags, v in self._rows(q)}
+        return {tags["site"]: int(v["sum"]) for tags, v in self._rows(q)}
 
     def extremes(
         self, start: float, end: float, sensors: list[str] | None = None

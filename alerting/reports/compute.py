@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from riskwatch.levels import Colour
+from riskwatch.wire.history import owed_window_s
 
 COLOURS = tuple(c.label for c in Colour)  # normal, blue, yellow, orange, red
 RANK = {c.label: int(c) for c in Colour}
@@ -89,17 +90,28 @@ def online_rate(offline: Sequence[tuple[float, float]], start: float, end: float
     return max(0.0, 1.0 - down / (end - start))
 
 
-def expected_minutes(period_s: float, stale_after_s: float) -> float:
-    """Minutes with a reading that a sensor owes in a period: it must report at least once every
-    `stale_after_s` (else the engine marks it stale), and a minute counts once however many readings."""
-    return period_s / max(60.0, stale_after_s)
+def expected_readings(period_s: float, stale_after_s: float) -> float:
+    """Readings a sensor owes in a period: one per `stale_after_s` (silent longer, the engine marks it
+    stale), at most one a minute (a minute with data counts once however many readings)."""
+    return period_s / owed_window_s(stale_after_s)
 
 
-def completeness(minutes_with_data: Sequence[int], owed: Sequence[float]) -> float:
-    """Share of owed minute slots that had data (each sensor capped at what it owes)."""
-    got = np.minimum(np.asarray(minutes_with_data, float), np.asarray(owed, float))
-    total = float(np.sum(owed))
-    return float(np.sum(got) / total) if total > 0 else 1.0
+def credited_windows(minute_starts: Iterable[float], stale_after_s: float, start: float, end: float) -> int:
+    """One sensor's owed readings paid in [start, end), from the starts of its minutes with data (those
+    before `start` too): a window of `owed_window_s` pays once, in the first minute it has data, and
+    counts if that minute is in the period. The worker's site_1m summary credits the same way."""
+    window = owed_window_s(stale_after_s)
+    first: dict[int, float] = {}
+    for t in minute_starts:
+        k = int(t // window)
+        first[k] = min(t, first.get(k, t))
+    return sum(start <= t < end for t in first.values())
+
+
+def completeness(credited: float, owed: float) -> float:
+    """Share of the owed readings that were paid (at most 1: a window that began before the period and
+    was paid in it counts in the period)."""
+    return min(1.0, credited / owed) if owed > 0 else 1.0
 
 
 # -- alert handling

@@ -2,7 +2,7 @@
 
 Sources: the site registry (enterprises, regions, industries, static grades, gateways, sensors), the
 history in InfluxDB (site colour transitions, sensor stale transitions caused by a gateway going
-offline, minute aggregates) and the alert store (alerts and their audit trail). Definitions:
+offline, the per-site minute completeness summary) and the alert store (alerts and their audit trail). Definitions:
 docs/reports.md.
 """
 
@@ -195,15 +195,13 @@ def gather(
         start - GATEWAY_LOOKBACK_S, end, kind="alarm", entity_type="sensor", touching="stale"
     )
     offline = gateway_offline(registry, stale, start, end)
-    minutes = history.minutes_per_sensor(start, end)
+    credited = history.credited_per_site(start, end)
     alerts = [a for a in archive.alerts(start, end, scope) if start <= a.alert.opened_at < end]
 
-    per_site_sensors: dict[str, tuple[list[int], list[float]]] = {}
+    owed: dict[str, float] = {}  # from the registry: a site that sent nothing owes as much
     for s in registry.sensor_list:
         if s.site in scope:
-            got, owed = per_site_sensors.setdefault(s.site, ([], []))
-            got.append(minutes.get(s.id, 0))
-            owed.append(c.expected_minutes(end - start, s.stale_after_s))
+            owed[s.site] = owed.get(s.site, 0.0) + c.expected_readings(end - start, s.stale_after_s)
     gateways_of: dict[str, list[str]] = {}
     for g in registry.gateways.values():
         gateways_of.setdefault(g.site, []).append(g.id)
@@ -221,7 +219,6 @@ def gather(
     for site_id in sorted(scope):
         site = registry.sites[site_id]
         region = registry.regions.get(site.region)
-        got, owed = per_site_sensors.get(site_id, ([], []))
         intervals = [offline[g] for g in gateways_of.get(site_id, [])]
         rates = [c.online_rate(i, start, end) for i in intervals]
         days.append(
@@ -230,7 +227,7 @@ def gather(
                 site.industry, GRADE.get(site.static_grade or "", ""), peaks[site_id],
                 c.time_at_level(today[site_id]), causes_of.get(site_id, []),
                 _handling(alerts_of.get(site_id, []), deadline_of, now),
-                sum(rates) / len(rates) if rates else 1.0, c.completeness(got, owed),
+                sum(rates) / len(rates) if rates else 1.0, c.completeness(credited.get(site_id, 0), owed.get(site_id, 0.0)),
                 sum(hi - lo for i in intervals for lo, hi in i),
             )
         )  # fmt: skip
@@ -317,7 +314,7 @@ def render(b: Bulletin) -> str:
     ]  # fmt: skip
     flagged = "<h2>三、达到橙色及以上预警的企业</h2>" + (
         r.table(["企业", "地区", "行业", "静态等级", "最高", "红色时长", "橙色时长", "黄色时长", "原因", "告警处置"],
-                flagged_rows, [d.peak for d in b.flagged])
+                flagged_rows, [d.peak for d in b.flagged], nowrap=range(2, 8), wide=True)
         if flagged_rows else "<p>当日无企业达到橙色及以上预警。</p>"
     )  # fmt: skip
     quality = "<h2>四、企业在线率与数据完整率（由差到好）</h2>" + r.table(

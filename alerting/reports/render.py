@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -77,13 +77,27 @@ def bar_series(title: str, xs: Sequence[str], ys: Sequence[float], limit: float 
     return png_data_uri(fig)
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], classes: Sequence[str] = ()) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    classes: Sequence[str] = (),
+    nowrap: Collection[int] = (),
+    wide: bool = False,
+) -> str:
+    """An HTML table; `classes` per row; the columns in `nowrap` (short values: codes, durations) never
+    break inside a cell, so the long columns take the rest; `wide` sets it in a smaller font."""
+
+    def cell(tag: str, j: int, text: object) -> str:
+        cls = ' class="nw"' if j in nowrap else ""
+        return f"<{tag}{cls}>{html.escape(str(text))}</{tag}>"
+
+    head = "".join(cell("th", j, h) for j, h in enumerate(headers))
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        body.append(f"<tr{cls}>" + "".join(cell("td", j, v) for j, v in enumerate(row)) + "</tr>")
+    kind = ' class="wide"' if wide else ""
+    return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 STYLE = f"""
@@ -94,6 +108,12 @@ h1 {{ font-size: 17pt; margin: 0 0 4pt; }} h2 {{ font-size: 12.5pt; margin: 14pt
 table {{ border-collapse: collapse; width: 100%; margin: 4pt 0; }}
 th, td {{ border: 1px solid #ccd; padding: 2pt 4pt; text-align: left; vertical-align: top; }}
 th {{ background: #eef1f5; }}
+/* a short value (an industry, a grade, a duration) on one line: WeasyPrint otherwise shares the width
+   out evenly and breaks Chinese between any two characters, one per line in a narrow column */
+.nw {{ white-space: nowrap; }}
+table.wide {{ font-size: 8pt; }} table.wide th, table.wide td {{ padding: 1.5pt 3pt; }}
+table.wide th:nth-child(1) {{ width: 15%; }} table.wide th:nth-child(2) {{ width: 9%; }}
+table.wide th:last-child {{ width: 14%; }}
 tr.red td:first-child {{ border-left: 5px solid {FILL["red"]}; }}
 tr.orange td:first-child {{ border-left: 5px solid {FILL["orange"]}; }}
 .kpi {{ display: inline-block; margin: 0 14pt 6pt 0; }} .kpi b {{ font-size: 15pt; display: block; }}

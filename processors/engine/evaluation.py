@@ -75,12 +75,14 @@ def evaluate_detailed(
         state.watch = np.concatenate([state.watch, started.astype(np.int32)])
         state.watch_due = min(state.watch_due, float(timer_due(model, s, started).min()))
     transitions = sensor_alarms(model, em)
-    units = [np.asarray(touched_units, np.int64), *(a.astype(np.int64) for a in em.units)]
+    units = [a.astype(np.int64) for a in em.units if a.size]
+    if touched_units:
+        units.append(np.asarray(touched_units, np.int64))
     if now >= state.unit_due:
         units.append(np.flatnonzero(u["due"] <= now))
     if state.resync:  # after a migration (migrate.adopt): every unit, site and region is decided anew
         units.append(np.arange(len(model.unit_ids), dtype=np.int64))
-    dirty = np.unique(np.concatenate(units)) if any(a.size for a in units) else np.zeros(0, np.int64)
+    dirty = np.unique(np.concatenate(units)) if units else _NO_UNITS
     if dirty.size or state.resync:
         transitions.extend(_roll_up(model, state, dirty, now, every_site=state.resync))
         state.resync = False
@@ -92,6 +94,9 @@ def evaluate_detailed(
     return Evaluation(state, transitions, rejects, out_of_order)
 
 
+_NO_UNITS = np.zeros(0, np.int64)
+
+
 def _readings(
     model: EngineModel, state: EngineState, batch: Readings, em: Emits, rejects: list[Reject]
 ) -> int:
@@ -100,8 +105,8 @@ def _readings(
     if not sensor.shape[0] == value.shape[0] == ts.shape[0] == quality.shape[0]:
         raise ValueError("malformed Readings: sensor, value, ts and quality must have the same length")
     n = model.n_sensors
-    valid = (sensor >= 0) & (sensor < n) & np.isfinite(ts)
-    if np.count_nonzero(valid) != valid.size:
+    if sensor.size and not (sensor.min() >= 0 and sensor.max() < n and np.isfinite(ts).all()):
+        valid = (sensor >= 0) & (sensor < n) & np.isfinite(ts)
         for pos in np.flatnonzero(~valid).tolist():
             if not 0 <= sensor[pos] < n:
                 reason = f"unknown sensor index {int(sensor[pos])} (registry has {n} sensors)"
@@ -131,23 +136,25 @@ def _readings(
             idx, rts, rv, rq = sensor.astype(np.intp), ts, value, quality
         else:
             idx, rts, rv, rq = sensor[r].astype(np.intp), ts[r], value[r], quality[r]
+        last = s["last_ts"].take(idx)
         # Older than the sensor's newest reading, or than the moment it went stale (a reading sent before
         # its gateway's last will, arriving after it on another topic, does not bring the gateway back)
-        late = (rts < s["last_ts"][idx]) | ((s["code"][idx] == STALE) & (rts < s["since"][idx]))
-        if np.count_nonzero(late):
+        late = (rts < last) | ((s["code"].take(idx) == STALE) & (rts < s["since"].take(idx)))
+        if late.any():
             # a never-seen sensor's last_ts is only its stale timer start: its first reading is taken
             late &= s["seen"][idx] != 0
             n_late = int(np.count_nonzero(late))
             if n_late:
                 out_of_order += n_late
                 on_time = ~late
-                idx, rts, rv, rq = idx[on_time], rts[on_time], rv[on_time], rq[on_time]
-        left = apply_round(model, s, idx, rv, rts, rq, em)
+                idx, rts, rv, rq, last = idx[on_time], rts[on_time], rv[on_time], rq[on_time], last[on_time]
+        stale_after = model.stale_after.take(idx)
+        left = apply_round(model, s, idx, rv, rts, rq, em, last + stale_after)
         if left.size:
             watch.append(left.astype(np.int32))
             state.watch_due = min(state.watch_due, float(timer_due(model, s, left).min()))
         if idx.size:  # a reading never leaves its sensor stale
-            state.stale_due = min(state.stale_due, float((rts + model.stale_after[idx]).min()))
+            state.stale_due = min(state.stale_due, float((rts + stale_after).min()))
     state.watch = np.concatenate(watch) if len(watch) > 1 else state.watch
     return out_of_order
 
@@ -226,6 +233,10 @@ def _roll_up(
         site_colour[site] = colour
         state.site["colour_at"][site] = at
         region = int(model.site_region[site])
+        # The region's colour is its highest site colour: the kernel's roll-up (which builds the region's
+        # site table) is only needed when that changes, which is rare next to site changes.
+        if int(site_colour[model.site_region == region].max()) == state.region["colour"][region]:
+            continue
         if region not in regions:
             regions[region] = _region_state(model, site_colour, state.region["colour"], region)
         region_warning = roll_up(regions[region], warning)

@@ -60,9 +60,42 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CountRules:
+    """A rule set's "count" rules as arrays, one row per rule, so a unit's count rules are decided at once."""
+
+    position: npt.NDArray[np.intp]  # each rule's position in the set's order
+    state_ok: B  # (rules, AlarmState)
+    group_ok: B  # (rules, groups)
+    any_group_for_faults: B
+    min_sensors: npt.NDArray[np.int64]
+    min_quantities: npt.NDArray[np.int64]
+    min_duration: F64
+    colour: npt.NDArray[np.int8]
+    counted: B  # by AlarmState: counted by at least one of the rules (a unit with none fires none)
+
+    @classmethod
+    def of(cls, rules: tuple[CompiledRule, ...]) -> CountRules:
+        mine = [(k, c) for k, c in enumerate(rules) if c.rule.kind == "count"]
+        state_ok = np.array([c.state_ok for _, c in mine], bool).reshape(len(mine), len(AlarmState))
+        return cls(
+            position=np.array([k for k, _ in mine], np.intp),
+            state_ok=state_ok,
+            group_ok=np.array([c.group_ok for _, c in mine], bool).reshape(len(mine), len(GROUPS)),
+            any_group_for_faults=np.array([c.any_group_for_faults for _, c in mine], bool),
+            min_sensors=np.array([c.rule.min_sensors for _, c in mine], np.int64),
+            min_quantities=np.array([c.rule.min_quantities for _, c in mine], np.int64),
+            min_duration=np.array([c.rule.min_duration_s for _, c in mine], np.float64),
+            colour=np.array([int(c.rule.colour) for _, c in mine], np.int8),
+            counted=np.asarray(state_ok.any(axis=0), bool),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     name: str
     rules: tuple[CompiledRule, ...]
+    index: npt.NDArray[np.int16]  # CompiledRule.index of each rule, in the set's order
+    count: CountRules
 
 
 @dataclass(frozen=True, eq=False)
@@ -222,7 +255,8 @@ def _compile_rules(
             flat.append(c)
             compiled.append(c)
         by_name[name] = len(sets)
-        sets.append(RuleSet(name, tuple(compiled)))
+        rule_index = np.array([c.index for c in compiled], np.int16)
+        sets.append(RuleSet(name, tuple(compiled), rule_index, CountRules.of(tuple(compiled))))
     return tuple(sets), tuple(flat), by_name
 
 

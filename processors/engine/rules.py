@@ -26,6 +26,7 @@ _LOW_ALARM[[AlarmState.L1_LOW, AlarmState.L2_LOW]] = True
 _GAS_MAIN = ROLES.index("gas_main_pressure")
 _VALVE = ROLES.index("cutoff_valve")
 _NQ = len(QUANTITIES)
+_QUANTITY_BIT = np.left_shift(np.uint64(1), np.arange(_NQ, dtype=np.uint64))  # distinct quantities as bits
 
 Arr = npt.NDArray[Any]
 
@@ -63,93 +64,143 @@ def _seg_min(n: int, seg: Arr, values: Arr, mask: Arr) -> Arr:
     return out
 
 
+class _Segments(NamedTuple):
+    """Where each unit's sensors start in a Members list, for reduceat (empty units left out)."""
+
+    starts: Arr
+    full: bool  # every unit has sensors: reduceat's output is the per-unit result as it is
+    nonempty: Arr
+
+
+def _segments(model: EngineModel, units: Arr) -> _Segments:
+    lens = model.unit_ptr[units + 1] - model.unit_ptr[units]
+    starts = np.zeros(units.size, np.intp)
+    np.cumsum(lens[:-1], out=starts[1:])
+    nonempty = lens > 0
+    full = bool(nonempty.all())
+    return _Segments(starts if full else starts[nonempty], full, nonempty)
+
+
+def _reduce(ufunc: np.ufunc, values: Arr, seg: _Segments, identity: float, dtype: Any = None) -> Arr:
+    """`ufunc` over each unit's sensors (the last axis of `values`); `identity` for a unit with none."""
+    if seg.full:
+        return ufunc.reduceat(values, seg.starts, axis=-1, dtype=dtype)
+    shape = (*values.shape[:-1], seg.nonempty.size)
+    out = np.full(shape, identity, dtype=dtype or values.dtype)
+    if seg.starts.size:
+        out[..., seg.nonempty] = ufunc.reduceat(values, seg.starts, axis=-1, dtype=dtype)
+    return out
+
+
 def evaluate_units(
     model: EngineModel, s: dict[str, Arr], u: dict[str, Arr], units: Arr, now: float
 ) -> UnitVerdict:
     """Colours of `units` (unique unit indices) at time `now`."""
     nd = units.size
-    mem = members_of(model, units)
-    sensor, seg = mem.sensor, mem.seg
-    st = STATE_LUT[model.banded[sensor], s["ucode"][sensor].astype(np.intp) + CODE_OFFSET]
-    usince = s["usince"][sensor]
-    group, role = model.group[sensor], model.role[sensor]
-    faulty = _FAULTY[st]
-    colour = np.zeros(nd, np.int8)
-    rule = np.full(nd, -1, np.int16)
-    due = np.full(nd, np.inf)
-    fire = np.full(nd, -np.inf)  # event time of the deciding rule when it is time-based
-    present = np.zeros(len(AlarmState), bool)
-    present[st] = True  # rules on states nobody is in cannot fire: skip them (most calls see few states)
-    bypass_any = bool(u["bypassed"][units].any())
+    if not nd:
+        return UnitVerdict(np.zeros(0, np.int8), np.zeros(0, np.int16), np.zeros(0), np.zeros(0))
     rule_set = model.unit_rule_set[units]
-    for set_index in np.unique(rule_set):
-        in_set = rule_set == set_index
-        member_in = in_set[seg]
-        for cr in model.rules_of_set(int(set_index)):
-            r = cr.rule
-            fired: Arr
-            when: Arr | None = None
-            value = int(r.colour)
-            if r.kind == "count":
-                if not (cr.state_ok & present).any():
-                    continue
-                m = member_in & cr.state_ok[st] & (cr.group_ok[group] | (cr.any_group_for_faults & faulty))
-                if r.min_duration_s > 0:
-                    ripe = usince + r.min_duration_s
-                    old_enough = ripe <= now
-                    due = np.minimum(due, _seg_min(nd, seg, ripe, m & ~old_enough))
-                    m = m & old_enough
-                    when = _seg_min(nd, seg, ripe, m)
-                fired = np.bincount(seg[m], minlength=nd) >= r.min_sensors
-                if r.min_quantities > 1:
-                    pairs = np.unique(seg[m].astype(np.int64) * _NQ + model.quantity[sensor[m]])
-                    fired &= np.bincount(pairs // _NQ, minlength=nd) >= r.min_quantities
-            elif r.kind == "kiln_cutoff":
-                if not (_LOW_ALARM & present).any():
-                    continue
-                low = member_in & (role == _GAS_MAIN) & _LOW_ALARM[st]
-                alarm_since = _seg_min(nd, seg, usince, low)
-                closed = member_in & (role == _VALVE) & (st == AlarmState.L1_HIGH)
-                confirm_at = np.minimum(_seg_min(nd, seg, usince, closed), u["valve_closed_at"][units])
-                deadline = alarm_since + r.confirm_within_s
-                open_alarm = np.isfinite(alarm_since) & ~(confirm_at <= deadline)
-                fired = open_alarm & (deadline <= now)
-                due = np.minimum(due, np.where(open_alarm & (deadline > now), deadline, np.inf))
-                when = deadline
-            elif r.kind == "interlock_bypass":
-                if not bypass_any:
-                    continue
-                alarm = member_in & _ALARM[st] & (role != _VALVE)
-                fired = (u["bypassed"][units] != 0) & (np.bincount(seg[alarm], minlength=nd) > 0)
-            else:  # tailings_rollup, GB 50863 §5.5.4
-                value_by_unit = _tailings(model, s, sensor, seg, member_in, nd)
-                fired = value_by_unit > 0
-                value = 0
-            fired &= in_set
-            new_value = value_by_unit if r.kind == "tailings_rollup" else np.full(nd, value, np.int8)
-            new_value = np.minimum(new_value, int(r.colour)).astype(np.int8)
-            better = fired & (new_value > colour)
-            colour = np.where(better, new_value, colour)
-            rule = np.where(better, np.int16(cr.index), rule)
-            if when is not None:
-                fire = np.where(better, when, fire)
-            elif np.count_nonzero(better):
-                fire = np.where(better, -np.inf, fire)
-    latest = np.full(nd, -np.inf)
-    np.maximum.at(latest, seg, usince)
-    at = np.maximum(np.maximum(latest, u["event_at"][units]), fire)
+    first = int(rule_set[0])
+    if np.count_nonzero(rule_set != first) == 0:  # the usual case: one rule set
+        colour, rule, due, at = _evaluate_set(model, s, u, units, first, now)
+    else:
+        colour, rule = np.zeros(nd, np.int8), np.full(nd, -1, np.int16)
+        due, at = np.full(nd, np.inf), np.full(nd, -np.inf)
+        for set_index in np.unique(rule_set).tolist():
+            pos = np.flatnonzero(rule_set == set_index)
+            colour[pos], rule[pos], due[pos], at[pos] = _evaluate_set(model, s, u, units[pos], set_index, now)
     held = u["maintenance"][units] != 0
-    colour = np.where(held, np.int8(Colour.NORMAL), colour)
-    rule = np.where(held, np.int16(MAINTENANCE_RULE), rule)
-    due = np.where(held, np.inf, due)
+    if np.count_nonzero(held):
+        colour = np.where(held, np.int8(Colour.NORMAL), colour)
+        rule = np.where(held, np.int16(MAINTENANCE_RULE), rule)
+        due = np.where(held, np.inf, due)
     return UnitVerdict(colour.astype(np.int8), rule.astype(np.int16), due, at)
 
 
-def _tailings(model: EngineModel, s: dict[str, Arr], sensor: Arr, seg: Arr, member_in: Arr, nd: int) -> Arr:
+def _evaluate_set(
+    model: EngineModel, s: dict[str, Arr], u: dict[str, Arr], units: Arr, set_index: int, now: float
+) -> tuple[Arr, Arr, Arr, Arr]:
+    """(colour, rule, due, at) of `units`, all of rule set `set_index`, before maintenance."""
+    nd = units.size
+    rule_set = model.rule_sets[set_index]
+    mem = members_of(model, units)
+    sensor, seg = mem.sensor, mem.seg
+    segs = _segments(model, units)
+    st = STATE_LUT[model.banded[sensor], s["ucode"][sensor].astype(np.intp) + CODE_OFFSET]
+    usince = s["usince"][sensor]
+    role = model.role[sensor]
+    due = np.full(nd, np.inf)
+    # One row per rule of the set, in its order: the colour the rule gives each unit (0: does not fire)
+    # and, for time-based rules, the event time of its inputs.
+    values = np.zeros((len(rule_set.rules), nd), np.int8)
+    whens = np.full((len(rule_set.rules), nd), -np.inf)
+    cr = rule_set.count
+    if cr.position.size and np.count_nonzero(cr.counted[st]):  # rules on states nobody is in cannot fire
+        faults = cr.any_group_for_faults[:, None] & _FAULTY[st]
+        m = cr.state_ok[:, st] & (cr.group_ok[:, model.group[sensor]] | faults)
+        timed = cr.min_duration > 0
+        if np.count_nonzero(timed):
+            ripe = usince + cr.min_duration[:, None]
+            young = m & ~(ripe <= now) & timed[:, None]
+            due = np.minimum(
+                due, _reduce(np.minimum, np.where(young, ripe, np.inf).min(axis=0), segs, np.inf)
+            )
+            m &= ~young
+            when = _reduce(np.minimum, np.where(m[timed], ripe[timed], np.inf), segs, np.inf)
+            whens[cr.position[timed]] = when
+        enough = _reduce(np.add, m, segs, 0, dtype=np.int64) >= cr.min_sensors[:, None]
+        several = cr.min_quantities > 1
+        if np.count_nonzero(several):
+            bits = np.where(m[several], _QUANTITY_BIT[model.quantity[sensor]], np.uint64(0))
+            kinds = np.bitwise_count(_reduce(np.bitwise_or, bits, segs, 0))
+            enough[several] &= kinds >= cr.min_quantities[several, None]
+        values[cr.position] = np.where(enough, cr.colour[:, None], np.int8(0))
+    for k, c in enumerate(rule_set.rules):
+        r = c.rule
+        if r.kind == "count":
+            continue
+        fired: Arr
+        value: Arr | int = int(r.colour)
+        if r.kind == "kiln_cutoff":
+            low_alarm = _LOW_ALARM[st]
+            if not np.count_nonzero(low_alarm):
+                continue
+            low = (role == _GAS_MAIN) & low_alarm
+            alarm_since = _seg_min(nd, seg, usince, low)
+            closed = (role == _VALVE) & (st == AlarmState.L1_HIGH)
+            confirm_at = np.minimum(_seg_min(nd, seg, usince, closed), u["valve_closed_at"][units])
+            deadline = alarm_since + r.confirm_within_s
+            open_alarm = np.isfinite(alarm_since) & ~(confirm_at <= deadline)
+            fired = open_alarm & (deadline <= now)
+            due = np.minimum(due, np.where(open_alarm & (deadline > now), deadline, np.inf))
+            whens[k] = deadline
+        elif r.kind == "interlock_bypass":
+            bypassed = u["bypassed"][units] != 0
+            if not np.count_nonzero(bypassed):
+                continue
+            alarm = _ALARM[st] & (role != _VALVE)
+            fired = bypassed & (np.bincount(seg[alarm], minlength=nd) > 0)
+        else:  # tailings_rollup, GB 50863 §5.5.4
+            value = _tailings(model, s, sensor, seg, nd)
+            fired = value > 0
+        values[k] = np.where(fired, np.minimum(value, int(r.colour)), 0)
+    # the highest colour wins; among rules giving it, the first in the set's order is named
+    best = values.argmax(axis=0)
+    pick = (best, np.arange(nd))
+    colour = values[pick]
+    chosen = colour > 0
+    rule = np.where(chosen, rule_set.index[best], np.int16(-1))
+    fire = np.where(chosen, whens[pick], -np.inf)
+    latest = _reduce(np.maximum, usince, segs, -np.inf)
+    at = np.maximum(np.maximum(latest, u["event_at"][units]), fire)
+    return colour, rule, due, at
+
+
+def _tailings(model: EngineModel, s: dict[str, Arr], sensor: Arr, seg: Arr, nd: int) -> Arr:
     """Point colour = band level; item colour by the 4-blue/3-yellow/2-orange roll-up; pond = highest."""
     ucode = s["ucode"][sensor].astype(np.int64)
     point = np.where(np.abs(ucode) <= 4, np.abs(ucode), 0)
-    pts = member_in & (model.banded[sensor] != 0) & (point > 0)
+    pts = (model.banded[sensor] != 0) & (point > 0)
     key = seg[pts].astype(np.int64) * _NQ + model.quantity[sensor[pts]]
     pc = point[pts]
     size = nd * _NQ

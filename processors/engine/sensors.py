@@ -227,12 +227,17 @@ def advance(model: EngineModel, s: dict[str, Arr], idx: Arr, t: Arr, em: Emits) 
 
 
 def target_codes(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, q: Arr, code: Arr) -> Arr:
-    """The level each reading asks for (before delays), given the sensor's current debounced code."""
+    """The level each reading asks for (before delays), given the sensor's current debounced code.
+
+    Returns `code` itself (not a copy) when every reading keeps its sensor's code."""
     # Fast path: a good reading inside its sensor's keep band leaves the code as it is; nearly all do.
-    keep = (v > s["keep_lo"][idx]) & (v < s["keep_hi"][idx]) & (q == 0)
+    # (`take` gathers several times faster than fancy indexing; NaN is never inside a band.)
+    keep = v > s["keep_lo"].take(idx)
+    keep &= v < s["keep_hi"].take(idx)
+    keep &= q == 0
+    if keep.all():
+        return code
     target = code.copy()
-    if np.count_nonzero(keep) == keep.size:
-        return target
     rest = np.flatnonzero(~keep)
     i, vr, cr = idx[rest], v[rest], code[rest]
     k = rest.size
@@ -253,22 +258,28 @@ _SIDES = np.array([1.0] * 4 + [-1.0] * 4)
 _SIGNS = np.array([1, -1], np.int64)
 
 
-def apply_round(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr, q: Arr, em: Emits) -> Arr:
-    """Process one reading per sensor of `idx` (unique); returns the sensors left pending or chattering."""
-    cand = s["cand"]
-    need = (
-        (cand[idx] != s["code"][idx])
-        | (s["chat"][idx] != 0)
-        | (ts >= s["last_ts"][idx] + model.stale_after[idx])
-    )
+def apply_round(
+    model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, ts: Arr, q: Arr, em: Emits, stale_at: Arr
+) -> Arr:
+    """Process one reading per sensor of `idx` (unique); returns the sensors left pending or chattering.
+
+    `stale_at`: each sensor's last_ts + stale_after before this reading (the caller has both at hand)."""
+    cand, codes = s["cand"], s["code"]
+    code = codes.take(idx)
+    # a sensor needs advancing first if it has a delay running, is chattering or is due to turn stale
+    need = ts >= stale_at
+    need |= cand.take(idx) != code
+    need |= s["chat"].take(idx) != 0
     n_need = np.count_nonzero(need)
     if n_need:
         advance(model, s, idx[need], ts[need], em)
+        code = codes.take(idx)
     s["last_ts"][idx] = ts
     s["seen"][idx] = 1
     s["last_value"][idx] = v
-    code = s["code"][idx]
     target = target_codes(model, s, idx, v, q, code)
+    if target is code and not n_need:  # the common case: nothing moves and nothing was busy
+        return _NONE
     moving = target != code
     busy: list[Arr] = []
     if n_need:  # only a sensor that was busy can hold a candidate this reading withdraws

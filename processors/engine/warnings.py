@@ -22,6 +22,9 @@ from riskwatch.wire.transitions import Cause, CauseItem, EntityType, Transition,
 MAX_CAUSE_ITEMS = 20  # a unit's cause lists at most this many sensors, and says how many more
 
 Arr = npt.NDArray[Any]
+# Labels by value: an enum's `.label` property costs a lookup and a lower() on every call.
+_STATE_LABEL = tuple(a.label for a in AlarmState)
+_COLOUR_LABEL = tuple(c.label for c in Colour)
 
 
 def _num(value: float) -> float | None:
@@ -57,7 +60,7 @@ def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
     ):
         sid = model.sensor_ids[sensor]
         unit, site, region = _where(model, sensor)
-        new_label = AlarmState(new).label
+        new_label = _STATE_LABEL[new]
         text = _fault_text(model, sensor, value, int(quality[k])) if reason == FAULT_REASON else ""
         item = CauseItem(
             sid,
@@ -74,7 +77,7 @@ def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
                 kind="alarm",
                 entity_type="sensor",
                 entity=sid,
-                old=AlarmState(old).label,
+                old=_STATE_LABEL[old],
                 new=new_label,
                 at=at,
                 cause=Cause(REASON_NAMES[reason], (item,), text),
@@ -109,7 +112,7 @@ def unit_items(model: EngineModel, s: dict[str, Arr], unit: int) -> tuple[tuple[
             CauseItem(
                 model.sensor_ids[sensor],
                 model.quantity_names[sensor],
-                AlarmState(state).label,
+                _STATE_LABEL[state],
                 _num(float(s["last_value"][sensor])),
                 model.setpoint(sensor, code),
                 model.uoms[sensor],
@@ -139,7 +142,7 @@ def site_warning(
     sid = model.site_ids[site]
     lo, hi = int(model.site_ptr[site]), int(model.site_ptr[site + 1])
     colours = u["colour"][lo:hi]
-    label = Colour(new).label
+    label = _COLOUR_LABEL[new]
     if new and hi > lo:
         top = lo + int(np.argmax(colours))
         items, _ = unit_items(model, s, top)
@@ -164,13 +167,13 @@ def _warning(
     unit: str = "",
 ) -> Transition:
     """A unit's or site's colour change; its id comes from the input alone."""
-    label = Colour(new).label
+    label = _COLOUR_LABEL[new]
     return Transition(
         id=transition_id("warning", entity_type, entity, label, at),
         kind="warning",
         entity_type=entity_type,
         entity=entity,
-        old=Colour(old).label,
+        old=_COLOUR_LABEL[old],
         new=label,
         at=at,
         cause=cause,

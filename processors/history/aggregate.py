@@ -9,6 +9,10 @@ leaves room for readings that arrive a little late.
 Open minutes travel with the site snapshot (`open_minutes` / `resume`): the readings a snapshot covers
 are never read again after a crash (their offsets are committed, and a replay de-duplicates them), so a
 restarted worker resumes the site's open minutes from the snapshot and adds only what it replays.
+
+A closed minute also says which of its sensors it credits for data completeness: a sensor owes one
+reading per window of its `stale_after_s` (riskwatch/wire/history.py), and is credited in the first
+minute of each window in which it reported; the last window credited per sensor is kept here.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from riskwatch.registry import Registry
+from riskwatch.wire.history import owed_window_s
 
 MINUTE = 60.0
 FOLD_READINGS = 1 << 15
@@ -35,6 +42,7 @@ class MinuteAggregate(NamedTuple):
     max: npt.NDArray[np.float64]
     mean: npt.NDArray[np.float64]
     count: npt.NDArray[np.int64]  # type: ignore[assignment]  # readings per minute; shadows tuple.count
+    credited: npt.NDArray[np.bool_]  # the first minute of the sensor's owed window in which it reported
 
     def __len__(self) -> int:
         return int(self.sensor.shape[0])
@@ -48,6 +56,7 @@ class MinuteAggregate(NamedTuple):
             self.max[lo:hi],
             self.mean[lo:hi],
             self.count[lo:hi],
+            self.credited[lo:hi],
         )
 
 
@@ -95,13 +104,29 @@ class _Bucket:
 class MinuteAggregator:
     """Open minute buckets over `n_sensors`; readings older than `max_age_s` are counted, not aggregated."""
 
-    def __init__(self, n_sensors: int, grace_s: float = 30.0, max_age_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        n_sensors: int,
+        grace_s: float = 30.0,
+        max_age_s: float = 3600.0,
+        window_s: npt.NDArray[np.float64] | None = None,
+    ) -> None:
         self.n = n_sensors
+        # per sensor: seconds per owed reading (default: one a minute) and the last window credited
+        self.window_s = np.full(n_sensors, MINUTE) if window_s is None else np.asarray(window_s, np.float64)
+        self.credited_window = np.full(n_sensors, -1, np.int64)
         self.grace_s = grace_s
         self.max_age_s = max_age_s
         self.buckets: dict[int, _Bucket] = {}
         self.too_old = 0
         self.repaired = 0  # means that overflowed (huge values) and were clipped to the minute's range
+
+    @classmethod
+    def for_registry(cls, registry: Registry, **limits: float) -> MinuteAggregator:
+        """Over the registry's sensors, each owing a reading per its `stale_after_s`; `limits`: grace_s,
+        max_age_s."""
+        windows = np.array([owed_window_s(s.stale_after_s) for s in registry.sensor_list], np.float64)
+        return cls(len(windows), window_s=windows, **limits)
 
     def add(
         self,
@@ -176,6 +201,15 @@ class MinuteAggregator:
             if not b.count.any():
                 del self.buckets[minute]
 
+    def _credit(self, minute: int, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """Which sensors of a closing minute pay a reading they owe: those whose window (of this minute's
+        start) is later than the last one credited. A minute of an earlier window closed late (a
+        backlog) pays nothing: that window was credited or is past."""
+        window = (minute * MINUTE // self.window_s[idx]).astype(np.int64)
+        credited = window > self.credited_window[idx]
+        self.credited_window[idx[credited]] = window[credited]
+        return credited
+
     def close_due(self, now: float, everything: bool = False, late_s: float = 0.0) -> list[MinuteAggregate]:
         """Close and return the minutes that ended more than `grace_s` (+ `late_s`) ago and have received
         no reading for `QUIET_S` (or all, on shutdown)."""
@@ -196,5 +230,5 @@ class MinuteAggregator:
                 # InfluxDB refuses an infinite field; the true mean lies between the finite min and max
                 self.repaired += int(np.count_nonzero(bad))
                 mean[bad] = np.clip(lo[bad] / 2 + hi[bad] / 2, lo[bad], hi[bad])
-            out.append(MinuteAggregate(minute * MINUTE, idx, lo, hi, mean, count))
+            out.append(MinuteAggregate(minute * MINUTE, idx, lo, hi, mean, count, self._credit(minute, idx)))
         return out

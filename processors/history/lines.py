@@ -1,4 +1,4 @@
-"""InfluxDB line protocol for the two history measurements (their layout is riskwatch/wire/history.py,
+"""InfluxDB line protocol for the history measurements (their layout is riskwatch/wire/history.py,
 which the readers use too). A transition written twice (a replay) lands on the same series and time, so
 InfluxDB keeps one point: history is idempotent like the topics. So is a minute written twice.
 """
@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import orjson
 
-from riskwatch.wire.history import AGGREGATE_MEASUREMENT, TRANSITION_MEASUREMENT
+from riskwatch.wire.history import AGGREGATE_MEASUREMENT, SITE_MINUTE_MEASUREMENT, TRANSITION_MEASUREMENT
 from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition
 
@@ -23,13 +23,25 @@ def _field_str(text: str) -> str:
 
 
 def minute_lines(m: SiteMinute) -> list[str]:
-    """One point per sensor of a site's closed minute."""
+    """One point per sensor of a site's closed minute, and the site's completeness point of the minute
+    (in the same record, so written and committed together)."""
     ms = int(m.start * 1000)
     site_region = f"site={_tag(m.site)},region={_tag(m.region)}"
-    return [
+    lines = [
         f"{AGGREGATE_MEASUREMENT},sensor={_tag(s)},{site_region} min={lo!r},max={hi!r},mean={mean!r},count={n}i {ms}"
         for s, lo, hi, mean, n in zip(m.sensor, m.min, m.max, m.mean, m.count, strict=True)
     ]
+    if m.credited is not None and m.owed is not None:
+        lines.append(site_minute_line(m.site, m.region, m.start, sum(m.credited), len(m.sensor), m.owed))
+    return lines
+
+
+def site_minute_line(site: str, region: str, start: float, credited: int, sensors: int, owed: float) -> str:
+    """A site's completeness point of a minute (riskwatch/wire/history.py: site_1m)."""
+    return (
+        f"{SITE_MINUTE_MEASUREMENT},site={_tag(site)},region={_tag(region)} "
+        f"credited={credited}i,sensors={sensors}i,owed={float(owed)!r} {int(start * 1000)}"
+    )
 
 
 def transition_line(t: Transition) -> str:

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from processors.history.aggregate import MinuteAggregate
 from riskwatch.registry import Registry
+from riskwatch.wire.history import MINUTE_S, owed_window_s
 from riskwatch.wire.minutes import SiteMinute
 
 
@@ -21,8 +22,10 @@ class MinutePublisher:
     """Splits a closed minute (all sensors of this worker) into per-site records."""
 
     def __init__(self, sensor_ids: Sequence[str], sensor_site: npt.NDArray[np.int64], sites: Sequence[str],
-                 regions: Sequence[str]) -> None:  # fmt: skip
+                 regions: Sequence[str], site_owed: Sequence[float] | None = None) -> None:  # fmt: skip
         self.sensor_ids = list(sensor_ids)
+        # readings each site's sensors owe per minute (for the site_1m summary)
+        self.site_owed = list(site_owed) if site_owed is not None else [0.0] * len(sites)
         self.sensor_site = sensor_site  # registry sensor index -> index into `sites`
         self.sites, self.regions = list(sites), list(regions)
 
@@ -31,11 +34,15 @@ class MinutePublisher:
         sensors = registry.sensor_list
         sites = list(registry.sites)
         number = {site: i for i, site in enumerate(sites)}
+        owed = [0.0] * len(sites)
+        for s in sensors:
+            owed[number[s.site]] += MINUTE_S / owed_window_s(s.stale_after_s)
         return cls(
             [s.id for s in sensors],
             np.array([number[s.site] for s in sensors], np.int64),
             sites,
             [registry.sites[site].region for site in sites],
+            owed,
         )
 
     def records(self, agg: MinuteAggregate) -> list[SiteMinute]:
@@ -47,6 +54,7 @@ class MinutePublisher:
         bounds = [0, *(np.flatnonzero(np.diff(site)) + 1).tolist(), len(site)]
         sensor, lo, hi = agg.sensor[order].tolist(), agg.min[order].tolist(), agg.max[order].tolist()
         mean, count = agg.mean[order].tolist(), agg.count[order].tolist()
+        credited = agg.credited[order].tolist()
         out = []
         for a, b in itertools.pairwise(bounds):
             s = int(site[a])
@@ -60,6 +68,8 @@ class MinutePublisher:
                     hi[a:b],
                     mean[a:b],
                     count[a:b],
+                    credited[a:b],
+                    self.site_owed[s],
                 )
             )
         return out

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 
+from processors import faust_internals
 from processors.state.states import SiteStates
 
 log = logging.getLogger(__name__)
@@ -93,7 +91,8 @@ class SnapshotTable:
             if before:
                 await asyncio.gather(*before)
             sent = [self.table.send_changelog(partition, site.encode(), raw) for site, raw in dirty]
-            self._store(partition, dirty)
+            # The local store too (what Table.__setitem__ does besides the changelog send, made above).
+            faust_internals.store_locally(self.table, partition, ((s.encode(), raw) for s, raw in dirty))
             if sent:
                 await asyncio.gather(*sent)
         except BaseException:
@@ -113,32 +112,9 @@ class SnapshotTable:
         self.last_flush[partition] = now
         return len(dirty)
 
-    def _store(self, partition: int, snapshots: list[tuple[str, bytes]]) -> None:
-        """Write to the local store (what Table.__setitem__ does besides the changelog send).
-
-        Faust's rocksdb store picks the partition's database from "the current event"; outside an
-        agent there is none, so a stand-in that carries only the partition is made current.
-        """
-        at = _AtPartition(partition)
-        token = _current_event.set(weakref.ref(at))  # type: ignore[arg-type]  # a stand-in event, above
-        try:
-            for site, raw in snapshots:
-                self.table.data[site.encode()] = raw
-        finally:
-            _current_event.reset(token)
-
     def forget(self, partitions: set[int], sites: list[str]) -> None:
         """Partitions revoked: drop their held events (the next owner replays them) and live state."""
         for p in partitions:
             self._pending.pop(p, None)
             self.last_flush.pop(p, None)
         self.states.drop(sites)
-
-
-class _AtPartition:
-    """All of an event that Faust's store reads when writing: the partition."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, partition: int) -> None:
-        self.message = SimpleNamespace(partition=partition)

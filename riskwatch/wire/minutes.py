@@ -1,12 +1,15 @@
 """One site's closed minute of sensor aggregates as it travels on `rw.history` (JSON, version 1).
 
 The worker publishes, when a minute closes, one record per site (keyed by site) with each sensor that
-reported in that minute: min, max, mean and count of its readings. The historian writes them to
+reported in that minute: min, max, mean and count of its readings, whether the minute credits it a
+reading it owes (`credited`, data completeness: riskwatch/wire/history.py) and what the site's sensors
+owe per minute (`owed`). The historian writes them to
 InfluxDB. A site-minute published twice (a worker replay) carries the same series and time, so the
 later write replaces the earlier.
 
 `from_bytes` treats a record as untrusted: it returns a SiteMinute whose lists have equal lengths,
-finite values and positive counts, or raises MinuteDecodeError; never another exception.
+finite values and positive counts, or raises MinuteDecodeError; never another exception. A record
+without `credited` and `owed` (an older worker's) is still a valid minute; it has no completeness.
 """
 
 from __future__ import annotations
@@ -38,25 +41,28 @@ class SiteMinute:
     max: list[float]
     mean: list[float]
     count: list[int]
+    credited: list[bool] | None = None  # per sensor, as `sensor`
+    owed: float | None = None  # readings the site's sensors owe per minute
 
     @property
     def key(self) -> bytes:
         return self.site.encode()
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": WIRE_VERSION,
-                "site": self.site,
-                "region": self.region,
-                "start": self.start,
-                "sensor": self.sensor,
-                "min": self.min,
-                "max": self.max,
-                "mean": self.mean,
-                "count": self.count,
-            }
-        )
+        doc: dict[str, Any] = {
+            "v": WIRE_VERSION,
+            "site": self.site,
+            "region": self.region,
+            "start": self.start,
+            "sensor": self.sensor,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "count": self.count,
+        }
+        if self.credited is not None and self.owed is not None:
+            doc["credited"], doc["owed"] = self.credited, self.owed
+        return orjson.dumps(doc)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> SiteMinute:
@@ -80,7 +86,15 @@ class SiteMinute:
             for name, c in zip(("min", "max", "mean"), columns[1:4], strict=True)
         )
         count = [_count(x) for x in columns[4]]
-        return cls(site, region, start, sensor, lo, hi, mean, count)
+        if doc.get("credited") is None and doc.get("owed") is None:
+            return cls(site, region, start, sensor, lo, hi, mean, count)
+        credited = _list(doc.get("credited"), "credited")
+        if len(credited) != n or any(type(x) is not bool for x in credited):
+            raise MinuteDecodeError("`credited` must hold a boolean per sensor")
+        owed = _number(doc.get("owed"), "owed")
+        if owed < 0:
+            raise MinuteDecodeError("`owed` must not be negative")
+        return cls(site, region, start, sensor, lo, hi, mean, count, [bool(x) for x in credited], owed)
 
 
 def _text(value: object, name: str) -> str:

@@ -281,6 +281,18 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
             aggregates(),
             historian.output(),
         )
+        # the completeness summary came through the same records, steps and commits: a point per site and
+        # minute; each sensor owes one reading an hour, so G1's two minutes pay once per hour they touch,
+        # and G2, first heard in the interrupted minute, pays it once
+        summary = {
+            (r[1], r[0] / 1000): (r[2], r[3])  # type: ignore[operator]
+            for r in influx_query(stack, f"SELECT site, credited, sensors FROM site_1m WHERE time > {since}s")
+        }
+        hours = len({m // 3600 for m in minutes})
+        for n in range(6):
+            assert [summary[(f"S{n}", m)][1] for m in (*minutes, current)] == [1, 1, 1], summary
+            assert sum(summary[(f"S{n}", m)][0] for m in minutes) == hours, summary
+            assert summary[(f"S{n}", current)][0] == 1, summary
         health = json.loads(
             urllib.request.urlopen(f"http://127.0.0.1:{historian.metrics_port}/healthz").read()
         )

@@ -79,6 +79,24 @@ def test_a_closed_minute_becomes_one_record_per_site_with_every_sensor() -> None
     assert records[0].key == b"A"
 
 
+def test_a_sensor_is_credited_once_per_owed_window_and_the_site_minute_says_so() -> None:
+    # sensor 0 owes a reading a minute, sensor 1 one per 5 minutes (a window of 300 s), both at site A
+    registry_windows = np.array([60.0, 300.0])
+    publisher = MinutePublisher(["m", "f"], np.array([0, 0]), ["A"], ["R1"], [1.0 + 60 / 300])
+    agg = MinuteAggregator(2, window_s=registry_windows)
+    credited = []
+    for minute in range(5, 12):  # minutes 5..11: the 5-minute windows [300, 600) and [600, 900)
+        agg.add(np.array([0, 1]), np.ones(2), np.full(2, minute * 60.0 + 1), now=minute * 60.0 + 2)
+        (closed,) = agg.close_due(1e9)
+        credited.append(closed.credited.tolist())
+    assert credited == [[True, True], *[[True, False]] * 4, [True, True], [True, False]]
+    (record,) = publisher.records(closed)
+    assert (record.credited, record.owed) == ([True, False], 1.2)
+    assert minute_lines(SiteMinute.from_bytes(record.to_bytes()))[-1] == (
+        "site_1m,site=A,region=R1 credited=1i,sensors=2i,owed=1.2 660000"
+    )
+
+
 @pytest.mark.parametrize(
     "doc",
     [
@@ -91,6 +109,15 @@ def test_a_closed_minute_becomes_one_record_per_site_with_every_sensor() -> None
         b'{"v":1,"site":"S","region":"R","start":"x","sensor":[],"min":[],"max":[],"mean":[],"count":[]}',
         b'{"v":1,"site":"S","region":"R","start":60,"sensor":[7],"min":[1],"max":[1],"mean":[1],"count":[1]}',
         b"[]",
+        # completeness: a boolean per sensor and a non-negative owed, both or neither
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":["a"],"min":[1],"max":[1],"mean":[1],"count":[1],'
+        b'"credited":[true,true],"owed":1}',
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":["a"],"min":[1],"max":[1],"mean":[1],"count":[1],'
+        b'"credited":[1],"owed":1}',
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":["a"],"min":[1],"max":[1],"mean":[1],"count":[1],'
+        b'"credited":[true],"owed":-1}',
+        b'{"v":1,"site":"S","region":"R","start":60,"sensor":["a"],"min":[1],"max":[1],"mean":[1],"count":[1],'
+        b'"credited":[true]}',
     ],
 )
 def test_a_hostile_minute_record_is_refused_with_a_reason(doc: bytes) -> None:
@@ -169,7 +196,7 @@ def test_a_huge_mean_is_clipped_not_written_as_inf() -> None:
     assert minute.mean.tolist() == [1.7e308, 2.0] and agg.repaired == 1
     publisher = MinutePublisher(["a", "b"], np.array([0, 0]), ["S"], ["R"])
     lines = minute_lines(SiteMinute.from_bytes(publisher.records(minute)[0].to_bytes()))
-    assert len(lines) == 2 and not any("inf" in line for line in lines)
+    assert len(lines) == 3 and not any("inf" in line for line in lines)  # two sensors and the site's
 
 
 def test_influx_sink_refuses_malformed_points_and_retries_an_outage() -> None:

@@ -40,10 +40,18 @@ def test_online_rate_of_a_gateway_offline_for_a_known_time():
     assert c.offline_intervals([(DAY0 + 30, False)], True, DAY0, DAY1) == [(DAY0, DAY0 + 30)]
 
 
-def test_completeness_caps_each_sensor_at_what_it_owes():
-    owed = [c.expected_minutes(86400, 60), c.expected_minutes(86400, 3600)]
-    assert owed == [1440, 24]
-    assert c.completeness([720, 100], owed) == (720 + 24) / (1440 + 24)
+def test_completeness_credits_a_sensor_once_per_owed_window():
+    owed = [c.expected_readings(86400, 60), c.expected_readings(86400, 3600), c.expected_readings(86400, 10)]
+    assert owed == [1440, 24, 1440]  # a sensor reporting every 10 s owes a minute with data, no more
+    hour = (DAY0 // 3600 + 1) * 3600  # windows are aligned on the epoch
+    every_minute_of_the_first_half = [hour + 60 * m for m in range(720)]
+    per_minute = c.credited_windows(every_minute_of_the_first_half, 60, DAY0, DAY1)
+    hourly = c.credited_windows(every_minute_of_the_first_half, 3600, DAY0, DAY1)
+    assert (per_minute, hourly) == (720, 12)  # reporting every minute pays an hourly sensor once an hour
+    assert c.completeness(per_minute + hourly, owed[0] + owed[1]) == (720 + 12) / (1440 + 24)
+    # DAY0 is 46 minutes into an hour: that hour, paid in its minute before DAY0, is the day before's
+    assert c.credited_windows([DAY0 - 60, DAY0, DAY0 + 60], 3600, DAY0, DAY1) == 0
+    assert c.credited_windows([DAY0, DAY0 + 60], 3600, DAY0, DAY1) == 1
 
 
 def test_acknowledgement_on_time_late_or_not_yet():
