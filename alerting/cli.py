@@ -15,6 +15,7 @@ from alerting.health import TaskDied
 from alerting.history.sources import INFLUX_TOKEN_ENV
 from alerting.routing.sites import registry_lookup
 from alerting.service import AlertingService, ServiceOptions
+from riskwatch.clock import clock_of
 from riskwatch.errors import EXIT_TASK_DIED
 from riskwatch.options import LogLevel, add_arguments, option, settings_from
 from riskwatch.registry import load_registry
@@ -56,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     options.db.parent.mkdir(parents=True, exist_ok=True)
     sites, units = registry_lookup(str(options.registry)) if options.registry else (None, None)
     site_registry = load_registry(options.registry) if options.registry else None
-    service = AlertingService(options, cfg, secrets, sites, units, site_registry=site_registry)
+    service = AlertingService(
+        options, cfg, secrets, sites, units, clock=clock_of(options.clock), site_registry=site_registry
+    )
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -40,6 +40,7 @@ from alerting.metrics import AlertingMetrics
 from alerting.routing.sites import SiteDirectory, SiteLookup, UnitLookup
 from alerting.store import Store
 from alerting.store.sqlite import REFUSED
+from riskwatch.clock import ClockOption, SimulatedClock, clock_option
 from riskwatch.errors import RiskwatchError
 from riskwatch.kafka_access import KafkaOption, kafka_option_help, start_when_reachable
 from riskwatch.options import Options, Port, option
@@ -98,6 +99,7 @@ class ServiceOptions(Options):
         "", f"InfluxDB with the history, for /api/history (token from ${INFLUX_TOKEN_ENV})"
     )
     influx_bucket: str = option("riskwatch/autogen", "db/retention of the history")
+    clock: ClockOption = clock_option()
     login_links: tuple[tuple[str, str], ...] = ()  # (user, secret) one-time login links to accept
     influx_token: str = Field("", repr=False)  # "user:password", from the environment only
 
@@ -128,6 +130,8 @@ class AlertingService:
         site_registry: object | None = None,
     ) -> None:
         self.options, self.cfg, self.secrets, self.clock = options, cfg, secrets, clock
+        # board sessions are a transport matter: they expire in real time even on a simulated clock
+        self.session_clock = time.time if isinstance(clock, SimulatedClock) else clock
         self.site_registry = site_registry  # the full registry, for the board's sites, units and gateways
         self.metrics = AlertingMetrics(registry if registry is not None else CollectorRegistry())
         self.topics = Topics(options.topic_prefix)
@@ -168,7 +172,7 @@ class AlertingService:
         apart = self.options.metrics_port != 0
         metrics = None if apart else self.metrics
         app = build_app(manager, auth, hub, metrics, health, board, history, self.site_registry)
-        sessions = Sessions(store, auth, self.clock)
+        sessions = Sessions(store, auth, self.session_clock)
         for user, secret in self.options.login_links:
             sessions.add_login_link(user, secret)
         o = self.options
@@ -295,7 +299,7 @@ class AlertingService:
                 with manager.store.transaction():
                     manager.store.prune_seen(pruned_at - self.options.seen_retention_s)
                     manager.store.prune_level_log(pruned_at - HISTORY_S)
-                    manager.store.prune_sessions(pruned_at)
+                    manager.store.prune_sessions(self.session_clock())
             wake.clear()
             manager.tick()
             dispatcher.step(self.clock())

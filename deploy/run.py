@@ -18,12 +18,14 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from deploy.supervisor import Backoff, ChildSpec, Supervisor, say_to
+from riskwatch.clock import ClockOption, clock_option
 from riskwatch.errors import RiskwatchError
 from riskwatch.kafka_access import CA_ENV, KafkaAccess
 from riskwatch.options import Options, Port, add_arguments, option, settings_from
@@ -233,6 +235,7 @@ class RunSettings(Options):
     )  # fmt: skip
     bulletin_tz: str = option("Asia/Shanghai", "time zone of the bulletin's days")
     max_backoff: float = option(60.0, "longest wait before a restart, seconds", ge=1)
+    clock: ClockOption = clock_option()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -334,12 +337,17 @@ def specs(args: RunSettings, ep: Endpoints, run_dir: Path) -> list[ChildSpec]:
     if ep.influx_url and "history" not in ep.kafka_passwords:
         raise RiskwatchError(f"set ${kafka_password_env('history')}: the historian's Kafka password")
     history = [historian_spec(ep, prefix, args.historian_metrics_port)] if ep.influx_url else []
+    # One simulated time for all: its real instant fixed now, so a restarted child keeps the same clock.
+    # The historian's clock only measures Kafka record ages (real time): it stays real.
+    clock = [] if args.clock is None else ["--clock", str(args.clock.anchored(time.time()))]
     return [
-        bridge_spec(ep, args.registry.resolve(), prefix, run_dir, args.bridge_metrics_port),
-        worker_spec(ep, args.registry.resolve(), prefix, run_dir, args.worker_port, args.worker_metrics_port),
+        bridge_spec(ep, args.registry.resolve(), prefix, run_dir, args.bridge_metrics_port, clock),
+        worker_spec(
+            ep, args.registry.resolve(), prefix, run_dir, args.worker_port, args.worker_metrics_port, clock
+        ),
         *history,
         alerting_spec(
-            ep, args.registry.resolve(), args.routes.resolve(), prefix, run_dir, args.alerting_port
+            ep, args.registry.resolve(), args.routes.resolve(), prefix, run_dir, args.alerting_port, clock
         ),
     ]
 

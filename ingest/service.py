@@ -21,6 +21,7 @@ from ingest.mqtt import Inbound, MqttSource
 from ingest.settings import BridgeSettings
 from ingest.sink import KafkaSink
 from ingest.spool import Spool
+from riskwatch.clock import clock_of
 from riskwatch.errors import RiskwatchError
 from riskwatch.httpheaders import secure_wsgi
 from riskwatch.topics import Topics
@@ -74,7 +75,8 @@ class BridgeService:
             settings.delivery_timeout_s,
             deadletter_topic=topics.deadletter,
         )
-        self.source = MqttSource(settings, self.inbox, self.metrics)
+        # messages are stamped on arrival with the time of day (simulated with --clock); the rest is real time
+        self.source = MqttSource(settings, self.inbox, self.metrics, wall_clock=clock_of(settings.clock))
         self.bridge = Bridge(
             registry,
             topics,

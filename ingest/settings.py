@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from ingest.validate import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, DEFAULT_MAX_PAYLOAD
+from riskwatch.clock import ClockOption, clock_option
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
 from riskwatch.options import LogLevel, Options, Port, option
 from riskwatch.tls import ClientTLS
@@ -83,6 +84,7 @@ class BridgeSettings(Options):
     metrics_host: str = option("127.0.0.1", "address of /metrics and /healthz")
     metrics_port: Port = option(9108, "port of /metrics and /healthz (0: off)")
     shutdown_timeout_s: float = option(30.0, "how long a stop may take to flush what is in flight", gt=0)
+    clock: ClockOption = clock_option()
     log_level: LogLevel = option("info", "how much the bridge logs")
     mqtt_password: str = Field("", repr=False)  # from the variable --mqtt-password-env names
 

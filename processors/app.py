@@ -25,6 +25,7 @@ from processors.intake import DEFAULT_FUTURE_TOLERANCE_S, DEFAULT_MAX_AGE_S, Int
 from processors.metrics import WorkerMetrics
 from processors.state.sites import SiteIndex
 from processors.state.states import SiteStates
+from riskwatch.clock import ClockOption, clock_option, speed_of
 from riskwatch.kafka_access import KafkaOption, kafka_option_help
 from riskwatch.options import LogLevel, Options, Port, option
 from riskwatch.registry import Registry
@@ -104,6 +105,7 @@ class WorkerSettings(Options):
         "readings older than this (by the worker's clock) are dead-lettered as old_timestamp",
         gt=0,
     )
+    clock: ClockOption = clock_option()
     log_level: LogLevel = option("warning", "how much the worker logs", old=["--loglevel"])
     engine_module: str = option("processors.engine", "the engine to load (benchmarks)", hidden=True)
     partitions: int = 0  # of rw.telemetry and rw.gateway (co-partitioned, keyed by site): read from Kafka
@@ -119,6 +121,11 @@ class WorkerSettings(Options):
         if isinstance(data, dict) and not data.get("group"):
             return {**data, "group": f"riskwatch-worker-{data.get('topic_prefix', 'rw')}"}
         return data
+
+
+MINUTE_GRACE_S = 30.0  # a minute closes this long after it ends
+MINUTE_GRACE_REAL_S = 5.0  # ... and, on a simulated clock, at least this long in real time
+MINUTE_MAX_AGE_S = 3600.0  # older readings are counted, not aggregated (a minute of real time per hour)
 
 
 def partition_of(site: str, partitions: int) -> int:
@@ -154,7 +161,14 @@ class WorkerContext:
             on_clamped=lambda kind, n: metrics.clamped.labels(kind).inc(n),
         )
         self.load_snapshot: Callable[[str], bytes | None] = lambda site: None  # bound to the table in agents
-        self.aggregator = MinuteAggregator.for_registry(registry)  # credits completeness per owed window
+        # On a simulated clock running `speed` times real time, pipeline latency (real time) is `speed` times
+        # longer in simulated time: a minute waits at least MINUTE_GRACE_REAL_S real seconds for readings.
+        self.speed = speed_of(clock)
+        self.aggregator = MinuteAggregator.for_registry(  # credits completeness per owed window
+            registry,
+            grace_s=max(MINUTE_GRACE_S, MINUTE_GRACE_REAL_S * self.speed),
+            max_age_s=max(MINUTE_MAX_AGE_S, MINUTE_MAX_AGE_S * self.speed / 60),
+        )
         self.states = SiteStates(
             self.index,
             engine,

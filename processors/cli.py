@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from processors.app import WorkerSettings, build_app
     from processors.engine_port import load_engine
     from processors.health import serve_metrics
+    from riskwatch.clock import clock_of
     from riskwatch.registry import load_registry
 
     options = settings_from(WorkerSettings, args, os.environ)
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     settings = options.model_copy(update={"partitions": topic_partitions(options.kafka, options.topics)})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = CollectorRegistry()
-    app, ctx = build_app(settings, registry, engine, metrics_registry=metrics)
+    app, ctx = build_app(settings, registry, engine, metrics_registry=metrics, clock=clock_of(settings.clock))
     ctx.states.compile_all()
     if settings.metrics_port:
         # with /healthz

@@ -68,7 +68,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         if ctx.states.tick_errors > errors:
             ctx.metrics.evaluation_errors.labels("tick").inc(ctx.states.tick_errors - errors)
         for p in sorted(partitions):
-            if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s:
+            if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s * ctx.speed:  # real seconds
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
         # Not before every owned partition has been read to its end once: after a restart the minutes
         # restored from the snapshots are overdue, and the backlog still holds the rest of their readings.
@@ -176,7 +176,9 @@ async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool
 
 def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[int], now: float) -> None:
     m = ctx.metrics
-    m.snapshot_age.set(max((snapshots.pending_since(p, now) for p in partitions), default=0.0))
+    m.snapshot_age.set(
+        max((snapshots.pending_since(p, now) for p in partitions), default=0.0) / ctx.speed
+    )  # real s
     for tp in app.consumer.assignment():
         processed = ctx.processed.get((tp.topic, tp.partition))
         high = _end_offset(app, tp)

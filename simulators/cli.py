@@ -12,11 +12,13 @@ it at another deployment instead.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from riskwatch.clock import Clock, clock_of, parse_clock, real_seconds
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.paths import home_dir
 from riskwatch.tls import ClientTLS
@@ -61,6 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--passwords", type=Path, help="JSON file gateway id -> MQTT password")
     parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
+    parser.add_argument(
+        "--clock", type=parse_clock, default=None, metavar="ORIGIN@SPEEDx[@REAL]",
+        help="stamp and pace on the simulated clock the pipeline runs on (the same setting); a scenario "
+        "or the plants start at its ORIGIN (docs/reports.md, 'A simulated day'; default: real time)",
+    )  # fmt: skip
 
 
 def _stack(args: argparse.Namespace) -> Any:
@@ -111,6 +118,18 @@ def run(args: argparse.Namespace) -> int:
     return _run_plants(args)
 
 
+def _clock(args: argparse.Namespace) -> Clock:
+    """Real time, or the simulated clock once it reaches its origin (scenario second 0 is the ORIGIN)."""
+    if args.clock is None:
+        return time.time
+    clock = clock_of(args.clock)
+    wait = real_seconds(clock, args.clock.origin - clock())
+    if wait > 0:
+        print(f"waiting {wait:.0f} s for the simulated clock to reach {args.clock}", flush=True)
+        time.sleep(wait)
+    return clock
+
+
 def _run_plants(args: argparse.Namespace) -> int:
     from simulators.scenarios.model import Scenario
     from simulators.scenarios.runner import ScenarioRunner, scope_of
@@ -122,7 +141,7 @@ def _run_plants(args: argparse.Namespace) -> int:
     forever = Scenario(name="plants", duration_s=args.duration or 10**9, tick_s=1.0 / args.rate)
     regions = {s.id: s.region for s in registry.sites.values()}
     print(f"simulating {len(sim.sensors)} sensors at {len(sim.plants)} sites; Ctrl-C stops", flush=True)
-    record = ScenarioRunner(forever, sim, broker, None, scope_of(sim, regions)).run()
+    record = ScenarioRunner(forever, sim, broker, None, scope_of(sim, regions), clock=_clock(args)).run()
     print(f"sent {record.readings:,} readings in {record.messages:,} messages")
     return 0
 
@@ -146,7 +165,7 @@ def _run_scenario(args: argparse.Namespace) -> int:
     print(f"scenario {scenario.name}: {scenario.duration_s:g} s, registry {registry_path}", flush=True)
     try:
         record = ScenarioRunner(
-            scenario, sim, broker, reader, scope, log=lambda s: print(s, flush=True)
+            scenario, sim, broker, reader, scope, log=lambda s: print(s, flush=True), clock=_clock(args)
         ).run()
     finally:
         if reader is not None:

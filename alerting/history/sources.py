@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerting.history.alerts import AlertArchive, AlertHistory
 from alerting.history.influx import InfluxConnection, InfluxHistory
+from riskwatch.clock import parse_instant
 from riskwatch.errors import RiskwatchError
 from riskwatch.paths import home_dir
 
@@ -80,18 +81,11 @@ def parse_day(text: str, option: str) -> date:
 def parse_time(text: str, option: str, tz: str) -> float:
     """YYYY-MM-DD (local midnight), an ISO time (local unless it has an offset), or epoch seconds."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
+        return parse_instant(text, option, zone(tz))
     except ValueError:
         raise RiskwatchError(
             f"{option}: expected YYYY-MM-DD, an ISO time or epoch seconds, got {text!r}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(tz))
-    return moment.timestamp()
 
 
 def deadline_lookup(routes: Path | None, default_s: float) -> Callable[[AlertHistory], float]:

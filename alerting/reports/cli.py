@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from alerting.history import sources
+from riskwatch.clock import clock_of, parse_clock
 from riskwatch.registry import load_registry
 
 DEFAULT_ACK_S = 15 * 60.0
@@ -27,10 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     for p in (daily, quality):
         sources.add_source_options(p)
         p.add_argument("--out", type=Path, default=Path("reports"), help="folder for the HTML and PDF")
+        p.add_argument("--clock", type=parse_clock, default=None, metavar="ORIGIN@SPEEDx[@REAL]",
+                       help="the simulated clock the pipeline ran on: 'yesterday' and 'now' are its "
+                       "(docs/reports.md, 'A simulated day'; default: real time)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    today = datetime.now(sources.zone(args.tz)).date()
+    now = clock_of(args.clock)()  # alerts not yet acknowledged are late only once their deadline passed
+    today = datetime.fromtimestamp(now, sources.zone(args.tz)).date()
     registry = load_registry(args.registry)
     history, archive = sources.influx(args), sources.archive(args)
     try:
@@ -39,14 +43,14 @@ def run(args: argparse.Namespace) -> int:
 
             day = sources.parse_day(args.date, "--date") if args.date else today - timedelta(days=1)
             deadline = sources.deadline_lookup(args.routes, args.ack_within)
-            bulletin = daily.gather(registry, history, archive, day, args.tz, deadline, time.time())
+            bulletin = daily.gather(registry, history, archive, day, args.tz, deadline, now)
             paths = daily.write(bulletin, args.out)
         else:
             from alerting.reports import quality
 
             last = sources.parse_day(args.last, "--to") if args.last else today - timedelta(days=1)
             first = sources.parse_day(args.first, "--from") if args.first else last - timedelta(days=6)
-            report = quality.gather(registry, history, archive, first, last, args.tz, time.time())
+            report = quality.gather(registry, history, archive, first, last, args.tz, now)
             paths = quality.write(report, args.out)
     finally:
         archive.close()

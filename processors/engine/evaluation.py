@@ -137,7 +137,9 @@ def _readings(
         else:
             idx, rts, rv, rq = sensor[r].astype(np.intp), ts[r], value[r], quality[r]
         last = s["last_ts"].take(idx)
-        late = rts < last
+        # Older than the sensor's newest reading, or than the moment it went stale (a reading sent before
+        # its gateway's last will, arriving after it on another topic, does not bring the gateway back)
+        late = (rts < last) | ((s["code"].take(idx) == STALE) & (rts < s["since"].take(idx)))
         if late.any():
             # a never-seen sensor's last_ts is only its stale timer start: its first reading is taken
             late &= s["seen"][idx] != 0

@@ -181,7 +181,7 @@ class ReferenceEngine(RollUp):
 
     def reading(self, index: int, v: float, ts: float, q: int) -> None:
         rs = self.sensors[index]
-        if rs.seen and ts < rs.last_ts:
+        if rs.seen and (ts < rs.last_ts or (rs.code == STALE and ts < rs.since)):
             self.out_of_order += 1
             return
         self.advance(rs, ts)

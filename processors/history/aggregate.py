@@ -122,10 +122,11 @@ class MinuteAggregator:
         self.repaired = 0  # means that overflowed (huge values) and were clipped to the minute's range
 
     @classmethod
-    def for_registry(cls, registry: Registry) -> MinuteAggregator:
-        """Over the registry's sensors, each owing a reading per its `stale_after_s`."""
+    def for_registry(cls, registry: Registry, **limits: float) -> MinuteAggregator:
+        """Over the registry's sensors, each owing a reading per its `stale_after_s`; `limits`: grace_s,
+        max_age_s."""
         windows = np.array([owed_window_s(s.stale_after_s) for s in registry.sensor_list], np.float64)
-        return cls(len(windows), window_s=windows)
+        return cls(len(windows), window_s=windows, **limits)
 
     def add(
         self,

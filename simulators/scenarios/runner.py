@@ -1,8 +1,9 @@
 """Running a scenario in real time: publish every gateway's readings, apply the injections on time, and
 collect the warnings the pipeline puts on `rw.warnings`.
 
-Readings carry the real clock (the bridge refuses timestamps too far ahead and the worker's stale
-timers run on the real clock); slow physics is sped up per site with `speed` instead.
+Readings carry the runner's clock: real time, or a simulated clock (riskwatch/clock.py) that the bridge,
+worker and alerting share, so a scenario measured in simulated seconds runs `speed` times faster. Slow
+physics can also be sped up per site with the scenario's `speed`, timestamps staying real.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
+from riskwatch.clock import real_seconds, speed_of
 from riskwatch.errors import ConfigError
 from simulators.faults import GATEWAY_FAULTS, Fault
 from simulators.kafka_watch import TransitionReader
@@ -125,7 +127,7 @@ class ScenarioRunner:
         k = 0
         try:
             while k * tick_s <= self.scenario.duration_s:
-                if self.stop.wait(max(0.0, start + k * tick_s - self.clock())):
+                if self.stop.wait(max(0.0, real_seconds(self.clock, start + k * tick_s - self.clock()))):
                     break
                 now = self.clock()
                 while pending and pending[0].at <= now - start:
@@ -136,7 +138,7 @@ class ScenarioRunner:
                 self._publish(self.sim.tick(now, tick_s), record)
                 self._poll(start, record, 0.0)
                 k += 1
-            deadline = self.clock() + DRAIN_S
+            deadline = self.clock() + DRAIN_S * speed_of(self.clock)  # DRAIN_S of real time
             while self.clock() < deadline and not self.stop.is_set():
                 self._poll(start, record, 0.2)
         finally:

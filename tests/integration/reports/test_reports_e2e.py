@@ -126,6 +126,21 @@ def _everything(stack, topic: str) -> list:  # type: ignore[no-untyped-def]
     return list({t.id: t for t in out}.values())
 
 
+def duty_routes(path: Path, webhook_url: str, ack_deadline_s: float) -> Path:
+    """One duty desk on a webhook (secret in $RW_R_HOOK) for yellow and above, whose escalation policy
+    calls the next person `ack_deadline_s` after an alert opens; a supervisor token in $RW_R_TOKEN."""
+    path.write_text(yaml.safe_dump({
+        "people": {"duty": {"name": "值班员", "mobile": "13800000000"}},
+        "channels": {"hook": {"type": "webhook", "url": webhook_url, "secret_env": "RW_R_HOOK"}},
+        "receivers": {"duty": {"people": ["duty"], "channels": ["hook"]}},
+        "escalation_policies": {"p": {"tiers": [{"receiver": "duty", "after": f"{ack_deadline_s:g}s"}]}},
+        "route": {"receiver": "duty", "min_colour": "yellow", "escalation": "p", "group_wait": "0s",
+                  "group_interval": "0s"},
+        "api_tokens": [{"user": "centre", "role": "supervisor", "token_env": "RW_R_TOKEN"}],
+    }, allow_unicode=True), encoding="utf-8")  # fmt: skip
+    return path
+
+
 def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Path) -> None:
     tz = _noon_zone()
     topics = Topics(f"r{uuid.uuid4().hex[:10]}")
@@ -133,16 +148,7 @@ def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Pa
     database = f"rw_{topics.prefix}"
     _influx_admin(stack, f'CREATE DATABASE "{database}"')
     receiver = WebhookReceiver(secret=HOOK).start()
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(yaml.safe_dump({
-        "people": {"duty": {"name": "值班员", "mobile": "13800000000"}},
-        "channels": {"hook": {"type": "webhook", "url": receiver.url, "secret_env": "RW_R_HOOK"}},
-        "receivers": {"duty": {"people": ["duty"], "channels": ["hook"]}},
-        "escalation_policies": {"p": {"tiers": [{"receiver": "duty", "after": f"{ACK_DEADLINE_S:g}s"}]}},
-        "route": {"receiver": "duty", "min_colour": "yellow", "escalation": "p", "group_wait": "0s",
-                  "group_interval": "0s"},
-        "api_tokens": [{"user": "centre", "role": "supervisor", "token_env": "RW_R_TOKEN"}],
-    }, allow_unicode=True), encoding="utf-8")  # fmt: skip
+    routes = duty_routes(tmp_path / "routes.yaml", receiver.url, ACK_DEADLINE_S)
     registry = load_registry(DEFAULT_REGISTRY)
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
     announce_online(

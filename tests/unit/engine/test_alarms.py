@@ -146,6 +146,21 @@ def test_a_gateway_dropping_off_and_back_is_not_chattering(make_rig: MakeRig) ->
     ]
 
 
+def test_readings_sent_before_a_gateways_last_will_do_not_bring_it_back(make_rig: MakeRig) -> None:
+    """Readings and the gateway's status travel on different topics: its last batch can arrive after its
+    last will. Older than the moment the sensor went stale, it is out of order, not the gateway back."""
+    rig = make_rig(RIG)
+    rig.feed(0, {"RAW": 5.0})
+    rig.tick(10, events=[Event("gateway_offline", "G1", 10.0)])
+    out = rig.feed(8, {"RAW": 5.0}, now=11)  # sent at 8 s, before the will (10 s), arrives after it
+    assert out.out_of_order == 1 and rig.alarm("RAW") == "stale"
+    rig.feed(40, {"RAW": 5.0})  # the gateway is back
+    assert [(t.old, t.new, t.at) for t in rig.log if t.entity == "RAW"] == [
+        ("normal", "stale", 10.0),
+        ("stale", "normal", 40.0),
+    ]
+
+
 def test_out_of_order_readings_are_counted_and_ignored(make_rig: MakeRig) -> None:
     rig = make_rig(RIG)
     rig.feed(10, {"GT-1": 5})
