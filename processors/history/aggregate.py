@@ -192,6 +192,20 @@ class MinuteAggregator:
             b.min[rows], b.max[rows] = m.min[keep], m.max[keep]
             b.sum[rows], b.count[rows] = m.sum[keep], m.count[keep]
 
+    def credits(self, sensors: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """(sensors, last window credited) of `sensors` that owe less than a reading a minute and were
+        credited: what a restarted worker needs so as not to credit their current window again. A sensor
+        owing one a minute cannot be credited twice (its window is its minute, which closes once)."""
+        slow = sensors[(self.window_s[sensors] > MINUTE) & (self.credited_window[sensors] >= 0)]
+        return slow, self.credited_window[slow]
+
+    def resume_credits(
+        self, sensors: npt.NDArray[np.intp], credited: npt.NDArray[np.intp], windows: npt.NDArray[np.int64]
+    ) -> None:
+        """Replace the last windows credited of `sensors` (one site's) by a restored snapshot's."""
+        self.credited_window[sensors] = -1
+        self.credited_window[credited] = windows
+
     def forget(self, sensors: npt.NDArray[np.intp]) -> None:
         """Drop what is open for `sensors` (their site moved to another worker, which resumes it)."""
         for minute in list(self.buckets):

@@ -8,11 +8,14 @@ readings the engine evaluated for the site is stored with them too, so it is exa
 rebalances (a replay evaluates again only what the snapshot does not cover): it is how loss is counted
 at the end of the path. So are the site's open history minutes (each sensor's min, max, sum and count so
 far in a minute not yet closed): the readings the snapshot covers are never read again, so without them
-a restarted worker would close those minutes with only the readings it replayed.
+a restarted worker would close those minutes with only the readings it replayed. And so is the last
+owed window credited to each sensor owing less than a reading a minute (the completeness summary,
+processors/history/aggregate.py): without it a restarted worker would credit that window a second time.
 
 Layout, version 4: magic b"RWSS" | version u8 | state length u32 | state bytes | open length u32 |
 JSON list of open transitions | seen length u32 | JSON object gateway -> recent seqs |
-counts length u32 | JSON object {"evaluated": readings} | open minutes (to the end): ids length u32 |
+counts length u32 | JSON object {"evaluated": readings, "credited": {sensor id: window}} (the second
+key only when some sensor was credited; a reader without it takes none) | open minutes (to the end): ids length u32 |
 JSON list of sensor ids | minutes u32 | per minute: minute number i64, rows u32, then per row the
 position of its sensor in the id list (u32), and the row's count (u32), min, max and sum (f64),
 each as one little-endian array. Sensors are named by id, not index, so an edited registry keeps them.
@@ -64,11 +67,13 @@ class SiteSnapshot(NamedTuple):
     seen: RecentSeqs | None = None
     evaluated: int = 0  # readings of the site the engine evaluated, duplicates left out
     minutes: tuple[StoredMinute, ...] = ()  # open history minutes, oldest first
+    credited: tuple[tuple[str, int], ...] = ()  # (sensor id, last owed window credited) of slow sensors
 
     def to_bytes(self) -> bytes:
         open_json = orjson.dumps([asdict(t) for t in self.open])
         seen_json = orjson.dumps(self.seen.to_json() if self.seen is not None else {})
-        counts_json = orjson.dumps({"evaluated": self.evaluated})
+        counts = {"evaluated": self.evaluated, **({"credited": dict(self.credited)} if self.credited else {})}
+        counts_json = orjson.dumps(counts)
         return b"".join(
             (
                 _HEAD.pack(MAGIC, VERSION, len(self.state)),
@@ -117,7 +122,19 @@ class SiteSnapshot(NamedTuple):
             evaluated = counts["evaluated"]
             if not isinstance(evaluated, int) or isinstance(evaluated, bool) or evaluated < 0:
                 raise SnapshotError(f"site snapshot: evaluated count {evaluated!r} is not a count")
-            return cls(state, opened, RecentSeqs.from_json(orjson.loads(seen_json)), evaluated, minutes)
+            credited = counts.get("credited", {})
+            if not isinstance(credited, dict) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in credited.values()
+            ):
+                raise SnapshotError("site snapshot: credited windows are not a map of sensor id to window")
+            return cls(
+                state,
+                opened,
+                RecentSeqs.from_json(orjson.loads(seen_json)),
+                evaluated,
+                minutes,
+                tuple(credited.items()),
+            )
         except (struct.error, orjson.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"unreadable site snapshot: {exc}") from exc
 

@@ -170,6 +170,7 @@ class SiteStates:
                     slot.seen,
                     slot.evaluated,
                     self._open_minutes(slot.site),
+                    self._credits(slot.site),
                 )
                 out.append((slot.site, snap.to_bytes()))
                 slot.dirty = False
@@ -243,6 +244,7 @@ class SiteStates:
                     snap.seen.last_seqs() if snap.seen else {},
                 )
                 self._resume_minutes(site, snap.minutes)
+                self._resume_credits(site, snap.credited)
                 return SiteSlot(site, model, state, opened, snap.seen or RecentSeqs(), snap.evaluated)
             except Exception as exc:
                 # A snapshot from an incompatible build, or one that cannot be migrated to this registry:
@@ -290,6 +292,24 @@ class SiteStates:
                 )
             )
         self.minutes.resume(self._sensors(site), minutes)
+
+    def _credits(self, site: str) -> tuple[tuple[str, int], ...]:
+        if self.minutes is None:
+            return ()
+        sensors, windows = self.minutes.credits(self._sensors(site))
+        return tuple(zip(self.index.sensor_id_array[sensors].tolist(), windows.tolist(), strict=True))
+
+    def _resume_credits(self, site: str, stored: tuple[tuple[str, int], ...]) -> None:
+        """Put the snapshot's credited windows back (sensors no longer at this site are dropped)."""
+        if self.minutes is None:
+            return
+        sensors = self.index.registry.sensors
+        kept = [(sensors[sid].index, w) for sid, w in stored if sid in sensors and sensors[sid].site == site]
+        self.minutes.resume_credits(
+            self._sensors(site),
+            np.array([i for i, _ in kept], np.intp),
+            np.array([w for _, w in kept], np.int64),
+        )
 
     def _still_there(self, site: str, opened: Iterable[Transition]) -> dict[EntityKey, Transition]:
         """Open levels of the entities the registry still has (an edit may have removed some)."""

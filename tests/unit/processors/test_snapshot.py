@@ -105,3 +105,15 @@ def test_unreadable_open_minutes_raise_snapshot_error() -> None:
     ):
         with pytest.raises(SnapshotError):
             SiteSnapshot.from_bytes(raw)
+
+
+def test_credited_windows_round_trip_and_older_snapshots_read_without_them() -> None:
+    credited = (("G1", 5_800_000), ("G3", 97_000))
+    back = SiteSnapshot.from_bytes(SiteSnapshot(b"st", (), None, 3, (), credited).to_bytes())
+    assert back.credited == credited and back.evaluated == 3
+    plain = SiteSnapshot(b"st", (), None, 3).to_bytes()
+    assert b"credited" not in plain and SiteSnapshot.from_bytes(plain).credited == ()
+    for bad in (b'{"G1":-1}', b'{"G1":"x"}', b'{"G1":true}', b"[1]"):
+        raw = SiteSnapshot(b"st", (), None, 3, (), (("G1", 1),)).to_bytes().replace(b'{"G1":1}', bad)
+        with pytest.raises(SnapshotError):
+            SiteSnapshot.from_bytes(raw)

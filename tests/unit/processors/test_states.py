@@ -213,3 +213,30 @@ def test_open_minutes_of_a_sensor_the_registry_no_longer_has_are_dropped(registr
     SiteStates(index, fake_engine, raw.get, minutes=agg).slot("S1")
     [m] = agg.close_due(now=10_000.0)
     assert (m.start, m.sensor.tolist(), m.count.tolist()) == (600.0, [registry.sensors["S1-G1"].index], [1])
+
+
+def test_a_slow_sensors_credited_window_survives_a_crash(registry, index, fake_engine):  # type: ignore[no-untyped-def]
+    """A sensor owing one reading per 5 minutes, credited in minute 10, is not credited again in minute 11
+    (the same owed window) by the worker that restores its site after a crash."""
+    import numpy as np
+
+    from processors.history.aggregate import MinuteAggregator
+
+    n = len(registry.sensor_list)
+    windows = np.full(n, 60.0)
+    windows[registry.sensors["S1-G1"].index] = 300.0  # window [600, 900)
+
+    def run(restart: bool) -> list[list[bool]]:
+        agg = MinuteAggregator(n, window_s=windows)
+        states = SiteStates(index, fake_engine, lambda site: None, minutes=agg)
+        _feed(states, agg, registry, index, "S1", {"S1-G1": 1.0}, 601.0)
+        credits = [m.credited.tolist() for m in agg.close_due(now=10_000.0)]  # minute 10: credited
+        snaps = dict(states.take_dirty())
+        if restart:  # SIGKILL after the snapshot: a new worker, a new aggregator
+            agg = MinuteAggregator(n, window_s=windows)
+            states = SiteStates(index, fake_engine, snaps.get, minutes=agg)
+        _feed(states, agg, registry, index, "S1", {"S1-G1": 2.0}, 661.0)
+        return credits + [m.credited.tolist() for m in agg.close_due(now=10_000.0)]
+
+    assert run(restart=False) == [[True], [False]]
+    assert run(restart=True) == run(restart=False)
