@@ -43,7 +43,7 @@ from simulators.webhook import WebhookReceiver
 TARGET_READINGS_PER_S = 200_000.0
 ROUTES_TEMPLATE = Path(__file__).parent / "demo_routes.yaml"
 INCIDENT_S = 15.0  # how long an incident's detectors read high
-SETTLE_S = 20.0  # after the load, how long late warnings and alerts may still arrive
+SETTLE_S = 20.0  # once all is evaluated, how long late warnings and alerts may still arrive
 COUNT_WAIT_S = 120.0  # after the load, how long the engine may take to finish evaluating a backlog
 P99_LIMIT_S = 1.0  # the capacity criterion: reading -> warning p99 under this, nothing lost
 # After the load and the settle: a minute closes 30 s after it ends, then the historian writes it.
@@ -201,11 +201,13 @@ class E2E(PipelineRun):
             self.sensors, self.industries, self.broker, self.counter, rate_hz, duration_s, self.args.processes,
             progress=lambda r, p: print(progress_line(r, p), flush=True), faults=faults, on_poll=self.poll,
         )  # fmt: skip
+        evaluated, dead = self._count_to_the_end(result.sent)
+        # Only once the engine has evaluated everything can every incident's warning be expected: a backlog
+        # can hold the last incident's readings past any fixed wait after the load.
         settle = time.time() + SETTLE_S
         while time.time() < settle and not _all_warned(incidents, self.seen, self.receiver):
             self.poll()
             time.sleep(0.2)
-        evaluated, dead = self._count_to_the_end(result.sent)
         cpu = self.cpu.stop()
         figures = _figures(result, incidents, self.seen, self.receiver, start_at)
         figures.update(
