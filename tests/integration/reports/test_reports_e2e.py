@@ -126,6 +126,19 @@ def _everything(stack, topic: str) -> list:  # type: ignore[no-untyped-def]
     return list({t.id: t for t in out}.values())
 
 
+def report_run(
+    stack, tmp_path: Path, letter: str, ack_deadline_s: float
+) -> tuple[Topics, str, WebhookReceiver, Path]:  # type: ignore[no-untyped-def]
+    """A run of its own: topics, an InfluxDB database named after them, a started webhook receiver and
+    the duty desk's routes file on it."""
+    topics = Topics(f"{letter}{uuid.uuid4().hex[:10]}")
+    ensure_topics(stack, topics, 3)
+    database = f"rw_{topics.prefix}"
+    _influx_admin(stack, f'CREATE DATABASE "{database}"')
+    receiver = WebhookReceiver(secret=HOOK).start()
+    return topics, database, receiver, duty_routes(tmp_path / "routes.yaml", receiver.url, ack_deadline_s)
+
+
 def duty_routes(path: Path, webhook_url: str, ack_deadline_s: float) -> Path:
     """One duty desk on a webhook (secret in $RW_R_HOOK) for yellow and above, whose escalation policy
     calls the next person `ack_deadline_s` after an alert opens; a supervisor token in $RW_R_TOKEN."""
@@ -143,12 +156,7 @@ def duty_routes(path: Path, webhook_url: str, ack_deadline_s: float) -> Path:
 
 def test_bulletin_and_quality_report_equal_what_was_injected(stack, tmp_path: Path) -> None:
     tz = _noon_zone()
-    topics = Topics(f"r{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack, topics, 3)
-    database = f"rw_{topics.prefix}"
-    _influx_admin(stack, f'CREATE DATABASE "{database}"')
-    receiver = WebhookReceiver(secret=HOOK).start()
-    routes = duty_routes(tmp_path / "routes.yaml", receiver.url, ACK_DEADLINE_S)
+    topics, database, receiver, routes = report_run(stack, tmp_path, "r", ACK_DEADLINE_S)
     registry = load_registry(DEFAULT_REGISTRY)
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
     announce_online(

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -40,11 +39,10 @@ from alerting.history.alerts import AlertArchive
 from alerting.history.influx import InfluxConnection, InfluxHistory
 from alerting.history.sources import deadline_lookup
 from alerting.reports import daily, quality
-from deploy.stack import add_gateways, ensure_topics
+from deploy.stack import add_gateways
 from riskwatch.clock import ClockSpec, SimulatedClock
 from riskwatch.registry import load_registry
 from riskwatch.tls import ClientTLS
-from riskwatch.topics import Topics
 from simulators.cli import DEFAULT_REGISTRY
 from simulators.kafka_watch import TopicReader, TransitionReader
 from simulators.pipeline import Pipeline
@@ -52,14 +50,12 @@ from simulators.scenarios.model import parse_scenario
 from simulators.scenarios.runner import ScenarioRunner, make_clients, scope_of
 from simulators.simulated_gateway import Broker, announce_online, connect_all
 from simulators.simulation import Simulation
-from simulators.webhook import WebhookReceiver
 from tests.integration.reports.test_reports_e2e import (
     HOOK,
     TOKEN,
     _api,
     _everything,
-    _influx_admin,
-    duty_routes,
+    report_run,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -114,12 +110,7 @@ def slow_sensors_registry(path: Path) -> Path:
 
 
 def test_a_simulated_day_gives_the_injected_figures(stack, tmp_path: Path) -> None:
-    topics = Topics(f"d{uuid.uuid4().hex[:10]}")
-    ensure_topics(stack, topics, 3)
-    database = f"rw_{topics.prefix}"
-    _influx_admin(stack, f'CREATE DATABASE "{database}"')
-    receiver = WebhookReceiver(secret=HOOK).start()
-    routes = duty_routes(tmp_path / "routes.yaml", receiver.url, ACK_DEADLINE_S)
+    topics, database, receiver, routes = report_run(stack, tmp_path, "d", ACK_DEADLINE_S)
     registry_path = slow_sensors_registry(tmp_path / "registry.yaml")
     registry = load_registry(registry_path)
     passwords = add_gateways(stack, [(g.site, g.id) for g in registry.gateways.values()])
