@@ -15,6 +15,7 @@ Transport timers (MQTT keep-alive, Kafka sessions and commits, HTTP sessions) st
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,9 @@ def _spec(value: Any) -> Any:
 ClockOption = Annotated[ClockSpec | None, BeforeValidator(_spec)]
 
 
+CLOCK_METAVAR = "ORIGIN@SPEEDx[@REAL]"
+
+
 def clock_option() -> Any:
     """The `--clock` option, the same in every component that reads the time of day."""
     return option(
@@ -103,9 +107,25 @@ def clock_option() -> Any:
         "run on simulated time: ORIGIN (ISO with its offset) at the real instant REAL (epoch s or ISO; "
         "default: start-up), then SPEED times real time, e.g. 2026-11-29T00:00:00+08:00@720x "
         "(docs/reports.md, 'A simulated day')",
-        metavar="ORIGIN@SPEEDx[@REAL]",
+        metavar=CLOCK_METAVAR,
         shown_default="real time",
     )
+
+
+def add_clock_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """`--clock` for the commands outside the settings models (`simulate`, `report`): the same syntax
+    and parser as `clock_option`; `purpose` says what the command does with it."""
+
+    def parsed(text: str) -> ClockSpec:
+        try:
+            return parse_clock(text)
+        except ValueError as exc:  # argparse prints its own message for a ValueError, not this one
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument(
+        "--clock", type=parsed, default=None, metavar=CLOCK_METAVAR,
+        help=f"{purpose} (docs/reports.md, 'A simulated day'; default: real time)",
+    )  # fmt: skip
 
 
 class SimulatedClock:

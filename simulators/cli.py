@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from riskwatch.clock import Clock, clock_of, parse_clock, real_seconds
+from riskwatch.clock import Clock, add_clock_argument, clock_of, real_seconds
 from riskwatch.kafka_access import KafkaAccess, kafka_option_help
 from riskwatch.paths import home_dir
 from riskwatch.tls import ClientTLS
@@ -63,11 +63,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--passwords", type=Path, help="JSON file gateway id -> MQTT password")
     parser.add_argument("--topic-prefix", default="rw", help="Kafka topic prefix (default rw)")
-    parser.add_argument(
-        "--clock", type=parse_clock, default=None, metavar="ORIGIN@SPEEDx[@REAL]",
-        help="stamp and pace on the simulated clock the pipeline runs on (the same setting); a scenario "
-        "or the plants start at its ORIGIN (docs/reports.md, 'A simulated day'; default: real time)",
-    )  # fmt: skip
+    add_clock_argument(
+        parser,
+        "stamp and pace on the simulated clock the pipeline runs on (the same setting); a scenario or "
+        "the plants start at its ORIGIN",
+    )
 
 
 def _stack(args: argparse.Namespace) -> Any:

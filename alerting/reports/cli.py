@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from alerting.history import sources
-from riskwatch.clock import clock_of, parse_clock
+from riskwatch.clock import add_clock_argument, clock_of
 from riskwatch.registry import load_registry
 
 DEFAULT_ACK_S = 15 * 60.0
@@ -27,9 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     for p in (daily, quality):
         sources.add_source_options(p)
         p.add_argument("--out", type=Path, default=Path("reports"), help="folder for the HTML and PDF")
-        p.add_argument("--clock", type=parse_clock, default=None, metavar="ORIGIN@SPEEDx[@REAL]",
-                       help="the simulated clock the pipeline ran on: 'yesterday' and 'now' are its "
-                       "(docs/reports.md, 'A simulated day'; default: real time)")  # fmt: skip
+        add_clock_argument(p, "the simulated clock the pipeline ran on: 'yesterday' and 'now' are its")
 
 
 def run(args: argparse.Namespace) -> int:
