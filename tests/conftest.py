@@ -35,8 +35,10 @@ def stack_services(stack_home: Path) -> Iterator[object]:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         local.up(topics=())
+        RUNNING.append(local)
         yield local
     finally:
+        RUNNING.clear()
         local.down()
 
 
@@ -47,26 +49,27 @@ def stack(stack_services: object) -> object:
 
 
 RESTARTED: list[str] = []
+RUNNING: list[object] = []  # the session's Stack once started, for the liveness check below
 
 
-@pytest.fixture(autouse=True)
-def _services_alive(request: pytest.FixtureRequest) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
     """Before each test that uses the stack, restart a service that died since the previous test.
 
-    Debian's Mosquitto 2.0.11 has crashed mid-suite (a segfault in session_expiry__remove, seen in the
-    kernel log) under the suite's churn of persistent sessions; without this, one broker crash fails
-    every later MQTT test. The test that was running when it died still fails; the restart is reported
-    in the session summary with the service's log tail so the crash is never hidden.
+    This runs before any of the test's fixtures, module-scoped ones included, so one dead service
+    fails at most the test that was running when it died. Debian bookworm's Mosquitto 2.0.11 segfaulted
+    mid-suite (in session_expiry__remove, seen in the kernel log) under the suite's churn of
+    persistent sessions, which is why `./dev setup` installs 2.0.21. The restart is reported in the
+    session summary with the service's log tail, so a crash is never hidden.
     """
-    if "stack" not in request.fixturenames:
+    if not RUNNING or "stack" not in getattr(item, "fixturenames", ()):
         return
-    local = request.getfixturevalue("stack_services")
-    for service in local.services():
-        if service.pid() is None:
-            from deploy.stack.process import log_tail
+    from deploy.stack.process import log_tail
 
+    for service in RUNNING[0].services():  # type: ignore[attr-defined]
+        if service.pid() is None:
             RESTARTED.append(
-                f"{service.name} was not running before {request.node.nodeid}; restarted. "
+                f"{service.name} was not running before {item.nodeid}; restarted. "
                 f"Last lines of {service.log}:\n{log_tail(service.log)}"
             )
             service.start()
