@@ -47,21 +47,18 @@ def _fault_text(model: EngineModel, sensor: int, value: float, quality: int) -> 
 
 
 def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
-    if not em.sensor:
+    if not em.alarms:
         return []
-    cols = [
-        np.concatenate(getattr(em, name))
-        for name in ("sensor", "old", "new", "code", "at", "reason", "value")
-    ]
-    quality = np.concatenate(em.quality)
+    if len(em.alarms) == 1:  # the usual case: one call found them all
+        cols = [c.tolist() for c in em.alarms[0]]
+    else:
+        cols = [np.concatenate(c).tolist() for c in zip(*em.alarms, strict=True)]
     out = []
-    for k, (sensor, old, new, code, at, reason, value) in enumerate(
-        zip(*(c.tolist() for c in cols), strict=True)
-    ):
+    for sensor, old, new, code, at, reason, value, quality in zip(*cols, strict=True):
         sid = model.sensor_ids[sensor]
         unit, site, region = _where(model, sensor)
         new_label = _STATE_LABEL[new]
-        text = _fault_text(model, sensor, value, int(quality[k])) if reason == FAULT_REASON else ""
+        text = _fault_text(model, sensor, value, quality) if reason == FAULT_REASON else ""
         item = CauseItem(
             sid,
             model.quantity_names[sensor],

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from processors import bench_engine as bench
-from processors.engine import EngineState, Event, compile_model, evaluate_detailed, evaluation
-from processors.engine.model import EngineModel
+from processors.engine import EngineState, Event, compile_model, evaluate_detailed, evaluation, sensors
+from processors.engine.model import FAULT, STALE, EngineModel
 from riskwatch.registry import generate
 from riskwatch.wire.readings import Readings
 
@@ -102,3 +102,38 @@ def test_a_rejected_reading_behind_quiet_ones_is_reported_at_its_batch_position(
         (2, "timestamp inf is not a finite epoch time")
     ]
     assert state.sensor["last_ts"][[0, 1, 2, 3]].tolist() == [2.0, 2.0, 1.0, 2.0]
+
+
+def test_a_few_readings_out_of_band_get_the_levels_the_array_path_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`target_codes` decides up to `_FEW` readings one by one in Python, more with arrays: same codes."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    idx = rng.integers(0, MODEL.n_sensors, n)
+    # values at and around every set point, its deadband edges and the range ends, plus NaN
+    points = np.concatenate(
+        [
+            MODEL.high,
+            MODEL.low,
+            MODEL.holds[:, :4],
+            -MODEL.holds[:, 4:],
+            MODEL.range_low[:, None],
+            MODEL.range_high[:, None],
+        ],
+        axis=1,
+    )[idx, rng.integers(0, 18, n)]
+    points = np.where(np.isfinite(points), points, MODEL.range_high[idx])
+    value = points + rng.choice([-1e-9, 0.0, 1e-9, -0.5, 0.5], n) * np.maximum(1.0, np.abs(points))
+    value[rng.random(n) < 0.02] = np.nan
+    quality = (rng.random(n) < 0.02).astype(np.uint8)
+    code = rng.choice(np.array([*range(-4, 5), FAULT, STALE], np.int8), n)
+    state = EngineState.initial(MODEL, now=0.0)
+    s = state.sensor
+    s["keep_lo"][:], s["keep_hi"][:] = np.inf, -np.inf  # no band: every reading is decided in full
+    monkeypatch.setattr(sensors, "_FEW", 0)
+    by_array = sensors.target_codes(MODEL, s, idx, value, quality, code)
+    monkeypatch.setattr(sensors, "_FEW", n)
+    one_by_one = sensors.target_codes(MODEL, s, idx, value, quality, code)
+    assert np.array_equal(by_array, one_by_one)
+    assert {FAULT, 0, 1, 2, -1}.issubset(set(by_array.tolist()))  # the mix reaches faults and levels
