@@ -82,7 +82,10 @@ def evaluate_detailed(
         units.append(np.flatnonzero(u["due"] <= now))
     if state.resync:  # after a migration (migrate.adopt): every unit, site and region is decided anew
         units.append(np.arange(len(model.unit_ids), dtype=np.int64))
-    dirty = np.unique(np.concatenate(units)) if units else _NO_UNITS
+    if len(units) == 1 and units[0].size == 1:  # the usual busy batch: one unit touched
+        dirty = units[0]
+    else:
+        dirty = np.unique(np.concatenate(units)) if units else _NO_UNITS
     if dirty.size or state.resync:
         transitions.extend(_roll_up(model, state, dirty, now, every_site=state.resync))
         state.resync = False
@@ -285,7 +288,11 @@ def _roll_up(
                 float(verdict.at[k]),
             )
         )
-    sites = np.arange(len(model.site_ids)) if every_site else np.unique(model.unit_site[cu])
+    sites: Arr
+    if every_site:
+        sites = np.arange(len(model.site_ids))
+    else:
+        sites = model.unit_site[cu] if cu.size == 1 else np.unique(model.unit_site[cu])
     site_colour = state.site["colour"]
     regions: dict[int, RegionState] = {}  # the regions touched by this call, as the roll-up sees them
     for site in sites.tolist():

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.engine.model import EngineModel
-from processors.engine.rules import MAINTENANCE_RULE, members_of
+from processors.engine.rules import MAINTENANCE_RULE
 from processors.engine.sensors import FAULT_REASON, REASON_NAMES, Emits
 from riskwatch.levels import AlarmState, Colour
 from riskwatch.wire.transitions import Cause, CauseItem, EntityType, Transition, transition_id
@@ -96,24 +96,30 @@ def rule_name(model: EngineModel, rule: int) -> str:
 
 def unit_items(model: EngineModel, s: dict[str, Arr], unit: int) -> tuple[tuple[CauseItem, ...], int]:
     """The unit's sensors not in NORMAL, as cause items (at most MAX_CAUSE_ITEMS), and how many more."""
-    sensors = members_of(model, np.array([unit])).sensor
+    sensors = model.unit_members[model.unit_ptr[unit] : model.unit_ptr[unit + 1]]
     ucode = s["ucode"][sensors]
-    shown = sensors[ucode != 0]
-    states = model.alarm_state(shown, s["ucode"][shown])
+    moved = ucode != 0
+    shown = sensors[moved]
+    top = shown[:MAX_CAUSE_ITEMS]
+    codes = ucode[moved][:MAX_CAUSE_ITEMS]
     items = []
-    for sensor, state in zip(
-        shown[:MAX_CAUSE_ITEMS].tolist(), states[:MAX_CAUSE_ITEMS].tolist(), strict=False
+    for sensor, state, code, value, since in zip(
+        top.tolist(),
+        model.alarm_state(top, codes).tolist(),
+        codes.tolist(),
+        s["last_value"][top].tolist(),
+        s["usince"][top].tolist(),
+        strict=True,
     ):
-        code = int(s["ucode"][sensor])
         items.append(
             CauseItem(
                 model.sensor_ids[sensor],
                 model.quantity_names[sensor],
                 _STATE_LABEL[state],
-                _num(float(s["last_value"][sensor])),
+                _num(value),
                 model.setpoint(sensor, code),
                 model.uoms[sensor],
-                float(s["usince"][sensor]),
+                since,
             )
         )
     return tuple(items), max(0, shown.size - MAX_CAUSE_ITEMS)
