@@ -118,7 +118,7 @@ def _readings(
         s["last_value"][idx] = value
         return 0
     if n_quiet == 0:
-        return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects)
+        return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects, unique=True)
     # One reading per sensor, so the quiet ones and the rest touch different sensors: the rest (the few
     # readings that move something) go through the full path, with their batch positions for rejects.
     rest = np.flatnonzero(~quiet)
@@ -126,7 +126,7 @@ def _readings(
     s["last_ts"][qi] = ts[quiet]
     s["last_value"][qi] = value[quiet]
     return _readings_in_rounds(
-        model, state, idx[rest], value[rest], ts[rest], quality[rest], em, rejects, rest
+        model, state, idx[rest], value[rest], ts[rest], quality[rest], em, rejects, rest, unique=True
     )
 
 
@@ -169,12 +169,18 @@ def _readings_in_rounds(
     em: Emits,
     rejects: list[Reject],
     positions: Arr | None = None,
+    unique: bool = False,
 ) -> int:
     """Every reading, checked and applied one round per reading of a sensor; `positions`: the readings'
-    places in the batch (None: the whole batch, in order)."""
+    places in the batch (None: the whole batch, in order); `unique`: the caller found every sensor index
+    valid and no sensor twice."""
     s = state.sensor
     n = model.n_sensors
-    if sensor.size and not (sensor.min() >= 0 and sensor.max() < n and np.isfinite(ts).all()):
+    if unique:  # the caller checked the indices already
+        bad = not np.isfinite(ts).all()
+    else:
+        bad = bool(sensor.size) and not (sensor.min() >= 0 and sensor.max() < n and np.isfinite(ts).all())
+    if bad:
         valid = (sensor >= 0) & (sensor < n) & np.isfinite(ts)
         for pos in np.flatnonzero(~valid).tolist():
             place = pos if positions is None else int(positions[pos])
@@ -187,7 +193,7 @@ def _readings_in_rounds(
         sensor, value, ts, quality = sensor[keep], value[keep], ts[keep], quality[keep]
     if sensor.size == 0:
         return 0
-    if not _repeats(sensor):  # the common case: one reading per sensor, batch order
+    if unique or not _repeats(sensor):  # the common case: one reading per sensor, batch order
         rounds: list[Arr | None] = [None]
     else:  # the k-th reading of every sensor goes in round k, keeping each sensor's batch order
         order = np.argsort(sensor, kind="stable")
