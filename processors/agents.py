@@ -74,7 +74,8 @@ class Emitter:
             m.transitions.labels(t.kind, t.entity_type).inc()
 
     async def region(self, t: Transition) -> None:
-        await self._send(self.warnings, t.key, t.to_bytes())
+        """Send a region warning and wait until Kafka has it (a low rate: region colour changes only)."""
+        await (await self.warnings.send(key=t.key, value=t.to_bytes()))
         self.ctx.metrics.transitions.labels(t.kind, t.entity_type).inc()
 
     async def minutes(self, records: list[SiteMinute]) -> None:
@@ -265,9 +266,12 @@ class Agents:
                 self.ctx.metrics.evaluation_errors.labels("regions").inc()
                 log.error("region stage: unusable site transition skipped: %r", exc)
                 continue
-            self.region_table[key] = state.to_bytes()
             if out is not None:
+                # Delivered before the state that records it is written: after a crash in between, the
+                # site warning is read again and the region's is sent again (same id). Written first, the
+                # state could survive a crash its warning did not, and the replay would then send nothing.
                 await self.emit.region(out)
+            self.region_table[key] = state.to_bytes()
 
     async def on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         ctx, m = self.ctx, self.ctx.metrics
