@@ -134,7 +134,9 @@ class Agents:
         self.snapshots = SnapshotTable(app, "site-state", n, ctx.states, self.emit.take_in_flight)
         ctx.load_snapshot = self.snapshots.load
         self.region_table = app.Table("region-state", partitions=n, key_type=bytes, value_type=bytes)
-        self.order = OffsetOrder(ctx.processed)
+        self.order = OffsetOrder(
+            ctx.processed, committed=functools.partial(faust_internals.committed_offset, app)
+        )
         self.steps = Steps(ctx)
 
     def install(self) -> Tables:
