@@ -3,11 +3,20 @@
 They read like any consumer would (kafka-python, no consumer group, from the end or the beginning of
 every partition) and decode with the kernel's wire formats: `rw.telemetry` with the batch codec,
 `rw.warnings` / `rw.alarms` as transitions, `rw.alerts` as JSON audit events.
+
+A reader takes each partition in offset order and skips nothing. kafka-python can move a position
+past records it never returned: when it cannot validate a position after a leader change, or a fetch
+is out of range, it resets the position by `auto_offset_reset`, and at its default ("latest") the
+records in between are gone without an error. That was seen once in the cluster test, after a broker's
+SIGKILL: a red warning on `rw.warnings` that alerting consumed but the test's reader never returned.
+So readers reset to the earliest offset instead, leave out what they returned before, and a record
+beyond the next expected offset rewinds the partition to it.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +31,8 @@ from riskwatch.wire.transitions import Transition, TransitionDecodeError
 from simulators.latency import LatencyHistogram
 from simulators.sensors import SimulatorError
 
+log = logging.getLogger(__name__)
+
 
 class TopicReader:
     """Every partition of one topic, assigned by hand, starting at the end (or the beginning)."""
@@ -34,6 +45,7 @@ class TopicReader:
             **access.kafka_python(),
             group_id=None,
             enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a reset re-reads (left out below), never skips: module doc
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
             client_id=f"riskwatch-sim-{topic}",
@@ -55,12 +67,43 @@ class TopicReader:
             self.consumer.seek_to_beginning(*tps)
         else:
             self.consumer.seek_to_end(*tps)
-        for tp in tps:  # resolve the lazy seek now, so records produced from here on are all seen
-            self.consumer.position(tp)
+        # Resolve the lazy seek now, so records produced from here on are all seen.
+        self.next_offset = {tp: self.consumer.position(tp) for tp in tps}
+        self.rewinds = 0  # holes the client left and this reader went back for
+        self._rewound_at: dict[TopicPartition, int] = {}
 
     def poll(self, timeout_s: float = 0.2) -> list[bytes]:
+        return [value for _, value in self.poll_timed(timeout_s)]
+
+    def poll_timed(self, timeout_s: float = 0.2) -> list[tuple[float, bytes]]:
+        """New records as (Kafka timestamp in epoch seconds, value), each partition in offset order."""
         batches = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=5000)
-        return [r.value for records in batches.values() for r in records]
+        return [pair for tp, records in batches.items() for pair in self._in_order(tp, records)]
+
+    def behind(self) -> int:
+        """Records on the topic not returned yet (asks the brokers for the partitions' end offsets)."""
+        ends = self.consumer.end_offsets(list(self.next_offset))
+        return sum(max(0, ends[tp] - n) for tp, n in self.next_offset.items())
+
+    def _in_order(self, tp: TopicPartition, records: list[Any]) -> list[tuple[float, bytes]]:
+        """The records from the partition's next offset on: one returned before is left out, and one
+        beyond a hole rewinds the partition to the hole, once (a hole found again is a real gap)."""
+        want = self.next_offset.get(tp, 0)
+        out = []
+        for r in records:
+            if r.offset < want:
+                continue
+            if r.offset > want and self._rewound_at.get(tp) != want:
+                log.warning("%s partition %d: offsets %d..%d were never returned; re-reading them",
+                            tp.topic, tp.partition, want, r.offset - 1)  # fmt: skip
+                self.rewinds += 1
+                self._rewound_at[tp] = want
+                self.consumer.seek(tp, want)
+                break
+            out.append((r.timestamp / 1000.0, r.value))
+            want = r.offset + 1
+        self.next_offset[tp] = want
+        return out
 
     def close(self) -> None:
         self.consumer.close()
@@ -176,12 +219,24 @@ class TransitionReader:
         self.undecodable = 0
 
     def poll(self, timeout_s: float = 0.2) -> list[Transition]:
+        return [t for _, t in self.poll_timed(timeout_s)]
+
+    def poll_timed(self, timeout_s: float = 0.2) -> list[tuple[float, Transition]]:
+        """New transitions with the time Kafka stored each (epoch seconds)."""
         out = []
-        for raw in self.reader.poll(timeout_s):
+        for stored, raw in self.reader.poll_timed(timeout_s):
             try:
-                out.append(Transition.from_bytes(raw))
+                out.append((stored, Transition.from_bytes(raw)))
             except TransitionDecodeError:
                 self.undecodable += 1
+        return out
+
+    def read_to_end(self, timeout_s: float = 60.0) -> list[tuple[float, Transition]]:
+        """Every transition up to the topic's end offsets as they are now, with its stored time."""
+        out: list[tuple[float, Transition]] = []
+        deadline = time.monotonic() + timeout_s
+        while self.reader.behind() and time.monotonic() < deadline:
+            out += self.poll_timed(0.5)
         return out
 
 
