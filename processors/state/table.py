@@ -64,6 +64,10 @@ class SnapshotTable:
         """Remember an event to ack once its partition's snapshots are written."""
         self._pending[event.message.partition].append((stream, event))
 
+    def held(self, partition: int) -> int:
+        """Events of the partition waiting for its next snapshot flush to be acked."""
+        return len(self._pending.get(partition, ()))
+
     def pending_since(self, partition: int, now: float) -> float:
         return now - self.last_flush.get(partition, now) if self._pending.get(partition) else 0.0
 
