@@ -271,6 +271,8 @@ class Agents:
 
     async def on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         ctx, m = self.ctx, self.ctx.metrics
+        # Faust sends this signal last in its revocation step; the watchdog (timers.py) judges the rest.
+        ctx.revocations_done = self.app.rebalancing_count
         if ctx.ready:
             ctx.not_ready_since = time.monotonic()
         ctx.ready = False

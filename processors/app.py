@@ -182,6 +182,7 @@ class WorkerContext:
         self.owned: set[int] = set()
         self.ready = False
         self.not_ready_since: float | None = time.monotonic()  # when the worker last stopped being ready
+        self.revocations_done = 0  # Faust's rebalances whose revocation step has finished (on_revoked)
         self.caught_up: set[int] = set()  # owned partitions read to their end once: timers run on these
         self.processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset evaluated
         self.sites_by_partition: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}

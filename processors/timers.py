@@ -102,19 +102,27 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
 
     @app.task
     async def recovery_watchdog() -> None:
+        revoking_since: float | None = None
         while True:
             await asyncio.sleep(1.0)
-            if recovery_overdue(ctx.not_ready_since, time.monotonic(), s.recovery_timeout_s):
+            now = time.monotonic()
+            # A rebalance starts with Faust's revocation step (stop the streams, flush the producer), and
+            # the group's rebalance waits for every member's: one worker stuck there stalls all of them.
+            revoking_since = revocation_since(
+                revoking_since, app.rebalancing_count, ctx.revocations_done, bool(app.should_stop), now
+            )
+            if revoking_since is not None and recovery_overdue(revoking_since, now, s.session_timeout_s):
+                _exit_stuck(
+                    f"stuck {now - revoking_since:.0f} s in a rebalance's revocation step (stopping its "
+                    f"streams, flushing its producer; limit: --session-timeout-s {s.session_timeout_s:.0f})"
+                )
+            if recovery_overdue(ctx.not_ready_since, now, s.recovery_timeout_s):
                 # Faust's table recovery can hang (docs/processors.md, "Known limits"); a fresh start
                 # recovers. Nothing is lost: events are acked only after their state is stored.
-                log.critical(
-                    "tables not restored %.0f s after the last rebalance (limit %.0f s): exiting so the "
-                    "supervisor restarts this worker",
-                    time.monotonic() - (ctx.not_ready_since or 0.0),
-                    s.recovery_timeout_s,
+                _exit_stuck(
+                    f"tables not restored {now - (ctx.not_ready_since or 0.0):.0f} s after the last "
+                    f"rebalance (limit {s.recovery_timeout_s:.0f} s)"
                 )
-                logging.shutdown()
-                os._exit(EXIT_RECOVERY_STUCK)
 
     async def send_open_minutes(*args: Any, **kwargs: Any) -> None:
         """A worker stopped in order publishes its open minutes (what they hold so far): a minute the
@@ -166,6 +174,24 @@ def _backlog(app: faust.App, ctx: WorkerContext, partition: int) -> int | None:
         return None
     done = ctx.processed.get((ctx.settings.topics.telemetry, partition))
     return max(0, end - (done + 1 if done is not None else 0))
+
+
+def _exit_stuck(why: str) -> None:
+    """Exit with EX_TEMPFAIL for the supervisor to restart a worker that cannot finish a rebalance."""
+    log.critical("%s: exiting so the supervisor restarts this worker", why)
+    logging.shutdown()
+    os._exit(EXIT_RECOVERY_STUCK)
+
+
+def revocation_since(
+    since: float | None, started: int, finished: int, stopping: bool, now: float
+) -> float | None:
+    """When the revocation step under way began (`since`: the last check's answer), None if none is.
+
+    Faust counts rebalances as they start (`rebalancing_count`) and ends each revocation step with the
+    `on_partitions_revoked` signal (`finished`); a worker that is stopping skips the rest of a rebalance.
+    """
+    return (since or now) if started > finished and not stopping else None
 
 
 def recovery_overdue(not_ready_since: float | None, now: float, timeout_s: float) -> bool:

@@ -1,9 +1,10 @@
-"""The timer's schedules: a worker whose tables never recover gives up so its supervisor restarts it;
-snapshot flushes are spaced out while a partition is behind."""
+"""A worker that cannot finish a rebalance gives up so its supervisor restarts it: tables that never
+recover, or a revocation step that never ends (it would hold every worker of the group in the rebalance).
+And snapshot flushes are spaced out while a partition is behind."""
 
 from __future__ import annotations
 
-from processors.timers import recovery_overdue
+from processors.timers import recovery_overdue, revocation_since
 
 
 def test_overdue_only_after_the_timeout_while_not_ready() -> None:
@@ -27,3 +28,23 @@ def test_snapshots_are_flushed_less_often_only_while_a_partition_is_behind() -> 
     assert not snapshot_due(every * BACKLOG_SNAPSHOT_FACTOR - 0.1, every, behind, 10)
     assert snapshot_due(every * BACKLOG_SNAPSHOT_FACTOR, every, behind, 10)
     assert snapshot_due(0.5, every, behind, HELD_FLUSH_EVENTS)  # too many records held in memory
+
+
+def test_a_revocation_is_timed_from_the_first_check_that_sees_it_until_its_signal() -> None:
+    limit = 10.0
+    since = revocation_since(None, started=1, finished=1, stopping=False, now=100.0)
+    assert since is None  # the first rebalance's revocation finished: nothing under way
+    since = revocation_since(since, started=2, finished=1, stopping=False, now=101.0)
+    assert since == 101.0  # a second rebalance began
+    for now in (102.0, 105.0, 111.0):
+        since = revocation_since(since, 2, 1, False, now)
+    assert since == 101.0 and not recovery_overdue(since, 111.0, limit)
+    since = revocation_since(since, 2, 1, False, 111.5)
+    assert recovery_overdue(since, 111.5, limit)  # stuck past the session timeout: exit
+    # The signal came (finished caught up): the clock resets, and the next rebalance starts a new one.
+    assert revocation_since(since, 2, 2, False, 112.0) is None
+    assert revocation_since(None, 3, 2, False, 200.0) == 200.0
+
+
+def test_a_stopping_worker_is_not_judged() -> None:
+    assert revocation_since(101.0, 2, 1, True, 500.0) is None
