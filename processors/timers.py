@@ -147,21 +147,24 @@ TIMER_FAILING_EXIT_S = 60.0  # a timer failing on every tick for this long exits
 # BACKLOG_SNAPSHOT_FACTOR times less often: a worker catching up dirties every site of the partition
 # between two flushes, and serialising and sending them all took ~20 % of its main thread at the
 # default 5 s. Offsets then lag by at most that factor times --snapshot-every-s, and never by more than
-# HELD_FLUSH_EVENTS events (their records are held in memory until acked).
+# HELD_FLUSH_EVENTS events or HELD_FLUSH_BYTES of their records (held in memory until acked).
 BACKLOG_RECORDS = 1000
 BACKLOG_SNAPSHOT_FACTOR = 4.0
 HELD_FLUSH_EVENTS = 20_000
+HELD_FLUSH_BYTES = 64 << 20
 
 
-def snapshot_due(since_s: float, every_s: float, backlog: int | None, held: int) -> bool:
+def snapshot_due(since_s: float, every_s: float, backlog: int | None, held: tuple[int, int]) -> bool:
     """Is a partition's snapshot flush due, `since_s` real seconds after its last one, with `backlog`
-    records still to read (None: not known yet) and `held` events waiting for their ack?
+    records still to read (None: not known yet) and `held` (events, bytes of their records) waiting for
+    their ack?
 
     A longer interval while behind keeps every guarantee: events are still acked only after the snapshots
     covering them are stored, so a crash replays at most BACKLOG_SNAPSHOT_FACTOR x every_s (and at most
     HELD_FLUSH_EVENTS events) more, which de-duplication leaves out. A worker that has caught up flushes
     every `every_s` again, so a live worker's offsets lag as before."""
-    if held >= HELD_FLUSH_EVENTS:
+    events, size = held
+    if events >= HELD_FLUSH_EVENTS or size >= HELD_FLUSH_BYTES:
         return True
     behind = backlog is not None and backlog > BACKLOG_RECORDS
     return since_s >= every_s * (BACKLOG_SNAPSHOT_FACTOR if behind else 1.0)
