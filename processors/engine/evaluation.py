@@ -82,7 +82,10 @@ def evaluate_detailed(
         units.append(np.flatnonzero(u["due"] <= now))
     if state.resync:  # after a migration (migrate.adopt): every unit, site and region is decided anew
         units.append(np.arange(len(model.unit_ids), dtype=np.int64))
-    dirty = np.unique(np.concatenate(units)) if units else _NO_UNITS
+    if len(units) == 1 and units[0].size == 1:  # the usual busy batch: one unit touched
+        dirty = units[0]
+    else:
+        dirty = np.unique(np.concatenate(units)) if units else _NO_UNITS
     if dirty.size or state.resync:
         transitions.extend(_roll_up(model, state, dirty, now, every_site=state.resync))
         state.resync = False
@@ -100,25 +103,97 @@ _NO_UNITS = np.zeros(0, np.int64)
 def _readings(
     model: EngineModel, state: EngineState, batch: Readings, em: Emits, rejects: list[Reject]
 ) -> int:
-    s = state.sensor
     sensor, value, ts, quality = batch
     if not sensor.shape[0] == value.shape[0] == ts.shape[0] == quality.shape[0]:
         raise ValueError("malformed Readings: sensor, value, ts and quality must have the same length")
+    idx = sensor.astype(np.intp)
+    # One reduction checks both ends: a negative index is huge as unsigned.
+    if idx.view(np.uintp).max() >= model.n_sensors or _repeats(sensor):
+        return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects)
+    s = state.sensor
+    quiet = _quiet(model, state, idx, value, ts, quality)
+    n_quiet = np.count_nonzero(quiet)
+    if n_quiet == idx.size:  # the usual batch: nothing but the sensors' newest value and time changes
+        s["last_ts"][idx] = ts
+        s["last_value"][idx] = value
+        return 0
+    if n_quiet == 0:
+        return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects, unique=True)
+    # One reading per sensor, so the quiet ones and the rest touch different sensors: the rest (the few
+    # readings that move something) go through the full path, with their batch positions for rejects.
+    rest = np.flatnonzero(~quiet)
+    qi = idx[quiet]
+    s["last_ts"][qi] = ts[quiet]
+    s["last_value"][qi] = value[quiet]
+    return _readings_in_rounds(
+        model, state, idx[rest], value[rest], ts[rest], quality[rest], em, rejects, rest, unique=True
+    )
+
+
+def _repeats(sensor: Arr) -> bool:
+    """Whether any sensor has several readings in the batch."""
+    ss = np.sort(sensor)
+    return bool(np.count_nonzero(ss[1:] == ss[:-1]))
+
+
+def _quiet(model: EngineModel, state: EngineState, idx: Arr, value: Arr, ts: Arr, quality: Arr) -> Arr:
+    """Readings that change nothing but their sensor's newest value and time (`idx` valid and unique).
+
+    Such a reading is on time (not older than the sensor's newest, so its time is finite), before the
+    sensor's stale moment, good, inside its keep band (which is empty for FAULT and STALE), and its
+    sensor has no delay running and is not chattering (such sensors are all in `state.watch`). Its
+    stale moment moves later, so `stale_due`, a lower bound over the live sensors, stays as it is; a
+    never-seen sensor's first reading is never quiet (it sets `seen`)."""
+    s = state.sensor
+    last = s["last_ts"].take(idx)
+    quiet = ts >= last
+    last += model.stale_after.take(idx)
+    quiet &= ts < last
+    quiet &= value > s["keep_lo"].take(idx)
+    quiet &= value < s["keep_hi"].take(idx)
+    quiet &= quality == 0
+    quiet &= s["seen"].take(idx) != 0
+    if state.watch.size:
+        quiet &= s["cand"].take(idx) == s["code"].take(idx)
+        quiet &= s["chat"].take(idx) == 0
+    return quiet
+
+
+def _readings_in_rounds(
+    model: EngineModel,
+    state: EngineState,
+    sensor: Arr,
+    value: Arr,
+    ts: Arr,
+    quality: Arr,
+    em: Emits,
+    rejects: list[Reject],
+    positions: Arr | None = None,
+    unique: bool = False,
+) -> int:
+    """Every reading, checked and applied one round per reading of a sensor; `positions`: the readings'
+    places in the batch (None: the whole batch, in order); `unique`: the caller found every sensor index
+    valid and no sensor twice."""
+    s = state.sensor
     n = model.n_sensors
-    if sensor.size and not (sensor.min() >= 0 and sensor.max() < n and np.isfinite(ts).all()):
+    if unique:  # the caller checked the indices already
+        bad = not np.isfinite(ts).all()
+    else:
+        bad = bool(sensor.size) and not (sensor.min() >= 0 and sensor.max() < n and np.isfinite(ts).all())
+    if bad:
         valid = (sensor >= 0) & (sensor < n) & np.isfinite(ts)
         for pos in np.flatnonzero(~valid).tolist():
+            place = pos if positions is None else int(positions[pos])
             if not 0 <= sensor[pos] < n:
                 reason = f"unknown sensor index {int(sensor[pos])} (registry has {n} sensors)"
             else:
                 reason = f"timestamp {float(ts[pos])!r} is not a finite epoch time"
-            rejects.append(Reject("reading", pos, reason))
+            rejects.append(Reject("reading", place, reason))
         keep = np.flatnonzero(valid)
         sensor, value, ts, quality = sensor[keep], value[keep], ts[keep], quality[keep]
     if sensor.size == 0:
         return 0
-    ss = np.sort(sensor)
-    if np.count_nonzero(ss[1:] == ss[:-1]) == 0:  # the common case: one reading per sensor, batch order
+    if unique or not _repeats(sensor):  # the common case: one reading per sensor, batch order
         rounds: list[Arr | None] = [None]
     else:  # the k-th reading of every sensor goes in round k, keeping each sensor's batch order
         order = np.argsort(sensor, kind="stable")
@@ -219,7 +294,11 @@ def _roll_up(
                 float(verdict.at[k]),
             )
         )
-    sites = np.arange(len(model.site_ids)) if every_site else np.unique(model.unit_site[cu])
+    sites: Arr
+    if every_site:
+        sites = np.arange(len(model.site_ids))
+    else:
+        sites = model.unit_site[cu] if cu.size == 1 else np.unique(model.unit_site[cu])
     site_colour = state.site["colour"]
     regions: dict[int, RegionState] = {}  # the regions touched by this call, as the roll-up sees them
     for site in sites.tolist():

@@ -34,6 +34,8 @@ _ORDINARY = [_A.L2_LOW, _A.L2_LOW, _A.L2_LOW, _A.L1_LOW, _A.NORMAL, _A.L1_HIGH, 
 _BANDED = [_A.L2_LOW, _A.L2_LOW, _A.L1_LOW, _A.L1_LOW, _A.NORMAL, _A.L1_HIGH, _A.L1_HIGH, _A.L2_HIGH,
            _A.L2_HIGH, _A.NORMAL, _A.NORMAL, _A.NORMAL, _A.FAULT, _A.STALE]  # fmt: skip
 STATE_LUT: npt.NDArray[np.int8] = np.array([_ORDINARY, _BANDED], dtype=np.int8)
+# code + CODE_OFFSET -> column of EngineModel.keep_lo/keep_hi: levels -4..4, then the empty band (FAULT, STALE)
+KEEP_COLUMN = np.array([*range(9), 9, 9, 9, 9, 9], np.intp)
 
 GROUPS: tuple[str, ...] = tuple(sorted({t.group for t in TYPES.values()}))
 QUANTITIES: tuple[str, ...] = tuple(TYPES)  # < 64, so a uint64 bit mask counts distinct quantities
@@ -72,6 +74,8 @@ class CountRules:
     min_duration: F64
     colour: npt.NDArray[np.int8]
     counted: B  # by AlarmState: counted by at least one of the rules (a unit with none fires none)
+    timed: npt.NDArray[np.intp]  # rows with a minimum duration
+    several: npt.NDArray[np.intp]  # rows that need more than one quantity
 
     @classmethod
     def of(cls, rules: tuple[CompiledRule, ...]) -> CountRules:
@@ -87,6 +91,8 @@ class CountRules:
             min_duration=np.array([c.rule.min_duration_s for _, c in mine], np.float64),
             colour=np.array([int(c.rule.colour) for _, c in mine], np.int8),
             counted=np.asarray(state_ok.any(axis=0), bool),
+            timed=np.flatnonzero([c.rule.min_duration_s > 0 for _, c in mine]),
+            several=np.flatnonzero([c.rule.min_quantities > 1 for _, c in mine]),
         )
 
 
@@ -122,8 +128,11 @@ class EngineModel:
     banded: npt.NDArray[np.int8]
     bounds: F64  # (N, 8): high set points 1..4, then minus the low set points 1..4 (one >= test for both)
     holds: F64  # (N, 8): the same a deadband closer (where a held level is kept)
-    keep_lo: F64  # (N, 9): keep band (see keep_band) of codes -4..4, precomputed: changes only look it up
+    # (N, 10): keep band (see keep_band) of codes -4..4, then the empty band of FAULT and STALE, precomputed:
+    # changes only look it up (column KEEP_COLUMN[code + CODE_OFFSET])
+    keep_lo: F64
     keep_hi: F64
+    delays: F64  # (N, 3): on-delay, off-delay, 0 (column by DELAY_KIND in sensors.py)
     group: npt.NDArray[np.int8]
     quantity: npt.NDArray[np.int8]
     role: npt.NDArray[np.int8]
@@ -167,13 +176,8 @@ def keep_bands(
     model: EngineModel, idx: npt.NDArray[np.integer], codes: npt.NDArray[np.integer]
 ) -> tuple[F64, F64]:
     """Precomputed keep bands of `codes` for sensors `idx` (empty for FAULT and STALE)."""
-    c = codes.astype(np.intp)
-    level = np.abs(c) <= 4
-    col = np.where(level, c + 4, 4)
-    lo, hi = model.keep_lo[idx, col], model.keep_hi[idx, col]
-    if np.count_nonzero(level) != level.size:
-        lo, hi = np.where(level, lo, np.inf), np.where(level, hi, -np.inf)
-    return lo, hi
+    col = KEEP_COLUMN[codes + CODE_OFFSET]
+    return model.keep_lo[idx, col], model.keep_hi[idx, col]
 
 
 def keep_band(
@@ -312,8 +316,9 @@ def compile_model(registry: Registry) -> EngineModel:
         range_high=col("range_high", np.float64),
         bounds=np.hstack([high, -low]),
         holds=np.hstack([high - deadband[:, None], -(low + deadband[:, None])]),
-        keep_lo=np.zeros((0, 9)),  # filled below, keep_band needs the other arrays
-        keep_hi=np.zeros((0, 9)),
+        keep_lo=np.zeros((0, 10)),  # filled below, keep_band needs the other arrays
+        keep_hi=np.zeros((0, 10)),
+        delays=np.zeros((0, 3)),
         banded=np.fromiter((s.bands is not None for s in sensors), np.int8, count=n),
         group=np.fromiter((group_index[s.group] for s in sensors), np.int8, count=n),
         quantity=np.fromiter((quantity_index[s.quantity] for s in sensors), np.int8, count=n),
@@ -332,7 +337,8 @@ def compile_model(registry: Registry) -> EngineModel:
         gateway_index=gateway_index,
     )
     every = np.arange(n)
-    bands = [keep_band(model, every, np.full(n, code)) for code in range(-4, 5)]
+    bands = [keep_band(model, every, np.full(n, code)) for code in (*range(-4, 5), FAULT)]
     object.__setattr__(model, "keep_lo", np.stack([b[0] for b in bands], axis=1))
     object.__setattr__(model, "keep_hi", np.stack([b[1] for b in bands], axis=1))
+    object.__setattr__(model, "delays", np.stack([model.on_delay, model.off_delay, np.zeros(n)], axis=1))
     return model

@@ -73,12 +73,19 @@ class _Segments(NamedTuple):
 
 
 def _segments(model: EngineModel, units: Arr) -> _Segments:
+    if units.size == 1:  # the usual case: one unit
+        u = int(units[0])
+        return _ONE_UNIT if model.unit_ptr[u + 1] > model.unit_ptr[u] else _ONE_EMPTY_UNIT
     lens = model.unit_ptr[units + 1] - model.unit_ptr[units]
     starts = np.zeros(units.size, np.intp)
     np.cumsum(lens[:-1], out=starts[1:])
     nonempty = lens > 0
     full = bool(nonempty.all())
     return _Segments(starts if full else starts[nonempty], full, nonempty)
+
+
+_ONE_UNIT = _Segments(np.zeros(1, np.intp), True, np.ones(1, bool))
+_ONE_EMPTY_UNIT = _Segments(np.zeros(0, np.intp), False, np.zeros(1, bool))
 
 
 def _reduce(ufunc: np.ufunc, values: Arr, seg: _Segments, identity: float, dtype: Any = None) -> Arr:
@@ -101,7 +108,7 @@ def evaluate_units(
         return UnitVerdict(np.zeros(0, np.int8), np.zeros(0, np.int16), np.zeros(0), np.zeros(0))
     rule_set = model.unit_rule_set[units]
     first = int(rule_set[0])
-    if np.count_nonzero(rule_set != first) == 0:  # the usual case: one rule set
+    if nd == 1 or np.count_nonzero(rule_set != first) == 0:  # the usual case: one rule set
         colour, rule, due, at = _evaluate_set(model, s, u, units, first, now)
     else:
         colour, rule = np.zeros(nd, np.int8), np.full(nd, -1, np.int16)
@@ -126,7 +133,7 @@ def _evaluate_set(
     mem = members_of(model, units)
     sensor, seg = mem.sensor, mem.seg
     segs = _segments(model, units)
-    st = STATE_LUT[model.banded[sensor], s["ucode"][sensor].astype(np.intp) + CODE_OFFSET]
+    st = STATE_LUT[model.banded[sensor], s["ucode"][sensor] + CODE_OFFSET]
     usince = s["usince"][sensor]
     role = model.role[sensor]
     due = np.full(nd, np.inf)
@@ -138,19 +145,19 @@ def _evaluate_set(
     if cr.position.size and np.count_nonzero(cr.counted[st]):  # rules on states nobody is in cannot fire
         faults = cr.any_group_for_faults[:, None] & _FAULTY[st]
         m = cr.state_ok[:, st] & (cr.group_ok[:, model.group[sensor]] | faults)
-        timed = cr.min_duration > 0
-        if np.count_nonzero(timed):
-            ripe = usince + cr.min_duration[:, None]
-            young = m & ~(ripe <= now) & timed[:, None]
+        timed = cr.timed
+        if timed.size:
+            ripe = usince + cr.min_duration[timed, None]
+            young = m[timed] & ~(ripe <= now)
             due = np.minimum(
                 due, _reduce(np.minimum, np.where(young, ripe, np.inf).min(axis=0), segs, np.inf)
             )
-            m &= ~young
-            when = _reduce(np.minimum, np.where(m[timed], ripe[timed], np.inf), segs, np.inf)
-            whens[cr.position[timed]] = when
+            ripe_m = m[timed] & ~young
+            m[timed] = ripe_m
+            whens[cr.position[timed]] = _reduce(np.minimum, np.where(ripe_m, ripe, np.inf), segs, np.inf)
         enough = _reduce(np.add, m, segs, 0, dtype=np.int64) >= cr.min_sensors[:, None]
-        several = cr.min_quantities > 1
-        if np.count_nonzero(several):
+        several = cr.several
+        if several.size:
             bits = np.where(m[several], _QUANTITY_BIT[model.quantity[sensor]], np.uint64(0))
             kinds = np.bitwise_count(_reduce(np.bitwise_or, bits, segs, 0))
             enough[several] &= kinds >= cr.min_quantities[several, None]
@@ -183,6 +190,8 @@ def _evaluate_set(
         else:  # tailings_rollup, GB 50863 §5.5.4
             value = _tailings(model, s, sensor, seg, nd)
             fired = value > 0
+            if not np.count_nonzero(fired):
+                continue
         values[k] = np.where(fired, np.minimum(value, int(r.colour)), 0)
     # the highest colour wins; among rules giving it, the first in the set's order is named
     best = values.argmax(axis=0)
@@ -201,6 +210,8 @@ def _tailings(model: EngineModel, s: dict[str, Arr], sensor: Arr, seg: Arr, nd: 
     ucode = s["ucode"][sensor].astype(np.int64)
     point = np.where(np.abs(ucode) <= 4, np.abs(ucode), 0)
     pts = (model.banded[sensor] != 0) & (point > 0)
+    if not np.count_nonzero(pts):  # every banded point normal (or faulty): nothing to roll up
+        return np.zeros(nd, np.int8)
     key = seg[pts].astype(np.int64) * _NQ + model.quantity[sensor[pts]]
     pc = point[pts]
     size = nd * _NQ

@@ -46,16 +46,11 @@ Arr = npt.NDArray[Any]
 
 @dataclass
 class Emits:
-    """Alarm transitions found so far (arrays per call, concatenated at the end) and units touched."""
+    """Alarm transitions found so far (one tuple of columns per call, concatenated at the end) and the
+    units touched."""
 
-    sensor: list[Arr] = field(default_factory=list)
-    old: list[Arr] = field(default_factory=list)
-    new: list[Arr] = field(default_factory=list)
-    code: list[Arr] = field(default_factory=list)
-    at: list[Arr] = field(default_factory=list)
-    reason: list[Arr] = field(default_factory=list)
-    value: list[Arr] = field(default_factory=list)
-    quality: list[Arr] = field(default_factory=list)
+    # (sensor, old state, new state, code, at, reason, value, quality) columns of each `add`
+    alarms: list[tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr, Arr]] = field(default_factory=list)
     units: list[Arr] = field(default_factory=list)
     chatter: list[Arr] = field(default_factory=list)  # sensors that started chattering (to be watched)
 
@@ -63,24 +58,35 @@ class Emits:
         self, sensor: Arr, old: Arr, new: Arr, code: Arr, at: Arr, reason: Arr, value: Arr, q: Arr
     ) -> None:
         if sensor.size:
-            for name, a in zip(
-                ("sensor", "old", "new", "code", "at", "reason", "value", "quality"),
-                (sensor, old, new, code, at, reason, value, q),
-                strict=True,
-            ):
-                getattr(self, name).append(a)
+            self.alarms.append((sensor, old, new, code, at, reason, value, q))
 
 
-def delay_for(model: EngineModel, idx: Arr, code: Arr, cand: Arr) -> Arr:
-    """On-delay when the candidate is more severe (or on the other side), off-delay when less severe."""
-    on, off = model.on_delay[idx], model.off_delay[idx]
-    delay = np.where(cand == 0, off, on)
+def _delay_kind() -> npt.NDArray[np.intp]:
+    """Column of EngineModel.delays (0 on-delay, 1 off-delay, 2 none) by [code, candidate] + CODE_OFFSET:
+    on-delay when the candidate is more severe (or on the other side), off-delay when less severe, none
+    leaving FAULT or STALE for normal and going FAULT."""
+    codes = np.arange(-CODE_OFFSET, STALE + 1)
+    code, cand = (a.ravel() for a in np.meshgrid(codes, codes, indexing="ij"))
+    kind = np.where(cand == 0, 1, 0)
     faulty = (code == FAULT) | (code == STALE)
     calmer = (
         ~faulty & (cand != 0) & (code != 0) & (np.sign(cand) == np.sign(code)) & (np.abs(cand) < np.abs(code))
     )
-    delay = np.where(calmer, off, delay)
-    delay = np.where((faulty & (cand == 0)) | (cand == FAULT), 0.0, delay)
+    kind = np.where(calmer, 1, kind)
+    kind = np.where((faulty & (cand == 0)) | (cand == FAULT), 2, kind)
+    return kind.reshape(codes.size, codes.size).astype(np.intp)
+
+
+DELAY_KIND = _delay_kind()
+# [old, new] AlarmState: an on/off change of the process alarm (into or out of NORMAL), stale excluded
+_ONOFF = np.array(
+    [[(a == 0) != (b == 0) and _STALE not in (a, b) for b in AlarmState] for a in AlarmState], bool
+)
+
+
+def delay_for(model: EngineModel, idx: Arr, code: Arr, cand: Arr) -> Arr:
+    """The delay before `cand` replaces `code` for sensors `idx` (see DELAY_KIND)."""
+    delay: Arr = model.delays[idx, DELAY_KIND[code + CODE_OFFSET, cand + CODE_OFFSET]]
     return delay
 
 
@@ -99,8 +105,8 @@ def change(
         return
     code = s["code"]
     banded = model.banded[idx]
-    old_state = STATE_LUT[banded, code[idx].astype(np.intp) + CODE_OFFSET]
-    new_state = STATE_LUT[banded, new.astype(np.intp) + CODE_OFFSET]
+    old_state = STATE_LUT[banded, code[idx] + CODE_OFFSET]
+    new_state = STATE_LUT[banded, new + CODE_OFFSET]
     code[idx] = new
     s["cand"][idx] = new
     s["since"][idx] = at
@@ -111,7 +117,7 @@ def change(
     # as L1 -> L2, and not communication loss: a gateway dropping off and coming back turns its sensors
     # stale and normal again, which is not the process flapping (ISA-18.2 chattering is about alarms), and
     # counting it would hold back the next real alarm change of every sensor behind that gateway.
-    onoff = ((old_state == 0) != (new_state == 0)) & (old_state != _STALE) & (new_state != _STALE)
+    onoff = _ONOFF[old_state, new_state]
     t1, t2 = s["t1"], s["t2"]
     starts = onoff & ~chat_before & (at - t2[idx] < CHATTER_WINDOW_S)
     lidx = idx[onoff]
@@ -239,6 +245,10 @@ def target_codes(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, q: Arr
         return code
     target = code.copy()
     rest = np.flatnonzero(~keep)
+    if rest.size <= _FEW:  # a handful of readings: plain Python costs less than numpy's per-call overhead
+        for r in rest.tolist():
+            target[r] = _target_code(model, int(idx[r]), float(v[r]), int(q[r]), int(code[r]))
+        return target
     i, vr, cr = idx[rest], v[rest], code[rest]
     k = rest.size
     # High and low sides at once: columns 0-3 are v >= high set points, 4-7 are -v >= -(low set points).
@@ -256,6 +266,22 @@ def target_codes(model: EngineModel, s: dict[str, Arr], idx: Arr, v: Arr, q: Arr
 
 _SIDES = np.array([1.0] * 4 + [-1.0] * 4)
 _SIGNS = np.array([1, -1], np.int64)
+_FEW = 4  # up to this many readings out of their keep band, `target_codes` decides them one by one
+
+
+def _target_code(model: EngineModel, i: int, v: float, q: int, code: int) -> int:
+    """`target_codes` for one reading, in plain Python (the same arithmetic, value for value)."""
+    if q != 0 or not (v >= model.range_low[i] and v <= model.range_high[i]):  # NaN fails both
+        return FAULT
+    bounds: list[float] = model.bounds[i].tolist()
+    holds: list[float] = model.holds[i].tolist()
+    levels: list[int] = []
+    for side, x in ((0, v), (1, v * -1.0)):
+        up = sum(x >= b for b in bounds[4 * side : 4 * side + 4])
+        hold = sum(x >= h for h in holds[4 * side : 4 * side + 4])
+        current = max((code if -4 <= code <= 4 else 0) * (1, -1)[side], 0)
+        levels.append(max(up, min(current, hold)))
+    return levels[0] if levels[0] > 0 else -levels[1]
 
 
 def apply_round(

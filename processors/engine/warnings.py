@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from processors.engine.model import EngineModel
-from processors.engine.rules import MAINTENANCE_RULE, members_of
+from processors.engine.rules import MAINTENANCE_RULE
 from processors.engine.sensors import FAULT_REASON, REASON_NAMES, Emits
 from riskwatch.levels import AlarmState, Colour
 from riskwatch.wire.transitions import Cause, CauseItem, EntityType, Transition, transition_id
@@ -47,21 +47,18 @@ def _fault_text(model: EngineModel, sensor: int, value: float, quality: int) -> 
 
 
 def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
-    if not em.sensor:
+    if not em.alarms:
         return []
-    cols = [
-        np.concatenate(getattr(em, name))
-        for name in ("sensor", "old", "new", "code", "at", "reason", "value")
-    ]
-    quality = np.concatenate(em.quality)
+    if len(em.alarms) == 1:  # the usual case: one call found them all
+        cols = [c.tolist() for c in em.alarms[0]]
+    else:
+        cols = [np.concatenate(c).tolist() for c in zip(*em.alarms, strict=True)]
     out = []
-    for k, (sensor, old, new, code, at, reason, value) in enumerate(
-        zip(*(c.tolist() for c in cols), strict=True)
-    ):
+    for sensor, old, new, code, at, reason, value, quality in zip(*cols, strict=True):
         sid = model.sensor_ids[sensor]
         unit, site, region = _where(model, sensor)
         new_label = _STATE_LABEL[new]
-        text = _fault_text(model, sensor, value, int(quality[k])) if reason == FAULT_REASON else ""
+        text = _fault_text(model, sensor, value, quality) if reason == FAULT_REASON else ""
         item = CauseItem(
             sid,
             model.quantity_names[sensor],
@@ -99,24 +96,30 @@ def rule_name(model: EngineModel, rule: int) -> str:
 
 def unit_items(model: EngineModel, s: dict[str, Arr], unit: int) -> tuple[tuple[CauseItem, ...], int]:
     """The unit's sensors not in NORMAL, as cause items (at most MAX_CAUSE_ITEMS), and how many more."""
-    sensors = members_of(model, np.array([unit])).sensor
+    sensors = model.unit_members[model.unit_ptr[unit] : model.unit_ptr[unit + 1]]
     ucode = s["ucode"][sensors]
-    shown = sensors[ucode != 0]
-    states = model.alarm_state(shown, s["ucode"][shown])
+    moved = ucode != 0
+    shown = sensors[moved]
+    top = shown[:MAX_CAUSE_ITEMS]
+    codes = ucode[moved][:MAX_CAUSE_ITEMS]
     items = []
-    for sensor, state in zip(
-        shown[:MAX_CAUSE_ITEMS].tolist(), states[:MAX_CAUSE_ITEMS].tolist(), strict=False
+    for sensor, state, code, value, since in zip(
+        top.tolist(),
+        model.alarm_state(top, codes).tolist(),
+        codes.tolist(),
+        s["last_value"][top].tolist(),
+        s["usince"][top].tolist(),
+        strict=True,
     ):
-        code = int(s["ucode"][sensor])
         items.append(
             CauseItem(
                 model.sensor_ids[sensor],
                 model.quantity_names[sensor],
                 _STATE_LABEL[state],
-                _num(float(s["last_value"][sensor])),
+                _num(value),
                 model.setpoint(sensor, code),
                 model.uoms[sensor],
-                float(s["usince"][sensor]),
+                since,
             )
         )
     return tuple(items), max(0, shown.size - MAX_CAUSE_ITEMS)
