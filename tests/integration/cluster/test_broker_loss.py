@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from deploy.stack.cluster import KafkaCluster
+from processors.timers import EXIT_RECOVERY_STUCK
 from riskwatch.topics import Topics
 from simulators import synthetic
 from simulators.bench_e2e import ROUTES_TEMPLATE, _red_at, plan_incidents
@@ -75,7 +76,9 @@ def _kill_worker(pipe: Pipeline | None, name: str) -> None:
     assert pipe is not None
     code = pipe.services[name].proc.poll()
     if code is not None:
-        print(f"cluster test: {name} had already exited with status {code}; not killed")
+        # Only the watchdog's own exit is acceptable here; a crash of any other kind fails the test.
+        assert code == EXIT_RECOVERY_STUCK, f"{name} exited with status {code} before its kill"
+        print(f"cluster test: {name} had already given up on a rebalance (status {code}); not killed")
         return
     _kill(pipe, name)
 

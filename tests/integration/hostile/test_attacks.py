@@ -175,7 +175,7 @@ def test_payload_beyond_the_broker_packet_size_is_refused_by_the_broker(world: W
     # The broker drops the connection mid-packet: mosquitto_pub then fails with an error, or dies of
     # SIGPIPE still writing (2.0.21's client); either way it is the broker's log that says why.
     assert result.returncode != 0, "the broker accepted an 800 KB message"
-    assert broker_log.read_text().count("HOST-G00 disconnected due to oversize packet") == refusals + 1
+    assert broker_log.read_text().count("HOST-G00 disconnected due to oversize packet") > refusals
     time.sleep(1.0)
     assert not world.deadletters.matching(marker.encode())
     world.red_reaches_webhook()
