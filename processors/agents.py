@@ -74,7 +74,8 @@ class Emitter:
             m.transitions.labels(t.kind, t.entity_type).inc()
 
     async def region(self, t: Transition) -> None:
-        await self._send(self.warnings, t.key, t.to_bytes())
+        """Send a region warning and wait until Kafka has it (a low rate: region colour changes only)."""
+        await (await self.warnings.send(key=t.key, value=t.to_bytes()))
         self.ctx.metrics.transitions.labels(t.kind, t.entity_type).inc()
 
     async def minutes(self, records: list[SiteMinute]) -> None:
@@ -133,7 +134,9 @@ class Agents:
         self.snapshots = SnapshotTable(app, "site-state", n, ctx.states, self.emit.take_in_flight)
         ctx.load_snapshot = self.snapshots.load
         self.region_table = app.Table("region-state", partitions=n, key_type=bytes, value_type=bytes)
-        self.order = OffsetOrder(ctx.processed)
+        self.order = OffsetOrder(
+            ctx.processed, committed=functools.partial(faust_internals.committed_offset, app)
+        )
         self.steps = Steps(ctx)
 
     def install(self) -> Tables:
@@ -265,9 +268,12 @@ class Agents:
                 self.ctx.metrics.evaluation_errors.labels("regions").inc()
                 log.error("region stage: unusable site transition skipped: %r", exc)
                 continue
-            self.region_table[key] = state.to_bytes()
             if out is not None:
+                # Delivered before the state that records it is written: after a crash in between, the
+                # site warning is read again and the region's is sent again (same id). Written first, the
+                # state could survive a crash its warning did not, and the replay would then send nothing.
                 await self.emit.region(out)
+            self.region_table[key] = state.to_bytes()
 
     async def on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         ctx, m = self.ctx, self.ctx.metrics

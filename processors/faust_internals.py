@@ -25,6 +25,10 @@ What is reached, and why:
   `Consumer.seek` calls aiokafka's `seek` from the app's event loop instead, where a fetch finishing on
   the consumer thread can overwrite the new position: the re-read then never happened and was repeated
   every few seconds (minutes of late warnings after a rebalance in the cluster test, docs/capacity.md).
+- `committed_offset`: Faust's `Consumer._committed_offset`, where `perform_seek` records the offsets it
+  sought each assigned partition to (the group's committed ones) before the streams resume, and its own
+  commits update. The first record after an assignment can be dropped like any other
+  (processors/offsets.py); the agent needs to know where the assignment started to see that hole.
 - `store_locally`: writes a table's local store (`Table.data`) directly, under a stand-in for Faust's
   private "current event" (`faust.streams._current_event`). Faust's rocksdb store picks the partition's
   database from the current event, and outside an agent there is none; `table[key] = value` would
@@ -162,6 +166,14 @@ def take_unacked(stream: faust.StreamT, max_records: int, within_s: float) -> As
 async def seek_on_consumer_thread(app: faust.App, topic: str, partition: int, offset: int) -> None:
     """Move the partition's read position to `offset`, on the thread that owns the aiokafka consumer."""
     await app.consumer.seek_wait({TP(topic, partition): offset})
+
+
+def committed_offset(app: faust.App, topic: str, partition: int) -> int | None:
+    """The offset the consumer was sought to when the partition was assigned (the group's committed
+    offset: the first record not yet processed), or None if the group has none (Faust keeps 0 as None)."""
+    consumer: Any = app.consumer
+    offset = consumer._committed_offset.get(TP(topic, partition))
+    return offset if isinstance(offset, int) else None
 
 
 def store_locally(table: Any, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:

@@ -9,6 +9,11 @@ Our input topics have no legitimate holes (no transactions, no compaction), so a
 seeks back to the first missing offset and drops what arrives beyond the hole until the re-read catches up.
 A hole at the tail shows no later record; the timer finds it instead: a partition with records beyond the
 last one processed and no progress for a while is sought back too.
+
+The first records after an assignment can be dropped the same way. Taking the first one to arrive as the
+start would accept the hole before it, and the commits would then pass over it: so a partition's order
+starts at the offset its consumer was sought to at the assignment, the group's committed offset (the first
+record no worker has processed), where there is one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ import time
 from collections.abc import Callable, MutableMapping
 
 Key = tuple[str, int]  # (topic, partition)
+
+
+def _no_committed(topic: str, partition: int) -> int | None:
+    return None
 
 
 class Order(enum.Enum):
@@ -35,8 +44,12 @@ class OffsetOrder:
         processed: MutableMapping[Key, int],
         reseek_after_s: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
+        committed: Callable[[str, int], int | None] = _no_committed,
     ) -> None:
         self.processed = processed
+        # (topic, partition) -> the offset the assignment started at, if known; asked at the first record
+        # since, when the consumer has been sought there (the timer does not ask: it may run before that)
+        self.committed = committed
         self.reseek_after_s = reseek_after_s
         self.clock = clock
         self._sought: dict[Key, tuple[int, float]] = {}  # key -> (offset sought, when)
@@ -48,6 +61,8 @@ class OffsetOrder:
         """What to do with the record at `offset`; the second value is the offset expected next."""
         key, now = (topic, partition), self.clock()
         last = self._claimed.get(key, self.processed.get(key))
+        if last is None:
+            last = self._start(key)
         if last is None:
             return Order.PROCESS, offset
         expected = last + 1
@@ -78,6 +93,15 @@ class OffsetOrder:
         if now - self._progress.get(key, now) < self.reseek_after_s:
             return None
         return last + 1 if self._seek_due(key, last + 1, now) else None
+
+    def _start(self, key: Key) -> int | None:
+        """At the first record since the assignment: the offset before the one the assignment started
+        at, as if processed (a first record beyond it is a hole), if that offset is known."""
+        start = self.committed(*key)
+        if start is None:
+            return None
+        self.processed[key], self._progress[key] = start - 1, self.clock()
+        return start - 1
 
     def _seek_due(self, key: Key, expected: int, now: float) -> bool:
         """Seek to `expected` unless that seek was made less than `reseek_after_s` ago."""

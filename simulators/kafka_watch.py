@@ -78,6 +78,7 @@ class TelemetryCounter:
         self.last_arrival = 0.0  # wall time the last counted reading arrived
         self.seen: set[tuple[str, int]] = set()
         self.readings = 0
+        self.by_site: dict[str, int] = {}  # readings counted per site: where a shortfall lies
         self.duplicates = 0
         self.undecodable = 0
         self.histogram = LatencyHistogram()
@@ -107,9 +108,11 @@ class TelemetryCounter:
             latency = now - batch.readings.ts[keep]
             self.histogram.add(latency)
             self.window.add(latency)
-            new += int(keep.sum())
-            if keep.any():
+            fresh_readings = int(keep.sum())
+            new += fresh_readings
+            if fresh_readings:
                 self.last_arrival = now
+                self.by_site[batch.site] = self.by_site.get(batch.site, 0) + fresh_readings
         self.readings += new
         return new
 

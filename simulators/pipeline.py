@@ -196,15 +196,22 @@ class Pipeline:
         """Readings the engine evaluated, summed over `sites` (each site's count in the worker's site view,
         kept in its snapshots, so exact across restarts); None while the worker does not serve them
         (restoring or rebalancing)."""
+        by_site = self.evaluated_by_site(sites, timeout_s, worker)
+        return None if by_site is None else sum(by_site.values())
+
+    def evaluated_by_site(
+        self, sites: list[str], timeout_s: float = 5.0, worker: str = "worker"
+    ) -> dict[str, int] | None:
+        """`evaluated`, site by site."""
         base = self.services[worker].ready_url.split("/site/")[0]
-        total = 0
+        out = {}
         for site in sites:
             try:
                 with urllib.request.urlopen(f"{base}/site/{site}/", timeout=timeout_s) as response:
-                    total += int(orjson.loads(response.read())["readings_evaluated"])
+                    out[site] = int(orjson.loads(response.read())["readings_evaluated"])
             except OSError:
                 return None
-        return total
+        return out
 
     def dead(self) -> list[str]:
         """Services that exited (a supervised one counts only while it is not being restarted: never)."""

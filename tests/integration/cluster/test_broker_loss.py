@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from deploy.stack.cluster import KafkaCluster
+from processors.app import partition_of
 from processors.timers import EXIT_RECOVERY_STUCK
 from riskwatch.topics import Topics
 from simulators import synthetic
@@ -57,6 +58,7 @@ INCIDENT_S = 15.0
 DURATION_S = INCIDENT_AT[-1] + INCIDENT_S + 3
 RECOVERED_S = 1.0 if LONG else 2.5  # see the module doc: the issue's 1 s, and what CI's machine allows
 WORKER_ARGS = ["--replication-factor", "3", "--session-timeout-s", "10"]
+PARTITIONS = 6
 COUNT_STALL_S = 45.0  # the end-of-path count waits while the surviving worker still makes progress
 
 
@@ -83,6 +85,20 @@ def _kill_worker(pipe: Pipeline | None, name: str) -> None:
     _kill(pipe, name)
 
 
+def _shortfall(pipe: Pipeline, counter: TelemetryCounter) -> str:
+    """Where the end-of-path count falls short: readings on Kafka against readings evaluated, by partition
+    (the worker's unit of ownership, snapshots and offsets) and site."""
+    by_site = pipe.evaluated_by_site(sorted(counter.by_site)) or {}
+    short: dict[int, dict[str, int]] = {}
+    for site, arrived in counter.by_site.items():
+        if arrived != by_site.get(site):
+            short.setdefault(partition_of(site, PARTITIONS), {})[site] = arrived - by_site.get(site, 0)
+    return "arrived - evaluated, by partition and site: " + "; ".join(
+        f"partition {p}: {sum(sites.values())} over {len(sites)} sites {dict(sorted(sites.items())[:5])}"
+        for p, sites in sorted(short.items())
+    )
+
+
 def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cluster = KafkaCluster(tmp_path / "cluster", stack)
     readers: list[Any] = []
@@ -92,7 +108,7 @@ def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_
         cluster.start()
         info = cluster.info
         topics = Topics(f"c{uuid.uuid4().hex[:10]}")
-        cluster.ensure_topics(topics, 6)
+        cluster.ensure_topics(topics, PARTITIONS)
         doc = synthetic.province_doc(SENSORS, ENTERPRISES)
         registry = synthetic.write_registry(doc, tmp_path / "registry.json")
         sensors, industries = synthetic.sim_sensors(doc, registry)
@@ -156,6 +172,8 @@ def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_
             time.sleep(2)
         counts = f"sent {result.acked}, evaluated {evaluated}, dead-lettered {dead.readings} {dead.reasons}"
         print(f"cluster test: {counts}")
+        if evaluated is not None and evaluated + dead.readings != result.acked:
+            counts += f"\n{_shortfall(pipe, counter)}"
         assert evaluated is not None and evaluated + dead.readings == result.acked, f"{counts}\n{_logs(pipe)}"
 
         # Warnings: every incident red and alerted; nothing notified again under a new key.

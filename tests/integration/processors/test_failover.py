@@ -105,13 +105,16 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
             f"survivor owns {owned_after} sites 150 s after the kill ({second.restarts} restarts): "
             f"{second.output()}"
         )
-        expected = set(_by_id(_alarms(reference)))
+        expected, final = set(_by_id(_alarms(reference))), _final(reference)
+        # Until every alarm is seen and every entity has reached its final level: the region stage comes
+        # after the sites' (its partition may move and be recovered too), so it may still be catching up
+        # when the sites have gone quiet. A wrong level still fails below, when the time is up.
         seen = drain(
             stack.kafka("tools"),
             [pair_topics.alarms, pair_topics.warnings],
             8,
             180,
-            until=lambda out: expected <= {t.id for t in out},
+            until=lambda out: expected <= {t.id for t in out} and _final(out) == final,
         )
     finally:
         first.kill()
@@ -121,7 +124,10 @@ def test_killed_worker_hands_over_with_the_same_state(stack, tmp_path: Path) -> 
     assert _by_id(_alarms(seen)) == _by_id(_alarms(reference)), second.output()
     # Every hazard source, site and region ends at the same colour. (Intermediate warning steps within
     # one batch can differ: the engine evaluates unit rules at the wall-clock `now` of the evaluation.)
-    assert _final(seen) == _final(reference)
+    assert _final(seen) == final, (
+        [(t.entity, t.old, t.new, t.at) for t in seen if t.entity_type in ("region", "site")],
+        second.output(),
+    )
     assert len({t.id for t in seen}) >= len({t.id for t in _alarms(reference)})
 
 

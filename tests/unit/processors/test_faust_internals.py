@@ -185,6 +185,26 @@ def test_seek_wait_seeks_on_the_consumer_thread_and_plain_seek_does_not() -> Non
     _assert_source_has(AIOKafkaConsumerThread.seek, "self._ensure_consumer().seek(", "plain seek")
 
 
+def test_the_offsets_faust_seeks_an_assignment_to_are_what_committed_offset_reads() -> None:
+    from faust.transport.consumer import Consumer as FaustConsumer
+
+    app = _app()
+    consumer = app.consumer
+    tp = faust_internals.TP("rw.telemetry", 3)
+    assert faust_internals.committed_offset(app, tp.topic, tp.partition) is None  # nothing sought yet
+    # What Faust's recovery runs before the streams resume after an assignment, on a real consumer whose
+    # aiokafka side answers as aiokafka's `seek_to_committed` does (committed offset per partition).
+    _assert_source_has(FaustConsumer.perform_seek, "self._committed_offset.update(", "records the seek")
+
+    async def sought() -> dict[Any, int | None]:
+        return {tp: 1234, faust_internals.TP("rw.telemetry", 4): None}
+
+    consumer.seek_to_committed = sought  # type: ignore[method-assign]
+    asyncio.run(consumer.perform_seek())
+    assert faust_internals.committed_offset(app, tp.topic, tp.partition) == 1234
+    assert faust_internals.committed_offset(app, tp.topic, 4) is None  # no commit in the group yet
+
+
 # -- store_locally ----------------------------------------------------------------------------------
 
 

@@ -71,3 +71,26 @@ def test_a_revoked_partition_starts_afresh_at_its_next_assignment() -> None:
     assert order.check("t", 0, 2) == (Order.PROCESS, 2)  # replay from an older committed offset
     assert order.check("g", 0, 1) == (Order.PROCESS, 1)
     assert order.check("t", 1, 8) == (Order.SKIP, 9)
+
+
+def test_an_assignment_starts_at_its_committed_offset_so_a_hole_at_its_head_is_re_read() -> None:
+    clock = Clock()
+    committed = {("t", 0): 100}
+    order = OffsetOrder({}, reseek_after_s=10.0, clock=clock, committed=lambda t, p: committed.get((t, p)))
+    assert order.check("t", 0, 140) == (Order.SEEK, 100)  # 100..139 dropped before reaching the agent
+    assert order.check("t", 0, 99) == (Order.SKIP, 100)  # before the start: processed by a former owner
+    assert order.check("t", 0, 100) == (Order.PROCESS, 100)
+    order.claim("t", 0, 100)
+    order.done("t", 0, 100)
+    assert order.check("t", 1, 7) == (Order.PROCESS, 7)  # no commit in the group: the first record starts
+    clock.now = 30.0
+    assert order.stalled("t", 0, 140) == 101  # the re-read stopped short: the timer seeks again
+
+
+def test_the_timer_judges_a_hole_from_the_start_once_a_record_was_checked() -> None:
+    clock = Clock()
+    order = OffsetOrder({}, reseek_after_s=10.0, clock=clock, committed=lambda t, p: 50)
+    assert order.stalled("t", 0, 90) is None  # the assignment's seek may not have happened yet: not asked
+    assert order.check("t", 0, 80)[0] is Order.SEEK
+    clock.now = 12.0
+    assert order.stalled("t", 0, 90) == 50  # the seek back never took: again
