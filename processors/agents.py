@@ -10,7 +10,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any, NamedTuple
 
 import faust
@@ -35,6 +35,7 @@ class Tables(NamedTuple):
     emitter: Emitter
     order: OffsetOrder
     reread: Callable[[str, int, int, str], Awaitable[None]]  # (topic, partition, offset, why): seek back
+    region_input: str  # the region stage's input topic (site warnings), read in offset order too
 
 
 class Emitter:
@@ -148,7 +149,14 @@ class Agents:
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self.on_assigned)  # type: ignore[arg-type]
         app.on_rebalance_complete.connect(self.on_rebalance_complete)  # type: ignore[arg-type]
-        return Tables(self.snapshots, self.region_table, self.emit, self.order, self.reread)
+        return Tables(
+            self.snapshots,
+            self.region_table,
+            self.emit,
+            self.order,
+            self.reread,
+            self.by_region.get_topic_name(),
+        )
 
     def _fatal(
         self, fun: Callable[[faust.StreamT], Awaitable[None]]
@@ -184,7 +192,7 @@ class Agents:
         """One take of `rw.telemetry`: decode each record (in slices, yielding to the event loop between
         them), evaluate each site's records in one call, send, then hold the events for the snapshot."""
         topic = self.names.telemetry
-        taken = await self.in_order(events, topic)
+        taken = await self.in_order(events, topic, self.ctx.owned)
         if not taken:
             return
         async with self.snapshots.lock:
@@ -208,7 +216,7 @@ class Agents:
     async def gateway(self, stream: Any, events: Sequence[Any]) -> None:
         """One take of `rw.gateway` (a low rate): each record in its own guarded step, in order."""
         topic = self.names.gateway
-        taken = await self.in_order(events, topic)
+        taken = await self.in_order(events, topic, self.ctx.owned)
         if not taken:
             return
         async with self.snapshots.lock:
@@ -225,12 +233,13 @@ class Agents:
             self.order.done(topic, event.message.partition, event.message.offset)
             self.snapshots.hold(stream, event)
 
-    async def in_order(self, events: Sequence[Any], topic: str) -> list[Any]:
-        """The events to process: owned, and each next in its partition (else seek back to the hole)."""
+    async def in_order(self, events: Sequence[Any], topic: str, owned: Collection[int] | None) -> list[Any]:
+        """The events to process: of `owned` partitions (None: whatever the consumer hands over), and each
+        next in its partition (else seek back to the hole)."""
         taken = []
         for event in events:
             p, offset = event.message.partition, event.message.offset
-            if p not in self.ctx.owned:  # buffered before a revocation: the new owner has it
+            if owned is not None and p not in owned:  # buffered before a revocation: the new owner has it
                 continue
             verdict, expected = self.order.check(topic, p, offset)
             if verdict is Order.SEEK:
@@ -254,25 +263,36 @@ class Agents:
             log.warning("%s partition %d: seek to %d failed: %r", topic, partition, offset, exc)
 
     async def on_site_warning(self, stream: faust.StreamT) -> None:
-        # Low rate (site colour changes only): the region state is written per event, acked by Faust.
-        async for raw in stream:
-            try:
-                site_t = Transition.from_bytes(raw)
-                if site_t.entity_type != "site" or not site_t.region:
-                    raise TransitionDecodeError("not a site transition with a region")
-                key = site_t.region.encode()
+        # Low rate (site colour changes only), but in offset order like the inputs: a site warning Faust
+        # dropped would leave its region at a colour none of its sites has. Acked once its state is written.
+        topic = self.by_region.get_topic_name()
+        async for events in self._takes(stream):
+            for event in await self.in_order(events, topic, owned=None):
+                await self.region(event)
+                self.order.done(topic, event.message.partition, event.message.offset)
+                await stream.ack(event)
+
+    async def region(self, event: Any) -> None:
+        """Fold one site warning into its region's state; send the region's warning if its colour changed."""
+        try:
+            site_t = Transition.from_bytes(event.value)
+            if site_t.entity_type != "site" or not site_t.region:
+                raise TransitionDecodeError("not a site transition with a region")
+            key = site_t.region.encode()
+            with faust_internals.as_current_event(event):  # the store of the event's partition
                 stored = self.region_table.get(key)
-                state = regions.RegionState.from_bytes(stored) if stored else regions.RegionState()
-                out = regions.roll_up(state, site_t)
-            except Exception as exc:  # the internal topic is untrusted input too: skip what we cannot use
-                self.ctx.metrics.evaluation_errors.labels("regions").inc()
-                log.error("region stage: unusable site transition skipped: %r", exc)
-                continue
-            if out is not None:
-                # Delivered before the state that records it is written: after a crash in between, the
-                # site warning is read again and the region's is sent again (same id). Written first, the
-                # state could survive a crash its warning did not, and the replay would then send nothing.
-                await self.emit.region(out)
+            state = regions.RegionState.from_bytes(stored) if stored else regions.RegionState()
+            out = regions.roll_up(state, site_t)
+        except Exception as exc:  # the internal topic is untrusted input too: skip what we cannot use
+            self.ctx.metrics.evaluation_errors.labels("regions").inc()
+            log.error("region stage: unusable site transition skipped: %r", exc)
+            return
+        if out is not None:
+            # Delivered before the state that records it is written: after a crash in between, the
+            # site warning is read again and the region's is sent again (same id). Written first, the
+            # state could survive a crash its warning did not, and the replay would then send nothing.
+            await self.emit.region(out)
+        with faust_internals.as_current_event(event):
             self.region_table[key] = state.to_bytes()
 
     async def on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
@@ -287,7 +307,7 @@ class Agents:
         ctx.owned -= gone
         m.partitions_owned.set(len(ctx.owned))
         ctx.caught_up -= gone
-        self.order.forget(gone)
+        self.order.forget((tp.topic, tp.partition) for tp in revoked)
         sites = [site for p in gone for site in ctx.sites_by_partition.get(p, ())]
         self.snapshots.forget(gone, sites)
 

@@ -29,8 +29,12 @@ What is reached, and why:
   sought each assigned partition to (the group's committed ones) before the streams resume, and its own
   commits update. The first record after an assignment can be dropped like any other
   (processors/offsets.py); the agent needs to know where the assignment started to see that hole.
+- `as_current_event`: sets Faust's private "current event" (`faust.streams._current_event`), from which a
+  table write takes its partition, for the region stage, which takes its events in bunches like the
+  input agents (in offset order, processors/offsets.py) and so writes its table outside the stream's own
+  iteration.
 - `store_locally`: writes a table's local store (`Table.data`) directly, under a stand-in for Faust's
-  private "current event" (`faust.streams._current_event`). Faust's rocksdb store picks the partition's
+  private "current event" (`as_current_event`). Faust's rocksdb store picks the partition's
   database from the current event, and outside an agent there is none; `table[key] = value` would
   also queue a changelog send that the snapshot flush makes and awaits itself.
 - `make_producer_idempotent`: overrides the aiokafka driver's private `Producer._settings_extra`. Faust
@@ -60,10 +64,11 @@ processors/timers.py, driven by the `on_partitions_revoked` / `on_rebalance_comp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -178,11 +183,19 @@ def committed_offset(app: faust.App, topic: str, partition: int) -> int | None:
 
 def store_locally(table: Any, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:
     """Write `(key, value)` pairs to the table's local store in `partition` only (no changelog send)."""
-    at = _AtPartition(partition)
-    token = _current_event.set(weakref.ref(cast(EventT, at)))  # the store reads only .message.partition
-    try:
+    with as_current_event(_AtPartition(partition)):  # the store reads only .message.partition
         for key, value in items:
             table.data[key] = value
+
+
+@contextlib.contextmanager
+def as_current_event(event: Any) -> Iterator[None]:
+    """Faust's "current event" set to `event` for the block: a table write reads the partition of its
+    store and changelog from it, and outside a stream's own iteration (events taken in bunches) there is
+    none."""
+    token = _current_event.set(weakref.ref(cast(EventT, event)))
+    try:
+        yield
     finally:
         _current_event.reset(token)
 

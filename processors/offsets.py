@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 
 Key = tuple[str, int]  # (topic, partition)
 
@@ -111,10 +111,10 @@ class OffsetOrder:
         self._sought[key] = (expected, now)
         return True
 
-    def forget(self, partitions: set[int]) -> None:
-        """Partitions revoked: their next assignment starts from the committed offset, whatever it is."""
-        for key in [k for k in self.processed if k[1] in partitions]:
-            del self.processed[key]
-        for table in (self._sought, self._progress, self._claimed):
-            for key in [k for k in table if k[1] in partitions]:
+    def forget(self, revoked: Iterable[Key]) -> None:
+        """(topic, partition)s revoked: their next assignment starts from the committed offset, whatever
+        it is."""
+        gone = set(revoked)
+        for table in (self.processed, self._sought, self._progress, self._claimed):
+            for key in [k for k in table if k in gone]:
                 del table[key]

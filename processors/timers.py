@@ -212,12 +212,19 @@ def _end_offset(app: faust.App, tp: TP) -> int | None:
 
 async def _reread_stalled(app: faust.App, ctx: WorkerContext, tables: Any, partitions: set[int]) -> None:
     """Seek back where records exist beyond the last processed one and nothing moves (processors/offsets.py)."""
-    for p in sorted(partitions):
-        for topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway):
-            end = _end_offset(app, TP(topic, p))
-            start = tables.order.stalled(topic, p, end)
-            if start is not None:
-                await tables.reread(topic, p, start, f"stalled below the partition's end offset {end}")
+    inputs = [
+        TP(topic, p)
+        for p in sorted(partitions)
+        for topic in (ctx.settings.topics.telemetry, ctx.settings.topics.gateway)
+    ]
+    inputs += sorted(tp for tp in app.consumer.assignment() if tp.topic == tables.region_input)
+    for tp in inputs:
+        end = _end_offset(app, tp)
+        start = tables.order.stalled(tp.topic, tp.partition, end)
+        if start is not None:
+            await tables.reread(
+                tp.topic, tp.partition, start, f"stalled below the partition's end offset {end}"
+            )
 
 
 async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool:

@@ -27,6 +27,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as FaustAiokafkaConsumer
 from faust.transport.drivers.aiokafka import Producer as FaustAiokafkaProducer
+from faust.types import Message
 
 from processors import faust_internals
 from processors.faust_internals import (
@@ -233,6 +234,19 @@ def test_store_locally_restores_the_current_event_when_a_write_fails() -> None:
 
     with pytest.raises(OSError, match="disk full"):
         store_locally(SimpleNamespace(data=Refusing()), 0, [(b"k", b"v")])
+    assert current_event() is None
+
+
+def test_a_table_write_outside_a_streams_iteration_takes_the_partition_of_the_event_made_current() -> None:
+    app = _app()
+    table = app.Table("regions-internals", partitions=6, key_type=bytes, value_type=bytes)
+    # What the region stage's table write would meet with its events taken in bunches: no current event.
+    with pytest.raises(TypeError, match="outside of stream iteration"):
+        table.partition_for_key(b"RB")
+    message = Message("sites-by-region", 4, 17, 0.0, 0, {}, b"RB", b"", None)
+    event = faust.Event(app, b"RB", b"", {}, message)  # as a stream makes them
+    with faust_internals.as_current_event(event):
+        assert table.partition_for_key(b"RB") == 4  # the changelog (and the store) of the event's partition
     assert current_event() is None
 
 

@@ -67,7 +67,7 @@ def test_a_revoked_partition_starts_afresh_at_its_next_assignment() -> None:
     order.done("t", 0, 5)
     order.done("g", 0, 3)
     order.done("t", 1, 8)
-    order.forget({0})
+    order.forget({("t", 0), ("g", 0)})
     assert order.check("t", 0, 2) == (Order.PROCESS, 2)  # replay from an older committed offset
     assert order.check("g", 0, 1) == (Order.PROCESS, 1)
     assert order.check("t", 1, 8) == (Order.SKIP, 9)
