@@ -99,6 +99,15 @@ def _shortfall(pipe: Pipeline, counter: TelemetryCounter) -> str:
     )
 
 
+def _steps_of(
+    units: set[str], incidents: list[tuple[str, str, list[Any]]], seen: list[tuple[float, Any]]
+) -> str:
+    """What `rw.warnings` said of the units' sites (the site, its units and sensors), for a unit never red."""
+    sites = {site for site, unit, _ in incidents if unit in units}
+    steps = [(t.entity, t.old, t.new, t.at) for _, t in seen if t.site in sites]
+    return f"{sorted(units)}; their sites' warnings {steps}"
+
+
 def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cluster = KafkaCluster(tmp_path / "cluster", stack)
     readers: list[Any] = []
@@ -187,7 +196,8 @@ def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_
             seen.extend((time.time(), t) for t in warnings.poll(0.5))
             if units <= {t.entity for _, t in seen if t.new == "red"} and alerted() == units:
                 break
-        assert units <= {t.entity for _, t in seen if t.new == "red"}, f"never red\n{_logs(pipe)}"
+        never = units - {t.entity for _, t in seen if t.new == "red"}
+        assert not never, f"never red: {_steps_of(never, incidents, seen)}\n{_logs(pipe)}"
         assert alerted() == units, f"red but never alerted: {sorted(units - alerted())}"
         assert receiver.deliveries and not receiver.repeated_under_new_keys(), (
             receiver.repeated_under_new_keys()
