@@ -21,7 +21,7 @@ from processors.offsets import OffsetOrder, Order
 from processors.state.table import SnapshotTable
 from processors.steps import Decoded, Record, Steps
 from riskwatch import regions
-from riskwatch.wire.deadletter import DeadLetter
+from riskwatch.wire.deadletter import DeadLetter, Reason
 from riskwatch.wire.minutes import SiteMinute
 from riskwatch.wire.transitions import Transition, TransitionDecodeError
 
@@ -268,12 +268,13 @@ class Agents:
         topic = self.by_region.get_topic_name()
         async for events in self._takes(stream):
             for event in await self.in_order(events, topic, owned=None):
-                await self.region(event)
+                await self.region(event, topic)
                 self.order.done(topic, event.message.partition, event.message.offset)
                 await stream.ack(event)
 
-    async def region(self, event: Any) -> None:
-        """Fold one site warning into its region's state; send the region's warning if its colour changed."""
+    async def region(self, event: Any, topic: str) -> None:
+        """Fold one site warning into its region's state; send the region's warning if its colour changed.
+        What cannot be used is dead-lettered (`malformed_record`) and skipped."""
         try:
             site_t = Transition.from_bytes(event.value)
             if site_t.entity_type != "site" or not site_t.region:
@@ -285,7 +286,8 @@ class Agents:
             out = regions.roll_up(state, site_t)
         except Exception as exc:  # the internal topic is untrusted input too: skip what we cannot use
             self.ctx.metrics.evaluation_errors.labels("regions").inc()
-            log.error("region stage: unusable site transition skipped: %r", exc)
+            record = _record(event, topic)
+            await self.emit.dead([self.steps.failed(record, Reason.MALFORMED_RECORD, "rolling up", exc)])
             return
         if out is not None:
             # Delivered before the state that records it is written: after a crash in between, the

@@ -91,7 +91,7 @@ class Steps:
             try:
                 accepted, refused = ctx.intake.telemetry(record.value, record.topic, ctx.states.fresh_sources)
             except Exception as exc:  # a decoder bug: the record is what we cannot use
-                dead.append(self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc))
+                dead.append(self.failed(record, Reason.MALFORMED_RECORD, "decoding", exc))
                 continue
             dead += self._located(record, refused)
             if accepted is not None:
@@ -119,7 +119,7 @@ class Steps:
             except Exception as exc:
                 self.ctx.metrics.evaluation_errors.labels("telemetry").inc()
                 dead.append(
-                    self._failed(one.record, Reason.EVALUATION_ERROR, "evaluating", exc, one.accepted.site)
+                    self.failed(one.record, Reason.EVALUATION_ERROR, "evaluating", exc, one.accepted.site)
                 )
         return StepOutput(transitions, dead)
 
@@ -157,7 +157,7 @@ class Steps:
         try:
             rec, dead = ctx.intake.gateway(record.value, record.topic)
         except Exception as exc:
-            return StepOutput([], [self._failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
+            return StepOutput([], [self.failed(record, Reason.MALFORMED_RECORD, "decoding", exc)])
         dead = self._located(record, dead)
         if rec is None:
             return StepOutput([], dead)
@@ -165,14 +165,14 @@ class Steps:
             out = ctx.states.apply_gateway(rec.site, [rec], ctx.clock())
         except Exception as exc:
             ctx.metrics.evaluation_errors.labels("gateway").inc()
-            dead.append(self._failed(record, Reason.EVALUATION_ERROR, "evaluating", exc, rec.site))
+            dead.append(self.failed(record, Reason.EVALUATION_ERROR, "evaluating", exc, rec.site))
             return StepOutput([], dead)
         return StepOutput(out, dead)
 
     def _located(self, record: Record, dead: list[DeadLetter]) -> list[DeadLetter]:
         return [dataclasses.replace(d, partition=record.partition, offset=record.offset) for d in dead]
 
-    def _failed(
+    def failed(
         self, record: Record, reason: Reason, doing: str, exc: BaseException, site: str = ""
     ) -> DeadLetter:
         log.error(

@@ -399,6 +399,9 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
             (b"S1", batch(reg2, "S1", {"S1-G0": 60.0, "S1-G1": 1.0}, later)),
         ],
     )
+    # The region stage's input is an internal topic, untrusted too: a record that is no site warning.
+    by_region = f"riskwatch-worker-{topics.prefix}-sites-by-region"
+    produce(stack.kafka("tools"), by_region, [(b"RA", b"not a site warning")])
     second = WorkerProcess(stack, topics, edited_path, tmp_path / "w1")
     try:
         found = read_transitions(
@@ -413,16 +416,22 @@ def test_hostile_records_and_a_registry_edit_never_stop_a_partition(
         assert ("S1-G1", "l2_high", "normal") in changes, second.output()
         letters = [
             DeadLetter.from_bytes(r)
-            for r in read_raw(stack.kafka("tools"), topics.deadletter, time.time() + 30, 3)
+            for r in read_raw(stack.kafka("tools"), topics.deadletter, time.time() + 30, 4)
         ]
         got = {(d.reason, d.source, d.offset) for d in letters}
+        region_offset = max(
+            (d.offset for d in letters if d.source == by_region), default=-1
+        )  # after the first run's site warnings
         assert got == {
             ("malformed_record", topics.gateway, 0),
             ("target_unknown", topics.gateway, 1),
             ("batch_decode", topics.telemetry, 1),
+            ("malformed_record", by_region, region_offset),
         }, second.output()
         text = urllib.request.urlopen(f"http://127.0.0.1:{second.metrics_port}/metrics").read().decode()
-        assert "riskwatch_evaluation_errors_total{" not in text  # the edit made nothing raise
+        # the edit made nothing raise; the region stage counts the record it could not use
+        errors = [line for line in text.splitlines() if line.startswith("riskwatch_evaluation_errors_total{")]
+        assert errors == ['riskwatch_evaluation_errors_total{stage="regions"} 1.0'], errors
         health = json.load(urllib.request.urlopen(f"http://127.0.0.1:{second.web_port}/healthz"))
         assert health["ok"] is True
     finally:
