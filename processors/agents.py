@@ -315,6 +315,7 @@ class Agents:
 
     async def on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         faust_internals.set_fetch_wait(self.app, self.ctx.settings.fetch_max_wait_ms)
+        faust_internals.deliver_eagerly(self.app)
         self.ctx.owned = {tp.partition for tp in assigned if tp.topic == self.names.telemetry}
         self.ctx.metrics.partitions_owned.set(len(self.ctx.owned))
 

@@ -68,7 +68,9 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         if ctx.states.tick_errors > errors:
             ctx.metrics.evaluation_errors.labels("tick").inc(ctx.states.tick_errors - errors)
         for p in sorted(partitions):
-            if now - snapshots.last_flush.get(p, 0.0) >= s.snapshot_every_s * ctx.speed:  # real seconds
+            backlog = _backlog(app, ctx, p)
+            since = (now - snapshots.last_flush.get(p, 0.0)) / ctx.speed  # real seconds
+            if snapshot_due(since, s.snapshot_every_s, backlog, snapshots.held(p)):
                 await snapshots.flush(p, ctx.sites_by_partition[p], now)
         # Not before every owned partition has been read to its end once: after a restart the minutes
         # restored from the snapshots are overdue, and the backlog still holds the rest of their readings.
@@ -139,6 +141,42 @@ BACKLOG_CLOSE_S = 600.0  # minutes close this much later than usual while a part
 TICK_SLICE_SITES = 64  # sites evaluated by the timer between two yields to the event loop
 EXIT_RECOVERY_STUCK = 75  # EX_TEMPFAIL: try again
 TIMER_FAILING_EXIT_S = 60.0  # a timer failing on every tick for this long exits the worker (status 70)
+
+
+# While a partition's backlog is more than BACKLOG_RECORDS records, its snapshots are flushed
+# BACKLOG_SNAPSHOT_FACTOR times less often: a worker catching up dirties every site of the partition
+# between two flushes, and serialising and sending them all took ~20 % of its main thread at the
+# default 5 s. Offsets then lag by at most that factor times --snapshot-every-s, and never by more than
+# HELD_FLUSH_EVENTS events or HELD_FLUSH_BYTES of their records (held in memory until acked).
+BACKLOG_RECORDS = 1000
+BACKLOG_SNAPSHOT_FACTOR = 4.0
+HELD_FLUSH_EVENTS = 20_000
+HELD_FLUSH_BYTES = 64 << 20
+
+
+def snapshot_due(since_s: float, every_s: float, backlog: int | None, held: tuple[int, int]) -> bool:
+    """Is a partition's snapshot flush due, `since_s` real seconds after its last one, with `backlog`
+    records still to read (None: not known yet) and `held` (events, bytes of their records) waiting for
+    their ack?
+
+    A longer interval while behind keeps every guarantee: events are still acked only after the snapshots
+    covering them are stored, so a crash replays at most BACKLOG_SNAPSHOT_FACTOR x every_s (and at most
+    HELD_FLUSH_EVENTS events) more, which de-duplication leaves out. A worker that has caught up flushes
+    every `every_s` again, so a live worker's offsets lag as before."""
+    events, size = held
+    if events >= HELD_FLUSH_EVENTS or size >= HELD_FLUSH_BYTES:
+        return True
+    behind = backlog is not None and backlog > BACKLOG_RECORDS
+    return since_s >= every_s * (BACKLOG_SNAPSHOT_FACTOR if behind else 1.0)
+
+
+def _backlog(app: faust.App, ctx: WorkerContext, partition: int) -> int | None:
+    """Records of the partition's telemetry not yet evaluated (None before its first fetch)."""
+    end = _end_offset(app, TP(ctx.settings.topics.telemetry, partition))
+    if end is None:
+        return None
+    done = ctx.processed.get((ctx.settings.topics.telemetry, partition))
+    return max(0, end - (done + 1 if done is not None else 0))
 
 
 def _exit_stuck(why: str) -> None:

@@ -261,15 +261,9 @@ class SiteStates:
         if self.minutes is None:
             return ()
         ids = self.index.sensor_id_array
+        # numpy columns as they are: the snapshot encodes them whole (no Python step per sensor)
         return tuple(
-            StoredMinute(
-                m.minute,
-                tuple(ids[m.sensor].tolist()),
-                tuple(m.min.tolist()),
-                tuple(m.max.tolist()),
-                tuple(m.sum.tolist()),
-                tuple(m.count.tolist()),
-            )
+            StoredMinute(m.minute, ids[m.sensor], m.min, m.max, m.sum, m.count)
             for m in self.minutes.open_minutes(self._sensors(site))
         )
 

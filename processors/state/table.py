@@ -54,6 +54,7 @@ class SnapshotTable:
         # a batch whose transitions are not yet sent (a replay would not send them again: it is a duplicate).
         self.lock = asyncio.Lock()
         self._pending: dict[int, list[tuple[Any, Any]]] = defaultdict(list)  # partition -> [(stream, event)]
+        self._pending_bytes: dict[int, int] = defaultdict(int)  # partition -> bytes of those events' records
         self.last_flush: dict[int, float] = {}
 
     def load(self, site: str) -> bytes | None:
@@ -62,7 +63,13 @@ class SnapshotTable:
 
     def hold(self, stream: Any, event: Any) -> None:
         """Remember an event to ack once its partition's snapshots are written."""
-        self._pending[event.message.partition].append((stream, event))
+        p = event.message.partition
+        self._pending[p].append((stream, event))
+        self._pending_bytes[p] += len(event.message.value or b"")
+
+    def held(self, partition: int) -> tuple[int, int]:
+        """Events of the partition waiting for its next snapshot flush to be acked, and their records' bytes."""
+        return len(self._pending.get(partition, ())), self._pending_bytes.get(partition, 0)
 
     def pending_since(self, partition: int, now: float) -> float:
         return now - self.last_flush.get(partition, now) if self._pending.get(partition) else 0.0
@@ -75,6 +82,7 @@ class SnapshotTable:
         """
         async with self.lock:
             held, self._pending[partition] = self._pending[partition], []
+            held_bytes, self._pending_bytes[partition] = self._pending_bytes[partition], 0
             dirty: list[tuple[str, bytes]] = []
             # Serialising a partition's sites takes ~0.4 ms each: in slices, yielding to the loop between
             # them (still under the lock, so no record is evaluated into a half-taken snapshot set).
@@ -84,6 +92,7 @@ class SnapshotTable:
                     await asyncio.sleep(0)
             except BaseException:  # cancelled mid-way: nothing taken is lost
                 self._pending[partition] = held + self._pending[partition]
+                self._pending_bytes[partition] += held_bytes
                 self.states.mark_dirty(site for site, _ in dirty)
                 raise
             before = self.take_in_flight()
@@ -97,6 +106,7 @@ class SnapshotTable:
                 await asyncio.gather(*sent)
         except BaseException:
             self._pending[partition] = held + self._pending[partition]
+            self._pending_bytes[partition] += held_bytes
             self.states.mark_dirty(site for site, _ in dirty)
             raise
         for stream, ev in held:
@@ -116,5 +126,6 @@ class SnapshotTable:
         """Partitions revoked: drop their held events (the next owner replays them) and live state."""
         for p in partitions:
             self._pending.pop(p, None)
+            self._pending_bytes.pop(p, None)
             self.last_flush.pop(p, None)
         self.states.drop(sites)

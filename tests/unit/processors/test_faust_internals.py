@@ -319,3 +319,72 @@ def test_the_public_hooks_of_the_order_check_and_the_recovery_watchdog_are_there
     _assert_source_has(Recovery, "await self.app.on_rebalance_complete.send()", "sent after recovery")
     consumer = FaustAiokafkaConsumer
     assert _params(consumer.highwater) == ["self", "tp"] and _params(consumer.position) == ["self", "tp"]
+
+
+# -- deliver_eagerly ---------------------------------------------------------------------------------
+
+
+def test_faust_hands_each_fetched_message_over_through_the_consumers_wait_first() -> None:
+    from faust.transport.consumer import Consumer
+
+    _assert_source_has(
+        Consumer._drain_messages,
+        "await self.wait_first(\n                                callback(message), self.suspend_flow.wait()",
+        "deliver_eagerly replaces the consumer's wait_first, called once per message there",
+    )
+    assert inspect.iscoroutinefunction(getattr(Consumer, "wait_first", None)), _changed(
+        "Faust's Consumer has no coroutine wait_first"
+    )
+
+
+def test_an_eager_delivery_returns_what_mode_returns_and_continues_a_callback_that_waits() -> None:
+    """On a real Faust consumer (no broker): a callback that finishes at once gives mode's result with no
+    task made; one that waits (a full queue) is continued from where it stopped, gets what it waited for,
+    and can still be interrupted by the flow's suspension; an error propagates; stopping is honoured."""
+
+    async def run() -> None:
+        app = _app()
+        consumer = app.consumer
+        assert faust_internals.deliver_eagerly(app) and faust_internals.deliver_eagerly(app)
+        suspend = asyncio.Event()
+        steps: list[str] = []
+
+        async def at_once(message: str) -> str:
+            steps.append(message)
+            return message.upper()
+
+        tasks_before = len(asyncio.all_tasks())
+        got = await consumer.wait_first(at_once("a"), suspend.wait())
+        assert (got.results, got.stopped, steps) == (["A"], False, ["a"])
+        assert len(asyncio.all_tasks()) == tasks_before
+
+        room = asyncio.get_running_loop().create_future()
+
+        async def waits_for_room(message: str) -> str:
+            steps.append(f"{message} waits")
+            value = await room
+            steps.append(f"{message} put {value}")
+            return message
+
+        asyncio.get_running_loop().call_later(0.05, room.set_result, "later")
+        got = await consumer.wait_first(waits_for_room("b"), suspend.wait())
+        assert got.results == ["b"] and steps[-2:] == ["b waits", "b put later"]
+
+        never = asyncio.get_running_loop().create_future()
+
+        async def blocked() -> None:
+            await never
+
+        asyncio.get_running_loop().call_later(0.05, suspend.set)
+        got = await consumer.wait_first(blocked(), suspend.wait())
+        assert len(got.results) == 1 and got.results[0] is True  # the suspension won, as with mode's own
+        await asyncio.sleep(0)
+        assert never.cancelled()  # the waiting callback was cancelled through the continuation
+
+        async def fails() -> None:
+            raise ValueError("bad record")
+
+        with pytest.raises(ValueError, match="bad record"):
+            await consumer.wait_first(fails(), suspend.wait())
+
+    asyncio.run(run())

@@ -31,6 +31,15 @@ def test_snapshot_round_trips_state_and_open_levels() -> None:
     assert not back.seen.check_and_add("GW1", 8, 2.5)  # the window survives: 8 is still a duplicate
     assert back.seen.check_and_add("GW1", 9, 4.5)  # ... of the same content only
     assert back.seen.check_and_add("GW1", 10)
+    # the open levels are stored as dataclasses.asdict gave them (what earlier builds wrote and read)
+    from dataclasses import asdict
+
+    stored = snap.to_bytes()
+    assert _sized_json(orjson.dumps([asdict(t)])) in stored
+
+
+def _sized_json(doc: bytes) -> bytes:
+    return struct.pack("<I", len(doc)) + doc
 
 
 def test_the_evaluated_count_round_trips_and_version_2_snapshots_read_as_zero() -> None:
@@ -117,3 +126,33 @@ def test_credited_windows_round_trip_and_older_snapshots_read_without_them() -> 
         raw = SiteSnapshot(b"st", (), None, 3, (), (("G1", 1),)).to_bytes().replace(b'{"G1":1}', bad)
         with pytest.raises(SnapshotError):
             SiteSnapshot.from_bytes(raw)
+
+
+def test_open_minutes_taken_as_numpy_columns_encode_as_their_tuples_do() -> None:
+    """A flush hands the aggregator's arrays to the snapshot as they are: the stored bytes, and what a
+    restart reads back, are those of the same minutes given as tuples (sensor ids sorted as before)."""
+    import numpy as np
+
+    from processors.state.snapshot import StoredMinute
+
+    as_tuples = (
+        StoredMinute(7, ("S-b", "S-a", "S-c"), (1.0, -2.0, 3.5), (1.0, 4.0, 3.5), (1.0, 2.0, 7.0), (1, 2, 2)),
+        StoredMinute(8, ("S-c", "S-d"), (0.5, 9.0), (0.5, 9.0), (0.5, 9.0), (1, 1)),
+    )
+    as_arrays = tuple(
+        StoredMinute(
+            m.minute,
+            np.array(m.sensor, dtype=object),
+            np.array(m.min),
+            np.array(m.max),
+            np.array(m.sum),
+            np.array(m.count, np.int64),
+        )
+        for m in as_tuples
+    )
+    raw = SiteSnapshot(b"st", (), None, 3, as_arrays).to_bytes()
+    assert raw == SiteSnapshot(b"st", (), None, 3, as_tuples).to_bytes()
+    assert b'["S-a","S-b","S-c","S-d"]' in raw
+    assert SiteSnapshot.from_bytes(raw).minutes == as_tuples
+    no_minutes = SiteSnapshot(b"st", (), None, 3, ()).to_bytes()
+    assert SiteSnapshot.from_bytes(no_minutes).minutes == ()

@@ -67,7 +67,7 @@ class FakeStream:
 
 
 def _event(partition: int, offset: int) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset))
+    return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset, value=b"x" * 10))
 
 
 def _table(
@@ -119,6 +119,7 @@ def test_acks_wait_for_the_transitions_and_then_the_snapshots() -> None:
         assert await flushing == 2
         assert fake.data == {b"A": b"state-a", b"B": b"state-b"}
         assert table.pending_since(0, 101.0) == 1.0  # offset 9 still held for the next flush
+        assert table.held(0) == (1, 10)  # (events, bytes of their records): what bounds the flush interval
         return log
 
     log = asyncio.run(run())
@@ -138,6 +139,7 @@ def test_a_failed_snapshot_write_keeps_the_events_held_and_the_sites_dirty() -> 
             await flushing
         assert not any(line.startswith("ack") for line in log)
         assert states.redirtied == ["A"]
+        assert table.held(1) == (1, 10)  # still held, and still counted towards the flush bound
         # The next flush writes the site again and only then acks offset 3.
         retry = asyncio.ensure_future(table.flush(1, ["A"], now=55.0))
         await _settle()
