@@ -18,6 +18,7 @@ RISKWATCH_CLUSTER_LONG=1 runs a longer, heavier variant (more sensors, longer af
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -118,7 +119,9 @@ def _missed(seen: list[tuple[float, Any]], fresh: TransitionReader, until: float
         fresh.reader.close()
 
 
-def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    # The test's own readers' position resets and truncation checks, shown if it fails.
+    caplog.set_level(logging.INFO, logger="kafka.consumer.fetcher")
     cluster = KafkaCluster(tmp_path / "cluster", stack)
     readers: list[Any] = []
     pipe: Pipeline | None = None
@@ -151,6 +154,7 @@ def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_
         counter = TelemetryCounter(TopicReader(tools, topics.telemetry), sites=industries)
         dead = DeadLetterCounter(TopicReader(tools, topics.deadletter))
         readers += [warnings.reader, counter.reader, dead.reader]
+        notes_from = len(caplog.records)  # the readers' own start (their seek to the end) is no news
 
         def poll() -> None:
             if not plan.t0:
@@ -213,6 +217,13 @@ def test_losing_a_broker_then_a_worker_loses_nothing(stack, stack_services, tmp_
         seen.extend(missed)
         print(f"cluster test: warnings the live reader missed: {[(t.entity, t.new) for _, t in missed]} "
               f"(it re-read {warnings.reader.rewinds} holes)")  # fmt: skip
+        notes = [
+            r.getMessage()
+            for r in caplog.records[notes_from:]
+            if r.name == "kafka.consumer.fetcher" and r.levelno == logging.INFO
+        ]
+        print(f"cluster test: the test's readers: {counter.reader.rewinds} telemetry holes re-read; "
+              f"position resets and truncation checks {notes[:10]}")  # fmt: skip
         never = units - {t.entity for _, t in seen if t.new == "red"}
         assert not never, f"never red: {_steps_of(never, incidents, seen)}\n{_logs(pipe)}"
         assert alerted() == units, f"red but never alerted: {sorted(units - alerted())}"

@@ -47,7 +47,7 @@ def test_records_in_order_are_returned_with_their_stored_time() -> None:
 
 
 def test_a_record_returned_again_is_left_out() -> None:
-    reader, _ = _reader(5)  # after a reset to the earliest offset, 0..4 come again
+    reader, _ = _reader(5)  # e.g. after a rewind, records fetched before it
     assert reader._in_order(TP, _records(3, 4, 5)) == [(5.0, b"r5")]
 
 
