@@ -51,7 +51,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             steps.append({"ok": ok, **{k: figures[k] for k in _STEP_FIELDS}})
             print(f"  -> {'held' if ok else 'did not hold'}: {figures['readings_per_s']:,.0f} readings/s, "
                   f"p99 {figures['latency_p99_s']} s, lost {figures['lost']:,}, incidents "
-                  f"{figures['incidents_warned']}/{figures['incidents']}", flush=True)  # fmt: skip
+                  f"{figures['incidents_warned']}/{figures['incidents']}; CPU s per million readings "
+                  f"{figures['cpu_s_per_million_readings']}", flush=True)  # fmt: skip
             if not ok:
                 break
             best = figures
@@ -74,4 +75,5 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 _STEP_FIELDS = (
     "offered_rate_hz", "offered_readings_per_s", "readings_per_s", "messages_per_s", "sent", "evaluated",
     "dead_lettered", "lost", "latency_p99_s", "incidents", "incidents_warned", "incidents_alerted",
+    "cpu_s_per_million_readings",  # by process: how each one's cost per reading moves with the rate
 )  # fmt: skip
