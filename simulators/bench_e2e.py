@@ -22,6 +22,7 @@ import re
 import secrets
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -189,16 +190,21 @@ class E2E(PipelineRun):
         self.deadletters.poll(0.0)
 
     def step(
-        self, rate_hz: float, duration_s: float, incidents_wanted: int
+        self, rate_hz: float, duration_s: float, incidents_wanted: int, warmup_s: float = 0.0
     ) -> tuple[dict[str, Any], LoadResult]:
-        """Offer `rate_hz` per sensor for `duration_s` with incidents, then count to the end of the path."""
+        """Offer `rate_hz` per sensor for `warmup_s` + `duration_s` with incidents in the last `duration_s`,
+        then count to the end of the path."""
         assert self.pipeline is not None and self.receiver is not None
-        incidents = plan_incidents(self.doc, incidents_wanted, duration_s)
+        incidents = [
+            (site, unit, [replace(f, at=f.at + warmup_s) for f in faults])
+            for site, unit, faults in plan_incidents(self.doc, incidents_wanted, duration_s)
+        ]
         faults = [f for _, _, fs in incidents for f in fs]
         self.seen.clear()
         self.cpu.start()
         result, start_at = run_load(
-            self.sensors, self.industries, self.broker, self.counter, rate_hz, duration_s, self.args.processes,
+            self.sensors, self.industries, self.broker, self.counter, rate_hz, warmup_s + duration_s,
+            self.args.processes,
             progress=lambda r, p: print(progress_line(r, p), flush=True), faults=faults, on_poll=self.poll,
         )  # fmt: skip
         evaluated, dead = self._count_to_the_end(result.sent)

@@ -127,6 +127,13 @@ class TelemetryCounter:
         self.histogram = LatencyHistogram()
         self.window = LatencyHistogram()  # since the last `take_window()`
 
+    def begin_run(self) -> None:
+        """Count a new run from zero (readings, duplicates, latencies); what was seen stays seen."""
+        self.readings = self.duplicates = self.undecodable = self.other_sites = 0
+        self.by_site = {}
+        self.histogram, self.window = LatencyHistogram(), LatencyHistogram()
+        self.last_arrival = 0.0
+
     def poll(self, timeout_s: float = 0.2) -> int:
         new = 0
         for raw in self.reader.poll(timeout_s):

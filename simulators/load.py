@@ -226,6 +226,7 @@ def run_load(
         mine = {s.id for s in part}
         own = tuple(f for f in faults if f.fault.target in mine)
         jobs.append(LoadSlice(part, industries, broker, rate_hz, duration_s, seed + k, own))
+    counter.begin_run()  # a caller's earlier run (bench capacity's steps) is not this one's
     procs = [ctx.Process(target=_publisher, args=(job, shared), daemon=True) for job in jobs]
     for p in procs:
         p.start()
