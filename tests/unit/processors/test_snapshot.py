@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 
 import orjson
 import pytest
@@ -34,8 +35,34 @@ def test_snapshot_round_trips_state_and_open_levels() -> None:
     # the open levels are stored as dataclasses.asdict gave them (what earlier builds wrote and read)
     from dataclasses import asdict
 
-    stored = snap.to_bytes()
+    stored = snap.to_plain_bytes()
     assert _sized_json(orjson.dumps([asdict(t)])) in stored
+
+
+def _compressed(plain: bytes, length_change: int = 0) -> bytes:
+    """A version 5 snapshot of `plain`, its stated length off by `length_change`."""
+    return struct.pack("<4sBI", b"RWSS", 5, len(plain) + length_change) + zlib.compress(plain, 1)
+
+
+def test_snapshots_are_stored_compressed_and_plain_version_4_ones_still_restore() -> None:
+    """A site's state is mostly repeated values (sensors at the same set points, times a few seconds
+    apart): stored compressed, a snapshot of a 100-sensor site is several times smaller."""
+    from processors.bench_engine import make_batches
+    from processors.engine import EngineState, compile_model, evaluate
+    from riskwatch.registry import generate
+
+    model = compile_model(generate(100, seed=3))
+    batches = make_batches(model, 30, 50, seed=5)
+    engine_state = EngineState.initial(model, now=batches[0][0].ts.min())
+    for batch, now in batches:
+        engine_state, _ = evaluate(model, engine_state, batch, now)
+    state = engine_state.to_bytes()
+    seen = RecentSeqs.from_json({"GW1": [[n, 1.5 + n] for n in range(20)]})
+    snap = SiteSnapshot(state, (), seen, 123_456)
+    stored, plain = snap.to_bytes(), snap.to_plain_bytes()
+    assert stored[:5] == b"RWSS\x05" and plain[:5] == b"RWSS\x04"
+    assert len(stored) < len(plain) / 3
+    assert SiteSnapshot.from_bytes(stored) == SiteSnapshot.from_bytes(plain) == snap
 
 
 def _sized_json(doc: bytes) -> bytes:
@@ -70,10 +97,17 @@ def test_version_1_snapshots_still_restore_with_an_empty_window() -> None:
         b"RWSS",
         b"XXXX\x01\x00\x00\x00\x00[]",
         b"RWSS\x09\x00\x00\x00\x00[]",  # a version from the future
-        SiteSnapshot(b"abc", ()).to_bytes()[:-3],
-        SiteSnapshot(b"abc", ()).to_bytes()[:-1],  # the counts' JSON cut short
-        SiteSnapshot(b"abc", ()).to_bytes()[:-20],  # the window's JSON cut short
-        SiteSnapshot(b"abc", ()).to_bytes().replace(b'"evaluated":0', b'"evaluated":-1'),
+        SiteSnapshot(b"abc", ()).to_plain_bytes()[:-3],
+        SiteSnapshot(b"abc", ()).to_plain_bytes()[:-1],  # the counts' JSON cut short
+        SiteSnapshot(b"abc", ()).to_plain_bytes()[:-20],  # the window's JSON cut short
+        SiteSnapshot(b"abc", ()).to_plain_bytes().replace(b'"evaluated":0', b'"evaluated":-1'),
+        SiteSnapshot(b"abc", ()).to_bytes()[:-3],  # the compressed stream cut short
+        SiteSnapshot(b"abc", ()).to_bytes() + b"x",  # ... or followed by anything
+        _compressed(SiteSnapshot(b"abc", ()).to_plain_bytes(), length_change=-1),  # its length is wrong
+        _compressed(SiteSnapshot(b"abc", ()).to_plain_bytes(), length_change=+1),
+        _compressed(SiteSnapshot(b"abc", ()).to_bytes()),  # compressed twice: it must hold version 4
+        struct.pack("<4sBI", b"RWSS", 5, 1 << 30) + zlib.compress(b"\x00" * 100),  # claims 1 GiB
+        struct.pack("<4sBI", b"RWSS", 5, 3) + b"not zlib",
     ],
 )
 def test_unreadable_snapshots_raise_snapshot_error(raw: bytes) -> None:
@@ -105,7 +139,7 @@ def test_unreadable_open_minutes_raise_snapshot_error() -> None:
 
     good = SiteSnapshot(
         b"st", (), None, 0, (StoredMinute(5, ("G1",), (1.0,), (1.0,), (1.0,), (1,)),)
-    ).to_bytes()
+    ).to_plain_bytes()
     for raw in (
         good[:-1],
         good + b"x",
@@ -120,10 +154,10 @@ def test_credited_windows_round_trip_and_older_snapshots_read_without_them() -> 
     credited = (("G1", 5_800_000), ("G3", 97_000))
     back = SiteSnapshot.from_bytes(SiteSnapshot(b"st", (), None, 3, (), credited).to_bytes())
     assert back.credited == credited and back.evaluated == 3
-    plain = SiteSnapshot(b"st", (), None, 3).to_bytes()
+    plain = SiteSnapshot(b"st", (), None, 3).to_plain_bytes()
     assert b"credited" not in plain and SiteSnapshot.from_bytes(plain).credited == ()
     for bad in (b'{"G1":-1}', b'{"G1":"x"}', b'{"G1":true}', b"[1]"):
-        raw = SiteSnapshot(b"st", (), None, 3, (), (("G1", 1),)).to_bytes().replace(b'{"G1":1}', bad)
+        raw = SiteSnapshot(b"st", (), None, 3, (), (("G1", 1),)).to_plain_bytes().replace(b'{"G1":1}', bad)
         with pytest.raises(SnapshotError):
             SiteSnapshot.from_bytes(raw)
 
@@ -152,7 +186,7 @@ def test_open_minutes_taken_as_numpy_columns_encode_as_their_tuples_do() -> None
     )
     raw = SiteSnapshot(b"st", (), None, 3, as_arrays).to_bytes()
     assert raw == SiteSnapshot(b"st", (), None, 3, as_tuples).to_bytes()
-    assert b'["S-a","S-b","S-c","S-d"]' in raw
+    assert b'["S-a","S-b","S-c","S-d"]' in zlib.decompress(raw[9:])
     assert SiteSnapshot.from_bytes(raw).minutes == as_tuples
     no_minutes = SiteSnapshot(b"st", (), None, 3, ()).to_bytes()
     assert SiteSnapshot.from_bytes(no_minutes).minutes == ()
