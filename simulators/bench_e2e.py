@@ -35,7 +35,7 @@ from simulators.charts import GREEN, RED, Panel, Series, plot
 from simulators.cpu import CpuMeter
 from simulators.faults import Fault
 from simulators.kafka_watch import DeadLetterCounter, TelemetryCounter, TopicReader, TransitionReader
-from simulators.load import LoadResult, ScheduledFault, progress_line, run_load
+from simulators.load import Fleet, LoadResult, ScheduledFault, progress_line
 from simulators.pipeline import Pipeline, PipelineRun
 from simulators.simulated_gateway import Broker, announce_online
 from simulators.stackctl import ensure_stack
@@ -133,6 +133,7 @@ class E2E(PipelineRun):
         self.doc, self.registry, self.sensors, self.industries = estate(args, self.run_dir)
         self.gateways = len({s.gateway for s in self.sensors})
         self.sites = sorted(self.industries)
+        self.fleet: Fleet | None = None  # connected at the first step, kept connected between steps
 
     def __enter__(self) -> E2E:
         info, self.started_stack = ensure_stack(self.stack_home)
@@ -180,10 +181,16 @@ class E2E(PipelineRun):
         assert self.pipeline is not None
         out = {s.name: [pid] for s in Stack(self.stack_home).services() if (pid := s.pidfile.read())}
         out.update((name, [service.proc.pid]) for name, service in self.pipeline.services.items())
+        if self.fleet is not None:
+            out["load generator"] = self.fleet.pids
         return out
 
     def __exit__(self, *exc: Any) -> None:
-        self.close_run()
+        try:
+            if self.fleet is not None:
+                self.fleet.__exit__(*exc)
+        finally:
+            self.close_run()
 
     def poll(self) -> None:
         self.seen.extend((time.time(), t) for t in self.warnings.poll(0.0))
@@ -200,11 +207,12 @@ class E2E(PipelineRun):
             for site, unit, faults in plan_incidents(self.doc, incidents_wanted, duration_s)
         ]
         faults = [f for _, _, fs in incidents for f in fs]
+        if self.fleet is None:
+            self.fleet = Fleet(self.sensors, self.industries, self.broker, self.args.processes).__enter__()
         self.seen.clear()
         self.cpu.start()
-        result, start_at = run_load(
-            self.sensors, self.industries, self.broker, self.counter, rate_hz, warmup_s + duration_s,
-            self.args.processes,
+        result, start_at = self.fleet.run(
+            self.counter, rate_hz, warmup_s + duration_s,
             progress=lambda r, p: print(progress_line(r, p), flush=True), faults=faults, on_poll=self.poll,
         )  # fmt: skip
         evaluated, dead = self._count_to_the_end(result.sent)
@@ -336,8 +344,10 @@ def _all_warned(incidents: list[Any], seen: list[tuple[float, Any]], receiver: W
 def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, Any]], receiver: WebhookReceiver,
              start_at: float) -> dict[str, Any]:  # fmt: skip
     warn_lat, alert_lat = [], []
+    by_incident: list[list[float | None]] = []  # [seconds into the run, reading -> warning or None]
     for site, unit, faults in incidents:
         hit = _red_at(unit, seen, start_at + faults[0].at)
+        by_incident.append([round(faults[0].at, 1), None if hit is None else round(hit[0] - hit[1], 3)])
         if hit is None:
             continue
         arrived, at = hit
@@ -367,6 +377,7 @@ def _figures(result: LoadResult, incidents: list[Any], seen: list[tuple[float, A
         "latency_p50_s": _round(np.percentile(w, 50)),
         "latency_p99_s": _round(np.percentile(w, 99)),
         "latency_max_s": _round(np.max(w)),
+        "latency_by_incident_s": by_incident,
         "alert_latency_p50_s": _round(np.percentile(a, 50)),
         "alert_latency_p99_s": _round(np.percentile(a, 99)),
         "alert_latency_max_s": _round(np.max(a)),

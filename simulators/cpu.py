@@ -8,7 +8,6 @@ much less, so these are the per-core inputs of the capacity model (docs/capacity
 from __future__ import annotations
 
 import os
-import resource
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -39,7 +38,6 @@ class CpuMeter:
     def __init__(self, groups: Callable[[], Mapping[str, list[int]]]) -> None:
         self.groups = groups
         self._start: dict[int, float] = {}
-        self._reaped = 0.0
 
     def start(self) -> None:
         self._start = {
@@ -48,7 +46,6 @@ class CpuMeter:
             for pid in pids
             if (cpu := cpu_seconds(pid)) is not None
         }
-        self._reaped = _reaped_children()
 
     def stop(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -59,12 +56,4 @@ class CpuMeter:
                 if now is not None:
                     spent += now - self._start.get(pid, 0.0)
             out[name] = round(spent, 2)
-        # children of this process that ran and were waited for within the step: the load generator's
-        # publisher processes
-        out["load generator"] = round(_reaped_children() - self._reaped, 2)
         return out
-
-
-def _reaped_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime

@@ -13,7 +13,9 @@ publish the periods it missed in one burst, on a machine already busy with the o
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import signal
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,15 +46,22 @@ class ScheduledFault:
 
 @dataclass(frozen=True, slots=True)
 class LoadSlice:
-    """What one publisher process runs."""
+    """The gateways one publisher process owns."""
 
     sensors: tuple[SimSensor, ...]
     industries: dict[str, str]
     broker: Broker
-    rate_hz: float
-    duration_s: float
     seed: int
-    faults: tuple[ScheduledFault, ...] = ()  # only faults on this slice's sensors
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """One run of a publisher: from `start_at` (wall time), `rate_hz` per sensor for `duration_s`."""
+
+    rate_hz: float
+    start_at: float
+    duration_s: float
+    faults: tuple[ScheduledFault, ...] = ()  # only faults on the process's sensors
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +72,23 @@ class _Shared:
     messages: Synchronized  # MQTT telemetry messages published
     acked: Synchronized
     errors: Synchronized
-    ready: Synchronized  # processes connected and waiting for `go`
-    start_at: Synchronized  # wall time all processes start, so periods line up
-    go: Any  # multiprocessing.Event: start_at is set
+    ready: Synchronized  # processes connected and waiting for their first burst
+    finished: Synchronized  # bursts finished (published and acknowledged), over all processes
 
     @classmethod
     def create(cls, ctx: Any) -> _Shared:
-        return cls(
-            ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0), ctx.Value("i", 0),
-            ctx.Value("d", 0.0),
-            ctx.Event(),
-        )  # fmt: skip
+        return cls(*(ctx.Value("q", 0) for _ in range(6)))
 
     @staticmethod
     def add(value: Any, n: int) -> None:
         with value.get_lock():
             value.value += n
+
+    def begin_run(self) -> None:
+        """Count a new run from zero (the publishers are idle between runs, their acks all in)."""
+        for value in (self.sent, self.messages, self.acked, self.errors):
+            with value.get_lock():
+                value.value = 0
 
 
 @dataclass(slots=True)
@@ -144,9 +154,11 @@ def schedule(start_at: float, period: float, phases: int, end: float) -> Iterato
         k += 1
 
 
-def _publisher(job: LoadSlice, shared: _Shared) -> None:
-    """A publisher process: connect its gateways, wait for the common start, publish every period until
-    the duration ends."""
+def _publisher(job: LoadSlice, shared: _Shared, bursts: Any) -> None:
+    """A publisher process: connect its gateways once, then publish each burst it is given (None: stop).
+
+    Between bursts the gateways stay connected and quiet: a fleet that disconnected after each run would
+    turn every sensor stale and every unit blue, then back, a storm the next run would measure."""
     sims = [
         Simulation(part, job.industries, seed=job.seed * PHASES + j)
         for j, part in enumerate(split_whole(job.sensors, PHASES, lambda s: s.site))
@@ -164,12 +176,27 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
     }
     connect_all(list(clients.values()))
     shared.add(shared.ready, 1)
-    shared.go.wait()
-    start_at = shared.start_at.value
-    period = 1.0 / job.rate_hz
-    starts = sorted(job.faults, key=lambda f: f.at)
-    stops = sorted(job.faults, key=lambda f: f.at + f.for_s)
-    for t, phase in schedule(start_at, period, len(sims), start_at + job.duration_s):
+    while (burst := bursts.get()) is not None:
+        _publish(burst, sims, clients, owner, net, shared)
+        for client in clients.values():  # a burst's acks are counted before it is reported finished
+            client.wait_acked(DRAIN_TIMEOUT_S)
+        shared.add(shared.finished, 1)
+    for client in clients.values():
+        client.close(timeout=DRAIN_TIMEOUT_S)
+    for client in clients.values():
+        client.wait_closed(DRAIN_TIMEOUT_S)
+    net.stop()
+
+
+def _publish(
+    burst: Burst, sims: list[Simulation], clients: dict[str, GatewayClient], owner: dict[str, Simulation],
+    net: NetworkLoop, shared: _Shared,
+) -> None:  # fmt: skip
+    """Publish one message per gateway per period of the burst, starting and stopping its faults on time."""
+    start_at, period = burst.start_at, 1.0 / burst.rate_hz
+    starts = sorted(burst.faults, key=lambda f: f.at)
+    stops = sorted(burst.faults, key=lambda f: f.at + f.for_s)
+    for t, phase in schedule(start_at, period, len(sims), start_at + burst.duration_s):
         if net.error is not None:
             raise SimulatorError(f"the MQTT network thread failed: {net.error!r}")
         time.sleep(max(0.0, t - time.time()))
@@ -191,50 +218,103 @@ def _publisher(job: LoadSlice, shared: _Shared) -> None:
                 shared.add(shared.errors, 1)
         shared.add(shared.sent, n)
         shared.add(shared.messages, m)
-    for client in clients.values():
-        client.close(timeout=DRAIN_TIMEOUT_S)
-    for client in clients.values():
-        client.wait_closed(DRAIN_TIMEOUT_S)
-    net.stop()
+    for f in stops:  # a fault lasting past the burst ends with it: the next burst starts healthy
+        if f not in starts:
+            owner[f.fault.target].stop_fault(f.fault.kind, f.fault.target)
 
 
-def run_load(
-    sensors: Sequence[SimSensor],
-    industries: dict[str, str],
-    broker: Broker,
-    counter: TelemetryCounter,
-    rate_hz: float,
-    duration_s: float,
-    processes: int = 2,
-    seed: int = 0,
-    progress: Callable[[LoadResult, dict[str, float]], None] | None = None,
-    faults: Sequence[ScheduledFault] = (),
-    on_poll: Callable[[], None] | None = None,
-) -> tuple[LoadResult, float]:
-    """Publish from `processes` processes for `duration_s` and count arrivals until drained.
+class Fleet:
+    """Publisher processes whose gateways connect once and publish as many runs as they are given.
 
-    Returns the figures and the wall time publishing started (fault times are relative to it);
-    `on_poll` runs between Kafka polls, for callers that read other topics meanwhile.
-    """
-    if rate_hz <= 0 or duration_s <= 0:
-        raise SimulatorError("--rate and --duration must be positive")
-    ctx = mp.get_context("spawn")  # no forked paho threads or Kafka sockets in the children
-    shared = _Shared.create(ctx)
-    sent, acked, errors = shared.sent, shared.acked, shared.errors
-    jobs = []
-    for k, part in enumerate(split_by_gateway(sensors, processes)):
-        mine = {s.id for s in part}
-        own = tuple(f for f in faults if f.fault.target in mine)
-        jobs.append(LoadSlice(part, industries, broker, rate_hz, duration_s, seed + k, own))
-    counter.begin_run()  # a caller's earlier run (bench capacity's steps) is not this one's
-    procs = [ctx.Process(target=_publisher, args=(job, shared), daemon=True) for job in jobs]
-    for p in procs:
-        p.start()
-    start_at = _start_together(procs, shared)
-    result = LoadResult()
-    last_t, last_received = time.time(), 0
-    try:
-        while any(p.is_alive() for p in procs):
+    `run` publishes one run and counts it to the end; a caller offering several runs (bench capacity's
+    rising steps) keeps the fleet connected between them, as a province's gateways stay connected."""
+
+    def __init__(
+        self, sensors: Sequence[SimSensor], industries: dict[str, str], broker: Broker, processes: int = 2,
+        seed: int = 0,
+    ) -> None:  # fmt: skip
+        self.jobs = [
+            LoadSlice(part, industries, broker, seed + k)
+            for k, part in enumerate(split_by_gateway(sensors, processes))
+        ]
+        self.procs: list[Any] = []
+        self.queues: list[Any] = []
+        self.bursts = 0
+
+    def __enter__(self) -> Fleet:
+        ctx = mp.get_context("spawn")  # no forked paho threads or Kafka sockets in the children
+        self.shared = _Shared.create(ctx)
+        self.queues = [ctx.Queue() for _ in self.jobs]
+        self.procs = [
+            ctx.Process(target=_publisher, args=(job, self.shared, q), daemon=True)
+            for job, q in zip(self.jobs, self.queues, strict=True)
+        ]
+        for p in self.procs:
+            p.start()
+        try:
+            _wait_connected(self.procs, self.shared)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc and exc[0] is not None:  # interrupted (Ctrl-C, SIGTERM): the publishers stop now
+            for p in self.procs:
+                p.terminate()
+        for q in self.queues:
+            with contextlib.suppress(Exception):
+                q.put(None)
+        for p in self.procs:
+            p.join(timeout=2 * DRAIN_TIMEOUT_S)
+            if p.is_alive():
+                p.terminate()
+        failed = [p.exitcode for p in self.procs if p.exitcode not in (0, None, -signal.SIGTERM)]
+        self.procs = []
+        if failed and not (exc and exc[0] is not None):
+            raise SimulatorError(
+                f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr"
+            )
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.pid is not None]
+
+    def _check_alive(self) -> None:
+        dead = [p.exitcode for p in self.procs if not p.is_alive()]
+        if dead:
+            raise SimulatorError(f"{len(dead)} publisher process(es) failed (exit codes {dead}); see stderr")
+
+    def run(
+        self,
+        counter: TelemetryCounter,
+        rate_hz: float,
+        duration_s: float,
+        progress: Callable[[LoadResult, dict[str, float]], None] | None = None,
+        faults: Sequence[ScheduledFault] = (),
+        on_poll: Callable[[], None] | None = None,
+    ) -> tuple[LoadResult, float]:
+        """Publish for `duration_s` and count arrivals until drained.
+
+        Returns the figures and the wall time publishing started (fault times are relative to it);
+        `on_poll` runs between Kafka polls, for callers that read other topics meanwhile.
+        """
+        if rate_hz <= 0 or duration_s <= 0:
+            raise SimulatorError("--rate and --duration must be positive")
+        shared = self.shared
+        sent, acked, errors = shared.sent, shared.acked, shared.errors
+        shared.begin_run()
+        counter.begin_run()  # a caller's earlier run (bench capacity's steps) is not this one's
+        start_at = time.time() + 0.5
+        for job, q in zip(self.jobs, self.queues, strict=True):
+            mine = {s.id for s in job.sensors}
+            own = tuple(f for f in faults if f.fault.target in mine)
+            q.put(Burst(rate_hz, start_at, duration_s, own))
+        self.bursts += len(self.jobs)
+        result = LoadResult()
+        last_t, last_received = time.time(), 0
+        while shared.finished.value < self.bursts:
+            self._check_alive()
             counter.poll(0.2)
             if on_poll is not None:
                 on_poll()
@@ -261,34 +341,41 @@ def run_load(
                 last_progress, last_count = time.time(), counter.readings
             if on_poll is not None:
                 on_poll()
-    except BaseException:  # interrupted (Ctrl-C, SIGTERM): the publishers stop now, not at their end
-        for p in procs:
-            p.terminate()
-        raise
-    finally:
-        for p in procs:
-            p.join(timeout=DRAIN_TIMEOUT_S)
-            if p.is_alive():
-                p.terminate()
-    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    # Sustained rate: everything received over the time from the first publish to the last arrival.
-    _fill(
-        result,
-        sent,
-        acked,
-        errors,
-        counter,
-        max(duration_s, counter.last_arrival - start_at),
-        shared.messages,
-    )
-    result.publish_s = duration_s
-    if failed:
-        raise SimulatorError(f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr")
-    return result, start_at
+        # Sustained rate: everything received over the time from the first publish to the last arrival.
+        _fill(
+            result,
+            sent,
+            acked,
+            errors,
+            counter,
+            max(duration_s, counter.last_arrival - start_at),
+            shared.messages,
+        )
+        result.publish_s = duration_s
+        return result, start_at
 
 
-def _start_together(procs: Sequence[Any], shared: _Shared, timeout_s: float = 300.0) -> float:
-    """Wait until every publisher is connected, then start them all a moment later; the start time."""
+def run_load(
+    sensors: Sequence[SimSensor],
+    industries: dict[str, str],
+    broker: Broker,
+    counter: TelemetryCounter,
+    rate_hz: float,
+    duration_s: float,
+    processes: int = 2,
+    seed: int = 0,
+    progress: Callable[[LoadResult, dict[str, float]], None] | None = None,
+    faults: Sequence[ScheduledFault] = (),
+    on_poll: Callable[[], None] | None = None,
+) -> tuple[LoadResult, float]:
+    """Publish from `processes` processes for `duration_s` and count arrivals until drained (one run of
+    a `Fleet`; see `Fleet.run`)."""
+    with Fleet(sensors, industries, broker, processes, seed) as fleet:
+        return fleet.run(counter, rate_hz, duration_s, progress, faults, on_poll)
+
+
+def _wait_connected(procs: Sequence[Any], shared: _Shared, timeout_s: float = 300.0) -> None:
+    """Wait until every publisher has connected its gateways; a process that died is a clear error."""
     end = time.time() + timeout_s
     while shared.ready.value < len(procs):
         dead = [p.exitcode for p in procs if not p.is_alive()]
@@ -298,9 +385,6 @@ def _start_together(procs: Sequence[Any], shared: _Shared, timeout_s: float = 30
             why = f"exit codes {dead}" if dead else f"not connected after {timeout_s:.0f} s"
             raise SimulatorError(f"publisher processes failed to start ({why}); see stderr")
         time.sleep(0.05)
-    shared.start_at.value = time.time() + 0.5
-    shared.go.set()
-    return float(shared.start_at.value)
 
 
 def _fill(

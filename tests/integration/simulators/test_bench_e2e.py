@@ -45,6 +45,10 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
     assert figures["incidents"] == figures["incidents_warned"] == 2
     assert figures["incidents_alerted"] == 2
     assert figures["latency_max_s"] is not None and figures["latency_max_s"] < 30
+    # which incident was how late: each at its planned time into the run, the slowest being the max
+    by_incident = figures["latency_by_incident_s"]
+    assert [at for at, _ in by_incident] == sorted(at for at, _ in by_incident) and by_incident[0][0] > 0
+    assert max(lat for _, lat in by_incident) == pytest.approx(figures["latency_max_s"], abs=0.002)
     # the CPU each process on the path spent, the capacity model's per-core input
     cpu = figures["cpu_s"]
     for process in ("mosquitto", "bridge", "kafka", "worker", "alerting", "load generator"):

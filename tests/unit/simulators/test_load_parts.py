@@ -12,7 +12,7 @@ import pytest
 from riskwatch.cli import main
 from riskwatch.registry import load_registry
 from simulators import synthetic
-from simulators.load import _Shared, _start_together, schedule, split_by_gateway, split_whole
+from simulators.load import _Shared, _wait_connected, schedule, split_by_gateway, split_whole
 from simulators.sensors import SimulatorError, from_registry
 
 
@@ -68,13 +68,12 @@ class _FakeProcess:
         self.terminated = True
 
 
-def test_publishers_start_together_once_all_are_connected() -> None:
+def test_the_fleet_waits_until_every_publisher_has_connected() -> None:
     shared = _Shared.create(mp.get_context("spawn"))
     shared.ready.value = 2  # both publishers connected
     before = time.time()
-    start_at = _start_together([_FakeProcess(), _FakeProcess()], shared)
-    assert shared.go.is_set() and start_at == shared.start_at.value
-    assert before < start_at <= time.time() + 0.5
+    _wait_connected([_FakeProcess(), _FakeProcess()], shared)
+    assert time.time() - before < 1.0
 
 
 def test_a_publisher_dying_before_it_connects_is_a_clear_error() -> None:
@@ -82,5 +81,15 @@ def test_a_publisher_dying_before_it_connects_is_a_clear_error() -> None:
     shared.ready.value = 1
     procs = [_FakeProcess(), _FakeProcess(exitcode=1)]
     with pytest.raises(SimulatorError, match=r"exit codes \[1\]"):
-        _start_together(procs, shared, timeout_s=5)
-    assert not shared.go.is_set() and all(p.terminated for p in procs)
+        _wait_connected(procs, shared, timeout_s=5)
+    assert all(p.terminated for p in procs)
+
+
+def test_each_run_counts_from_zero() -> None:
+    shared = _Shared.create(mp.get_context("spawn"))
+    for value, n in ((shared.sent, 470), (shared.messages, 10), (shared.acked, 470), (shared.errors, 1)):
+        _Shared.add(value, n)
+    _Shared.add(shared.finished, 2)
+    shared.begin_run()
+    assert (shared.sent.value, shared.messages.value, shared.acked.value, shared.errors.value) == (0, 0, 0, 0)
+    assert shared.finished.value == 2  # the bursts finished so far are how the fleet knows a run ended
