@@ -60,7 +60,7 @@ class Health:
         logging.shutdown()
         self.exit(EXIT_TASK_DIED)
 
-    def status(self, expected: tuple[str, ...] = ("tick",)) -> tuple[bool, dict[str, Any]]:
+    def status(self, expected: tuple[str, ...] = ("tick", "flush")) -> tuple[bool, dict[str, Any]]:
         """(healthy?, a JSON document saying why) for `GET /healthz`."""
         now = self.clock()
         ages = {name: round(now - at, 3) for name, at in self.beats.items()}

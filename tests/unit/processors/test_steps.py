@@ -176,11 +176,16 @@ def test_a_task_that_dies_fails_health_and_exits_non_zero() -> None:
     t[0] = 181.0
     assert not health.status()[0]
     health.beat("tick")
+    assert not health.status()[0]  # the snapshot flush, a timer of its own, has not run yet
+    health.beat("flush")
     assert health.status()[0]
     t[0] = 212.0
     ok, doc = health.status()
     assert not ok and "tick has not completed for 31 s" in doc["problems"][0] and exits == []
     health.beat("tick")
+    ok, doc = health.status()
+    assert not ok and doc["problems"] == ["flush has not completed for 31 s"]
+    health.beat("flush")
     assert health.status()[0]
     health.failed("the timer has failed for 60 s")
     assert exits == [EXIT_TASK_DIED] and not health.status()[0]
@@ -228,6 +233,7 @@ def test_healthz_on_the_metrics_port_answers_503_once_a_task_died() -> None:
     WorkerMetrics(registry)
     health = Health(exit=lambda code: None)
     health.beat("tick")
+    health.beat("flush")
     server = serve_metrics("127.0.0.1", 0, registry, health)
     base = f"http://127.0.0.1:{server.server_port}"
     try:
