@@ -8,6 +8,7 @@ kiln cut-off window) also return when they would next fire, so the engine re-eva
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -106,6 +107,14 @@ def evaluate_units(
     nd = units.size
     if not nd:
         return UnitVerdict(np.zeros(0, np.int8), np.zeros(0, np.int16), np.zeros(0), np.zeros(0))
+    if nd == 1:  # the usual case: one unit, decided in Python (about 10x fewer microseconds)
+        c, r, d, a = evaluate_one(model, s, u, int(units[0]), now)
+        return UnitVerdict(
+            np.array([c], np.int8),
+            np.array([r], np.int16),
+            np.array([d], np.float64),
+            np.array([a], np.float64),
+        )
     rule_set = model.unit_rule_set[units]
     first = int(rule_set[0])
     if nd == 1 or np.count_nonzero(rule_set != first) == 0:  # the usual case: one rule set
@@ -122,6 +131,111 @@ def evaluate_units(
         rule = np.where(held, np.int16(MAINTENANCE_RULE), rule)
         due = np.where(held, np.inf, due)
     return UnitVerdict(colour.astype(np.int8), rule.astype(np.int16), due, at)
+
+
+_STATE_OF: tuple[tuple[int, ...], ...] = tuple(tuple(row) for row in STATE_LUT.tolist())
+_FAULTY_STATES = frozenset((int(AlarmState.FAULT), int(AlarmState.STALE)))
+_ALARM_STATES = frozenset(np.flatnonzero(_ALARM).tolist())
+_LOW_ALARM_STATES = frozenset(np.flatnonzero(_LOW_ALARM).tolist())
+_L1_HIGH = int(AlarmState.L1_HIGH)
+
+
+def evaluate_one(
+    model: EngineModel, s: dict[str, Arr], u: dict[str, Arr], unit: int, now: float
+) -> tuple[int, int, float, float]:
+    """(colour, rule, due, at) of one unit, maintenance included: `evaluate_units` for a single unit,
+    value for value, rule by rule in Python over the unit's sensors that are not NORMAL (no rule
+    counts a NORMAL sensor), so it costs a few numpy calls instead of ~50."""
+    lo, hi = int(model.unit_ptr[unit]), int(model.unit_ptr[unit + 1])
+    members = model.unit_members[lo:hi]
+    latest = float(s["usince"][members].max()) if hi > lo else -np.inf
+    ucode = s["ucode"][members]
+    nonzero = ucode != 0  # NORMAL is code 0 (codes 5..7, also NORMAL, are never used)
+    moved = members[nonzero]
+    codes = ucode[nonzero].tolist()
+    since = s["usince"][moved].tolist()
+    banded = model.banded[moved].tolist()
+    group = model.group[moved].tolist()
+    role = model.role[moved].tolist()
+    quantity = model.quantity[moved].tolist()
+    st = [_STATE_OF[b][c + CODE_OFFSET] for b, c in zip(banded, codes, strict=True)]
+    rule_set = model.rule_sets[int(model.unit_rule_set[unit])]
+    counting = any(x in rule_set.counted for x in st)  # as the array path: count rules only then
+    colour, rule, fire, due = 0, -1, -np.inf, np.inf
+    for r in rule_set.plain:
+        value = r.colour
+        when = -np.inf
+        if r.kind == "count":
+            if not counting:
+                continue
+            matched: list[int] = []
+            ripe_min = np.inf
+            for k, x in enumerate(st):
+                if x not in r.states:
+                    continue
+                if group[k] not in r.groups and not (r.any_group_for_faults and x in _FAULTY_STATES):
+                    continue
+                if r.min_duration > 0:
+                    ripe = since[k] + r.min_duration
+                    if not ripe <= now:
+                        due = min(due, ripe)
+                        continue
+                    ripe_min = min(ripe_min, ripe)
+                matched.append(k)
+            if r.min_duration > 0:
+                when = ripe_min
+            fired = len(matched) >= r.min_sensors
+            if fired and r.min_quantities > 1:
+                fired = len({quantity[k] for k in matched}) >= r.min_quantities
+        elif r.kind == "kiln_cutoff":
+            if not any(x in _LOW_ALARM_STATES for x in st):
+                continue
+            alarm_since = min(
+                (since[k] for k, x in enumerate(st) if role[k] == _GAS_MAIN and x in _LOW_ALARM_STATES),
+                default=np.inf,
+            )
+            closed = min(
+                (since[k] for k, x in enumerate(st) if role[k] == _VALVE and x == _L1_HIGH), default=np.inf
+            )
+            confirm_at = min(closed, float(u["valve_closed_at"][unit]))
+            deadline = alarm_since + r.confirm_within
+            open_alarm = math.isfinite(alarm_since) and not confirm_at <= deadline
+            fired = open_alarm and deadline <= now
+            if open_alarm and deadline > now:
+                due = min(due, deadline)
+            when = deadline
+        elif r.kind == "interlock_bypass":
+            if u["bypassed"][unit] == 0:
+                continue
+            fired = any(x in _ALARM_STATES and role[k] != _VALVE for k, x in enumerate(st))
+        else:  # tailings_rollup
+            value = min(_tailings_one(banded, codes, quantity), r.colour)
+            fired = value > 0
+        if fired and value > colour:  # the first rule in the set's order with the highest colour
+            colour, rule, fire = value, r.index, when
+    at = max(
+        latest, float(u["event_at"][unit]), fire
+    )  # as the array path: the rules' time even in maintenance
+    if u["maintenance"][unit] != 0:
+        return int(Colour.NORMAL), MAINTENANCE_RULE, np.inf, at
+    return colour, rule, due, at
+
+
+def _tailings_one(banded: list[int], codes: list[int], quantity: list[int]) -> int:
+    """`_tailings` for one unit's sensors."""
+    items: dict[int, list[int]] = {}
+    for b, c, q in zip(banded, codes, quantity, strict=True):
+        if b and 1 <= abs(c) <= 4:
+            items.setdefault(q, []).append(abs(c))
+    pond, blue = 0, 0
+    for points in items.values():
+        c = max(points)
+        for at_least, count, colour in ((1, 4, Colour.YELLOW), (2, 3, Colour.ORANGE), (3, 2, Colour.RED)):
+            if sum(p >= at_least for p in points) >= count:
+                c = max(c, int(colour))
+        pond = max(pond, c)
+        blue += c >= Colour.BLUE
+    return max(pond, int(Colour.YELLOW)) if blue >= 4 else pond
 
 
 def _evaluate_set(

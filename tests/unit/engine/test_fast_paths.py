@@ -8,6 +8,7 @@ way), and the transitions, rejects, counters and state arrays must be identical.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -16,12 +17,13 @@ import numpy as np
 import pytest
 
 from processors import bench_engine as bench
-from processors.engine import EngineState, Event, compile_model, evaluate_detailed, evaluation, sensors
+from processors.engine import EngineState, Event, compile_model, evaluate_detailed, evaluation, rules, sensors
 from processors.engine.model import FAULT, STALE, EngineModel
 from riskwatch.registry import generate
 from riskwatch.wire.readings import Readings
 
 MODEL = compile_model(generate(400, seed=3))
+MIXED = compile_model(generate(1000, seed=3))  # tailings ponds too
 
 
 def _stream(model: EngineModel, seed: int) -> Iterator[tuple[Readings, float, list[Event]]]:
@@ -141,3 +143,35 @@ def test_a_few_readings_out_of_band_get_the_levels_the_array_path_gives(
     one_by_one = sensors.target_codes(MODEL, s, idx, value, quality, code)
     assert np.array_equal(by_array, one_by_one)
     assert {FAULT, 0, 1, 2, -1}.issubset(set(by_array.tolist()))  # the mix reaches faults and levels
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_one_unit_decided_in_python_gets_what_the_array_path_gives(seed: int) -> None:
+    """`evaluate_one` (one unit, rule by rule in Python) against `evaluate_units` over every unit at
+    once (the array path), on random reported states, times, flags and valve confirmations."""
+    rng = np.random.default_rng(seed)
+    # gas mains and cut-off valves here and there, so the kiln rule has something to decide
+    model = dataclasses.replace(MIXED, role=rng.choice(np.array([0, 1, 2], np.int8), MIXED.n_sensors))
+    state = EngineState.initial(model, now=0.0)
+    s, u = state.sensor, state.unit
+    n, nu, now = model.n_sensors, len(model.unit_ids), 1000.0
+    named: set[int] = set()
+    for _ in range(10):
+        codes = rng.choice(np.array([*range(-4, 5), FAULT, STALE], np.int8), n)
+        density = rng.choice([0.0, 0.05, 0.1, 0.3], nu)[model.sensor_unit]  # mostly quiet units
+        s["ucode"][:] = np.where(rng.random(n) < density, codes, 0)
+        s["usince"][:] = np.where(rng.random(n) < 0.05, -np.inf, now - rng.choice([0.0, 5.0, 10.0, 700.0], n))
+        u["maintenance"][:] = rng.random(nu) < 0.1
+        u["bypassed"][:] = rng.random(nu) < 0.3
+        u["valve_closed_at"][:] = np.where(
+            rng.random(nu) < 0.5, np.inf, now - rng.choice([0.0, 8.0, 20.0], nu)
+        )
+        u["event_at"][:] = np.where(rng.random(nu) < 0.5, -np.inf, now - 30.0)
+        every = rules.evaluate_units(model, s, u, np.arange(nu), now)
+        one = [rules.evaluate_one(model, s, u, unit, now) for unit in range(nu)]
+        assert [c for c, _, _, _ in one] == every.colour.tolist()
+        assert [r for _, r, _, _ in one] == every.rule.tolist()
+        assert [d for _, _, d, _ in one] == every.due.tolist()
+        assert [a for _, _, _, a in one] == every.at.tolist()
+        named.update(every.rule.tolist())
+    assert len(named) > 8  # many rules, tailings, maintenance and none included, were named
