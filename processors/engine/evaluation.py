@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
-from processors.engine.rules import evaluate_units
+from processors.engine.rules import evaluate_one, evaluate_units
 from processors.engine.sensors import Emits, advance, apply_round, timer_due
 from processors.engine.state import EngineState
 from processors.engine.warnings import sensor_alarms, site_warning, unit_warning
@@ -268,40 +268,51 @@ def _roll_up(
     model: EngineModel, state: EngineState, units: Arr, now: float, every_site: bool = False
 ) -> list[Transition]:
     s, u = state.sensor, state.unit
-    verdict = evaluate_units(model, s, u, units, now)
-    u["due"][units] = verdict.due
-    if verdict.due.size:
-        state.unit_due = min(state.unit_due, float(verdict.due.min()))
-    old = u["colour"][units]
-    u["rule"][units] = verdict.rule
-    changed = np.flatnonzero(verdict.colour != old)
-    if changed.size == 0 and not every_site:
-        return []
-    out = []
-    cu = units[changed]
-    u["colour"][cu] = verdict.colour[changed]
-    u["colour_at"][cu] = verdict.at[changed]
-    for k in changed.tolist():
-        unit = int(units[k])
-        out.append(
-            unit_warning(
-                model,
-                s,
-                unit,
-                int(old[k]),
-                int(verdict.colour[k]),
-                int(verdict.rule[k]),
-                float(verdict.at[k]),
-            )
-        )
-    sites: Arr
-    if every_site:
-        sites = np.arange(len(model.site_ids))
+    out: list[Transition] = []
+    sites: list[int]
+    if units.size == 1 and not every_site:  # the usual case: one unit, in scalars (no array round trips)
+        unit = int(units[0])
+        colour, rule, due, at = evaluate_one(model, s, u, unit, now)
+        u["due"][unit] = due
+        state.unit_due = min(state.unit_due, due)
+        old_colour = int(u["colour"][unit])
+        u["rule"][unit] = rule
+        if colour == old_colour:
+            return out
+        u["colour"][unit] = colour
+        u["colour_at"][unit] = at
+        out.append(unit_warning(model, s, unit, old_colour, colour, rule, at))
+        sites = [int(model.unit_site[unit])]
     else:
-        sites = model.unit_site[cu] if cu.size == 1 else np.unique(model.unit_site[cu])
+        verdict = evaluate_units(model, s, u, units, now)
+        u["due"][units] = verdict.due
+        if verdict.due.size:
+            state.unit_due = min(state.unit_due, float(verdict.due.min()))
+        old = u["colour"][units]
+        u["rule"][units] = verdict.rule
+        changed = np.flatnonzero(verdict.colour != old)
+        if changed.size == 0 and not every_site:
+            return out
+        cu = units[changed]
+        u["colour"][cu] = verdict.colour[changed]
+        u["colour_at"][cu] = verdict.at[changed]
+        for k in changed.tolist():
+            unit = int(units[k])
+            out.append(
+                unit_warning(
+                    model,
+                    s,
+                    unit,
+                    int(old[k]),
+                    int(verdict.colour[k]),
+                    int(verdict.rule[k]),
+                    float(verdict.at[k]),
+                )
+            )
+        sites = list(range(len(model.site_ids))) if every_site else np.unique(model.unit_site[cu]).tolist()
     site_colour = state.site["colour"]
     regions: dict[int, RegionState] = {}  # the regions touched by this call, as the roll-up sees them
-    for site in sites.tolist():
+    for site in sites:
         lo, hi = int(model.site_ptr[site]), int(model.site_ptr[site + 1])
         colour = int(u["colour"][lo:hi].max()) if hi > lo else 0
         if colour == site_colour[site]:

@@ -146,18 +146,19 @@ def evaluate_one(
     """(colour, rule, due, at) of one unit, maintenance included: `evaluate_units` for a single unit,
     value for value, rule by rule in Python over the unit's sensors that are not NORMAL (no rule
     counts a NORMAL sensor), so it costs a few numpy calls instead of ~50."""
-    lo, hi = int(model.unit_ptr[unit]), int(model.unit_ptr[unit + 1])
-    members = model.unit_members[lo:hi]
-    latest = float(s["usince"][members].max()) if hi > lo else -np.inf
-    ucode = s["ucode"][members]
-    nonzero = ucode != 0  # NORMAL is code 0 (codes 5..7, also NORMAL, are never used)
-    moved = members[nonzero]
-    codes = ucode[nonzero].tolist()
-    since = s["usince"][moved].tolist()
-    banded = model.banded[moved].tolist()
-    group = model.group[moved].tolist()
-    role = model.role[moved].tolist()
-    quantity = model.quantity[moved].tolist()
+    members = model.unit_members[int(model.unit_ptr[unit]) : int(model.unit_ptr[unit + 1])]
+    # Python lists from here: a unit has a few dozen sensors, and a numpy call costs microseconds
+    all_codes = s["ucode"].take(members).tolist()
+    all_since = s["usince"].take(members).tolist()
+    latest = max(all_since, default=-np.inf)
+    # NORMAL is code 0 (codes 5..7, also NORMAL, are never used)
+    moved = [(int(members[k]), k) for k, c in enumerate(all_codes) if c]
+    codes = [all_codes[k] for _, k in moved]
+    since = [all_since[k] for _, k in moved]
+    banded = [model.banded.item(i) for i, _ in moved]
+    group = [model.group.item(i) for i, _ in moved]
+    role = [model.role.item(i) for i, _ in moved]
+    quantity = [model.quantity.item(i) for i, _ in moved]
     st = [_STATE_OF[b][c + CODE_OFFSET] for b, c in zip(banded, codes, strict=True)]
     rule_set = model.rule_sets[int(model.unit_rule_set[unit])]
     counting = any(x in rule_set.counted for x in st)  # as the array path: count rules only then
@@ -213,9 +214,8 @@ def evaluate_one(
             fired = value > 0
         if fired and value > colour:  # the first rule in the set's order with the highest colour
             colour, rule, fire = value, r.index, when
-    at = max(
-        latest, float(u["event_at"][unit]), fire
-    )  # as the array path: the rules' time even in maintenance
+    # as the array path: the firing rule's time counts even under maintenance
+    at = max(latest, float(u["event_at"][unit]), fire)
     if u["maintenance"][unit] != 0:
         return int(Colour.NORMAL), MAINTENANCE_RULE, np.inf, at
     return colour, rule, due, at
