@@ -8,6 +8,7 @@ on a timer: stale and delays are evaluated on `now` alone.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy.typing as npt
 from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
 from processors.engine.rules import evaluate_one, evaluate_units
-from processors.engine.sensors import Emits, advance, apply_round, timer_due
+from processors.engine.sensors import Emits, advance, apply_one, apply_round, timer_due, timer_due_one
 from processors.engine.state import EngineState
 from processors.engine.warnings import sensor_alarms, site_warning, unit_warning
 from riskwatch.levels import Colour
@@ -176,6 +177,8 @@ def _readings_in_rounds(
     valid and no sensor twice."""
     s = state.sensor
     n = model.n_sensors
+    if unique and sensor.size == 1 and _SCALAR_ONE:  # the usual busy batch: one reading moves something
+        return _reading_one(model, state, sensor, value, ts, quality, em, rejects, positions)
     if unique:  # the caller checked the indices already
         bad = not np.isfinite(ts).all()
     else:
@@ -232,6 +235,38 @@ def _readings_in_rounds(
             state.stale_due = min(state.stale_due, float((rts + stale_after).min()))
     state.watch = np.concatenate(watch) if len(watch) > 1 else state.watch
     return out_of_order
+
+
+_SCALAR_ONE = True  # a lone reading goes through sensors.apply_one (tests switch it off to compare)
+
+
+def _reading_one(
+    model: EngineModel,
+    state: EngineState,
+    sensor: Arr,
+    value: Arr,
+    ts: Arr,
+    quality: Arr,
+    em: Emits,
+    rejects: list[Reject],
+    positions: Arr | None,
+) -> int:
+    """`_readings_in_rounds` for a single reading of a valid sensor, in scalars (sensors.apply_one)."""
+    s = state.sensor
+    i, t = int(sensor[0]), float(ts[0])
+    if not math.isfinite(t):
+        place = 0 if positions is None else int(positions[0])
+        rejects.append(Reject("reading", place, f"timestamp {t!r} is not a finite epoch time"))
+        return 0
+    last = s["last_ts"].item(i)
+    if (t < last or (s["code"].item(i) == STALE and t < s["since"].item(i))) and s["seen"].item(i) != 0:
+        return 1  # out of order (see _readings_in_rounds)
+    stale_after = model.stale_after.item(i)
+    if apply_one(model, s, i, float(value[0]), t, int(quality[0]), em, last + stale_after):
+        state.watch = np.append(state.watch, np.int32(i))
+        state.watch_due = min(state.watch_due, timer_due_one(model, s, i))
+    state.stale_due = min(state.stale_due, t + stale_after)
+    return 0
 
 
 def _timers(model: EngineModel, state: EngineState, now: float, em: Emits) -> None:

@@ -50,7 +50,7 @@ def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
     if not em.alarms:
         return []
     if len(em.alarms) == 1:  # the usual case: one call found them all
-        cols = [c.tolist() for c in em.alarms[0]]
+        cols = [c if isinstance(c, list) else c.tolist() for c in em.alarms[0]]
     else:
         cols = [np.concatenate(c).tolist() for c in zip(*em.alarms, strict=True)]
     out = []

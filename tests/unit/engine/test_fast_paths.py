@@ -175,3 +175,62 @@ def test_one_unit_decided_in_python_gets_what_the_array_path_gives(seed: int) ->
         assert [a for _, _, _, a in one] == every.at.tolist()
         named.update(every.rule.tolist())
     assert len(named) > 8  # many rules, tailings, maintenance and none included, were named
+
+
+def _lone_readings(model: EngineModel, seed: int) -> Iterator[tuple[Readings, float, list[Event]]]:
+    """Batches of quiet readings around one that moves its sensor (into and out of levels and faults,
+    often enough to chatter), now and then late, with a non-finite time, after a long gap (stale), or
+    that one reading alone; a gateway goes offline now and then."""
+    rng = np.random.default_rng(seed)
+    middle = (model.keep_lo[:, 4] + model.keep_hi[:, 4]) / 2  # inside each sensor's normal band
+    normal = np.where(np.isfinite(middle), middle, model.range_low)
+    quiet = np.arange(20)
+    hot = rng.choice(np.arange(20, model.n_sensors), 2, replace=False)
+    t = 1_700_000_000.0
+    for k in range(400):
+        t += float(rng.choice([0.5, 2.0, 30.0, 300.0], p=[0.7, 0.22, 0.06, 0.02]))
+        i = int(rng.choice(hot))
+        levels = [model.high[i, 0], model.high[i, 1], model.low[i, 0], model.low[i, 1]]
+        choices = [x for x in levels if np.isfinite(x)] + [math.nan, normal[i], normal[i]]
+        value = float(rng.choice(choices))
+        ts = t + float(rng.choice([0.0, -30.0, math.inf], p=[0.9, 0.07, 0.03]))
+        sensor = quiet if k % 4 else quiet[:0]  # every 4th batch: the lone reading by itself
+        n = sensor.size
+        yield (
+            Readings.of(
+                np.append(sensor, i),
+                np.append(normal[sensor], value),
+                np.append(np.full(n, t), ts),
+                np.append(np.zeros(n, np.uint8), int(rng.random() < 0.05)),
+            ),
+            t,
+            [Event("gateway_offline", model.gateway_ids[-1], t - 0.1)] if k % 50 == 49 else [],
+        )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_lone_reading_decided_in_scalars_gets_what_the_array_path_gives(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sensors.apply_one` (one reading, in scalars) against the array path for the same reading."""
+
+    def run() -> tuple[list[Any], EngineState]:
+        state = EngineState.initial(MODEL, now=1_699_999_990.0)
+        out = []
+        for batch, now, events in _lone_readings(MODEL, seed):
+            outcome = evaluate_detailed(MODEL, state, batch, now, events)
+            out.append((outcome.transitions, outcome.rejects, outcome.out_of_order))
+        return out, state
+
+    scalar, scalar_state = run()
+    monkeypatch.setattr(evaluation, "_SCALAR_ONE", False)
+    arrays, array_state = run()
+    reasons = {t.cause.rule for ts, _, _ in arrays for t in ts if t.entity_type == "sensor"}
+    assert {"set_point", "fault", "stale", "chattering", "chattering_cleared"} <= reasons
+    assert sum(o for _, _, o in arrays) > 5 and sum(len(r) for _, r, _ in arrays) > 5
+    assert scalar == arrays
+    for group in ("sensor", "unit", "site", "region"):
+        for name, array in getattr(array_state, group).items():
+            assert np.array_equal(getattr(scalar_state, group)[name], array, equal_nan=True), (group, name)
+    assert np.array_equal(np.unique(scalar_state.watch), np.unique(array_state.watch))
+    assert (scalar_state.stale_due, scalar_state.watch_due) == (array_state.stale_due, array_state.watch_due)
