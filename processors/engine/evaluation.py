@@ -109,10 +109,17 @@ def _readings(
         raise ValueError("malformed Readings: sensor, value, ts and quality must have the same length")
     idx = sensor.astype(np.intp)
     # One reduction checks both ends: a negative index is huge as unsigned.
-    if idx.view(np.uintp).max() >= model.n_sensors or _repeats(sensor):
+    if idx.view(np.uintp).max() >= model.n_sensors:
+        return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects)
+    # Each sensor's position in the batch, in a per-sensor work array: a sensor read twice does not get
+    # its own position back (cheaper than sorting the batch), and the watched sensors find their readings.
+    at = _positions(idx.size)
+    where = state.work()
+    where[idx] = at
+    if np.count_nonzero(where.take(idx) != at):
         return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects)
     s = state.sensor
-    quiet = _quiet(model, state, idx, value, ts, quality)
+    quiet = _quiet(model, state, idx, value, ts, quality, where)
     n_quiet = np.count_nonzero(quiet)
     if n_quiet == idx.size:  # the usual batch: nothing but the sensors' newest value and time changes
         s["last_ts"][idx] = ts
@@ -131,20 +138,38 @@ def _readings(
     )
 
 
+_POSITIONS: dict[int, Arr] = {}
+
+
+def _positions(n: int) -> Arr:
+    """0..n-1 as int32, kept per size (batches come in a few sizes), read-only."""
+    at = _POSITIONS.get(n)
+    if at is None:
+        at = np.arange(n, dtype=np.int32)
+        at.flags.writeable = False
+        if len(_POSITIONS) < 64:
+            _POSITIONS[n] = at
+    return at
+
+
 def _repeats(sensor: Arr) -> bool:
     """Whether any sensor has several readings in the batch."""
     ss = np.sort(sensor)
     return bool(np.count_nonzero(ss[1:] == ss[:-1]))
 
 
-def _quiet(model: EngineModel, state: EngineState, idx: Arr, value: Arr, ts: Arr, quality: Arr) -> Arr:
-    """Readings that change nothing but their sensor's newest value and time (`idx` valid and unique).
+def _quiet(
+    model: EngineModel, state: EngineState, idx: Arr, value: Arr, ts: Arr, quality: Arr, where: Arr
+) -> Arr:
+    """Readings that change nothing but their sensor's newest value and time (`idx` valid and unique,
+    `where[idx[k]] == k`).
 
     Such a reading is on time (not older than the sensor's newest, so its time is finite), before the
     sensor's stale moment, good, inside its keep band (which is empty for FAULT and STALE), and its
-    sensor has no delay running and is not chattering (such sensors are all in `state.watch`). Its
-    stale moment moves later, so `stale_due`, a lower bound over the live sensors, stays as it is; a
-    never-seen sensor's first reading is never quiet (it sets `seen`)."""
+    sensor is not watched (every sensor with a delay running or chattering is in `state.watch`; one
+    watched for nothing goes the full way, which gives the same). Its stale moment moves later, so
+    `stale_due`, a lower bound over the live sensors, stays as it is; a never-seen sensor's first
+    reading is never quiet (it sets `seen`)."""
     s = state.sensor
     last = s["last_ts"].take(idx)
     quiet = ts >= last
@@ -154,9 +179,11 @@ def _quiet(model: EngineModel, state: EngineState, idx: Arr, value: Arr, ts: Arr
     quiet &= value < s["keep_hi"].take(idx)
     quiet &= quality == 0
     quiet &= s["seen"].take(idx) != 0
-    if state.watch.size:
-        quiet &= s["cand"].take(idx) == s["code"].take(idx)
-        quiet &= s["chat"].take(idx) == 0
+    watch = state.watch
+    if watch.size:  # a few dozen sensors: look their readings up rather than gather 3 columns per reading
+        pos = where.take(watch)  # a watched sensor's reading's position, or anything if it has none
+        read = idx.take(pos, mode="clip") == watch
+        quiet[pos[read]] = False
     return quiet
 
 
