@@ -130,11 +130,16 @@ def _readings(
     # One reading per sensor, so the quiet ones and the rest touch different sensors: the rest (the few
     # readings that move something) go through the full path, with their batch positions for rejects.
     rest = np.flatnonzero(~quiet)
-    qi = idx[quiet]
-    s["last_ts"][qi] = ts[quiet]
-    s["last_value"][qi] = value[quiet]
+    ri = idx[rest]
+    # every reading written, then the few others put back: cheaper than selecting the quiet ones
+    last_ts, last_value = s["last_ts"], s["last_value"]
+    kept_ts, kept_value = last_ts[ri], last_value[ri]
+    last_ts[idx] = ts
+    last_value[idx] = value
+    last_ts[ri] = kept_ts
+    last_value[ri] = kept_value
     return _readings_in_rounds(
-        model, state, idx[rest], value[rest], ts[rest], quality[rest], em, rejects, rest, unique=True
+        model, state, ri, value[rest], ts[rest], quality[rest], em, rejects, rest, unique=True
     )
 
 
@@ -177,7 +182,8 @@ def _quiet(
     quiet &= ts < last
     quiet &= value > s["keep_lo"].take(idx)
     quiet &= value < s["keep_hi"].take(idx)
-    quiet &= quality == 0
+    if np.count_nonzero(quality):  # bad quality is rare: one cheap count usually spares two passes
+        quiet &= quality == 0
     quiet &= s["seen"].take(idx) != 0
     watch = state.watch
     if watch.size:  # a few dozen sensors: look their readings up rather than gather 3 columns per reading
