@@ -184,7 +184,8 @@ def _quiet(
     quiet &= value < s["keep_hi"].take(idx)
     if np.count_nonzero(quality):  # bad quality is rare: one cheap count usually spares two passes
         quiet &= quality == 0
-    quiet &= s["seen"].take(idx) != 0
+    if not state.every_sensor_seen():
+        quiet &= s["seen"].take(idx) != 0
     watch = state.watch
     if watch.size:  # a few dozen sensors: look their readings up rather than gather 3 columns per reading
         pos = where.take(watch)  # a watched sensor's reading's position, or anything if it has none

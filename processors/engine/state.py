@@ -93,6 +93,8 @@ class EngineState:
     ids: Ids | None = None  # entity ids by kind (`model_ids`); None in a snapshot that kept none
     # per-sensor work array of `evaluate` (meaningless between calls, never saved; made on first use)
     scratch: npt.NDArray[np.int32] | None = field(default=None, repr=False, compare=False)
+    # every sensor was seen (a cache, never saved: `seen` only ever goes from 0 to 1 in a state)
+    all_seen: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def initial(cls, model: EngineModel, now: float | None = None) -> EngineState:
@@ -127,6 +129,12 @@ class EngineState:
         if self.scratch is None or self.scratch.shape[0] != n:
             self.scratch = np.empty(n, np.int32)
         return self.scratch
+
+    def every_sensor_seen(self) -> bool:
+        """Whether every sensor has had a reading; looked at anew every 64 evaluations until it holds."""
+        if not self.all_seen and self.evaluations % 64 == 0:
+            self.all_seen = not np.count_nonzero(self.sensor["seen"] == 0)
+        return self.all_seen
 
     def bytes_per_sensor(self) -> float:
         """Hot state size divided by the number of sensors (units/sites/regions included)."""
