@@ -163,13 +163,14 @@ def evaluate_one(
     st = [_STATE_OF[b][c + CODE_OFFSET] for b, c in zip(banded, codes, strict=True)]
     rule_set = model.rule_sets[int(model.unit_rule_set[unit])]
     counting = any(x in rule_set.counted for x in st)  # as the array path: count rules only then
+    present = frozenset(st)
     colour, rule, fire, due = 0, -1, -np.inf, np.inf
     for r in rule_set.plain:
         value = r.colour
         when = -np.inf
         if r.kind == "count":
-            if not counting:
-                continue
+            if not counting or (r.min_sensors > 0 and r.states.isdisjoint(present)):
+                continue  # (a rule that counts none of the states present cannot fire nor fall due)
             matched: list[int] = []
             ripe_min = np.inf
             for k, x in enumerate(st):
