@@ -17,7 +17,15 @@ import numpy.typing as npt
 from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
 from processors.engine.rules import evaluate_one, evaluate_units
-from processors.engine.sensors import Emits, advance, apply_one, apply_round, timer_due, timer_due_one
+from processors.engine.sensors import (
+    Emits,
+    advance,
+    advance_one,
+    apply_one,
+    apply_round,
+    timer_due,
+    timer_due_one,
+)
 from processors.engine.state import EngineState
 from processors.engine.warnings import sensor_alarms, site_warning, unit_warning
 from riskwatch.levels import Colour
@@ -211,8 +219,15 @@ def _readings_in_rounds(
     valid and no sensor twice."""
     s = state.sensor
     n = model.n_sensors
-    if unique and sensor.size == 1 and _SCALAR_ONE:  # the usual busy batch: one reading moves something
-        return _reading_one(model, state, sensor, value, ts, quality, em, rejects, positions)
+    if unique and sensor.size <= _FEW and _ONE_BY_ONE:  # the usual busy batch: one reading moves something
+        start = em.begin_one_by_one()
+        late = 0
+        columns = zip(sensor.tolist(), value.tolist(), ts.tolist(), quality.tolist(), strict=True)
+        for k, (i, v, t, q) in enumerate(columns):
+            place = k if positions is None else int(positions[k])
+            late += _reading_one(model, state, i, v, t, q, em, rejects, place)
+        em.end_one_by_one(start)
+        return late
     if unique:  # the caller checked the indices already
         bad = not np.isfinite(ts).all()
     else:
@@ -271,32 +286,36 @@ def _readings_in_rounds(
     return out_of_order
 
 
-_SCALAR_ONE = True  # a lone reading goes through sensors.apply_one (tests switch it off to compare)
+# Up to this many readings of distinct sensors (or watched sensors due), one by one in scalars
+# (sensors.apply_one, advance_one) rather than ~100 numpy calls on arrays of a few items; tests switch
+# `_ONE_BY_ONE` off to compare both paths.
+_FEW = 4
+_FEW_TIMERS = 32
+_ONE_BY_ONE = True
 
 
 def _reading_one(
     model: EngineModel,
     state: EngineState,
-    sensor: Arr,
-    value: Arr,
-    ts: Arr,
-    quality: Arr,
+    i: int,
+    v: float,
+    t: float,
+    q: int,
     em: Emits,
     rejects: list[Reject],
-    positions: Arr | None,
+    place: int,
 ) -> int:
-    """`_readings_in_rounds` for a single reading of a valid sensor, in scalars (sensors.apply_one)."""
+    """`_readings_in_rounds` for one reading of a valid sensor, in scalars (sensors.apply_one); returns
+    1 if it is out of order."""
     s = state.sensor
-    i, t = int(sensor[0]), float(ts[0])
     if not math.isfinite(t):
-        place = 0 if positions is None else int(positions[0])
         rejects.append(Reject("reading", place, f"timestamp {t!r} is not a finite epoch time"))
         return 0
     last = s["last_ts"].item(i)
     if (t < last or (s["code"].item(i) == STALE and t < s["since"].item(i))) and s["seen"].item(i) != 0:
         return 1  # out of order (see _readings_in_rounds)
     stale_after = model.stale_after.item(i)
-    if apply_one(model, s, i, float(value[0]), t, int(quality[0]), em, last + stale_after):
+    if apply_one(model, s, i, v, t, q, em, last + stale_after):
         state.watch = np.append(state.watch, np.int32(i))
         state.watch_due = min(state.watch_due, timer_due_one(model, s, i))
     state.stale_due = min(state.stale_due, t + stale_after)
@@ -308,8 +327,14 @@ def _timers(model: EngineModel, state: EngineState, now: float, em: Emits) -> No
     if state.watch.size and now >= state.watch_due:
         w = np.unique(state.watch).astype(np.intp)
         w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
-        if w.size:
+        if w.size and w.size <= _FEW_TIMERS and _ONE_BY_ONE:
+            begin = em.begin_one_by_one()
+            for i in w.tolist():
+                advance_one(model, s, i, now, em)
+            em.end_one_by_one(begin)
+        elif w.size:
             advance(model, s, w, np.full(w.size, now), em)
+        if w.size:
             # a stale sensor whose pending level was just committed is live again: it can go stale anew
             live = w[s["code"][w] != STALE]
             if live.size:

@@ -63,10 +63,31 @@ class Emits:
         if sensor.size:
             self.alarms.append((sensor, old, new, code, at, reason, value, q))
 
+    # Several sensors taken one by one (the *_one functions) find their transitions sensor by sensor;
+    # the array path finds them step by step (every sensor's chattering end, then every commit, ...).
+    # `phase` names the step; between `begin_one_by_one` and `end_one_by_one` rows are tagged with it
+    # and then put in the array path's order (by step, then sensor), so both give the same list.
+    phase: int = 0
+    tags: list[int] | None = None
+
     def add_one(
         self, sensor: int, old: int, new: int, code: int, at: float, reason: int, value: float, q: int
     ) -> None:
         self.alarms.append(([sensor], [old], [new], [code], [at], [reason], [value], [q]))
+        if self.tags is not None:
+            self.tags.append(self.phase)
+
+    def begin_one_by_one(self) -> int:
+        self.tags = []
+        return len(self.alarms)
+
+    def end_one_by_one(self, start: int) -> None:
+        tags, self.tags = self.tags, None
+        assert tags is not None and len(tags) == len(self.alarms) - start
+        order = sorted(range(len(tags)), key=tags.__getitem__)  # stable: sensor order within a step
+        if order != list(range(len(tags))):
+            rows = self.alarms[start:]
+            self.alarms[start:] = [rows[k] for k in order]
 
 
 def _delay_kind() -> npt.NDArray[np.intp]:
@@ -427,7 +448,7 @@ def timer_due_one(model: EngineModel, s: dict[str, Arr], i: int) -> float:
 
 
 def advance_one(model: EngineModel, s: dict[str, Arr], i: int, t: float, em: Emits) -> None:
-    """`advance` for one sensor: chatter end, delayed commit, stale, in the same order."""
+    """`advance` for one sensor: chatter end, delayed commit, stale, in the same order (`em.phase` 0-4)."""
     code, cand = s["code"].item(i), s["cand"].item(i)
     c = s["cand_since"].item(i) + _delay_one(model, i, code, cand) if cand != code else np.inf
     st = _stale_one(model, s, i)
@@ -435,21 +456,26 @@ def advance_one(model: EngineModel, s: dict[str, Arr], i: int, t: float, em: Emi
     if chatty:
         ch = _chatter_end_one(s, i)
         if ch <= t and ch <= c and ch <= st:
+            em.phase = 0
             end_chatter_one(model, s, i, ch, em)
     if c <= t and c <= st:
+        em.phase = 1
         change_one(model, s, i, cand, c, FAULT_REASON if cand == FAULT else SET_POINT, em)
         st = _stale_one(model, s, i)  # a stale sensor that just recovered can turn stale again
         chatty = chatty or s["chat"].item(i) != 0
     if chatty:
         ch = _chatter_end_one(s, i)
         if ch <= t and ch <= st:
+            em.phase = 2
             end_chatter_one(model, s, i, ch, em)
     if st <= t:
+        em.phase = 3
         change_one(model, s, i, STALE, st, STALE_REASON, em)
         chatty = chatty or s["chat"].item(i) != 0
     if chatty:
         ch = _chatter_end_one(s, i)
         if ch <= t:
+            em.phase = 4
             end_chatter_one(model, s, i, ch, em)
 
 
@@ -480,5 +506,6 @@ def apply_one(
             s["cand_since"][i] = ts
         due = s["cand_since"].item(i) + _delay_one(model, i, code, target)
         if due <= ts:
+            em.phase = 5  # after every sensor's advance (apply_round)
             change_one(model, s, i, target, due, FAULT_REASON if target == FAULT else SET_POINT, em, q)
     return bool(cand.item(i) != codes.item(i) or s["chat"].item(i) != 0)

@@ -223,7 +223,7 @@ def test_a_lone_reading_decided_in_scalars_gets_what_the_array_path_gives(
         return out, state
 
     scalar, scalar_state = run()
-    monkeypatch.setattr(evaluation, "_SCALAR_ONE", False)
+    monkeypatch.setattr(evaluation, "_ONE_BY_ONE", False)
     arrays, array_state = run()
     reasons = {t.cause.rule for ts, _, _ in arrays for t in ts if t.entity_type == "sensor"}
     assert {"set_point", "fault", "stale", "chattering", "chattering_cleared"} <= reasons
