@@ -198,7 +198,8 @@ def _quiet(
     if watch.size:  # a few dozen sensors: look their readings up rather than gather 3 columns per reading
         pos = where.take(watch)  # a watched sensor's reading's position, or anything if it has none
         read = idx.take(pos, mode="clip") == watch
-        quiet[pos[read]] = False
+        if np.count_nonzero(read):  # most batches hold none of them
+            quiet[pos[read]] = False
     return quiet
 
 
