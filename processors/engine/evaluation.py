@@ -8,6 +8,7 @@ on a timer: stale and delays are evaluated on `now` alone.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -15,8 +16,16 @@ import numpy.typing as npt
 
 from processors.engine.events import Event, Reject, apply_event_list
 from processors.engine.model import STALE, EngineModel
-from processors.engine.rules import evaluate_units
-from processors.engine.sensors import Emits, advance, apply_round, timer_due
+from processors.engine.rules import evaluate_one, evaluate_units
+from processors.engine.sensors import (
+    Emits,
+    advance,
+    advance_one,
+    apply_one,
+    apply_round,
+    timer_due,
+    timer_due_one,
+)
 from processors.engine.state import EngineState
 from processors.engine.warnings import sensor_alarms, site_warning, unit_warning
 from riskwatch.levels import Colour
@@ -108,10 +117,17 @@ def _readings(
         raise ValueError("malformed Readings: sensor, value, ts and quality must have the same length")
     idx = sensor.astype(np.intp)
     # One reduction checks both ends: a negative index is huge as unsigned.
-    if idx.view(np.uintp).max() >= model.n_sensors or _repeats(sensor):
+    if idx.view(np.uintp).max() >= model.n_sensors:
+        return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects)
+    # Each sensor's position in the batch, in a per-sensor work array: a sensor read twice does not get
+    # its own position back (cheaper than sorting the batch), and the watched sensors find their readings.
+    at = _positions(idx.size)
+    where = state.work()
+    where[idx] = at
+    if np.count_nonzero(where.take(idx) != at):
         return _readings_in_rounds(model, state, idx, value, ts, quality, em, rejects)
     s = state.sensor
-    quiet = _quiet(model, state, idx, value, ts, quality)
+    quiet = _quiet(model, state, idx, value, ts, quality, where)
     n_quiet = np.count_nonzero(quiet)
     if n_quiet == idx.size:  # the usual batch: nothing but the sensors' newest value and time changes
         s["last_ts"][idx] = ts
@@ -122,12 +138,31 @@ def _readings(
     # One reading per sensor, so the quiet ones and the rest touch different sensors: the rest (the few
     # readings that move something) go through the full path, with their batch positions for rejects.
     rest = np.flatnonzero(~quiet)
-    qi = idx[quiet]
-    s["last_ts"][qi] = ts[quiet]
-    s["last_value"][qi] = value[quiet]
+    ri = idx[rest]
+    # every reading written, then the few others put back: cheaper than selecting the quiet ones
+    last_ts, last_value = s["last_ts"], s["last_value"]
+    kept_ts, kept_value = last_ts[ri], last_value[ri]
+    last_ts[idx] = ts
+    last_value[idx] = value
+    last_ts[ri] = kept_ts
+    last_value[ri] = kept_value
     return _readings_in_rounds(
-        model, state, idx[rest], value[rest], ts[rest], quality[rest], em, rejects, rest, unique=True
+        model, state, ri, value[rest], ts[rest], quality[rest], em, rejects, rest, unique=True
     )
+
+
+_POSITIONS: dict[int, Arr] = {}
+
+
+def _positions(n: int) -> Arr:
+    """0..n-1 as int32, kept per size (batches come in a few sizes), read-only."""
+    at = _POSITIONS.get(n)
+    if at is None:
+        at = np.arange(n, dtype=np.int32)
+        at.flags.writeable = False
+        if len(_POSITIONS) < 64:
+            _POSITIONS[n] = at
+    return at
 
 
 def _repeats(sensor: Arr) -> bool:
@@ -136,14 +171,18 @@ def _repeats(sensor: Arr) -> bool:
     return bool(np.count_nonzero(ss[1:] == ss[:-1]))
 
 
-def _quiet(model: EngineModel, state: EngineState, idx: Arr, value: Arr, ts: Arr, quality: Arr) -> Arr:
-    """Readings that change nothing but their sensor's newest value and time (`idx` valid and unique).
+def _quiet(
+    model: EngineModel, state: EngineState, idx: Arr, value: Arr, ts: Arr, quality: Arr, where: Arr
+) -> Arr:
+    """Readings that change nothing but their sensor's newest value and time (`idx` valid and unique,
+    `where[idx[k]] == k`).
 
     Such a reading is on time (not older than the sensor's newest, so its time is finite), before the
     sensor's stale moment, good, inside its keep band (which is empty for FAULT and STALE), and its
-    sensor has no delay running and is not chattering (such sensors are all in `state.watch`). Its
-    stale moment moves later, so `stale_due`, a lower bound over the live sensors, stays as it is; a
-    never-seen sensor's first reading is never quiet (it sets `seen`)."""
+    sensor is not watched (every sensor with a delay running or chattering is in `state.watch`; one
+    watched for nothing goes the full way, which gives the same). Its stale moment moves later, so
+    `stale_due`, a lower bound over the live sensors, stays as it is; a never-seen sensor's first
+    reading is never quiet (it sets `seen`)."""
     s = state.sensor
     last = s["last_ts"].take(idx)
     quiet = ts >= last
@@ -151,11 +190,16 @@ def _quiet(model: EngineModel, state: EngineState, idx: Arr, value: Arr, ts: Arr
     quiet &= ts < last
     quiet &= value > s["keep_lo"].take(idx)
     quiet &= value < s["keep_hi"].take(idx)
-    quiet &= quality == 0
-    quiet &= s["seen"].take(idx) != 0
-    if state.watch.size:
-        quiet &= s["cand"].take(idx) == s["code"].take(idx)
-        quiet &= s["chat"].take(idx) == 0
+    if np.count_nonzero(quality):  # bad quality is rare: one cheap count usually spares two passes
+        quiet &= quality == 0
+    if not state.every_sensor_seen():
+        quiet &= s["seen"].take(idx) != 0
+    watch = state.watch
+    if watch.size:  # a few dozen sensors: look their readings up rather than gather 3 columns per reading
+        pos = where.take(watch)  # a watched sensor's reading's position, or anything if it has none
+        read = idx.take(pos, mode="clip") == watch
+        if np.count_nonzero(read):  # most batches hold none of them
+            quiet[pos[read]] = False
     return quiet
 
 
@@ -176,6 +220,15 @@ def _readings_in_rounds(
     valid and no sensor twice."""
     s = state.sensor
     n = model.n_sensors
+    if unique and sensor.size <= _FEW and _ONE_BY_ONE:  # the usual busy batch: one reading moves something
+        start = em.begin_one_by_one()
+        late = 0
+        columns = zip(sensor.tolist(), value.tolist(), ts.tolist(), quality.tolist(), strict=True)
+        for k, (i, v, t, q) in enumerate(columns):
+            place = k if positions is None else int(positions[k])
+            late += _reading_one(model, state, i, v, t, q, em, rejects, place)
+        em.end_one_by_one(start)
+        return late
     if unique:  # the caller checked the indices already
         bad = not np.isfinite(ts).all()
     else:
@@ -234,13 +287,55 @@ def _readings_in_rounds(
     return out_of_order
 
 
+# Up to this many readings of distinct sensors (or watched sensors due), one by one in scalars
+# (sensors.apply_one, advance_one) rather than ~100 numpy calls on arrays of a few items; tests switch
+# `_ONE_BY_ONE` off to compare both paths.
+_FEW = 4
+_FEW_TIMERS = 32
+_ONE_BY_ONE = True
+
+
+def _reading_one(
+    model: EngineModel,
+    state: EngineState,
+    i: int,
+    v: float,
+    t: float,
+    q: int,
+    em: Emits,
+    rejects: list[Reject],
+    place: int,
+) -> int:
+    """`_readings_in_rounds` for one reading of a valid sensor, in scalars (sensors.apply_one); returns
+    1 if it is out of order."""
+    s = state.sensor
+    if not math.isfinite(t):
+        rejects.append(Reject("reading", place, f"timestamp {t!r} is not a finite epoch time"))
+        return 0
+    last = s["last_ts"].item(i)
+    if (t < last or (s["code"].item(i) == STALE and t < s["since"].item(i))) and s["seen"].item(i) != 0:
+        return 1  # out of order (see _readings_in_rounds)
+    stale_after = model.stale_after.item(i)
+    if apply_one(model, s, i, v, t, q, em, last + stale_after):
+        state.watch = np.append(state.watch, np.int32(i))
+        state.watch_due = min(state.watch_due, timer_due_one(model, s, i))
+    state.stale_due = min(state.stale_due, t + stale_after)
+    return 0
+
+
 def _timers(model: EngineModel, state: EngineState, now: float, em: Emits) -> None:
     s = state.sensor
     if state.watch.size and now >= state.watch_due:
         w = np.unique(state.watch).astype(np.intp)
         w = w[(s["cand"][w] != s["code"][w]) | (s["chat"][w] != 0)]
-        if w.size:
+        if w.size and w.size <= _FEW_TIMERS and _ONE_BY_ONE:
+            begin = em.begin_one_by_one()
+            for i in w.tolist():
+                advance_one(model, s, i, now, em)
+            em.end_one_by_one(begin)
+        elif w.size:
             advance(model, s, w, np.full(w.size, now), em)
+        if w.size:
             # a stale sensor whose pending level was just committed is live again: it can go stale anew
             live = w[s["code"][w] != STALE]
             if live.size:
@@ -268,40 +363,51 @@ def _roll_up(
     model: EngineModel, state: EngineState, units: Arr, now: float, every_site: bool = False
 ) -> list[Transition]:
     s, u = state.sensor, state.unit
-    verdict = evaluate_units(model, s, u, units, now)
-    u["due"][units] = verdict.due
-    if verdict.due.size:
-        state.unit_due = min(state.unit_due, float(verdict.due.min()))
-    old = u["colour"][units]
-    u["rule"][units] = verdict.rule
-    changed = np.flatnonzero(verdict.colour != old)
-    if changed.size == 0 and not every_site:
-        return []
-    out = []
-    cu = units[changed]
-    u["colour"][cu] = verdict.colour[changed]
-    u["colour_at"][cu] = verdict.at[changed]
-    for k in changed.tolist():
-        unit = int(units[k])
-        out.append(
-            unit_warning(
-                model,
-                s,
-                unit,
-                int(old[k]),
-                int(verdict.colour[k]),
-                int(verdict.rule[k]),
-                float(verdict.at[k]),
-            )
-        )
-    sites: Arr
-    if every_site:
-        sites = np.arange(len(model.site_ids))
+    out: list[Transition] = []
+    sites: list[int]
+    if units.size == 1 and not every_site:  # the usual case: one unit, in scalars (no array round trips)
+        unit = int(units[0])
+        colour, rule, due, at = evaluate_one(model, s, u, unit, now)
+        u["due"][unit] = due
+        state.unit_due = min(state.unit_due, due)
+        old_colour = int(u["colour"][unit])
+        u["rule"][unit] = rule
+        if colour == old_colour:
+            return out
+        u["colour"][unit] = colour
+        u["colour_at"][unit] = at
+        out.append(unit_warning(model, s, unit, old_colour, colour, rule, at))
+        sites = [int(model.unit_site[unit])]
     else:
-        sites = model.unit_site[cu] if cu.size == 1 else np.unique(model.unit_site[cu])
+        verdict = evaluate_units(model, s, u, units, now)
+        u["due"][units] = verdict.due
+        if verdict.due.size:
+            state.unit_due = min(state.unit_due, float(verdict.due.min()))
+        old = u["colour"][units]
+        u["rule"][units] = verdict.rule
+        changed = np.flatnonzero(verdict.colour != old)
+        if changed.size == 0 and not every_site:
+            return out
+        cu = units[changed]
+        u["colour"][cu] = verdict.colour[changed]
+        u["colour_at"][cu] = verdict.at[changed]
+        for k in changed.tolist():
+            unit = int(units[k])
+            out.append(
+                unit_warning(
+                    model,
+                    s,
+                    unit,
+                    int(old[k]),
+                    int(verdict.colour[k]),
+                    int(verdict.rule[k]),
+                    float(verdict.at[k]),
+                )
+            )
+        sites = list(range(len(model.site_ids))) if every_site else np.unique(model.unit_site[cu]).tolist()
     site_colour = state.site["colour"]
     regions: dict[int, RegionState] = {}  # the regions touched by this call, as the roll-up sees them
-    for site in sites.tolist():
+    for site in sites:
         lo, hi = int(model.site_ptr[site]), int(model.site_ptr[site + 1])
         colour = int(u["colour"][lo:hi].max()) if hi > lo else 0
         if colour == site_colour[site]:

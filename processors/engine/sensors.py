@@ -29,6 +29,7 @@ from processors.engine.model import (
     CHATTER_WINDOW_S,
     CODE_OFFSET,
     FAULT,
+    KEEP_COLUMN,
     STALE,
     STATE_LUT,
     EngineModel,
@@ -42,6 +43,7 @@ SET_POINT, FAULT_REASON, STALE_REASON, GATEWAY_OFFLINE, CHATTERING, CHATTERING_C
 REASON_NAMES = ("set_point", "fault", "stale", "gateway_offline", "chattering", "chattering_cleared")
 
 Arr = npt.NDArray[Any]
+Col = Arr | list[Any]
 
 
 @dataclass
@@ -49,8 +51,9 @@ class Emits:
     """Alarm transitions found so far (one tuple of columns per call, concatenated at the end) and the
     units touched."""
 
-    # (sensor, old state, new state, code, at, reason, value, quality) columns of each `add`
-    alarms: list[tuple[Arr, Arr, Arr, Arr, Arr, Arr, Arr, Arr]] = field(default_factory=list)
+    # (sensor, old state, new state, code, at, reason, value, quality) columns of each `add` (arrays) or
+    # `add_one` (one-item lists), in the order they were found
+    alarms: list[tuple[Col, Col, Col, Col, Col, Col, Col, Col]] = field(default_factory=list)
     units: list[Arr] = field(default_factory=list)
     chatter: list[Arr] = field(default_factory=list)  # sensors that started chattering (to be watched)
 
@@ -59,6 +62,32 @@ class Emits:
     ) -> None:
         if sensor.size:
             self.alarms.append((sensor, old, new, code, at, reason, value, q))
+
+    # Several sensors taken one by one (the *_one functions) find their transitions sensor by sensor;
+    # the array path finds them step by step (every sensor's chattering end, then every commit, ...).
+    # `phase` names the step; between `begin_one_by_one` and `end_one_by_one` rows are tagged with it
+    # and then put in the array path's order (by step, then sensor), so both give the same list.
+    phase: int = 0
+    tags: list[int] | None = None
+
+    def add_one(
+        self, sensor: int, old: int, new: int, code: int, at: float, reason: int, value: float, q: int
+    ) -> None:
+        self.alarms.append(([sensor], [old], [new], [code], [at], [reason], [value], [q]))
+        if self.tags is not None:
+            self.tags.append(self.phase)
+
+    def begin_one_by_one(self) -> int:
+        self.tags = []
+        return len(self.alarms)
+
+    def end_one_by_one(self, start: int) -> None:
+        tags, self.tags = self.tags, None
+        assert tags is not None and len(tags) == len(self.alarms) - start
+        order = sorted(range(len(tags)), key=tags.__getitem__)  # stable: sensor order within a step
+        if order != list(range(len(tags))):
+            rows = self.alarms[start:]
+            self.alarms[start:] = [rows[k] for k in order]
 
 
 def _delay_kind() -> npt.NDArray[np.intp]:
@@ -332,3 +361,151 @@ def apply_round(
 
 
 _NONE = np.zeros(0, np.intp)
+
+
+# One reading, in scalars: the usual busy batch has a single reading that moves its sensor, and the
+# array path above costs ~100 numpy calls on one-item arrays for it. The functions below do what
+# apply_round (advance, change, end_chatter, timer_due) does for one sensor, step for step.
+_STATE_OF: list[list[int]] = STATE_LUT.tolist()
+_DELAY_OF: list[list[int]] = DELAY_KIND.tolist()
+_ONOFF_OF: list[list[bool]] = _ONOFF.tolist()
+_KEEP_OF: list[int] = KEEP_COLUMN.tolist()
+
+
+def _delay_one(model: EngineModel, i: int, code: int, cand: int) -> float:
+    delay: float = model.delays.item(i, _DELAY_OF[code + CODE_OFFSET][cand + CODE_OFFSET])
+    return delay
+
+
+def change_one(
+    model: EngineModel, s: dict[str, Arr], i: int, new: int, at: float, reason: int, em: Emits, q: int = 0
+) -> None:
+    """`change` for one sensor (new != its code)."""
+    banded = model.banded.item(i)
+    old_state = _STATE_OF[banded][s["code"].item(i) + CODE_OFFSET]
+    new_state = _STATE_OF[banded][new + CODE_OFFSET]
+    s["code"][i] = new
+    s["cand"][i] = new
+    s["since"][i] = at
+    column = _KEEP_OF[new + CODE_OFFSET]
+    s["keep_lo"][i] = model.keep_lo.item(i, column)
+    s["keep_hi"][i] = model.keep_hi.item(i, column)
+    chat_before = s["chat"].item(i) != 0
+    starts = False
+    if _ONOFF_OF[old_state][new_state]:
+        t1, t2 = s["t1"], s["t2"]
+        starts = not chat_before and at - t2.item(i) < CHATTER_WINDOW_S
+        t2[i] = t1.item(i)
+        t1[i] = at
+    if starts:
+        s["chat"][i] = 1
+        em.chatter.append(np.array([i], np.intp))
+    if chat_before:
+        return
+    if old_state != new_state:
+        em.add_one(
+            i, old_state, new_state, new, at, CHATTERING if starts else reason, s["last_value"].item(i), q
+        )
+    s["ucode"][i] = new
+    s["usince"][i] = at
+    em.units.append(model.sensor_unit[i : i + 1])
+
+
+def end_chatter_one(model: EngineModel, s: dict[str, Arr], i: int, at: float, em: Emits) -> None:
+    """`end_chatter` for one sensor."""
+    s["chat"][i] = 0
+    code, ucode = s["code"].item(i), s["ucode"].item(i)
+    if code == ucode:
+        return
+    banded = model.banded.item(i)
+    old_state = _STATE_OF[banded][ucode + CODE_OFFSET]
+    new_state = _STATE_OF[banded][code + CODE_OFFSET]
+    s["ucode"][i] = code
+    s["usince"][i] = at
+    em.units.append(model.sensor_unit[i : i + 1])
+    if old_state != new_state:
+        em.add_one(i, old_state, new_state, code, at, CHATTERING_CLEARED, s["last_value"].item(i), 0)
+
+
+def _chatter_end_one(s: dict[str, Arr], i: int) -> float:
+    return s["t1"].item(i) + CHATTER_WINDOW_S if s["chat"].item(i) != 0 else np.inf
+
+
+def _stale_one(model: EngineModel, s: dict[str, Arr], i: int) -> float:
+    if s["code"].item(i) == STALE:
+        return np.inf
+    at: float = s["last_ts"].item(i) + model.stale_after.item(i)
+    return at
+
+
+def timer_due_one(model: EngineModel, s: dict[str, Arr], i: int) -> float:
+    """`timer_due` for one sensor."""
+    due = _chatter_end_one(s, i)
+    code, cand = s["code"].item(i), s["cand"].item(i)
+    if cand != code:
+        due = min(due, s["cand_since"].item(i) + _delay_one(model, i, code, cand))
+    return due
+
+
+def advance_one(model: EngineModel, s: dict[str, Arr], i: int, t: float, em: Emits) -> None:
+    """`advance` for one sensor: chatter end, delayed commit, stale, in the same order (`em.phase` 0-4)."""
+    code, cand = s["code"].item(i), s["cand"].item(i)
+    c = s["cand_since"].item(i) + _delay_one(model, i, code, cand) if cand != code else np.inf
+    st = _stale_one(model, s, i)
+    chatty = s["chat"].item(i) != 0
+    if chatty:
+        ch = _chatter_end_one(s, i)
+        if ch <= t and ch <= c and ch <= st:
+            em.phase = 0
+            end_chatter_one(model, s, i, ch, em)
+    if c <= t and c <= st:
+        em.phase = 1
+        change_one(model, s, i, cand, c, FAULT_REASON if cand == FAULT else SET_POINT, em)
+        st = _stale_one(model, s, i)  # a stale sensor that just recovered can turn stale again
+        chatty = chatty or s["chat"].item(i) != 0
+    if chatty:
+        ch = _chatter_end_one(s, i)
+        if ch <= t and ch <= st:
+            em.phase = 2
+            end_chatter_one(model, s, i, ch, em)
+    if st <= t:
+        em.phase = 3
+        change_one(model, s, i, STALE, st, STALE_REASON, em)
+        chatty = chatty or s["chat"].item(i) != 0
+    if chatty:
+        ch = _chatter_end_one(s, i)
+        if ch <= t:
+            em.phase = 4
+            end_chatter_one(model, s, i, ch, em)
+
+
+def apply_one(
+    model: EngineModel, s: dict[str, Arr], i: int, v: float, ts: float, q: int, em: Emits, stale_at: float
+) -> bool:
+    """`apply_round` for one reading; returns whether its sensor is left pending or chattering."""
+    codes, cand = s["code"], s["cand"]
+    code = codes.item(i)
+    need = ts >= stale_at or cand.item(i) != code or s["chat"].item(i) != 0
+    if need:
+        advance_one(model, s, i, ts, em)
+        code = codes.item(i)
+    s["last_ts"][i] = ts
+    s["seen"][i] = 1
+    s["last_value"][i] = v
+    if q == 0 and s["keep_lo"].item(i) < v < s["keep_hi"].item(i):
+        target = code
+    else:
+        target = _target_code(model, i, v, q, code)
+    if target == code:
+        if not need:
+            return False
+        cand[i] = code  # the reading withdraws a candidate the sensor held
+    else:
+        if target != cand.item(i):
+            cand[i] = target
+            s["cand_since"][i] = ts
+        due = s["cand_since"].item(i) + _delay_one(model, i, code, target)
+        if due <= ts:
+            em.phase = 5  # after every sensor's advance (apply_round)
+            change_one(model, s, i, target, due, FAULT_REASON if target == FAULT else SET_POINT, em, q)
+    return bool(cand.item(i) != codes.item(i) or s["chat"].item(i) != 0)

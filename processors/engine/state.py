@@ -7,7 +7,7 @@ evaluation) and returns it; take `copy()` or `to_bytes()` to keep a version. Sna
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -91,6 +91,10 @@ class EngineState:
     # registry: a removed unit may have held its site's colour, a changed rule set may decide otherwise).
     resync: bool = False
     ids: Ids | None = None  # entity ids by kind (`model_ids`); None in a snapshot that kept none
+    # per-sensor work array of `evaluate` (meaningless between calls, never saved; made on first use)
+    scratch: npt.NDArray[np.int32] | None = field(default=None, repr=False, compare=False)
+    # every sensor was seen (a cache, never saved: `seen` only ever goes from 0 to 1 in a state)
+    all_seen: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def initial(cls, model: EngineModel, now: float | None = None) -> EngineState:
@@ -118,6 +122,19 @@ class EngineState:
             primed=now is not None,
             ids=model_ids(model),
         )
+
+    def work(self) -> npt.NDArray[np.int32]:
+        """The per-sensor int32 work array (any contents)."""
+        n = len(self.sensor["code"])
+        if self.scratch is None or self.scratch.shape[0] != n:
+            self.scratch = np.empty(n, np.int32)
+        return self.scratch
+
+    def every_sensor_seen(self) -> bool:
+        """Whether every sensor has had a reading; looked at anew every 64 evaluations until it holds."""
+        if not self.all_seen and self.evaluations % 64 == 0:
+            self.all_seen = not np.count_nonzero(self.sensor["seen"] == 0)
+        return self.all_seen
 
     def bytes_per_sensor(self) -> float:
         """Hot state size divided by the number of sensors (units/sites/regions included)."""

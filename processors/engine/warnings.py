@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from processors.engine.model import EngineModel
+from processors.engine.model import CODE_OFFSET, STATE_LUT, EngineModel
 from processors.engine.rules import MAINTENANCE_RULE
 from processors.engine.sensors import FAULT_REASON, REASON_NAMES, Emits
 from riskwatch.levels import AlarmState, Colour
@@ -25,6 +25,7 @@ Arr = npt.NDArray[Any]
 # Labels by value: an enum's `.label` property costs a lookup and a lower() on every call.
 _STATE_LABEL = tuple(a.label for a in AlarmState)
 _COLOUR_LABEL = tuple(c.label for c in Colour)
+_STATE_OF: list[list[int]] = STATE_LUT.tolist()  # [banded][code + CODE_OFFSET] -> AlarmState value
 
 
 def _num(value: float) -> float | None:
@@ -50,7 +51,7 @@ def sensor_alarms(model: EngineModel, em: Emits) -> list[Transition]:
     if not em.alarms:
         return []
     if len(em.alarms) == 1:  # the usual case: one call found them all
-        cols = [c.tolist() for c in em.alarms[0]]
+        cols = [c if isinstance(c, list) else c.tolist() for c in em.alarms[0]]
     else:
         cols = [np.concatenate(c).tolist() for c in zip(*em.alarms, strict=True)]
     out = []
@@ -96,33 +97,24 @@ def rule_name(model: EngineModel, rule: int) -> str:
 
 def unit_items(model: EngineModel, s: dict[str, Arr], unit: int) -> tuple[tuple[CauseItem, ...], int]:
     """The unit's sensors not in NORMAL, as cause items (at most MAX_CAUSE_ITEMS), and how many more."""
-    sensors = model.unit_members[model.unit_ptr[unit] : model.unit_ptr[unit + 1]]
-    ucode = s["ucode"][sensors]
-    moved = ucode != 0
-    shown = sensors[moved]
-    top = shown[:MAX_CAUSE_ITEMS]
-    codes = ucode[moved][:MAX_CAUSE_ITEMS]
+    members = model.unit_members[model.unit_ptr[unit] : model.unit_ptr[unit + 1]]
+    # Python lists and scalars: a unit has a few dozen sensors and only a few are not normal
+    moved = [(i, c) for i, c in zip(members.tolist(), s["ucode"].take(members).tolist(), strict=True) if c]
+    value, since, banded = s["last_value"], s["usince"], model.banded
     items = []
-    for sensor, state, code, value, since in zip(
-        top.tolist(),
-        model.alarm_state(top, codes).tolist(),
-        codes.tolist(),
-        s["last_value"][top].tolist(),
-        s["usince"][top].tolist(),
-        strict=True,
-    ):
+    for sensor, code in moved[:MAX_CAUSE_ITEMS]:
         items.append(
             CauseItem(
                 model.sensor_ids[sensor],
                 model.quantity_names[sensor],
-                _STATE_LABEL[state],
-                _num(value),
+                _STATE_LABEL[_STATE_OF[banded.item(sensor)][code + CODE_OFFSET]],
+                _num(value.item(sensor)),
                 model.setpoint(sensor, code),
                 model.uoms[sensor],
-                since,
+                since.item(sensor),
             )
         )
-    return tuple(items), max(0, shown.size - MAX_CAUSE_ITEMS)
+    return tuple(items), max(0, len(moved) - MAX_CAUSE_ITEMS)
 
 
 def unit_warning(

@@ -8,6 +8,7 @@ way), and the transitions, rejects, counters and state arrays must be identical.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -16,12 +17,13 @@ import numpy as np
 import pytest
 
 from processors import bench_engine as bench
-from processors.engine import EngineState, Event, compile_model, evaluate_detailed, evaluation, sensors
+from processors.engine import EngineState, Event, compile_model, evaluate_detailed, evaluation, rules, sensors
 from processors.engine.model import FAULT, STALE, EngineModel
 from riskwatch.registry import generate
 from riskwatch.wire.readings import Readings
 
 MODEL = compile_model(generate(400, seed=3))
+MIXED = compile_model(generate(1000, seed=3))  # tailings ponds too
 
 
 def _stream(model: EngineModel, seed: int) -> Iterator[tuple[Readings, float, list[Event]]]:
@@ -141,3 +143,94 @@ def test_a_few_readings_out_of_band_get_the_levels_the_array_path_gives(
     one_by_one = sensors.target_codes(MODEL, s, idx, value, quality, code)
     assert np.array_equal(by_array, one_by_one)
     assert {FAULT, 0, 1, 2, -1}.issubset(set(by_array.tolist()))  # the mix reaches faults and levels
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_one_unit_decided_in_python_gets_what_the_array_path_gives(seed: int) -> None:
+    """`evaluate_one` (one unit, rule by rule in Python) against `evaluate_units` over every unit at
+    once (the array path), on random reported states, times, flags and valve confirmations."""
+    rng = np.random.default_rng(seed)
+    # gas mains and cut-off valves here and there, so the kiln rule has something to decide
+    model = dataclasses.replace(MIXED, role=rng.choice(np.array([0, 1, 2], np.int8), MIXED.n_sensors))
+    state = EngineState.initial(model, now=0.0)
+    s, u = state.sensor, state.unit
+    n, nu, now = model.n_sensors, len(model.unit_ids), 1000.0
+    named: set[int] = set()
+    for _ in range(10):
+        codes = rng.choice(np.array([*range(-4, 5), FAULT, STALE], np.int8), n)
+        density = rng.choice([0.0, 0.05, 0.1, 0.3], nu)[model.sensor_unit]  # mostly quiet units
+        s["ucode"][:] = np.where(rng.random(n) < density, codes, 0)
+        s["usince"][:] = np.where(rng.random(n) < 0.05, -np.inf, now - rng.choice([0.0, 5.0, 10.0, 700.0], n))
+        u["maintenance"][:] = rng.random(nu) < 0.1
+        u["bypassed"][:] = rng.random(nu) < 0.3
+        u["valve_closed_at"][:] = np.where(
+            rng.random(nu) < 0.5, np.inf, now - rng.choice([0.0, 8.0, 20.0], nu)
+        )
+        u["event_at"][:] = np.where(rng.random(nu) < 0.5, -np.inf, now - 30.0)
+        every = rules.evaluate_units(model, s, u, np.arange(nu), now)
+        one = [rules.evaluate_one(model, s, u, unit, now) for unit in range(nu)]
+        assert [c for c, _, _, _ in one] == every.colour.tolist()
+        assert [r for _, r, _, _ in one] == every.rule.tolist()
+        assert [d for _, _, d, _ in one] == every.due.tolist()
+        assert [a for _, _, _, a in one] == every.at.tolist()
+        named.update(every.rule.tolist())
+    assert len(named) > 8  # many rules, tailings, maintenance and none included, were named
+
+
+def _lone_readings(model: EngineModel, seed: int) -> Iterator[tuple[Readings, float, list[Event]]]:
+    """Batches of quiet readings around one that moves its sensor (into and out of levels and faults,
+    often enough to chatter), now and then late, with a non-finite time, after a long gap (stale), or
+    that one reading alone; a gateway goes offline now and then."""
+    rng = np.random.default_rng(seed)
+    middle = (model.keep_lo[:, 4] + model.keep_hi[:, 4]) / 2  # inside each sensor's normal band
+    normal = np.where(np.isfinite(middle), middle, model.range_low)
+    quiet = np.arange(20)
+    hot = rng.choice(np.arange(20, model.n_sensors), 2, replace=False)
+    t = 1_700_000_000.0
+    for k in range(400):
+        t += float(rng.choice([0.5, 2.0, 30.0, 300.0], p=[0.7, 0.22, 0.06, 0.02]))
+        i = int(rng.choice(hot))
+        levels = [model.high[i, 0], model.high[i, 1], model.low[i, 0], model.low[i, 1]]
+        choices = [x for x in levels if np.isfinite(x)] + [math.nan, normal[i], normal[i]]
+        value = float(rng.choice(choices))
+        ts = t + float(rng.choice([0.0, -30.0, math.inf], p=[0.9, 0.07, 0.03]))
+        sensor = quiet if k % 4 else quiet[:0]  # every 4th batch: the lone reading by itself
+        n = sensor.size
+        yield (
+            Readings.of(
+                np.append(sensor, i),
+                np.append(normal[sensor], value),
+                np.append(np.full(n, t), ts),
+                np.append(np.zeros(n, np.uint8), int(rng.random() < 0.05)),
+            ),
+            t,
+            [Event("gateway_offline", model.gateway_ids[-1], t - 0.1)] if k % 50 == 49 else [],
+        )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_lone_reading_decided_in_scalars_gets_what_the_array_path_gives(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sensors.apply_one` (one reading, in scalars) against the array path for the same reading."""
+
+    def run() -> tuple[list[Any], EngineState]:
+        state = EngineState.initial(MODEL, now=1_699_999_990.0)
+        out = []
+        for batch, now, events in _lone_readings(MODEL, seed):
+            outcome = evaluate_detailed(MODEL, state, batch, now, events)
+            out.append((outcome.transitions, outcome.rejects, outcome.out_of_order))
+        return out, state
+
+    scalar, scalar_state = run()
+    monkeypatch.setattr(evaluation, "_ONE_BY_ONE", False)
+    arrays, array_state = run()
+    reasons = {t.cause.rule for ts, _, _ in arrays for t in ts if t.entity_type == "sensor"}
+    assert {"set_point", "fault", "stale", "chattering", "chattering_cleared"} <= reasons
+    assert sum(o for _, _, o in arrays) > 5 and sum(len(r) for _, r, _ in arrays) > 5
+    assert scalar == arrays
+    for group in ("sensor", "unit", "site", "region"):
+        for name, array in getattr(array_state, group).items():
+            assert np.array_equal(getattr(scalar_state, group)[name], array, equal_nan=True), (group, name)
+    assert np.array_equal(np.unique(scalar_state.watch), np.unique(array_state.watch))
+    assert (scalar_state.stale_due, scalar_state.watch_due) == (array_state.stale_due, array_state.watch_due)
