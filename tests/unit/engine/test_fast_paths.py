@@ -89,10 +89,7 @@ def test_quiet_readings_shortcut_gives_what_the_full_path_gives(
     full, full_state = _run(MODEL, seed)
     assert sum(len(t) for t, _, _ in full) > 20 and sum(len(r) for _, r, _ in full) > 10
     assert fast == full
-    for group in ("sensor", "unit", "site", "region"):
-        for name, array in getattr(full_state, group).items():
-            assert np.array_equal(getattr(fast_state, group)[name], array, equal_nan=True), (group, name)
-    assert np.array_equal(np.unique(fast_state.watch), np.unique(full_state.watch))
+    _assert_same_arrays(fast_state, full_state)
     assert (fast_state.out_of_order, fast_state.rejected) == (full_state.out_of_order, full_state.rejected)
 
 
@@ -229,8 +226,13 @@ def test_a_lone_reading_decided_in_scalars_gets_what_the_array_path_gives(
     assert {"set_point", "fault", "stale", "chattering", "chattering_cleared"} <= reasons
     assert sum(o for _, _, o in arrays) > 5 and sum(len(r) for _, r, _ in arrays) > 5
     assert scalar == arrays
-    for group in ("sensor", "unit", "site", "region"):
-        for name, array in getattr(array_state, group).items():
-            assert np.array_equal(getattr(scalar_state, group)[name], array, equal_nan=True), (group, name)
-    assert np.array_equal(np.unique(scalar_state.watch), np.unique(array_state.watch))
+    _assert_same_arrays(scalar_state, array_state)
     assert (scalar_state.stale_due, scalar_state.watch_due) == (array_state.stale_due, array_state.watch_due)
+
+
+def _assert_same_arrays(got: EngineState, want: EngineState) -> None:
+    """Every per-entity array equal (NaN equal to NaN), and the same sensors watched."""
+    for group in ("sensor", "unit", "site", "region"):
+        for name, array in getattr(want, group).items():
+            assert np.array_equal(getattr(got, group)[name], array, equal_nan=True), (group, name)
+    assert np.array_equal(np.unique(got.watch), np.unique(want.watch))
