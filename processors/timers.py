@@ -2,8 +2,8 @@
 
 Every `tick_every_s` the tick evaluates each site the worker owns with an empty batch at `now`, so stale
 sensors, off-delays and persistence rules ("L2 lasting >= 10 min") fire with no reading arriving; it
-also publishes closed history minutes and refreshes the lag, colour and snapshot-age gauges. A second
-timer writes due snapshots (then acks the events they cover), so a flush waiting on Kafka never holds a
+also publishes closed history minutes and refreshes the lag, colour and snapshot-age gauges. A loop of
+its own writes due snapshots (then acks the events they cover), so a flush waiting on Kafka never holds a
 tick back. Both report to the health check.
 """
 
@@ -94,7 +94,7 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
         _gauges(app, ctx, snapshots, partitions, now)
 
     async def flush() -> None:
-        """Store the due partitions' snapshots and ack what they cover. A timer of its own: a flush waits
+        """Store the due partitions' snapshots and ack what they cover. A loop of its own: a flush waits
         for Kafka to store its snapshots (seconds on a busy broker), and inside the tick that wait delayed
         every stale, delay and lasting-condition warning behind it (ticks of 4-6 s at 24,000 readings/s)."""
         if not ctx.ready or app.rebalancing or app.in_recovery:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import signal
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -269,12 +268,11 @@ class Fleet:
             p.join(timeout=2 * DRAIN_TIMEOUT_S)
             if p.is_alive():
                 p.terminate()
-        failed = [p.exitcode for p in self.procs if p.exitcode not in (0, None, -signal.SIGTERM)]
+        interrupted = bool(exc and exc[0] is not None)
+        failed = [p.exitcode for p in self.procs if p.exitcode not in (0, None)]
         self.procs = []
-        if failed and not (exc and exc[0] is not None):
-            raise SimulatorError(
-                f"{len(failed)} publisher process(es) failed (exit codes {failed}); see stderr"
-            )
+        if failed and not interrupted:  # a publisher that crashed, or hung and had to be terminated
+            raise _failed(failed)
 
     @property
     def pids(self) -> list[int]:
@@ -283,7 +281,7 @@ class Fleet:
     def _check_alive(self) -> None:
         dead = [p.exitcode for p in self.procs if not p.is_alive()]
         if dead:
-            raise SimulatorError(f"{len(dead)} publisher process(es) failed (exit codes {dead}); see stderr")
+            raise _failed(dead)
 
     def run(
         self,
@@ -372,6 +370,12 @@ def run_load(
     a `Fleet`; see `Fleet.run`)."""
     with Fleet(sensors, industries, broker, processes, seed) as fleet:
         return fleet.run(counter, rate_hz, duration_s, progress, faults, on_poll)
+
+
+def _failed(exit_codes: list[int | None]) -> SimulatorError:
+    return SimulatorError(
+        f"{len(exit_codes)} publisher process(es) failed (exit codes {exit_codes}); see stderr"
+    )
 
 
 def _wait_connected(procs: Sequence[Any], shared: _Shared, timeout_s: float = 300.0) -> None:
