@@ -21,6 +21,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from processors import faust_internals
 from processors.app import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -272,10 +273,26 @@ async def _caught_up(app: faust.App, ctx: WorkerContext, partition: int) -> bool
         if high is None:
             return False
         done = ctx.processed.get((topic, partition))
-        position = done + 1 if done is not None else await app.consumer.position(tp)
-        if position is None or position < high:
+        start = faust_internals.committed_offset(app, topic, partition)
+        position = await app.consumer.position(tp) if done is None and start is None else None
+        if not read_to_end(high, done, start, position):
             return False
     return True
+
+
+def read_to_end(high: int, done: int | None, start: int | None, position: int | None) -> bool:
+    """Has the worker evaluated a partition's records up to its end offset `high`?
+
+    `done`: the last offset evaluated since the assignment; `start`: where the assignment started (the
+    group's committed offset); `position`: the consumer's fetch position, asked only when neither is known.
+    The fetch position passes records as soon as they are fetched into the stream's buffer, before the
+    agent evaluates them: trusted after a restart, it let the tick close the restored minutes while their
+    backlog was still buffered, and the backlog's readings then made a second, partial minute that
+    overwrote the whole one in history."""
+    if done is not None:
+        return done + 1 >= high
+    at = start if start is not None else position
+    return at is not None and at >= high
 
 
 def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[int], now: float) -> None:
