@@ -47,8 +47,8 @@ class OffsetOrder:
         committed: Callable[[str, int], int | None] = _no_committed,
     ) -> None:
         self.processed = processed
-        # (topic, partition) -> the offset the assignment started at, if known; asked at the first record
-        # since, when the consumer has been sought there (the timer does not ask: it may run before that)
+        # (topic, partition) -> the offset the assignment started at, if known; asked once the consumer has
+        # been sought there: at the first record since, or by the timer once the partition was fetched
         self.committed = committed
         self.reseek_after_s = reseek_after_s
         self.clock = clock
@@ -84,13 +84,20 @@ class OffsetOrder:
         self._progress[(topic, partition)] = self.clock()
 
     def stalled(self, topic: str, partition: int, end: int | None) -> int | None:
-        """The offset to seek back to if records up to `end` (the partition's end offset) exist beyond the
-        last processed one and nothing was processed for `reseek_after_s`; else None."""
+        """The offset to seek back to if records up to `end` (the partition's end offset, known once the
+        partition was fetched, so after the assignment's seek) exist beyond the last processed one and
+        nothing was processed for `reseek_after_s`; else None.
+
+        With nothing processed since the assignment, the last processed one is the one before its start:
+        records dropped at the head of a partition that then falls quiet are found too (until they are
+        evaluated the timers hold the partition back, processors/timers.py)."""
         key, now = (topic, partition), self.clock()
         last = self.processed.get(key)
+        if last is None and end is not None and (start := self.committed(*key)) is not None:
+            last = start - 1
         if last is None or end is None or last + 1 >= end:
             return None
-        if now - self._progress.get(key, now) < self.reseek_after_s:
+        if now - self._progress.setdefault(key, now) < self.reseek_after_s:
             return None
         return last + 1 if self._seek_due(key, last + 1, now) else None
 

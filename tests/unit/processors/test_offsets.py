@@ -90,7 +90,21 @@ def test_an_assignment_starts_at_its_committed_offset_so_a_hole_at_its_head_is_r
 def test_the_timer_judges_a_hole_from_the_start_once_a_record_was_checked() -> None:
     clock = Clock()
     order = OffsetOrder({}, reseek_after_s=10.0, clock=clock, committed=lambda t, p: 50)
-    assert order.stalled("t", 0, 90) is None  # the assignment's seek may not have happened yet: not asked
     assert order.check("t", 0, 80)[0] is Order.SEEK
     clock.now = 12.0
     assert order.stalled("t", 0, 90) == 50  # the seek back never took: again
+
+
+def test_records_dropped_at_the_head_of_a_partition_that_falls_quiet_are_re_read() -> None:
+    """Nothing processed since the assignment, and no later record to show the hole: the timer, which
+    holds a partition back until its records are evaluated, seeks to the assignment's start."""
+    clock = Clock()
+    order = OffsetOrder({}, reseek_after_s=10.0, clock=clock, committed=lambda t, p: 50)
+    assert order.stalled("t", 0, None) is None  # not fetched yet: the assignment's seek may be to come
+    assert order.stalled("t", 0, 90) is None  # 50..89 may still be on their way
+    clock.now = 9.0
+    assert order.stalled("t", 0, 90) is None
+    clock.now = 10.5
+    assert order.stalled("t", 0, 90) == 50
+    assert order.stalled("t", 0, 50) is None  # nothing beyond the start: nothing missing
+    assert OffsetOrder({}, committed=lambda t, p: None).stalled("t", 0, 90) is None  # no start known
