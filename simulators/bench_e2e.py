@@ -57,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="readings per sensor per second (default 1)")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (default 300)")
     parser.add_argument("--processes", type=int, default=2, help="publisher processes (default 2)")
+    parser.add_argument(
+        "--bridges", type=int, default=1, choices=range(1, 17), metavar="N",
+        help="bridge processes in one MQTT share group (default 1): a bridge's cost is per message, and one "
+        "Python process tops out at a few thousand messages/s (docs/capacity.md)",
+    )  # fmt: skip
     add_shape_options(parser)
     # 20 so that p99 reading -> warning is measured over 20 samples, not decided by the worst of four
     parser.add_argument("--incidents", type=int, default=20, help="incidents injected (default 20)")
@@ -161,7 +166,9 @@ class E2E(PipelineRun):
         announce_online(
             {s.gateway: s.site for s in self.sensors}, self.broker
         )  # before the bridge subscribes
-        self.pipeline.start_all(routes, self.sites[0], {"RISKWATCH_DEMO_WEBHOOK_SECRET": secret}, 300.0)
+        self.pipeline.start_all(
+            routes, self.sites[0], {"RISKWATCH_DEMO_WEBHOOK_SECRET": secret}, 300.0, bridges=self.args.bridges
+        )
         self.counter = TelemetryCounter(
             TopicReader(info.kafka("tools"), topics.telemetry), sites=self.industries
         )
@@ -180,7 +187,8 @@ class E2E(PipelineRun):
 
         assert self.pipeline is not None
         out = {s.name: [pid] for s in Stack(self.stack_home).services() if (pid := s.pidfile.read())}
-        out.update((name, [service.proc.pid]) for name, service in self.pipeline.services.items())
+        for name, service in self.pipeline.services.items():
+            out.setdefault(_process_group(name), []).append(service.proc.pid)
         if self.fleet is not None:
             out["load generator"] = self.fleet.pids
         return out
@@ -229,6 +237,11 @@ class E2E(PipelineRun):
             offered_rate_hz=rate_hz, evaluated=evaluated, dead_lettered=dead,
             lost=result.sent - evaluated - dead, lost_before_kafka=result.lost,
             dead_letter_reasons=dict(self.deadletters.reasons), cpu_s=cpu,
+            readings_by_bridge={  # since the pipeline started: how the share group split the messages
+                name: _metric(service.ready_url, "riskwatch_bridge_readings_out_total")
+                for name, service in self.pipeline.services.items()
+                if _process_group(name) == "bridge"
+            },
             cpu_s_per_million_readings={k: round(v * 1e6 / max(result.sent, 1), 2) for k, v in cpu.items()},
         )  # fmt: skip
         dead_services = self.pipeline.dead()
@@ -269,7 +282,8 @@ class E2E(PipelineRun):
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     with E2E(args) as run:
         print(f"bench e2e: {args.shape} shape, {len(run.sensors):,} sensors behind {run.gateways:,} gateways at "
-              f"{len(run.sites):,} sites, x {args.rate:g} Hz for {args.duration:g} s, {args.incidents} incidents; "
+              f"{len(run.sites):,} sites, x {args.rate:g} Hz for {args.duration:g} s, {args.incidents} incidents, "
+              f"{args.bridges} bridge process(es); "
               f"run folder {run.run_dir}", flush=True)  # fmt: skip
         figures, result = run.step(args.rate, args.duration, args.incidents)
         assert run.pipeline is not None
@@ -280,6 +294,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         figures["png"] = str(png)
         _report(figures)
         return figures
+
+
+def _process_group(service: str) -> str:
+    """The process group a pipeline service's CPU counts under: "bridge-2" is one of the bridges."""
+    name, _, instance = service.rpartition("-")
+    return name if name and instance.isdigit() else service
 
 
 def _metric(url: str, family: str, **labels: str) -> float:

@@ -80,7 +80,8 @@ class Pipeline:
     stack: Any  # deploy.stack.StackInfo
     topic_prefix: str = "rw"
     services: dict[str, Service] = field(default_factory=dict)
-    bridge_argv: list[str] = field(default_factory=list)  # to retire its MQTT session at stop
+    # bridge service name -> (its command line, its MQTT password): to retire its session at stop
+    bridge_sessions: dict[str, tuple[list[str], str]] = field(default_factory=dict)
     supervisor: Supervisor | None = None  # restarts crashed or unhealthy services (the demo)
 
     def __post_init__(self) -> None:
@@ -99,15 +100,31 @@ class Pipeline:
         if child.name in self.services:
             self.services[child.name].proc = child.proc
 
-    def start_bridge(self, extra: list[str] | None = None) -> Service:
+    @property
+    def bridge_argv(self) -> list[str]:
+        """The first bridge's command line (after `python -m riskwatch`)."""
+        return self.bridge_sessions["bridge"][0] if "bridge" in self.bridge_sessions else []
+
+    def start_bridge(self, extra: list[str] | None = None, instance: int = 1) -> Service:
+        """Bridge `instance` (1: "bridge" on the stack's bridge account; k > 1: "bridge-k" on an account of
+        its own, its own spool, in the same share group, so the bridges split the gateways' messages)."""
         port = free_port()
+        name, stack = "bridge", self.stack
+        if instance > 1:
+            from deploy.stack import add_bridge_accounts
+
+            name, user = f"bridge-{instance}", f"{self.stack.bridge_user}-{instance}"
+            password = add_bridge_accounts(self.stack, [user])[user]
+            stack = dataclasses.replace(self.stack, bridge_user=user, bridge_password=password)
+            extra = ["--spool-dir", str(self.run_dir / f"spool-{instance}"), *(extra or [])]
         # Own share group (from the prefix): a stopped bridge's persistent session stays in its group until
         # it expires and keeps receiving its round-robin share, which a new bridge would never see.
         spec = bridge_spec(
-            self.stack, self.registry, self.topic_prefix, self.run_dir, port,
-            ["--mqtt-client-id", f"riskwatch-bridge-{self.topic_prefix}", *(extra or [])],
+            stack, self.registry, self.topic_prefix, self.run_dir, port,
+            ["--mqtt-client-id", f"riskwatch-{name}-{self.topic_prefix}", *(extra or [])],
         )  # fmt: skip
-        self.bridge_argv = spec.argv[3:]
+        spec = dataclasses.replace(spec, name=name)
+        self.bridge_sessions[name] = (spec.argv[3:], stack.bridge_password)
         return self._start(spec, f"http://127.0.0.1:{port}/metrics")
 
     def start_worker(
@@ -170,10 +187,13 @@ class Pipeline:
         alerting_env: dict[str, str],
         timeout_s: float,
         alerting_port: int | None = None,
+        bridges: int = 1,
     ) -> Service:
-        """Bridge, worker (ready once it serves `ready_site`), historian and alerting, in the order data
-        flows, then wait until each answers. Returns alerting's service: its address is the board's."""
-        self.start_bridge()
+        """`bridges` bridges, worker (ready once it serves `ready_site`), historian and alerting, in the
+        order data flows, then wait until each answers. Returns alerting's service: its address is the
+        board's."""
+        for instance in range(1, bridges + 1):
+            self.start_bridge(instance=instance)
         self.start_worker(ready_site=ready_site)
         self.start_historian()
         alerting = self.start_alerting(routes, env=alerting_env, port=alerting_port)
@@ -229,24 +249,23 @@ class Pipeline:
             terminate(service.proc, STOP_GRACE_S)
             with contextlib.suppress(FileNotFoundError):
                 (self.run_dir / "pids" / f"{name}.pid").unlink()
-        if self.bridge_argv:
-            self._retire_bridge_session()
+        for name in list(self.bridge_sessions):
+            self._retire_bridge_session(name)
 
-    def _retire_bridge_session(self) -> None:
-        """This pipeline is ephemeral: discard its bridge's persistent session, or the broker would go on
-        queueing every message for it (its own share group) until the session expires in days."""
-        log = self.run_dir / "logs" / "bridge.log"
-        with log.open("ab") as out:
+    def _retire_bridge_session(self, name: str) -> None:
+        """This pipeline is ephemeral: discard its bridges' persistent sessions, or the broker would go on
+        queueing their share of every message (their own share group) until the sessions expire in days."""
+        argv, password = self.bridge_sessions.pop(name)
+        with (self.run_dir / "logs" / f"{name}.log").open("ab") as out:
             subprocess.run(
-                [sys.executable, "-m", "riskwatch", *self.bridge_argv, "--retire"],
+                [sys.executable, "-m", "riskwatch", *argv, "--retire"],
                 cwd=REPO,
-                env={**os.environ, "RISKWATCH_MQTT_PASSWORD": self.stack.bridge_password},
+                env={**os.environ, "RISKWATCH_MQTT_PASSWORD": password},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 timeout=30,
                 check=False,
             )
-        self.bridge_argv = []
 
 
 class PipelineRun:

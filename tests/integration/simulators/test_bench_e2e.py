@@ -1,6 +1,7 @@
-"""A short end-to-end load run at the province shape: MQTT -> bridge -> Kafka -> worker -> warnings ->
+"""A short end-to-end load run at the province shape: MQTT -> two bridges -> Kafka -> worker -> warnings ->
 alerting -> webhook. Asserts that every reading sent was evaluated by the engine (nothing lost at the end
-of the path) and every incident warned and alerted (not speed: that is the benchmark's job)."""
+of the path), that the two bridges shared the gateways' messages, and that every incident was warned and
+alerted (not speed: that is the benchmark's job)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
             "2",
             "--stack-home",
             str(stack.home),
+            "--bridges",
+            "2",
         ]
     )
     figures = bench_e2e.measure(args)
@@ -38,6 +41,10 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
     assert figures["sent"] == figures["acked"] == figures["received"] > 0
     # counted at the engine: every reading sent was evaluated (none refused: the gateways are honest)
     assert figures["evaluated"] == figures["sent"] and figures["dead_lettered"] == 0
+    # two bridges in one share group: each carried a part, together every reading, once
+    by_bridge = figures["readings_by_bridge"]
+    assert sorted(by_bridge) == ["bridge", "bridge-2"] and min(by_bridge.values()) > 0, by_bridge
+    assert sum(by_bridge.values()) == figures["sent"], by_bridge
     assert figures["lost"] == 0 and figures["lost_before_kafka"] == 0
     # one message per gateway per poll period
     assert figures["messages"] == pytest.approx(figures["gateways"] * 45, rel=0.05)
@@ -53,5 +60,6 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
     cpu = figures["cpu_s"]
     for process in ("mosquitto", "bridge", "kafka", "worker", "alerting", "load generator"):
         assert cpu[process] > 0, process
+    assert "bridge-2" not in cpu  # counted with the first bridge: the bridges' CPU together
     assert figures["cpu_s_per_million_readings"]["worker"] > 0
     assert (tmp_path / "bench-e2e.png").read_bytes()[:4] == b"\x89PNG"
