@@ -33,6 +33,11 @@ What is reached, and why:
   table write takes its partition, for the region stage, which takes its events in bunches like the
   input agents (in offset order, processors/offsets.py) and so writes its table outside the stream's own
   iteration.
+- `send_changelog_now`: a table's changelog record sent with the changelog topic's public `send`, with
+  the table's private `_on_changelog_sent` as its callback (what `Table.send_changelog` passes). Faust's
+  `send_changelog` puts the record in the producer's send-soon buffer (100 messages), and Faust's
+  conductor holds every incoming record's delivery until that buffer ebbs: a snapshot flush of a
+  partition's ~330 sites ("producer buffer full" every flush at 1,000 sites) paused the streams.
 - `store_locally`: writes a table's local store (`Table.data`) directly, under a stand-in for Faust's
   private "current event" (`as_current_event`). Faust's rocksdb store picks the partition's
   database from the current event, and outside an agent there is none; `table[key] = value` would
@@ -68,7 +73,16 @@ import contextlib
 import inspect
 import logging
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -179,6 +193,22 @@ def committed_offset(app: faust.App, topic: str, partition: int) -> int | None:
     consumer: Any = app.consumer
     offset = consumer._committed_offset.get(TP(topic, partition))
     return offset if isinstance(offset, int) else None
+
+
+async def send_changelog_now(table: Any, partition: int, key: bytes, value: bytes) -> Awaitable[Any]:
+    """Send a table's changelog record straight to the producer (`Topic.send`), not through Faust's
+    send-soon buffer (`Table.send_changelog`); the returned future resolves once Kafka has it. The
+    table's private `_on_changelog_sent` callback keeps, as after a buffered send, the offset its
+    recovery starts from."""
+    return await table.changelog_topic.send(
+        key=key,
+        value=value,
+        partition=partition,
+        key_serializer=table.key_serializer,
+        value_serializer=table.value_serializer,
+        callback=table._on_changelog_sent,
+        force=True,  # never attached to a current event: sent now
+    )
 
 
 def store_locally(table: Any, partition: int, items: Iterable[tuple[bytes, bytes]]) -> None:

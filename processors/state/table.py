@@ -99,7 +99,12 @@ class SnapshotTable:
         try:
             if before:
                 await asyncio.gather(*before)
-            sent = [self.table.send_changelog(partition, site.encode(), raw) for site, raw in dirty]
+            # Straight to the producer: through Faust's send-soon buffer, ~330 snapshots a partition held
+            # every record's delivery until the buffer ebbed (processors/faust_internals.py).
+            sent = [
+                await faust_internals.send_changelog_now(self.table, partition, site.encode(), raw)
+                for site, raw in dirty
+            ]
             # The local store too (what Table.__setitem__ does besides the changelog send, made above).
             faust_internals.store_locally(self.table, partition, ((s.encode(), raw) for s, raw in dirty))
             if sent:

@@ -206,6 +206,42 @@ def test_the_offsets_faust_seeks_an_assignment_to_are_what_committed_offset_read
     assert faust_internals.committed_offset(app, tp.topic, 4) is None  # no commit in the group yet
 
 
+# -- send_changelog_now -----------------------------------------------------------------------------
+
+
+def test_a_changelog_record_sent_now_skips_the_send_soon_buffer_and_keeps_the_tables_callback() -> None:
+    from faust.tables.base import Collection
+
+    _assert_source_has(Collection.send_changelog, "send_soon(", "a table's own send goes through the buffer")
+    _assert_source_has(
+        Collection.send_changelog, "callback=self._on_changelog_sent", "what a changelog send calls back"
+    )
+    assert {"callback", "force", "partition"} <= set(_params(faust.Topic.send)), _changed("Topic.send")
+
+    async def check() -> None:
+        app = _app()
+        table = app.Table("changelog-now", partitions=3, key_type=bytes, value_type=bytes)
+        sends: list[dict[str, Any]] = []
+
+        async def send(**kwargs: Any) -> str:
+            sends.append(kwargs)
+            return "delivery"
+
+        table.changelog_topic.send = send  # type: ignore[method-assign]
+        assert await faust_internals.send_changelog_now(table, 2, b"site", b"snapshot") == "delivery"
+        (sent,) = sends
+        assert (sent["key"], sent["value"], sent["partition"], sent["force"]) == (
+            b"site",
+            b"snapshot",
+            2,
+            True,
+        )
+        assert sent["callback"] == table._on_changelog_sent
+        assert app.producer.buffer.size == 0  # nothing waits in the send-soon buffer
+
+    asyncio.run(check())
+
+
 # -- store_locally ----------------------------------------------------------------------------------
 
 

@@ -28,14 +28,24 @@ class StoreData(dict):  # type: ignore[type-arg]
 
 
 class FakeTable:
-    """Records changelog sends; each returns a future the test resolves (Kafka's acknowledgement)."""
+    """Records changelog sends (to its changelog topic, as Faust's `Topic.send`); each returns a future the
+    test resolves (Kafka's acknowledgement)."""
+
+    key_serializer = value_serializer = None
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
         self.data = StoreData(log)
         self.futures: list[asyncio.Future[None]] = []
+        self.changelog_topic = SimpleNamespace(send=self.send_changelog)
 
-    def send_changelog(self, partition: int, key: bytes, value: bytes) -> asyncio.Future[None]:
+    def _on_changelog_sent(self, fut: Any) -> None:
+        pass
+
+    async def send_changelog(
+        self, *, partition: int, key: bytes, value: bytes, callback: Any, **_: Any
+    ) -> asyncio.Future[None]:
+        assert callback == self._on_changelog_sent  # keeps the offset the table's recovery starts from
         self.log.append(f"snapshot {key.decode()} -> p{partition}")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(lambda f: self.log.append(f"snapshot {key.decode()} delivered"))
