@@ -174,6 +174,8 @@ def test_county_officer_sees_only_his_county_and_the_api_refuses_the_rest(
     login(page, board.url, token=TOKENS["RW_B_TOKEN_COUNTY"])
     assert set(page.evaluate(MAP_COLOURS)) == {"COAL-01"}
     page.click("#tab-sites")
+    # The tab renders its table on the hash change, after the click returns: wait for its rows.
+    page.wait_for_selector("#sites-table tbody tr", timeout=10_000)
     assert page.eval_on_selector_all("#sites-table tbody tr", "rows => rows.map(r => r.dataset.site)") == [
         "COAL-01"
     ]
