@@ -275,17 +275,10 @@ def test_a_worker_and_historian_killed_during_an_influxdb_outage_lose_no_history
 
         expected = {key: [min(v), max(v), sum(v) / len(v), len(v)] for key, v in sent.items()}
         closes = current + 60 + 30  # the interrupted minute closes 30 s (grace) after it ends
-        assert wait_for(
-            lambda: expected.items() <= aggregates().items(), max(60, closes - time.time() + 60)
-        ), (
-            {
-                key: (want, aggregates().get(key))
-                for key, want in expected.items()
-                if aggregates().get(key) != want
-            },
-            worker.output(),
-            historian.output(),
-        )
+        if not wait_for(lambda: expected.items() <= aggregates().items(), max(60, closes - time.time() + 60)):
+            got = aggregates()  # read once: the minutes that differ, with both processes' logs
+            differ = {key: (want, got.get(key)) for key, want in expected.items() if got.get(key) != want}
+            raise AssertionError((differ, worker.output(), historian.output()))
         # the completeness summary came through the same records, steps and commits: a point per site and
         # minute; each sensor owes one reading an hour, so G1's two minutes pay once per hour they touch,
         # and G2, first heard in the interrupted minute, pays it once
