@@ -64,7 +64,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  -> {'held' if ok else 'did not hold'}: {figures['readings_per_s']:,.0f} readings/s, "
                   f"p99 {figures['latency_p99_s']} s, lost {figures['lost']:,}, incidents "
                   f"{figures['incidents_warned']}/{figures['incidents']}; CPU s per million readings "
-                  f"{figures['cpu_s_per_million_readings']}", flush=True)  # fmt: skip
+                  f"{figures['cpu_s_per_million_readings']}, cores busy {figures['machine_cpu_busy']:.0%}",
+                  flush=True)  # fmt: skip
             if not ok:
                 break
             best = figures
@@ -89,4 +90,5 @@ _STEP_FIELDS = (
     "dead_lettered", "lost", "latency_p99_s", "latency_by_incident_s", "incidents", "incidents_warned",
     "incidents_alerted",
     "cpu_s_per_million_readings",  # by process: how each one's cost per reading moves with the rate
+    "machine_cpu_busy",  # the cores' busy share over the step: near 1, the step was bounded by CPU
 )  # fmt: skip

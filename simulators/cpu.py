@@ -28,6 +28,14 @@ def cpu_seconds(pid: int) -> float | None:
     return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all the machine's cores since boot (/proc/stat): idle and iowait
+    are not busy; steal (time a virtual machine's host gave elsewhere) is."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 class CpuMeter:
     """CPU seconds per named process group between `start()` and `stop()`.
 
@@ -38,8 +46,13 @@ class CpuMeter:
     def __init__(self, groups: Callable[[], Mapping[str, list[int]]]) -> None:
         self.groups = groups
         self._start: dict[int, float] = {}
+        self._machine = (0, 0)
+        # The whole machine's cores busy between start and stop, 0..1: what the groups leave unexplained
+        # is spent elsewhere, and near 1 the step was bounded by CPU, not by a stall.
+        self.machine_busy = 0.0
 
     def start(self) -> None:
+        self._machine = machine_jiffies()
         self._start = {
             pid: cpu
             for pids in self.groups().values()
@@ -56,4 +69,6 @@ class CpuMeter:
                 if now is not None:
                     spent += now - self._start.get(pid, 0.0)
             out[name] = round(spent, 2)
+        busy, total = machine_jiffies()
+        self.machine_busy = (busy - self._machine[0]) / max(1, total - self._machine[1])
         return out

@@ -62,4 +62,6 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
         assert cpu[process] > 0, process
     assert "bridge-2" not in cpu  # counted with the first bridge: the bridges' CPU together
     assert figures["cpu_s_per_million_readings"]["worker"] > 0
+    assert cpu["bench (measuring)"] > 0  # this process reads the topics to time the path
+    assert 0 < figures["machine_cpu_busy"] <= 1
     assert (tmp_path / "bench-e2e.png").read_bytes()[:4] == b"\x89PNG"
