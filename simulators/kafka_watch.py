@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
@@ -136,6 +137,7 @@ class TelemetryCounter:
 
     def poll(self, timeout_s: float = 0.2) -> int:
         new = 0
+        latencies: list[npt.NDArray[np.float64]] = []  # added to the histograms once per poll: cheaper
         for raw in self.reader.poll(timeout_s):
             now = self.clock()
             try:
@@ -143,26 +145,35 @@ class TelemetryCounter:
             except BatchDecodeError:
                 self.undecodable += 1
                 continue
+            n = len(batch.readings)
             if self.sites is not None and batch.site not in self.sites:
-                self.other_sites += len(batch.readings)
+                self.other_sites += n
                 continue
             # Each source (gateway, seq) holds `count` contiguous readings: count only sources not seen
             # before, so an at-least-once redelivery is a duplicate, not a gain.
-            fresh = np.array([(s.gateway, s.seq) not in self.seen for s in batch.sources], dtype=bool)
-            counts = np.array([s.count for s in batch.sources], dtype=np.int64)
-            self.seen.update((s.gateway, s.seq) for s in batch.sources)
-            keep = np.repeat(fresh, counts) if counts.sum() == len(batch.readings) else None
-            if keep is None:  # a producer that does not fill counts: take the batch as one unit
-                keep = np.full(len(batch.readings), bool(fresh.any()) if fresh.size else True)
-            self.duplicates += int((~keep).sum())
-            latency = now - batch.readings.ts[keep]
-            self.histogram.add(latency)
-            self.window.add(latency)
-            fresh_readings = int(keep.sum())
+            pairs = [(s.gateway, s.seq) for s in batch.sources]
+            fresh = [pair not in self.seen for pair in pairs]
+            self.seen.update(pairs)
+            if all(fresh):  # the usual record: nothing seen before
+                latencies.append(now - batch.readings.ts)
+                fresh_readings = n
+            else:
+                counts = np.array([s.count for s in batch.sources], dtype=np.int64)
+                if counts.sum() == n:
+                    keep = np.repeat(np.array(fresh, dtype=bool), counts)
+                else:  # a producer that does not fill counts: take the batch as one unit
+                    keep = np.full(n, any(fresh) if fresh else True)
+                latencies.append(now - batch.readings.ts[keep])
+                fresh_readings = int(keep.sum())
+            self.duplicates += n - fresh_readings
             new += fresh_readings
             if fresh_readings:
                 self.last_arrival = now
                 self.by_site[batch.site] = self.by_site.get(batch.site, 0) + fresh_readings
+        if latencies:
+            joined = np.concatenate(latencies)
+            self.histogram.add(joined)
+            self.window.add(joined)
         self.readings += new
         return new
 

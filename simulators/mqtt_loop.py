@@ -38,6 +38,10 @@ class NetworkLoop:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._todo: deque[tuple[str, mqtt.Client, Any]] = deque()  # (what, client, socket) from other threads
         self._clients: set[mqtt.Client] = set()
+        # A wake-up byte is on its way and the loop has not yet drained it: posts made meanwhile are
+        # settled by that same wake-up, so a burst of publishes costs one send(), not one each.
+        self._waking = False
+        self.wakeups = 0  # wake-up bytes sent
         self._stop = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -52,6 +56,7 @@ class NetworkLoop:
 
     def stop(self) -> None:
         self._stop = True
+        self._waking = False
         self._wake()
         self._thread.join(5)
 
@@ -61,6 +66,12 @@ class NetworkLoop:
             self._wake()
 
     def _wake(self) -> None:
+        # Appended before this check, a post is seen by the loop: it clears `_waking` before it settles
+        # the queue (`_run`), so either this sends a byte or the pending one's settling takes the post.
+        if self._waking:
+            return
+        self._waking = True
+        self.wakeups += 1
         with contextlib.suppress(BlockingIOError):  # the loop has wake-ups pending already
             self._wake_w.send(b"x")
 
@@ -77,6 +88,7 @@ class NetworkLoop:
                                     break
                             except BlockingIOError:
                                 break
+                        self._waking = False  # before the queue is settled below: see _wake
                         continue
                     client: mqtt.Client = key.data
                     if _events & selectors.EVENT_READ:

@@ -1,0 +1,59 @@
+"""The load generator's shared MQTT network thread settles every post, with one wake-up per burst."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from simulators.mqtt_loop import NetworkLoop
+
+
+class _Client:
+    """What the loop asks of a client with something to write: its socket (None: not connected)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.lock = threading.Lock()
+
+    def socket(self) -> Any:
+        with self.lock:
+            self.asked += 1
+        return None
+
+
+def _wait_for(condition: Any, timeout_s: float = 10.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def test_every_post_from_publishing_threads_is_settled_and_bursts_share_wakeups() -> None:
+    net = NetworkLoop("test-loop")
+    client = _Client()
+    posts_per_thread, threads = 5_000, 4
+
+    def publish() -> None:
+        for k in range(posts_per_thread):
+            net._post("write", client, None)  # what paho's register-write hook does on each publish
+            if k % 500 == 0:
+                time.sleep(0.001)  # bursts with pauses: the loop drains and clears between them
+
+    workers = [threading.Thread(target=publish) for _ in range(threads)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        total = posts_per_thread * threads
+        assert _wait_for(lambda: client.asked == total), f"{client.asked} of {total} posts settled"
+        assert 1 <= net.wakeups < total / 10  # one wake-up byte per burst, not one per publish
+        # a post after everything settled (no wake-up pending) still wakes the loop
+        net._post("write", client, None)
+        assert _wait_for(lambda: client.asked == total + 1)
+    finally:
+        net.stop()
+    assert net.error is None
