@@ -270,7 +270,8 @@ def _reading_problem(r: Any) -> str:
     q = r.get("q", 0)
     if type(q) is not int or not 0 <= q <= 255:
         return "'q' (quality) must be an integer 0..255"
-    return _text_problem(r.get("u", ""), "'u' (unit)", MAX_UNIT_CHARS, "a string")
+    u = r.get("u")  # null is "not given", as an absent "u" (the fast path in parse_telemetry agrees)
+    return "" if u is None else _text_problem(u, "'u' (unit)", MAX_UNIT_CHARS, "a string or null")
 
 
 def _is_number(x: Any) -> TypeGuard[int | float]:

@@ -87,6 +87,45 @@ def test_bad_readings_are_marked_and_good_ones_kept() -> None:
     assert msg.value[0] == 1.0 and np.isnan(msg.value[6])  # NaN parsed, left for non_finite_value
 
 
+_ROWS = st.lists(
+    st.fixed_dictionaries(
+        {"s": st.text("abc-1", min_size=1, max_size=8), "v": st.one_of(st.integers(-9, 9), st.floats(-1e6, 1e6)),
+         "t": st.floats(0, 2e9)},
+        optional={"q": st.integers(0, 255), "u": st.one_of(st.none(), st.sampled_from(["MPa", "%LEL", ""]))},
+    ),
+    min_size=1, max_size=20,
+)  # fmt: skip
+
+
+@given(_ROWS)
+def test_a_reading_is_taken_or_refused_the_same_whatever_its_neighbours(
+    rows: list[dict[str, object]],
+) -> None:
+    """A message of well-formed readings takes the fast path; one malformed neighbour sends the same
+    readings through the row-by-row path. Each reading's fate and columns must not depend on which."""
+    fast = parse_telemetry(telemetry_payload("g", 1, rows))
+    slow = parse_telemetry(telemetry_payload("g", 1, [*rows, {"s": "bad", "v": "not a number", "t": 1}]))
+    assert isinstance(fast, TelemetryMessage) and isinstance(slow, TelemetryMessage)
+    assert fast.bad == [] and [b.index for b in slow.bad] == [len(rows)]
+    n = len(rows)
+    assert slow.sensor[:n] == fast.sensor
+    np.testing.assert_array_equal(slow.value[:n], fast.value)
+    np.testing.assert_array_equal(slow.ts[:n], fast.ts)
+    np.testing.assert_array_equal(slow.quality[:n], fast.quality)
+    assert (slow.unit or [None] * (n + 1))[:n] == (fast.unit or [None] * n)
+
+
+def test_a_null_unit_is_a_unit_not_given() -> None:
+    for rows in (
+        [{"s": "a", "v": 1, "t": 1, "u": None}],
+        [{"s": "a", "v": 1, "t": 1, "u": None}, {"s": "b"}],
+    ):
+        msg = parse_telemetry(telemetry_payload("g", 1, rows))
+        assert (
+            isinstance(msg, TelemetryMessage) and msg.sensor[0] == "a" and 0 not in [b.index for b in msg.bad]
+        )
+
+
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_raise(payload: bytes) -> None:
     for parse in (parse_telemetry, parse_status, parse_events):
