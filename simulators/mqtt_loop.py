@@ -41,7 +41,6 @@ class NetworkLoop:
         # A wake-up byte is on its way and the loop has not yet drained it: posts made meanwhile are
         # settled by that same wake-up, so a burst of publishes costs one send(), not one each.
         self._waking = False
-        self.wakeups = 0  # wake-up bytes sent
         self._stop = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -71,7 +70,6 @@ class NetworkLoop:
         if self._waking:
             return
         self._waking = True
-        self.wakeups += 1
         with contextlib.suppress(BlockingIOError):  # the loop has wake-ups pending already
             self._wake_w.send(b"x")
 
