@@ -20,6 +20,7 @@ from deploy.stack import Stack, StackInfo, add_bridge_accounts, add_gateways
 from deploy.stack.process import PidFile
 from deploy.stack.settings import StackSettings
 from riskwatch.topics import mqtt_topic
+from tests.waiting import wait_for
 
 
 def _riskwatch(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -69,15 +70,6 @@ class _Mqtt:
         self.client.disconnect()
 
 
-def _wait_for(predicate: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_gateway_publishes_only_under_its_own_site_and_id(stack: StackInfo) -> None:
     site, other_site, gateway = (
         f"s{uuid.uuid4().hex[:6]}",
@@ -94,7 +86,7 @@ def test_gateway_publishes_only_under_its_own_site_and_id(stack: StackInfo) -> N
         time.sleep(0.3)  # let the subscription settle
         own = mqtt_topic(site, gateway, "telemetry")
         assert gw.publish(own, b'{"ok": 1}') == "Success"
-        assert _wait_for(lambda: (own, b'{"ok": 1}') in watcher.received)
+        assert wait_for(lambda: (own, b'{"ok": 1}') in watcher.received)
 
         foreign = mqtt_topic(other_site, gateway, "telemetry")
         assert gw.publish(foreign, b'{"spoof": 1}') == "Not authorized"
@@ -123,7 +115,7 @@ def test_anonymous_is_refused(stack: StackInfo) -> None:
     client.connect(stack.mqtt_host, stack.mqtt_port)
     client.loop_start()
     try:
-        assert _wait_for(lambda: reasons, 10)
+        assert wait_for(lambda: reasons, 10)
         assert reasons[0] != "Success"
     finally:
         client.loop_stop()

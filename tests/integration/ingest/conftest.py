@@ -20,6 +20,7 @@ from ingest.service import BridgeService
 from ingest.settings import BridgeSettings
 from riskwatch.registry import Registry, load_registry
 from riskwatch.topics import Topics
+from tests.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -213,15 +214,6 @@ class GatewayClient:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class TopicReader:

@@ -29,6 +29,7 @@ from simulators.load import run_load
 from simulators.pipeline import free_port
 from simulators.simulated_gateway import Broker, announce_online
 from simulators.webhook import WebhookReceiver
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,15 +52,6 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
-
-
-def _wait(predicate: Any, timeout_s: float, every_s: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every_s)
-    return bool(predicate())
 
 
 def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -112,7 +104,7 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
         return probe_http(health[name], 1.0, stack.cafile).ok
 
     try:
-        assert _wait(lambda: all(healthy(n) for n in COMPONENTS), 120, 0.5), output()
+        assert wait_for(lambda: all(healthy(n) for n in COMPONENTS), 120, 0.5), output()
         children |= {p for n in COMPONENTS if (p := _pid(run_dir, n))}
 
         results: list[Any] = []
@@ -135,7 +127,7 @@ def test_run_restarts_each_killed_component_and_loses_nothing(stack, tmp_path: P
                 new = _pid(run_dir, name)
                 return new is not None and new != old and _alive(new) and healthy(name)
 
-            assert _wait(back, BACK_WITHIN_S, 0.2), (
+            assert wait_for(back, BACK_WITHIN_S, 0.2), (
                 f"{name} not back and healthy within {BACK_WITHIN_S:g} s\n{output()}"
             )
             back_in[name] = time.monotonic() - killed

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from simulators.mqtt_loop import NetworkLoop
+from tests.waiting import wait_for
 
 
 class _Client:
@@ -36,15 +37,6 @@ class _CountingSocket:
         return getattr(self.sock, name)
 
 
-def _wait_for(condition: Any, timeout_s: float = 10.0) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return condition()
-
-
 def test_every_post_from_publishing_threads_is_settled_and_bursts_share_wakeups() -> None:
     net = NetworkLoop("test-loop")
     wake = net._wake_w = _CountingSocket(net._wake_w)  # type: ignore[assignment]
@@ -64,11 +56,11 @@ def test_every_post_from_publishing_threads_is_settled_and_bursts_share_wakeups(
         for w in workers:
             w.join()
         total = posts_per_thread * threads
-        assert _wait_for(lambda: client.asked == total), f"{client.asked} of {total} posts settled"
+        assert wait_for(lambda: client.asked == total), f"{client.asked} of {total} posts settled"
         assert 1 <= wake.sent < total / 10, wake.sent  # one wake-up byte per burst, not one per publish
         # a post after everything settled (no wake-up pending) still wakes the loop
         net._post("write", client, None)
-        assert _wait_for(lambda: client.asked == total + 1)
+        assert wait_for(lambda: client.asked == total + 1)
     finally:
         net.stop()
     assert net.error is None
