@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from alerting.history.influx import HistoryUnavailable, InfluxConnection, InfluxHistory
 from riskwatch.paths import home_dir
 from riskwatch.topics import Topics
 from simulators import synthetic
@@ -50,6 +51,7 @@ COUNT_WAIT_S = 120.0  # after the load, how long the engine may take to finish e
 P99_LIMIT_S = 1.0  # the capacity criterion: reading -> warning p99 under this, nothing lost
 # After the load and the settle: a minute closes 30 s after it ends, then the historian writes it.
 HISTORY_WAIT_S = 150.0
+HISTORY_KEEP = "7d"  # how long InfluxDB keeps a run's own history database
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -159,8 +161,14 @@ class E2E(PipelineRun):
         routes.write_text(template.replace("{webhook_url}", self.receiver.url))
         topics = Topics(f"bench{uuid.uuid4().hex[:8]}")
         from deploy.stack import Stack, ensure_topics
+        from deploy.stack.influxdb import InfluxDB
 
         ensure_topics(info, topics, 3)
+        # The run's history goes to a database of its own, so its minutes can be counted exactly there.
+        influx = Stack(self.stack_home).service("influxdb")
+        assert isinstance(influx, InfluxDB)
+        info = replace(info, influx_bucket=influx.create_database(topics.prefix, HISTORY_KEEP))
+        self.history = InfluxHistory(InfluxConnection(info.influx_url, info.influx_token, info.influx_bucket))
         self.pipeline = Pipeline(self.run_dir, self.registry, info, topics.prefix)
         passwords = Stack(self.stack_home).add_gateways(sorted({(s.site, s.gateway) for s in self.sensors}))
         self.broker = Broker(info.mqtt_host, info.mqtt_port, passwords, info.client_tls)
@@ -291,8 +299,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
               f"{args.bridges} bridge process(es); "
               f"run folder {run.run_dir}", flush=True)  # fmt: skip
         figures, result = run.step(args.rate, args.duration, args.incidents)
-        assert run.pipeline is not None
-        figures.update(_history_caught_up(run.pipeline, time.time() + HISTORY_WAIT_S))
+        figures.update(_history_held(run.history, run.counter.minutes.totals(), time.time() + HISTORY_WAIT_S))
         incidents = plan_incidents(run.doc, args.incidents, args.duration)
         png = args.png or run.home / "bench-e2e.png"
         _plot(png, result, incidents)
@@ -325,27 +332,41 @@ def _metric(url: str, family: str, **labels: str) -> float:
     return total
 
 
-def _history_caught_up(pipeline: Pipeline, deadline: float) -> dict[str, Any]:
-    """Does the historian keep up? Minute points the worker published against those the historian wrote
-    to InfluxDB, waiting for the minutes still closing; and how long after the load it took."""
-
-    def url(name: str) -> str:
-        argv = [str(a) for a in pipeline.services[name].proc.args]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{argv[argv.index('--metrics-port') + 1]}/metrics"
-
-    worker, historian = url("worker"), url("historian")
+def _history_held(
+    history: InfluxHistory, expected: dict[float, tuple[int, int]], deadline: float
+) -> dict[str, Any]:
+    """Does InfluxDB hold every minute of every sensor? `expected`: per minute, the sensors with readings
+    on rw.telemetry in it and how many (simulators/kafka_watch.py, `MinuteTally`); against it, per minute,
+    the sensors with an aggregate in the run's own database and the readings those count. Waits until
+    they agree or `deadline`: a minute closes 30 s after it ends, then the historian writes it."""
     started = time.time()
-    while True:
-        published = _metric(worker, "riskwatch_history_points_published_total")
-        written = _metric(historian, "riskwatch_history_points_written_total", measurement="sensor_1m")
-        if (published and written >= published) or time.time() > deadline:
+    written: dict[float, tuple[int, int]] = {}
+    error = None
+    while expected:
+        try:
+            written, error = history.minute_totals(min(expected), max(expected) + 60.0), None
+        except HistoryUnavailable as exc:  # reported; the figures then show the minutes as missing
+            error = str(exc)
+        if written == expected or time.time() > deadline:
             break
         time.sleep(2.0)
-    return {
-        "history_points_published": int(published),
-        "history_points_written": int(written),
-        "history_caught_up_after_s": round(time.time() - started, 1) if written >= published else None,
+    short = []  # [minute start, sensors missing, readings missing]; negative: more than was sent
+    for minute in sorted(expected.keys() | written.keys()):
+        want, got = expected.get(minute, (0, 0)), written.get(minute, (0, 0))
+        if want != got:
+            short.append([minute, want[0] - got[0], want[1] - got[1]])
+    figures: dict[str, Any] = {
+        "history_minutes": len(expected),
+        "history_sensor_minutes": sum(n for n, _ in expected.values()),
+        "history_sensor_minutes_written": sum(n for n, _ in written.values()),
+        "history_readings": sum(r for _, r in expected.values()),
+        "history_readings_written": sum(r for _, r in written.values()),
+        "history_minutes_short": short,
+        "history_complete_after_s": None if short else round(time.time() - started, 1),
     }
+    if error is not None:
+        figures["error_history"] = error
+    return figures
 
 
 def _red_at(unit: str, seen: list[tuple[float, Any]], after: float) -> tuple[float, float] | None:
@@ -437,8 +458,9 @@ def _report(f: dict[str, Any]) -> None:
         f"{f['evaluated']:,}, dead-lettered {f['dead_lettered']:,}, lost {f['lost']:,}; incidents {f['incidents_warned']}/{f['incidents']} warned, "
         f"{f['incidents_alerted']}/{f['incidents']} alerted; reading->warning p50 {f['latency_p50_s']} s "
         f"p99 {f['latency_p99_s']} s max {f['latency_max_s']} s; reading->alert p50 {f['alert_latency_p50_s']} s; "
-        f"history: {f['history_points_written']:,} of {f['history_points_published']:,} minute points written "
-        f"(caught up {f['history_caught_up_after_s']} s after the load); plot {f['png']}",
+        f"history: {f['history_sensor_minutes_written']:,} of {f['history_sensor_minutes']:,} sensor-minutes and "
+        f"{f['history_readings_written']:,} of {f['history_readings']:,} readings in InfluxDB over "
+        f"{f['history_minutes']} minutes (complete {f['history_complete_after_s']} s after the load); plot {f['png']}",
         flush=True,
     )
     per = f["cpu_s_per_million_readings"]

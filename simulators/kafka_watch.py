@@ -110,8 +110,45 @@ class TopicReader:
         self.consumer.close()
 
 
+class MinuteTally:
+    """Per minute of reading time, the sensors (registry indices) that had readings in it and how many:
+    what the history must hold once the minutes have closed (one aggregate per sensor and minute, its
+    count the readings). A few numpy operations per call, whatever the number of readings."""
+
+    def __init__(self) -> None:
+        self._sensors: dict[int, npt.NDArray[np.bool_]] = {}  # by minute number (epoch seconds // 60)
+        self._readings: dict[int, int] = {}
+
+    def add(self, sensor: npt.NDArray[np.integer], ts: npt.NDArray[np.float64]) -> None:
+        if ts.shape[0] == 0:
+            return
+        minute = (ts // 60).astype(np.int64)
+        first = int(minute[0])
+        if (minute == first).all():  # the usual poll: one minute
+            self._mark(first, sensor)
+            return
+        for m in np.unique(minute).tolist():
+            self._mark(m, sensor[minute == m])
+
+    def _mark(self, minute: int, sensor: npt.NDArray[np.integer]) -> None:
+        present = self._sensors.get(minute)
+        size = int(sensor.max()) + 1
+        if present is None or present.shape[0] < size:
+            grown = np.zeros(max(size, 0 if present is None else 2 * present.shape[0]), np.bool_)
+            if present is not None:
+                grown[: present.shape[0]] = present
+            present = self._sensors[minute] = grown
+        present[sensor] = True
+        self._readings[minute] = self._readings.get(minute, 0) + int(sensor.shape[0])
+
+    def totals(self) -> dict[float, tuple[int, int]]:
+        """(sensors, readings) by the minute's start in epoch seconds, oldest first."""
+        return {m * 60.0: (int(self._sensors[m].sum()), self._readings[m]) for m in sorted(self._sensors)}
+
+
 class TelemetryCounter:
-    """Counts readings arriving on `rw.telemetry`, de-duplicated by (gateway, seq), with latencies."""
+    """Counts readings arriving on `rw.telemetry`, de-duplicated by (gateway, seq), with latencies and
+    the minutes they fall in (`minutes`)."""
 
     def __init__(
         self, reader: TopicReader, sites: Iterable[str] | None = None, clock: Callable[[], float] = time.time
@@ -127,17 +164,22 @@ class TelemetryCounter:
         self.undecodable = 0
         self.histogram = LatencyHistogram()
         self.window = LatencyHistogram()  # since the last `take_window()`
+        self.minutes = MinuteTally()  # this run's fresh readings by minute and sensor
 
     def begin_run(self) -> None:
         """Count a new run from zero (readings, duplicates, latencies); what was seen stays seen."""
         self.readings = self.duplicates = self.undecodable = self.other_sites = 0
         self.by_site = {}
         self.histogram, self.window = LatencyHistogram(), LatencyHistogram()
+        self.minutes = MinuteTally()
         self.last_arrival = 0.0
 
     def poll(self, timeout_s: float = 0.2) -> int:
         new = 0
-        latencies: list[npt.NDArray[np.float64]] = []  # added to the histograms once per poll: cheaper
+        # Added to the histograms and the minute tally once per poll: cheaper.
+        latencies: list[npt.NDArray[np.float64]] = []
+        stamps: list[npt.NDArray[np.float64]] = []
+        sensors: list[npt.NDArray[np.int32]] = []
         for raw in self.reader.poll(timeout_s):
             now = self.clock()
             try:
@@ -155,7 +197,7 @@ class TelemetryCounter:
             fresh = [pair not in self.seen for pair in pairs]
             self.seen.update(pairs)
             if all(fresh):  # the usual record: nothing seen before
-                latencies.append(now - batch.readings.ts)
+                ts, sensor = batch.readings.ts, batch.readings.sensor
                 fresh_readings = n
             else:
                 counts = np.array([s.count for s in batch.sources], dtype=np.int64)
@@ -163,8 +205,11 @@ class TelemetryCounter:
                     keep = np.repeat(np.array(fresh, dtype=bool), counts)
                 else:  # a producer that does not fill counts: take the batch as one unit
                     keep = np.full(n, any(fresh) if fresh else True)
-                latencies.append(now - batch.readings.ts[keep])
+                ts, sensor = batch.readings.ts[keep], batch.readings.sensor[keep]
                 fresh_readings = int(keep.sum())
+            latencies.append(now - ts)
+            stamps.append(ts)
+            sensors.append(sensor)
             self.duplicates += n - fresh_readings
             new += fresh_readings
             if fresh_readings:
@@ -174,6 +219,7 @@ class TelemetryCounter:
             joined = np.concatenate(latencies)
             self.histogram.add(joined)
             self.window.add(joined)
+            self.minutes.add(np.concatenate(sensors), np.concatenate(stamps))
         self.readings += new
         return new
 

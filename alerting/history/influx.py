@@ -145,6 +145,16 @@ class InfluxHistory:
         )
         return {tags["site"]: int(v["sum"]) for tags, v in self._rows(q)}
 
+    def minute_totals(self, start: float, end: float) -> dict[float, tuple[int, int]]:
+        """Per minute in [start, end) that has any: how many sensors have an aggregate for it and how many
+        readings those hold (the sum of their counts), counted inside InfluxDB. Keyed by the minute's
+        start."""
+        q = (
+            f'SELECT count("count"), sum("count") FROM {self._from}."{AGGREGATE_MEASUREMENT}" '
+            f"WHERE {self._range(start, end)} GROUP BY time(1m) fill(none)"
+        )
+        return {v["time"] / 1000: (int(v["count"]), int(v["sum"])) for _, v in self._rows(q)}
+
     def extremes(
         self, start: float, end: float, sensors: list[str] | None = None
     ) -> dict[str, list[MinuteRow]]:

@@ -167,14 +167,20 @@ bind-address = "{s.host}:{s.influx_rpc_port}"
             return
         self._until_ok("creating the admin user", self._create_admin)
         # Hazard-source records >= 30 days, coal alarm records >= 1 year (docs/domain.md, "Retention"): keep 400 d.
-        self._until_ok(
-            f"creating database {INFLUX_DATABASE}",
-            lambda: self._influxql(
-                f'CREATE DATABASE "{INFLUX_DATABASE}" WITH DURATION 400d NAME "{INFLUX_RETENTION}"'
-            ),
-        )
+        self.create_database(INFLUX_DATABASE, "400d")
         marker.touch()
         self.write_and_read_back()
+
+    def create_database(self, name: str, keep: str) -> str:
+        """Create database `name` (if it is not there) whose retention policy keeps points for `keep` (an
+        InfluxQL duration: "400d"); returns its bucket ("database/retention") for the writers."""
+        self._until_ok(
+            f"creating database {name}",
+            lambda: self._influxql(
+                f'CREATE DATABASE "{name}" WITH DURATION {keep} NAME "{INFLUX_RETENTION}"'
+            ),
+        )
+        return f"{name}/{INFLUX_RETENTION}"
 
     def write_and_read_back(self) -> None:
         """Write a probe point through the v2 API and read it back with Flux."""

@@ -1,5 +1,5 @@
 """A short end-to-end load run at the province shape: MQTT -> two bridges -> Kafka -> worker -> warnings ->
-alerting -> webhook. Asserts that every reading sent was evaluated by the engine (nothing lost at the end
+alerting -> webhook -> history. Asserts that every reading sent was evaluated by the engine (nothing lost at the end
 of the path), that the two bridges shared the gateways' messages, and that every incident was warned and
 alerted (not speed: that is the benchmark's job)."""
 
@@ -64,4 +64,12 @@ def test_short_e2e_run_loses_nothing_and_warns_every_incident(stack, tmp_path, m
     assert figures["cpu_s_per_million_readings"]["worker"] > 0
     assert cpu["bench (measuring)"] > 0  # this process reads the topics to time the path
     assert 0 < figures["machine_cpu_busy"] <= 1
+    # history, read back from InfluxDB (the run's own database): every minute of every sensor that
+    # reached Kafka has its aggregate, and the aggregates count every reading sent, once
+    assert figures["history_minutes_short"] == [] and figures["history_complete_after_s"] is not None
+    assert figures["history_readings_written"] == figures["history_readings"] == figures["sent"]
+    assert (
+        figures["history_sensor_minutes_written"] == figures["history_sensor_minutes"] >= figures["sensors"]
+    )
+    assert figures["history_minutes"] >= 1
     assert (tmp_path / "bench-e2e.png").read_bytes()[:4] == b"\x89PNG"

@@ -7,7 +7,7 @@ import pytest
 
 from riskwatch.wire.batch import encode
 from riskwatch.wire.readings import Readings
-from simulators.kafka_watch import TelemetryCounter
+from simulators.kafka_watch import MinuteTally, TelemetryCounter
 
 
 class _Records:
@@ -57,3 +57,26 @@ def test_an_undecodable_record_is_counted_and_the_rest_still_are() -> None:
     records.queued = [b"not a batch", _batch("S1", [("G1", 1, 2)], ts=9.0)]
     assert counter.poll() == 2
     assert counter.undecodable == 1
+
+
+def test_the_minute_tally_counts_each_sensor_once_a_minute_and_every_fresh_reading() -> None:
+    """What the history must hold: per minute, the sensors with readings in it and their readings."""
+    records = _Records()
+    counter = TelemetryCounter(records, clock=lambda: 200.0)  # type: ignore[arg-type]
+    a = encode("S1", "f" * 32, [("G1", 1, 4)], Readings.of([0, 1, 0, 7], [1.0] * 4, [59.0, 59.5, 60.0, 61.0]))
+    b = encode("S1", "f" * 32, [("G1", 2, 3)], Readings.of([1, 1, 3], [1.0] * 3, [62.0, 63.0, 119.9]))
+    records.queued = [a, b]
+    counter.poll()
+    records.queued = [a]  # redelivered: its readings are in the tally once
+    counter.poll()
+    # minute 0: sensors 0 and 1 (one reading each); minute 60: sensors 0, 7, 1, 3 with 5 readings
+    assert counter.minutes.totals() == {0.0: (2, 2), 60.0: (4, 5)}
+    counter.begin_run()
+    assert counter.minutes.totals() == {}
+
+
+def test_the_minute_tally_grows_with_the_highest_sensor_index() -> None:
+    tally = MinuteTally()
+    tally.add(np.array([2], np.int32), np.array([130.0]))
+    tally.add(np.array([5000, 2], np.int32), np.array([150.0, 170.0]))
+    assert tally.totals() == {120.0: (2, 3)}
