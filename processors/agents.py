@@ -312,6 +312,7 @@ class Agents:
         self.order.forget((tp.topic, tp.partition) for tp in revoked)
         sites = [site for p in gone for site in ctx.sites_by_partition.get(p, ())]
         self.snapshots.forget(gone, sites)
+        ctx.engine_clock.forget(sites)
 
     async def on_assigned(self, sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         faust_internals.set_fetch_wait(self.app, self.ctx.settings.fetch_max_wait_ms)

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import model_validator
 
 from processors import faust_internals
+from processors.engine_clock import EngineClock
 from processors.engine_port import EngineApi
 from processors.health import Health
 from processors.history.aggregate import MinuteAggregator
@@ -126,6 +127,12 @@ class WorkerSettings(Options):
 
 MINUTE_GRACE_S = 30.0  # a minute closes this long after it ends
 MINUTE_GRACE_REAL_S = 5.0  # ... and, on a simulated clock, at least this long in real time
+# Readings evaluated up to this late (real seconds) leave the engine's timers on the wall clock
+# (processors/engine_clock.py); gateway clocks are not aligned to the second, nor is delivery.
+ENGINE_CLOCK_GRACE_REAL_S = 10.0
+# ... and never more than this far behind it: a deployment whose gateway clocks are all wrong (local time
+# sent as UTC) must still see a silent gateway turn stale, at most this much later.
+ENGINE_CLOCK_MAX_BEHIND_REAL_S = 600.0
 MINUTE_MAX_AGE_S = 3600.0  # older readings are counted, not aggregated (a minute of real time per hour)
 
 
@@ -178,6 +185,13 @@ class WorkerContext:
             minutes=self.aggregator,  # open minutes travel in the site snapshots
         )
         self.minutes = MinutePublisher.for_registry(registry)  # closed minutes -> rw.history records
+        # What the engine evaluates and times at: the wall clock held back by the input's lag.
+        self.engine_clock = EngineClock(
+            registry.sites,
+            clock,
+            grace_s=ENGINE_CLOCK_GRACE_REAL_S * self.speed,
+            max_behind_s=ENGINE_CLOCK_MAX_BEHIND_REAL_S * self.speed,
+        )
         # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.
         self.owned: set[int] = set()

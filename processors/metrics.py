@@ -91,6 +91,16 @@ class WorkerMetrics:
         self.ready = gauge(
             "riskwatch_worker_ready", "1 once the tables of the current assignment are restored"
         )
+        self.input_lag = gauge(
+            "riskwatch_input_lag_seconds",
+            "Median over sites of how long before its evaluation the newest reading of the site's latest "
+            "records was taken: how far behind the path upstream of the engine is",
+        )
+        self.engine_clock_behind = gauge(
+            "riskwatch_engine_clock_behind_seconds",
+            "How far the engine's timers (stale, delays, lasting conditions) are held behind the wall clock "
+            "because readings arrive late",
+        )
         self.sites_owned = gauge("riskwatch_sites_owned", "Sites whose partition this worker owns")
         self.gateways = gauge(
             "riskwatch_gateways", "Gateways of the sites this worker has loaded, online or offline", "state"

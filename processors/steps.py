@@ -126,19 +126,24 @@ class Steps:
     def _evaluated(self, group: Sequence[Decoded]) -> StepOutput:
         ctx, m = self.ctx, self.ctx.metrics
         site = group[0].accepted.site
-        now = ctx.clock()
+        now = ctx.engine_clock()
         started = time.perf_counter()
         out = ctx.states.evaluate_many(site, [d.accepted.readings for d in group], now)
         m.eval_seconds.observe(time.perf_counter() - started)
         n = 0
+        newest = -np.inf
         for d in group:
             n += len(d.accepted.readings)
+            if len(d.accepted.readings):
+                newest = max(newest, float(d.accepted.readings.ts.max()))
             if d.accepted.duplicates:
                 m.duplicates.inc(d.accepted.duplicates)
             if d.record.timestamp:
                 m.record_delay.observe(max(0.0, now - d.record.timestamp))
         m.batches.inc(len(group))
         m.readings.inc(n)
+        if newest > -np.inf:
+            ctx.engine_clock.observe(site, newest, ctx.clock())
         try:  # history is best effort: its failure must not cost the transitions already made
             if len(group) == 1:
                 r, sensor = group[0].accepted.readings, group[0].accepted.global_sensor
@@ -162,7 +167,7 @@ class Steps:
         if rec is None:
             return StepOutput([], dead)
         try:
-            out = ctx.states.apply_gateway(rec.site, [rec], ctx.clock())
+            out = ctx.states.apply_gateway(rec.site, [rec], ctx.engine_clock())
         except Exception as exc:
             ctx.metrics.evaluation_errors.labels("gateway").inc()
             dead.append(self.failed(record, Reason.EVALUATION_ERROR, "evaluating", exc, rec.site))

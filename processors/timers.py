@@ -71,13 +71,14 @@ def install(app: faust.App, ctx: WorkerContext, tables: Any) -> None:
                 ctx.caught_up.add(p)
         sites = [site for p in sorted(partitions & ctx.caught_up) for site in ctx.sites_by_partition[p]]
         errors = ctx.states.tick_errors
+        engine_now = ctx.engine_clock()  # the wall clock, held back while readings arrive late
         # In slices, yielding in between: thousands of sites at ~0.1-0.3 ms each would otherwise hold the
         # event loop (records, heartbeats, web requests) for the whole pass. Each slice under the snapshot
         # lock, its transitions sent within it: a flush then covers a site's change only with its
         # transitions delivered first, as for records.
         for first in range(0, len(sites), TICK_SLICE_SITES):
             async with snapshots.lock:
-                await emit.transitions(ctx.states.tick(sites[first : first + TICK_SLICE_SITES], now))
+                await emit.transitions(ctx.states.tick(sites[first : first + TICK_SLICE_SITES], engine_now))
             await asyncio.sleep(0)
         if ctx.states.tick_errors > errors:
             ctx.metrics.evaluation_errors.labels("tick").inc(ctx.states.tick_errors - errors)
@@ -297,6 +298,8 @@ def read_to_end(high: int, done: int | None, start: int | None, position: int | 
 
 def _gauges(app: faust.App, ctx: WorkerContext, snapshots: Any, partitions: set[int], now: float) -> None:
     m = ctx.metrics
+    m.input_lag.set(ctx.engine_clock.input_lag / ctx.speed)  # real s
+    m.engine_clock_behind.set(ctx.engine_clock.behind / ctx.speed)
     m.snapshot_age.set(
         max((snapshots.pending_since(p, now) for p in partitions), default=0.0) / ctx.speed
     )  # real s
