@@ -191,6 +191,7 @@ class WorkerContext:
             clock,
             grace_s=ENGINE_CLOCK_GRACE_REAL_S * self.speed,
             max_behind_s=ENGINE_CLOCK_MAX_BEHIND_REAL_S * self.speed,
+            refresh_s=0.5 * self.speed,
         )
         # Partitions of rw.telemetry/rw.gateway this worker owns, and whether their state is recovered:
         # nothing loads a site from the table while Faust is still restoring it after a rebalance.

@@ -33,12 +33,21 @@ import numpy as np
 
 class EngineClock:
     def __init__(
-        self, sites: Iterable[str], wall: Callable[[], float], grace_s: float, max_behind_s: float
+        self,
+        sites: Iterable[str],
+        wall: Callable[[], float],
+        grace_s: float,
+        max_behind_s: float,
+        refresh_s: float = 0.0,
     ) -> None:
+        """`refresh_s`: the median is taken again at most this often (it is asked once per site and take:
+        a median over thousands of sites each time cost the worker ~10 % of its time)."""
         self._slot = {site: i for i, site in enumerate(sites)}
         self._lag = np.full(len(self._slot), np.nan)  # each site's vote; NaN: none yet (or forgotten)
-        self._median: float | None = 0.0  # cached; None once a vote changed
-        self.wall, self.grace_s, self.max_behind_s = wall, grace_s, max_behind_s
+        self._median = 0.0
+        self._changed = False  # a vote changed since the median was taken
+        self._taken_at = -np.inf
+        self.wall, self.grace_s, self.max_behind_s, self.refresh_s = wall, grace_s, max_behind_s, refresh_s
         self._last = -np.inf
 
     def observe(self, site: str, newest_ts: float, evaluated_at: float) -> None:
@@ -46,21 +55,25 @@ class EngineClock:
         slot = self._slot.get(site)
         if slot is not None:
             self._lag[slot] = evaluated_at - newest_ts
-            self._median = None
+            self._changed = True
 
     def forget(self, sites: Iterable[str]) -> None:
         """Sites this worker no longer evaluates (their partition went to another worker)."""
         slots = [self._slot[s] for s in sites if s in self._slot]
         if slots:
             self._lag[slots] = np.nan
-            self._median = None
+            self._changed = True
 
     @property
     def input_lag(self) -> float:
-        """Median over the sites of how late their newest readings were evaluated (0 before any)."""
-        if self._median is None:
-            votes = self._lag[~np.isnan(self._lag)]
-            self._median = float(np.median(votes)) if votes.size else 0.0
+        """Median over the sites of how late their newest readings were evaluated (0 before any), as of
+        at most `refresh_s` ago."""
+        if self._changed:
+            now = self.wall()
+            if now - self._taken_at >= self.refresh_s:
+                votes = self._lag[~np.isnan(self._lag)]
+                self._median = float(np.median(votes)) if votes.size else 0.0
+                self._changed, self._taken_at = False, now
         return self._median
 
     @property

@@ -84,3 +84,16 @@ def test_forgotten_sites_no_longer_vote() -> None:
     assert clock.input_lag == pytest.approx((200.0 + 1.0) / 2)
     clock.forget(["S2", "S3"])
     assert clock.input_lag == 0.0
+
+
+def test_the_median_is_taken_again_at_most_every_refresh_interval() -> None:
+    wall = Wall(1000.0)
+    clock = EngineClock(["S0", "S1", "S2"], wall, 10.0, 300.0, refresh_s=0.5)
+    for k in range(3):
+        clock.observe(f"S{k}", 900.0, 1000.0)
+    assert clock.input_lag == pytest.approx(100.0)
+    for k in range(3):
+        clock.observe(f"S{k}", 1000.0, 1000.0)
+    assert clock.input_lag == pytest.approx(100.0)  # as of 0 s ago
+    wall.t = 1000.5
+    assert clock.input_lag == 0.0
