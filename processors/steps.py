@@ -126,9 +126,11 @@ class Steps:
     def _evaluated(self, group: Sequence[Decoded]) -> StepOutput:
         ctx, m = self.ctx, self.ctx.metrics
         site = group[0].accepted.site
-        now = ctx.engine_clock()
+        # The engine works on the input's clock; the record delay and the minutes' "still receiving" on
+        # the wall clock (a minute closed while its late readings still come would be written twice).
+        now = ctx.clock()
         started = time.perf_counter()
-        out = ctx.states.evaluate_many(site, [d.accepted.readings for d in group], now)
+        out = ctx.states.evaluate_many(site, [d.accepted.readings for d in group], ctx.engine_clock())
         m.eval_seconds.observe(time.perf_counter() - started)
         n = 0
         newest = -np.inf
@@ -143,7 +145,7 @@ class Steps:
         m.batches.inc(len(group))
         m.readings.inc(n)
         if newest > -np.inf:
-            ctx.engine_clock.observe(site, newest, ctx.clock())
+            ctx.engine_clock.observe(site, newest, now)
         try:  # history is best effort: its failure must not cost the transitions already made
             if len(group) == 1:
                 r, sensor = group[0].accepted.readings, group[0].accepted.global_sensor
