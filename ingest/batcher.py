@@ -11,7 +11,7 @@ from typing import Generic, NamedTuple, TypeVar
 
 import numpy as np
 
-from riskwatch.wire.batch import SensorIdTable, encode
+from riskwatch.wire.batch import BodyCodec, SensorIdTable, encode
 from riskwatch.wire.readings import Readings
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ class SiteBatcher(Generic[T]):
         sensor_ids: tuple[str, ...],
         max_readings: int,
         linger_s: float,
-        compress: bool = False,
+        compress: BodyCodec = "none",
     ) -> None:
         # ids pre-encoded once: each batch's id table is then a gather, not a Python step per sensor
         self.fingerprint, self.sensor_ids, self.compress = fingerprint, SensorIdTable(sensor_ids), compress

@@ -23,6 +23,7 @@ from ingest.sink import KafkaSink
 from ingest.spool import Record
 from ingest.validate import Validated, Validator
 from riskwatch.topics import Topics
+from riskwatch.wire.batch import BodyCodec
 from riskwatch.wire.deadletter import DeadLetter, Reason
 from riskwatch.wire.gateway_protocol import CHANNELS
 
@@ -52,7 +53,7 @@ class Bridge:
         validator_options: dict[str, Any],
         batch_max_readings: int,
         batch_linger_s: float,
-        compress: bool = False,
+        compress: BodyCodec = "none",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         table = SensorTable.from_registry(registry)

@@ -2,7 +2,8 @@
 
 In one run, on the real Kafka of the local stack (started first if it is not running, and stopped after,
 as `bench e2e` does) or `--kafka`, with records of the province shape's size (`--batch-size`, default 100
-readings: one enterprise's gateway messages as the bridge batches them):
+readings: one enterprise's gateway messages as the bridge batches them), encoded as the bridge encodes
+them (with the sensor id table, the body compressed with the bridge's default codec):
   (a) engine:   the engine alone, in this process, evaluating the very batches preloaded for (b), one
                 `evaluate` call per record (no Kafka, no decoding, no state tables): what the worker's
                 work costs, so `ratio_to_engine` = (b)/(a) is the worker's own overhead;
@@ -30,7 +31,7 @@ import orjson
 from riskwatch.kafka_access import KafkaAccess
 from riskwatch.registry import Registry
 from riskwatch.topics import Topics
-from riskwatch.wire.batch import encode
+from riskwatch.wire.batch import DEFAULT_BODY_CODEC, SensorIdTable, encode
 from riskwatch.wire.readings import Readings
 
 TARGET_RATE, TARGET_VS_NAIVE, TARGET_VS_ENGINE = 500_000, 30.0, 0.5
@@ -108,6 +109,7 @@ def _preload(
         **access.kafka_python(), linger_ms=20, batch_size=1 << 20, max_request_size=8 << 20
     )
     n_batches = args.readings // args.batch_size
+    ids = SensorIdTable(registry.sensor_ids)  # records as the bridge writes them: id table, compressed body
     # Event times ahead of the clock, so no sensor turns stale while the run lasts (the timers still
     # evaluate every owned site each second, as in production). With 30 s, a worker started minutes later
     # on a loaded machine saw readings already older than their sensors' stale timeout.
@@ -128,12 +130,12 @@ def _preload(
         ts = t0 + b * 0.01 + np.linspace(0, 0.009, args.batch_size)
         readings = Readings.of(sensor, value, ts)
         batches.append((sites[k], readings, float(ts[-1])))
-        raw = encode(sites[k], registry.fingerprint, [(f"{sites[k]}-G00", b, args.batch_size)], readings)
+        source = [(f"{sites[k]}-G00", b, args.batch_size)]
+        raw = encode(sites[k], registry.fingerprint, source, readings, ids, DEFAULT_BODY_CODEC)
         producer.send(topics.telemetry, key=sites[k].encode(), value=raw)
-    ids = registry.sensor_ids
     for r in range(args.naive_readings):
-        i = int(rng.integers(0, len(ids)))
-        doc = {"s": ids[i], "v": float(normal[i]), "t": t0 + r * 0.001}
+        i = int(rng.integers(0, len(registry.sensor_ids)))
+        doc = {"s": registry.sensor_ids[i], "v": float(normal[i]), "t": t0 + r * 0.001}
         producer.send(naive_topic, key=registry.sensor_list[i].site.encode(), value=orjson.dumps(doc))
     producer.flush()
     producer.close()

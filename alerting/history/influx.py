@@ -153,7 +153,9 @@ class InfluxHistory:
             f'SELECT count("count"), sum("count") FROM {self._from}."{AGGREGATE_MEASUREMENT}" '
             f"WHERE {self._range(start, end)} GROUP BY time(1m) fill(none)"
         )
-        return {v["time"] / 1000: (int(v["count"]), int(v["sum"])) for _, v in self._rows(q)}
+        # A row can come back with null aggregates (seen while the historian was still writing the
+        # minute): it holds nothing yet, so 0 rather than a TypeError that ended the caller.
+        return {v["time"] / 1000: (int(v["count"] or 0), int(v["sum"] or 0)) for _, v in self._rows(q)}
 
     def extremes(
         self, start: float, end: float, sensors: list[str] | None = None

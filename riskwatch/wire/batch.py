@@ -5,7 +5,8 @@ One Kafka message carries many readings of ONE site. The columns are stored raw 
 
 Layout, all integers little endian:
 
-    header   magic b"RWTB" | version u8 | flags u8 (bit 0 id table, bit 1 zlib body) | reserved u16
+    header   magic b"RWTB" | version u8 | flags u8 (bit 0 id table, bit 1 zlib body, bit 2 LZ4 body) |
+             reserved u16
              site        u16 length + UTF-8
              fingerprint u16 length + UTF-8 (the registry fingerprint the indices refer to)
              sources     u32 count, then per source: gateway u16 length + UTF-8, seq u64, readings u32
@@ -16,7 +17,8 @@ Layout, all integers little endian:
 
 Readings are stored source after source, so `count` of each source says which rows came from which
 gateway message: a consumer de-duplicating by (gateway, seq) drops exactly those rows (`drop_sources`).
-With flag bit 1 everything after the header padding (columns and id table) is one zlib stream.
+With flag bit 1 everything after the header padding (columns and id table) is one zlib stream; with
+flag bit 2 it is one LZ4 block after its u32 decompressed size (what the bridge writes by default).
 The optional id table maps every registry index used in the batch back to its sensor id, so a consumer
 whose registry has another fingerprint can detect the mismatch and remap (`remap_sensors`). It is stored
 as columns too (version 1 stored it entry by entry, which cost a Python step per sensor to skip over):
@@ -29,8 +31,9 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
+import lz4.block
 import numpy as np
 import numpy.typing as npt
 
@@ -42,6 +45,14 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: the same but for an entry-by-entry id table
 FLAG_SENSOR_IDS = 0x01
 FLAG_ZLIB = 0x02  # columns and id table zlib-compressed (level 1: ~6x cheaper than Kafka's gzip -9)
+# Columns and id table one LZ4 block: ~1.3x zlib level 1's bytes for a 100-reading batch, but ~7x less
+# CPU to write and ~10x less to read (zlib was ~10 % of the bridge's time and ~5 % of the worker's).
+FLAG_LZ4 = 0x04
+_KNOWN_FLAGS = FLAG_SENSOR_IDS | FLAG_ZLIB | FLAG_LZ4
+BodyCodec = Literal["lz4", "zlib", "none"]
+BODY_CODECS: tuple[BodyCodec, ...] = ("lz4", "zlib", "none")
+DEFAULT_BODY_CODEC: BodyCodec = "lz4"  # what the bridge writes unless told otherwise
+_BODY_FLAG = {"lz4": FLAG_LZ4, "zlib": FLAG_ZLIB, "none": 0}
 
 _LE_F64 = np.dtype("<f8")
 _LE_I32 = np.dtype("<i4")
@@ -148,14 +159,16 @@ def encode(
     sources: Sequence[tuple[str, int, int] | tuple[str, int]],
     readings: Readings,
     sensor_ids: SensorIdTable | Mapping[int, str] | Sequence[str] | None = None,
-    compress: bool = False,
+    compress: BodyCodec = "none",
 ) -> bytes:
     """Pack one site's readings into a batch message.
 
     `sensor_ids` (best a `SensorIdTable` built once; or a mapping index -> id, or the registry's full id
-    list by index): when given, the batch carries the ids of the indices it uses. `compress`
-    zlib-compresses the body.
+    list by index): when given, the batch carries the ids of the indices it uses. `compress` names the
+    body's compression (`BODY_CODECS`).
     """
+    if compress not in _BODY_FLAG:
+        raise ValueError(f"unknown batch body compression {compress!r}: one of {BODY_CODECS}")
     n = len(readings)
     full: list[tuple[str, int, int]] = []
     if len(sources) == 1 and len(sources[0]) == 2:  # a lone (gateway, seq) owns every reading
@@ -167,7 +180,7 @@ def encode(
             full.append(source)
     if full and sum(source[2] for source in full) != n:
         raise ValueError(f"source counts add up to {sum(s[2] for s in full)}, batch has {n} readings")
-    flags = (FLAG_SENSOR_IDS if sensor_ids is not None else 0) | (FLAG_ZLIB if compress else 0)
+    flags = (FLAG_SENSOR_IDS if sensor_ids is not None else 0) | _BODY_FLAG[compress]
     parts: list[bytes] = [_PREFIX.pack(MAGIC, VERSION, flags, 0)]
     parts.append(_text(site))
     parts.append(_text(fingerprint))
@@ -186,8 +199,10 @@ def encode(
     if sensor_ids is not None:
         table = sensor_ids if isinstance(sensor_ids, SensorIdTable) else SensorIdTable(sensor_ids)
         parts.extend(table.pack(np.unique(readings.sensor).astype(np.int64)))
-    if compress:
+    if compress == "zlib":
         parts[header:] = [zlib.compress(b"".join(parts[header:]), 1)]
+    elif compress == "lz4":  # the u32 size first (store_size), as the layout says
+        parts[header:] = [lz4.block.compress(b"".join(parts[header:]), store_size=True)]
     return b"".join(parts)
 
 
@@ -202,6 +217,8 @@ def decode(raw: bytes) -> TelemetryBatch:
         raise BatchDecodeError(
             f"unsupported telemetry batch codec version {version} (this build reads {READABLE_VERSIONS})"
         )
+    if flags & ~_KNOWN_FLAGS or (flags & FLAG_ZLIB and flags & FLAG_LZ4):
+        raise BatchDecodeError(f"telemetry batch has flags {flags:#04x}, not a combination this build reads")
     site = reader.text()
     fingerprint = reader.text()
     sources = tuple(Source(reader.text(), *reader.unpack(_SOURCE)) for _ in range(reader.unpack(_U32)[0]))
@@ -209,11 +226,13 @@ def decode(raw: bytes) -> TelemetryBatch:
     if sources and sum(source.count for source in sources) != n:
         raise BatchDecodeError(f"telemetry batch source counts do not add up to its {n} readings")
     reader.pos += -reader.pos % 8
-    if flags & FLAG_ZLIB:
+    if flags & (FLAG_ZLIB | FLAG_LZ4):
         if reader.pos > len(raw):
             raise BatchDecodeError("telemetry batch truncated before its compressed body")
         ids = 4 + n * (_ID_ENTRY.size + 0xFFFF) if flags & FLAG_SENSOR_IDS else 0
-        reader = _Reader(_inflate(raw[reader.pos :], min(n * _ROW_BYTES + ids, MAX_BODY_BYTES)))
+        limit = min(n * _ROW_BYTES + ids, MAX_BODY_BYTES)
+        inflate = _inflate if flags & FLAG_ZLIB else _unblock
+        reader = _Reader(inflate(raw[reader.pos :], limit))
     value = reader.column(_LE_F64, n)
     ts = reader.column(_LE_F64, n)
     sensor = reader.column(_LE_I32, n)
@@ -247,6 +266,25 @@ def _inflate(body: bytes, limit: int) -> bytes:
         raise BatchDecodeError("telemetry batch body does not decompress: truncated zlib stream")
     if inflater.unused_data:
         raise BatchDecodeError(f"telemetry batch has {len(inflater.unused_data)} bytes after its body")
+    return out
+
+
+def _unblock(body: bytes, limit: int) -> bytes:
+    """The LZ4 block's content, refused if its stated size is over `limit` (checked before anything is
+    allocated) or if the block does not decompress to exactly that size with nothing after it."""
+    if len(body) < _U32.size:
+        raise BatchDecodeError("telemetry batch truncated before its LZ4 body's size")
+    size = _U32.unpack_from(body)[0]
+    if size > limit:
+        raise BatchDecodeError(
+            f"telemetry batch body claims {size} bytes, more than the {limit} bytes it can hold"
+        )
+    try:
+        out: bytes = lz4.block.decompress(body)
+    except lz4.block.LZ4BlockError as exc:
+        raise BatchDecodeError(f"telemetry batch body does not decompress: {exc}") from exc
+    if len(out) != size:
+        raise BatchDecodeError(f"telemetry batch body decompresses to {len(out)} bytes, not {size}")
     return out
 
 

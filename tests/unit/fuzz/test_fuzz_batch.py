@@ -16,6 +16,7 @@ from processors.intake import Intake
 from processors.state.sites import SiteIndex
 from riskwatch.registry import Registry
 from riskwatch.wire.batch import (
+    BODY_CODECS,
     MAGIC,
     BatchDecodeError,
     decode,
@@ -52,7 +53,7 @@ def batches(draw: st.DrawFn) -> bytes:
         sources,
         Readings.of(sensors, values, ts, quality),
         ids,
-        compress=draw(st.booleans()),
+        compress=draw(st.sampled_from(BODY_CODECS)),
     )
 
 

@@ -46,7 +46,8 @@ def test_defaults_and_unit_conversions() -> None:
             "2",
             "--batch-linger-ms",
             "50",
-            "--no-codec-compression",
+            "--codec-compression",
+            "none",
             "--mqtt-client-id",
             "b1",
             "--kafka",
@@ -56,5 +57,5 @@ def test_defaults_and_unit_conversions() -> None:
     )
     assert settings.mqtt_password == ""
     assert settings.spool_max_bytes == 2 * 2**20 and settings.batch_linger_s == 0.05
-    assert settings.codec_compression is False and settings.compression == "none"
+    assert settings.codec_compression == "none" and settings.compression == "none"
     assert settings.mqtt_client_id == "b1" and settings.group == "riskwatch"

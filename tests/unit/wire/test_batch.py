@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from riskwatch.wire.batch import (
+    BODY_CODECS,
     BatchDecodeError,
+    BodyCodec,
     SensorIdTable,
     Source,
     TelemetryBatch,
@@ -41,8 +43,8 @@ def test_round_trip_keeps_every_field() -> None:
     assert dict(batch.sensor_ids) == {0: "pt-101", 2: "gas-01", 3: "ch4-工作面"}
 
 
-@pytest.mark.parametrize("compress", [False, True])
-def test_round_trip_with_and_without_compression(compress: bool) -> None:
+@pytest.mark.parametrize("compress", BODY_CODECS)
+def test_round_trip_with_and_without_compression(compress: BodyCodec) -> None:
     raw = encode("site-A", "fp1", [("gw-1", 7, 4)], _sample(), IDS, compress=compress)
     batch = decode(raw)
     np.testing.assert_array_equal(batch.readings.value, _sample().value)
@@ -50,13 +52,43 @@ def test_round_trip_with_and_without_compression(compress: bool) -> None:
     assert dict(batch.sensor_ids) == {0: "pt-101", 2: "gas-01", 3: "ch4-工作面"}
 
 
-def test_compressed_body_truncated_or_garbled_is_a_decode_error() -> None:
-    raw = encode("site-A", "fp1", [("gw-1", 7, 4)], _sample(), IDS, compress=True)
+@pytest.mark.parametrize("compress", ["zlib", "lz4"])
+def test_compressed_body_truncated_is_a_decode_error(compress: BodyCodec) -> None:
+    raw = encode("site-A", "fp1", [("gw-1", 7, 4)], _sample(), IDS, compress=compress)
     for cut in range(len(raw)):
         with pytest.raises(BatchDecodeError):
             decode(raw[:cut])
+
+
+def test_a_garbled_zlib_body_fails_its_checksum() -> None:
+    # Only zlib carries a checksum; an LZ4 or raw body relies on the CRC-32C of Kafka's record batch.
+    raw = encode("site-A", "fp1", [("gw-1", 7, 4)], _sample(), IDS, compress="zlib")
     with pytest.raises(BatchDecodeError):
         decode(raw[:-6] + b"garble")
+
+
+def test_an_lz4_body_that_claims_more_than_its_readings_can_hold_is_refused_before_inflating() -> None:
+    raw = bytearray(encode("S", "f", [], _sample(), IDS, compress="lz4"))
+    body = _count_at(bytes(raw)) + 4
+    body += -body % 8
+    (size,) = struct.unpack_from("<I", raw, body)
+    for claimed in (size - 1, size + 1, 1 << 30):  # a lie either way; 1 GiB is never allocated
+        raw[body : body + 4] = struct.pack("<I", claimed)
+        with pytest.raises(BatchDecodeError):
+            decode(bytes(raw))
+
+
+def test_unknown_or_conflicting_flags_are_a_decode_error() -> None:
+    raw = bytearray(encode("S", "f", [], _sample(), IDS, compress="lz4"))
+    for flags in (0x08, 0x80, 0x01 | 0x02 | 0x04):
+        raw[5] = flags
+        with pytest.raises(BatchDecodeError, match="flags"):
+            decode(bytes(raw))
+
+
+def test_an_unknown_body_compression_is_refused_when_encoding() -> None:
+    with pytest.raises(ValueError, match="gzip"):
+        encode("S", "f", [], _sample(), IDS, compress="gzip")  # type: ignore[arg-type]
 
 
 def test_decode_is_a_view_over_the_message() -> None:
@@ -181,7 +213,7 @@ def _count_at(raw: bytes) -> int:
 
 
 def test_a_header_that_lies_about_its_size_is_a_decode_error() -> None:
-    for compress in (False, True):
+    for compress in BODY_CODECS:
         raw = bytearray(encode("S", "f", [], _sample(), IDS, compress=compress))
         at = _count_at(bytes(raw))
         for claimed in (5, 1 << 20, 0xFFFFFFFF):  # more readings than the body holds
@@ -197,6 +229,8 @@ def test_a_header_that_lies_about_its_size_is_a_decode_error() -> None:
 def test_an_empty_id_table_and_bytes_after_the_zlib_stream() -> None:
     empty = encode("S", "f", [], Readings.empty(), IDS)
     assert dict(decode(empty).sensor_ids) == {}
-    raw = encode("S", "f", [], _sample(), IDS, compress=True)
+    raw = encode("S", "f", [], _sample(), IDS, compress="zlib")
     with pytest.raises(BatchDecodeError, match="after its body"):
         decode(raw + b"\x00")
+    with pytest.raises(BatchDecodeError, match="does not decompress"):
+        decode(encode("S", "f", [], _sample(), IDS, compress="lz4") + b"\x00")
