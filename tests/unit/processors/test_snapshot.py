@@ -3,6 +3,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+import lz4.block
 import orjson
 import pytest
 
@@ -40,8 +41,14 @@ def test_snapshot_round_trips_state_and_open_levels() -> None:
 
 
 def _compressed(plain: bytes, length_change: int = 0) -> bytes:
-    """A version 5 snapshot of `plain`, its stated length off by `length_change`."""
+    """A version 5 (zlib) snapshot of `plain`, its stated length off by `length_change`."""
     return struct.pack("<4sBI", b"RWSS", 5, len(plain) + length_change) + zlib.compress(plain, 1)
+
+
+def _lz4(plain: bytes, length_change: int = 0) -> bytes:
+    """A version 6 (LZ4) snapshot of `plain`, its stated length off by `length_change`."""
+    body = lz4.block.compress(plain, store_size=False)
+    return struct.pack("<4sBI", b"RWSS", 6, len(plain) + length_change) + body
 
 
 def test_snapshots_are_stored_compressed_and_plain_version_4_ones_still_restore() -> None:
@@ -60,9 +67,11 @@ def test_snapshots_are_stored_compressed_and_plain_version_4_ones_still_restore(
     seen = RecentSeqs.from_json({"GW1": [[n, 1.5 + n] for n in range(20)]})
     snap = SiteSnapshot(state, (), seen, 123_456)
     stored, plain = snap.to_bytes(), snap.to_plain_bytes()
-    assert stored[:5] == b"RWSS\x05" and plain[:5] == b"RWSS\x04"
+    assert stored[:5] == b"RWSS\x06" and plain[:5] == b"RWSS\x04"
     assert len(stored) < len(plain) / 3
     assert SiteSnapshot.from_bytes(stored) == SiteSnapshot.from_bytes(plain) == snap
+    # what builds before LZ4 stored (version 5, zlib) restores the same
+    assert SiteSnapshot.from_bytes(_compressed(plain)) == snap
 
 
 def _sized_json(doc: bytes) -> bytes:
@@ -108,6 +117,11 @@ def test_version_1_snapshots_still_restore_with_an_empty_window() -> None:
         _compressed(SiteSnapshot(b"abc", ()).to_bytes()),  # compressed twice: it must hold version 4
         struct.pack("<4sBI", b"RWSS", 5, 1 << 30) + zlib.compress(b"\x00" * 100),  # claims 1 GiB
         struct.pack("<4sBI", b"RWSS", 5, 3) + b"not zlib",
+        _lz4(SiteSnapshot(b"abc", ()).to_plain_bytes(), length_change=-1),
+        _lz4(SiteSnapshot(b"abc", ()).to_plain_bytes(), length_change=+1),
+        _lz4(SiteSnapshot(b"abc", ()).to_bytes()),  # compressed twice
+        _lz4(b"\x00" * 100)[:5] + struct.pack("<I", 1 << 30) + _lz4(b"\x00" * 100)[9:],  # claims 1 GiB
+        struct.pack("<4sBI", b"RWSS", 6, 3) + b"not lz4",
     ],
 )
 def test_unreadable_snapshots_raise_snapshot_error(raw: bytes) -> None:
@@ -186,7 +200,7 @@ def test_open_minutes_taken_as_numpy_columns_encode_as_their_tuples_do() -> None
     )
     raw = SiteSnapshot(b"st", (), None, 3, as_arrays).to_bytes()
     assert raw == SiteSnapshot(b"st", (), None, 3, as_tuples).to_bytes()
-    assert b'["S-a","S-b","S-c","S-d"]' in zlib.decompress(raw[9:])
+    assert b'["S-a","S-b","S-c","S-d"]' in lz4.block.decompress(raw[9:], uncompressed_size=1 << 16)
     assert SiteSnapshot.from_bytes(raw).minutes == as_tuples
     no_minutes = SiteSnapshot(b"st", (), None, 3, ()).to_bytes()
     assert SiteSnapshot.from_bytes(no_minutes).minutes == ()
