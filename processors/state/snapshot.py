@@ -37,7 +37,6 @@ Version 1 (still read): magic | version | state length | state | JSON list of op
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -48,6 +47,7 @@ import orjson
 
 from processors.state.seen import RecentSeqs
 from riskwatch.errors import RiskwatchError
+from riskwatch.wire.compressed import inflate_zlib, unblock_lz4
 from riskwatch.wire.transitions import Cause, CauseItem, Transition
 
 MAGIC = b"RWSS"
@@ -124,7 +124,7 @@ class SiteSnapshot(NamedTuple):
                     f"not a site snapshot of version {READABLE} (magic {magic!r}, version {version})"
                 )
             if version in (_ZLIB, VERSION):
-                raw = _inflate(raw, size) if version == _ZLIB else _unblock(raw, size)
+                raw = _decompress(version, raw, size)
                 magic, version, size = _HEAD.unpack_from(raw)
                 if magic != MAGIC or version != _PLAIN:
                     raise SnapshotError(f"compressed site snapshot holds version {version}, not {_PLAIN}")
@@ -171,31 +171,15 @@ class SiteSnapshot(NamedTuple):
             raise SnapshotError(f"unreadable site snapshot: {exc}") from exc
 
 
-def _inflate(raw: bytes, size: int) -> bytes:
-    """The body of a compressed snapshot, which must inflate to exactly `size` bytes (≤ MAX_INFLATED)."""
+def _decompress(version: int, raw: bytes, size: int) -> bytes:
+    """The plain snapshot inside a compressed one, which must be exactly `size` bytes (≤ MAX_INFLATED)."""
+    what = "compressed site snapshot"
     if size > MAX_INFLATED:
-        raise SnapshotError(f"compressed site snapshot claims {size} bytes, more than {MAX_INFLATED}")
-    inflater = zlib.decompressobj()
-    try:
-        plain = inflater.decompress(raw[_HEAD.size :], size + 1)
-    except zlib.error as exc:
-        raise SnapshotError(f"compressed site snapshot does not inflate: {exc}") from exc
-    if len(plain) != size or not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
-        raise SnapshotError(f"compressed site snapshot inflates to other than its {size} bytes")
-    return plain
-
-
-def _unblock(raw: bytes, size: int) -> bytes:
-    """The body of an LZ4 snapshot, which must decompress to exactly `size` bytes (≤ MAX_INFLATED)."""
-    if size > MAX_INFLATED:
-        raise SnapshotError(f"compressed site snapshot claims {size} bytes, more than {MAX_INFLATED}")
-    try:
-        plain: bytes = lz4.block.decompress(raw[_HEAD.size :], uncompressed_size=size)
-    except lz4.block.LZ4BlockError as exc:
-        raise SnapshotError(f"compressed site snapshot does not decompress: {exc}") from exc
-    if len(plain) != size:
-        raise SnapshotError(f"compressed site snapshot inflates to other than its {size} bytes")
-    return plain
+        raise SnapshotError(f"{what} claims {size} bytes, more than {MAX_INFLATED}")
+    body = memoryview(raw)[_HEAD.size :]
+    if version == _ZLIB:
+        return inflate_zlib(body, size, what, SnapshotError, exact=True)
+    return unblock_lz4(body, size, size, what, SnapshotError)
 
 
 def _sized(raw: bytes) -> tuple[bytes, bytes]:

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from riskwatch.errors import RiskwatchError
+from riskwatch.wire.compressed import inflate_zlib, unblock_lz4
 from riskwatch.wire.readings import QUALITY_DTYPE, SENSOR_DTYPE, TS_DTYPE, VALUE_DTYPE, Readings
 
 MAGIC = b"RWTB"
@@ -264,40 +265,14 @@ def decode(raw: bytes) -> TelemetryBatch:
 
 
 def _inflate(body: bytes, limit: int) -> bytes:
-    """The decompressed body, refused if it is longer than `limit` or followed by anything."""
-    inflater = zlib.decompressobj()
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BatchDecodeError(f"telemetry batch body does not decompress: {exc}") from exc
-    if len(out) > limit:
-        raise BatchDecodeError(
-            f"telemetry batch body decompresses to more than the {limit} bytes it can hold"
-        )
-    if not inflater.eof:
-        raise BatchDecodeError("telemetry batch body does not decompress: truncated zlib stream")
-    if inflater.unused_data:
-        raise BatchDecodeError(f"telemetry batch has {len(inflater.unused_data)} bytes after its body")
-    return out
+    return inflate_zlib(body, limit, "telemetry batch body", BatchDecodeError)
 
 
 def _unblock(body: bytes, limit: int) -> bytes:
-    """The LZ4 block's content, refused if its stated size is over `limit` (checked before anything is
-    allocated) or if the block does not decompress to exactly that size with nothing after it."""
     if len(body) < _U32.size:
         raise BatchDecodeError("telemetry batch truncated before its LZ4 body's size")
     size = _U32.unpack_from(body)[0]
-    if size > limit:
-        raise BatchDecodeError(
-            f"telemetry batch body claims {size} bytes, more than the {limit} bytes it can hold"
-        )
-    try:
-        out: bytes = lz4.block.decompress(body)
-    except lz4.block.LZ4BlockError as exc:
-        raise BatchDecodeError(f"telemetry batch body does not decompress: {exc}") from exc
-    if len(out) != size:
-        raise BatchDecodeError(f"telemetry batch body decompresses to {len(out)} bytes, not {size}")
-    return out
+    return unblock_lz4(memoryview(body)[_U32.size :], size, limit, "telemetry batch body", BatchDecodeError)
 
 
 def _id_table(reader: _Reader) -> DecodedIds:

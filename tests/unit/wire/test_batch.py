@@ -230,7 +230,7 @@ def test_an_empty_id_table_and_bytes_after_the_zlib_stream() -> None:
     empty = encode("S", "f", [], Readings.empty(), IDS)
     assert dict(decode(empty).sensor_ids) == {}
     raw = encode("S", "f", [], _sample(), IDS, compress="zlib")
-    with pytest.raises(BatchDecodeError, match="after its body"):
+    with pytest.raises(BatchDecodeError, match="bytes after its compressed stream"):
         decode(raw + b"\x00")
     with pytest.raises(BatchDecodeError, match="does not decompress"):
         decode(encode("S", "f", [], _sample(), IDS, compress="lz4") + b"\x00")
